@@ -1,0 +1,39 @@
+// An owning file descriptor. Both sides. Closing never retries on EINTR (Linux releases
+// the descriptor even when close() reports EINTR).
+#ifndef VOW_BASE_UNIQUE_FD_H_
+#define VOW_BASE_UNIQUE_FD_H_
+
+namespace vow {
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    if (this != &other) reset(other.release());
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  explicit operator bool() const { return valid(); }
+  // Gives up ownership; the caller closes the fd.
+  [[nodiscard]] int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  // Closes the held fd (if any) and takes `fd`. Async-signal-safe.
+  void reset(int fd = -1);
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace vow
+
+#endif  // VOW_BASE_UNIQUE_FD_H_
