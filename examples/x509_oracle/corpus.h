@@ -1,0 +1,51 @@
+// Test support (testonly): generates, with the OpenSSL API, a corpus of certificate
+// chains and the verdict each must get, for the oracle's tests and benchmarks: the
+// in-process half of the differential test here, the sandboxed half in the lead's.
+// Trusted side: runs in the test process; aborts on any OpenSSL failure (a broken
+// test environment, never hostile input).
+#ifndef VOW_EXAMPLES_X509_ORACLE_CORPUS_H_
+#define VOW_EXAMPLES_X509_ORACLE_CORPUS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "examples/x509_oracle/verify.h"
+
+namespace vow::x509 {
+
+// The validation time of every corpus entry: 2025-01-01T00:00:00Z. Certificates that
+// should be valid are valid 2024-01-01..2026-01-01 (CAs 2020..2040).
+inline constexpr int64_t kCorpusTime = 1735689600;
+
+struct CorpusEntry {
+  std::string name;
+  VerifyRequest request;
+  bool expect_valid = false;
+  // OpenSSL's X509_V_* code (X509_V_OK when valid) and the depth it is reported at
+  // (-1 when valid). Ignored when expect_input_error.
+  int expect_error = 0;
+  int expect_depth = -1;
+  // The request must be refused as unusable input (Verdict::input_error non-empty).
+  bool expect_input_error = false;
+};
+
+// A fresh corpus (new keys every call; takes a few milliseconds). Covers: valid chain
+// (PEM, DER leaf + untrusted intermediate, IPv4, IPv6, client), expired leaf,
+// not-yet-valid leaf, wrong host, wrong IP, untrusted self-signed, missing
+// intermediate, corrupted signature, name-constraint violation, path length exceeded,
+// wrong EKU (both directions), garbage input.
+std::vector<CorpusEntry> MakeCorpus();
+
+// Root, intermediate and leaf (for www.example.com) PEMs of a fresh valid chain, for
+// tests that need certificates of their own (e.g. hostile-input tests).
+struct ValidChainPems {
+  std::string root;
+  std::string intermediate;
+  std::string leaf;
+};
+ValidChainPems MakeValidChain();
+
+}  // namespace vow::x509
+
+#endif  // VOW_EXAMPLES_X509_ORACLE_CORPUS_H_
