@@ -28,6 +28,22 @@ int CheckFraming(const void* data, size_t bytes) {
   return 0;
 }
 
-void MessageArena::Reset() { memset(words_, 0, sizeof(words_)); }
+MessageArena::MessageArena() { memset(words_, 0, sizeof(words_)); }
+
+void MessageArena::Reset() {
+  memset(words_, 0, dirty_words_ * sizeof(capnp::word));
+  dirty_words_ = 0;
+}
+
+void MessageArena::MarkUsed(capnp::MessageBuilder& builder) {
+  size_t used = kMaxMessageWords;
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+    auto segments = builder.getSegmentsForOutput();
+    if (segments.size() == 1 && segments[0].begin() == words_) used = segments[0].size();
+  })) {
+    (void)e;
+  }
+  if (used > dirty_words_) dirty_words_ = used;
+}
 
 }  // namespace vow

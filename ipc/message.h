@@ -37,13 +37,19 @@ int CheckFraming(const void* data, size_t bytes);
 // Storage for building one outgoing message without touching the heap: a zeroed first
 // segment big enough for any message vow sends. Use with capnp::MallocMessageBuilder's
 // (firstSegment) constructor; call Reset() before building the next message.
-// Not thread-safe; one arena per thread of use.
+// Reset() zeroes only what the previous message used (MarkUsed), so a small request costs
+// a small memset. Not thread-safe; one arena per thread of use. Async-signal-safe.
 class MessageArena {
  public:
+  MessageArena();
   kj::ArrayPtr<capnp::word> segment() { return kj::arrayPtr(words_, kMaxMessageWords); }
+  // Zeroes the words the last message used; call before building the next message.
   void Reset();
+  // Records how much of the segment `builder` (built on segment()) has used.
+  void MarkUsed(capnp::MessageBuilder& builder);
 
  private:
+  size_t dirty_words_ = 0;
   alignas(8) capnp::word words_[kMaxMessageWords];
 };
 

@@ -105,4 +105,5 @@ struct Filter {
   maxOpenFds @2 :UInt32;      # RLIMIT_NOFILE; 0 = leave as is
   cpuSeconds @3 :UInt32;      # RLIMIT_CPU; 0 = leave as is
   memoryBytes @4 :UInt64;     # RLIMIT_AS; 0 = leave as is
+  trapReporter @5 :Bool;      # penalty trap: install the SIGSYS reporter first
 }

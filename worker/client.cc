@@ -1,0 +1,200 @@
+#include "worker/client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "base/syscall.h"
+#include "capnp/serialize.h"
+#include "ipc/protocol.capnp.h"
+
+namespace vow {
+
+Client::Client(int channel_fd) : channel_fd_(channel_fd), channel_(UniqueFd(channel_fd)) {
+  reason_[0] = '\0';
+}
+
+Client::~Client() { (void)channel_.release(); }
+
+int Client::Exchange(capnp::MessageBuilder& request, uint64_t id, int64_t* seconds,
+                     uint32_t* nanos) {
+  reason_len_ = 0;
+  int rc = channel_.Send(request);
+  arena_.MarkUsed(request);
+  if (rc < 0) return rc;
+  for (;;) {
+    int fds[kMaxFdsPerMessage];
+    int nfds = 0;
+    int n = channel_.Receive(receive_buffer_, sizeof(receive_buffer_), fds,
+                             kMaxFdsPerMessage, &nfds);
+    if (n == 0) return -ECONNRESET;  // the broker is gone
+    if (n < 0) return n;
+    int attached = nfds == 1 ? fds[0] : -1;
+    if (CheckFraming(receive_buffer_, n) != 0) {
+      if (attached >= 0) ::close(attached);
+      return -EBADMSG;
+    }
+    int result = -EBADMSG;
+    bool matched = false;
+    // The broker is trusted, but a broken message must not become an exception escaping
+    // into worker code (or a signal handler): any decoding failure is -EBADMSG.
+    KJ_IF_MAYBE(exception, kj::runCatchingExceptions([&] {
+      capnp::FlatArrayMessageReader reader(
+          kj::arrayPtr(receive_buffer_, static_cast<size_t>(n) / sizeof(capnp::word)),
+          ReaderLimits());
+      auto response = reader.getRoot<wire::Response>();
+      if (response.getId() != id) return;  // a stale answer; keep waiting
+      matched = true;
+      switch (response.which()) {
+        case wire::Response::FD:
+          if (attached >= 0) {
+            result = attached;
+            attached = -1;
+          } else {
+            result = -EPROTO;
+          }
+          break;
+        case wire::Response::ERROR: {
+          auto error = response.getError();
+          int err = error.getErrno();
+          result = (err > 0 && err < 4096) ? -err : -EPROTO;
+          auto reason = error.getReason();
+          reason_len_ = reason.size() < sizeof(reason_) - 1 ? reason.size() : sizeof(reason_) - 1;
+          memcpy(reason_, reason.begin(), reason_len_);
+          reason_[reason_len_] = '\0';
+          break;
+        }
+        case wire::Response::TIME:
+          if (seconds != nullptr && nanos != nullptr) {
+            *seconds = response.getTime().getSeconds();
+            *nanos = response.getTime().getNanos();
+            result = 0;
+          } else {
+            result = -EPROTO;
+          }
+          break;
+        default:
+          result = -EPROTO;
+      }
+    })) {
+      (void)exception;
+      result = -EBADMSG;
+      matched = true;
+    }
+    if (attached >= 0) ::close(attached);
+    if (matched) return result;
+  }
+}
+
+absl::Status Client::ErrorStatus(int err, absl::string_view call) const {
+  absl::Status status = ErrnoStatus(err, call);
+  if (reason_len_ == 0) return status;
+  absl::Status with_reason(status.code(), absl::StrCat(status.message(), ": ", last_reason()));
+  with_reason.SetPayload("vow/errno", *status.GetPayload("vow/errno"));
+  return with_reason;
+}
+
+int Client::OpenRaw(const char* path, size_t path_len, int flags, mode_t mode) {
+  arena_.Reset();
+  capnp::MallocMessageBuilder builder(arena_.segment());
+  auto request = builder.initRoot<wire::Request>();
+  uint64_t id = next_id_++;
+  request.setId(id);
+  auto open = request.initOpen();
+  open.setPath(kj::arrayPtr(reinterpret_cast<const kj::byte*>(path), path_len));
+  open.setFlags(static_cast<uint32_t>(flags));
+  open.setMode(static_cast<uint32_t>(mode));
+  return Exchange(builder, id, nullptr, nullptr);
+}
+
+absl::StatusOr<UniqueFd> Client::Open(absl::string_view path, int flags, mode_t mode) {
+  int fd = OpenRaw(path.data(), path.size(), flags, mode);
+  if (fd < 0) return ErrorStatus(-fd, absl::StrCat("open ", path));
+  return UniqueFd(fd);
+}
+
+int Client::ConnectInetRaw(bool udp, const void* address, size_t address_len, uint16_t port) {
+  arena_.Reset();
+  capnp::MallocMessageBuilder builder(arena_.segment());
+  auto request = builder.initRoot<wire::Request>();
+  uint64_t id = next_id_++;
+  request.setId(id);
+  auto connect = request.initConnect();
+  connect.setTransport(udp ? wire::Connect::Transport::UDP : wire::Connect::Transport::TCP);
+  connect.setAddress(kj::arrayPtr(static_cast<const kj::byte*>(address), address_len));
+  connect.setPort(port);
+  return Exchange(builder, id, nullptr, nullptr);
+}
+
+namespace {
+// Parses an IPv4 or IPv6 literal into network-order bytes; returns the length or 0.
+size_t ParseAddress(absl::string_view text, unsigned char out[16]) {
+  char buf[INET6_ADDRSTRLEN + 1];
+  if (text.size() >= sizeof(buf)) return 0;
+  memcpy(buf, text.data(), text.size());
+  buf[text.size()] = '\0';
+  if (inet_pton(AF_INET, buf, out) == 1) return 4;
+  if (inet_pton(AF_INET6, buf, out) == 1) return 16;
+  return 0;
+}
+}  // namespace
+
+absl::StatusOr<UniqueFd> Client::ConnectTcp(absl::string_view address, uint16_t port) {
+  unsigned char bytes[16];
+  size_t len = ParseAddress(address, bytes);
+  if (len == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("not an IP address: ", address));
+  }
+  int fd = ConnectInetRaw(false, bytes, len, port);
+  if (fd < 0) return ErrorStatus(-fd, absl::StrCat("connect tcp ", address, ":", port));
+  return UniqueFd(fd);
+}
+
+absl::StatusOr<UniqueFd> Client::ConnectUdp(absl::string_view address, uint16_t port) {
+  unsigned char bytes[16];
+  size_t len = ParseAddress(address, bytes);
+  if (len == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("not an IP address: ", address));
+  }
+  int fd = ConnectInetRaw(true, bytes, len, port);
+  if (fd < 0) return ErrorStatus(-fd, absl::StrCat("connect udp ", address, ":", port));
+  return UniqueFd(fd);
+}
+
+absl::StatusOr<UniqueFd> Client::ConnectUnix(absl::string_view path) {
+  arena_.Reset();
+  capnp::MallocMessageBuilder builder(arena_.segment());
+  auto request = builder.initRoot<wire::Request>();
+  uint64_t id = next_id_++;
+  request.setId(id);
+  auto connect = request.initConnect();
+  connect.setTransport(wire::Connect::Transport::UNIX);
+  connect.setPath(kj::arrayPtr(reinterpret_cast<const kj::byte*>(path.data()), path.size()));
+  int fd = Exchange(builder, id, nullptr, nullptr);
+  if (fd < 0) return ErrorStatus(-fd, absl::StrCat("connect unix ", path));
+  return UniqueFd(fd);
+}
+
+int Client::NowRaw(int64_t* seconds, uint32_t* nanos) {
+  arena_.Reset();
+  capnp::MallocMessageBuilder builder(arena_.segment());
+  auto request = builder.initRoot<wire::Request>();
+  uint64_t id = next_id_++;
+  request.setId(id);
+  request.initClock();
+  return Exchange(builder, id, seconds, nanos);
+}
+
+absl::StatusOr<absl::Time> Client::Now() {
+  int64_t seconds = 0;
+  uint32_t nanos = 0;
+  int rc = NowRaw(&seconds, &nanos);
+  if (rc < 0) return ErrorStatus(-rc, "clock");
+  return absl::FromUnixSeconds(seconds) + absl::Nanoseconds(nanos);
+}
+
+}  // namespace vow

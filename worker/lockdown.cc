@@ -1,0 +1,329 @@
+#include "worker/lockdown.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "capnp/serialize.h"
+#include "ipc/channel.h"
+#include "ipc/message.h"
+#include "ipc/protocol.capnp.h"
+#include "policies/seccomp_loader.h"
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+namespace vow {
+namespace {
+
+// Buffers for the lock-down handshake and for the SIGSYS reporter. Static: a worker is
+// one process, and neither path may touch the heap.
+MessageArena g_handshake_arena;
+alignas(8) capnp::word g_handshake_buffer[kMaxMessageWords];
+MessageArena g_trap_arena;
+std::atomic<bool> g_trap_busy{false};
+int g_trap_channel_fd = -1;
+// The program an exec'd worker receives from the broker.
+constexpr size_t kMaxProgramLen = 4096;  // BPF_MAXINSNS
+sock_filter g_exec_program[kMaxProgramLen];
+
+int Errno() { return errno != 0 ? errno : EIO; }
+
+int CloseAllBut(int keep) {
+  // Closes [3, keep) and (keep, max]. close_range exists since Linux 5.9.
+  auto close_range = [](unsigned lo, unsigned hi) -> int {
+    if (lo > hi) return 0;
+    if (syscall(SYS_close_range, lo, hi, 0) == 0) return 0;
+    if (errno != ENOSYS) return -Errno();
+    // Fallback for old kernels: close one by one up to the fd limit.
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -Errno();
+    unsigned top = rl.rlim_cur == RLIM_INFINITY ? 1u << 20 : static_cast<unsigned>(rl.rlim_cur);
+    for (unsigned fd = lo; fd <= hi && fd < top; ++fd) close(static_cast<int>(fd));
+    return 0;
+  };
+  int rc = close_range(3, static_cast<unsigned>(keep) - 1);
+  if (rc != 0) return rc;
+  return close_range(static_cast<unsigned>(keep) + 1, ~0u);
+}
+
+int SetLimit(int resource, uint64_t value) {
+  struct rlimit rl;
+  rl.rlim_cur = value;
+  rl.rlim_max = value;
+  if (setrlimit(resource, &rl) != 0) return -Errno();
+  return 0;
+}
+
+// The SIGSYS reporter (penalty trap). Sends what the kernel refused to the broker, then
+// makes the refused call return -EPERM. Uses sendmsg only.
+void SigsysReporter(int, siginfo_t* info, void* context) {
+  int saved_errno = errno;
+  ucontext_t* uc = static_cast<ucontext_t*>(context);
+  uint64_t args[6] = {0, 0, 0, 0, 0, 0};
+#if defined(__x86_64__)
+  const greg_t* r = uc->uc_mcontext.gregs;
+  args[0] = r[REG_RDI];
+  args[1] = r[REG_RSI];
+  args[2] = r[REG_RDX];
+  args[3] = r[REG_R10];
+  args[4] = r[REG_R8];
+  args[5] = r[REG_R9];
+#elif defined(__aarch64__)
+  for (int i = 0; i < 6; ++i) args[i] = uc->uc_mcontext.regs[i];
+#endif
+  bool expected = false;
+  if (g_trap_channel_fd >= 0 && g_trap_busy.compare_exchange_strong(expected, true)) {
+    g_trap_arena.Reset();
+    {
+      capnp::MallocMessageBuilder builder(g_trap_arena.segment());
+      auto request = builder.initRoot<wire::Request>();
+      request.setId(0);
+      auto violation = request.initViolation();
+      violation.setSyscall(info->si_syscall);
+      violation.setArch(info->si_arch);
+      auto list = violation.initArgs(6);
+      for (unsigned i = 0; i < 6; ++i) list.set(i, args[i]);
+      Channel channel{UniqueFd(g_trap_channel_fd)};
+      (void)channel.Send(builder);
+      (void)channel.release();
+      g_trap_arena.MarkUsed(builder);
+    }
+    g_trap_busy.store(false);
+  }
+#if defined(__x86_64__)
+  uc->uc_mcontext.gregs[REG_RAX] = -EPERM;
+#elif defined(__aarch64__)
+  uc->uc_mcontext.regs[0] = static_cast<uint64_t>(-EPERM);
+#endif
+  errno = saved_errno;
+}
+
+// Sends hello (with the listener, if any) and waits for the broker's reply.
+int Hello(int channel_fd, int listener_fd) {
+  Channel channel{UniqueFd(channel_fd)};
+  int result = 0;
+  {
+    g_handshake_arena.Reset();
+    capnp::MallocMessageBuilder builder(g_handshake_arena.segment());
+    auto request = builder.initRoot<wire::Request>();
+    request.setId(0);
+    auto hello = request.initHello();
+    hello.setVersion(wire::PROTOCOL_VERSION);
+    hello.setListenerAttached(listener_fd >= 0);
+    result = channel.Send(builder, listener_fd);
+    g_handshake_arena.MarkUsed(builder);
+  }
+  if (result == 0) {
+    int fds[kMaxFdsPerMessage];
+    int nfds = 0;
+    int n = channel.Receive(g_handshake_buffer, sizeof(g_handshake_buffer), fds,
+                            kMaxFdsPerMessage, &nfds);
+    for (int i = 0; i < nfds; ++i) close(fds[i]);
+    if (n == 0) {
+      result = -ECONNRESET;
+    } else if (n < 0) {
+      result = n;
+    } else if (nfds != 0 || CheckFraming(g_handshake_buffer, n) != 0) {
+      result = -EPROTO;
+    } else {
+      result = -EPROTO;
+      KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+        capnp::FlatArrayMessageReader reader(
+            kj::arrayPtr(g_handshake_buffer, static_cast<size_t>(n) / 8), ReaderLimits());
+        auto response = reader.getRoot<wire::Response>();
+        if (response.isHello() && response.getHello().getVersion() == wire::PROTOCOL_VERSION) {
+          result = 0;
+        } else if (response.isError()) {
+          int err = response.getError().getErrno();
+          result = (err > 0 && err < 4096) ? -err : -EPROTO;
+        }
+      })) {
+        (void)e;
+      }
+    }
+  }
+  (void)channel.release();
+  return result;
+}
+
+void WriteStderr(const char* a, const char* b, int err) {
+  char line[256];
+  size_t len = 0;
+  auto append = [&](const char* s) {
+    while (*s != '\0' && len < sizeof(line) - 2) line[len++] = *s++;
+  };
+  append("vow: worker lock-down failed at ");
+  append(a);
+  append(b);
+  append(": ");
+  append(strerrordesc_np(err) != nullptr ? strerrordesc_np(err) : "unknown error");
+  line[len++] = '\n';
+  (void)!write(STDERR_FILENO, line, len);
+}
+
+}  // namespace
+
+int LockDown(const LockdownSpec& spec, const char** failed_step) {
+  const char* unused;
+  if (failed_step == nullptr) failed_step = &unused;
+  int rc;
+  // 1. Descriptors.
+  *failed_step = "stdio";
+  for (int i = 0; i < 3; ++i) {
+    if (spec.keep_stdio[i]) continue;
+    int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null_fd < 0) return -Errno();
+    if (null_fd != i) {
+      if (dup2(null_fd, i) < 0) return -Errno();  // dup2 clears FD_CLOEXEC on i
+      close(null_fd);
+    } else if (fcntl(i, F_SETFD, 0) != 0) {
+      return -Errno();
+    }
+  }
+  *failed_step = "close_range";
+  if (spec.channel_fd < 3) return -EBADF;
+  if ((rc = CloseAllBut(spec.channel_fd)) != 0) return rc;
+
+  // 2. Process attributes.
+  *failed_step = "PR_SET_PDEATHSIG";
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return -Errno();
+  // The broker may have died between fork and prctl; then nobody would kill us.
+  if (spec.broker_pid != 0 && getppid() != spec.broker_pid) return -ESRCH;
+  *failed_step = "PR_SET_DUMPABLE";
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return -Errno();
+  *failed_step = "PR_SET_NO_NEW_PRIVS";
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -Errno();
+
+  // 3. Limits.
+  *failed_step = "RLIMIT_CORE";
+  if ((rc = SetLimit(RLIMIT_CORE, 0)) != 0) return rc;
+  if (spec.max_open_fds != 0) {
+    *failed_step = "RLIMIT_NOFILE";
+    if ((rc = SetLimit(RLIMIT_NOFILE, spec.max_open_fds)) != 0) return rc;
+  }
+  if (spec.cpu_seconds != 0) {
+    *failed_step = "RLIMIT_CPU";
+    if ((rc = SetLimit(RLIMIT_CPU, spec.cpu_seconds)) != 0) return rc;
+  }
+  if (spec.memory_bytes != 0) {
+    *failed_step = "RLIMIT_AS";
+    if ((rc = SetLimit(RLIMIT_AS, spec.memory_bytes)) != 0) return rc;
+  }
+
+  // 4. Seccomp.
+  if (spec.trap_reporter) {
+    *failed_step = "SIGSYS reporter";
+    g_trap_channel_fd = spec.channel_fd;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = SigsysReporter;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGSYS, &sa, nullptr) != 0) return -Errno();
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGSYS);
+    if (sigprocmask(SIG_UNBLOCK, &set, nullptr) != 0) return -Errno();
+  }
+  *failed_step = "seccomp";
+  if (spec.program == nullptr || spec.program_len == 0) return -EINVAL;
+  PatchSelfPid(spec.program, spec.program_len, static_cast<uint32_t>(getpid()));
+  int listener = -1;
+  rc = LoadSeccompProgram(spec.program, spec.program_len,
+                          spec.needs_listener ? &listener : nullptr);
+  if (rc != 0) return rc;
+
+  // 5. Hello. From here on every syscall is under the filter.
+  *failed_step = "hello";
+  rc = Hello(spec.channel_fd, listener);
+  if (listener >= 0) close(listener);
+  if (rc != 0) return rc;
+  *failed_step = nullptr;
+  return 0;
+}
+
+int LockDownExecWorker() {
+  int channel_fd = kWorkerChannelFd;
+  const char* env = getenv(kChannelFdEnv);
+  if (env != nullptr) channel_fd = atoi(env);
+  pid_t broker = 0;
+  if (const char* b = getenv("VOW_BROKER_PID"); b != nullptr) broker = atoi(b);
+  LockdownSpec spec;
+  spec.channel_fd = channel_fd;
+  spec.broker_pid = broker != 0 ? broker : getppid();
+
+  // Ask the broker for the program.
+  int rc = 0;
+  {
+    Channel channel{UniqueFd(channel_fd)};
+    g_handshake_arena.Reset();
+    capnp::MallocMessageBuilder builder(g_handshake_arena.segment());
+    auto request = builder.initRoot<wire::Request>();
+    request.setId(0);
+    request.setGetFilter();
+    rc = channel.Send(builder);
+    g_handshake_arena.MarkUsed(builder);
+    if (rc == 0) {
+      int fds[kMaxFdsPerMessage];
+      int nfds = 0;
+      int n = channel.Receive(g_handshake_buffer, sizeof(g_handshake_buffer), fds,
+                              kMaxFdsPerMessage, &nfds);
+      for (int i = 0; i < nfds; ++i) close(fds[i]);
+      if (n <= 0) {
+        rc = n == 0 ? -ECONNRESET : n;
+      } else if (nfds != 0 || CheckFraming(g_handshake_buffer, n) != 0) {
+        rc = -EPROTO;
+      } else {
+        rc = -EPROTO;
+        KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+          capnp::FlatArrayMessageReader reader(
+              kj::arrayPtr(g_handshake_buffer, static_cast<size_t>(n) / 8), ReaderLimits());
+          auto response = reader.getRoot<wire::Response>();
+          if (!response.isFilter()) return;
+          auto filter = response.getFilter();
+          auto program = filter.getProgram();
+          if (program.size() == 0 || program.size() % sizeof(sock_filter) != 0 ||
+              program.size() / sizeof(sock_filter) > kMaxProgramLen) {
+            return;
+          }
+          memcpy(g_exec_program, program.begin(), program.size());
+          spec.program = g_exec_program;
+          spec.program_len = program.size() / sizeof(sock_filter);
+          spec.needs_listener = filter.getNeedsListener();
+          spec.trap_reporter = filter.getTrapReporter();
+          spec.max_open_fds = filter.getMaxOpenFds();
+          spec.cpu_seconds = filter.getCpuSeconds();
+          spec.memory_bytes = filter.getMemoryBytes();
+          rc = 0;
+        })) {
+          (void)e;
+        }
+      }
+    }
+    (void)channel.release();
+  }
+  if (rc != 0) {
+    WriteStderr("getFilter", "", -rc);
+    _exit(kLockdownFailedExit);
+  }
+  const char* step = nullptr;
+  rc = LockDown(spec, &step);
+  if (rc != 0) {
+    WriteStderr(step != nullptr ? step : "?", "", -rc);
+    _exit(kLockdownFailedExit);
+  }
+  return channel_fd;
+}
+
+}  // namespace vow

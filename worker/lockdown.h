@@ -1,0 +1,64 @@
+// The worker's lock-down sequence. Runs in the worker, before any untrusted byte is read.
+//
+// Order (DESIGN.md), each step checked, the first failure ends the sequence:
+//   1. stdio fds the spawn did not ask for become /dev/null (so a later fd can never land
+//      on 0/1/2 and receive a stray printf), then every fd except 0-2 and the channel is
+//      closed (close_range);
+//   2. PR_SET_PDEATHSIG(SIGKILL) and a check that the parent is still the broker,
+//      PR_SET_DUMPABLE 0, PR_SET_NO_NEW_PRIVS 1;
+//   3. rlimits from the policy (open fds, CPU, address space); RLIMIT_CORE 0;
+//   4. the SIGSYS reporter (penalty trap only), then the seccomp program, compiled by the
+//      broker before fork, loaded with TSYNC (and a user-notification listener for the
+//      kill/errno/log penalties);
+//   5. hello to the broker, carrying the listener; the broker's reply ends the sequence.
+// Only then does the worker's own code run.
+//
+// Async-signal-safe and heap-free (a forked child of a multithreaded broker may run it):
+// raw syscalls and the channel only. Returns 0 or -errno; on failure `*failed_step` names
+// the step (a static string).
+#ifndef VOW_WORKER_LOCKDOWN_H_
+#define VOW_WORKER_LOCKDOWN_H_
+
+#include <linux/filter.h>
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace vow {
+
+// The fd number the channel has in every worker (fork and exec alike).
+inline constexpr int kWorkerChannelFd = 3;
+// Exit code of a worker whose lock-down failed (the broker reports it as such).
+inline constexpr int kLockdownFailedExit = 121;
+// Environment variable naming the channel fd of an exec'd worker.
+inline constexpr char kChannelFdEnv[] = "VOW_CHANNEL_FD";
+
+struct LockdownSpec {
+  int channel_fd = kWorkerChannelFd;
+  // Which of stdin, stdout, stderr the spawn gave the worker; the others become /dev/null.
+  bool keep_stdio[3] = {true, true, true};
+  // The broker's pid: the worker refuses to run if its parent is already someone else.
+  pid_t broker_pid = 0;
+  // The finished seccomp program. Lock-down patches the self-pid placeholder in place.
+  sock_filter* program = nullptr;
+  size_t program_len = 0;
+  bool needs_listener = false;  // penalties kill, errno, log
+  bool trap_reporter = false;   // penalty trap: install the SIGSYS reporter
+  uint32_t max_open_fds = 0;    // 0: leave the limit as it is
+  uint32_t cpu_seconds = 0;
+  uint64_t memory_bytes = 0;
+};
+
+// Runs steps 1-5. See the file comment.
+int LockDown(const LockdownSpec& spec, const char** failed_step);
+
+// For a worker that is a separate binary: the first statement of main. Finds the channel
+// (fd kWorkerChannelFd or $VOW_CHANNEL_FD), asks the broker for its seccomp program and
+// limits, and runs LockDown(). On any failure it writes one line to stderr and exits
+// with kLockdownFailedExit: a worker never runs unlocked. Returns the channel fd.
+int LockDownExecWorker();
+
+}  // namespace vow
+
+#endif  // VOW_WORKER_LOCKDOWN_H_
