@@ -1,0 +1,390 @@
+#include "policies/promise_compiler.h"
+
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/seccomp.h>
+#include <seccomp.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <array>
+#include <bit>
+#include <cstdlib>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/unique_fd.h"
+#include "policies/promise_table.h"
+
+namespace vow {
+namespace {
+
+constexpr uint32_t kX32SyscallBit = 0x40000000;
+constexpr uint32_t kRetEnosys = SECCOMP_RET_ERRNO | ENOSYS;
+// libseccomp's tables reach a few hundred; this bounds the scan for the highest one.
+constexpr int kScanLimit = 1024;
+
+uint32_t ScmpArch(Arch arch) {
+  return arch == Arch::kX86_64 ? SCMP_ARCH_X86_64 : SCMP_ARCH_AARCH64;
+}
+
+// What libseccomp knows about an arch's numbering: the highest number it can name, and
+// the holes (inclusive ranges) below it.
+struct NumberSpace {
+  int max_known = -1;
+  std::vector<std::pair<int, int>> holes;
+};
+
+NumberSpace ScanNumberSpace(Arch arch) {
+  NumberSpace ns;
+  std::vector<bool> known(kScanLimit, false);
+  for (int nr = 0; nr < kScanLimit; ++nr) {
+    char* name = seccomp_syscall_resolve_num_arch(ScmpArch(arch), nr);
+    if (name != nullptr) {
+      known[nr] = true;
+      ns.max_known = nr;
+      free(name);
+    }
+  }
+  for (int nr = 0; nr <= ns.max_known; ++nr) {
+    if (known[nr]) continue;
+    int end = nr;
+    while (end + 1 <= ns.max_known && !known[end + 1]) ++end;
+    ns.holes.emplace_back(nr, end);
+    nr = end;
+  }
+  return ns;
+}
+
+const NumberSpace& NumberSpaceFor(Arch arch) {
+  static const NumberSpace* const spaces[2] = {
+      new NumberSpace(ScanNumberSpace(Arch::kX86_64)),
+      new NumberSpace(ScanNumberSpace(Arch::kAarch64)),
+  };
+  return *spaces[arch == Arch::kX86_64 ? 0 : 1];
+}
+
+sock_filter Stmt(uint16_t code, uint32_t k) { return sock_filter{code, 0, 0, k}; }
+sock_filter Jump(uint16_t code, uint32_t k, size_t at, size_t jt_target,
+                 size_t jf_target) {
+  return sock_filter{code, static_cast<uint8_t>(jt_target - at - 1),
+                     static_cast<uint8_t>(jf_target - at - 1), k};
+}
+
+// The hand-written prologue (see the header): foreign arch and x32 go on to libseccomp's
+// program (whose bad-arch action kills), unknown numbers return ENOSYS, everything else
+// goes on to libseccomp's program, which starts right after the prologue.
+std::vector<sock_filter> Prologue(Arch arch) {
+  const NumberSpace& ns = NumberSpaceFor(arch);
+  const bool x86 = arch == Arch::kX86_64;
+  const size_t n = 3 + (x86 ? 1 : 0) + 1 + 2 * ns.holes.size() + 1 + 1;
+  const size_t enosys = n - 1;  // index of `ret ENOSYS`
+  const size_t lib = n;         // first instruction of libseccomp's program
+  std::vector<sock_filter> p;
+  p.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)));
+  p.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, AuditArch(arch), p.size(), p.size() + 1, lib));
+  p.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)));
+  if (x86) {
+    p.push_back(Jump(BPF_JMP | BPF_JGE | BPF_K, kX32SyscallBit, p.size(), lib, p.size() + 1));
+  }
+  p.push_back(Jump(BPF_JMP | BPF_JGT | BPF_K, static_cast<uint32_t>(ns.max_known), p.size(),
+                   enosys, p.size() + 1));
+  for (const auto& [lo, hi] : ns.holes) {
+    const size_t next = p.size() + 2;
+    p.push_back(Jump(BPF_JMP | BPF_JGE | BPF_K, lo, p.size(), p.size() + 1, next));
+    p.push_back(Jump(BPF_JMP | BPF_JGT | BPF_K, hi, p.size(), next, enosys));
+  }
+  p.push_back(Stmt(BPF_JMP | BPF_JA, static_cast<uint32_t>(lib - p.size() - 1)));
+  p.push_back(Stmt(BPF_RET | BPF_K, kRetEnosys));
+  return p;
+}
+
+// libseccomp's rule API takes a NATIVE syscall number (a negative pseudo-number when
+// the host lacks the syscall) and translates it by name for each arch of the filter;
+// seccomp_rule_add_exact() on a foreign-arch filter would misread e.g. aarch64's 63
+// (read) as x86-64's 63 (uname). So rules are always added by native number.
+int RuleNumber(const std::string& name) { return seccomp_syscall_resolve_name(name.c_str()); }
+
+using ScmpCtx = std::unique_ptr<void, void (*)(scmp_filter_ctx)>;
+
+absl::Status ScmpError(int rc, absl::string_view what) {
+  return absl::InternalError(absl::StrCat("libseccomp ", what, ": error ", rc));
+}
+
+absl::StatusOr<std::vector<sock_filter>> ExportBpf(scmp_filter_ctx ctx) {
+  UniqueFd fd(memfd_create("vow-seccomp-bpf", MFD_CLOEXEC));
+  if (!fd) return absl::InternalError(absl::StrCat("memfd_create: errno ", errno));
+  int rc = seccomp_export_bpf(ctx, fd.get());
+  if (rc != 0) return ScmpError(rc, "seccomp_export_bpf");
+  const off_t size = lseek(fd.get(), 0, SEEK_END);
+  if (size < 0 || size % sizeof(sock_filter) != 0) {
+    return absl::InternalError("exported BPF has an odd size");
+  }
+  std::vector<sock_filter> code(size / sizeof(sock_filter));
+  size_t done = 0;
+  char* buf = reinterpret_cast<char*>(code.data());
+  while (done < static_cast<size_t>(size)) {
+    ssize_t got = pread(fd.get(), buf + done, size - done, done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return absl::InternalError("reading back the exported BPF failed");
+    done += got;
+  }
+  return code;
+}
+
+absl::StatusOr<BpfProgram> Compile(PromiseSet promises, Penalty penalty,
+                                   uint32_t violation_action, Arch arch) {
+  ScmpCtx ctx(seccomp_init(violation_action), seccomp_release);
+  if (ctx == nullptr) return absl::InternalError("seccomp_init failed");
+  const uint32_t token = ScmpArch(arch);
+  if (token != seccomp_arch_native()) {
+    int rc = seccomp_arch_add(ctx.get(), token);
+    if (rc != 0) return ScmpError(rc, "seccomp_arch_add");
+    rc = seccomp_arch_remove(ctx.get(), SCMP_ARCH_NATIVE);
+    if (rc != 0) return ScmpError(rc, "seccomp_arch_remove");
+  }
+  struct {
+    scmp_filter_attr attr;
+    uint32_t value;
+    bool required;
+  } const attrs[] = {
+      {SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS, true},
+      {SCMP_FLTATR_CTL_NNP, 0, true},    // the worker's lock-down sets NO_NEW_PRIVS
+      {SCMP_FLTATR_CTL_TSYNC, 0, true},  // the loader passes its own flags
+      {SCMP_FLTATR_CTL_OPTIMIZE, 2, false},  // binary tree, when supported
+  };
+  for (const auto& a : attrs) {
+    int rc = seccomp_attr_set(ctx.get(), a.attr, a.value);
+    if (rc != 0 && a.required) return ScmpError(rc, "seccomp_attr_set");
+  }
+
+  for (int i = 0; i < kPromiseCount; ++i) {
+    const Promise p = static_cast<Promise>(i);
+    if (!promises.contains(p)) continue;
+    for (const SyscallRule& rule : PromiseTableEntry(p).rules) {
+      if (seccomp_syscall_resolve_name_arch(token, rule.syscall.c_str()) < 0) {
+        continue;  // not on this arch (e.g. `open` on aarch64)
+      }
+      const int nr = RuleNumber(rule.syscall);
+      std::vector<scmp_arg_cmp> cmps;
+      for (const ArgCondition& c : rule.conditions) {
+        const uint64_t value = c.self_pid ? kSelfPidPlaceholder : c.value;
+        cmps.push_back(SCMP_CMP64(static_cast<unsigned>(c.arg), SCMP_CMP_MASKED_EQ,
+                                  c.mask, value));
+      }
+      int rc = seccomp_rule_add_array(ctx.get(), SCMP_ACT_ALLOW, nr, cmps.size(),
+                                      cmps.data());
+      if (rc != 0 && rc != -EEXIST) {
+        return ScmpError(rc, absl::StrCat("rule for ", rule.syscall, " (",
+                                          PromiseName(p), ")"));
+      }
+    }
+  }
+  for (const EnosysEntry& e : EnosysSyscalls()) {
+    if (seccomp_syscall_resolve_name_arch(token, e.syscall.c_str()) < 0) {
+      continue;  // unknown to libseccomp: the prologue answers ENOSYS
+    }
+    int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), RuleNumber(e.syscall), 0);
+    if (rc != 0) return ScmpError(rc, absl::StrCat("ENOSYS rule for ", e.syscall));
+  }
+
+  auto lib = ExportBpf(ctx.get());
+  if (!lib.ok()) return lib.status();
+  BpfProgram program;
+  program.penalty = penalty;
+  program.violation_action = violation_action;
+  program.code = Prologue(arch);
+  program.code.insert(program.code.end(), lib->begin(), lib->end());
+  if (program.code.size() > BPF_MAXINSNS) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("BPF program too long: ", program.code.size(), " instructions"));
+  }
+  return program;
+}
+
+}  // namespace
+
+Arch NativeArch() {
+#if defined(__x86_64__)
+  return Arch::kX86_64;
+#elif defined(__aarch64__)
+  return Arch::kAarch64;
+#else
+#error "vow supports x86-64 and aarch64 only"
+#endif
+}
+
+absl::string_view ArchName(Arch arch) {
+  return arch == Arch::kX86_64 ? "x86_64" : "aarch64";
+}
+
+std::optional<Arch> ArchFromName(absl::string_view name) {
+  if (name == "x86_64" || name == "x86-64" || name == "amd64") return Arch::kX86_64;
+  if (name == "aarch64" || name == "arm64") return Arch::kAarch64;
+  return std::nullopt;
+}
+
+uint32_t AuditArch(Arch arch) {
+  return arch == Arch::kX86_64 ? AUDIT_ARCH_X86_64 : AUDIT_ARCH_AARCH64;
+}
+
+bool BpfProgram::needs_listener() const {
+  return violation_action == SECCOMP_RET_USER_NOTIF;
+}
+
+absl::StatusOr<BpfProgram> CompilePromises(PromiseSet promises, Penalty penalty,
+                                           Arch arch) {
+  const uint32_t action = penalty == Penalty::kTrap ? SCMP_ACT_TRAP : SCMP_ACT_NOTIFY;
+  return Compile(promises, penalty, action, arch);
+}
+
+absl::StatusOr<BpfProgram> CompilePromisesWithAction(PromiseSet promises,
+                                                     uint32_t violation_action,
+                                                     Arch arch) {
+  if (violation_action == SCMP_ACT_ALLOW || violation_action == SCMP_ACT_ERRNO(ENOSYS)) {
+    return absl::InvalidArgumentError(
+        "a violation action must differ from ALLOW and ERRNO(ENOSYS)");
+  }
+  return Compile(promises, Penalty::kErrno, violation_action, arch);
+}
+
+absl::StatusOr<std::shared_ptr<const BpfProgram>> FilterCache::Get(PromiseSet promises,
+                                                                   Penalty penalty,
+                                                                   Arch arch) {
+  const Key key{promises.bits(), penalty, arch};
+  absl::MutexLock lock(&mu_);
+  auto it = programs_.find(key);
+  if (it != programs_.end()) return it->second;
+  // Compiled under the lock: concurrent first requests for one policy compile it once.
+  auto program = CompilePromises(promises, penalty, arch);
+  if (!program.ok()) return program.status();
+  auto shared = std::make_shared<const BpfProgram>(*std::move(program));
+  programs_.emplace(key, shared);
+  return shared;
+}
+
+std::string SyscallName(Arch arch, int nr) {
+  char* name = seccomp_syscall_resolve_num_arch(ScmpArch(arch), nr);
+  if (name == nullptr) return absl::StrCat("syscall_", nr);
+  std::string out(name);
+  free(name);
+  return out;
+}
+
+std::optional<int> SyscallNumber(Arch arch, absl::string_view name) {
+  const std::string n(name);
+  const int nr = seccomp_syscall_resolve_name_arch(ScmpArch(arch), n.c_str());
+  if (nr < 0) return std::nullopt;
+  return nr;
+}
+
+bool IsEnosysSyscall(absl::string_view name) {
+  for (const EnosysEntry& e : EnosysSyscalls()) {
+    if (e.syscall == name) return true;
+  }
+  return false;
+}
+
+PromiseSet PromisesAllowing(const SyscallEvent& event) {
+  PromiseSet out;
+  std::optional<Arch> arch;
+  if (event.audit_arch == AUDIT_ARCH_X86_64) arch = Arch::kX86_64;
+  if (event.audit_arch == AUDIT_ARCH_AARCH64) arch = Arch::kAarch64;
+  if (!arch.has_value() || event.nr < 0) return out;
+  if (*arch == Arch::kX86_64 && (static_cast<uint32_t>(event.nr) & kX32SyscallBit)) {
+    return out;
+  }
+  char* raw = seccomp_syscall_resolve_num_arch(ScmpArch(*arch), event.nr);
+  if (raw == nullptr) return out;
+  const std::string name(raw);
+  free(raw);
+  if (IsEnosysSyscall(name)) return out;
+  for (const PromiseEntry& entry : PromiseTable()) {
+    for (const SyscallRule& rule : entry.rules) {
+      if (rule.syscall == name && rule.Matches(event.args, event.pid)) {
+        out.insert(entry.promise);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+std::optional<Promise> PromiseAllowing(const SyscallEvent& event) {
+  const uint32_t bits = PromisesAllowing(event).bits();
+  if (bits == 0) return std::nullopt;
+  return static_cast<Promise>(std::countr_zero(bits));
+}
+
+namespace {
+std::string DescribeEvent(const SyscallEvent& e) {
+  std::optional<Arch> arch;
+  if (e.audit_arch == AUDIT_ARCH_X86_64) arch = Arch::kX86_64;
+  if (e.audit_arch == AUDIT_ARCH_AARCH64) arch = Arch::kAarch64;
+  const std::string name = arch.has_value() ? SyscallName(*arch, e.nr)
+                                            : absl::StrCat("syscall_", e.nr);
+  return absl::StrCat(name, "(", absl::StrJoin(e.args, ", ", [](std::string* out, uint64_t a) {
+                        absl::StrAppend(out, "0x", absl::Hex(a));
+                      }),
+                      ") audit_arch 0x", absl::Hex(e.audit_arch));
+}
+
+// True if set `a` is preferable to `b` (same size): it holds the earliest promise in
+// which they differ.
+bool EarlierInVocabulary(uint32_t a, uint32_t b) {
+  const uint32_t diff = a ^ b;
+  return diff != 0 && (a & (diff & -diff)) != 0;
+}
+}  // namespace
+
+absl::StatusOr<PromiseSet> MinimalPromises(absl::Span<const SyscallEvent> events) {
+  std::vector<uint32_t> needs;  // one mask of acceptable promises per event
+  for (const SyscallEvent& e : events) {
+    if (e.nr >= 0 && (e.audit_arch == AUDIT_ARCH_X86_64 || e.audit_arch == AUDIT_ARCH_AARCH64)) {
+      const Arch arch = e.audit_arch == AUDIT_ARCH_X86_64 ? Arch::kX86_64 : Arch::kAarch64;
+      if (IsEnosysSyscall(SyscallName(arch, e.nr))) continue;
+    }
+    const uint32_t mask = PromisesAllowing(e).bits();
+    if (mask == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("no promise allows ", DescribeEvent(e)));
+    }
+    needs.push_back(mask);
+  }
+  // Events with a single acceptable promise force it.
+  uint32_t forced = 0;
+  for (uint32_t m : needs) {
+    if (std::has_single_bit(m)) forced |= m;
+  }
+  std::vector<uint32_t> open;
+  uint32_t relevant = 0;
+  for (uint32_t m : needs) {
+    if ((m & forced) != 0) continue;
+    bool dup = false;
+    for (uint32_t o : open) dup |= (o == m);
+    if (!dup) open.push_back(m);
+    relevant |= m;
+  }
+  // Exact search over the subsets of the promises that still matter.
+  uint32_t best = relevant;
+  for (uint32_t sub = relevant;; sub = (sub - 1) & relevant) {
+    bool covers = true;
+    for (uint32_t m : open) {
+      if ((m & sub) == 0) {
+        covers = false;
+        break;
+      }
+    }
+    if (covers) {
+      const int n = std::popcount(sub), best_n = std::popcount(best);
+      if (n < best_n || (n == best_n && EarlierInVocabulary(sub, best))) best = sub;
+    }
+    if (sub == 0) break;
+  }
+  return PromiseSet::FromBits(forced | best);
+}
+
+}  // namespace vow

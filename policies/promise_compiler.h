@@ -1,0 +1,120 @@
+// Promises -> a finished seccomp-BPF program, via libseccomp. Runs in the broker (or any
+// trusted process) BEFORE fork: compiling costs hundreds of microseconds and allocates;
+// the worker only patches its pid in and loads the result (seccomp_loader.h).
+//
+// Shape of every program (for the architecture it was compiled for):
+//   1. a foreign audit arch (i386 `int 0x80` on x86-64, anything else) -> KILL_PROCESS;
+//      on x86-64, an x32 number (__X32_SYSCALL_BIT) -> KILL_PROCESS (libseccomp's
+//      bad-arch path);
+//   2. a number libseccomp 2.5.4 does not know for the arch (above the highest it
+//      knows, or in a hole of the table) -> ERRNO(ENOSYS);
+//   3. the ENOSYS list (EnosysSyscalls(): clone3, openat2, rseq, io_uring_*...) ->
+//      ERRNO(ENOSYS), whatever the penalty;
+//   4. a syscall some held promise allows with these arguments -> ALLOW;
+//   5. anything else (a known syscall no held promise allows, or an allowed syscall
+//      with refused arguments, e.g. ioctl TIOCSTI) -> the penalty's action:
+//      kKill/kErrno/kLog -> SECCOMP_RET_USER_NOTIF (the broker decides), kTrap ->
+//      SECCOMP_RET_TRAP (SIGSYS in the worker).
+// Steps 1-2 are a short hand-written prologue prepended to libseccomp's program,
+// because libseccomp sends an argument mismatch to the filter's default action: the
+// default must be the penalty, so "unknown number -> ENOSYS" cannot be the default.
+#ifndef VOW_POLICIES_PROMISE_COMPILER_H_
+#define VOW_POLICIES_PROMISE_COMPILER_H_
+
+#include <linux/filter.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "policies/policy.h"
+#include "policies/promises.h"
+
+namespace vow {
+
+enum class Arch { kX86_64, kAarch64 };
+Arch NativeArch();
+absl::string_view ArchName(Arch arch);  // "x86_64", "aarch64"
+std::optional<Arch> ArchFromName(absl::string_view name);
+uint32_t AuditArch(Arch arch);  // AUDIT_ARCH_X86_64 / AUDIT_ARCH_AARCH64
+
+struct BpfProgram {
+  std::vector<sock_filter> code;  // finished program, ready for SECCOMP_SET_MODE_FILTER
+  Penalty penalty = Penalty::kKill;
+  // The SECCOMP_RET_* action a violation gets (derived from `penalty`, or chosen by
+  // CompilePromisesWithAction()).
+  uint32_t violation_action = 0;
+  // True when violations are SECCOMP_RET_USER_NOTIF (kKill, kErrno, kLog): the loader
+  // must ask for a listener fd and the broker must serve it. Without a listener the
+  // kernel answers such syscalls with ENOSYS.
+  bool needs_listener() const;
+};
+
+[[nodiscard]] absl::StatusOr<BpfProgram> CompilePromises(PromiseSet promises,
+                                                         Penalty penalty,
+                                                         Arch arch = NativeArch());
+
+// As CompilePromises(), with an explicit seccomp action (SCMP_ACT_* / SECCOMP_RET_*
+// value, e.g. SCMP_ACT_ERRNO(EPERM)) for violations. For tests and tools that run
+// without a broker. Fails if `violation_action` is ALLOW or ERRNO(ENOSYS) (a violation
+// must be distinguishable). The result's `penalty` is kErrno.
+[[nodiscard]] absl::StatusOr<BpfProgram> CompilePromisesWithAction(
+    PromiseSet promises, uint32_t violation_action, Arch arch = NativeArch());
+
+// Thread-safe cache keyed by (promises, penalty, arch): each distinct policy is compiled
+// once; later calls share the program (immutable).
+class FilterCache {
+ public:
+  [[nodiscard]] absl::StatusOr<std::shared_ptr<const BpfProgram>> Get(
+      PromiseSet promises, Penalty penalty, Arch arch = NativeArch());
+
+ private:
+  using Key = std::tuple<uint32_t, Penalty, Arch>;
+  absl::Mutex mu_;
+  std::map<Key, std::shared_ptr<const BpfProgram>> programs_ ABSL_GUARDED_BY(mu_);
+};
+
+// "openat", or "syscall_999" when libseccomp does not know `nr` on `arch`.
+std::string SyscallName(Arch arch, int nr);
+// The number of `name` on `arch`, or nullopt if the arch has no such syscall.
+std::optional<int> SyscallNumber(Arch arch, absl::string_view name);
+
+// A syscall as the kernel reports it (seccomp_data / user notification / SIGSYS).
+struct SyscallEvent {
+  int nr = -1;
+  uint32_t audit_arch = 0;
+  uint64_t args[6] = {};
+  // The caller's pid, for "self" conditions of kill/tgkill; 0 = unknown (then such a
+  // call counts as a signal to another process, which needs proc).
+  uint32_t pid = 0;
+};
+
+// The single promise (first in vocabulary order) whose table entry allows this call
+// with these arguments, or nullopt ("no promise allows this": an always-denied syscall,
+// an ENOSYS-list syscall, a foreign arch or an unknown number). Uses the same table the
+// compiler compiles, so reports and the BPF agree.
+std::optional<Promise> PromiseAllowing(const SyscallEvent& event);
+// Every promise that would allow the event (bit per Promise).
+PromiseSet PromisesAllowing(const SyscallEvent& event);
+
+// Learning mode: the smallest promise set (ties: the one with the earliest promises in
+// vocabulary order) such that every event is allowed by one of its promises. Events on
+// the ENOSYS list are skipped (they need no promise). Exact (searches subsets of the
+// promises that matter). Error (InvalidArgument) naming the first event no promise
+// allows. The caller usually adds what the worker already holds (stdio).
+[[nodiscard]] absl::StatusOr<PromiseSet> MinimalPromises(
+    absl::Span<const SyscallEvent> events);
+
+// True if `name` is on the ENOSYS list.
+bool IsEnosysSyscall(absl::string_view name);
+
+}  // namespace vow
+
+#endif  // VOW_POLICIES_PROMISE_COMPILER_H_

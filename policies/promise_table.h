@@ -1,0 +1,77 @@
+// The promise table: for each promise, the syscalls it allows (by libseccomp NAME, so
+// each architecture resolves its own numbers and simply lacks the ones it does not
+// have, e.g. `open` and `poll` on aarch64) and the argument conditions under which it
+// allows them. This table IS the documentation of what a promise means: the compiler
+// (promise_compiler.h) turns it into seccomp-BPF, PromiseAllowing() evaluates it in C++
+// for reports, and `bazel run //policies:explain` prints it.
+//
+// Trusted data, used by the broker (compiling, reporting). Never built from worker bytes.
+//
+// Semantics: a syscall is allowed if ANY rule of ANY held promise matches it; a rule
+// matches if ALL of its conditions hold. A condition is ((arg & mask) == value),
+// compared on the low 32 bits of the argument register for integer arguments (the
+// kernel truncates `int`/`unsigned int` arguments, so garbage in the high half cannot
+// dodge a check and legitimate calls with garbage there are not refused) or on all 64
+// bits for pointers. Every constant used below has the same value on x86-64 and aarch64.
+#ifndef VOW_POLICIES_PROMISE_TABLE_H_
+#define VOW_POLICIES_PROMISE_TABLE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "policies/promises.h"
+#include "policies/self_pid.h"
+
+namespace vow {
+
+struct ArgCondition {
+  enum class Width : uint8_t {
+    kLow32,   // integer argument: only the low 32 bits are compared
+    kFull64,  // pointer argument: all 64 bits
+  };
+  int arg = 0;  // 0..5
+  uint64_t mask = 0;
+  uint64_t value = 0;
+  Width width = Width::kLow32;
+  // `value` is the calling process's own pid (kSelfPidPlaceholder in the BPF).
+  bool self_pid = false;
+  std::string text;  // human-readable, e.g. "cmd == TIOCGWINSZ"
+
+  // Evaluates the condition on real arguments. `pid` is the caller's pid for self_pid
+  // conditions; 0 means unknown, and then a self_pid condition does not hold.
+  bool Matches(const uint64_t args[6], uint32_t pid) const;
+};
+
+struct SyscallRule {
+  std::string syscall;                   // libseccomp name, e.g. "newfstatat"
+  std::vector<ArgCondition> conditions;  // all must hold; each on a distinct argument
+  bool Matches(const uint64_t args[6], uint32_t pid) const;
+  // "any arguments" or the conditions joined with " && ".
+  std::string ConditionText() const;
+};
+
+struct PromiseEntry {
+  Promise promise;
+  std::string summary;
+  std::vector<SyscallRule> rules;  // alternatives (several rules for one syscall = OR)
+};
+
+// Syscalls that libc (or a runtime) probes and falls back from: answered ENOSYS under
+// every promise set and every penalty, never counted as a violation.
+struct EnosysEntry {
+  std::string syscall;
+  std::string reason;
+};
+
+// Indexed by static_cast<int>(Promise); kPromiseCount entries, in vocabulary order.
+const std::vector<PromiseEntry>& PromiseTable();
+const PromiseEntry& PromiseTableEntry(Promise p);
+const std::vector<EnosysEntry>& EnosysSyscalls();
+// Syscalls that no promise allows, ever (always the penalty). Listed for documentation
+// and checked by tests against the table.
+const std::vector<std::string>& AlwaysDeniedSyscalls();
+
+}  // namespace vow
+
+#endif  // VOW_POLICIES_PROMISE_TABLE_H_
