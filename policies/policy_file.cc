@@ -122,15 +122,17 @@ std::string Suggestion(absl::Span<const absl::string_view> candidates,
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsBlank(char c) { return c == ' ' || c == '\t'; }
 
-// Decimal digits only (no sign); saturates at UINT64_MAX. False if `s` is empty or has a
-// non-digit.
-bool ParseDigits(absl::string_view s, uint64_t* out) {
+// Decimal digits only (no sign). A value above UINT64_MAX saturates and sets *overflow.
+// False if `s` is empty or has a non-digit.
+bool ParseDigits(absl::string_view s, uint64_t* out, bool* overflow) {
   if (s.empty()) return false;
   uint64_t v = 0;
+  *overflow = false;
   for (char c : s) {
     if (!IsDigit(c)) return false;
     const uint64_t digit = static_cast<uint64_t>(c - '0');
-    if (v > (std::numeric_limits<uint64_t>::max() - digit) / 10) {
+    if (*overflow || v > (std::numeric_limits<uint64_t>::max() - digit) / 10) {
+      *overflow = true;
       v = std::numeric_limits<uint64_t>::max();
     } else {
       v = v * 10 + digit;
@@ -332,11 +334,12 @@ class Parser {
   absl::StatusOr<uint64_t> Number(absl::string_view s, int column, uint64_t max,
                                   absl::string_view noun, absl::string_view expected) const {
     uint64_t v = 0;
-    if (!ParseDigits(s, &v)) return Error(column, absl::StrCat("expected ", expected));
+    bool overflow = false;
+    if (!ParseDigits(s, &v, &overflow)) return Error(column, absl::StrCat("expected ", expected));
     if (s.size() > 1 && s[0] == '0') {
       return Error(column, absl::StrCat("leading zeros are not allowed in ", Quote(s)));
     }
-    if (v > max) {
+    if (overflow || v > max) {
       return Error(column, absl::StrCat(noun, " ", s.size() > 24 ? Quote(s) : std::string(s),
                                         " is out of range 0..", max));
     }
@@ -402,8 +405,9 @@ class Parser {
     for (const DurationUnit& u : kDurationUnits) {
       if (unit != u.suffix) continue;
       uint64_t v = 0;
-      ParseDigits(digits, &v);
-      if (v > static_cast<uint64_t>(kMaxDurationNanos / u.nanos)) {
+      bool overflow = false;
+      ParseDigits(digits, &v, &overflow);
+      if (overflow || v > static_cast<uint64_t>(kMaxDurationNanos / u.nanos)) {
         return Error(t.column, absl::StrCat("duration ", Quote(s),
                                             " is out of range; at most 36500d (100 years)"));
       }
@@ -725,7 +729,8 @@ class Parser {
       }
     }
     uint64_t v = 0;
-    if (!ParseDigits(digits, &v)) {
+    bool overflow = false;
+    if (!ParseDigits(digits, &v, &overflow)) {
       return Error(t.column, absl::StrCat("expected a size for ", name,
                                           ": a number of bytes, optionally followed by K, M, G "
                                           "or T (powers of 1024), or \"unlimited\""));
@@ -733,7 +738,7 @@ class Parser {
     if (digits.size() > 1 && digits[0] == '0') {
       return Error(t.column, absl::StrCat("leading zeros are not allowed in ", Quote(t.text)));
     }
-    if (v > (max >> shift)) {
+    if (overflow || v > (max >> shift)) {
       return Error(t.column, absl::StrCat(name, " ", Quote(t.text), " is out of range; at most ",
                                           max, " bytes"));
     }
@@ -875,7 +880,7 @@ std::string FormatEndpoint(const ConnectRule& rule) {
         rule.prefix_len == bits ? std::string() : absl::StrCat("/", rule.prefix_len);
     out = size == 4 ? absl::StrCat(text, prefix) : absl::StrCat("[", text, prefix, "]");
   } else {
-    out = absl::StrCat("<address of ", size, " bytes>");  // refused by the parser
+    out = absl::StrCat("<invalid-address-of-", size, "-bytes>");  // refused by the parser
   }
   if (rule.port_min == 0 && rule.port_max == 65535) {
     absl::StrAppend(&out, ":*");
