@@ -135,6 +135,16 @@ absl::StatusOr<std::vector<sock_filter>> ExportBpf(scmp_filter_ctx ctx) {
   return code;
 }
 
+bool HeldPromiseLists(PromiseSet promises, const std::string& name) {
+  for (int i = 0; i < kPromiseCount; ++i) {
+    if (!promises.contains(static_cast<Promise>(i))) continue;
+    for (const SyscallRule& rule : PromiseTableEntry(static_cast<Promise>(i)).rules) {
+      if (rule.syscall == name) return true;
+    }
+  }
+  return false;
+}
+
 absl::StatusOr<BpfProgram> Compile(PromiseSet promises, Penalty penalty,
                                    uint32_t violation_action, Arch arch) {
   ScmpCtx ctx(seccomp_init(violation_action), seccomp_release);
@@ -184,6 +194,7 @@ absl::StatusOr<BpfProgram> Compile(PromiseSet promises, Penalty penalty,
     }
   }
   for (const EnosysEntry& e : EnosysSyscalls()) {
+    if (HeldPromiseLists(promises, e.syscall)) continue;  // e.g. rseq under `thread`
     if (seccomp_syscall_resolve_name_arch(token, e.syscall.c_str()) < 0) {
       continue;  // unknown to libseccomp: the prologue answers ENOSYS
     }
@@ -301,7 +312,6 @@ PromiseSet PromisesAllowing(const SyscallEvent& event) {
   if (raw == nullptr) return out;
   const std::string name(raw);
   free(raw);
-  if (IsEnosysSyscall(name)) return out;
   for (const PromiseEntry& entry : PromiseTable()) {
     for (const SyscallRule& rule : entry.rules) {
       if (rule.syscall == name && rule.Matches(event.args, event.pid)) {

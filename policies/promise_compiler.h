@@ -9,7 +9,8 @@
 //   2. a number libseccomp 2.5.4 does not know for the arch (above the highest it
 //      knows, or in a hole of the table) -> ERRNO(ENOSYS);
 //   3. the ENOSYS list (EnosysSyscalls(): clone3, openat2, rseq, io_uring_*...) ->
-//      ERRNO(ENOSYS), whatever the penalty;
+//      ERRNO(ENOSYS), whatever the penalty (unless a held promise lists the syscall:
+//      only `thread` lists rseq);
 //   4. a syscall some held promise allows with these arguments -> ALLOW;
 //   5. anything else (a known syscall no held promise allows, or an allowed syscall
 //      with refused arguments, e.g. ioctl TIOCSTI) -> the penalty's action:
@@ -98,8 +99,8 @@ struct SyscallEvent {
 
 // The single promise (first in vocabulary order) whose table entry allows this call
 // with these arguments, or nullopt ("no promise allows this": an always-denied syscall,
-// an ENOSYS-list syscall, a foreign arch or an unknown number). Uses the same table the
-// compiler compiles, so reports and the BPF agree.
+// an ENOSYS-list syscall no promise lists, a foreign arch or an unknown number). Uses
+// the same table the compiler compiles, so reports and the BPF agree.
 std::optional<Promise> PromiseAllowing(const SyscallEvent& event);
 // Every promise that would allow the event (bit per Promise).
 PromiseSet PromisesAllowing(const SyscallEvent& event);

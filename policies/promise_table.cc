@@ -341,6 +341,11 @@ std::vector<PromiseEntry> BuildTable() {
                            "CLONE_THREAD, optionally |CLONE_SYSVSEM|CLONE_SETTLS|"
                            "CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID|CLONE_DETACHED, "
                            "nothing else")})
+          // rseq: glibc >= 2.35 registers it in every new thread and aborts the
+          // process ("rseq registration failed") if that fails after the main thread
+          // registered it at startup. So `thread` allows it; without `thread` it stays
+          // on the ENOSYS list (a freshly exec'd image then just runs without rseq).
+          .Allow({"rseq"})
           .Allow({"set_robust_list", "get_robust_list", "sched_getaffinity",
                   "sched_getparam", "sched_getscheduler", "sched_get_priority_max",
                   "sched_get_priority_min", "membarrier", "futex_waitv"})
@@ -419,7 +424,8 @@ const std::vector<EnosysEntry>& EnosysSyscalls() {
       {"epoll_pwait2", "callers fall back to epoll_pwait"},
       {"pidfd_open", "probed by process libraries; fall back to pids"},
       {"fchmodat2", "glibc >= 2.39 falls back to fchmodat"},
-      {"rseq", "glibc >= 2.35 registers it per thread and carries on without it"},
+      {"rseq", "glibc >= 2.35 registers it at startup and carries on without it "
+               "(allowed instead under `thread`, see there)"},
       {"io_uring_setup", "io_uring bypasses syscall filtering; runtimes fall back"},
       {"io_uring_enter", "io_uring bypasses syscall filtering"},
       {"io_uring_register", "io_uring bypasses syscall filtering"},

@@ -58,7 +58,8 @@ struct PromiseEntry {
 };
 
 // Syscalls that libc (or a runtime) probes and falls back from: answered ENOSYS under
-// every promise set and every penalty, never counted as a violation.
+// every penalty, never counted as a violation. One exception: when a held promise's
+// table entry lists the syscall (only `thread` lists `rseq`), the promise wins.
 struct EnosysEntry {
   std::string syscall;
   std::string reason;
