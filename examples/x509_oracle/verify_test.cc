@@ -9,6 +9,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "examples/x509_oracle/corpus.h"
@@ -100,6 +103,40 @@ TEST_F(VerifyTest, HostKindOverridesAutoDetection) {
   EXPECT_EQ(Verify(r).error_code, X509_V_ERR_IP_ADDRESS_MISMATCH);
   r.host = "fe80::1%eth0";
   EXPECT_THAT(Verify(r).input_error, HasSubstr("not a valid IPv6 literal"));
+}
+
+std::string ReadTestdata(const std::string& name) {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  std::ifstream in(std::string(srcdir != nullptr ? srcdir : ".") +
+                       "/vow/examples/x509_oracle/testdata/" + name,
+                   std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST_F(VerifyTest, ShippedDemoChains) {
+  // The chains ./run.sh verifies (made by make_demo_chains.sh), at 2030-01-01.
+  VerifyRequest r;
+  r.trusted = ReadTestdata("demo_root.pem");
+  r.host = "www.vow.test";
+  r.time_unix = 1893456000;
+  ASSERT_FALSE(r.trusted.empty());
+  r.chain = ReadTestdata("valid_chain.pem");
+  Verdict v = Verify(r);
+  EXPECT_TRUE(v.valid) << VerdictToJson(v);
+  EXPECT_THAT(v.chain_subjects,
+              ::testing::ElementsAre("CN=www.vow.test,O=vow demo",
+                                     "CN=vow demo intermediate,O=vow demo",
+                                     "CN=vow demo root,O=vow demo"));
+  r.chain = ReadTestdata("expired_chain.pem");
+  EXPECT_EQ(Verify(r).error_code, X509_V_ERR_CERT_HAS_EXPIRED);
+  r.chain = ReadTestdata("wrong_host_chain.pem");
+  EXPECT_EQ(Verify(r).error_code, X509_V_ERR_HOSTNAME_MISMATCH);
+  // Valid until 2045-01-01.
+  r.chain = ReadTestdata("valid_chain.pem");
+  r.time_unix = 2366841600 - 1;  // 2044-12-31T23:59:59Z
+  EXPECT_TRUE(Verify(r).valid);
 }
 
 // --- Hostile input: each gets a clear answer, none crashes. ---
