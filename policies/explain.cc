@@ -43,6 +43,17 @@ absl::StatusOr<std::string> ExplainPromises(PromiseSet promises, Arch arch,
                   "penalty\n");
   for (const EnosysEntry& e : EnosysSyscalls()) {
     const std::optional<int> nr = SyscallNumber(arch, e.syscall);
+    bool held = false;
+    for (int i = 0; i < kPromiseCount; ++i) {
+      if (!promises.contains(static_cast<Promise>(i))) continue;
+      for (const SyscallRule& rule : PromiseTableEntry(static_cast<Promise>(i)).rules) {
+        held |= rule.syscall == e.syscall;
+      }
+    }
+    if (held) {
+      absl::StrAppend(&out, Line(e.syscall, nr, "(not here: a held promise allows it)"));
+      continue;
+    }
     absl::StrAppend(&out, Line(e.syscall, nr,
                                nr.has_value() ? e.reason
                                               : absl::StrCat("(unknown to libseccomp on ",

@@ -1,7 +1,7 @@
 // `bazel run //policies:explain -- [--arch=x86_64|aarch64] [--stable] stdio rpath ...`
 // Prints what the promise set allows on that arch (see explain.h). Developer tool.
 // Regenerating the golden files of explain_test:
-//   VOW_UPDATE_GOLDEN=$PWD/policies/testdata bazel run //policies:explain_test
+//   VOW_UPDATE_GOLDEN=$PWD/policies/testdata bazel run //policies:promise_compiler_test
 // (see explain_test.cc), or by hand for one file:
 //   bazel run //policies:explain -- --arch=aarch64 --stable stdio > <file>
 #include <cstdio>

@@ -1,0 +1,172 @@
+// Compiler tests without installing anything: golden listings of what promise sets
+// resolve to on x86-64 and aarch64, program shape, the cache, and a measurement.
+//
+// Golden files: policies/testdata/explain_<arch>_<promises joined by '_'>.txt, the
+// ExplainPromises(kStable) output. After an intended change to the table, regenerate:
+//   VOW_UPDATE_GOLDEN=$PWD/policies/testdata bazel run //policies:promise_compiler_test
+// then review the diff (git diff policies/testdata) before committing.
+#include "policies/promise_compiler.h"
+
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <seccomp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_replace.h"
+#include "gtest/gtest.h"
+#include "policies/explain.h"
+#include "policies/promise_table.h"
+
+namespace vow {
+namespace {
+
+std::string GoldenName(Arch arch, PromiseSet set) {
+  return absl::StrCat("explain_", ArchName(arch), "_",
+                      absl::StrReplaceAll(set.ToString(), {{" ", "_"}}), ".txt");
+}
+
+TEST(PromiseCompilerTest, GoldenListings) {
+  const PromiseSet sets[] = {
+      {Promise::kStdio},
+      {Promise::kStdio, Promise::kRpath, Promise::kThread},
+      {Promise::kStdio, Promise::kInet, Promise::kUnix, Promise::kDns, Promise::kTty,
+       Promise::kProc},
+  };
+  const char* update = std::getenv("VOW_UPDATE_GOLDEN");
+  for (Arch arch : {Arch::kX86_64, Arch::kAarch64}) {
+    for (const PromiseSet& set : sets) {
+      auto text = ExplainPromises(set, arch, ExplainDetail::kStable);
+      ASSERT_TRUE(text.ok()) << text.status();
+      const std::string name = GoldenName(arch, set);
+      if (update != nullptr) {
+        std::ofstream(std::string(update) + "/" + name) << *text;
+        continue;
+      }
+      std::ifstream in("policies/testdata/" + name);
+      ASSERT_TRUE(in.good()) << "missing golden file " << name;
+      std::stringstream want;
+      want << in.rdbuf();
+      EXPECT_EQ(*text, want.str()) << name << " differs; see this file's comment";
+    }
+  }
+}
+
+TEST(PromiseCompilerTest, ArchSpecificResolution) {
+  // aarch64 has no open/poll; x86-64 has both. Numbers come from each arch's table.
+  EXPECT_FALSE(SyscallNumber(Arch::kAarch64, "open").has_value());
+  EXPECT_FALSE(SyscallNumber(Arch::kAarch64, "poll").has_value());
+  EXPECT_EQ(SyscallNumber(Arch::kAarch64, "read"), 63);
+  EXPECT_EQ(SyscallNumber(Arch::kX86_64, "read"), 0);
+  EXPECT_EQ(SyscallName(Arch::kX86_64, 257), "openat");
+  EXPECT_EQ(SyscallName(Arch::kAarch64, 56), "openat");
+  EXPECT_EQ(SyscallName(Arch::kX86_64, 999), "syscall_999");
+}
+
+// Checks the prologue the compiler prepends and the first instructions libseccomp
+// emits for the program's arch.
+void ExpectShape(const BpfProgram& p, Arch arch) {
+  ASSERT_GT(p.code.size(), 8u);
+  EXPECT_EQ(p.code[0].code, BPF_LD | BPF_W | BPF_ABS);
+  EXPECT_EQ(p.code[0].k, 4u);  // seccomp_data.arch
+  EXPECT_EQ(p.code[1].code, BPF_JMP | BPF_JEQ | BPF_K);
+  EXPECT_EQ(p.code[1].k, AuditArch(arch));
+  // libseccomp's own program also checks the arch and kills on a foreign one.
+  bool kill_process = false, enosys = false;
+  for (const sock_filter& f : p.code) {
+    if (f.code != (BPF_RET | BPF_K)) continue;
+    kill_process |= f.k == SECCOMP_RET_KILL_PROCESS;
+    enosys |= f.k == (SECCOMP_RET_ERRNO | ENOSYS);
+  }
+  EXPECT_TRUE(kill_process);
+  EXPECT_TRUE(enosys);
+  EXPECT_LE(p.code.size(), static_cast<size_t>(BPF_MAXINSNS));
+}
+
+TEST(PromiseCompilerTest, PenaltiesMapToActions) {
+  for (Arch arch : {Arch::kX86_64, Arch::kAarch64}) {
+    for (Penalty penalty : {Penalty::kKill, Penalty::kErrno, Penalty::kLog}) {
+      auto p = CompilePromises({Promise::kStdio}, penalty, arch);
+      ASSERT_TRUE(p.ok()) << p.status();
+      EXPECT_EQ(p->violation_action, SECCOMP_RET_USER_NOTIF);
+      EXPECT_TRUE(p->needs_listener());
+      EXPECT_EQ(p->penalty, penalty);
+      ExpectShape(*p, arch);
+    }
+    auto trap = CompilePromises({Promise::kStdio}, Penalty::kTrap, arch);
+    ASSERT_TRUE(trap.ok()) << trap.status();
+    EXPECT_EQ(trap->violation_action, SECCOMP_RET_TRAP);
+    EXPECT_FALSE(trap->needs_listener());
+    ExpectShape(*trap, arch);
+  }
+  EXPECT_FALSE(CompilePromisesWithAction({Promise::kStdio}, SCMP_ACT_ALLOW).ok());
+  EXPECT_FALSE(CompilePromisesWithAction({Promise::kStdio}, SCMP_ACT_ERRNO(ENOSYS)).ok());
+}
+
+TEST(PromiseCompilerTest, EveryPromiseCompilesAloneAndTogether) {
+  for (Arch arch : {Arch::kX86_64, Arch::kAarch64}) {
+    for (int i = 0; i < kPromiseCount; ++i) {
+      const Promise p = static_cast<Promise>(i);
+      auto program = CompilePromises(PromiseSet{p}, Penalty::kKill, arch);
+      EXPECT_TRUE(program.ok()) << PromiseName(p) << ": " << program.status();
+    }
+    auto all = CompilePromises(PromiseSet::FromBits(~0u), Penalty::kKill, arch);
+    ASSERT_TRUE(all.ok()) << all.status();
+    std::printf("[%s] all promises: %zu instructions\n", std::string(ArchName(arch)).c_str(),
+                all->code.size());
+  }
+}
+
+TEST(PromiseCompilerTest, MeasureStdio) {
+  constexpr int kRounds = 50;
+  size_t size = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kRounds; ++i) {
+    auto p = CompilePromises({Promise::kStdio}, Penalty::kKill);
+    ASSERT_TRUE(p.ok());
+    size = p->code.size();
+  }
+  const double us = std::chrono::duration<double, std::micro>(
+                        std::chrono::steady_clock::now() - start).count() / kRounds;
+  std::printf("stdio (%s): %zu BPF instructions, compiled in %.0f us on average\n",
+              std::string(ArchName(NativeArch())).c_str(), size, us);
+  EXPECT_LT(size, 400u);  // loose: catches an accidental blow-up, not a tweak
+}
+
+TEST(FilterCacheTest, CompilesEachPolicyOnce) {
+  FilterCache cache;
+  auto a = cache.Get({Promise::kStdio}, Penalty::kKill);
+  auto b = cache.Get({Promise::kStdio}, Penalty::kKill);
+  auto c = cache.Get({Promise::kStdio}, Penalty::kTrap);
+  auto d = cache.Get({Promise::kStdio}, Penalty::kKill, Arch::kAarch64);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok() && d.ok());
+  EXPECT_EQ(a->get(), b->get());
+  EXPECT_NE(a->get(), c->get());
+  EXPECT_NE(a->get(), d->get());
+
+  std::vector<std::thread> threads;
+  std::vector<const BpfProgram*> seen(8);
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      auto p = cache.Get({Promise::kStdio, Promise::kRpath}, Penalty::kErrno);
+      seen[i] = p.ok() ? p->get() : nullptr;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const BpfProgram* p : seen) {
+    EXPECT_NE(p, nullptr);
+    EXPECT_EQ(p, seen[0]);
+  }
+}
+
+}  // namespace
+}  // namespace vow
