@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
@@ -35,8 +36,8 @@ constexpr int64_t kMaxDurationNanos = int64_t{36500} * 24 * 3600 * 1000000000;
 // Error messages quote at most this many bytes of what they found.
 constexpr size_t kMaxQuotedBytes = 64;
 
-constexpr std::array<absl::string_view, 6> kDirectives = {
-    "promises", "penalty", "unveil", "connect", "clock", "limit"};
+constexpr std::array<absl::string_view, 6> kDirectives = {"promises", "penalty", "unveil",
+                                                          "connect",  "clock",   "limit"};
 constexpr std::array<absl::string_view, 4> kPenalties = {"kill", "errno", "trap", "log"};
 constexpr std::array<absl::string_view, 3> kTransports = {"tcp", "udp", "unix"};
 constexpr std::array<absl::string_view, 4> kClockKinds = {"real", "fixed", "offset", "none"};
@@ -208,9 +209,9 @@ class Parser {
         return Error(static_cast<int>(i) + 1, "a carriage return must be followed by a line feed");
       }
       if ((c < 0x20 && c != '\t') || c == 0x7f) {
-        return Error(static_cast<int>(i) + 1,
-                     absl::StrCat("control character 0x", absl::Hex(c, absl::kZeroPad2),
-                                  " is not allowed"));
+        return Error(
+            static_cast<int>(i) + 1,
+            absl::StrCat("control character 0x", absl::Hex(c, absl::kZeroPad2), " is not allowed"));
       }
     }
     std::vector<Token> tokens;
@@ -226,9 +227,8 @@ class Parser {
     if (directive.text == "limit") return ParseLimit(tokens);
     std::optional<std::string> nearest = Nearest(directive.text, kDirectives);
     if (directive.text == "pledge") nearest = "promises";
-    return Error(directive.column,
-                 absl::StrCat("unknown directive ", Quote(directive.text),
-                              Suggestion(kDirectives, nearest)));
+    return Error(directive.column, absl::StrCat("unknown directive ", Quote(directive.text),
+                                                Suggestion(kDirectives, nearest)));
   }
 
   absl::Status Tokenize(absl::string_view line, std::vector<Token>* tokens) const {
@@ -322,8 +322,8 @@ class Parser {
   // Directives that may appear once: remembers the line, or reports the duplicate.
   absl::Status Once(int* first_line, const Token& directive, absl::string_view name) const {
     if (*first_line != 0) {
-      return Error(directive.column, absl::StrCat("duplicate ", name, " line; the first is on line ",
-                                                  *first_line));
+      return Error(directive.column,
+                   absl::StrCat("duplicate ", name, " line; the first is on line ", *first_line));
     }
     *first_line = line_;
     return absl::OkStatus();
@@ -448,7 +448,8 @@ class Parser {
 
   absl::Status ParsePenalty(const std::vector<Token>& tokens) {
     RETURN_IF_ERROR(Once(&penalty_line_, tokens[0], "\"penalty\""));
-    RETURN_IF_ERROR(RequireWord(tokens, 1, "a penalty after \"penalty\": kill, errno, trap or log"));
+    RETURN_IF_ERROR(
+        RequireWord(tokens, 1, "a penalty after \"penalty\": kill, errno, trap or log"));
     const Token& t = tokens[1];
     if (t.text == "kill") {
       policy_.penalty = Penalty::kKill;
@@ -489,13 +490,13 @@ class Parser {
                     : c == 'c' ? &rule.create
                                : nullptr;
         if (bit == nullptr) {
-          return Error(perms.ColumnAt(i), absl::StrCat("expected ", kExpectedPerms, "; ",
-                                                       Quote(perms.text.substr(i, 1)),
-                                                       " is not a permission"));
+          return Error(perms.ColumnAt(i),
+                       absl::StrCat("expected ", kExpectedPerms, "; ",
+                                    Quote(perms.text.substr(i, 1)), " is not a permission"));
         }
         if (*bit) {
-          return Error(perms.ColumnAt(i), absl::StrCat("permission \"", std::string(1, c),
-                                                       "\" is given twice"));
+          return Error(perms.ColumnAt(i),
+                       absl::StrCat("permission \"", std::string(1, c), "\" is given twice"));
         }
         *bit = true;
       }
@@ -523,8 +524,7 @@ class Parser {
     } else {
       return Error(transport.column,
                    absl::StrCat("unknown transport ", Quote(transport.text),
-                                Suggestion(kTransports,
-                                           Nearest(transport.text, kTransports))));
+                                Suggestion(kTransports, Nearest(transport.text, kTransports))));
     }
     if (rule.transport == ConnectRule::Transport::kUnix) {
       if (tokens.size() < 3) {
@@ -578,7 +578,8 @@ class Parser {
     } else {
       colon = s.rfind(':');
       if (colon == absl::string_view::npos) {
-        return Error(t.end_column, "expected \":\" and a port after the address, e.g. 10.0.0.1:443");
+        return Error(t.end_column,
+                     "expected \":\" and a port after the address, e.g. 10.0.0.1:443");
       }
       network = s.substr(0, colon);
       if (network.find(':') != absl::string_view::npos) {
@@ -589,7 +590,8 @@ class Parser {
     const absl::string_view ip = network.substr(0, slash);
     const int ip_column = c0 + static_cast<int>(network_at);
     std::array<unsigned char, 16> bytes{};
-    if (ip.empty() || inet_pton(v6 ? AF_INET6 : AF_INET, std::string(ip).c_str(), bytes.data()) != 1) {
+    if (ip.empty() ||
+        inet_pton(v6 ? AF_INET6 : AF_INET, std::string(ip).c_str(), bytes.data()) != 1) {
       const bool has_letter = std::any_of(ip.begin(), ip.end(), [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
       });
@@ -610,14 +612,14 @@ class Parser {
       prefix = static_cast<int>(value);
       // Every bit after the prefix must be zero: "10.0.0.1/8" is almost always a mistake.
       std::array<unsigned char, 16> masked = bytes;
-      for (int b = prefix; b < bits; ++b) masked[b / 8] &= static_cast<unsigned char>(~(0x80u >> (b % 8)));
+      for (int b = prefix; b < bits; ++b)
+        masked[b / 8] &= static_cast<unsigned char>(~(0x80u >> (b % 8)));
       if (masked != bytes) {
         char text[INET6_ADDRSTRLEN] = {};
         inet_ntop(v6 ? AF_INET6 : AF_INET, masked.data(), text, sizeof(text));
-        return Error(ip_column,
-                     absl::StrCat("the address has bits set after its /", prefix,
-                                  " prefix; did you mean ", v6 ? "[" : "", text, "/", prefix,
-                                  v6 ? "]" : "", "?"));
+        return Error(ip_column, absl::StrCat("the address has bits set after its /", prefix,
+                                             " prefix; did you mean ", v6 ? "[" : "", text, "/",
+                                             prefix, v6 ? "]" : "", "?"));
       }
     }
     rule->address.assign(reinterpret_cast<const char*>(bytes.data()), v6 ? 16 : 4);
@@ -625,8 +627,7 @@ class Parser {
 
     const absl::string_view ports = s.substr(colon + 1);
     const int ports_column = c0 + static_cast<int>(colon) + 1;
-    constexpr absl::string_view kExpectedPort =
-        "a port (0..65535), a range N-M or * after \":\"";
+    constexpr absl::string_view kExpectedPort = "a port (0..65535), a range N-M or * after \":\"";
     if (ports == "*") {
       rule->port_min = 0;
       rule->port_max = 65535;
@@ -634,7 +635,8 @@ class Parser {
     }
     const size_t dash = ports.find('-');
     const absl::string_view lo_text = ports.substr(0, dash);
-    ASSIGN_OR_RETURN(const uint64_t lo, Number(lo_text, ports_column, 65535, "port", kExpectedPort));
+    ASSIGN_OR_RETURN(const uint64_t lo,
+                     Number(lo_text, ports_column, 65535, "port", kExpectedPort));
     uint64_t hi = lo;
     if (dash != absl::string_view::npos) {
       const absl::string_view hi_text = ports.substr(dash + 1);
@@ -642,8 +644,9 @@ class Parser {
       ASSIGN_OR_RETURN(hi, Number(hi_text, hi_column, 65535, "port",
                                   "the last port of the range (0..65535) after \"-\""));
       if (lo > hi) {
-        return Error(ports_column, absl::StrCat("the port range ", ports,
-                                                " is empty: the first port is larger than the last"));
+        return Error(ports_column,
+                     absl::StrCat("the port range ", ports,
+                                  " is empty: the first port is larger than the last"));
       }
     }
     rule->port_min = static_cast<uint16_t>(lo);
@@ -662,21 +665,22 @@ class Parser {
       clock.kind = ClockRule::Kind::kNone;
     } else if (kind.text == "fixed") {
       clock.kind = ClockRule::Kind::kFixed;
-      RETURN_IF_ERROR(RequireWord(tokens, 2, "an RFC 3339 time after \"fixed\", e.g. 2024-05-01T00:00:00Z"));
+      RETURN_IF_ERROR(
+          RequireWord(tokens, 2, "an RFC 3339 time after \"fixed\", e.g. 2024-05-01T00:00:00Z"));
       ASSIGN_OR_RETURN(clock.fixed, ParseTimeToken(tokens[2]));
     } else if (kind.text == "offset") {
       clock.kind = ClockRule::Kind::kOffset;
       RETURN_IF_ERROR(RequireWord(tokens, 2, "a duration after \"offset\", e.g. -3600s or 2h"));
       ASSIGN_OR_RETURN(clock.offset, ParseDurationToken(tokens[2], /*signed_ok=*/true));
     } else {
-      return Error(kind.column, absl::StrCat("unknown clock ", Quote(kind.text),
-                                             Suggestion(kClockKinds,
-                                                        Nearest(kind.text, kClockKinds))));
+      return Error(kind.column,
+                   absl::StrCat("unknown clock ", Quote(kind.text),
+                                Suggestion(kClockKinds, Nearest(kind.text, kClockKinds))));
     }
     const bool has_value =
         clock.kind == ClockRule::Kind::kFixed || clock.kind == ClockRule::Kind::kOffset;
-    RETURN_IF_ERROR(RequireEnd(tokens, has_value ? 3 : 2,
-                               has_value ? "the clock's value" : "the clock"));
+    RETURN_IF_ERROR(
+        RequireEnd(tokens, has_value ? 3 : 2, has_value ? "the clock's value" : "the clock"));
     policy_.clock = clock;
     return absl::OkStatus();
   }
@@ -701,16 +705,25 @@ class Parser {
     }
     if (ok) {
       const absl::string_view zone = s.substr(std::min(i, s.size()));
-      ok = zone == "Z" || (zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') &&
-                           IsDigit(zone[1]) && IsDigit(zone[2]) && zone[3] == ':' &&
-                           IsDigit(zone[4]) && IsDigit(zone[5]));
+      ok = zone == "Z" ||
+           (zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && IsDigit(zone[1]) &&
+            IsDigit(zone[2]) && zone[3] == ':' && IsDigit(zone[4]) && IsDigit(zone[5]));
     }
     if (!ok) return Error(t.column, absl::StrCat(kExpected, "; found ", Quote(s)));
     absl::Time time;
     std::string why;
     if (!absl::ParseTime(absl::RFC3339_full, std::string(s), &time, &why)) {
-      return Error(t.column, absl::StrCat("time ", Quote(s), " is not a valid date and time (",
-                                          why, ")"));
+      return Error(t.column,
+                   absl::StrCat("time ", Quote(s), " is not a valid date and time (", why, ")"));
+    }
+    // FormatPolicy writes UTC; an offset or a leap second must not carry the instant
+    // outside the four-digit years the shape check above accepts.
+    const absl::TimeZone utc = absl::UTCTimeZone();
+    const absl::Time first = absl::FromCivil(absl::CivilSecond(0, 1, 1, 0, 0, 0), utc);
+    const absl::Time end = absl::FromCivil(absl::CivilSecond(10000, 1, 1, 0, 0, 0), utc);
+    if (time < first || time >= end) {
+      return Error(t.column, absl::StrCat("time ", Quote(s),
+                                          " is outside years 0000..9999 when written in UTC"));
     }
     return time;
   }
@@ -746,15 +759,15 @@ class Parser {
   }
 
   absl::Status ParseLimit(const std::vector<Token>& tokens) {
-    RETURN_IF_ERROR(RequireWord(tokens, 1,
-                                absl::StrCat("a limit name after \"limit\": ",
-                                             absl::StrJoin(kLimitNames, ", "))));
+    RETURN_IF_ERROR(RequireWord(
+        tokens, 1,
+        absl::StrCat("a limit name after \"limit\": ", absl::StrJoin(kLimitNames, ", "))));
     const Token& name = tokens[1];
     const auto known = std::find(kLimitNames.begin(), kLimitNames.end(), name.text);
     if (known == kLimitNames.end()) {
-      return Error(name.column, absl::StrCat("unknown limit ", Quote(name.text),
-                                             Suggestion(kLimitNames,
-                                                        Nearest(name.text, kLimitNames))));
+      return Error(name.column,
+                   absl::StrCat("unknown limit ", Quote(name.text),
+                                Suggestion(kLimitNames, Nearest(name.text, kLimitNames))));
     }
     int& first_line = limit_lines_[name.text];
     if (first_line != 0) {
@@ -762,8 +775,8 @@ class Parser {
                                                   "\" line; the first is on line ", first_line));
     }
     first_line = line_;
-    RETURN_IF_ERROR(RequireWord(tokens, 2, absl::StrCat("a value for ", name.text,
-                                                        " (or \"unlimited\")")));
+    RETURN_IF_ERROR(
+        RequireWord(tokens, 2, absl::StrCat("a value for ", name.text, " (or \"unlimited\")")));
     const Token& value = tokens[2];
     RETURN_IF_ERROR(RequireEnd(tokens, 3, "the limit's value"));
     Limits& limits = policy_.limits;
@@ -786,8 +799,9 @@ class Parser {
       } else if (name.text == "memory") {
         ASSIGN_OR_RETURN(v, ParseSize(value, std::numeric_limits<uint64_t>::max(), name.text));
       } else {
-        ASSIGN_OR_RETURN(v, Number(value.text, value.column, kU32, name.text,
-                                   absl::StrCat("a number for ", name.text, " (or \"unlimited\")")));
+        ASSIGN_OR_RETURN(v,
+                         Number(value.text, value.column, kU32, name.text,
+                                absl::StrCat("a number for ", name.text, " (or \"unlimited\")")));
       }
       if (v == 0) return ZeroLimit(value);
     }
@@ -823,8 +837,8 @@ class Parser {
 
 // Paths are quoted when they hold anything the unquoted form cannot carry.
 std::string FormatPath(absl::string_view path) {
-  const bool plain = !path.empty() && path[0] != '#' &&
-                     path.find_first_of(" \t\"\\") == absl::string_view::npos;
+  const bool plain =
+      !path.empty() && path[0] != '#' && path.find_first_of(" \t\"\\") == absl::string_view::npos;
   if (plain) return std::string(path);
   std::string out = "\"";
   for (char c : path) {
@@ -859,14 +873,21 @@ std::string FormatSize(uint64_t bytes) {
 
 std::string FormatCount(uint64_t v) { return v == 0 ? "unlimited" : absl::StrCat(v); }
 
+// RFC 3339 in UTC with a four-digit year (absl's %Y does not pad years below 1000) and
+// only as many fraction digits as needed.
 std::string TimeText(absl::Time t) {
-  std::string s = absl::FormatTime(absl::RFC3339_full, t, absl::UTCTimeZone());
-  constexpr absl::string_view kUtc = "+00:00";
-  if (s.size() > kUtc.size() && absl::string_view(s).substr(s.size() - kUtc.size()) == kUtc) {
-    s.resize(s.size() - kUtc.size());
-    s += 'Z';
+  const absl::TimeZone utc = absl::UTCTimeZone();
+  const absl::CivilSecond cs = absl::ToCivilSecond(t, utc);
+  std::string out = absl::StrFormat("%04d-%02d-%02dT%02d:%02d:%02d", cs.year(), cs.month(),
+                                    cs.day(), cs.hour(), cs.minute(), cs.second());
+  const int64_t nanos = absl::ToInt64Nanoseconds(t - absl::FromCivil(cs, utc));
+  if (nanos != 0) {
+    std::string fraction = absl::StrFormat("%09d", nanos);
+    while (fraction.back() == '0') fraction.pop_back();
+    absl::StrAppend(&out, ".", fraction);
   }
-  return s;
+  out += 'Z';
+  return out;
 }
 
 std::string FormatEndpoint(const ConnectRule& rule) {
@@ -934,8 +955,8 @@ std::string FormatPolicy(const Policy& policy) {
   std::string out;
   absl::StrAppend(&out, "promises ", policy.promises.ToString(), "\n");
   const auto penalty = static_cast<size_t>(policy.penalty);
-  absl::StrAppend(&out, "penalty ",
-                  penalty < kPenalties.size() ? kPenalties[penalty] : "<invalid>", "\n");
+  absl::StrAppend(&out, "penalty ", penalty < kPenalties.size() ? kPenalties[penalty] : "<invalid>",
+                  "\n");
   switch (policy.clock.kind) {
     case ClockRule::Kind::kReal:
       out += "clock real\n";
@@ -948,8 +969,8 @@ std::string FormatPolicy(const Policy& policy) {
       break;
     case ClockRule::Kind::kOffset: {
       const absl::Duration d = policy.clock.offset;
-      absl::StrAppend(&out, "clock offset ", d > absl::ZeroDuration() ? "+" : "",
-                      DurationText(d), "\n");
+      absl::StrAppend(&out, "clock offset ", d > absl::ZeroDuration() ? "+" : "", DurationText(d),
+                      "\n");
       break;
     }
     default:

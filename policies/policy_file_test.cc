@@ -99,8 +99,8 @@ TEST(PolicyFileTest, EmptyFileIsTheDefaultPolicy) {
 
 TEST(PolicyFileTest, Promises) {
   const Policy p = Parse("promises stdio rpath prot_exec\tid\n");
-  EXPECT_TRUE((p.promises == PromiseSet{Promise::kStdio, Promise::kRpath, Promise::kProtExec,
-                                        Promise::kId}));
+  EXPECT_TRUE((p.promises ==
+               PromiseSet{Promise::kStdio, Promise::kRpath, Promise::kProtExec, Promise::kId}));
   // Exactly the set written: stdio is not implied.
   EXPECT_TRUE(Parse("promises rpath").promises == PromiseSet{Promise::kRpath});
   // Every name of the vocabulary parses.
@@ -375,8 +375,7 @@ TEST(PolicyFileErrorTest, UnknownPromise) {
   EXPECT_EQ(ErrorOf("# c\npromises stdio rpat\n"),
             "x.policy:2:16: unknown promise \"rpat\"; did you mean \"rpath\"?");
   EXPECT_EQ(ErrorOf("promises xyzzy"), "x.policy:1:10: unknown promise \"xyzzy\"");
-  EXPECT_EQ(ErrorOf("promises stdio stdio"),
-            "x.policy:1:16: promise \"stdio\" is listed twice");
+  EXPECT_EQ(ErrorOf("promises stdio stdio"), "x.policy:1:16: promise \"stdio\" is listed twice");
   EXPECT_EQ(ErrorOf("promises"),
             "x.policy:1:9: expected at least one promise name after \"promises\"");
   EXPECT_EQ(ErrorOf("promises \"stdio\""), "x.policy:1:10: quotes are only allowed around paths");
@@ -430,8 +429,7 @@ TEST(PolicyFileErrorTest, Unveil) {
   EXPECT_EQ(ErrorOf("unveil /tmp/out rq"),
             "x.policy:1:18: expected permissions made of r, w, x, c (or \"none\") after the "
             "path; \"q\" is not a permission");
-  EXPECT_EQ(ErrorOf("unveil /tmp/out rwr"),
-            "x.policy:1:19: permission \"r\" is given twice");
+  EXPECT_EQ(ErrorOf("unveil /tmp/out rwr"), "x.policy:1:19: permission \"r\" is given twice");
   EXPECT_EQ(ErrorOf("unveil /tmp/out/ r"),
             "x.policy:1:16: a trailing \"/\" is not allowed; write \"/tmp/out\"");
   EXPECT_EQ(ErrorOf("unveil /tmp//out r"),
@@ -457,7 +455,8 @@ TEST(PolicyFileErrorTest, Quoting) {
             "x.policy:1:16: an empty path component (\"//\") is not allowed");
   EXPECT_EQ(ErrorOf("unveil \"/a r"),
             "x.policy:1:8: unterminated quoted path: expected a closing \"");
-  EXPECT_EQ(ErrorOf("unveil \"/a\\"), "x.policy:1:8: unterminated quoted path: expected a closing \"");
+  EXPECT_EQ(ErrorOf("unveil \"/a\\"),
+            "x.policy:1:8: unterminated quoted path: expected a closing \"");
   EXPECT_EQ(ErrorOf("unveil \"/a\\n\" r"),
             "x.policy:1:11: unknown escape \"\\\\n\" in a quoted path; only \\\" and \\\\ are "
             "allowed");
@@ -545,8 +544,7 @@ TEST(PolicyFileErrorTest, ConnectTransportAndUnix) {
   EXPECT_EQ(ErrorOf("connect tcp"),
             "x.policy:1:12: expected an address and a port: 127.0.0.1:443, 10.0.0.0/8:443, "
             "[::1]:1-1024");
-  EXPECT_EQ(ErrorOf("connect unix"),
-            "x.policy:1:13: expected the absolute path of a unix socket");
+  EXPECT_EQ(ErrorOf("connect unix"), "x.policy:1:13: expected the absolute path of a unix socket");
   EXPECT_EQ(ErrorOf("connect unix run/app.sock"),
             "x.policy:1:14: unix socket path \"run/app.sock\" is relative; it must be absolute "
             "(start with \"/\")");
@@ -569,10 +567,10 @@ TEST(PolicyFileErrorTest, Clock) {
             "x.policy:1:12: expected an RFC 3339 time after \"fixed\", e.g. 2024-05-01T00:00:00Z");
   const std::string expected_time =
       "expected an RFC 3339 time such as 2024-05-01T00:00:00Z or 2024-05-01T02:00:00+02:00";
-  for (const char* bad : {"2024-05-01", "2024-05-01t00:00:00z", "infinite-future",
-                          "2024-05-01T00:00:00", "2024-05-01T00:00:00.Z",
-                          "2024-05-01T00:00:00.1234567890Z", "2024-05-01T00:00:00+0200",
-                          "12024-05-01T00:00:00Z", "2024-5-01T00:00:00Z"}) {
+  for (const char* bad :
+       {"2024-05-01", "2024-05-01t00:00:00z", "infinite-future", "2024-05-01T00:00:00",
+        "2024-05-01T00:00:00.Z", "2024-05-01T00:00:00.1234567890Z", "2024-05-01T00:00:00+0200",
+        "12024-05-01T00:00:00Z", "2024-5-01T00:00:00Z"}) {
     EXPECT_EQ(ErrorOf(absl::StrCat("clock fixed ", bad)),
               absl::StrCat("x.policy:1:13: ", expected_time, "; found \"", bad, "\""));
   }
@@ -580,6 +578,17 @@ TEST(PolicyFileErrorTest, Clock) {
               HasSubstr("x.policy:1:13: time \"2024-02-30T00:00:00Z\" is not a valid date and "
                         "time"));
   EXPECT_THAT(ErrorOf("clock fixed 2024-05-01T24:00:00Z"), HasSubstr("is not a valid date"));
+  EXPECT_EQ(ErrorOf("clock fixed 9999-12-31T23:59:60Z"),
+            "x.policy:1:13: time \"9999-12-31T23:59:60Z\" is outside years 0000..9999 when "
+            "written in UTC");
+  EXPECT_EQ(ErrorOf("clock fixed 0000-01-01T00:00:00+01:00"),
+            "x.policy:1:13: time \"0000-01-01T00:00:00+01:00\" is outside years 0000..9999 "
+            "when written in UTC");
+  // The extremes that stay inside round-trip.
+  for (const char* edge :
+       {"0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2016-12-31T23:59:60Z"}) {
+    ExpectRoundTrip(Parse(absl::StrCat("clock fixed ", edge)));
+  }
   EXPECT_EQ(ErrorOf("clock fixed 2024-05-01T00:00:00Z x"),
             "x.policy:1:34: unexpected \"x\" after the clock's value; expected the end of the "
             "line or a # comment");
@@ -759,8 +768,9 @@ TEST(LoadPolicyFileTest, ErrorsNameThePath) {
   absl::StatusOr<Policy> p = LoadPolicyFile(path);
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().message(),
-            absl::StrCat(path, ":2:12: expected permissions made of r, w, x, c (or \"none\") "
-                               "after the path; \"z\" is not a permission"));
+            absl::StrCat(path,
+                         ":2:12: expected permissions made of r, w, x, c (or \"none\") "
+                         "after the path; \"z\" is not a permission"));
   unlink(path.c_str());
 }
 
