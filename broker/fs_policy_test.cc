@@ -1,0 +1,375 @@
+#include "broker/fs_policy.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "base/syscall.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace vow {
+namespace {
+
+using ::testing::HasSubstr;
+
+PathRule Rule(const std::string& path, absl::string_view letters) {
+  PathRule r;
+  r.path = path;
+  for (char c : letters) {
+    if (c == 'r') r.read = true;
+    if (c == 'w') r.write = true;
+    if (c == 'x') r.exec = true;
+    if (c == 'c') r.create = true;
+  }
+  return r;
+}
+
+void WriteFile(const std::string& path, absl::string_view content) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0) << path;
+  ASSERT_EQ(write(fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+  close(fd);
+}
+
+std::string ReadAll(int fd) {
+  std::string out;
+  char buf[256];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
+// A tree:
+//   root/allowed/file.txt         "hello"
+//   root/allowed/sub/deep.txt     "deep"
+//   root/allowed/link_in -> sub/deep.txt
+//   root/allowed/link_out -> ../secret.txt
+//   root/allowed/link_abs -> <root>/secret.txt
+//   root/allowed/fifo             (a FIFO)
+//   root/allowed/ro/ro.txt        "ro"
+//   root/allowed/link_ro -> ro    (into a narrower nested rule)
+//   root/secret.txt               "secret"
+//   root/single/only.txt          "only"
+//   root/single/sibling.txt       "sibling"
+//   root/single/only_link -> sibling.txt
+class FsPolicyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* tmp = getenv("TEST_TMPDIR");
+    std::string base = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/fs_policy_XXXXXX");
+    ASSERT_NE(mkdtemp(base.data()), nullptr);
+    char* real = realpath(base.c_str(), nullptr);
+    ASSERT_NE(real, nullptr);
+    root_ = real;
+    free(real);
+    allowed_ = root_ + "/allowed";
+    ASSERT_EQ(mkdir(allowed_.c_str(), 0755), 0);
+    ASSERT_EQ(mkdir((allowed_ + "/sub").c_str(), 0755), 0);
+    ASSERT_EQ(mkdir((allowed_ + "/ro").c_str(), 0755), 0);
+    ASSERT_EQ(mkdir((root_ + "/single").c_str(), 0755), 0);
+    WriteFile(allowed_ + "/file.txt", "hello");
+    WriteFile(allowed_ + "/sub/deep.txt", "deep");
+    WriteFile(allowed_ + "/ro/ro.txt", "ro");
+    WriteFile(root_ + "/secret.txt", "secret");
+    WriteFile(root_ + "/single/only.txt", "only");
+    WriteFile(root_ + "/single/sibling.txt", "sibling");
+    ASSERT_EQ(symlink("sub/deep.txt", (allowed_ + "/link_in").c_str()), 0);
+    ASSERT_EQ(symlink("../secret.txt", (allowed_ + "/link_out").c_str()), 0);
+    ASSERT_EQ(symlink((root_ + "/secret.txt").c_str(), (allowed_ + "/link_abs").c_str()), 0);
+    ASSERT_EQ(symlink("ro", (allowed_ + "/link_ro").c_str()), 0);
+    ASSERT_EQ(symlink("sibling.txt", (root_ + "/single/only_link").c_str()), 0);
+    ASSERT_EQ(mkfifo((allowed_ + "/fifo").c_str(), 0644), 0);
+  }
+
+  FsPolicy Make(const std::vector<PathRule>& rules) {
+    absl::StatusOr<FsPolicy> p = FsPolicy::Create(rules);
+    EXPECT_TRUE(p.ok()) << p.status();
+    if (!p.ok()) std::abort();
+    return *std::move(p);
+  }
+
+  // The errno of a refused open, or 0 if it was allowed.
+  static int Err(const FsPolicy& p, absl::string_view path, uint32_t flags, uint32_t mode = 0) {
+    absl::StatusOr<UniqueFd> fd = p.Open(path, flags, mode);
+    if (fd.ok()) return 0;
+    EXPECT_NE(ErrnoOf(fd.status()), 0) << fd.status();
+    return ErrnoOf(fd.status());
+  }
+
+  std::string root_;
+  std::string allowed_;
+};
+
+TEST_F(FsPolicyTest, AllowedFileOpensWithCloexec) {
+  FsPolicy p = Make({Rule(allowed_, "r")});
+  absl::StatusOr<UniqueFd> fd = p.Open(allowed_ + "/file.txt", O_RDONLY, 0);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  EXPECT_EQ(fcntl(fd->get(), F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+  EXPECT_EQ(fcntl(fd->get(), F_GETFL) & O_NONBLOCK, 0) << "O_NONBLOCK must be cleared";
+  EXPECT_EQ(ReadAll(fd->get()), "hello");
+}
+
+TEST_F(FsPolicyTest, WorkerAskedNonblockIsKept) {
+  FsPolicy p = Make({Rule(allowed_, "r")});
+  absl::StatusOr<UniqueFd> fd = p.Open(allowed_ + "/file.txt", O_RDONLY | O_NONBLOCK, 0);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  EXPECT_NE(fcntl(fd->get(), F_GETFL) & O_NONBLOCK, 0);
+}
+
+TEST_F(FsPolicyTest, NonCanonicalSpellingsOfAnAllowedPath) {
+  FsPolicy p = Make({Rule(allowed_, "r")});
+  EXPECT_EQ(Err(p, allowed_ + "//sub/./deep.txt", O_RDONLY), 0);
+  EXPECT_EQ(Err(p, "/" + allowed_ + "/file.txt", O_RDONLY), 0);
+  // A trailing slash means "a directory".
+  EXPECT_EQ(Err(p, allowed_ + "/file.txt/", O_RDONLY), ENOTDIR);
+  EXPECT_EQ(Err(p, allowed_ + "/sub/", O_RDONLY | O_DIRECTORY), 0);
+}
+
+TEST_F(FsPolicyTest, SymlinkInsideTheRuleIsFollowed) {
+  FsPolicy p = Make({Rule(allowed_, "r")});
+  absl::StatusOr<UniqueFd> fd = p.Open(allowed_ + "/link_in", O_RDONLY, 0);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  EXPECT_EQ(ReadAll(fd->get()), "deep");
+}
+
+TEST_F(FsPolicyTest, OutsideTheRulesIsEacces) {
+  FsPolicy p = Make({Rule(allowed_, "r")});
+  EXPECT_EQ(Err(p, root_ + "/secret.txt", O_RDONLY), EACCES);
+  EXPECT_EQ(Err(p, "/etc/passwd", O_RDONLY), EACCES);
+  // Same prefix, not on a component boundary.
+  EXPECT_EQ(Err(p, allowed_ + "x/file.txt", O_RDONLY), EACCES);
+  absl::StatusOr<UniqueFd> fd = p.Open(root_ + "/secret.txt", O_RDONLY, 0);
+  EXPECT_THAT(std::string(fd.status().message()), HasSubstr("no rule covers"));
+}
+
+TEST_F(FsPolicyTest, DotDotEscapesAreRefused) {
+  FsPolicy p = Make({Rule(allowed_, "r")});
+  // Textual `..` is refused up front, even when it would stay inside.
+  EXPECT_EQ(Err(p, allowed_ + "/../secret.txt", O_RDONLY), EACCES);
+  EXPECT_EQ(Err(p, allowed_ + "/sub/../file.txt", O_RDONLY), EACCES);
+  EXPECT_EQ(Err(p, allowed_ + "/..", O_RDONLY | O_DIRECTORY), EACCES);
+  // Symlinks leading out (relative with `..`, or absolute) fail beneath the rule.
+  EXPECT_EQ(Err(p, allowed_ + "/link_out", O_RDONLY), EACCES);
+  EXPECT_EQ(Err(p, allowed_ + "/link_abs", O_RDONLY), EACCES);
+  absl::StatusOr<UniqueFd> fd = p.Open(allowed_ + "/link_out", O_RDONLY, 0);
+  EXPECT_THAT(std::string(fd.status().message()), HasSubstr("escapes"));
+}
+
+TEST_F(FsPolicyTest, ProcMagicLinksAreRefused) {
+  FsPolicy p = Make({Rule("/proc", "r")});
+  int fd = open((allowed_ + "/file.txt").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(Err(p, absl::StrCat("/proc/self/fd/", fd), O_RDONLY), ELOOP);
+  EXPECT_EQ(Err(p, absl::StrCat("/proc/", getpid(), "/fd/", fd), O_RDONLY), ELOOP);
+  EXPECT_EQ(Err(p, "/proc/self/root/etc/passwd", O_RDONLY), ELOOP);
+  EXPECT_EQ(Err(p, "/proc/self/cwd", O_RDONLY | O_DIRECTORY), ELOOP);
+  EXPECT_EQ(Err(p, "/proc/self/exe", O_RDONLY), ELOOP);
+  close(fd);
+  // An ordinary /proc file is fine.
+  EXPECT_EQ(Err(p, "/proc/self/status", O_RDONLY), 0);
+}
+
+TEST_F(FsPolicyTest, MalformedPaths) {
+  FsPolicy p = Make({Rule("/", "r")});
+  EXPECT_EQ(Err(p, "etc/passwd", O_RDONLY), EINVAL);
+  EXPECT_EQ(Err(p, "", O_RDONLY), EINVAL);
+  EXPECT_EQ(Err(p, absl::string_view("/etc/passwd\0/x", 14), O_RDONLY), EINVAL);
+  EXPECT_EQ(Err(p, absl::string_view("/etc/passwd\0", 12), O_RDONLY), EINVAL);
+  EXPECT_EQ(Err(p, "/" + std::string(4095, 'a'), O_RDONLY), ENAMETOOLONG);
+  EXPECT_EQ(Err(p, "/" + std::string(1 << 20, 'a'), O_RDONLY), ENAMETOOLONG);
+  // A component over NAME_MAX is the kernel's ENAMETOOLONG.
+  EXPECT_EQ(Err(p, allowed_ + "/" + std::string(300, 'a'), O_RDONLY), ENAMETOOLONG);
+}
+
+TEST_F(FsPolicyTest, PermissionLetters) {
+  FsPolicy p = Make({Rule(allowed_, "r"), Rule(allowed_ + "/sub", "w")});
+  const std::string file = allowed_ + "/file.txt";
+  EXPECT_EQ(Err(p, file, O_WRONLY), EACCES);
+  EXPECT_EQ(Err(p, file, O_RDWR), EACCES);
+  EXPECT_EQ(Err(p, file, O_RDONLY | O_TRUNC), EACCES);
+  EXPECT_EQ(Err(p, file, O_RDONLY | O_APPEND), EACCES);
+  EXPECT_EQ(Err(p, file, O_RDONLY | O_CREAT, 0644), EACCES);
+  EXPECT_EQ(Err(p, file, O_PATH), EACCES) << "O_PATH needs x";
+  // Under /sub only w: reading is refused, writing allowed.
+  EXPECT_EQ(Err(p, allowed_ + "/sub/deep.txt", O_RDONLY), EACCES);
+  EXPECT_EQ(Err(p, allowed_ + "/sub/deep.txt", O_WRONLY), 0);
+  EXPECT_EQ(Err(p, allowed_ + "/sub/new.txt", O_WRONLY | O_CREAT, 0644), EACCES)
+      << "O_CREAT needs c";
+  absl::StatusOr<UniqueFd> fd = p.Open(file, O_WRONLY, 0);
+  EXPECT_THAT(std::string(fd.status().message()), HasSubstr("needs 'w'"));
+  // The file itself was not truncated by the refused O_TRUNC.
+  struct stat st;
+  ASSERT_EQ(stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 5);
+}
+
+TEST_F(FsPolicyTest, UnknownAndRefusedFlagBitsAreEinval) {
+  FsPolicy p = Make({Rule(allowed_, "rwxc")});
+  const std::string file = allowed_ + "/file.txt";
+  EXPECT_EQ(Err(p, file, O_RDONLY | 0x40000000u), EINVAL);
+  EXPECT_EQ(Err(p, file, O_RDONLY | O_NOATIME), EINVAL);
+  EXPECT_EQ(Err(p, file, O_RDONLY | O_DIRECT), EINVAL);
+  EXPECT_EQ(Err(p, file, O_RDONLY | O_ASYNC), EINVAL);
+  EXPECT_EQ(Err(p, file, O_ACCMODE), EINVAL);
+  EXPECT_EQ(Err(p, file, O_PATH | O_WRONLY), EINVAL);
+  EXPECT_EQ(Err(p, allowed_, O_TMPFILE | O_RDONLY, 0600), EINVAL);
+  absl::StatusOr<UniqueFd> fd = p.Open(file, O_RDONLY | O_NOATIME | 0x40000000u, 0);
+  EXPECT_THAT(std::string(fd.status().message()), HasSubstr("O_NOATIME|0x40000000"));
+  // Accepted harmless bits.
+  EXPECT_EQ(Err(p, file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | 0100000), 0);
+  EXPECT_EQ(Err(p, file, O_WRONLY | O_SYNC | O_APPEND), 0);
+}
+
+TEST_F(FsPolicyTest, DirectoriesOnlyWithODirectory) {
+  FsPolicy p = Make({Rule(allowed_, "r")});
+  EXPECT_EQ(Err(p, allowed_ + "/sub", O_RDONLY), EISDIR);
+  EXPECT_EQ(Err(p, allowed_, O_RDONLY), EISDIR) << "the rule's own directory";
+  EXPECT_EQ(Err(p, allowed_ + "/", O_RDONLY), EISDIR);
+  absl::StatusOr<UniqueFd> fd = p.Open(allowed_ + "/sub", O_RDONLY | O_DIRECTORY, 0);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  struct stat st;
+  ASSERT_EQ(fstat(fd->get(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(Err(p, allowed_, O_RDONLY | O_DIRECTORY), 0);
+  EXPECT_EQ(Err(p, allowed_ + "/file.txt", O_RDONLY | O_DIRECTORY), ENOTDIR);
+}
+
+TEST_F(FsPolicyTest, CreateWithCwMasksTheMode) {
+  FsPolicy p = Make({Rule(allowed_, "rwc")});
+  umask(0);
+  const std::string path = allowed_ + "/created.txt";
+  absl::StatusOr<UniqueFd> fd = p.Open(path, O_WRONLY | O_CREAT | O_EXCL, 06777);
+  umask(022);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  struct stat st;
+  ASSERT_EQ(fstat(fd->get(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0777u) << "setuid/setgid/sticky must be masked off";
+  ASSERT_EQ(write(fd->get(), "x", 1), 1);
+  EXPECT_EQ(Err(p, path, O_WRONLY | O_CREAT | O_EXCL, 0600), EEXIST);
+  // O_TMPFILE needs c and w.
+  EXPECT_EQ(Err(p, allowed_, O_TMPFILE | O_RDWR, 0600), 0);
+  FsPolicy no_c = Make({Rule(allowed_, "rw")});
+  EXPECT_EQ(Err(no_c, allowed_, O_TMPFILE | O_RDWR, 0600), EACCES);
+}
+
+TEST_F(FsPolicyTest, FifoDoesNotBlockTheBroker) {
+  FsPolicy p = Make({Rule(allowed_, "rw")});
+  // Without a writer a blocking open for reading would wait forever.
+  absl::StatusOr<UniqueFd> fd = p.Open(allowed_ + "/fifo", O_RDONLY, 0);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  EXPECT_EQ(fcntl(fd->get(), F_GETFL) & O_NONBLOCK, 0);
+  // With a reader now, a writer opens too.
+  EXPECT_EQ(Err(p, allowed_ + "/fifo", O_WRONLY), 0);
+  fd->reset();
+  // Without a reader, a writer gets ENXIO instead of waiting.
+  EXPECT_EQ(Err(p, allowed_ + "/fifo", O_WRONLY), ENXIO);
+}
+
+TEST_F(FsPolicyTest, RootRule) {
+  FsPolicy p = Make({Rule("/", "r")});
+  EXPECT_EQ(Err(p, allowed_ + "/file.txt", O_RDONLY), 0);
+  EXPECT_EQ(Err(p, "/", O_RDONLY | O_DIRECTORY), 0);
+  EXPECT_EQ(Err(p, "//", O_RDONLY | O_DIRECTORY), 0);
+  EXPECT_EQ(Err(p, "/", O_RDONLY), EISDIR);
+  // Absolute symlinks cannot be followed beneath "/" either (RESOLVE_BENEATH).
+  EXPECT_EQ(Err(p, allowed_ + "/link_abs", O_RDONLY), EACCES);
+}
+
+TEST_F(FsPolicyTest, FileRule) {
+  FsPolicy p = Make({Rule(root_ + "/single/only.txt", "r")});
+  absl::StatusOr<UniqueFd> fd = p.Open(root_ + "/single/only.txt", O_RDONLY, 0);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  EXPECT_EQ(ReadAll(fd->get()), "only");
+  EXPECT_EQ(Err(p, root_ + "/single/sibling.txt", O_RDONLY), EACCES);
+  EXPECT_EQ(Err(p, root_ + "/single", O_RDONLY | O_DIRECTORY), EACCES);
+  EXPECT_EQ(Err(p, root_ + "/single/only.txt/", O_RDONLY), ENOTDIR);
+  EXPECT_EQ(Err(p, root_ + "/single/only.txt/x", O_RDONLY), EACCES);
+}
+
+TEST_F(FsPolicyTest, FileRuleNameSwappedForASymlinkIsRefused) {
+  FsPolicy p = Make({Rule(root_ + "/single/only.txt", "r")});
+  // After Create, the file is replaced by a symlink to its sibling.
+  ASSERT_EQ(rename((root_ + "/single/only_link").c_str(), (root_ + "/single/only.txt").c_str()),
+            0);
+  EXPECT_EQ(Err(p, root_ + "/single/only.txt", O_RDONLY), ELOOP);
+}
+
+TEST_F(FsPolicyTest, FileRuleThatDoesNotExistYetNeedsC) {
+  const std::string out = root_ + "/single/out.log";
+  EXPECT_FALSE(FsPolicy::Create({Rule(out, "w")}).ok());
+  FsPolicy p = Make({Rule(out, "wc")});
+  EXPECT_EQ(Err(p, out, O_WRONLY | O_CREAT, 0600), 0);
+  EXPECT_EQ(access(out.c_str(), F_OK), 0);
+}
+
+TEST_F(FsPolicyTest, MostSpecificRuleWins) {
+  FsPolicy p = Make({Rule(allowed_, "rwc"), Rule(allowed_ + "/ro", "r")});
+  EXPECT_EQ(Err(p, allowed_ + "/file.txt", O_RDWR), 0);
+  EXPECT_EQ(Err(p, allowed_ + "/ro/ro.txt", O_RDONLY), 0);
+  EXPECT_EQ(Err(p, allowed_ + "/ro/ro.txt", O_RDWR), EACCES);
+  EXPECT_EQ(Err(p, allowed_ + "/ro/new.txt", O_WRONLY | O_CREAT, 0600), EACCES);
+}
+
+TEST_F(FsPolicyTest, SymlinkIntoANarrowerNestedRuleIsRechecked) {
+  FsPolicy p = Make({Rule(allowed_, "rwc"), Rule(allowed_ + "/ro", "r")});
+  // Reading through the symlink is fine: /ro allows r too.
+  EXPECT_EQ(Err(p, allowed_ + "/link_ro/ro.txt", O_RDONLY), 0);
+  // Writing is not: the file lies under the r-only rule.
+  EXPECT_EQ(Err(p, allowed_ + "/link_ro/ro.txt", O_WRONLY), EACCES);
+  // Create/truncate may not follow symlinks at all there (they act before any re-check).
+  EXPECT_EQ(Err(p, allowed_ + "/link_ro/ro.txt", O_WRONLY | O_TRUNC), ELOOP);
+  EXPECT_EQ(Err(p, allowed_ + "/link_ro/new.txt", O_WRONLY | O_CREAT, 0600), ELOOP);
+  EXPECT_EQ(access((allowed_ + "/ro/new.txt").c_str(), F_OK), -1);
+  struct stat st;
+  ASSERT_EQ(stat((allowed_ + "/ro/ro.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 2) << "must not have been truncated";
+  // A create that follows no symlink still works in the wide rule.
+  EXPECT_EQ(Err(p, allowed_ + "/new.txt", O_WRONLY | O_CREAT, 0600), 0);
+}
+
+TEST_F(FsPolicyTest, OPathNeedsX) {
+  FsPolicy p = Make({Rule(allowed_, "x")});
+  absl::StatusOr<UniqueFd> fd = p.Open(allowed_ + "/file.txt", O_PATH, 0);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  EXPECT_EQ(fcntl(fd->get(), F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+  EXPECT_EQ(Err(p, allowed_ + "/file.txt", O_RDONLY), EACCES) << "x is never for reading";
+  EXPECT_EQ(Err(p, allowed_ + "/sub", O_PATH), EISDIR);
+  EXPECT_EQ(Err(p, allowed_ + "/sub", O_PATH | O_DIRECTORY), 0);
+}
+
+TEST_F(FsPolicyTest, CreateErrorsNameTheRule) {
+  struct Case {
+    PathRule rule;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {Rule("relative/x", "r"), "not absolute"},
+      {Rule("/tmp/", "r"), "trailing slash"},
+      {Rule("/tmp//x", "r"), "'//'"},
+      {Rule("/tmp/./x", "r"), "'.'"},
+      {Rule("/tmp/../x", "r"), "'..'"},
+      {Rule(std::string("/tmp\0x", 6), "r"), "NUL"},
+      {Rule("/tmp", ""), "grants nothing"},
+      {Rule("/no/such/dir/vow", "r"), "does not exist"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<FsPolicy> p = FsPolicy::Create({Rule("/", "r"), c.rule});
+    ASSERT_FALSE(p.ok()) << c.expect;
+    EXPECT_THAT(std::string(p.status().message()), HasSubstr("path rule 1")) << p.status();
+    EXPECT_THAT(std::string(p.status().message()), HasSubstr(c.expect)) << p.status();
+  }
+  absl::StatusOr<FsPolicy> dup = FsPolicy::Create({Rule("/tmp", "r"), Rule("/tmp", "w")});
+  ASSERT_FALSE(dup.ok());
+  EXPECT_THAT(std::string(dup.status().message()), HasSubstr("duplicate"));
+}
+
+}  // namespace
+}  // namespace vow
