@@ -1,0 +1,933 @@
+#include "broker/broker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <linux/audit.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <new>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "base/status_macros.h"
+#include "base/syscall.h"
+#include "base/unique_fd.h"
+#include "broker/clock_policy.h"
+#include "broker/fs_policy.h"
+#include "broker/net_policy.h"
+#include "broker/policy_check.h"
+#include "capnp/serialize.h"
+#include "ipc/channel.h"
+#include "ipc/message.h"
+#include "ipc/protocol.capnp.h"
+#include "policies/promise_compiler.h"
+#include "worker/client.h"
+#include "worker/lockdown.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+extern char** environ;
+
+namespace vow {
+
+// What a policy becomes once checked: the compiled program and the opened rules.
+class PreparedPolicy {
+ public:
+  Policy policy;
+  std::shared_ptr<const BpfProgram> program;
+  std::optional<FsPolicy> fs;
+  std::optional<NetPolicy> net;
+};
+
+namespace {
+
+constexpr size_t kMaxViolationsKept = 1000;
+// Messages handled per worker per wake-up, so one flooding worker cannot starve others.
+constexpr int kMessagesPerWakeup = 16;
+
+enum class Phase { kAwaitFilter, kAwaitHello, kServing, kEnded };
+enum Source : uint64_t { kChannel = 0, kListener = 1, kPidfd = 2 };
+
+uint64_t Key(WorkerId id, Source source) { return (id << 2) | source; }
+
+std::string AllowedByText(const std::string& promise) {
+  return promise.empty() ? "no promise allows this" : absl::StrCat("promise ", promise,
+                                                                   " would allow it");
+}
+
+}  // namespace
+
+std::string Violation::ToString() const {
+  return absl::StrCat(syscall, "(", args[0], ", ", args[1], ", ", args[2], ", ", args[3], ", ",
+                      args[4], ", ", args[5], ") refused; ", AllowedByText(allowed_by),
+                      from_kernel ? "" : " (reported by the worker)");
+}
+
+std::string WorkerResult::ToString() const {
+  switch (kind) {
+    case Kind::kExited:
+      return absl::StrCat("exited with code ", exit_code);
+    case Kind::kSignaled:
+      return absl::StrCat("killed by signal ", signal, " (", strsignal(signal), ")",
+                          reason.empty() ? "" : ": ", reason);
+    case Kind::kViolation:
+      return absl::StrCat("killed for a forbidden syscall: ",
+                          violation.has_value() ? violation->ToString() : reason);
+    case Kind::kProtocolError:
+      return absl::StrCat("ended for breaking the protocol: ", reason);
+    case Kind::kLimitExceeded:
+      return absl::StrCat("ended for exceeding a limit: ", reason);
+    case Kind::kLockdownFailed:
+      return absl::StrCat("lock-down failed: ", reason);
+  }
+  return "?";
+}
+
+struct Worker {
+  WorkerId id = 0;
+  pid_t pid = -1;
+  std::string name;
+  std::shared_ptr<const PreparedPolicy> policy;
+  Channel channel;
+  UniqueFd pidfd;
+  UniqueFd listener;
+  Phase phase = Phase::kAwaitHello;
+  bool exec = false;
+  // Set when the broker decided to end the worker; the result kind/reason win over the
+  // signal that follows.
+  bool ending = false;
+  // Reading what a worker sent before it exited: failures to answer are not its fault.
+  bool draining = false;
+  WorkerResult result;
+  bool reaped = false;
+  // Token bucket for requests_per_second.
+  double tokens = 0;
+  absl::Time last_refill;
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+class Broker::Impl {
+ public:
+  Impl(AuditLog* audit) : audit_(audit) {}
+  ~Impl();
+
+  absl::Status Start();
+  absl::StatusOr<WorkerId> SpawnCommon(std::shared_ptr<const PreparedPolicy> policy,
+                                       const WorkerMain* main,
+                                       const std::vector<std::string>* argv,
+                                       const SpawnOptions& options);
+  absl::StatusOr<WorkerResult> Wait(WorkerId id, absl::Duration timeout);
+  void Kill(WorkerId id);
+  pid_t pid(WorkerId id) const;
+  size_t live() const;
+
+  FilterCache filters_;
+
+ private:
+  void Loop();
+  void HandleChannel(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Returns false when the worker was ended.
+  bool HandleMessage(Worker& w, const capnp::word* data, size_t bytes, int* fds, int nfds)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleNotification(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Reap(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void End(Worker& w, WorkerResult::Kind kind, std::string reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecordViolation(Worker& w, Violation v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Audit(const Worker& w, std::string request, bool allowed, std::string reason);
+  bool SendError(Worker& w, uint64_t id, int err, absl::string_view reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool SendFd(Worker& w, uint64_t id, int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Unregister(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  AuditLog* audit_;
+  UniqueFd epoll_;
+  UniqueFd wake_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  mutable absl::Mutex mu_;
+  absl::CondVar ended_cv_;
+  std::map<WorkerId, std::unique_ptr<Worker>> workers_ ABSL_GUARDED_BY(mu_);
+  WorkerId next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  // Receive buffer of the serving thread.
+  std::unique_ptr<capnp::word[]> buffer_{new capnp::word[kMaxMessageWords + 1]};
+  struct seccomp_notif_sizes notif_sizes_ = {};
+};
+
+absl::Status Broker::Impl::Start() {
+  ASSIGN_OR_RETURN(long ep, Syscall("epoll_create1", [] { return epoll_create1(EPOLL_CLOEXEC); }));
+  epoll_.reset(static_cast<int>(ep));
+  ASSIGN_OR_RETURN(long ev, Syscall("eventfd", [] { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }));
+  wake_.reset(static_cast<int>(ev));
+  struct epoll_event e = {};
+  e.events = EPOLLIN;
+  e.data.u64 = ~0ull;
+  RETURN_IF_ERROR(
+      Syscall("epoll_ctl", [&] { return epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &e); })
+          .status());
+  if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &notif_sizes_) != 0) {
+    return ErrnoStatus(errno, "seccomp(SECCOMP_GET_NOTIF_SIZES): user notifications unavailable");
+  }
+  thread_ = std::thread([this] { Loop(); });
+  return absl::OkStatus();
+}
+
+Broker::Impl::~Impl() {
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, w] : workers_) {
+      if (!w->reaped && w->pidfd.valid()) {
+        syscall(SYS_pidfd_send_signal, w->pidfd.get(), SIGKILL, nullptr, 0);
+      }
+    }
+  }
+  stop_ = true;
+  uint64_t one = 1;
+  (void)!write(wake_.get(), &one, sizeof(one));
+  if (thread_.joinable()) thread_.join();
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, w] : workers_) {
+    if (!w->reaped && w->pid > 0) {
+      siginfo_t info;
+      waitid(P_PIDFD, w->pidfd.get(), &info, WEXITED);
+    }
+  }
+}
+
+void Broker::Impl::Audit(const Worker& w, std::string request, bool allowed, std::string reason) {
+  AuditEntry entry;
+  entry.worker_id = w.id;
+  entry.pid = w.pid;
+  entry.request = std::move(request);
+  entry.allowed = allowed;
+  entry.reason = std::move(reason);
+  audit_->Record(std::move(entry));
+}
+
+void Broker::Impl::Unregister(Worker& w) {
+  if (w.channel.valid()) {
+    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.channel.fd(), nullptr);
+    w.channel = Channel();
+  }
+  if (w.listener.valid()) {
+    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.listener.get(), nullptr);
+    w.listener.reset();
+  }
+}
+
+void Broker::Impl::End(Worker& w, WorkerResult::Kind kind, std::string reason) {
+  if (w.ending || w.reaped || w.draining) return;
+  w.ending = true;
+  w.result.kind = kind;
+  w.result.reason = reason;
+  Audit(w, "end", false, reason);
+  syscall(SYS_pidfd_send_signal, w.pidfd.get(), SIGKILL, nullptr, 0);
+  // Stop reading from it: whatever else it sent is not served.
+  Unregister(w);
+}
+
+void Broker::Impl::RecordViolation(Worker& w, Violation v) {
+  Audit(w, absl::StrCat("syscall ", v.syscall), false,
+        absl::StrCat("refused by seccomp; ", AllowedByText(v.allowed_by),
+                     v.from_kernel ? "" : " (reported by the worker)"));
+  if (w.result.violations.size() < kMaxViolationsKept) w.result.violations.push_back(std::move(v));
+}
+
+void Broker::Impl::HandleNotification(Worker& w) {
+  // The kernel tells us which syscall a worker thread is blocked in. Sizes come from the
+  // kernel (SECCOMP_GET_NOTIF_SIZES); the buffers are at least as large as our headers.
+  alignas(8) char req_buf[512];
+  alignas(8) char resp_buf[512];
+  if (notif_sizes_.seccomp_notif > sizeof(req_buf) ||
+      notif_sizes_.seccomp_notif_resp > sizeof(resp_buf)) {
+    End(w, WorkerResult::Kind::kProtocolError, "seccomp notification too large");
+    return;
+  }
+  memset(req_buf, 0, sizeof(req_buf));
+  auto* req = reinterpret_cast<struct seccomp_notif*>(req_buf);
+  if (ioctl(w.listener.get(), SECCOMP_IOCTL_NOTIF_RECV, req) != 0) {
+    if (errno == EINTR || errno == ENOENT) return;  // the thread was interrupted or died
+    // The listener is dead (worker gone): stop watching it.
+    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.listener.get(), nullptr);
+    w.listener.reset();
+    return;
+  }
+  Violation v;
+  v.nr = req->data.nr;
+  Arch arch = req->data.arch == AUDIT_ARCH_AARCH64 ? Arch::kAarch64 : Arch::kX86_64;
+  v.syscall = SyscallName(arch, req->data.nr);
+  for (int i = 0; i < 6; ++i) v.args[i] = req->data.args[i];
+  SyscallEvent event;
+  event.nr = req->data.nr;
+  event.audit_arch = req->data.arch;
+  event.pid = static_cast<uint32_t>(w.pid);
+  for (int i = 0; i < 6; ++i) event.args[i] = req->data.args[i];
+  std::optional<Promise> allowing = PromiseAllowing(event);
+  v.allowed_by = allowing.has_value() ? std::string(PromiseName(*allowing)) : "";
+  v.from_kernel = true;
+
+  memset(resp_buf, 0, sizeof(resp_buf));
+  auto* resp = reinterpret_cast<struct seccomp_notif_resp*>(resp_buf);
+  resp->id = req->id;
+  Penalty penalty = w.policy->policy.penalty;
+  RecordViolation(w, v);
+  if (penalty == Penalty::kLog) {
+    resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+  } else {
+    resp->error = -EPERM;
+  }
+  if (penalty == Penalty::kKill) {
+    // Kill first, so the refused thread never runs again.
+    w.result.violation = v;
+    End(w, WorkerResult::Kind::kViolation, v.ToString());
+    return;
+  }
+  // ENOENT: the thread was killed meanwhile; nothing to answer.
+  ioctl(w.listener.get(), SECCOMP_IOCTL_NOTIF_SEND, resp);
+}
+
+bool Broker::Impl::SendError(Worker& w, uint64_t id, int err, absl::string_view reason) {
+  capnp::MallocMessageBuilder builder(256);
+  auto response = builder.initRoot<wire::Response>();
+  response.setId(id);
+  auto error = response.initError();
+  error.setErrno(err);
+  error.setReason(std::string(reason.substr(0, 1024)));
+  int rc = w.channel.Send(builder);
+  if (rc != 0) {
+    End(w, WorkerResult::Kind::kProtocolError,
+        absl::StrCat("could not send a response: ", strerror(-rc)));
+    return false;
+  }
+  return true;
+}
+
+bool Broker::Impl::SendFd(Worker& w, uint64_t id, int fd) {
+  capnp::MallocMessageBuilder builder(64);
+  auto response = builder.initRoot<wire::Response>();
+  response.setId(id);
+  response.setFd();
+  int rc = w.channel.Send(builder, fd);
+  if (rc != 0) {
+    End(w, WorkerResult::Kind::kProtocolError,
+        absl::StrCat("could not send a response: ", strerror(-rc)));
+    return false;
+  }
+  return true;
+}
+
+bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t bytes, int* fds,
+                                 int nfds) {
+  // Every attached fd is ours to close unless a handler takes it.
+  UniqueFd attached[kMaxFdsPerMessage];
+  for (int i = 0; i < nfds; ++i) attached[i].reset(fds[i]);
+
+  if (CheckFraming(data, bytes) != 0) {
+    End(w, WorkerResult::Kind::kProtocolError, "malformed message framing");
+    return false;
+  }
+  bool alive = true;
+  std::string protocol_error;
+  KJ_IF_MAYBE(exception, kj::runCatchingExceptions([&] {
+    capnp::FlatArrayMessageReader reader(kj::arrayPtr(data, bytes / sizeof(capnp::word)),
+                                         ReaderLimits());
+    auto request = reader.getRoot<wire::Request>();
+    uint64_t id = request.getId();
+    auto which = request.which();
+    bool is_hello = which == wire::Request::HELLO;
+    if (nfds != 0 && !is_hello) {
+      protocol_error = "a request carried file descriptors";
+      return;
+    }
+    switch (w.phase) {
+      case Phase::kAwaitFilter: {
+        if (which != wire::Request::GET_FILTER) {
+          protocol_error = "an exec'd worker must ask for its filter first";
+          return;
+        }
+        const BpfProgram& program = *w.policy->program;
+        capnp::MallocMessageBuilder builder(program.code.size() + 64);
+        auto response = builder.initRoot<wire::Response>();
+        response.setId(id);
+        auto filter = response.initFilter();
+        filter.setProgram(kj::arrayPtr(reinterpret_cast<const kj::byte*>(program.code.data()),
+                                       program.code.size() * sizeof(sock_filter)));
+        filter.setNeedsListener(program.needs_listener());
+        filter.setTrapReporter(program.penalty == Penalty::kTrap);
+        const Limits& limits = w.policy->policy.limits;
+        filter.setMaxOpenFds(limits.max_open_fds);
+        filter.setCpuSeconds(limits.cpu_seconds);
+        filter.setMemoryBytes(limits.memory_bytes);
+        int rc = w.channel.Send(builder);
+        if (rc != 0) {
+          protocol_error = absl::StrCat("could not send the filter: ", strerror(-rc));
+          return;
+        }
+        w.phase = Phase::kAwaitHello;
+        Audit(w, "getFilter", true, absl::StrCat(program.code.size(), " instructions"));
+        return;
+      }
+      case Phase::kAwaitHello: {
+        if (!is_hello) {
+          protocol_error = "the first request must be hello";
+          return;
+        }
+        auto hello = request.getHello();
+        if (hello.getVersion() != wire::PROTOCOL_VERSION) {
+          protocol_error = absl::StrCat("protocol version ", hello.getVersion(), ", expected ",
+                                        wire::PROTOCOL_VERSION);
+          return;
+        }
+        bool wants = w.policy->program->needs_listener();
+        if (hello.getListenerAttached() != wants || (nfds == 1) != wants) {
+          protocol_error = "hello: the seccomp listener does not match the policy";
+          return;
+        }
+        if (wants) {
+          // It must really be a seccomp listener: the fd's anon-inode name says so.
+          char link[64];
+          std::string proc = absl::StrCat("/proc/self/fd/", attached[0].get());
+          ssize_t n = readlink(proc.c_str(), link, sizeof(link) - 1);
+          if (n <= 0 || absl::string_view(link, n) != "anon_inode:seccomp notify") {
+            protocol_error = "hello: the attached fd is not a seccomp listener";
+            return;
+          }
+          int flags = fcntl(attached[0].get(), F_GETFL);
+          fcntl(attached[0].get(), F_SETFL, flags | O_NONBLOCK);
+          w.listener = std::move(attached[0]);
+          struct epoll_event e = {};
+          e.events = EPOLLIN;
+          e.data.u64 = Key(w.id, kListener);
+          if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, w.listener.get(), &e) != 0) {
+            protocol_error = absl::StrCat("epoll_ctl(listener): ", strerror(errno));
+            return;
+          }
+        }
+        capnp::MallocMessageBuilder builder(64);
+        auto response = builder.initRoot<wire::Response>();
+        response.setId(id);
+        response.initHello().setVersion(wire::PROTOCOL_VERSION);
+        int rc = w.channel.Send(builder);
+        if (rc != 0) {
+          protocol_error = absl::StrCat("could not answer hello: ", strerror(-rc));
+          return;
+        }
+        w.phase = Phase::kServing;
+        Audit(w, "hello", true, wants ? "locked; seccomp listener received" : "locked");
+        return;
+      }
+      case Phase::kServing:
+        break;
+      case Phase::kEnded:
+        return;
+    }
+    // Rate limit.
+    uint32_t rps = w.policy->policy.limits.requests_per_second;
+    if (rps != 0 && which != wire::Request::VIOLATION) {
+      absl::Time now = absl::Now();
+      w.tokens = std::min<double>(rps, w.tokens + absl::ToDoubleSeconds(now - w.last_refill) * rps);
+      w.last_refill = now;
+      if (w.tokens < 1) {
+        End(w, WorkerResult::Kind::kLimitExceeded,
+            absl::StrCat("more than ", rps, " requests per second"));
+        alive = false;
+        return;
+      }
+      w.tokens -= 1;
+    }
+    switch (which) {
+      case wire::Request::OPEN: {
+        auto open = request.getOpen();
+        auto path_bytes = open.getPath();
+        absl::string_view path(reinterpret_cast<const char*>(path_bytes.begin()),
+                               path_bytes.size());
+        uint32_t flags = open.getFlags();
+        std::string what = absl::StrCat("open path=\"", AuditLog::EscapeBytes(path),
+                                        "\" flags=", AuditLog::DescribeOpenFlags(flags));
+        if (!w.policy->fs.has_value()) {
+          Audit(w, what, false, "the policy has no filesystem rules");
+          alive = SendError(w, id, EACCES, "the policy has no filesystem rules");
+          return;
+        }
+        absl::StatusOr<UniqueFd> fd = w.policy->fs->Open(path, flags, open.getMode());
+        if (!fd.ok()) {
+          Audit(w, what, false, std::string(fd.status().message()));
+          alive = SendError(w, id, ErrnoOrDefault(fd.status(), EACCES), fd.status().message());
+          return;
+        }
+        Audit(w, what, true, "allowed by rule");
+        alive = SendFd(w, id, fd->get());
+        return;
+      }
+      case wire::Request::CONNECT: {
+        auto connect = request.getConnect();
+        ConnectTarget target;
+        std::string what;
+        switch (connect.getTransport()) {
+          case wire::Connect::Transport::TCP:
+            target.transport = ConnectRule::Transport::kTcp;
+            break;
+          case wire::Connect::Transport::UDP:
+            target.transport = ConnectRule::Transport::kUdp;
+            break;
+          case wire::Connect::Transport::UNIX:
+            target.transport = ConnectRule::Transport::kUnix;
+            break;
+          default:
+            Audit(w, "connect transport=?", false, "unknown transport");
+            alive = SendError(w, id, EINVAL, "unknown transport");
+            return;
+        }
+        auto address = connect.getAddress();
+        target.address.assign(reinterpret_cast<const char*>(address.begin()), address.size());
+        target.port = connect.getPort();
+        auto path = connect.getPath();
+        target.unix_path.assign(reinterpret_cast<const char*>(path.begin()), path.size());
+        what = target.transport == ConnectRule::Transport::kUnix
+                   ? absl::StrCat("connect unix path=\"", AuditLog::EscapeBytes(target.unix_path), "\"")
+                   : absl::StrCat("connect ",
+                                  target.transport == ConnectRule::Transport::kTcp ? "tcp" : "udp",
+                                  " address=", AuditLog::EscapeBytes(target.address, 16),
+                                  " port=", target.port);
+        if (!w.policy->net.has_value()) {
+          Audit(w, what, false, "the policy has no connect rules");
+          alive = SendError(w, id, EACCES, "the policy has no connect rules");
+          return;
+        }
+        absl::StatusOr<UniqueFd> fd = w.policy->net->Connect(target);
+        if (!fd.ok()) {
+          Audit(w, what, false, std::string(fd.status().message()));
+          alive = SendError(w, id, ErrnoOrDefault(fd.status(), EACCES), fd.status().message());
+          return;
+        }
+        Audit(w, what, true, "allowed by rule");
+        alive = SendFd(w, id, fd->get());
+        return;
+      }
+      case wire::Request::CLOCK: {
+        absl::StatusOr<absl::Time> now = ClockNow(w.policy->policy.clock);
+        if (!now.ok()) {
+          Audit(w, "clock", false, std::string(now.status().message()));
+          alive = SendError(w, id, ErrnoOrDefault(now.status(), EPERM), now.status().message());
+          return;
+        }
+        timespec ts = absl::ToTimespec(*now);
+        capnp::MallocMessageBuilder builder(64);
+        auto response = builder.initRoot<wire::Response>();
+        response.setId(id);
+        auto time = response.initTime();
+        time.setSeconds(ts.tv_sec);
+        time.setNanos(static_cast<uint32_t>(ts.tv_nsec));
+        int rc = w.channel.Send(builder);
+        if (rc != 0) {
+          protocol_error = absl::StrCat("could not send a response: ", strerror(-rc));
+          return;
+        }
+        Audit(w, "clock", true, absl::FormatTime(absl::RFC3339_full, *now, absl::UTCTimeZone()));
+        return;
+      }
+      case wire::Request::VIOLATION: {
+        if (w.policy->policy.penalty != Penalty::kTrap) {
+          protocol_error = "a violation report outside penalty trap";
+          return;
+        }
+        auto report = request.getViolation();
+        Violation v;
+        v.nr = report.getSyscall();
+        Arch arch = report.getArch() == AUDIT_ARCH_AARCH64 ? Arch::kAarch64 : Arch::kX86_64;
+        v.syscall = SyscallName(arch, v.nr);
+        auto args = report.getArgs();
+        SyscallEvent event;
+        event.nr = v.nr;
+        event.audit_arch = report.getArch();
+        event.pid = static_cast<uint32_t>(w.pid);
+        for (unsigned i = 0; i < 6; ++i) {
+          v.args[i] = i < args.size() ? args[i] : 0;
+          event.args[i] = v.args[i];
+        }
+        std::optional<Promise> allowing = PromiseAllowing(event);
+        v.allowed_by = allowing.has_value() ? std::string(PromiseName(*allowing)) : "";
+        v.from_kernel = false;
+        RecordViolation(w, std::move(v));
+        return;
+      }
+      default:
+        protocol_error = "request not allowed after hello";
+        return;
+    }
+  })) {
+    protocol_error = absl::StrCat("undecodable message: ", exception->getDescription().cStr());
+  }
+  if (!protocol_error.empty()) {
+    End(w, WorkerResult::Kind::kProtocolError, protocol_error);
+    return false;
+  }
+  return alive && !w.ending;
+}
+
+void Broker::Impl::HandleChannel(Worker& w) {
+  for (int i = 0; i < kMessagesPerWakeup && w.channel.valid() && !w.ending; ++i) {
+    int fds[kMaxFdsPerMessage];
+    int nfds = 0;
+    int n = w.channel.Receive(buffer_.get(), kMaxMessageBytes, fds, kMaxFdsPerMessage, &nfds);
+    if (n == -EAGAIN) return;
+    if (n == 0) {
+      // The worker closed its end (normally: it is exiting). Its pidfd reports the end.
+      epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.channel.fd(), nullptr);
+      w.channel = Channel();
+      return;
+    }
+    if (n < 0) {
+      End(w, WorkerResult::Kind::kProtocolError,
+          n == -EMSGSIZE ? absl::StrCat("message larger than ", kMaxMessageBytes, " bytes")
+          : n == -EPROTO ? std::string("bad ancillary data (unexpected or too many fds)")
+                         : absl::StrCat("recvmsg: ", strerror(-n)));
+      return;
+    }
+    if (!HandleMessage(w, buffer_.get(), static_cast<size_t>(n), fds, nfds)) return;
+  }
+}
+
+void Broker::Impl::Reap(Worker& w) {
+  siginfo_t info;
+  memset(&info, 0, sizeof(info));
+  if (waitid(P_PIDFD, w.pidfd.get(), &info, WEXITED | WNOHANG) != 0 || info.si_pid == 0) return;
+  const bool was_serving = w.phase == Phase::kServing;
+  // What the worker sent just before it ended (a trap report, say) is still read; answers
+  // to a dead worker are dropped.
+  if (!w.ending && w.channel.valid()) {
+    w.draining = true;
+    HandleChannel(w);
+    w.draining = false;
+  }
+  Unregister(w);
+  epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.pidfd.get(), nullptr);
+  w.reaped = true;
+  w.phase = Phase::kEnded;
+  if (info.si_code == CLD_EXITED) {
+    w.result.exit_code = info.si_status;
+    if (!w.ending) {
+      w.result.kind = WorkerResult::Kind::kExited;
+      if (info.si_status == kLockdownFailedExit && !was_serving) {
+        w.result.kind = WorkerResult::Kind::kLockdownFailed;
+        w.result.reason = "the worker exited during lock-down (see its stderr)";
+      }
+    }
+  } else {
+    w.result.signal = info.si_status;
+    if (!w.ending) {
+      w.result.kind = WorkerResult::Kind::kSignaled;
+      if (info.si_status == SIGSYS) {
+        w.result.reason = "SIGSYS: the kernel killed it for a foreign-ABI syscall or a "
+                          "seccomp kill rule";
+      } else if (info.si_status == SIGXCPU) {
+        w.result.kind = WorkerResult::Kind::kLimitExceeded;
+        w.result.reason = "CPU time limit";
+      }
+    }
+  }
+  Audit(w, "exit", true, w.result.ToString());
+  ended_cv_.SignalAll();
+}
+
+void Broker::Impl::Loop() {
+  constexpr int kMaxEvents = 64;
+  struct epoll_event events[kMaxEvents];
+  while (!stop_) {
+    int timeout_ms = 100;
+    int n = epoll_wait(epoll_.get(), events, kMaxEvents, timeout_ms);
+    if (n < 0 && errno != EINTR) break;
+    absl::MutexLock lock(&mu_);
+    for (int i = 0; i < n; ++i) {
+      uint64_t key = events[i].data.u64;
+      if (key == ~0ull) {
+        uint64_t value;
+        (void)!read(wake_.get(), &value, sizeof(value));
+        continue;
+      }
+      auto it = workers_.find(key >> 2);
+      if (it == workers_.end()) continue;
+      Worker& w = *it->second;
+      switch (static_cast<Source>(key & 3)) {
+        case kChannel:
+          if (w.channel.valid()) HandleChannel(w);
+          break;
+        case kListener:
+          if (w.listener.valid()) HandleNotification(w);
+          break;
+        case kPidfd:
+          Reap(w);
+          break;
+      }
+    }
+    // Wall-time limits.
+    absl::Time now = absl::Now();
+    for (auto& [id, w] : workers_) {
+      if (!w->reaped && !w->ending && now >= w->deadline) {
+        End(*w, WorkerResult::Kind::kLimitExceeded, "wall time limit");
+      }
+    }
+  }
+}
+
+absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const PreparedPolicy> policy,
+                                                   const WorkerMain* main,
+                                                   const std::vector<std::string>* argv,
+                                                   const SpawnOptions& options) {
+  if (policy == nullptr) return absl::InvalidArgumentError("no policy");
+  ASSIGN_OR_RETURN(auto pair, Channel::CreatePair());
+  Channel& ours = pair.first;
+  Channel& theirs = pair.second;
+  RETURN_IF_ERROR(Syscall("fcntl(O_NONBLOCK)", [&] {
+                    return fcntl(ours.fd(), F_SETFL, fcntl(ours.fd(), F_GETFL) | O_NONBLOCK);
+                  }).status());
+
+  // Everything the child needs is prepared here: after fork it may only make raw syscalls.
+  std::vector<sock_filter> program;
+  if (main != nullptr) program = policy->program->code;  // the child patches its copy
+  std::vector<std::string> env_storage;
+  std::vector<char*> exec_argv, exec_env;
+  if (argv != nullptr) {
+    if (argv->empty()) return absl::InvalidArgumentError("SpawnExec: empty argv");
+    for (const std::string& a : *argv) exec_argv.push_back(const_cast<char*>(a.c_str()));
+    exec_argv.push_back(nullptr);
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+      if (strncmp(*e, "VOW_", 4) != 0) env_storage.emplace_back(*e);
+    }
+    env_storage.push_back(absl::StrCat(kChannelFdEnv, "=", kWorkerChannelFd));
+    env_storage.push_back(absl::StrCat("VOW_BROKER_PID=", getpid()));
+    for (std::string& e : env_storage) exec_env.push_back(e.data());
+    exec_env.push_back(nullptr);
+  }
+  LockdownSpec spec;
+  spec.channel_fd = kWorkerChannelFd;
+  spec.broker_pid = getpid();
+  spec.program = program.data();
+  spec.program_len = program.size();
+  spec.needs_listener = policy->program->needs_listener();
+  spec.trap_reporter = policy->policy.penalty == Penalty::kTrap;
+  spec.max_open_fds = policy->policy.limits.max_open_fds;
+  spec.cpu_seconds = policy->policy.limits.cpu_seconds;
+  spec.memory_bytes = policy->policy.limits.memory_bytes;
+  const int stdio_in[3] = {options.stdin_fd, options.stdout_fd, options.stderr_fd};
+  for (int i = 0; i < 3; ++i) spec.keep_stdio[i] = stdio_in[i] >= 0;
+
+  fflush(nullptr);  // or the child would flush the parent's buffered output a second time
+  pid_t pid = fork();
+  if (pid < 0) return ErrnoStatus(errno, "fork");
+  if (pid == 0) {
+    // The child. Async-signal-safe calls only until LockDown() has returned.
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, nullptr);
+    // Move the fds we keep above the range we are about to fill, then into place.
+    int moved[4];
+    const int sources[4] = {stdio_in[0], stdio_in[1], stdio_in[2], theirs.fd()};
+    for (int i = 0; i < 4; ++i) {
+      moved[i] = sources[i] >= 0 ? fcntl(sources[i], F_DUPFD_CLOEXEC, 10) : -1;
+      if (sources[i] >= 0 && moved[i] < 0) _exit(kLockdownFailedExit);
+    }
+    for (int i = 0; i < 4; ++i) {
+      if (moved[i] >= 0 && dup2(moved[i], i) < 0) _exit(kLockdownFailedExit);
+    }
+    if (main == nullptr) {
+      // exec: the program locks itself down with LockDownExecWorker().
+      prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+      if (getppid() != spec.broker_pid) _exit(kLockdownFailedExit);
+      for (int i = 0; i < 3; ++i) {
+        if (!spec.keep_stdio[i]) {
+          int null_fd = open("/dev/null", O_RDWR);
+          if (null_fd >= 0 && null_fd != i) {
+            dup2(null_fd, i);
+            close(null_fd);
+          }
+        }
+      }
+      syscall(SYS_close_range, 4, ~0u, 0);
+      execve(exec_argv[0], exec_argv.data(), exec_env.data());
+      static const char kMsg[] = "vow: execve of the worker failed\n";
+      (void)!write(2, kMsg, sizeof(kMsg) - 1);
+      _exit(kLockdownFailedExit);
+    }
+    const char* step = nullptr;
+    int rc = LockDown(spec, &step);
+    if (rc != 0) {
+      // Best effort: stderr may be /dev/null.
+      char line[160];
+      int len = snprintf(line, sizeof(line), "vow: worker lock-down failed at %s: %s\n",
+                         step != nullptr ? step : "?", strerrordesc_np(-rc));
+      if (len > 0) (void)!write(2, line, static_cast<size_t>(len));
+      _exit(kLockdownFailedExit);
+    }
+    alignas(Client) static unsigned char storage[sizeof(Client)];
+    Client* client = new (storage) Client(kWorkerChannelFd);
+    int code = (*main)(*client);
+    fflush(stdout);
+    fflush(stderr);
+    _exit(code & 0xff);
+  }
+
+  theirs = Channel();  // close the child's end here
+  long pidfd = syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd < 0) {
+    int err = errno;
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return ErrnoStatus(err, "pidfd_open");
+  }
+  auto w = std::make_unique<Worker>();
+  w->pid = pid;
+  w->name = options.name;
+  w->policy = policy;
+  w->channel = std::move(ours);
+  w->pidfd.reset(static_cast<int>(pidfd));
+  w->phase = main == nullptr ? Phase::kAwaitFilter : Phase::kAwaitHello;
+  w->exec = main == nullptr;
+  w->last_refill = absl::Now();
+  w->tokens = policy->policy.limits.requests_per_second;
+  if (policy->policy.limits.wall_time > absl::ZeroDuration()) {
+    w->deadline = absl::Now() + policy->policy.limits.wall_time;
+  }
+  absl::MutexLock lock(&mu_);
+  WorkerId id = next_id_++;
+  w->id = id;
+  Worker& ref = *w;
+  workers_[id] = std::move(w);
+  struct epoll_event e = {};
+  e.events = EPOLLIN;
+  e.data.u64 = Key(id, kChannel);
+  bool ok = epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, ref.channel.fd(), &e) == 0;
+  e.data.u64 = Key(id, kPidfd);
+  ok = ok && epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, ref.pidfd.get(), &e) == 0;
+  if (!ok) {
+    int err = errno;
+    syscall(SYS_pidfd_send_signal, ref.pidfd.get(), SIGKILL, nullptr, 0);
+    siginfo_t info;
+    waitid(P_PIDFD, ref.pidfd.get(), &info, WEXITED);
+    Unregister(ref);
+    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, ref.pidfd.get(), nullptr);
+    workers_.erase(id);
+    return ErrnoStatus(err, "epoll_ctl(worker)");
+  }
+  Audit(ref, absl::StrCat("spawn", options.name.empty() ? "" : " ", options.name,
+                          argv != nullptr ? absl::StrCat(" exec ", (*argv)[0]) : ""),
+        true, absl::StrCat("promises: ", policy->policy.promises.ToString()));
+  return id;
+}
+
+absl::StatusOr<WorkerResult> Broker::Impl::Wait(WorkerId id, absl::Duration timeout) {
+  absl::Time deadline = timeout == absl::InfiniteDuration() ? absl::InfiniteFuture()
+                                                            : absl::Now() + timeout;
+  absl::MutexLock lock(&mu_);
+  for (;;) {
+    auto it = workers_.find(id);
+    if (it == workers_.end()) return absl::NotFoundError(absl::StrCat("no worker ", id));
+    if (it->second->reaped) {
+      WorkerResult result = std::move(it->second->result);
+      workers_.erase(it);
+      return result;
+    }
+    if (ended_cv_.WaitWithDeadline(&mu_, deadline)) {
+      auto again = workers_.find(id);
+      if (again != workers_.end() && again->second->reaped) continue;
+      return absl::DeadlineExceededError(absl::StrCat("worker ", id, " still running"));
+    }
+  }
+}
+
+void Broker::Impl::Kill(WorkerId id) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(id);
+  if (it == workers_.end() || it->second->reaped) return;
+  End(*it->second, WorkerResult::Kind::kSignaled, "killed by the broker");
+}
+
+pid_t Broker::Impl::pid(WorkerId id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(id);
+  if (it == workers_.end() || it->second->reaped) return -1;
+  return it->second->pid;
+}
+
+size_t Broker::Impl::live() const {
+  absl::MutexLock lock(&mu_);
+  size_t n = 0;
+  for (const auto& [id, w] : workers_) n += w->reaped ? 0 : 1;
+  return n;
+}
+
+Broker::Broker(BrokerOptions options) : audit_(options.audit_fd), impl_(new Impl(&audit_)) {}
+
+Broker::~Broker() = default;
+
+absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
+  std::unique_ptr<Broker> broker(new Broker(options));
+  RETURN_IF_ERROR(broker->impl_->Start());
+  return broker;
+}
+
+absl::StatusOr<std::shared_ptr<const PreparedPolicy>> Broker::Prepare(const Policy& policy) {
+  RETURN_IF_ERROR(ValidatePolicy(policy));
+  auto prepared = std::make_shared<PreparedPolicy>();
+  prepared->policy = policy;
+  ASSIGN_OR_RETURN(prepared->program, impl_->filters_.Get(policy.promises, policy.penalty));
+  if (!policy.paths.empty()) {
+    ASSIGN_OR_RETURN(FsPolicy fs, FsPolicy::Create(policy.paths));
+    prepared->fs.emplace(std::move(fs));
+  }
+  if (!policy.connects.empty()) {
+    ASSIGN_OR_RETURN(NetPolicy net, NetPolicy::Create(policy.connects));
+    prepared->net.emplace(std::move(net));
+  }
+  return std::shared_ptr<const PreparedPolicy>(std::move(prepared));
+}
+
+absl::StatusOr<WorkerId> Broker::Spawn(std::shared_ptr<const PreparedPolicy> policy,
+                                       WorkerMain main, const SpawnOptions& options) {
+  return impl_->SpawnCommon(std::move(policy), &main, nullptr, options);
+}
+
+absl::StatusOr<WorkerId> Broker::Spawn(const Policy& policy, WorkerMain main,
+                                       const SpawnOptions& options) {
+  ASSIGN_OR_RETURN(auto prepared, Prepare(policy));
+  return Spawn(std::move(prepared), std::move(main), options);
+}
+
+absl::StatusOr<WorkerId> Broker::SpawnExec(std::shared_ptr<const PreparedPolicy> policy,
+                                           const std::vector<std::string>& argv,
+                                           const SpawnOptions& options) {
+  return impl_->SpawnCommon(std::move(policy), nullptr, &argv, options);
+}
+
+absl::StatusOr<WorkerResult> Broker::Wait(WorkerId id, absl::Duration timeout) {
+  return impl_->Wait(id, timeout);
+}
+
+void Broker::Kill(WorkerId id) { impl_->Kill(id); }
+
+pid_t Broker::pid(WorkerId id) const { return impl_->pid(id); }
+
+size_t Broker::live_workers() const { return impl_->live(); }
+
+}  // namespace vow

@@ -1,0 +1,145 @@
+// The broker: spawns workers, serves their requests, and reports how each one ended.
+// Runs in the privileged process; every byte it reads from a worker is hostile.
+//
+// One serving thread multiplexes every worker with epoll: its channel, its seccomp
+// user-notification listener and its pidfd. A worker's request is checked against its
+// policy and answered; a worker that breaks the protocol (garbage, oversized or
+// out-of-phase messages, fds it was not asked for, a flood over its rate limit) is ended
+// with SIGKILL and reported, and the others are not affected. Nothing a worker sends can
+// crash the broker: decoding errors are caught at the ipc boundary and end that worker.
+//
+// Dispatch table (the protocol's phases, after OpenSSH's monitor):
+//   request     fork worker            exec worker                      after hello
+//   getFilter   refused                once, first                      refused
+//   hello       once, first            once, after getFilter            refused
+//   open        -                      -                                yes
+//   connect     -                      -                                yes
+//   clock       -                      -                                yes
+//   violation   -                      -                                penalty trap only
+// "refused" and "-" end the worker.
+//
+// Threads: Spawn*, Wait, Kill are thread-safe. PR_SET_PDEATHSIG follows the *thread* that
+// forked: a worker dies when the thread that called Spawn* exits, so spawn from a thread
+// that lives as long as the workers (e.g. main). The destructor kills and reaps every
+// worker still running.
+#ifndef VOW_BROKER_BROKER_H_
+#define VOW_BROKER_BROKER_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "broker/audit_log.h"
+#include "policies/policy.h"
+
+namespace vow {
+
+class Client;
+class PreparedPolicy;
+
+using WorkerId = uint64_t;
+// The worker's own code, run after lock-down in the forked child. Its return value is the
+// worker's exit code (stdout and stderr are flushed first).
+using WorkerMain = std::function<int(Client&)>;
+
+struct SpawnOptions {
+  // Given to the worker as its fd 0, 1, 2 (the broker dups them; the caller keeps its
+  // copies). -1: /dev/null.
+  int stdin_fd = -1;
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+  // For the audit log and reports.
+  std::string name;
+};
+
+// A syscall that no promise of the worker allowed.
+struct Violation {
+  int nr = -1;
+  std::string syscall;       // e.g. "openat", or "syscall_999"
+  uint64_t args[6] = {0, 0, 0, 0, 0, 0};
+  std::string allowed_by;    // the promise that would have allowed it; empty: none does
+  bool from_kernel = false;  // true: seccomp user notification; false: the worker's report
+  std::string ToString() const;  // "openat(...) refused; promise rpath would allow it"
+};
+
+struct WorkerResult {
+  enum class Kind {
+    kExited,          // exit_code is valid
+    kSignaled,        // signal is valid (a crash, or killed from outside)
+    kViolation,       // penalty kill: `violation` says which syscall
+    kProtocolError,   // the worker broke the protocol and was ended; see `reason`
+    kLimitExceeded,   // rate, wall time; see `reason`
+    kLockdownFailed,  // the worker never got locked; see `reason`
+  };
+  Kind kind = Kind::kExited;
+  int exit_code = 0;
+  int signal = 0;
+  std::optional<Violation> violation;
+  // Every refused syscall the broker saw (penalties errno, trap, log; for kill, the fatal
+  // one), in order, at most 1000.
+  std::vector<Violation> violations;
+  std::string reason;
+  std::string ToString() const;
+};
+
+struct BrokerOptions {
+  // Where audit lines go (not owned; -1: kept in memory only).
+  int audit_fd = -1;
+};
+
+class Broker {
+ public:
+  static absl::StatusOr<std::unique_ptr<Broker>> Create(BrokerOptions options = {});
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // Checks `policy` (an error names the bad rule), compiles its seccomp program (cached
+  // per distinct promise set and penalty) and opens its filesystem rules. A prepared
+  // policy can spawn any number of workers.
+  absl::StatusOr<std::shared_ptr<const PreparedPolicy>> Prepare(const Policy& policy);
+
+  // Forks a worker that locks itself down and then runs `main`.
+  absl::StatusOr<WorkerId> Spawn(std::shared_ptr<const PreparedPolicy> policy, WorkerMain main,
+                                 const SpawnOptions& options = {});
+  absl::StatusOr<WorkerId> Spawn(const Policy& policy, WorkerMain main,
+                                 const SpawnOptions& options = {});
+
+  // Forks and executes `argv` (argv[0] is a path); the program calls
+  // vow::LockDownExecWorker() first and receives its seccomp program over the channel.
+  absl::StatusOr<WorkerId> SpawnExec(std::shared_ptr<const PreparedPolicy> policy,
+                                     const std::vector<std::string>& argv,
+                                     const SpawnOptions& options = {});
+
+  // Waits until the worker has ended and been reaped; returns (and forgets) its result.
+  // Returns DeadlineExceeded if it has not ended by `timeout` (it keeps running).
+  absl::StatusOr<WorkerResult> Wait(WorkerId id, absl::Duration timeout = absl::InfiniteDuration());
+
+  // Ends the worker with SIGKILL (its result says kSignaled, reason "killed by the broker").
+  void Kill(WorkerId id);
+
+  // The worker's pid, or -1 once it has been reaped.
+  pid_t pid(WorkerId id) const;
+
+  // How many workers are alive (spawned and not yet reaped).
+  size_t live_workers() const;
+
+  AuditLog& audit() { return audit_; }
+
+ private:
+  class Impl;
+  explicit Broker(BrokerOptions options);
+  AuditLog audit_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vow
+
+#endif  // VOW_BROKER_BROKER_H_

@@ -1,0 +1,139 @@
+#include "broker/worker_pool.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "base/syscall.h"
+
+namespace vow {
+
+WorkerPool::WorkerPool(Broker* broker, std::shared_ptr<const PreparedPolicy> policy,
+                       WorkerMain main, Options options)
+    : broker_(broker), policy_(std::move(policy)), main_(std::move(main)),
+      options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
+    Broker* broker, std::shared_ptr<const PreparedPolicy> policy, WorkerMain main,
+    Options options) {
+  if (options.size == 0) return absl::InvalidArgumentError("a worker pool needs size >= 1");
+  std::unique_ptr<WorkerPool> pool(
+      new WorkerPool(broker, std::move(policy), std::move(main), std::move(options)));
+  pool->thread_ = std::thread([p = pool.get()] { p->Run(); });
+  // Wait for the first worker, so that a policy that cannot spawn fails here.
+  absl::MutexLock lock(&pool->mu_);
+  auto ready = [p = pool.get()]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
+    return !p->idle_.empty() || !p->spawn_error_.ok();
+  };
+  pool->mu_.Await(absl::Condition(&ready));
+  if (!pool->spawn_error_.ok()) return pool->spawn_error_;
+  return pool;
+}
+
+WorkerPool::~WorkerPool() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  thread_.join();
+}
+
+void WorkerPool::Run() {
+  for (;;) {
+    std::deque<WorkerId> dead;
+    bool spawn = false;
+    {
+      absl::MutexLock lock(&mu_);
+      auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stop_ || !dead_.empty() || (live_ < options_.size && spawn_error_.ok());
+      };
+      mu_.Await(absl::Condition(&work));
+      if (stop_) break;
+      dead.swap(dead_);
+      spawn = live_ < options_.size && spawn_error_.ok();
+      if (spawn) ++live_;
+    }
+    for (WorkerId id : dead) {
+      auto result = broker_->Wait(id);
+      if (result.ok() && options_.on_exit) options_.on_exit(id, *result);
+      absl::MutexLock lock(&mu_);
+      --live_;
+    }
+    if (!spawn) continue;
+    int sv[2];
+    absl::StatusOr<WorkerId> id;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      id = ErrnoStatus(errno, "socketpair");
+    } else {
+      SpawnOptions spawn_options;
+      spawn_options.stdin_fd = sv[1];
+      spawn_options.stdout_fd = sv[1];
+      spawn_options.stderr_fd = options_.stderr_fd;
+      spawn_options.name = options_.name;
+      id = broker_->Spawn(policy_, main_, spawn_options);
+      close(sv[1]);
+    }
+    absl::MutexLock lock(&mu_);
+    if (!id.ok()) {
+      --live_;
+      spawn_error_ = id.status();
+      close(sv[0]);
+      continue;
+    }
+    Lease lease;
+    lease.id_ = *id;
+    lease.data_.reset(sv[0]);
+    idle_.push_back(std::move(lease));
+  }
+  // Stopping: end every worker, idle or lent, and reap them.
+  std::deque<Lease> idle;
+  {
+    absl::MutexLock lock(&mu_);
+    idle.swap(idle_);
+  }
+  for (Lease& lease : idle) {
+    broker_->Kill(lease.id_);
+    (void)broker_->Wait(lease.id_);
+  }
+  std::deque<WorkerId> dead;
+  {
+    absl::MutexLock lock(&mu_);
+    dead.swap(dead_);
+  }
+  for (WorkerId id : dead) (void)broker_->Wait(id);
+}
+
+absl::StatusOr<WorkerPool::Lease> WorkerPool::Acquire(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !idle_.empty() || !spawn_error_.ok() || stop_;
+  };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&ready), timeout)) {
+    return absl::DeadlineExceededError("no idle worker in the pool");
+  }
+  if (!spawn_error_.ok() && idle_.empty()) return spawn_error_;
+  if (stop_) return absl::CancelledError("the pool is stopping");
+  Lease lease = std::move(idle_.front());
+  idle_.pop_front();
+  return lease;
+}
+
+void WorkerPool::Release(Lease lease, bool healthy) {
+  if (lease.id_ == 0) return;
+  if (healthy && broker_->pid(lease.id_) > 0) {
+    absl::MutexLock lock(&mu_);
+    idle_.push_back(std::move(lease));
+    return;
+  }
+  broker_->Kill(lease.id_);
+  lease.data_.reset();
+  absl::MutexLock lock(&mu_);
+  dead_.push_back(lease.id_);
+}
+
+size_t WorkerPool::idle() const {
+  absl::MutexLock lock(&mu_);
+  return idle_.size();
+}
+
+}  // namespace vow

@@ -1,0 +1,287 @@
+// vow's performance targets (DESIGN.md), measured as ratios against a baseline in the
+// same run. A separate binary, never a timed test:
+//   bazel run -c opt //tests:benchmarks
+//
+//  1. open through the broker vs the bare SCM_RIGHTS floor between the same two
+//     processes (the worker sends a path on a raw socket, a thread of the broker process
+//     opens it and returns the fd). Target: ratio <= 1.25.
+//  2. spawn-to-locked (fork, lock-down, first instruction of the worker function, exit,
+//     reap) vs bare fork + _exit + waitpid. Target: ratio <= 1.3.
+//  3. an allowed syscall (getppid) under the stdio filter vs the same call unfiltered,
+//     both in a child. Target: no measurable cost.
+// Timing of 1 and 3 happens inside the worker (CLOCK_MONOTONIC through the vDSO), so the
+// control pipes between the benchmark and the worker are not measured.
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "benchmark/benchmark.h"
+#include "broker/broker.h"
+#include "ipc/channel.h"
+#include "policies/promise_compiler.h"
+#include "policies/seccomp_loader.h"
+#include "worker/client.h"
+#include "worker/lockdown.h"
+
+namespace vow {
+namespace {
+
+uint64_t MonotonicNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + ts.tv_nsec;
+}
+
+constexpr char kFile[] = "/etc/hostname";
+constexpr uint32_t kBatch = 200;
+
+bool WriteFull(int fd, const void* p, size_t n) { return write(fd, p, n) == (ssize_t)n; }
+bool ReadFull(int fd, void* p, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, static_cast<char*>(p) + got, n - got);
+    if (r <= 0) return false;
+    got += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+// The floor's server: a thread of the broker process answering raw path datagrams with
+// an fd, nothing else (no policy, no encoding, no audit).
+void FloorServer(int sock) {
+  char path[4096];
+  for (;;) {
+    ssize_t n = recv(sock, path, sizeof(path) - 1, 0);
+    if (n <= 0) return;
+    path[n] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char ok = fd >= 0 ? 1 : 0;
+    struct iovec iov = {&ok, 1};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (fd >= 0) {
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof(control);
+      struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+      cmsg->cmsg_level = SOL_SOCKET;
+      cmsg->cmsg_type = SCM_RIGHTS;
+      cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+      memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+    }
+    sendmsg(sock, &msg, MSG_NOSIGNAL);
+    if (fd >= 0) close(fd);
+  }
+}
+
+int FloorOpen(int sock) {
+  if (send(sock, kFile, sizeof(kFile) - 1, 0) < 0) return -1;
+  char ok;
+  struct iovec iov = {&ok, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) <= 0) return -1;
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  if (cmsg == nullptr) return -1;
+  int fd;
+  memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
+  return fd;
+}
+
+// One locked worker that serves both measurements, so broker and floor are measured
+// between the same two processes. Commands on stdin: 'b' = brokered batch, 'f' = floor
+// batch; it answers with the batch's nanoseconds on stdout.
+class OpenFixture {
+ public:
+  OpenFixture() {
+    broker_ = std::move(*Broker::Create());
+    int cmd[2], res[2], floor[2];
+    if (pipe2(cmd, O_CLOEXEC) || pipe2(res, O_CLOEXEC) ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, floor)) {
+      abort();
+    }
+    floor_thread_ = std::thread(FloorServer, floor[0]);
+    floor_sock_ = floor[0];
+    Policy policy;
+    policy.paths.push_back(PathRule{kFile, /*read=*/true});
+    policy.limits.requests_per_second = 0;
+    SpawnOptions options;
+    options.stdin_fd = cmd[0];
+    options.stdout_fd = res[1];
+    options.stderr_fd = floor[1];  // the floor's raw socket rides in the stderr slot
+    auto id = broker_->Spawn(policy, [](Client& client) {
+      char c;
+      while (read(0, &c, 1) == 1) {
+        uint64_t start = MonotonicNs();
+        for (uint32_t i = 0; i < kBatch; ++i) {
+          int fd = c == 'b' ? client.OpenRaw(kFile, sizeof(kFile) - 1, O_RDONLY, 0) : FloorOpen(2);
+          if (fd < 0) return 1;
+          close(fd);
+        }
+        uint64_t ns = MonotonicNs() - start;
+        if (write(1, &ns, sizeof(ns)) != sizeof(ns)) return 2;
+      }
+      return 0;
+    }, options);
+    if (!id.ok()) abort();
+    id_ = *id;
+    close(cmd[0]);
+    close(res[1]);
+    close(floor[1]);
+    cmd_ = cmd[1];
+    res_ = res[0];
+  }
+  ~OpenFixture() {
+    close(cmd_);
+    (void)broker_->Wait(id_);
+    close(res_);
+    shutdown(floor_sock_, SHUT_RDWR);
+    floor_thread_.join();
+    close(floor_sock_);
+  }
+  // Nanoseconds for one batch of kBatch opens.
+  double Batch(char kind) {
+    uint64_t ns = 0;
+    if (!WriteFull(cmd_, &kind, 1) || !ReadFull(res_, &ns, sizeof(ns))) abort();
+    return static_cast<double>(ns);
+  }
+
+ private:
+  std::unique_ptr<Broker> broker_;
+  WorkerId id_;
+  int cmd_, res_, floor_sock_;
+  std::thread floor_thread_;
+};
+
+OpenFixture& Fixture() {
+  static OpenFixture* fixture = new OpenFixture();
+  return *fixture;
+}
+
+void BM_OpenFloorScmRights(benchmark::State& state) {
+  for (auto _ : state) state.SetIterationTime(Fixture().Batch('f') / 1e9 / kBatch);
+}
+BENCHMARK(BM_OpenFloorScmRights)->UseManualTime()->Iterations(3000);
+
+void BM_OpenThroughBroker(benchmark::State& state) {
+  for (auto _ : state) state.SetIterationTime(Fixture().Batch('b') / 1e9 / kBatch);
+}
+BENCHMARK(BM_OpenThroughBroker)->UseManualTime()->Iterations(3000);
+
+void BM_ForkExitWait(benchmark::State& state) {
+  for (auto _ : state) {
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    int status;
+    waitpid(pid, &status, 0);
+  }
+}
+BENCHMARK(BM_ForkExitWait)->UseRealTime()->MinTime(2.0);
+
+void BM_SpawnToLocked(benchmark::State& state) {
+  static std::unique_ptr<Broker> broker = std::move(*Broker::Create());
+  static auto prepared = *broker->Prepare(Policy{});
+  for (auto _ : state) {
+    auto id = broker->Spawn(prepared, [](Client&) { return 0; });
+    if (!id.ok()) abort();
+    auto result = broker->Wait(*id);
+    if (!result.ok() || result->kind != WorkerResult::Kind::kExited) abort();
+  }
+}
+BENCHMARK(BM_SpawnToLocked)->UseRealTime()->MinTime(2.0);
+
+// getppid in a child, before and after it loads the stdio program (no listener needed:
+// nothing is refused).
+double GetppidNs(bool filtered) {
+  auto program = CompilePromises(PromiseSet{Promise::kStdio}, Penalty::kKill);
+  if (!program.ok()) abort();
+  std::vector<sock_filter> code = program->code;
+  int res[2];
+  if (pipe2(res, O_CLOEXEC)) abort();
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (filtered) {
+      prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+      PatchSelfPid(code.data(), code.size(), static_cast<uint32_t>(getpid()));
+      int listener = -1;
+      if (LoadSeccompProgram(code.data(), code.size(), &listener) != 0) _exit(1);
+    }
+    constexpr int kN = 2000000;
+    uint64_t start = MonotonicNs();
+    for (int i = 0; i < kN; ++i) syscall(SYS_getppid);
+    double ns = static_cast<double>(MonotonicNs() - start) / kN;
+    (void)!write(res[1], &ns, sizeof(ns));
+    _exit(0);
+  }
+  close(res[1]);
+  double ns = -1;
+  if (!ReadFull(res[0], &ns, sizeof(ns))) abort();
+  close(res[0]);
+  waitpid(pid, nullptr, 0);
+  return ns;
+}
+
+void BM_GetppidBare(benchmark::State& state) {
+  for (auto _ : state) state.SetIterationTime(GetppidNs(false) / 1e9);
+}
+BENCHMARK(BM_GetppidBare)->UseManualTime()->Iterations(5);
+
+void BM_GetppidUnderStdio(benchmark::State& state) {
+  for (auto _ : state) state.SetIterationTime(GetppidNs(true) / 1e9);
+}
+BENCHMARK(BM_GetppidUnderStdio)->UseManualTime()->Iterations(5);
+
+// Collects each benchmark's time per iteration so main can print the ratios.
+class RatioReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& run : runs) {
+      if (run.run_type == Run::RT_Iteration) {
+        times_[run.run_name.function_name] = run.GetAdjustedRealTime();
+      }
+    }
+    ConsoleReporter::ReportRuns(runs);
+  }
+  void PrintRatio(const char* what, const char* num, const char* den, double target) {
+    if (!times_.count(num) || !times_.count(den)) return;
+    double ratio = times_[num] / times_[den];
+    printf("%-44s %8.3f  (target <= %.2f: %s)\n", what, ratio, target,
+           ratio <= target ? "met" : "NOT met");
+  }
+
+ private:
+  std::map<std::string, double> times_;
+};
+
+}  // namespace
+}  // namespace vow
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  vow::RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  printf("\nratios (same run):\n");
+  reporter.PrintRatio("open: broker / SCM_RIGHTS floor", "BM_OpenThroughBroker",
+                      "BM_OpenFloorScmRights", 1.25);
+  reporter.PrintRatio("spawn-to-locked / fork+exit+wait", "BM_SpawnToLocked",
+                      "BM_ForkExitWait", 1.3);
+  reporter.PrintRatio("getppid under stdio / bare", "BM_GetppidUnderStdio", "BM_GetppidBare",
+                      1.05);
+  benchmark::Shutdown();
+  return 0;
+}

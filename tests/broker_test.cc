@@ -1,0 +1,678 @@
+// Cross-process tests of the foundation: a real broker forks real workers that lock
+// themselves down with a real seccomp filter. The test process is the broker; nothing
+// here installs a sandbox on the test process itself.
+#include "broker/broker.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "ipc/channel.h"
+#include "ipc/protocol.capnp.h"
+#include "base/syscall.h"
+#include "tests/test_util.h"
+#include "worker/client.h"
+
+namespace vow {
+namespace {
+
+using ::testing::HasSubstr;
+using Kind = WorkerResult::Kind;
+
+class BrokerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto broker = Broker::Create();
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    broker_ = std::move(*broker);
+  }
+
+  WorkerResult Run(const Policy& policy, WorkerMain main, SpawnOptions options = {}) {
+    auto id = broker_->Spawn(policy, std::move(main), options);
+    EXPECT_TRUE(id.ok()) << id.status();
+    if (!id.ok()) return WorkerResult{};
+    auto result = broker_->Wait(*id, absl::Seconds(30));
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? *result : WorkerResult{};
+  }
+
+  std::unique_ptr<Broker> broker_;
+};
+
+// ---- What a locked worker cannot do, and that the broker names it. ----
+
+struct ForbiddenAct {
+  const char* name;
+  const char* syscall;  // what the broker must report
+  void (*act)();
+};
+
+const ForbiddenAct kForbiddenActs[] = {
+    {"open", "openat", [] { (void)!open("/etc/passwd", O_RDONLY); }},
+    {"socket", "socket", [] { (void)!socket(AF_INET, SOCK_STREAM, 0); }},
+    {"connect", "connect",
+     [] {
+       struct sockaddr_in addr = {};
+       addr.sin_family = AF_INET;
+       addr.sin_port = htons(80);
+       addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+       // fd 3 is the channel: an existing socket, so only the filter can stop this.
+       (void)!connect(3, reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr));
+     }},
+    {"execve", "execve",
+     [] {
+       char* argv[] = {const_cast<char*>("/bin/true"), nullptr};
+       execve("/bin/true", argv, environ);
+     }},
+    {"fork", "clone", [] { (void)!syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0); }},
+    {"ptrace", "ptrace", [] { (void)!ptrace(PTRACE_TRACEME, 0, nullptr, nullptr); }},
+    {"kill", "kill", [] { (void)!kill(getppid(), SIGTERM); }},
+};
+
+class ForbiddenActTest : public BrokerTest,
+                         public ::testing::WithParamInterface<ForbiddenAct> {};
+
+TEST_P(ForbiddenActTest, KilledAndReportedByName) {
+  const ForbiddenAct& act = GetParam();
+  Policy policy;  // stdio only, penalty kill
+  WorkerResult result = Run(policy, [&](Client&) {
+    act.act();
+    return 0;  // not reached
+  });
+  EXPECT_EQ(result.kind, Kind::kViolation) << result.ToString();
+  ASSERT_TRUE(result.violation.has_value()) << result.ToString();
+  EXPECT_EQ(result.violation->syscall, act.syscall) << result.ToString();
+  EXPECT_TRUE(result.violation->from_kernel);
+  EXPECT_THAT(result.ToString(), HasSubstr(act.syscall));
+}
+
+INSTANTIATE_TEST_SUITE_P(Acts, ForbiddenActTest, ::testing::ValuesIn(kForbiddenActs),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(BrokerTest, ErrnoPenaltyReportsAndContinues) {
+  Policy policy;
+  policy.penalty = Penalty::kErrno;
+  WorkerResult result = Run(policy, [](Client&) {
+    int fd = open("/etc/passwd", O_RDONLY);
+    return (fd == -1 && errno == EPERM) ? 7 : 1;
+  });
+  EXPECT_EQ(result.kind, Kind::kExited) << result.ToString();
+  EXPECT_EQ(result.exit_code, 7);
+  ASSERT_EQ(result.violations.size(), 1u);
+  EXPECT_EQ(result.violations[0].syscall, "openat");
+  EXPECT_EQ(result.violations[0].allowed_by, "rpath");
+}
+
+TEST_F(BrokerTest, TrapPenaltyReportedByWorkerHandler) {
+  Policy policy;
+  policy.penalty = Penalty::kTrap;
+  WorkerResult result = Run(policy, [](Client&) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    return (fd == -1 && errno == EPERM) ? 8 : 1;
+  });
+  EXPECT_EQ(result.kind, Kind::kExited) << result.ToString();
+  EXPECT_EQ(result.exit_code, 8);
+  ASSERT_EQ(result.violations.size(), 1u) << result.ToString();
+  EXPECT_EQ(result.violations[0].syscall, "socket");
+  EXPECT_FALSE(result.violations[0].from_kernel);
+  EXPECT_EQ(result.violations[0].allowed_by, "inet");
+}
+
+TEST_F(BrokerTest, LogPenaltyLetsTheCallRun) {
+  Policy policy;
+  policy.penalty = Penalty::kLog;
+  WorkerResult result = Run(policy, [](Client&) {
+    int fd = open("/dev/null", O_RDONLY);
+    return fd >= 0 ? 9 : 1;
+  });
+  EXPECT_EQ(result.kind, Kind::kExited) << result.ToString();
+  EXPECT_EQ(result.exit_code, 9);
+  ASSERT_GE(result.violations.size(), 1u);
+  EXPECT_EQ(result.violations[0].syscall, "openat");
+}
+
+// ---- What a locked worker can do with stdio. ----
+
+TEST_F(BrokerTest, FirstPrintfToPipeAndFileAndMalloc) {
+  testing::TempDir dir;
+  int pipefd[2];
+  ASSERT_EQ(pipe2(pipefd, O_CLOEXEC), 0);
+  std::string file = absl::StrCat(dir.path(), "/out.txt");
+  int file_fd = open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_GE(file_fd, 0);
+  auto body = [](Client&) {
+    // The first printf after lock-down: glibc fstat()s stdout here.
+    printf("hello %d\n", 42);
+    fflush(stdout);
+    std::vector<void*> blocks;
+    for (size_t size : {16ul, 1000ul, 100000ul, 1ul << 20, 64ul << 20}) {
+      void* p = malloc(size);
+      if (p == nullptr) return 2;
+      memset(p, 1, size);
+      blocks.push_back(p);
+    }
+    char* grow = nullptr;
+    for (size_t size = 1; size <= (32u << 20); size *= 2) {
+      grow = static_cast<char*>(realloc(grow, size));
+      if (grow == nullptr) return 3;
+      grow[size - 1] = 'x';
+    }
+    free(grow);
+    for (void* p : blocks) free(p);
+    printf("done\n");
+    return 0;
+  };
+  Policy policy;
+  SpawnOptions to_pipe;
+  to_pipe.stdout_fd = pipefd[1];
+  WorkerResult result = Run(policy, body, to_pipe);
+  close(pipefd[1]);
+  EXPECT_EQ(result.kind, Kind::kExited) << result.ToString();
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(testing::ReadAll(pipefd[0]), "hello 42\ndone\n");
+  close(pipefd[0]);
+
+  SpawnOptions to_file;
+  to_file.stdout_fd = file_fd;
+  result = Run(policy, body, to_file);
+  close(file_fd);
+  EXPECT_EQ(result.kind, Kind::kExited) << result.ToString();
+  int in = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  EXPECT_EQ(testing::ReadAll(in), "hello 42\ndone\n");
+  close(in);
+}
+
+TEST_F(BrokerTest, WorkerHoldsOnlyChannelAndStdio) {
+  int gate[2], out[2];
+  ASSERT_EQ(pipe2(gate, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  // A stray fd without O_CLOEXEC in the broker must not reach the worker either.
+  int stray = open("/dev/null", O_RDONLY);
+  Policy policy;
+  SpawnOptions options;
+  options.stdin_fd = gate[0];
+  options.stdout_fd = out[1];
+  auto id = broker_->Spawn(policy, [](Client&) {
+    char c;
+    (void)!read(0, &c, 1);  // wait until the test has looked
+    return 0;
+  }, options);
+  ASSERT_TRUE(id.ok()) << id.status();
+  close(gate[0]);
+  close(out[1]);
+  pid_t pid = broker_->pid(*id);
+  // Wait until the worker is locked: the broker has audited its hello.
+  std::set<int> fds;
+  for (int i = 0; i < 500; ++i) {
+    bool locked = false;
+    for (const AuditEntry& e : broker_->audit().Entries()) {
+      if (e.pid == pid && e.request == "hello") locked = true;
+    }
+    if (locked) break;
+    usleep(10000);
+  }
+  fds = testing::OpenFds(pid);
+  EXPECT_EQ(fds, (std::set<int>{0, 1, 2, 3}));
+  close(gate[1]);
+  auto result = broker_->Wait(*id);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->kind, Kind::kExited) << result->ToString();
+  close(out[0]);
+  close(stray);
+}
+
+// ---- Brokered open. ----
+
+class OpenTest : public BrokerTest {
+ protected:
+  void SetUp() override {
+    BrokerTest::SetUp();
+    allowed_ = dir_.MakeDir("allowed");
+    secret_ = dir_.WriteFile("secret.txt", "secret");
+    file_ = dir_.WriteFile("allowed/file.txt", "contents");
+    ASSERT_EQ(symlink(secret_.c_str(), (allowed_ + "/escape").c_str()), 0);
+    ASSERT_EQ(symlink("file.txt", (allowed_ + "/inside").c_str()), 0);
+    policy_.paths.push_back(PathRule{allowed_, /*read=*/true});
+    policy_.paths.push_back(PathRule{"/proc", /*read=*/true});
+  }
+
+  // Runs one open in a worker; returns the errno (0 on success) and the file's first bytes.
+  std::pair<int, std::string> OpenInWorker(std::string path, int flags, mode_t mode = 0) {
+    int out[2];
+    EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
+    SpawnOptions options;
+    options.stdout_fd = out[1];
+    WorkerResult result = Run(policy_, [&](Client& client) {
+      int fd = client.OpenRaw(path.data(), path.size(), flags, mode);
+      if (fd < 0) return -fd;
+      char buf[64];
+      ssize_t n = read(fd, buf, sizeof(buf));
+      if (n > 0) (void)!write(1, buf, static_cast<size_t>(n));
+      int fdflags = fcntl(fd, F_GETFD);
+      return (fdflags & FD_CLOEXEC) ? 0 : 200;
+    }, options);
+    close(out[1]);
+    std::string contents = testing::ReadAll(out[0]);
+    close(out[0]);
+    EXPECT_EQ(result.kind, Kind::kExited) << result.ToString();
+    return {result.exit_code, contents};
+  }
+
+  // The last audit entry about an open.
+  AuditEntry LastOpenAudit() {
+    AuditEntry last;
+    for (const AuditEntry& e : broker_->audit().Entries()) {
+      if (absl::StartsWith(e.request, "open ")) last = e;
+    }
+    return last;
+  }
+
+  testing::TempDir dir_;
+  std::string allowed_, secret_, file_;
+  Policy policy_;
+};
+
+TEST_F(OpenTest, AllowedFileOpensWithCloexec) {
+  auto [err, contents] = OpenInWorker(file_, O_RDONLY);
+  EXPECT_EQ(err, 0);
+  EXPECT_EQ(contents, "contents");
+  AuditEntry audit = LastOpenAudit();
+  EXPECT_TRUE(audit.allowed);
+  EXPECT_THAT(audit.request, HasSubstr(file_));
+  // A symlink that stays inside the allowed directory is fine.
+  auto [err2, contents2] = OpenInWorker(allowed_ + "/inside", O_RDONLY);
+  EXPECT_EQ(err2, 0);
+  EXPECT_EQ(contents2, "contents");
+}
+
+struct RefusedOpen {
+  const char* name;
+  int expected_errno;
+};
+
+TEST_F(OpenTest, RefusedWithTheRightErrnoAndAudited) {
+  struct Case {
+    std::string name;
+    std::string path;
+    int flags;
+    int expected;
+  };
+  std::string nul_path = file_;
+  nul_path.insert(allowed_.size() + 1, std::string("\0", 1));
+  std::vector<Case> cases = {
+      {"outside the rules", secret_, O_RDONLY, EACCES},
+      {"dotdot escape", allowed_ + "/../secret.txt", O_RDONLY, EACCES},
+      {"symlink out", allowed_ + "/escape", O_RDONLY, EACCES},
+      {"proc magic link", "/proc/self/fd/0", O_RDONLY, ELOOP},
+      {"relative path", "allowed/file.txt", O_RDONLY, EINVAL},
+      {"embedded NUL", nul_path, O_RDONLY, EINVAL},
+      {"over-long path", allowed_ + "/" + std::string(5000, 'a'), O_RDONLY, ENAMETOOLONG},
+      {"O_CREAT without c", allowed_ + "/new.txt", O_WRONLY | O_CREAT, EACCES},
+      {"write with only r", file_, O_WRONLY, EACCES},
+      {"unknown flag", file_, O_RDONLY | 0x40000000, EINVAL},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    size_t before = broker_->audit().Entries().size();
+    auto [err, contents] = OpenInWorker(c.path, c.flags, 0644);
+    EXPECT_EQ(err, c.expected) << "errno " << err << " (" << strerror(err) << ")";
+    EXPECT_EQ(contents, "");
+    AuditEntry audit = LastOpenAudit();
+    EXPECT_FALSE(audit.allowed);
+    EXPECT_FALSE(audit.reason.empty());
+    EXPECT_GT(broker_->audit().Entries().size(), before);
+  }
+  // Nothing was created.
+  EXPECT_NE(access((allowed_ + "/new.txt").c_str(), F_OK), 0);
+}
+
+TEST_F(OpenTest, CreateNeedsCAndW) {
+  policy_.paths[0].write = true;
+  policy_.paths[0].create = true;
+  std::string path = allowed_ + "/created.txt";
+  WorkerResult result = Run(policy_, [&](Client& client) {
+    auto fd = client.Open(path, O_WRONLY | O_CREAT | O_EXCL, 04777);
+    if (!fd.ok()) return 1;
+    return write(fd->get(), "made", 4) == 4 ? 0 : 2;
+  });
+  EXPECT_EQ(result.kind, Kind::kExited) << result.ToString();
+  EXPECT_EQ(result.exit_code, 0);
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07000, 0u) << "setuid/setgid/sticky bits must be masked";
+}
+
+// ---- Brokered connect and clock. ----
+
+class Listener {
+ public:
+  Listener() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in addr = {};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(listen(fd_, 8), 0);
+    socklen_t len = sizeof(addr);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~Listener() { close(fd_); }
+  uint16_t port() const { return port_; }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+  uint16_t port_;
+};
+
+TEST_F(BrokerTest, ConnectAllowedAndRefused) {
+  Listener server;
+  Listener other;
+  Policy policy;
+  ConnectRule rule;
+  rule.transport = ConnectRule::Transport::kTcp;
+  rule.address = std::string("\x7f\x00\x00\x01", 4);
+  rule.prefix_len = 32;
+  rule.port_min = rule.port_max = server.port();
+  policy.connects.push_back(rule);
+  uint16_t good = server.port(), bad = other.port();
+  WorkerResult result = Run(policy, [&](Client& client) {
+    auto fd = client.ConnectTcp("127.0.0.1", good);
+    if (!fd.ok()) return 1;
+    if (write(fd->get(), "ping", 4) != 4) return 2;
+    auto refused_port = client.ConnectTcp("127.0.0.1", bad);
+    if (refused_port.ok() || ErrnoOf(refused_port.status()) != EACCES) return 3;
+    auto refused_addr = client.ConnectTcp("127.0.0.2", good);
+    if (refused_addr.ok() || ErrnoOf(refused_addr.status()) != EACCES) return 4;
+    return 0;
+  });
+  EXPECT_EQ(result.kind, Kind::kExited) << result.ToString();
+  EXPECT_EQ(result.exit_code, 0);
+  int conn = accept4(server.fd(), nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(conn, 0);
+  char buf[4];
+  EXPECT_EQ(read(conn, buf, 4), 4);
+  EXPECT_EQ(std::string(buf, 4), "ping");
+  close(conn);
+}
+
+TEST_F(BrokerTest, ClockRules) {
+  auto now_in_worker = [&](ClockRule rule, int64_t* seconds) -> int {
+    Policy policy;
+    policy.clock = rule;
+    int out[2];
+    EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
+    SpawnOptions options;
+    options.stdout_fd = out[1];
+    WorkerResult result = Run(policy, [](Client& client) {
+      int64_t s;
+      uint32_t ns;
+      int rc = client.NowRaw(&s, &ns);
+      if (rc < 0) return -rc;
+      (void)!write(1, &s, sizeof(s));
+      return 0;
+    }, options);
+    close(out[1]);
+    std::string bytes = testing::ReadAll(out[0]);
+    close(out[0]);
+    if (bytes.size() == sizeof(int64_t)) memcpy(seconds, bytes.data(), sizeof(int64_t));
+    return result.exit_code;
+  };
+  int64_t s = 0;
+  ClockRule real;
+  ASSERT_EQ(now_in_worker(real, &s), 0);
+  EXPECT_NEAR(static_cast<double>(s), static_cast<double>(absl::ToUnixSeconds(absl::Now())), 5);
+
+  ClockRule fixed;
+  fixed.kind = ClockRule::Kind::kFixed;
+  fixed.fixed = absl::FromUnixSeconds(1700000000);
+  ASSERT_EQ(now_in_worker(fixed, &s), 0);
+  EXPECT_EQ(s, 1700000000);
+
+  ClockRule offset;
+  offset.kind = ClockRule::Kind::kOffset;
+  offset.offset = absl::Hours(-24 * 365);
+  ASSERT_EQ(now_in_worker(offset, &s), 0);
+  EXPECT_NEAR(static_cast<double>(s),
+              static_cast<double>(absl::ToUnixSeconds(absl::Now() - absl::Hours(24 * 365))), 5);
+
+  ClockRule none;
+  none.kind = ClockRule::Kind::kNone;
+  EXPECT_EQ(now_in_worker(none, &s), EPERM);
+}
+
+// ---- Hostile workers: garbage on the channel. ----
+
+// A raw Request with an id and open(path) whose path pointer leads into a chain of
+// `depth` nested structs instead of bytes.
+std::vector<capnp::word> NestedMessage(int depth) {
+  std::vector<uint64_t> w;
+  // Segment table: 1 segment; size filled below.
+  w.push_back(0);
+  // Root pointer -> Request struct at word 2 (offset 0): data 2 words, 1 pointer.
+  // Request layout (capnp): data section holds id and the union discriminant.
+  auto struct_ptr = [](int32_t offset, uint16_t data, uint16_t ptrs) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(offset) << 2)) |
+           (static_cast<uint64_t>(data) << 32) | (static_cast<uint64_t>(ptrs) << 48);
+  };
+  w.push_back(struct_ptr(0, 2, 1));       // word 1: root
+  w.push_back(7);                          // word 2: id
+  w.push_back(2);                          // word 3: discriminant = open (2)
+  w.push_back(struct_ptr(0, 1, 1));        // word 4: -> Open at word 5
+  for (int i = 0; i < depth; ++i) {
+    w.push_back(0);                        // data
+    w.push_back(struct_ptr(0, 1, 1));      // pointer -> next struct right after
+  }
+  w.push_back(0);
+  w.push_back(0);
+  uint32_t words = static_cast<uint32_t>(w.size() - 1);
+  w[0] = static_cast<uint64_t>(words) << 32;  // count-1 = 0, size = words
+  std::vector<capnp::word> out(w.size());
+  memcpy(static_cast<void*>(out.data()), w.data(), w.size() * 8);
+  return out;
+}
+
+struct HostileCase {
+  const char* name;
+  // Runs in the locked worker, on the raw channel. Returns after sending.
+  void (*act)(int channel);
+  Kind expected;
+};
+
+
+const HostileCase kHostile[] = {
+    {"garbage", [](int ch) {
+       char junk[100];
+       for (int i = 0; i < 100; ++i) junk[i] = static_cast<char>(i * 37);
+       Channel c{UniqueFd(ch)};
+       c.SendBytes(junk, sizeof(junk));
+       (void)c.release();
+     }, Kind::kProtocolError},
+    {"oversized", [](int ch) {
+       static char big[kMaxMessageBytes + 8];
+       Channel c{UniqueFd(ch)};
+       c.SendBytes(big, sizeof(big));
+       (void)c.release();
+     }, Kind::kProtocolError},
+    {"deeply_nested", [](int ch) {
+       auto msg = NestedMessage(2000);
+       Channel c{UniqueFd(ch)};
+       c.SendBytes(msg.data(), msg.size() * 8);
+       (void)c.release();
+     }, Kind::kProtocolError},
+    {"truncated", [](int ch) {
+       auto msg = NestedMessage(4);
+       Channel c{UniqueFd(ch)};
+       c.SendBytes(msg.data(), msg.size() * 8 - 16);  // the table promises more
+       (void)c.release();
+     }, Kind::kProtocolError},
+    {"unasked_fd", [](int ch) {
+       MessageArena arena;
+       capnp::MallocMessageBuilder builder(arena.segment());
+       auto req = builder.initRoot<wire::Request>();
+       req.setId(5);
+       req.initClock();
+       Channel c{UniqueFd(ch)};
+       c.Send(builder, 0);  // attaches stdin
+       (void)c.release();
+     }, Kind::kProtocolError},
+    {"second_hello", [](int ch) {
+       MessageArena arena;
+       capnp::MallocMessageBuilder builder(arena.segment());
+       auto req = builder.initRoot<wire::Request>();
+       req.setId(5);
+       req.initHello().setVersion(wire::PROTOCOL_VERSION);
+       Channel c{UniqueFd(ch)};
+       c.Send(builder);
+       (void)c.release();
+     }, Kind::kProtocolError},
+    {"flood", [](int ch) {
+       // Far over the rate limit of the policy below.
+       MessageArena arena;
+       Channel c{UniqueFd(ch)};
+       for (int i = 0; i < 2000; ++i) {
+         arena.Reset();
+         capnp::MallocMessageBuilder builder(arena.segment());
+         builder.initRoot<wire::Request>().initClock();
+         if (c.Send(builder) != 0) break;
+         arena.MarkUsed(builder);
+       }
+       (void)c.release();
+     }, Kind::kLimitExceeded},
+};
+
+class HostileTest : public BrokerTest, public ::testing::WithParamInterface<HostileCase> {};
+
+TEST_P(HostileTest, EndedAndReportedOthersCarryOnNoFdLeak) {
+  const HostileCase& hc = GetParam();
+  std::set<int> fds_before = testing::OpenFds(getpid());
+  Policy policy;
+  policy.limits.requests_per_second = 100;
+  // A well-behaved worker runs at the same time and keeps being served.
+  int gate[2];
+  ASSERT_EQ(pipe2(gate, O_CLOEXEC), 0);
+  Policy good_policy;
+  good_policy.clock.kind = ClockRule::Kind::kFixed;
+  good_policy.clock.fixed = absl::FromUnixSeconds(1234);
+  SpawnOptions good_options;
+  good_options.stdin_fd = gate[0];
+  auto good = broker_->Spawn(good_policy, [](Client& client) {
+    for (int i = 0; i < 50; ++i) {
+      auto now = client.Now();
+      if (!now.ok() || absl::ToUnixSeconds(*now) != 1234) return 1;
+    }
+    char c;
+    (void)!read(0, &c, 1);
+    auto now = client.Now();
+    return now.ok() && absl::ToUnixSeconds(*now) == 1234 ? 0 : 2;
+  }, good_options);
+  ASSERT_TRUE(good.ok());
+  close(gate[0]);
+
+  WorkerResult bad = Run(policy, [&](Client& client) {
+    hc.act(client.channel_fd());
+    // Wait for the broker to end us (read blocks until the channel is gone).
+    char c;
+    (void)!read(client.channel_fd(), &c, 1);
+    pause();
+    return 0;
+  });
+  EXPECT_EQ(bad.kind, hc.expected) << bad.ToString();
+  EXPECT_FALSE(bad.reason.empty());
+
+  close(gate[1]);
+  auto good_result = broker_->Wait(*good, absl::Seconds(30));
+  ASSERT_TRUE(good_result.ok());
+  EXPECT_EQ(good_result->kind, Kind::kExited) << good_result->ToString();
+  EXPECT_EQ(good_result->exit_code, 0);
+  EXPECT_EQ(testing::OpenFds(getpid()), fds_before);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, HostileTest, ::testing::ValuesIn(kHostile),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+// ---- Crashes and broker death. ----
+
+TEST_F(BrokerTest, CrashIsReported) {
+  Policy policy;
+  WorkerResult result = Run(policy, [](Client&) {
+    volatile int* p = nullptr;
+    *p = 1;
+    return 0;
+  });
+  EXPECT_EQ(result.kind, Kind::kSignaled) << result.ToString();
+  EXPECT_EQ(result.signal, SIGSEGV);
+}
+
+TEST(BrokerDeathTest, KilledBrokerTakesItsWorkersWithIt) {
+  // The test process becomes the subreaper, so the orphaned worker is ours to reap.
+  ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  int report[2];
+  ASSERT_EQ(pipe2(report, O_CLOEXEC), 0);
+  pid_t broker_pid = fork();
+  ASSERT_GE(broker_pid, 0);
+  if (broker_pid == 0) {
+    auto broker = Broker::Create();
+    if (!broker.ok()) _exit(1);
+    auto id = (*broker)->Spawn(Policy{}, [](Client&) {
+      for (;;) pause();
+      return 0;
+    });
+    if (!id.ok()) _exit(2);
+    pid_t worker = (*broker)->pid(*id);
+    (void)!write(report[1], &worker, sizeof(worker));
+    for (;;) pause();
+  }
+  close(report[1]);
+  pid_t worker = -1;
+  ASSERT_EQ(read(report[0], &worker, sizeof(worker)), static_cast<ssize_t>(sizeof(worker)));
+  close(report[0]);
+  ASSERT_GT(worker, 0);
+  kill(broker_pid, SIGKILL);
+  int status;
+  ASSERT_EQ(waitpid(broker_pid, &status, 0), broker_pid);
+  // The worker dies of PDEATHSIG and is reparented to us.
+  int wstatus = 0;
+  pid_t got = -1;
+  for (int i = 0; i < 500 && got != worker; ++i) {
+    got = waitpid(worker, &wstatus, WNOHANG);
+    if (got == 0) usleep(10000);
+  }
+  ASSERT_EQ(got, worker);
+  EXPECT_TRUE(WIFSIGNALED(wstatus));
+  EXPECT_EQ(WTERMSIG(wstatus), SIGKILL);
+  prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
+TEST_F(BrokerTest, BadPolicyRefusedNamingTheRule) {
+  Policy policy;
+  policy.paths.push_back(PathRule{"/tmp", true});
+  policy.paths.push_back(PathRule{"relative/dir", true});
+  auto prepared = broker_->Prepare(policy);
+  ASSERT_FALSE(prepared.ok());
+  EXPECT_THAT(std::string(prepared.status().message()), HasSubstr("relative/dir"));
+}
+
+}  // namespace
+}  // namespace vow
