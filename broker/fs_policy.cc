@@ -193,10 +193,12 @@ absl::StatusOr<FsPolicy> FsPolicy::Create(const std::vector<PathRule>& rules) {
 
     Rule rule;
     rule.rule = r;
+    // Keeps the errno (ErrnoOf) of `s`, and names the rule.
     auto fail = [&](const absl::Status& s, absl::string_view why) {
-      absl::Status out(s.code(), absl::StrCat(RuleName(i, r), ": ", why, ": ", s.message()));
-      if (auto payload = s.GetPayload("vow/errno")) out.SetPayload("vow/errno", *payload);
-      return out;
+      const int err = ErrnoOf(s);
+      const std::string what = absl::StrCat(RuleName(i, r), ": ", why);
+      return err != 0 ? ErrnoStatus(err, what)
+                      : absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
     };
     struct stat st;
     absl::StatusOr<long> stat_rc = Syscall("stat", [&] { return stat(r.path.c_str(), &st); });

@@ -366,6 +366,8 @@ TEST_F(FsPolicyTest, CreateErrorsNameTheRule) {
     EXPECT_THAT(std::string(p.status().message()), HasSubstr("path rule 1")) << p.status();
     EXPECT_THAT(std::string(p.status().message()), HasSubstr(c.expect)) << p.status();
   }
+  absl::StatusOr<FsPolicy> missing = FsPolicy::Create({Rule("/no/such/dir/vow", "r")});
+  EXPECT_EQ(ErrnoOf(missing.status()), ENOENT) << missing.status();
   absl::StatusOr<FsPolicy> dup = FsPolicy::Create({Rule("/tmp", "r"), Rule("/tmp", "w")});
   ASSERT_FALSE(dup.ok());
   EXPECT_THAT(std::string(dup.status().message()), HasSubstr("duplicate"));
