@@ -32,6 +32,7 @@
 #include "broker/fs_policy.h"
 #include "broker/net_policy.h"
 #include "broker/policy_check.h"
+#include "broker/request.h"
 #include "capnp/serialize.h"
 #include "ipc/channel.h"
 #include "ipc/message.h"
@@ -343,247 +344,182 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
   UniqueFd attached[kMaxFdsPerMessage];
   for (int i = 0; i < nfds; ++i) attached[i].reset(fds[i]);
 
-  if (CheckFraming(data, bytes) != 0) {
-    End(w, WorkerResult::Kind::kProtocolError, "malformed message framing");
+  absl::StatusOr<DecodedRequest> decoded = DecodeRequest(data, bytes);
+  if (!decoded.ok()) {
+    End(w, WorkerResult::Kind::kProtocolError, std::string(decoded.status().message()));
     return false;
   }
-  bool alive = true;
-  std::string protocol_error;
-  KJ_IF_MAYBE(exception, kj::runCatchingExceptions([&] {
-    capnp::FlatArrayMessageReader reader(kj::arrayPtr(data, bytes / sizeof(capnp::word)),
-                                         ReaderLimits());
-    auto request = reader.getRoot<wire::Request>();
-    uint64_t id = request.getId();
-    auto which = request.which();
-    bool is_hello = which == wire::Request::HELLO;
-    if (nfds != 0 && !is_hello) {
-      protocol_error = "a request carried file descriptors";
-      return;
-    }
-    switch (w.phase) {
-      case Phase::kAwaitFilter: {
-        if (which != wire::Request::GET_FILTER) {
-          protocol_error = "an exec'd worker must ask for its filter first";
-          return;
-        }
-        const BpfProgram& program = *w.policy->program;
-        capnp::MallocMessageBuilder builder(program.code.size() + 64);
-        auto response = builder.initRoot<wire::Response>();
-        response.setId(id);
-        auto filter = response.initFilter();
-        filter.setProgram(kj::arrayPtr(reinterpret_cast<const kj::byte*>(program.code.data()),
-                                       program.code.size() * sizeof(sock_filter)));
-        filter.setNeedsListener(program.needs_listener());
-        filter.setTrapReporter(program.penalty == Penalty::kTrap);
-        const Limits& limits = w.policy->policy.limits;
-        filter.setMaxOpenFds(limits.max_open_fds);
-        filter.setCpuSeconds(limits.cpu_seconds);
-        filter.setMemoryBytes(limits.memory_bytes);
-        int rc = w.channel.Send(builder);
-        if (rc != 0) {
-          protocol_error = absl::StrCat("could not send the filter: ", strerror(-rc));
-          return;
-        }
-        w.phase = Phase::kAwaitHello;
-        Audit(w, "getFilter", true, absl::StrCat(program.code.size(), " instructions"));
-        return;
-      }
-      case Phase::kAwaitHello: {
-        if (!is_hello) {
-          protocol_error = "the first request must be hello";
-          return;
-        }
-        auto hello = request.getHello();
-        if (hello.getVersion() != wire::PROTOCOL_VERSION) {
-          protocol_error = absl::StrCat("protocol version ", hello.getVersion(), ", expected ",
-                                        wire::PROTOCOL_VERSION);
-          return;
-        }
-        bool wants = w.policy->program->needs_listener();
-        if (hello.getListenerAttached() != wants || (nfds == 1) != wants) {
-          protocol_error = "hello: the seccomp listener does not match the policy";
-          return;
-        }
-        if (wants) {
-          // It must really be a seccomp listener: the fd's anon-inode name says so.
-          char link[64];
-          std::string proc = absl::StrCat("/proc/self/fd/", attached[0].get());
-          ssize_t n = readlink(proc.c_str(), link, sizeof(link) - 1);
-          if (n <= 0 || absl::string_view(link, n) != "anon_inode:seccomp notify") {
-            protocol_error = "hello: the attached fd is not a seccomp listener";
-            return;
-          }
-          int flags = fcntl(attached[0].get(), F_GETFL);
-          fcntl(attached[0].get(), F_SETFL, flags | O_NONBLOCK);
-          w.listener = std::move(attached[0]);
-          struct epoll_event e = {};
-          e.events = EPOLLIN;
-          e.data.u64 = Key(w.id, kListener);
-          if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, w.listener.get(), &e) != 0) {
-            protocol_error = absl::StrCat("epoll_ctl(listener): ", strerror(errno));
-            return;
-          }
-        }
-        capnp::MallocMessageBuilder builder(64);
-        auto response = builder.initRoot<wire::Response>();
-        response.setId(id);
-        response.initHello().setVersion(wire::PROTOCOL_VERSION);
-        int rc = w.channel.Send(builder);
-        if (rc != 0) {
-          protocol_error = absl::StrCat("could not answer hello: ", strerror(-rc));
-          return;
-        }
-        w.phase = Phase::kServing;
-        Audit(w, "hello", true, wants ? "locked; seccomp listener received" : "locked");
-        return;
-      }
-      case Phase::kServing:
-        break;
-      case Phase::kEnded:
-        return;
-    }
-    // Rate limit.
-    uint32_t rps = w.policy->policy.limits.requests_per_second;
-    if (rps != 0 && which != wire::Request::VIOLATION) {
-      absl::Time now = absl::Now();
-      w.tokens = std::min<double>(rps, w.tokens + absl::ToDoubleSeconds(now - w.last_refill) * rps);
-      w.last_refill = now;
-      if (w.tokens < 1) {
-        End(w, WorkerResult::Kind::kLimitExceeded,
-            absl::StrCat("more than ", rps, " requests per second"));
-        alive = false;
-        return;
-      }
-      w.tokens -= 1;
-    }
-    switch (which) {
-      case wire::Request::OPEN: {
-        auto open = request.getOpen();
-        auto path_bytes = open.getPath();
-        absl::string_view path(reinterpret_cast<const char*>(path_bytes.begin()),
-                               path_bytes.size());
-        uint32_t flags = open.getFlags();
-        std::string what = absl::StrCat("open path=\"", AuditLog::EscapeBytes(path),
-                                        "\" flags=", AuditLog::DescribeOpenFlags(flags));
-        if (!w.policy->fs.has_value()) {
-          Audit(w, what, false, "the policy has no filesystem rules");
-          alive = SendError(w, id, EACCES, "the policy has no filesystem rules");
-          return;
-        }
-        absl::StatusOr<UniqueFd> fd = w.policy->fs->Open(path, flags, open.getMode());
-        if (!fd.ok()) {
-          Audit(w, what, false, std::string(fd.status().message()));
-          alive = SendError(w, id, ErrnoOrDefault(fd.status(), EACCES), fd.status().message());
-          return;
-        }
-        Audit(w, what, true, "allowed by rule");
-        alive = SendFd(w, id, fd->get());
-        return;
-      }
-      case wire::Request::CONNECT: {
-        auto connect = request.getConnect();
-        ConnectTarget target;
-        std::string what;
-        switch (connect.getTransport()) {
-          case wire::Connect::Transport::TCP:
-            target.transport = ConnectRule::Transport::kTcp;
-            break;
-          case wire::Connect::Transport::UDP:
-            target.transport = ConnectRule::Transport::kUdp;
-            break;
-          case wire::Connect::Transport::UNIX:
-            target.transport = ConnectRule::Transport::kUnix;
-            break;
-          default:
-            Audit(w, "connect transport=?", false, "unknown transport");
-            alive = SendError(w, id, EINVAL, "unknown transport");
-            return;
-        }
-        auto address = connect.getAddress();
-        target.address.assign(reinterpret_cast<const char*>(address.begin()), address.size());
-        target.port = connect.getPort();
-        auto path = connect.getPath();
-        target.unix_path.assign(reinterpret_cast<const char*>(path.begin()), path.size());
-        what = target.transport == ConnectRule::Transport::kUnix
-                   ? absl::StrCat("connect unix path=\"", AuditLog::EscapeBytes(target.unix_path), "\"")
-                   : absl::StrCat("connect ",
-                                  target.transport == ConnectRule::Transport::kTcp ? "tcp" : "udp",
-                                  " address=", AuditLog::EscapeBytes(target.address, 16),
-                                  " port=", target.port);
-        if (!w.policy->net.has_value()) {
-          Audit(w, what, false, "the policy has no connect rules");
-          alive = SendError(w, id, EACCES, "the policy has no connect rules");
-          return;
-        }
-        absl::StatusOr<UniqueFd> fd = w.policy->net->Connect(target);
-        if (!fd.ok()) {
-          Audit(w, what, false, std::string(fd.status().message()));
-          alive = SendError(w, id, ErrnoOrDefault(fd.status(), EACCES), fd.status().message());
-          return;
-        }
-        Audit(w, what, true, "allowed by rule");
-        alive = SendFd(w, id, fd->get());
-        return;
-      }
-      case wire::Request::CLOCK: {
-        absl::StatusOr<absl::Time> now = ClockNow(w.policy->policy.clock);
-        if (!now.ok()) {
-          Audit(w, "clock", false, std::string(now.status().message()));
-          alive = SendError(w, id, ErrnoOrDefault(now.status(), EPERM), now.status().message());
-          return;
-        }
-        timespec ts = absl::ToTimespec(*now);
-        capnp::MallocMessageBuilder builder(64);
-        auto response = builder.initRoot<wire::Response>();
-        response.setId(id);
-        auto time = response.initTime();
-        time.setSeconds(ts.tv_sec);
-        time.setNanos(static_cast<uint32_t>(ts.tv_nsec));
-        int rc = w.channel.Send(builder);
-        if (rc != 0) {
-          protocol_error = absl::StrCat("could not send a response: ", strerror(-rc));
-          return;
-        }
-        Audit(w, "clock", true, absl::FormatTime(absl::RFC3339_full, *now, absl::UTCTimeZone()));
-        return;
-      }
-      case wire::Request::VIOLATION: {
-        if (w.policy->policy.penalty != Penalty::kTrap) {
-          protocol_error = "a violation report outside penalty trap";
-          return;
-        }
-        auto report = request.getViolation();
-        Violation v;
-        v.nr = report.getSyscall();
-        Arch arch = report.getArch() == AUDIT_ARCH_AARCH64 ? Arch::kAarch64 : Arch::kX86_64;
-        v.syscall = SyscallName(arch, v.nr);
-        auto args = report.getArgs();
-        SyscallEvent event;
-        event.nr = v.nr;
-        event.audit_arch = report.getArch();
-        event.pid = static_cast<uint32_t>(w.pid);
-        for (unsigned i = 0; i < 6; ++i) {
-          v.args[i] = i < args.size() ? args[i] : 0;
-          event.args[i] = v.args[i];
-        }
-        std::optional<Promise> allowing = PromiseAllowing(event);
-        v.allowed_by = allowing.has_value() ? std::string(PromiseName(*allowing)) : "";
-        v.from_kernel = false;
-        RecordViolation(w, std::move(v));
-        return;
-      }
-      default:
-        protocol_error = "request not allowed after hello";
-        return;
-    }
-  })) {
-    protocol_error = absl::StrCat("undecodable message: ", exception->getDescription().cStr());
-  }
-  if (!protocol_error.empty()) {
-    End(w, WorkerResult::Kind::kProtocolError, protocol_error);
+  const DecodedRequest& request = *decoded;
+  const uint64_t id = request.id;
+  using RequestKind = DecodedRequest::Kind;
+  auto protocol_error = [&](std::string reason) {
+    End(w, WorkerResult::Kind::kProtocolError, std::move(reason));
     return false;
+  };
+  if (nfds != 0 && request.kind != RequestKind::kHello) {
+    return protocol_error("a request carried file descriptors");
   }
-  return alive && !w.ending;
+  switch (w.phase) {
+    case Phase::kAwaitFilter: {
+      if (request.kind != RequestKind::kGetFilter) {
+        return protocol_error("an exec'd worker must ask for its filter first");
+      }
+      const BpfProgram& program = *w.policy->program;
+      capnp::MallocMessageBuilder builder(program.code.size() + 64);
+      auto response = builder.initRoot<wire::Response>();
+      response.setId(id);
+      auto filter = response.initFilter();
+      filter.setProgram(kj::arrayPtr(reinterpret_cast<const kj::byte*>(program.code.data()),
+                                     program.code.size() * sizeof(sock_filter)));
+      filter.setNeedsListener(program.needs_listener());
+      filter.setTrapReporter(program.penalty == Penalty::kTrap);
+      const Limits& limits = w.policy->policy.limits;
+      filter.setMaxOpenFds(limits.max_open_fds);
+      filter.setCpuSeconds(limits.cpu_seconds);
+      filter.setMemoryBytes(limits.memory_bytes);
+      int rc = w.channel.Send(builder);
+      if (rc != 0) return protocol_error(absl::StrCat("could not send the filter: ", strerror(-rc)));
+      w.phase = Phase::kAwaitHello;
+      Audit(w, "getFilter", true, absl::StrCat(program.code.size(), " instructions"));
+      return true;
+    }
+    case Phase::kAwaitHello: {
+      if (request.kind != RequestKind::kHello) {
+        return protocol_error("the first request must be hello");
+      }
+      if (request.version != wire::PROTOCOL_VERSION) {
+        return protocol_error(absl::StrCat("protocol version ", request.version, ", expected ",
+                                           wire::PROTOCOL_VERSION));
+      }
+      bool wants = w.policy->program->needs_listener();
+      if (request.listener_attached != wants || (nfds == 1) != wants) {
+        return protocol_error("hello: the seccomp listener does not match the policy");
+      }
+      if (wants) {
+        // It must really be a seccomp listener: the fd's anon-inode name says so.
+        char link[64];
+        std::string proc = absl::StrCat("/proc/self/fd/", attached[0].get());
+        ssize_t n = readlink(proc.c_str(), link, sizeof(link) - 1);
+        if (n <= 0 || absl::string_view(link, n) != "anon_inode:seccomp notify") {
+          return protocol_error("hello: the attached fd is not a seccomp listener");
+        }
+        int flags = fcntl(attached[0].get(), F_GETFL);
+        fcntl(attached[0].get(), F_SETFL, flags | O_NONBLOCK);
+        w.listener = std::move(attached[0]);
+        struct epoll_event e = {};
+        e.events = EPOLLIN;
+        e.data.u64 = Key(w.id, kListener);
+        if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, w.listener.get(), &e) != 0) {
+          return protocol_error(absl::StrCat("epoll_ctl(listener): ", strerror(errno)));
+        }
+      }
+      capnp::MallocMessageBuilder builder(64);
+      auto response = builder.initRoot<wire::Response>();
+      response.setId(id);
+      response.initHello().setVersion(wire::PROTOCOL_VERSION);
+      int rc = w.channel.Send(builder);
+      if (rc != 0) return protocol_error(absl::StrCat("could not answer hello: ", strerror(-rc)));
+      w.phase = Phase::kServing;
+      Audit(w, "hello", true, wants ? "locked; seccomp listener received" : "locked");
+      return true;
+    }
+    case Phase::kServing:
+      break;
+    case Phase::kEnded:
+      return false;
+  }
+  // Rate limit.
+  uint32_t rps = w.policy->policy.limits.requests_per_second;
+  if (rps != 0 && request.kind != RequestKind::kViolation) {
+    absl::Time now = absl::Now();
+    w.tokens = std::min<double>(rps, w.tokens + absl::ToDoubleSeconds(now - w.last_refill) * rps);
+    w.last_refill = now;
+    if (w.tokens < 1) {
+      End(w, WorkerResult::Kind::kLimitExceeded,
+          absl::StrCat("more than ", rps, " requests per second"));
+      return false;
+    }
+    w.tokens -= 1;
+  }
+  switch (request.kind) {
+    case RequestKind::kOpen: {
+      std::string what = absl::StrCat("open path=\"", AuditLog::EscapeBytes(request.path),
+                                      "\" flags=", AuditLog::DescribeOpenFlags(request.flags));
+      if (!w.policy->fs.has_value()) {
+        Audit(w, what, false, "the policy has no filesystem rules");
+        return SendError(w, id, EACCES, "the policy has no filesystem rules");
+      }
+      absl::StatusOr<UniqueFd> fd = w.policy->fs->Open(request.path, request.flags, request.mode);
+      if (!fd.ok()) {
+        Audit(w, what, false, std::string(fd.status().message()));
+        return SendError(w, id, ErrnoOrDefault(fd.status(), EACCES), fd.status().message());
+      }
+      Audit(w, what, true, "allowed by rule");
+      return SendFd(w, id, fd->get());
+    }
+    case RequestKind::kConnect: {
+      const ConnectTarget& target = request.target;
+      std::string what =
+          target.transport == ConnectRule::Transport::kUnix
+              ? absl::StrCat("connect unix path=\"", AuditLog::EscapeBytes(target.unix_path), "\"")
+              : absl::StrCat("connect ",
+                             target.transport == ConnectRule::Transport::kTcp ? "tcp" : "udp",
+                             " address=", AuditLog::EscapeBytes(target.address, 16),
+                             " port=", target.port);
+      if (!w.policy->net.has_value()) {
+        Audit(w, what, false, "the policy has no connect rules");
+        return SendError(w, id, EACCES, "the policy has no connect rules");
+      }
+      absl::StatusOr<UniqueFd> fd = w.policy->net->Connect(target);
+      if (!fd.ok()) {
+        Audit(w, what, false, std::string(fd.status().message()));
+        return SendError(w, id, ErrnoOrDefault(fd.status(), EACCES), fd.status().message());
+      }
+      Audit(w, what, true, "allowed by rule");
+      return SendFd(w, id, fd->get());
+    }
+    case RequestKind::kClock: {
+      absl::StatusOr<absl::Time> now = ClockNow(w.policy->policy.clock);
+      if (!now.ok()) {
+        Audit(w, "clock", false, std::string(now.status().message()));
+        return SendError(w, id, ErrnoOrDefault(now.status(), EPERM), now.status().message());
+      }
+      timespec ts = absl::ToTimespec(*now);
+      capnp::MallocMessageBuilder builder(64);
+      auto response = builder.initRoot<wire::Response>();
+      response.setId(id);
+      auto time = response.initTime();
+      time.setSeconds(ts.tv_sec);
+      time.setNanos(static_cast<uint32_t>(ts.tv_nsec));
+      int rc = w.channel.Send(builder);
+      if (rc != 0) return protocol_error(absl::StrCat("could not send a response: ", strerror(-rc)));
+      Audit(w, "clock", true, absl::FormatTime(absl::RFC3339_full, *now, absl::UTCTimeZone()));
+      return true;
+    }
+    case RequestKind::kViolation: {
+      if (w.policy->policy.penalty != Penalty::kTrap) {
+        return protocol_error("a violation report outside penalty trap");
+      }
+      Violation v;
+      v.nr = request.syscall;
+      Arch arch = request.arch == AUDIT_ARCH_AARCH64 ? Arch::kAarch64 : Arch::kX86_64;
+      v.syscall = SyscallName(arch, v.nr);
+      SyscallEvent event;
+      event.nr = v.nr;
+      event.audit_arch = request.arch;
+      event.pid = static_cast<uint32_t>(w.pid);
+      for (int i = 0; i < 6; ++i) event.args[i] = v.args[i] = request.args[i];
+      std::optional<Promise> allowing = PromiseAllowing(event);
+      v.allowed_by = allowing.has_value() ? std::string(PromiseName(*allowing)) : "";
+      v.from_kernel = false;
+      RecordViolation(w, std::move(v));
+      return true;
+    }
+    case RequestKind::kHello:
+    case RequestKind::kGetFilter:
+      return protocol_error("request not allowed after hello");
+  }
+  return protocol_error("request not allowed after hello");
 }
 
 void Broker::Impl::HandleChannel(Worker& w) {

@@ -635,13 +635,17 @@ TEST(BrokerDeathTest, KilledBrokerTakesItsWorkersWithIt) {
   if (broker_pid == 0) {
     auto broker = Broker::Create();
     if (!broker.ok()) _exit(1);
+    // The worker itself reports its pid once it runs locked, so the broker is killed
+    // only after the lock-down (a worker whose broker died earlier refuses to start).
+    SpawnOptions options;
+    options.stdout_fd = report[1];
     auto id = (*broker)->Spawn(Policy{}, [](Client&) {
+      pid_t self = getpid();
+      (void)!write(1, &self, sizeof(self));
       for (;;) pause();
       return 0;
-    });
+    }, options);
     if (!id.ok()) _exit(2);
-    pid_t worker = (*broker)->pid(*id);
-    (void)!write(report[1], &worker, sizeof(worker));
     for (;;) pause();
   }
   close(report[1]);
