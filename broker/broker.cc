@@ -276,6 +276,7 @@ void Broker::Impl::HandleNotification(Worker& w) {
   }
   Violation v;
   v.nr = req->data.nr;
+  v.audit_arch = req->data.arch;
   Arch arch = req->data.arch == AUDIT_ARCH_AARCH64 ? Arch::kAarch64 : Arch::kX86_64;
   v.syscall = SyscallName(arch, req->data.nr);
   for (int i = 0; i < 6; ++i) v.args[i] = req->data.args[i];
@@ -502,6 +503,7 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
       }
       Violation v;
       v.nr = request.syscall;
+      v.audit_arch = request.arch;
       Arch arch = request.arch == AUDIT_ARCH_AARCH64 ? Arch::kAarch64 : Arch::kX86_64;
       v.syscall = SyscallName(arch, v.nr);
       SyscallEvent event;

@@ -62,6 +62,7 @@ struct SpawnOptions {
 // A syscall that no promise of the worker allowed.
 struct Violation {
   int nr = -1;
+  uint32_t audit_arch = 0;   // AUDIT_ARCH_* of the call
   std::string syscall;       // e.g. "openat", or "syscall_999"
   uint64_t args[6] = {0, 0, 0, 0, 0, 0};
   std::string allowed_by;    // the promise that would have allowed it; empty: none does

@@ -1,0 +1,149 @@
+// Workers that are separate binaries: SpawnExec, LockDownExecWorker, the filter sent over
+// the channel; and the `vow` command (run, learn, check) on such a worker.
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "broker/broker.h"
+#include "broker/learn.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/test_util.h"
+
+namespace vow {
+namespace {
+
+using ::testing::HasSubstr;
+using Kind = WorkerResult::Kind;
+
+std::string Runfile(const std::string& path) {
+  const char* srcdir = getenv("TEST_SRCDIR");
+  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/vow/", path);
+}
+
+class ExecWorkerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    broker_ = std::move(*Broker::Create());
+    worker_ = Runfile("tests/test_worker");
+    ASSERT_EQ(access(worker_.c_str(), X_OK), 0) << worker_;
+  }
+  WorkerResult Exec(const Policy& policy, std::vector<std::string> args, int out_fd = -1) {
+    auto prepared = broker_->Prepare(policy);
+    EXPECT_TRUE(prepared.ok()) << prepared.status();
+    args.insert(args.begin(), worker_);
+    SpawnOptions options;
+    options.stdout_fd = out_fd;
+    options.stderr_fd = 2;
+    auto id = broker_->SpawnExec(*prepared, args, options);
+    EXPECT_TRUE(id.ok()) << id.status();
+    auto result = broker_->Wait(*id, absl::Seconds(30));
+    EXPECT_TRUE(result.ok());
+    return *result;
+  }
+  std::unique_ptr<Broker> broker_;
+  std::string worker_;
+};
+
+TEST_F(ExecWorkerTest, LocksDownAndRuns) {
+  int out[2];
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  WorkerResult result = Exec(Policy{}, {"ok"}, out[1]);
+  close(out[1]);
+  EXPECT_EQ(result.kind, Kind::kExited) << result.ToString();
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(testing::ReadAll(out[0]), "locked and running\n");
+  close(out[0]);
+  // The broker audited the whole handshake.
+  bool filter = false, hello = false;
+  for (const AuditEntry& e : broker_->audit().Entries()) {
+    filter |= e.request == "getFilter";
+    hello |= e.request == "hello";
+  }
+  EXPECT_TRUE(filter);
+  EXPECT_TRUE(hello);
+}
+
+TEST_F(ExecWorkerTest, ForbiddenOpenKilledAndNamed) {
+  WorkerResult result = Exec(Policy{}, {"open_direct"});
+  EXPECT_EQ(result.kind, Kind::kViolation) << result.ToString();
+  ASSERT_TRUE(result.violation.has_value());
+  EXPECT_EQ(result.violation->syscall, "openat");
+  EXPECT_EQ(result.violation->allowed_by, "rpath");
+}
+
+TEST_F(ExecWorkerTest, BrokeredOpen) {
+  testing::TempDir dir;
+  std::string file = dir.WriteFile("data.txt", "from the broker");
+  Policy policy;
+  policy.paths.push_back(PathRule{dir.path(), /*read=*/true});
+  int out[2];
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  WorkerResult result = Exec(policy, {"brokered", file}, out[1]);
+  close(out[1]);
+  EXPECT_EQ(result.kind, Kind::kExited) << result.ToString();
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(testing::ReadAll(out[0]), "from the broker");
+  close(out[0]);
+}
+
+TEST_F(ExecWorkerTest, GarbageEndsTheWorker) {
+  WorkerResult result = Exec(Policy{}, {"garbage"});
+  EXPECT_EQ(result.kind, Kind::kProtocolError) << result.ToString();
+}
+
+TEST_F(ExecWorkerTest, LearningModeFindsTheSmallestPromiseSet) {
+  Policy policy;
+  policy.penalty = Penalty::kLog;
+  WorkerResult result = Exec(policy, {"learn_mix"});
+  EXPECT_EQ(result.kind, Kind::kExited) << result.ToString();
+  EXPECT_EQ(result.exit_code, 0);  // log mode let the calls run
+  auto learned = LearnPromises(result, PromiseSet{Promise::kStdio});
+  ASSERT_TRUE(learned.ok()) << learned.status();
+  EXPECT_EQ(learned->promises.ToString(), "stdio rpath inet");
+  EXPECT_THAT(learned->report, HasSubstr("openat -> rpath"));
+  EXPECT_THAT(learned->report, HasSubstr("socket -> inet"));
+}
+
+// The `vow` command end to end.
+std::string RunVow(const std::string& args, int* status) {
+  std::string cmd = absl::StrCat(Runfile("broker/vow"), " ", args, " 2>&1");
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  *status = pclose(p);
+  return out;
+}
+
+TEST(VowCommandTest, RunLearnCheck) {
+  std::string worker = Runfile("tests/test_worker");
+  int status = 0;
+  std::string out = RunVow(absl::StrCat("run -- ", worker, " ok"), &status);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+  EXPECT_THAT(out, HasSubstr("locked and running"));
+
+  out = RunVow(absl::StrCat("run -- ", worker, " open_direct"), &status);
+  EXPECT_NE(WEXITSTATUS(status), 0) << out;
+  EXPECT_THAT(out, HasSubstr("openat"));
+  EXPECT_THAT(out, HasSubstr("promise rpath would allow it"));
+
+  out = RunVow(absl::StrCat("learn -- ", worker, " learn_mix"), &status);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+  EXPECT_THAT(out, HasSubstr("promises stdio rpath inet"));
+
+  testing::TempDir dir;
+  std::string bad = dir.WriteFile("bad.policy", "promises stdio rpat\n");
+  out = RunVow(absl::StrCat("check ", bad), &status);
+  EXPECT_NE(WEXITSTATUS(status), 0);
+  EXPECT_THAT(out, HasSubstr("bad.policy:1:16"));
+  EXPECT_THAT(out, HasSubstr("rpath"));
+}
+
+}  // namespace
+}  // namespace vow
