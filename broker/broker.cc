@@ -160,6 +160,8 @@ class Broker::Impl {
   bool SendError(Worker& w, uint64_t id, int err, absl::string_view reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool SendFd(Worker& w, uint64_t id, int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a failed send: a vanished worker is left to its pidfd; any other failure ends it.
+  bool SendFailed(Worker& w, int rc, absl::string_view what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Unregister(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   AuditLog* audit_;
@@ -168,7 +170,6 @@ class Broker::Impl {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   mutable absl::Mutex mu_;
-  absl::CondVar ended_cv_;
   std::map<WorkerId, std::unique_ptr<Worker>> workers_ ABSL_GUARDED_BY(mu_);
   WorkerId next_id_ ABSL_GUARDED_BY(mu_) = 1;
   // Receive buffer of the serving thread.
@@ -317,11 +318,7 @@ bool Broker::Impl::SendError(Worker& w, uint64_t id, int err, absl::string_view 
   error.setErrno(err);
   error.setReason(std::string(reason.substr(0, 1024)));
   int rc = w.channel.Send(builder);
-  if (rc != 0) {
-    End(w, WorkerResult::Kind::kProtocolError,
-        absl::StrCat("could not send a response: ", strerror(-rc)));
-    return false;
-  }
+  if (rc != 0) return SendFailed(w, rc, "a response");
   return true;
 }
 
@@ -331,12 +328,21 @@ bool Broker::Impl::SendFd(Worker& w, uint64_t id, int fd) {
   response.setId(id);
   response.setFd();
   int rc = w.channel.Send(builder, fd);
-  if (rc != 0) {
-    End(w, WorkerResult::Kind::kProtocolError,
-        absl::StrCat("could not send a response: ", strerror(-rc)));
-    return false;
-  }
+  if (rc != 0) return SendFailed(w, rc, "a response");
   return true;
+}
+
+bool Broker::Impl::SendFailed(Worker& w, int rc, absl::string_view what) {
+  if (rc == -EPIPE || rc == -ECONNRESET) {
+    // The worker is gone (it exited or crashed right after asking): not its fault, and its
+    // pidfd will report how it ended. Keep reading what it sent before it went (a trap
+    // report, say) until the channel reports EOF.
+    return true;
+  }
+  // EAGAIN: its socket buffer is full because it does not read its answers.
+  End(w, WorkerResult::Kind::kProtocolError,
+      absl::StrCat("could not send ", what, ": ", strerror(-rc)));
+  return false;
 }
 
 bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t bytes, int* fds,
@@ -379,7 +385,7 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
       filter.setCpuSeconds(limits.cpu_seconds);
       filter.setMemoryBytes(limits.memory_bytes);
       int rc = w.channel.Send(builder);
-      if (rc != 0) return protocol_error(absl::StrCat("could not send the filter: ", strerror(-rc)));
+      if (rc != 0) return SendFailed(w, rc, "the filter");
       w.phase = Phase::kAwaitHello;
       Audit(w, "getFilter", true, absl::StrCat(program.code.size(), " instructions"));
       return true;
@@ -419,7 +425,7 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
       response.setId(id);
       response.initHello().setVersion(wire::PROTOCOL_VERSION);
       int rc = w.channel.Send(builder);
-      if (rc != 0) return protocol_error(absl::StrCat("could not answer hello: ", strerror(-rc)));
+      if (rc != 0) return SendFailed(w, rc, "the answer to hello");
       w.phase = Phase::kServing;
       Audit(w, "hello", true, wants ? "locked; seccomp listener received" : "locked");
       return true;
@@ -493,7 +499,7 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
       time.setSeconds(ts.tv_sec);
       time.setNanos(static_cast<uint32_t>(ts.tv_nsec));
       int rc = w.channel.Send(builder);
-      if (rc != 0) return protocol_error(absl::StrCat("could not send a response: ", strerror(-rc)));
+      if (rc != 0) return SendFailed(w, rc, "a response");
       Audit(w, "clock", true, absl::FormatTime(absl::RFC3339_full, *now, absl::UTCTimeZone()));
       return true;
     }
@@ -530,6 +536,10 @@ void Broker::Impl::HandleChannel(Worker& w) {
     int nfds = 0;
     int n = w.channel.Receive(buffer_.get(), kMaxMessageBytes, fds, kMaxFdsPerMessage, &nfds);
     if (n == -EAGAIN) return;
+    // The worker exited without reading everything we sent (typically the HelloReply,
+    // which the lock-down does not wait for). The kernel reports that once, before the
+    // datagrams still queued for us, so read on: its last messages are not lost.
+    if (n == -ECONNRESET) continue;
     if (n == 0) {
       // The worker closed its end (normally: it is exiting). Its pidfd reports the end.
       epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.channel.fd(), nullptr);
@@ -586,7 +596,6 @@ void Broker::Impl::Reap(Worker& w) {
     }
   }
   Audit(w, "exit", true, w.result.ToString());
-  ended_cv_.SignalAll();
 }
 
 void Broker::Impl::Loop() {
@@ -781,16 +790,29 @@ absl::StatusOr<WorkerResult> Broker::Impl::Wait(WorkerId id, absl::Duration time
   for (;;) {
     auto it = workers_.find(id);
     if (it == workers_.end()) return absl::NotFoundError(absl::StrCat("no worker ", id));
-    if (it->second->reaped) {
-      WorkerResult result = std::move(it->second->result);
+    Worker& w = *it->second;
+    if (w.reaped) {
+      WorkerResult result = std::move(w.result);
       workers_.erase(it);
       return result;
     }
-    if (ended_cv_.WaitWithDeadline(&mu_, deadline)) {
-      auto again = workers_.find(id);
-      if (again != workers_.end() && again->second->reaped) continue;
+    // Wait on the pidfd directly (the kernel wakes this thread when the worker exits)
+    // instead of for the serving thread to notice and pass the news on: one wake-up
+    // less per worker. Whoever sees the exit first reaps it, under mu_. The pidfd stays
+    // open while we poll: only Wait() erases a worker, and one thread waits per worker.
+    struct pollfd p = {w.pidfd.get(), POLLIN, 0};
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) {
       return absl::DeadlineExceededError(absl::StrCat("worker ", id, " still running"));
     }
+    int ms = left == absl::InfiniteDuration()
+                 ? 1000
+                 : static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1000));
+    mu_.Unlock();
+    poll(&p, 1, ms);
+    mu_.Lock();
+    auto again = workers_.find(id);
+    if (again != workers_.end() && !again->second->reaped) Reap(*again->second);
   }
 }
 

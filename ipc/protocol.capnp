@@ -10,7 +10,9 @@
 #   1. an exec'd worker may send `getFilter` (once), and gets its seccomp program;
 #   2. the worker sends `hello` exactly once, after it has locked itself down;
 #   3. then any number of `open`, `connect`, `clock`, `violation`.
-# Every request is answered by a Response with the same id, except `violation`.
+# Every request is answered by a Response with the same id, except `violation`. The
+# worker does not wait for the answer to `hello` (it is locked already, and a broker that
+# refuses the hello kills it); clients skip answers whose id they did not ask for.
 #
 # Security notes: every byte the broker reads is hostile. Paths are Data, not Text, so a
 # NUL inside is visible to the broker instead of being cut off silently. The broker reads

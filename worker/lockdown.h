@@ -10,7 +10,7 @@
 //   4. the SIGSYS reporter (penalty trap only), then the seccomp program, compiled by the
 //      broker before fork, loaded with TSYNC (and a user-notification listener for the
 //      kill/errno/log penalties);
-//   5. hello to the broker, carrying the listener; the broker's reply ends the sequence.
+//   5. hello to the broker, carrying the listener (not waiting for the reply: see .cc).
 // Only then does the worker's own code run.
 //
 // Async-signal-safe and heap-free (a forked child of a multithreaded broker may run it):
