@@ -384,10 +384,10 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
       filter.setMaxOpenFds(limits.max_open_fds);
       filter.setCpuSeconds(limits.cpu_seconds);
       filter.setMemoryBytes(limits.memory_bytes);
-      int rc = w.channel.Send(builder);
-      if (rc != 0) return SendFailed(w, rc, "the filter");
       w.phase = Phase::kAwaitHello;
       Audit(w, "getFilter", true, absl::StrCat(program.code.size(), " instructions"));
+      int rc = w.channel.Send(builder);
+      if (rc != 0) return SendFailed(w, rc, "the filter");
       return true;
     }
     case Phase::kAwaitHello: {
@@ -420,14 +420,16 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
           return protocol_error(absl::StrCat("epoll_ctl(listener): ", strerror(errno)));
         }
       }
+      // The phase changes before the answer is sent: a worker that exits before reading
+      // it (it does not wait for it) has still said hello.
+      w.phase = Phase::kServing;
+      Audit(w, "hello", true, wants ? "locked; seccomp listener received" : "locked");
       capnp::MallocMessageBuilder builder(64);
       auto response = builder.initRoot<wire::Response>();
       response.setId(id);
       response.initHello().setVersion(wire::PROTOCOL_VERSION);
       int rc = w.channel.Send(builder);
       if (rc != 0) return SendFailed(w, rc, "the answer to hello");
-      w.phase = Phase::kServing;
-      Audit(w, "hello", true, wants ? "locked; seccomp listener received" : "locked");
       return true;
     }
     case Phase::kServing:

@@ -145,7 +145,7 @@ std::vector<PromiseEntry> BuildTable() {
                   "gettimeofday", "time", "getrandom"})
           .Allow({"exit", "exit_group", "restart_syscall"})
           .Allow({"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack",
-                  "rt_sigpending", "rt_sigsuspend", "rt_sigtimedwait", "alarm",
+                  "rt_sigpending", "rt_sigsuspend", "pause", "rt_sigtimedwait", "alarm",
                   "getitimer", "setitimer"})
           // Signals to itself only (raise()/abort() use tgkill(getpid(), gettid(), sig)).
           .AllowIf("kill", {SelfPid(0, "pid")})
