@@ -65,7 +65,13 @@ namespace {
 
 constexpr size_t kMaxViolationsKept = 1000;
 // Messages handled per worker per wake-up, so one flooding worker cannot starve others.
-constexpr int kMessagesPerWakeup = 16;
+// One: epoll is level-triggered, so a worker with more queued comes round again after
+// every other ready worker had its turn; and a synchronous worker (the normal case)
+// never has a second message queued, so trying to read one would cost a wasted recvmsg
+// per request.
+constexpr int kMessagesPerWakeup = 1;
+// What a worker sent before it exited is read up to this many messages.
+constexpr int kMaxDrainMessages = 4096;
 
 enum class Phase { kAwaitFilter, kAwaitHello, kServing, kEnded };
 enum Source : uint64_t { kChannel = 0, kListener = 1, kPidfd = 2 };
@@ -147,7 +153,7 @@ class Broker::Impl {
 
  private:
   void Loop();
-  void HandleChannel(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleChannel(Worker& w, int max_messages) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Returns false when the worker was ended.
   bool HandleMessage(Worker& w, const capnp::word* data, size_t bytes, int* fds, int nfds)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -532,8 +538,8 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
   return protocol_error("request not allowed after hello");
 }
 
-void Broker::Impl::HandleChannel(Worker& w) {
-  for (int i = 0; i < kMessagesPerWakeup && w.channel.valid() && !w.ending; ++i) {
+void Broker::Impl::HandleChannel(Worker& w, int max_messages) {
+  for (int i = 0; i < max_messages && w.channel.valid() && !w.ending; ++i) {
     int fds[kMaxFdsPerMessage];
     int nfds = 0;
     int n = w.channel.Receive(buffer_.get(), kMaxMessageBytes, fds, kMaxFdsPerMessage, &nfds);
@@ -568,7 +574,7 @@ void Broker::Impl::Reap(Worker& w) {
   // to a dead worker are dropped.
   if (!w.ending && w.channel.valid()) {
     w.draining = true;
-    HandleChannel(w);
+    HandleChannel(w, kMaxDrainMessages);
     w.draining = false;
   }
   Unregister(w);
@@ -620,7 +626,7 @@ void Broker::Impl::Loop() {
       Worker& w = *it->second;
       switch (static_cast<Source>(key & 3)) {
         case kChannel:
-          if (w.channel.valid()) HandleChannel(w);
+          if (w.channel.valid()) HandleChannel(w, kMessagesPerWakeup);
           break;
         case kListener:
           if (w.listener.valid()) HandleNotification(w);

@@ -376,10 +376,11 @@ absl::StatusOr<UniqueFd> FsPolicy::Open(absl::string_view path, uint32_t flags,
   }
 
   if (!path_only && (flags & O_NONBLOCK) == 0) {
-    absl::StatusOr<long> fl = Syscall("fcntl(F_GETFL)", [&] { return fcntl(fd.get(), F_GETFL); });
-    if (!fl.ok()) return fl.status();
+    // F_SETFL changes only O_APPEND, O_NONBLOCK, O_ASYNC, O_DIRECT and O_NOATIME (the last
+    // three are refused above), so one call restores what the worker asked for: its
+    // O_APPEND, and no O_NONBLOCK. (Saves an F_GETFL on every open.)
     RETURN_IF_ERROR(Syscall("fcntl(F_SETFL)", [&] {
-                      return fcntl(fd.get(), F_SETFL, static_cast<int>(*fl) & ~O_NONBLOCK);
+                      return fcntl(fd.get(), F_SETFL, static_cast<int>(flags & O_APPEND));
                     }).status());
   }
   return fd;
