@@ -163,19 +163,52 @@ static int run_sleep(int argc, char **argv) {
   return VOW_CASE_OK;
 }
 
-/* The channel is writable and (after hello) has nothing to read. */
+/* poll/select/epoll: on the channel (fd 3), which is writable; whether it is readable
+ * depends on the lock-down: argv[2] is "queued" when the broker's HelloReply is still
+ * waiting there (vow::LockDownExecWorker() no longer reads it; the Client skips it at
+ * its first call), "empty" when the lock-down consumed it (the C lock-down). The timeout
+ * path is checked on a pipe of the worker's own. */
+static int channel_expectation(int argc, char **argv) {
+  if (argc < 3) return -1;
+  if (strcmp(argv[2], "queued") == 0) return 1;
+  if (strcmp(argv[2], "empty") == 0) return 0;
+  return -1;
+}
+
+static int check_queued(int want_readable) {
+  char peek[256];
+  ssize_t queued = recv(CHANNEL_FD, peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT);
+  if (want_readable) {
+    /* One Response{id 0, hello{version 1}}: 8 bytes of table + 5 words. */
+    CHECK(queued == 48);
+  } else {
+    CHECK(queued == -1 && errno == EAGAIN);
+  }
+  return VOW_CASE_OK;
+}
+
 static int run_poll(int argc, char **argv) {
-  (void)argc, (void)argv;
+  const int readable = channel_expectation(argc, argv);
+  if (readable < 0) return VOW_CASE_USAGE;
   struct pollfd p = {CHANNEL_FD, POLLOUT, 0};
   CHECK(poll(&p, 1, 1000) == 1 && (p.revents & POLLOUT));
   p.events = POLLIN;
   p.revents = 0;
-  CHECK(poll(&p, 1, 10) == 0);
+  CHECK(poll(&p, 1, 10) == readable && (readable ? (p.revents & POLLIN) != 0 : p.revents == 0));
+  if (check_queued(readable) != VOW_CASE_OK) return VOW_CASE_WRONG;
+  int fds[2];
+  CHECK(pipe2(fds, O_CLOEXEC) == 0);
+  struct pollfd q = {fds[0], POLLIN, 0};
+  CHECK(poll(&q, 1, 10) == 0);
+  CHECK(write(fds[1], "x", 1) == 1);
+  CHECK(poll(&q, 1, 1000) == 1 && (q.revents & POLLIN));
+  CHECK(close(fds[0]) == 0 && close(fds[1]) == 0);
   return VOW_CASE_OK;
 }
 
 static int run_select(int argc, char **argv) {
-  (void)argc, (void)argv;
+  const int readable = channel_expectation(argc, argv);
+  if (readable < 0) return VOW_CASE_USAGE;
   fd_set r, w;
   FD_ZERO(&r);
   FD_ZERO(&w);
@@ -185,12 +218,26 @@ static int run_select(int argc, char **argv) {
   FD_SET(CHANNEL_FD, &r);
   tv.tv_sec = 0;
   tv.tv_usec = 10000;
-  CHECK(select(CHANNEL_FD + 1, &r, NULL, NULL, &tv) == 0);
+  CHECK(select(CHANNEL_FD + 1, &r, NULL, NULL, &tv) == readable);
+  if (check_queued(readable) != VOW_CASE_OK) return VOW_CASE_WRONG;
+  int fds[2];
+  CHECK(pipe2(fds, O_CLOEXEC) == 0 && fds[0] < FD_SETSIZE);
+  FD_ZERO(&r);
+  FD_SET(fds[0], &r);
+  tv.tv_sec = 0;
+  tv.tv_usec = 10000;
+  CHECK(select(fds[0] + 1, &r, NULL, NULL, &tv) == 0);
+  CHECK(write(fds[1], "x", 1) == 1);
+  FD_SET(fds[0], &r);
+  tv.tv_sec = 1;
+  CHECK(select(fds[0] + 1, &r, NULL, NULL, &tv) == 1 && FD_ISSET(fds[0], &r));
+  CHECK(close(fds[0]) == 0 && close(fds[1]) == 0);
   return VOW_CASE_OK;
 }
 
 static int run_epoll(int argc, char **argv) {
-  (void)argc, (void)argv;
+  const int readable = channel_expectation(argc, argv);
+  if (readable < 0) return VOW_CASE_USAGE;
   int ep = epoll_create1(EPOLL_CLOEXEC);
   CHECK(ep >= 0);
   struct epoll_event ev;
@@ -203,8 +250,18 @@ static int run_epoll(int argc, char **argv) {
         (out[0].events & EPOLLOUT));
   ev.events = EPOLLIN;
   CHECK(epoll_ctl(ep, EPOLL_CTL_MOD, CHANNEL_FD, &ev) == 0);
+  CHECK(epoll_wait(ep, out, 2, 10) == readable);
+  if (check_queued(readable) != VOW_CASE_OK) return VOW_CASE_WRONG;
+  int fds[2];
+  CHECK(pipe2(fds, O_CLOEXEC) == 0);
+  CHECK(epoll_ctl(ep, EPOLL_CTL_DEL, CHANNEL_FD, NULL) == 0);
+  ev.events = EPOLLIN;
+  ev.data.fd = fds[0];
+  CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fds[0], &ev) == 0);
   CHECK(epoll_wait(ep, out, 2, 10) == 0);
-  CHECK(close(ep) == 0);
+  CHECK(write(fds[1], "x", 1) == 1);
+  CHECK(epoll_wait(ep, out, 2, 1000) == 1 && out[0].data.fd == fds[0]);
+  CHECK(close(ep) == 0 && close(fds[0]) == 0 && close(fds[1]) == 0);
   return VOW_CASE_OK;
 }
 
