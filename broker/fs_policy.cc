@@ -183,10 +183,6 @@ absl::StatusOr<FsPolicy> FsPolicy::Create(const std::vector<PathRule>& rules) {
     if (!syntax.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(RuleName(i, r), ": ", syntax.message()));
     }
-    if (!r.read && !r.write && !r.exec && !r.create) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(RuleName(i, r), ": grants nothing (no r, w, x or c)"));
-    }
     if (!seen.insert(r.path).second) {
       return absl::InvalidArgumentError(absl::StrCat(RuleName(i, r), ": duplicate rule"));
     }
@@ -203,6 +199,17 @@ absl::StatusOr<FsPolicy> FsPolicy::Create(const std::vector<PathRule>& rules) {
     struct stat st;
     absl::StatusOr<long> stat_rc = Syscall("stat", [&] { return stat(r.path.c_str(), &st); });
     std::string real;
+    if (!r.read && !r.write && !r.exec && !r.create) {
+      // A deny rule: nothing is ever opened beneath it (permissions are checked before any
+      // open), so it holds no fd and need not exist. Where it exists, its real path is
+      // what the nested-rule re-check matches against.
+      absl::StatusOr<std::string> real_or =
+          stat_rc.ok() ? RealPath(r.path) : absl::StatusOr<std::string>(r.path);
+      rule.real_path = real_or.ok() ? *real_or : r.path;
+      rule.is_dir = true;
+      policy.rules_.push_back(std::move(rule));
+      continue;
+    }
     if (!stat_rc.ok()) {
       if (ErrnoOf(stat_rc.status()) != ENOENT || !r.create) {
         return fail(stat_rc.status(), "does not exist or cannot be reached");

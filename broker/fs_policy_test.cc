@@ -357,7 +357,6 @@ TEST_F(FsPolicyTest, CreateErrorsNameTheRule) {
       {Rule("/tmp/./x", "r"), "'.'"},
       {Rule("/tmp/../x", "r"), "'..'"},
       {Rule(std::string("/tmp\0x", 6), "r"), "NUL"},
-      {Rule("/tmp", ""), "grants nothing"},
       {Rule("/no/such/dir/vow", "r"), "does not exist"},
   };
   for (const Case& c : cases) {
@@ -371,6 +370,34 @@ TEST_F(FsPolicyTest, CreateErrorsNameTheRule) {
   absl::StatusOr<FsPolicy> dup = FsPolicy::Create({Rule("/tmp", "r"), Rule("/tmp", "w")});
   ASSERT_FALSE(dup.ok());
   EXPECT_THAT(std::string(dup.status().message()), HasSubstr("duplicate"));
+}
+
+// `unveil PATH none`: a rule with no letters closes its subtree, directly and through a
+// symlink from the broader rule; it need not exist.
+TEST(FsPolicyDenyRuleTest, DenyRuleClosesItsSubtree) {
+  const char* tmp = getenv("TEST_TMPDIR");
+  std::string base = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/fs_deny_XXXXXX");
+  ASSERT_NE(mkdtemp(base.data()), nullptr);
+  char* real = realpath(base.c_str(), nullptr);
+  std::string root = real;
+  free(real);
+  ASSERT_EQ(mkdir((root + "/private").c_str(), 0755), 0);
+  int fd = open((root + "/private/key").c_str(), O_WRONLY | O_CREAT, 0600);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  fd = open((root + "/public").c_str(), O_WRONLY | O_CREAT, 0600);
+  close(fd);
+  ASSERT_EQ(symlink("private/key", (root + "/via_link").c_str()), 0);
+  PathRule all{root, /*read=*/true};
+  PathRule deny{root + "/private"};
+  PathRule missing{root + "/not/there"};
+  absl::StatusOr<FsPolicy> p = FsPolicy::Create({all, deny, missing});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->Open(root + "/public", O_RDONLY, 0).ok());
+  auto direct = p->Open(root + "/private/key", O_RDONLY, 0);
+  EXPECT_EQ(ErrnoOf(direct.status()), EACCES) << direct.status();
+  auto link = p->Open(root + "/via_link", O_RDONLY, 0);
+  EXPECT_EQ(ErrnoOf(link.status()), EACCES) << link.status();
 }
 
 }  // namespace

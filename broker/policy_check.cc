@@ -25,9 +25,8 @@ absl::Status CheckPaths(const std::vector<PathRule>& paths) {
         absl::StrCat("paths[", i, "] \"", AuditLog::EscapeBytes(r.path), "\"");
     absl::Status syntax = CheckRulePathSyntax(r.path);
     if (!syntax.ok()) return Bad(what, syntax.message());
-    if (!r.read && !r.write && !r.exec && !r.create) {
-      return Bad(what, "grants nothing (give at least one of r, w, x, c)");
-    }
+    // A rule with no letters is a deny rule (`unveil PATH none`): the most specific rule
+    // decides, so it closes its subtree even beneath a broader rule.
     if (!seen.insert(r.path).second) return Bad(what, "duplicate rule for the same path");
   }
   return absl::OkStatus();

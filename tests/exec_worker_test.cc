@@ -137,6 +137,14 @@ TEST(VowCommandTest, RunLearnCheck) {
   EXPECT_EQ(WEXITSTATUS(status), 0) << out;
   EXPECT_THAT(out, HasSubstr("promises stdio rpath inet"));
 
+  // The shipped example policies parse and pass the broker's checks.
+  for (const char* example : {"x509_oracle", "file_parser", "renderer"}) {
+    out = RunVow(absl::StrCat("check ", Runfile(absl::StrCat("policies/examples/", example,
+                                                            ".policy"))),
+                 &status);
+    EXPECT_EQ(WEXITSTATUS(status), 0) << example << ": " << out;
+  }
+
   testing::TempDir dir;
   std::string bad = dir.WriteFile("bad.policy", "promises stdio rpat\n");
   out = RunVow(absl::StrCat("check ", bad), &status);
