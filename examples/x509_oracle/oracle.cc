@@ -1,0 +1,224 @@
+#include "examples/x509_oracle/oracle.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "base/syscall.h"
+#include "base/unique_fd.h"
+#include "examples/x509_oracle/oracle_worker.h"
+#include "examples/x509_oracle/protocol.h"
+
+namespace vow::x509 {
+namespace {
+
+// At most this many reports of ended pool workers are kept for DescribeEnd().
+constexpr size_t kMaxEndedReports = 256;
+
+std::string ErrorJson(absl::string_view what) { return VerdictToJson(ErrorVerdict(what)); }
+
+std::string LengthPrefix(size_t len) {
+  std::string out(4, '\0');
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((len >> (8 * i)) & 0xff);
+  return out;
+}
+
+// Sends one job and reads one verdict frame, checking that it is a verdict.
+absl::StatusOr<std::string> Exchange(int fd, absl::string_view payload, absl::Time deadline) {
+  absl::Status s = SendAll(fd, LengthPrefix(payload.size()), deadline);
+  if (s.ok()) s = SendAll(fd, payload, deadline);
+  if (!s.ok()) return s;
+  std::string json;
+  s = RecvFrame(fd, kMaxVerdictBytes, deadline, &json);
+  if (!s.ok()) return s;
+  absl::StatusOr<Verdict> verdict = VerdictFromJson(json);
+  if (!verdict.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the worker's answer is not a verdict: ", verdict.status().message()));
+  }
+  return json;
+}
+
+// True when `s` means the worker hung up (it crashed or exited) rather than timed out or
+// answered garbage.
+bool IsHangUp(const absl::Status& s) {
+  if (absl::IsOutOfRange(s) || absl::IsDataLoss(s)) return true;
+  int err = ErrnoOf(s);
+  return err == EPIPE || err == ECONNRESET;
+}
+
+}  // namespace
+
+Policy OraclePolicy(const OracleOptions& options, std::string* bundle_path) {
+  namespace fs = std::filesystem;
+  Policy policy;  // promises: stdio; penalty: kill
+  policy.clock = options.clock;
+  std::error_code ec;
+  fs::path dir = fs::canonical(fs::path(options.trust_bundle).parent_path(), ec);
+  bool have_dir = !ec && fs::is_directory(dir, ec);
+  if (have_dir) policy.paths.push_back(PathRule{dir.string(), /*read=*/true});
+  fs::path resolved = fs::canonical(options.trust_bundle, ec);
+  if (ec) {
+    *bundle_path = options.trust_bundle;  // the worker's Open will report it missing
+    return policy;
+  }
+  *bundle_path = resolved.string();
+  // A bundle that is a symlink out of its directory (e.g. into /usr/share/ca-certificates)
+  // is unveiled as that one file.
+  std::string prefix = dir.string() + "/";
+  if (!have_dir || resolved.string().compare(0, prefix.size(), prefix) != 0) {
+    policy.paths.push_back(PathRule{resolved.string(), /*read=*/true});
+  }
+  return policy;
+}
+
+Oracle::Oracle(OracleOptions options) : options_(std::move(options)) {}
+
+Oracle::~Oracle() {
+  pool_.reset();  // kills and reaps the pool's workers before the broker goes
+  broker_.reset();
+}
+
+absl::StatusOr<std::unique_ptr<Oracle>> Oracle::Create(OracleOptions options) {
+  if (!WarmUpOpenSsl()) return absl::InternalError("OpenSSL could not be initialised");
+  std::unique_ptr<Oracle> oracle(new Oracle(std::move(options)));
+  Policy policy = OraclePolicy(oracle->options_, &oracle->bundle_path_);
+  BrokerOptions broker_options;
+  broker_options.audit_fd = oracle->options_.audit_fd;
+  ASSIGN_OR_RETURN(oracle->broker_, Broker::Create(broker_options));
+  ASSIGN_OR_RETURN(oracle->policy_, oracle->broker_->Prepare(policy));
+  WorkerConfig config;
+  config.bundle_path = oracle->bundle_path_;
+  bool crash_hook = oracle->options_.crash_hook_for_testing;
+  oracle->main_ = [config, crash_hook](Client& client) {
+    if (crash_hook) EnableCrashHookForTesting();
+    return OracleWorkerMain(client, config);
+  };
+  if (oracle->options_.workers == OracleOptions::Workers::kPool) {
+    WorkerPool::Options pool_options;
+    pool_options.size = oracle->options_.pool_size;
+    pool_options.stderr_fd = oracle->options_.stderr_fd;
+    pool_options.name = "x509-pool";
+    Oracle* self = oracle.get();
+    pool_options.on_exit = [self](WorkerId id, const WorkerResult& result) {
+      absl::MutexLock lock(&self->mu_);
+      self->ended_[id] = result.ToString();
+      while (self->ended_.size() > kMaxEndedReports) self->ended_.erase(self->ended_.begin());
+    };
+    ASSIGN_OR_RETURN(oracle->pool_, WorkerPool::Create(oracle->broker_.get(), oracle->policy_,
+                                                       oracle->main_, pool_options));
+  }
+  return oracle;
+}
+
+std::string Oracle::VerifyPayload(absl::string_view payload) {
+  if (payload.size() > kMaxJobBytes) {
+    return ErrorJson(absl::StrCat("request of ", payload.size(), " bytes exceeds the limit of ",
+                                  kMaxJobBytes));
+  }
+  return pool_ != nullptr ? VerifyInPool(payload) : VerifyInFreshWorker(payload);
+}
+
+Verdict Oracle::Verify(const VerifyRequest& request, bool has_time) {
+  std::string json = VerifyPayload(EncodeJob(request, has_time));
+  absl::StatusOr<Verdict> verdict = VerdictFromJson(json);
+  if (!verdict.ok()) return ErrorVerdict(verdict.status().message());  // not reached
+  return *std::move(verdict);
+}
+
+std::string Oracle::DescribeEnd(WorkerId id, absl::Duration wait) {
+  absl::MutexLock lock(&mu_);
+  auto reported = [this, id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return ended_.count(id) != 0;
+  };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&reported), wait)) return "ended (no report yet)";
+  std::string what = std::move(ended_[id]);
+  ended_.erase(id);
+  return what;
+}
+
+std::string Oracle::VerifyInPool(absl::string_view payload) {
+  absl::Time deadline = absl::Now() + options_.timeout;
+  absl::StatusOr<WorkerPool::Lease> lease = pool_->Acquire(options_.timeout);
+  if (!lease.ok()) return ErrorJson(absl::StrCat("no worker available: ", lease.status().message()));
+  absl::StatusOr<std::string> json = Exchange(lease->fd(), payload, deadline);
+  if (json.ok()) {
+    pool_->Release(*std::move(lease), /*healthy=*/true);
+    return *std::move(json);
+  }
+  WorkerId id = lease->id();
+  bool hang_up = IsHangUp(json.status());
+  if (hang_up) {
+    // Let the broker reap it first, so that its report says how it died (a signal, a
+    // forbidden syscall) rather than "killed by the broker".
+    absl::Time until = absl::Now() + absl::Milliseconds(500);
+    while (broker_->pid(id) > 0 && absl::Now() < until) absl::SleepFor(absl::Milliseconds(1));
+  }
+  pool_->Release(*std::move(lease), /*healthy=*/false);
+  {
+    absl::MutexLock lock(&mu_);
+    ++failed_workers_;
+  }
+  std::string end = DescribeEnd(id, absl::Seconds(2));
+  if (hang_up) return ErrorJson(absl::StrCat("worker crashed: ", end));
+  if (absl::IsDeadlineExceeded(json.status())) {
+    return ErrorJson(absl::StrCat("worker timed out after ",
+                                  absl::FormatDuration(options_.timeout), "; ", end));
+  }
+  return ErrorJson(absl::StrCat("worker failed: ", json.status().message(), "; ", end));
+}
+
+std::string Oracle::VerifyInFreshWorker(absl::string_view payload) {
+  absl::Time deadline = absl::Now() + options_.timeout;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    return ErrorJson(absl::StrCat("socketpair: errno ", errno));
+  }
+  UniqueFd ours(sv[0]);
+  SpawnOptions spawn;
+  spawn.stdin_fd = sv[1];
+  spawn.stdout_fd = sv[1];
+  spawn.stderr_fd = options_.stderr_fd;
+  spawn.name = "x509-fresh";
+  absl::StatusOr<WorkerId> id = broker_->Spawn(policy_, main_, spawn);
+  close(sv[1]);
+  if (!id.ok()) return ErrorJson(absl::StrCat("spawning a worker: ", id.status().message()));
+  absl::StatusOr<std::string> json = Exchange(ours.get(), payload, deadline);
+  // EOF tells the worker to exit.
+  ours.reset();
+  if (!json.ok() && !IsHangUp(json.status())) broker_->Kill(*id);
+  absl::Duration left = std::max(deadline - absl::Now(), absl::Seconds(1));
+  absl::StatusOr<WorkerResult> result = broker_->Wait(*id, left);
+  if (!result.ok()) {
+    broker_->Kill(*id);
+    result = broker_->Wait(*id);
+  }
+  std::string end = result.ok() ? result->ToString() : std::string(result.status().message());
+  bool clean = result.ok() && result->kind == WorkerResult::Kind::kExited &&
+               result->exit_code == 0;
+  if (json.ok() && clean) return *std::move(json);
+  absl::MutexLock lock(&mu_);
+  ++failed_workers_;
+  if (json.ok()) return ErrorJson(absl::StrCat("worker failed after answering: ", end));
+  if (IsHangUp(json.status())) return ErrorJson(absl::StrCat("worker crashed: ", end));
+  if (absl::IsDeadlineExceeded(json.status())) {
+    return ErrorJson(absl::StrCat("worker timed out after ",
+                                  absl::FormatDuration(options_.timeout), "; ", end));
+  }
+  return ErrorJson(absl::StrCat("worker failed: ", json.status().message(), "; ", end));
+}
+
+uint64_t Oracle::failed_workers() const {
+  absl::MutexLock lock(&mu_);
+  return failed_workers_;
+}
+
+size_t Oracle::idle_workers() const { return pool_ != nullptr ? pool_->idle() : 0; }
+
+}  // namespace vow::x509

@@ -1,0 +1,109 @@
+// The oracle's front end: owns a Broker and the sandboxed workers that do every
+// verification. Runs in the BROKER (trusted) process; verdicts coming back from workers
+// are hostile bytes (a worker may be compromised) and are bounded and checked.
+//
+// Two ways to run workers:
+//  - kPool: a WorkerPool of persistent, pre-forked, locked workers; a worker that does
+//    not answer properly (EOF = crash, a frame that is too big or not a verdict, a
+//    timeout) is released as unhealthy, i.e. killed and replaced by the pool;
+//  - kFresh: a new worker per request (spawned from the calling thread; it lives only for
+//    that request).
+// Every worker has the policy OraclePolicy(): promises `stdio`, penalty kill, read-only
+// access to the trust bundle (its directory, by default /etc/ssl/certs, and its resolved
+// target if that lies outside), and the clock rule of the options.
+//
+// Create() calls WarmUpOpenSsl() in this process before any worker is forked: workers
+// inherit the warmed state (see verify.h).
+//
+// Thread-safe: VerifyPayload/Verify may be called from many threads at once.
+#ifndef VOW_EXAMPLES_X509_ORACLE_ORACLE_H_
+#define VOW_EXAMPLES_X509_ORACLE_ORACLE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "broker/broker.h"
+#include "broker/worker_pool.h"
+#include "examples/x509_oracle/verify.h"
+#include "policies/policy.h"
+
+namespace vow::x509 {
+
+inline constexpr char kSystemTrustBundle[] = "/etc/ssl/certs/ca-certificates.crt";
+
+struct OracleOptions {
+  enum class Workers { kPool, kFresh };
+  Workers workers = Workers::kPool;
+  size_t pool_size = 2;
+  // The workers' clock rule: what "now" is for a request that names no time.
+  ClockRule clock;  // default: real time
+  // Per request: waiting for an idle worker, sending the job, and getting the verdict.
+  absl::Duration timeout = absl::Seconds(30);
+  // The bundle used when a request carries no trusted certificates (absolute path).
+  std::string trust_bundle = kSystemTrustBundle;
+  // Test only: workers abort() on kCrashMagic (EnableCrashHookForTesting() is called in
+  // the worker, never in this process).
+  bool crash_hook_for_testing = false;
+  int stderr_fd = -1;  // the workers' fd 2; -1: /dev/null
+  int audit_fd = -1;   // the broker's audit log; -1: kept in memory
+};
+
+// The policy of every oracle worker (see the file comment). `bundle_path` is where the
+// worker will open the bundle (set by the function: the resolved path of
+// options.trust_bundle).
+Policy OraclePolicy(const OracleOptions& options, std::string* bundle_path);
+
+class Oracle {
+ public:
+  static absl::StatusOr<std::unique_ptr<Oracle>> Create(OracleOptions options);
+  ~Oracle();
+  Oracle(const Oracle&) = delete;
+  Oracle& operator=(const Oracle&) = delete;
+
+  // One job payload (EncodeJob's output, protocol.h) -> the verdict JSON. Never fails: a
+  // malformed job, a crashed or silent worker, a timeout all become an error verdict's
+  // JSON (input_error says what happened, e.g. "worker crashed: killed by signal 6
+  // (Aborted)"). The payload is not parsed here; the worker decodes it.
+  std::string VerifyPayload(absl::string_view payload);
+
+  // Convenience: encodes `request` (with its time_unix if has_time, else the worker takes
+  // the clock's time), verifies it in a worker, and decodes the verdict.
+  Verdict Verify(const VerifyRequest& request, bool has_time = true);
+
+  // Workers that ended while or after serving a request they did not answer properly
+  // (pool mode: each was replaced).
+  uint64_t failed_workers() const;
+  // Pool mode: idle workers right now (0 in fresh mode).
+  size_t idle_workers() const;
+  Broker& broker() { return *broker_; }
+  const std::string& bundle_path() const { return bundle_path_; }
+
+ private:
+  explicit Oracle(OracleOptions options);
+  std::string VerifyInPool(absl::string_view payload);
+  std::string VerifyInFreshWorker(absl::string_view payload);
+  // Waits (briefly) for the pool's report of how worker `id` ended.
+  std::string DescribeEnd(WorkerId id, absl::Duration wait);
+
+  OracleOptions options_;
+  std::string bundle_path_;
+  std::unique_ptr<Broker> broker_;
+  std::shared_ptr<const PreparedPolicy> policy_;
+  WorkerMain main_;
+  std::unique_ptr<WorkerPool> pool_;
+
+  mutable absl::Mutex mu_;
+  std::map<WorkerId, std::string> ended_ ABSL_GUARDED_BY(mu_);  // pool on_exit reports
+  uint64_t failed_workers_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace vow::x509
+
+#endif  // VOW_EXAMPLES_X509_ORACLE_ORACLE_H_

@@ -1,0 +1,134 @@
+#include "examples/x509_oracle/oracle_worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <optional>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "examples/x509_oracle/protocol.h"
+#include "examples/x509_oracle/verify.h"
+#include "worker/client.h"
+
+namespace vow::x509 {
+namespace {
+
+// Reads exactly `len` bytes from `fd` (blocking). Returns how many arrived before EOF or
+// an error (len on success).
+size_t ReadFull(int fd, char* buf, size_t len) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = read(fd, buf + got, len - got);
+    if (n > 0) {
+      got += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      break;
+    }
+  }
+  return got;
+}
+
+bool WriteFull(int fd, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool SendVerdict(const Verdict& v) {
+  std::string json = VerdictToJson(v);
+  if (json.size() > kMaxVerdictBytes) {
+    json = VerdictToJson(ErrorVerdict(
+        absl::StrCat("verdict of ", json.size(), " bytes exceeds ", kMaxVerdictBytes)));
+  }
+  return WriteFull(1, Frame(json));
+}
+
+// Reads the trust store through the broker, at most kMaxFieldBytes + 1 bytes (Verify
+// refuses anything above kMaxFieldBytes with a clear input_error).
+std::optional<std::string> LoadBundle(Client& client, const std::string& path,
+                                      std::string* error) {
+  absl::StatusOr<UniqueFd> fd = client.Open(path, O_RDONLY);
+  if (!fd.ok()) {
+    *error = absl::StrCat("trust store ", path, ": ", fd.status().message());
+    return std::nullopt;
+  }
+  std::string bytes;
+  char buf[65536];
+  while (bytes.size() <= kMaxFieldBytes) {
+    ssize_t n = read(fd->get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      *error = absl::StrCat("trust store ", path, ": read failed, errno ", errno);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    bytes.append(buf, static_cast<size_t>(n));
+  }
+  if (bytes.empty()) {
+    *error = absl::StrCat("trust store ", path, " is empty");
+    return std::nullopt;
+  }
+  return bytes;
+}
+
+}  // namespace
+
+int OracleWorkerMain(Client& client, const WorkerConfig& config) {
+  std::optional<std::string> bundle;  // cached after the first successful read
+  std::string payload;
+  for (;;) {
+    char header[4];
+    size_t got = ReadFull(0, header, 4);
+    if (got == 0) return 0;  // EOF between frames: the front end is done with us
+    if (got < 4) return 1;
+    uint32_t len = 0;
+    for (int i = 3; i >= 0; --i) len = (len << 8) | static_cast<uint8_t>(header[i]);
+    if (len > kMaxJobBytes) {
+      (void)SendVerdict(ErrorVerdict(
+          absl::StrCat("job frame of ", len, " bytes exceeds ", kMaxJobBytes)));
+      return 1;
+    }
+    payload.resize(len);
+    if (ReadFull(0, payload.data(), len) < len) return 1;
+
+    absl::StatusOr<Job> job = DecodeJob(payload);
+    Verdict verdict;
+    if (!job.ok()) {
+      verdict = ErrorVerdict(absl::StrCat("bad request frame: ", job.status().message()));
+    } else {
+      std::string error;
+      if (job->request.trusted.empty()) {
+        if (!bundle.has_value()) bundle = LoadBundle(client, config.bundle_path, &error);
+        if (bundle.has_value()) job->request.trusted = *bundle;
+      }
+      if (error.empty() && !job->has_time) {
+        absl::StatusOr<absl::Time> now = client.Now();
+        if (now.ok()) {
+          job->request.time_unix = absl::ToUnixSeconds(*now);
+        } else {
+          error = absl::StrCat("clock: ", now.status().message());
+        }
+      }
+      verdict = error.empty() ? Verify(job->request) : ErrorVerdict(error);
+    }
+    if (!SendVerdict(verdict)) return 1;
+    payload.clear();
+    if (payload.capacity() > (1u << 20)) payload.shrink_to_fit();
+  }
+}
+
+}  // namespace vow::x509

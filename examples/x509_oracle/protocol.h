@@ -1,0 +1,91 @@
+// The oracle's wire format between its front end (the broker) and a worker, and between
+// a `serve` client and the front end. Both sides: the worker decodes jobs (hostile bytes:
+// every length is bounded by what is left of the frame), the front end decodes verdicts
+// (hostile too: a worker may be compromised).
+//
+// Every frame on a stream is a little-endian u32 length followed by that many bytes.
+//
+// A job (front end -> worker; also what a `serve` client sends), all integers
+// little-endian:
+//   u8   version, kJobVersion
+//   u8   flags: bit 0   the request names a time (time_unix below); else the worker
+//                       asks the broker's clock (Client::Now())
+//               bit 1   Kind::kClient (else kServer)
+//               bits 2-3 HostKind: 0 auto, 1 DNS, 2 IP (3 is an error)
+//               bits 4-7 zero
+//   i64  time_unix
+//   4 x  (u32 length, bytes): chain, untrusted, trusted, host
+//   nothing after the host.
+// An empty `trusted` means "the system trust store", which the worker reads through the
+// broker. A job payload is at most kMaxJobBytes; a `serve` client that announces more gets
+// an error verdict and the connection is closed without reading the payload.
+//
+// A verdict (worker -> front end -> client): VerdictToJson() of the verdict, at most
+// kMaxVerdictBytes.
+#ifndef VOW_EXAMPLES_X509_ORACLE_PROTOCOL_H_
+#define VOW_EXAMPLES_X509_ORACLE_PROTOCOL_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "examples/x509_oracle/verify.h"
+
+namespace vow::x509 {
+
+inline constexpr uint8_t kJobVersion = 1;
+inline constexpr uint32_t kMaxJobBytes = 64u << 20;
+inline constexpr uint32_t kMaxVerdictBytes = 4u << 20;
+// version + flags + time + four lengths.
+inline constexpr size_t kJobHeaderBytes = 1 + 1 + 8 + 4 * 4;
+
+struct Job {
+  VerifyRequest request;
+  // False: the request names no time; request.time_unix is to be taken from the clock.
+  bool has_time = false;
+};
+
+// The job payload (without the frame's length prefix). Fields longer than 4 GiB - 1 are
+// not representable; the caller keeps the total under kMaxJobBytes (EncodeJob does not
+// check; the receiver does).
+std::string EncodeJob(const VerifyRequest& request, bool has_time);
+
+// Decodes a job payload. Hostile input: InvalidArgument for anything malformed.
+absl::StatusOr<Job> DecodeJob(absl::string_view payload);
+
+// `payload` with its u32 length prefix.
+std::string Frame(absl::string_view payload);
+
+// The verdict back from its JSON (strict: every field of VerdictToJson, right types).
+absl::StatusOr<Verdict> VerdictFromJson(absl::string_view json);
+
+// An error verdict: valid false, input_error `what`.
+Verdict ErrorVerdict(absl::string_view what);
+
+// ---- Stream I/O with deadlines, for the front end and `serve` clients (uses poll,
+// recv/send with MSG_DONTWAIT and MSG_NOSIGNAL: `fd` must be a socket; its blocking mode
+// does not matter and is not changed). ----
+
+// Writes all of `data`. DeadlineExceeded, or the errno status (EPIPE: the peer is gone).
+absl::Status SendAll(int fd, absl::string_view data, absl::Time deadline);
+
+// Reads one frame of at most `max_bytes` into *payload.
+//  - OutOfRange: clean EOF before the first byte of the frame;
+//  - DataLoss: EOF inside the frame;
+//  - ResourceExhausted: the announced length is above `max_bytes` (nothing of the
+//    payload has been read; *announced holds the length if not null);
+//  - DeadlineExceeded, or an errno status.
+absl::Status RecvFrame(int fd, uint32_t max_bytes, absl::Time deadline, std::string* payload,
+                       uint32_t* announced = nullptr);
+
+// A client's round trip: sends Frame(job_payload) and reads one verdict frame.
+absl::StatusOr<std::string> RoundTrip(int fd, absl::string_view job_payload,
+                                      absl::Time deadline);
+
+}  // namespace vow::x509
+
+#endif  // VOW_EXAMPLES_X509_ORACLE_PROTOCOL_H_
