@@ -175,6 +175,10 @@ static int channel_expectation(int argc, char **argv) {
   return -1;
 }
 
+/* How long to wait for the channel to become readable: the HelloReply may still be on
+ * its way when the case starts, so "queued" waits up to 2 s; "empty" checks 10 ms. */
+static int channel_wait_ms(int readable) { return readable ? 2000 : 10; }
+
 static int check_queued(int want_readable) {
   char peek[256];
   ssize_t queued = recv(CHANNEL_FD, peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT);
@@ -194,7 +198,7 @@ static int run_poll(int argc, char **argv) {
   CHECK(poll(&p, 1, 1000) == 1 && (p.revents & POLLOUT));
   p.events = POLLIN;
   p.revents = 0;
-  CHECK(poll(&p, 1, 10) == readable && (readable ? (p.revents & POLLIN) != 0 : p.revents == 0));
+  CHECK(poll(&p, 1, channel_wait_ms(readable)) == readable && (readable ? (p.revents & POLLIN) != 0 : p.revents == 0));
   if (check_queued(readable) != VOW_CASE_OK) return VOW_CASE_WRONG;
   int fds[2];
   CHECK(pipe2(fds, O_CLOEXEC) == 0);
@@ -216,8 +220,8 @@ static int run_select(int argc, char **argv) {
   struct timeval tv = {1, 0};
   CHECK(select(CHANNEL_FD + 1, NULL, &w, NULL, &tv) == 1 && FD_ISSET(CHANNEL_FD, &w));
   FD_SET(CHANNEL_FD, &r);
-  tv.tv_sec = 0;
-  tv.tv_usec = 10000;
+  tv.tv_sec = channel_wait_ms(readable) / 1000;
+  tv.tv_usec = (channel_wait_ms(readable) % 1000) * 1000;
   CHECK(select(CHANNEL_FD + 1, &r, NULL, NULL, &tv) == readable);
   if (check_queued(readable) != VOW_CASE_OK) return VOW_CASE_WRONG;
   int fds[2];
@@ -250,7 +254,7 @@ static int run_epoll(int argc, char **argv) {
         (out[0].events & EPOLLOUT));
   ev.events = EPOLLIN;
   CHECK(epoll_ctl(ep, EPOLL_CTL_MOD, CHANNEL_FD, &ev) == 0);
-  CHECK(epoll_wait(ep, out, 2, 10) == readable);
+  CHECK(epoll_wait(ep, out, 2, channel_wait_ms(readable)) == readable);
   if (check_queued(readable) != VOW_CASE_OK) return VOW_CASE_WRONG;
   int fds[2];
   CHECK(pipe2(fds, O_CLOEXEC) == 0);
