@@ -301,7 +301,9 @@ void Broker::Impl::HandleNotification(Worker& w) {
   resp->id = req->id;
   Penalty penalty = w.policy->policy.penalty;
   RecordViolation(w, v);
-  if (penalty == Penalty::kLog) {
+  if (penalty == Penalty::kLog && !v.allowed_by.empty()) {
+    // Learning mode lets a call run only if some promise could allow it: what no promise
+    // ever allows (ptrace, bpf, mount, CLONE_NEW*, TIOCSTI, ...) is refused even here.
     resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
   } else {
     resp->error = -EPERM;

@@ -150,6 +150,8 @@ std::vector<PromiseEntry> BuildTable() {
           // Signals to itself only (raise()/abort() use tgkill(getpid(), gettid(), sig)).
           .AllowIf("kill", {SelfPid(0, "pid")})
           .AllowIf("tgkill", {SelfPid(0, "tgid")})
+          // musl's raise()/abort() use tkill(gettid()); the main thread's tid is the pid.
+          .AllowIf("tkill", {SelfPid(0, "tid")})
           .Allow({"getpid", "gettid", "getppid", "getpgrp", "getuid", "geteuid",
                   "getgid", "getegid", "getresuid", "getresgid", "getgroups"})
           .Allow({"sched_yield", "futex", "getrusage", "uname", "umask", "getcpu",

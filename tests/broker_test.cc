@@ -154,6 +154,20 @@ TEST_F(BrokerTest, LogPenaltyLetsTheCallRun) {
   EXPECT_EQ(result.violations[0].syscall, "openat");
 }
 
+TEST_F(BrokerTest, LogPenaltyNeverRunsWhatNoPromiseAllows) {
+  Policy policy;
+  policy.penalty = Penalty::kLog;
+  WorkerResult result = Run(policy, [](Client&) {
+    long rc = ptrace(PTRACE_TRACEME, 0, nullptr, nullptr);
+    return (rc == -1 && errno == EPERM) ? 9 : 1;
+  });
+  EXPECT_EQ(result.kind, Kind::kExited) << result.ToString();
+  EXPECT_EQ(result.exit_code, 9);
+  ASSERT_EQ(result.violations.size(), 1u);
+  EXPECT_EQ(result.violations[0].syscall, "ptrace");
+  EXPECT_EQ(result.violations[0].allowed_by, "");
+}
+
 // ---- What a locked worker can do with stdio. ----
 
 TEST_F(BrokerTest, FirstPrintfToPipeAndFileAndMalloc) {
