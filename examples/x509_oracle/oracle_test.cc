@@ -1,0 +1,365 @@
+// The oracle through the sandbox: every verification happens in a real worker locked to
+// `stdio` and forked by a real broker (the test process). Differential against the
+// in-process Verify() on the generated corpus, the broker's clock rule, the system trust
+// store through the broker, x509-limbo files, hostile input and crashing workers.
+#include "examples/x509_oracle/oracle.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "examples/x509_oracle/corpus.h"
+#include "examples/x509_oracle/limbo.h"
+#include "examples/x509_oracle/oracle_test_util.h"
+#include "examples/x509_oracle/protocol.h"
+#include "examples/x509_oracle/verify.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace vow::x509 {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::StartsWith;
+using testing::MakeBadInputs;
+using testing::ReadTestdata;
+using testing::ValidRequest;
+
+OracleOptions Options(OracleOptions::Workers workers, size_t pool_size = 2) {
+  OracleOptions o;
+  o.workers = workers;
+  o.pool_size = pool_size;
+  o.clock.kind = ClockRule::Kind::kFixed;
+  o.clock.fixed = absl::FromUnixSeconds(kCorpusTime);
+  o.timeout = absl::Seconds(60);
+  o.stderr_fd = 2;
+  return o;
+}
+
+std::unique_ptr<Oracle> MakeOracle(const OracleOptions& o) {
+  absl::StatusOr<std::unique_ptr<Oracle>> oracle = Oracle::Create(o);
+  EXPECT_TRUE(oracle.ok()) << oracle.status();
+  return oracle.ok() ? *std::move(oracle) : nullptr;
+}
+
+// ---- The wire format (both sides). ----
+
+TEST(ProtocolTest, JobRoundTrip) {
+  VerifyRequest r;
+  r.chain = std::string("chain\0bytes", 11);
+  r.untrusted = "u";
+  r.trusted = "";
+  r.host = "::1";
+  r.host_kind = VerifyRequest::HostKind::kIp;
+  r.kind = VerifyRequest::Kind::kClient;
+  r.time_unix = -62135596800LL;
+  absl::StatusOr<Job> job = DecodeJob(EncodeJob(r, true));
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_TRUE(job->has_time);
+  EXPECT_EQ(job->request.chain, r.chain);
+  EXPECT_EQ(job->request.untrusted, "u");
+  EXPECT_EQ(job->request.trusted, "");
+  EXPECT_EQ(job->request.host, "::1");
+  EXPECT_EQ(job->request.host_kind, VerifyRequest::HostKind::kIp);
+  EXPECT_EQ(job->request.kind, VerifyRequest::Kind::kClient);
+  EXPECT_EQ(job->request.time_unix, r.time_unix);
+
+  job = DecodeJob(EncodeJob(r, false));
+  ASSERT_TRUE(job.ok());
+  EXPECT_FALSE(job->has_time);
+  EXPECT_EQ(job->request.time_unix, 0);
+}
+
+TEST(ProtocolTest, HostileJobsAreRefused) {
+  VerifyRequest r;
+  r.chain = "abc";
+  r.host = "h";
+  std::string good = EncodeJob(r, true);
+  // Every truncation.
+  for (size_t n = 0; n < good.size(); ++n) {
+    EXPECT_FALSE(DecodeJob(good.substr(0, n)).ok()) << n;
+  }
+  EXPECT_THAT(std::string(DecodeJob(good + "x").status().message()),
+              HasSubstr("1 bytes after the job"));
+  std::string bad = good;
+  bad[0] = 2;
+  EXPECT_THAT(std::string(DecodeJob(bad).status().message()), HasSubstr("job version 2"));
+  bad = good;
+  bad[1] = static_cast<char>(0x10);
+  EXPECT_FALSE(DecodeJob(bad).ok());
+  bad = good;
+  bad[1] = static_cast<char>(3 << 2);
+  EXPECT_FALSE(DecodeJob(bad).ok());
+  // A field length that points past the end (0xffffffff).
+  bad = good;
+  for (int i = 0; i < 4; ++i) bad[10 + i] = static_cast<char>(0xff);
+  EXPECT_THAT(std::string(DecodeJob(bad).status().message()), HasSubstr("chain cut short"));
+}
+
+TEST(ProtocolTest, VerdictJsonRoundTripAndHostileVerdicts) {
+  Verdict v;
+  v.valid = false;
+  v.error_code = 62;
+  v.error_string = "hostname mismatch";
+  v.error_depth = 0;
+  v.chain_subjects = {"CN=a\"\\", "CN=b"};
+  absl::StatusOr<Verdict> back = VerdictFromJson(VerdictToJson(v));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(VerdictToJson(*back), VerdictToJson(v));
+  EXPECT_FALSE(VerdictFromJson("{}").ok());
+  EXPECT_FALSE(VerdictFromJson("[]").ok());
+  EXPECT_FALSE(VerdictFromJson(
+                   "{\"valid\":1,\"error_code\":0,\"error_string\":\"\",\"error_depth\":-1,"
+                   "\"chain\":[],\"input_error\":\"\"}")
+                   .ok());
+  EXPECT_FALSE(VerdictFromJson(
+                   "{\"valid\":true,\"error_code\":0,\"error_string\":\"\",\"error_depth\":-1,"
+                   "\"chain\":[1],\"input_error\":\"\"}")
+                   .ok());
+}
+
+// ---- Differential: in-process vs sandboxed. ----
+
+struct Expected {
+  CorpusEntry entry;
+  std::string json;  // VerdictToJson of the in-process verdict
+};
+
+// In-process verdicts are computed before any Oracle exists: no thread of this process
+// runs OpenSSL while the broker forks.
+std::vector<Expected> InProcessCorpus() {
+  EXPECT_TRUE(WarmUpOpenSsl());
+  std::vector<Expected> out;
+  for (CorpusEntry& e : MakeCorpus()) {
+    Verdict v = Verify(e.request);
+    // The corpus's own expectations hold in-process (verify_test checks them in detail).
+    EXPECT_EQ(v.valid, e.expect_valid) << e.name;
+    std::string json = VerdictToJson(v);
+    out.push_back({std::move(e), std::move(json)});
+  }
+  return out;
+}
+
+void ExpectSameVerdicts(Oracle& oracle, const std::vector<Expected>& corpus) {
+  for (const Expected& x : corpus) {
+    std::string json = oracle.VerifyPayload(EncodeJob(x.entry.request, /*has_time=*/true));
+    EXPECT_EQ(json, x.json) << x.entry.name;
+    absl::StatusOr<Verdict> v = VerdictFromJson(json);
+    ASSERT_TRUE(v.ok()) << v.status();
+    EXPECT_EQ(v->valid, x.entry.expect_valid) << x.entry.name;
+    if (x.entry.expect_input_error) {
+      EXPECT_THAT(v->input_error, ::testing::Not(IsEmpty())) << x.entry.name;
+    } else {
+      EXPECT_EQ(v->error_code, x.entry.expect_error) << x.entry.name;
+      EXPECT_EQ(v->error_depth, x.entry.expect_depth) << x.entry.name;
+    }
+  }
+}
+
+TEST(OracleDifferentialTest, PoolGivesInProcessVerdicts) {
+  std::vector<Expected> corpus = InProcessCorpus();
+  ASSERT_GE(corpus.size(), 15u);
+  std::unique_ptr<Oracle> oracle = MakeOracle(Options(OracleOptions::Workers::kPool));
+  ASSERT_NE(oracle, nullptr);
+  // Twice: the second round is served by the same, already used, workers.
+  ExpectSameVerdicts(*oracle, corpus);
+  ExpectSameVerdicts(*oracle, corpus);
+  EXPECT_EQ(oracle->failed_workers(), 0u);
+}
+
+TEST(OracleDifferentialTest, FreshWorkersGiveInProcessVerdicts) {
+  std::vector<Expected> corpus = InProcessCorpus();
+  std::unique_ptr<Oracle> oracle = MakeOracle(Options(OracleOptions::Workers::kFresh));
+  ASSERT_NE(oracle, nullptr);
+  ExpectSameVerdicts(*oracle, corpus);
+  EXPECT_EQ(oracle->failed_workers(), 0u);
+  EXPECT_EQ(oracle->broker().live_workers(), 0u);
+}
+
+TEST(OracleDifferentialTest, RequestWithoutTimeUsesTheBrokersFixedClock) {
+  std::vector<Expected> corpus = InProcessCorpus();
+  std::unique_ptr<Oracle> oracle = MakeOracle(Options(OracleOptions::Workers::kPool));
+  ASSERT_NE(oracle, nullptr);
+  for (const Expected& x : corpus) {
+    VerifyRequest r = x.entry.request;
+    r.time_unix = 0;  // not sent: the worker asks the broker, whose clock says kCorpusTime
+    EXPECT_EQ(oracle->VerifyPayload(EncodeJob(r, /*has_time=*/false)), x.json) << x.entry.name;
+  }
+}
+
+TEST(OracleDifferentialTest, ClockRuleDecidesForARequestWithoutTime) {
+  ASSERT_TRUE(WarmUpOpenSsl());
+  ValidChainPems pems = MakeValidChain();  // leaf valid 2024..2026
+  VerifyRequest r = ValidRequest(pems);
+  OracleOptions o = Options(OracleOptions::Workers::kPool, 1);
+  o.clock.fixed = absl::FromUnixSeconds(kCorpusTime + 2 * 365 * 86400);  // 2027
+  std::unique_ptr<Oracle> oracle = MakeOracle(o);
+  ASSERT_NE(oracle, nullptr);
+  Verdict later = oracle->Verify(r, /*has_time=*/false);
+  EXPECT_EQ(later.error_code, 10) << VerdictToJson(later);  // expired
+  // A request that names its time is not affected by the clock.
+  EXPECT_TRUE(oracle->Verify(r, /*has_time=*/true).valid);
+
+  oracle.reset();
+  o.clock.kind = ClockRule::Kind::kNone;
+  oracle = MakeOracle(o);
+  ASSERT_NE(oracle, nullptr);
+  Verdict none = oracle->Verify(r, /*has_time=*/false);
+  EXPECT_FALSE(none.valid);
+  EXPECT_THAT(none.input_error, StartsWith("clock: "));
+  EXPECT_EQ(oracle->failed_workers(), 0u);
+}
+
+// ---- The trust store through the broker. ----
+
+TEST(OracleTrustStoreTest, SystemBundleIsReadThroughTheBroker) {
+  OracleOptions o = Options(OracleOptions::Workers::kPool, 1);
+  o.clock.kind = ClockRule::Kind::kReal;
+  std::unique_ptr<Oracle> oracle = MakeOracle(o);
+  ASSERT_NE(oracle, nullptr);
+  VerifyRequest r;
+  r.chain = ReadTestdata("valid_chain.pem");
+  ASSERT_FALSE(r.chain.empty());
+  r.host = "www.vow.test";
+  // No trusted certificates: the system bundle, where the demo root is not.
+  Verdict v = oracle->Verify(r, /*has_time=*/false);
+  EXPECT_THAT(v.input_error, IsEmpty());
+  EXPECT_EQ(v.error_code, 20) << VerdictToJson(v);  // unable to get local issuer
+  // Twice (the bundle is cached in the worker), and the audit log has one open.
+  v = oracle->Verify(r, /*has_time=*/false);
+  EXPECT_EQ(v.error_code, 20);
+  // With the demo root given, the same chain is valid now (real clock; valid to 2045).
+  r.trusted = ReadTestdata("demo_root.pem");
+  EXPECT_TRUE(oracle->Verify(r, /*has_time=*/false).valid);
+}
+
+TEST(OracleTrustStoreTest, MissingBundleIsAnInputError) {
+  OracleOptions o = Options(OracleOptions::Workers::kFresh);
+  o.trust_bundle = "/nonexistent-vow-dir/ca.crt";
+  std::unique_ptr<Oracle> oracle = MakeOracle(o);
+  ASSERT_NE(oracle, nullptr);
+  VerifyRequest r;
+  r.chain = ReadTestdata("valid_chain.pem");
+  Verdict v = oracle->Verify(r, /*has_time=*/true);
+  EXPECT_THAT(v.input_error, StartsWith("trust store /nonexistent-vow-dir/ca.crt: "));
+}
+
+TEST(OracleTrustStoreTest, PolicyUnveilsOnlyTheBundle) {
+  OracleOptions o;
+  std::string path;
+  Policy p = OraclePolicy(o, &path);
+  EXPECT_EQ(p.promises, PromiseSet{Promise::kStdio});
+  EXPECT_EQ(p.penalty, Penalty::kKill);
+  ASSERT_GE(p.paths.size(), 1u);
+  EXPECT_EQ(p.paths[0].path, "/etc/ssl/certs");
+  for (const PathRule& rule : p.paths) {
+    EXPECT_TRUE(rule.read);
+    EXPECT_FALSE(rule.write || rule.create || rule.exec);
+  }
+  EXPECT_TRUE(p.connects.empty());
+}
+
+// ---- x509-limbo through the sandbox: the same lines as in-process. ----
+
+TEST(OracleLimboTest, SameLinesAsInProcess) {
+  ASSERT_TRUE(WarmUpOpenSsl());
+  constexpr int64_t kNow = 1893456000;  // 2030-01-01
+  std::map<std::string, LimboReport> in_process;
+  for (const char* file : {"limbo/single_case.json", "limbo/suite.json"}) {
+    absl::StatusOr<std::vector<LimboCase>> cases = ParseLimbo(ReadTestdata(file), kNow);
+    ASSERT_TRUE(cases.ok()) << cases.status();
+    in_process[file] = RunLimbo(*cases, Verify);
+  }
+  std::unique_ptr<Oracle> oracle = MakeOracle(Options(OracleOptions::Workers::kPool, 1));
+  ASSERT_NE(oracle, nullptr);
+  for (const char* file : {"limbo/single_case.json", "limbo/suite.json"}) {
+    absl::StatusOr<std::vector<LimboCase>> cases = ParseLimbo(ReadTestdata(file), kNow);
+    ASSERT_TRUE(cases.ok());
+    int calls = 0;
+    LimboReport r = RunLimbo(*cases, [&](const VerifyRequest& req) {
+      ++calls;
+      return oracle->Verify(req);
+    });
+    EXPECT_EQ(r.lines, in_process[file].lines) << file;
+    EXPECT_EQ(r.summary, in_process[file].summary) << file;
+    EXPECT_EQ(calls, r.total - r.skipped);
+  }
+  EXPECT_EQ(in_process["limbo/suite.json"].summary,
+            "limbo: 25 cases: 14 match, 1 MISMATCH, 10 skipped");
+}
+
+// ---- Hostile input and crashing workers. ----
+
+TEST(OracleHostileTest, BadInputGetsAnErrorVerdictAndTheWorkerStays) {
+  ASSERT_TRUE(WarmUpOpenSsl());
+  ValidChainPems pems = MakeValidChain();
+  std::vector<testing::BadInput> bad = MakeBadInputs(pems);
+  std::unique_ptr<Oracle> oracle = MakeOracle(Options(OracleOptions::Workers::kPool, 1));
+  ASSERT_NE(oracle, nullptr);
+  for (const testing::BadInput& b : bad) {
+    Verdict v = oracle->Verify(b.request);
+    EXPECT_FALSE(v.valid) << b.name;
+    EXPECT_THAT(v.input_error, HasSubstr(b.expect_input_error)) << b.name;
+    EXPECT_TRUE(oracle->Verify(ValidRequest(pems)).valid) << "after " << b.name;
+  }
+  // Malformed job frames: decoded by the worker, answered, and it carries on.
+  for (std::string job : {std::string(), std::string("\x07garbage"), std::string(100, '\xff'),
+                          EncodeJob(ValidRequest(pems), true) + "trailing"}) {
+    std::string json = oracle->VerifyPayload(job);
+    absl::StatusOr<Verdict> v = VerdictFromJson(json);
+    ASSERT_TRUE(v.ok()) << json;
+    EXPECT_THAT(v->input_error, StartsWith("bad request frame: ")) << json;
+  }
+  EXPECT_TRUE(oracle->Verify(ValidRequest(pems)).valid);
+  EXPECT_EQ(oracle->failed_workers(), 0u);  // none of this needed a new worker
+}
+
+TEST(OracleHostileTest, CrashingPoolWorkerGivesAnErrorVerdictAndIsReplaced) {
+  ASSERT_TRUE(WarmUpOpenSsl());
+  ValidChainPems pems = MakeValidChain();
+  OracleOptions o = Options(OracleOptions::Workers::kPool, 1);
+  o.crash_hook_for_testing = true;
+  std::unique_ptr<Oracle> oracle = MakeOracle(o);
+  ASSERT_NE(oracle, nullptr);
+  VerifyRequest crash = ValidRequest(pems);
+  crash.chain += kCrashMagic;
+  for (int round = 1; round <= 3; ++round) {
+    Verdict v = oracle->Verify(crash);
+    EXPECT_FALSE(v.valid);
+    EXPECT_THAT(v.input_error, StartsWith("worker crashed: "));
+    // abort() -> SIGABRT, as the broker saw it (not "killed by the broker").
+    EXPECT_THAT(v.input_error, HasSubstr("signal 6")) << v.input_error;
+    EXPECT_EQ(oracle->failed_workers(), static_cast<uint64_t>(round));
+    EXPECT_TRUE(oracle->Verify(ValidRequest(pems)).valid);  // the replacement serves
+  }
+  // The hook is in the workers only: this process verifies the magic input normally.
+  EXPECT_THAT(Verify(crash).input_error, IsEmpty());
+}
+
+TEST(OracleHostileTest, CrashingFreshWorkerGivesAnErrorVerdict) {
+  ASSERT_TRUE(WarmUpOpenSsl());
+  ValidChainPems pems = MakeValidChain();
+  OracleOptions o = Options(OracleOptions::Workers::kFresh);
+  o.crash_hook_for_testing = true;
+  std::unique_ptr<Oracle> oracle = MakeOracle(o);
+  ASSERT_NE(oracle, nullptr);
+  VerifyRequest crash = ValidRequest(pems);
+  crash.chain += kCrashMagic;
+  Verdict v = oracle->Verify(crash);
+  EXPECT_THAT(v.input_error, StartsWith("worker crashed: "));
+  EXPECT_THAT(v.input_error, HasSubstr("signal 6"));
+  EXPECT_TRUE(oracle->Verify(ValidRequest(pems)).valid);
+  EXPECT_EQ(oracle->broker().live_workers(), 0u);
+}
+
+TEST(OracleHostileTest, OversizedPayloadIsRefusedBeforeAnyWorker) {
+  std::unique_ptr<Oracle> oracle = MakeOracle(Options(OracleOptions::Workers::kFresh));
+  ASSERT_NE(oracle, nullptr);
+  std::string json = oracle->VerifyPayload(std::string(kMaxJobBytes + 1, 'x'));
+  EXPECT_THAT(json, HasSubstr("exceeds the limit of 67108864"));
+}
+
+}  // namespace
+}  // namespace vow::x509
