@@ -634,7 +634,10 @@ INSTANTIATE_TEST_SUITE_P(Cases, HostileTest, ::testing::ValuesIn(kHostile),
 TEST_F(BrokerTest, CrashIsReported) {
   Policy policy;
   WorkerResult result = Run(policy, [](Client&) {
-    volatile int* p = nullptr;
+    // A real fault: a store to an inaccessible page (not a null pointer, which UBSan
+    // builds would catch and report before the fault).
+    void* page = mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    volatile int* p = static_cast<volatile int*>(page);
     *p = 1;
     return 0;
   });
