@@ -1,0 +1,323 @@
+// `x509_oracle serve` in-process: a real Server in front of a real Oracle whose workers
+// are locked, forked by the test process. Many concurrent clients, crashing and garbage
+// requests mixed in, hostile frames; every good request must get the in-process verdict.
+#include "examples/x509_oracle/server.h"
+
+#include <sys/socket.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <functional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "examples/x509_oracle/corpus.h"
+#include "examples/x509_oracle/oracle.h"
+#include "examples/x509_oracle/oracle_test_util.h"
+#include "examples/x509_oracle/protocol.h"
+#include "examples/x509_oracle/verify.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace vow::x509 {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using testing::ConnectUnix;
+using testing::CountOpenFds;
+
+OracleOptions PoolOptions(size_t size) {
+  OracleOptions o;
+  o.pool_size = size;
+  o.clock.kind = ClockRule::Kind::kFixed;
+  o.clock.fixed = absl::FromUnixSeconds(kCorpusTime);
+  o.timeout = absl::Seconds(60);
+  o.crash_hook_for_testing = true;
+  o.stderr_fd = 2;
+  return o;
+}
+
+std::string SocketPath(const std::string& name) {
+  return absl::StrCat(testing::SocketDir(), "/", name);
+}
+
+// One request on a fresh connection.
+absl::StatusOr<std::string> Ask(const std::string& path, const std::string& payload) {
+  absl::StatusOr<UniqueFd> fd = ConnectUnix(path);
+  if (!fd.ok()) return fd.status();
+  return RoundTrip(fd->get(), payload, absl::Now() + absl::Seconds(120));
+}
+
+bool WaitFor(const std::function<bool()>& cond, absl::Duration timeout) {
+  absl::Time until = absl::Now() + timeout;
+  while (!cond()) {
+    if (absl::Now() > until) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
+
+struct Good {
+  std::string name;
+  std::string payload;
+  std::string json;  // the in-process verdict
+};
+
+std::vector<Good> GoodRequests() {
+  EXPECT_TRUE(WarmUpOpenSsl());
+  std::vector<Good> out;
+  for (const CorpusEntry& e : MakeCorpus()) {
+    out.push_back({e.name, EncodeJob(e.request, true), VerdictToJson(Verify(e.request))});
+  }
+  return out;
+}
+
+TEST(ServerTest, ConcurrentClientsWithCrashesAndGarbage) {
+  // Everything in-process is computed before the first worker is forked.
+  std::vector<Good> good = GoodRequests();
+  ValidChainPems pems = MakeValidChain();
+  VerifyRequest crash_request = testing::ValidRequest(pems);
+  crash_request.chain += kCrashMagic;
+  const std::string crash = EncodeJob(crash_request, true);
+  const int fds_before = CountOpenFds();
+  {
+    absl::StatusOr<std::unique_ptr<Oracle>> oracle = Oracle::Create(PoolOptions(2));
+    ASSERT_TRUE(oracle.ok()) << oracle.status();
+    ServerOptions so;
+    so.socket_path = SocketPath("concurrent.sock");
+    so.max_connections = 16;
+    absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(oracle->get(), so);
+    ASSERT_TRUE(server.ok()) << server.status();
+    ASSERT_TRUE(WaitFor([&] { return (*oracle)->idle_workers() == 2; }, absl::Seconds(10)));
+    const int fds_serving = CountOpenFds();
+
+    constexpr int kThreads = 8, kRequests = 25;
+    std::atomic<int> good_ok{0}, crash_ok{0}, garbage_ok{0}, sent_crashes{0};
+    absl::Mutex mu;
+    std::vector<std::string> failures;
+    auto fail = [&](std::string what) {
+      absl::MutexLock lock(&mu);
+      failures.push_back(std::move(what));
+    };
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        std::mt19937 rng(t);
+        // Even threads keep one connection for all their requests, odd ones connect
+        // for each.
+        UniqueFd conn;
+        for (int j = 0; j < kRequests; ++j) {
+          int n = t * kRequests + j;
+          int kind = n % 5;  // 0..2 good, 3 crash, 4 garbage
+          std::string payload;
+          const Good* g = nullptr;
+          if (kind <= 2) {
+            g = &good[n % good.size()];
+            payload = g->payload;
+          } else if (kind == 3) {
+            payload = crash;
+            ++sent_crashes;
+          } else {
+            payload.resize(1 + rng() % 200);
+            for (char& c : payload) c = static_cast<char>(rng());
+            payload[0] = static_cast<char>(kJobVersion + 1 + rng() % 200);
+          }
+          absl::StatusOr<std::string> json;
+          if (t % 2 == 0) {
+            if (!conn) {
+              absl::StatusOr<UniqueFd> fd = ConnectUnix(so.socket_path);
+              if (!fd.ok()) {
+                fail(absl::StrCat("connect: ", fd.status().message()));
+                continue;
+              }
+              conn = *std::move(fd);
+            }
+            json = RoundTrip(conn.get(), payload, absl::Now() + absl::Seconds(120));
+          } else {
+            json = Ask(so.socket_path, payload);
+          }
+          if (!json.ok()) {
+            fail(absl::StrCat("request ", n, ": ", json.status().message()));
+            continue;
+          }
+          if (kind <= 2) {
+            if (*json == g->json) {
+              ++good_ok;
+            } else {
+              fail(absl::StrCat(g->name, ": got ", *json, " want ", g->json));
+            }
+            continue;
+          }
+          absl::StatusOr<Verdict> v = VerdictFromJson(*json);
+          if (!v.ok() || v->valid) {
+            fail(absl::StrCat("request ", n, ": not an error verdict: ", *json));
+          } else if (kind == 3 && absl::StartsWith(v->input_error, "worker crashed: ")) {
+            ++crash_ok;
+          } else if (kind == 4 && absl::StartsWith(v->input_error, "bad request frame: ")) {
+            ++garbage_ok;
+          } else {
+            fail(absl::StrCat("request ", n, " (kind ", kind, "): ", *json));
+          }
+        }
+      });
+    }
+    for (std::thread& th : threads) th.join();
+    EXPECT_THAT(failures, ::testing::IsEmpty());
+    EXPECT_EQ(good_ok + crash_ok + garbage_ok, kThreads * kRequests);
+    EXPECT_EQ(crash_ok, sent_crashes);
+    EXPECT_EQ(sent_crashes, kThreads * kRequests / 5);
+    // Every crash cost exactly one worker; garbage none.
+    EXPECT_EQ((*oracle)->failed_workers(), static_cast<uint64_t>(sent_crashes.load()));
+    // The pool recovers: two idle workers, no leftovers.
+    EXPECT_TRUE(WaitFor([&] { return (*oracle)->idle_workers() == 2; }, absl::Seconds(10)));
+    EXPECT_TRUE(WaitFor([&] { return (*oracle)->broker().live_workers() == 2; },
+                        absl::Seconds(10)));
+    absl::StatusOr<std::string> last = Ask(so.socket_path, good[0].payload);
+    ASSERT_TRUE(last.ok()) << last.status();
+    EXPECT_EQ(*last, good[0].json);
+    // No fd leaked while serving (connections, replaced workers' sockets and pidfds).
+    EXPECT_TRUE(WaitFor([&] { return CountOpenFds() == fds_serving; }, absl::Seconds(10)))
+        << CountOpenFds() << " fds open, " << fds_serving << " when serving started";
+    EXPECT_GE((*server)->connections_served(), 4u + 4u * kRequests);
+    (*server)->Stop();
+  }
+  EXPECT_EQ(CountOpenFds(), fds_before);
+}
+
+TEST(ServerTest, HostileInputGetsErrorVerdictsAndTheServerKeepsServing) {
+  ASSERT_TRUE(WarmUpOpenSsl());
+  ValidChainPems pems = MakeValidChain();
+  std::vector<testing::BadInput> bad = testing::MakeBadInputs(pems);
+  const std::string good = EncodeJob(testing::ValidRequest(pems), true);
+  absl::StatusOr<std::unique_ptr<Oracle>> oracle = Oracle::Create(PoolOptions(2));
+  ASSERT_TRUE(oracle.ok()) << oracle.status();
+  ServerOptions so;
+  so.socket_path = SocketPath("hostile.sock");
+  so.io_timeout = absl::Seconds(2);
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(oracle->get(), so);
+  ASSERT_TRUE(server.ok()) << server.status();
+
+  for (const testing::BadInput& b : bad) {
+    absl::StatusOr<std::string> json = Ask(so.socket_path, EncodeJob(b.request, true));
+    ASSERT_TRUE(json.ok()) << b.name << ": " << json.status();
+    absl::StatusOr<Verdict> v = VerdictFromJson(*json);
+    ASSERT_TRUE(v.ok()) << *json;
+    EXPECT_FALSE(v->valid) << b.name;
+    EXPECT_THAT(v->input_error, HasSubstr(b.expect_input_error)) << b.name;
+    absl::StatusOr<std::string> after = Ask(so.socket_path, good);
+    ASSERT_TRUE(after.ok());
+    EXPECT_THAT(*after, StartsWith("{\"valid\":true")) << "after " << b.name;
+  }
+
+  // A frame announcing more than kMaxJobBytes: an error verdict, without the server
+  // reading (or the client sending) the payload; then the connection is closed.
+  {
+    absl::StatusOr<UniqueFd> fd = ConnectUnix(so.socket_path);
+    ASSERT_TRUE(fd.ok());
+    const uint32_t len = kMaxJobBytes + 1;
+    std::string header(4, '\0');
+    for (int i = 0; i < 4; ++i) header[i] = static_cast<char>((len >> (8 * i)) & 0xff);
+    ASSERT_TRUE(SendAll(fd->get(), header, absl::Now() + absl::Seconds(5)).ok());
+    std::string json;
+    ASSERT_TRUE(RecvFrame(fd->get(), kMaxVerdictBytes, absl::Now() + absl::Seconds(10), &json)
+                    .ok());
+    EXPECT_THAT(json, HasSubstr("request frame of 67108865 bytes exceeds the limit"));
+    EXPECT_TRUE(absl::IsOutOfRange(
+        RecvFrame(fd->get(), kMaxVerdictBytes, absl::Now() + absl::Seconds(10), &json)));
+  }
+  // A frame cut short, and a client that sends half a header and goes silent: dropped
+  // without an answer, nothing else affected.
+  {
+    absl::StatusOr<UniqueFd> fd = ConnectUnix(so.socket_path);
+    ASSERT_TRUE(fd.ok());
+    std::string framed = Frame(good);
+    ASSERT_TRUE(SendAll(fd->get(), framed.substr(0, framed.size() / 2),
+                        absl::Now() + absl::Seconds(5)).ok());
+    shutdown(fd->get(), SHUT_WR);
+    std::string json;
+    EXPECT_FALSE(
+        RecvFrame(fd->get(), kMaxVerdictBytes, absl::Now() + absl::Seconds(10), &json).ok());
+  }
+  {
+    absl::StatusOr<UniqueFd> silent = ConnectUnix(so.socket_path);
+    ASSERT_TRUE(silent.ok());
+    ASSERT_TRUE(SendAll(silent->get(), "\x10\x00", absl::Now() + absl::Seconds(5)).ok());
+    absl::StatusOr<std::string> meanwhile = Ask(so.socket_path, good);
+    ASSERT_TRUE(meanwhile.ok());
+    EXPECT_THAT(*meanwhile, StartsWith("{\"valid\":true"));
+    std::string json;  // the server gives up on it after io_timeout (2 s)
+    absl::Status s =
+        RecvFrame(silent->get(), kMaxVerdictBytes, absl::Now() + absl::Seconds(10), &json);
+    EXPECT_TRUE(absl::IsOutOfRange(s)) << s;
+  }
+  EXPECT_EQ((*oracle)->failed_workers(), 0u);
+  absl::StatusOr<std::string> last = Ask(so.socket_path, good);
+  ASSERT_TRUE(last.ok());
+  EXPECT_THAT(*last, StartsWith("{\"valid\":true"));
+}
+
+TEST(ServerTest, FreshWorkerPerRequest) {
+  std::vector<Good> good = GoodRequests();
+  ValidChainPems pems = MakeValidChain();
+  VerifyRequest crash_request = testing::ValidRequest(pems);
+  crash_request.chain += kCrashMagic;
+  const std::string crash = EncodeJob(crash_request, true);
+  OracleOptions o = PoolOptions(0);
+  o.workers = OracleOptions::Workers::kFresh;
+  absl::StatusOr<std::unique_ptr<Oracle>> oracle = Oracle::Create(o);
+  ASSERT_TRUE(oracle.ok()) << oracle.status();
+  ServerOptions so;
+  so.socket_path = SocketPath("fresh.sock");
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(oracle->get(), so);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int j = 0; j < 6; ++j) {
+        int n = t * 6 + j;
+        bool crashing = n % 3 == 2;
+        absl::StatusOr<std::string> json =
+            Ask(so.socket_path, crashing ? crash : good[n % good.size()].payload);
+        if (!json.ok()) {
+          ADD_FAILURE() << json.status();
+          continue;
+        }
+        if (crashing) {
+          EXPECT_THAT(*json, HasSubstr("\"input_error\":\"worker crashed: killed by signal 6"));
+        } else {
+          EXPECT_EQ(*json, good[n % good.size()].json);
+        }
+        ++ok;
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(ok, 24);
+  EXPECT_EQ((*oracle)->failed_workers(), 8u);
+  EXPECT_EQ((*oracle)->broker().live_workers(), 0u);
+}
+
+TEST(ServerTest, RefusesToReplaceAFileThatIsNotASocket) {
+  absl::StatusOr<std::unique_ptr<Oracle>> oracle = Oracle::Create(PoolOptions(1));
+  ASSERT_TRUE(oracle.ok());
+  std::string path = SocketPath("not_a_socket");
+  FILE* f = fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  fclose(f);
+  ServerOptions so;
+  so.socket_path = path;
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(oracle->get(), so);
+  EXPECT_FALSE(server.ok());
+  EXPECT_EQ(access(path.c_str(), F_OK), 0);  // still there
+}
+
+}  // namespace
+}  // namespace vow::x509
