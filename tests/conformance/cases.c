@@ -477,6 +477,23 @@ static int run_abort(int argc, char **argv) {
   abort();
 }
 
+static void *abort_thread(void *arg) {
+  (void)arg;
+  abort();
+}
+
+static int run_abort_in_thread(int argc, char **argv) {
+  (void)argc, (void)argv;
+  pthread_t t;
+  int rc = pthread_create(&t, NULL, abort_thread, NULL);
+  if (rc != 0) {
+    report("pthread_create failed", __LINE__, rc);
+    return VOW_CASE_WRONG;
+  }
+  pthread_join(t, NULL);
+  return VOW_CASE_RAN;
+}
+
 /* ---- paths (rpath; cpath + wpath) ----------------------------------------------- */
 
 /* argv[2]: a file, argv[3]: its contents. */
@@ -757,6 +774,7 @@ static const struct named_case kCases[] = {
     {"perror", run_perror},
     {"assert", run_assert},
     {"abort", run_abort},
+    {"abort_in_thread", run_abort_in_thread},
     {"fopen_read", run_fopen_read},
     {"opendir", run_opendir},
     {"access", run_access},
