@@ -113,10 +113,14 @@ int CountOpenFds() {
 }
 
 std::string SocketDir() {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  std::string d = dir != nullptr ? dir : "/tmp";
-  if (d.size() > 80) d = "/tmp";
-  return d;
+  // $TEST_TMPDIR is often too long for sun_path (108 bytes), and /tmp is shared with
+  // concurrent runs: a private directory per process (left behind, it is tiny).
+  static const std::string dir = [] {
+    char templ[] = "/tmp/vow-x509-XXXXXX";
+    if (mkdtemp(templ) == nullptr) abort();
+    return std::string(templ);
+  }();
+  return dir;
 }
 
 }  // namespace vow::x509::testing

@@ -37,7 +37,7 @@ absl::StatusOr<UniqueFd> ConnectUnix(const std::string& path);
 // How many fds this process has open.
 int CountOpenFds();
 
-// A directory for sockets ($TEST_TMPDIR, else /tmp), short enough for sun_path.
+// A fresh directory for sockets (one per process, under /tmp: short enough for sun_path).
 std::string SocketDir();
 
 }  // namespace vow::x509::testing

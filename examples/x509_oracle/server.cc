@@ -39,7 +39,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(Oracle* oracle, ServerOpti
     if (!S_ISSOCK(st.st_mode)) {
       return absl::AlreadyExistsError(absl::StrCat(path, " exists and is not a socket"));
     }
-    unlink(path.c_str());  // a stale socket of an earlier run
+    // A socket nobody listens on is a leftover of an earlier run; a live one is not ours.
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool live = probe >= 0 &&
+                connect(probe, reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) == 0;
+    if (probe >= 0) close(probe);
+    if (live) return absl::AlreadyExistsError(absl::StrCat(path, " is in use by a server"));
+    unlink(path.c_str());
   }
   ASSIGN_OR_RETURN(long fd, Syscall("socket", [] {
                      return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

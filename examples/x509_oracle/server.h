@@ -31,7 +31,9 @@
 namespace vow::x509 {
 
 struct ServerOptions {
-  std::string socket_path;  // an existing socket file there is replaced; other files are not
+  // A leftover socket file there (nobody listening) is replaced; a live socket or any
+  // other file is an error.
+  std::string socket_path;
   size_t max_connections = 64;
   absl::Duration io_timeout = absl::Seconds(30);
 };

@@ -44,6 +44,30 @@ OracleOptions PoolOptions(size_t size) {
   return o;
 }
 
+// "fd -> target" for every open fd, to name a leak.
+std::string DescribeFds() {
+  std::string out;
+  for (int fd = 0; fd < 1024; ++fd) {
+    char link[64], target[256];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof(target) - 1);
+    if (n < 0) continue;
+    target[n] = '\0';
+    absl::StrAppend(&out, fd, "->", target, " ");
+  }
+  return out;
+}
+
+int ListenerCount() {
+  std::string fds = DescribeFds();
+  int n = 0;
+  for (size_t at = fds.find("seccomp notify"); at != std::string::npos;
+       at = fds.find("seccomp notify", at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
 std::string SocketPath(const std::string& name) {
   return absl::StrCat(testing::SocketDir(), "/", name);
 }
@@ -95,8 +119,15 @@ TEST(ServerTest, ConcurrentClientsWithCrashesAndGarbage) {
     so.max_connections = 16;
     absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(oracle->get(), so);
     ASSERT_TRUE(server.ok()) << server.status();
-    ASSERT_TRUE(WaitFor([&] { return (*oracle)->idle_workers() == 2; }, absl::Seconds(10)));
+    // Two idle workers that have both finished their hello (the broker holds each one's
+    // channel, data socket, pidfd and, after the hello, seccomp listener).
+    auto settled = [&] {
+      return (*oracle)->idle_workers() == 2 && (*oracle)->broker().live_workers() == 2 &&
+             ListenerCount() == 2;
+    };
+    ASSERT_TRUE(WaitFor(settled, absl::Seconds(10)));
     const int fds_serving = CountOpenFds();
+    const std::string fds_serving_list = DescribeFds();
 
     constexpr int kThreads = 8, kRequests = 25;
     std::atomic<int> good_ok{0}, crash_ok{0}, garbage_ok{0}, sent_crashes{0};
@@ -176,15 +207,14 @@ TEST(ServerTest, ConcurrentClientsWithCrashesAndGarbage) {
     // Every crash cost exactly one worker; garbage none.
     EXPECT_EQ((*oracle)->failed_workers(), static_cast<uint64_t>(sent_crashes.load()));
     // The pool recovers: two idle workers, no leftovers.
-    EXPECT_TRUE(WaitFor([&] { return (*oracle)->idle_workers() == 2; }, absl::Seconds(10)));
-    EXPECT_TRUE(WaitFor([&] { return (*oracle)->broker().live_workers() == 2; },
-                        absl::Seconds(10)));
+    EXPECT_TRUE(WaitFor(settled, absl::Seconds(10)));
     absl::StatusOr<std::string> last = Ask(so.socket_path, good[0].payload);
     ASSERT_TRUE(last.ok()) << last.status();
     EXPECT_EQ(*last, good[0].json);
     // No fd leaked while serving (connections, replaced workers' sockets and pidfds).
     EXPECT_TRUE(WaitFor([&] { return CountOpenFds() == fds_serving; }, absl::Seconds(10)))
-        << CountOpenFds() << " fds open, " << fds_serving << " when serving started";
+        << CountOpenFds() << " fds open, " << fds_serving << " when serving started\n now: "
+        << DescribeFds() << "\n then: " << fds_serving_list;
     EXPECT_GE((*server)->connections_served(), 4u + 4u * kRequests);
     (*server)->Stop();
   }
