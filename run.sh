@@ -5,5 +5,14 @@ cd "$(dirname "$0")"
 source tools/setup.sh
 vow_setup
 bazel build //examples/... >&2
+echo "== x509_oracle: OpenSSL locked in a sandboxed worker verifies the shipped demo chains =="
+echo "   (trust anchor: the demo root; time: the broker's real clock; verify exits 1 for 'not valid')"
+oracle=./bazel-bin/examples/x509_oracle/x509_oracle
+demo=examples/x509_oracle/testdata
+for chain in valid expired wrong_host; do
+  echo "-- ${chain}_chain.pem for www.vow.test:"
+  "$oracle" verify --chain "$demo/${chain}_chain.pem" --trusted "$demo/demo_root.pem" \
+    --host www.vow.test || [ $? -eq 1 ]
+done
 echo "== vow_cat: a worker locked to stdio reads a file through the broker =="
 ./bazel-bin/examples/vow_cat --audit examples/testdata/pledge.txt
