@@ -830,7 +830,16 @@ void Broker::Impl::Kill(WorkerId id) {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(id);
   if (it == workers_.end() || it->second->reaped) return;
-  End(*it->second, WorkerResult::Kind::kSignaled, "killed by the broker");
+  Worker& w = *it->second;
+  // A worker that has already ended (and is only waiting to be reaped) keeps the result
+  // it earned: reap it now instead of calling its death our kill.
+  siginfo_t info = {};
+  if (waitid(P_PIDFD, w.pidfd.get(), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+      info.si_pid != 0) {
+    Reap(w);
+    return;
+  }
+  End(w, WorkerResult::Kind::kSignaled, "killed by the broker");
 }
 
 pid_t Broker::Impl::pid(WorkerId id) const {

@@ -47,7 +47,10 @@ void WorkerPool::Run() {
       auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stop_ || !dead_.empty() || (live_ < options_.size && spawn_error_.ok());
       };
-      mu_.Await(absl::Condition(&work));
+      if (!mu_.AwaitWithTimeout(absl::Condition(&work), absl::Seconds(1))) {
+        spawn_error_ = absl::OkStatus();  // retry spawning after a failure
+        continue;
+      }
       if (stop_) break;
       dead.swap(dead_);
       spawn = live_ < options_.size && spawn_error_.ok();
@@ -57,6 +60,7 @@ void WorkerPool::Run() {
       auto result = broker_->Wait(id);
       if (result.ok() && options_.on_exit) options_.on_exit(id, *result);
       absl::MutexLock lock(&mu_);
+      all_.erase(id);
       --live_;
     }
     if (!spawn) continue;
@@ -83,24 +87,21 @@ void WorkerPool::Run() {
     Lease lease;
     lease.id_ = *id;
     lease.data_.reset(sv[0]);
+    all_.insert(*id);
     idle_.push_back(std::move(lease));
   }
   // Stopping: end every worker, idle or lent, and reap them.
-  std::deque<Lease> idle;
+  std::set<WorkerId> all;
   {
     absl::MutexLock lock(&mu_);
-    idle.swap(idle_);
+    all.swap(all_);
+    idle_.clear();
+    dead_.clear();
   }
-  for (Lease& lease : idle) {
-    broker_->Kill(lease.id_);
-    (void)broker_->Wait(lease.id_);
+  for (WorkerId id : all) {
+    broker_->Kill(id);
+    (void)broker_->Wait(id);
   }
-  std::deque<WorkerId> dead;
-  {
-    absl::MutexLock lock(&mu_);
-    dead.swap(dead_);
-  }
-  for (WorkerId id : dead) (void)broker_->Wait(id);
 }
 
 absl::StatusOr<WorkerPool::Lease> WorkerPool::Acquire(absl::Duration timeout) {

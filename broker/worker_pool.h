@@ -14,6 +14,7 @@
 #define VOW_BROKER_WORKER_POOL_H_
 
 #include <deque>
+#include <set>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -55,8 +56,11 @@ class WorkerPool {
       Options options);
   ~WorkerPool();
 
-  // Waits (up to `timeout`) for an idle worker.
+  // Waits (up to `timeout`) for an idle worker. If spawning fails, the error is returned
+  // to callers while no worker is idle, and the pool retries every second.
   absl::StatusOr<Lease> Acquire(absl::Duration timeout = absl::Seconds(30));
+  // Every Release() must happen before the pool is destroyed; the destructor ends every
+  // worker, idle or lent.
   void Release(Lease lease, bool healthy);
 
   size_t idle() const;
@@ -73,6 +77,7 @@ class WorkerPool {
   mutable absl::Mutex mu_;
   std::deque<Lease> idle_ ABSL_GUARDED_BY(mu_);
   std::deque<WorkerId> dead_ ABSL_GUARDED_BY(mu_);  // killed, to be reaped and replaced
+  std::set<WorkerId> all_ ABSL_GUARDED_BY(mu_);     // every worker not yet reaped
   size_t live_ ABSL_GUARDED_BY(mu_) = 0;            // spawned and not yet reaped
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status spawn_error_ ABSL_GUARDED_BY(mu_);
