@@ -143,26 +143,26 @@ size_t ParseAddress(absl::string_view text, unsigned char out[16]) {
 }
 }  // namespace
 
-absl::StatusOr<UniqueFd> Client::ConnectTcp(absl::string_view address, uint16_t port) {
+absl::StatusOr<UniqueFd> Client::ConnectInet(bool udp, absl::string_view address,
+                                              uint16_t port) {
   unsigned char bytes[16];
   size_t len = ParseAddress(address, bytes);
   if (len == 0) {
     return absl::InvalidArgumentError(absl::StrCat("not an IP address: ", address));
   }
-  int fd = ConnectInetRaw(false, bytes, len, port);
-  if (fd < 0) return ErrorStatus(-fd, absl::StrCat("connect tcp ", address, ":", port));
+  int fd = ConnectInetRaw(udp, bytes, len, port);
+  if (fd < 0) {
+    return ErrorStatus(-fd, absl::StrCat("connect ", udp ? "udp " : "tcp ", address, ":", port));
+  }
   return UniqueFd(fd);
 }
 
+absl::StatusOr<UniqueFd> Client::ConnectTcp(absl::string_view address, uint16_t port) {
+  return ConnectInet(/*udp=*/false, address, port);
+}
+
 absl::StatusOr<UniqueFd> Client::ConnectUdp(absl::string_view address, uint16_t port) {
-  unsigned char bytes[16];
-  size_t len = ParseAddress(address, bytes);
-  if (len == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("not an IP address: ", address));
-  }
-  int fd = ConnectInetRaw(true, bytes, len, port);
-  if (fd < 0) return ErrorStatus(-fd, absl::StrCat("connect udp ", address, ":", port));
-  return UniqueFd(fd);
+  return ConnectInet(/*udp=*/true, address, port);
 }
 
 absl::StatusOr<UniqueFd> Client::ConnectUnix(absl::string_view path) {

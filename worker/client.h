@@ -56,6 +56,7 @@ class Client {
   int Exchange(capnp::MessageBuilder& request, uint64_t id, int64_t* seconds,
                uint32_t* nanos);
   absl::Status ErrorStatus(int err, absl::string_view call) const;
+  absl::StatusOr<UniqueFd> ConnectInet(bool udp, absl::string_view address, uint16_t port);
 
   int channel_fd_;
   Channel channel_;  // a view: released in the destructor, never closed by the Client
