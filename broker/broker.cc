@@ -114,13 +114,11 @@ std::string WorkerResult::ToString() const {
 struct Worker {
   WorkerId id = 0;
   pid_t pid = -1;
-  std::string name;
   std::shared_ptr<const PreparedPolicy> policy;
   Channel channel;
   UniqueFd pidfd;
   UniqueFd listener;
   Phase phase = Phase::kAwaitHello;
-  bool exec = false;
   // Set when the broker decided to end the worker; the result kind/reason win over the
   // signal that follows.
   bool ending = false;
@@ -178,6 +176,8 @@ class Broker::Impl {
   mutable absl::Mutex mu_;
   std::map<WorkerId, std::unique_ptr<Worker>> workers_ ABSL_GUARDED_BY(mu_);
   WorkerId next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  // Live workers with a wall-time limit.
+  size_t timed_workers_ ABSL_GUARDED_BY(mu_) = 0;
   // Receive buffer of the serving thread.
   std::unique_ptr<capnp::word[]> buffer_{new capnp::word[kMaxMessageWords + 1]};
   struct seccomp_notif_sizes notif_sizes_ = {};
@@ -583,6 +583,7 @@ void Broker::Impl::Reap(Worker& w) {
   epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.pidfd.get(), nullptr);
   w.reaped = true;
   w.phase = Phase::kEnded;
+  if (w.deadline != absl::InfiniteFuture()) --timed_workers_;
   if (info.si_code == CLD_EXITED) {
     w.result.exit_code = info.si_status;
     if (!w.ending) {
@@ -638,7 +639,9 @@ void Broker::Impl::Loop() {
           break;
       }
     }
-    // Wall-time limits.
+    // Wall-time limits: scanned only while some live worker has one, so a broker
+    // without them pays nothing per wake-up.
+    if (timed_workers_ == 0) continue;
     absl::Time now = absl::Now();
     for (auto& [id, w] : workers_) {
       if (!w->reaped && !w->ending && now >= w->deadline) {
@@ -755,12 +758,10 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   }
   auto w = std::make_unique<Worker>();
   w->pid = pid;
-  w->name = options.name;
   w->policy = policy;
   w->channel = std::move(ours);
   w->pidfd.reset(static_cast<int>(pidfd));
   w->phase = main == nullptr ? Phase::kAwaitFilter : Phase::kAwaitHello;
-  w->exec = main == nullptr;
   w->last_refill = absl::Now();
   w->tokens = policy->policy.limits.requests_per_second;
   if (policy->policy.limits.wall_time > absl::ZeroDuration()) {
@@ -787,6 +788,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     workers_.erase(id);
     return ErrnoStatus(err, "epoll_ctl(worker)");
   }
+  if (ref.deadline != absl::InfiniteFuture()) ++timed_workers_;
   Audit(ref, absl::StrCat("spawn", options.name.empty() ? "" : " ", options.name,
                           argv != nullptr ? absl::StrCat(" exec ", (*argv)[0]) : ""),
         true, absl::StrCat("promises: ", policy->policy.promises.ToString()));

@@ -4,8 +4,9 @@
 //       Runs PROGRAM (a vow worker: its main calls vow::LockDownExecWorker() first) under
 //       the policy; stdio is passed through; prints how it ended; exits with its code.
 //   vow learn [--policy FILE] -- PROGRAM [ARGS...]
-//       Runs PROGRAM under the policy with penalty `log` (every refused syscall is
-//       recorded and allowed), then prints the smallest promise set that covers it.
+//       Runs PROGRAM under the policy with penalty `log` (a refused syscall is recorded
+//       and allowed, unless no promise could ever allow it), then prints the smallest
+//       promise set that covers it.
 //   vow check POLICY_FILE
 //       Parses and validates a policy file; prints it back in canonical form.
 //   vow explain [--arch=x86_64|aarch64] PROMISE...
@@ -94,19 +95,19 @@ absl::StatusOr<WorkerResult> RunProgram(const Policy& policy, const RunArgs& arg
   return (*broker)->Wait(*id);
 }
 
+// Prints `status` as one "vow: ..." line and returns `code`.
+int Fail(const absl::Status& status, int code) {
+  fprintf(stderr, "vow: %s\n", std::string(status.message()).c_str());
+  return code;
+}
+
 int Run(int argc, char** argv) {
   RunArgs args;
   if (!ParseRunArgs(argc, argv, &args)) return Usage();
   absl::StatusOr<Policy> policy = PolicyFrom(args.policy_file);
-  if (!policy.ok()) {
-    fprintf(stderr, "vow: %s\n", std::string(policy.status().message()).c_str());
-    return 2;
-  }
+  if (!policy.ok()) return Fail(policy.status(), 2);
   absl::StatusOr<WorkerResult> result = RunProgram(*policy, args);
-  if (!result.ok()) {
-    fprintf(stderr, "vow: %s\n", std::string(result.status().message()).c_str());
-    return 1;
-  }
+  if (!result.ok()) return Fail(result.status(), 1);
   if (result->kind == WorkerResult::Kind::kExited && result->violations.empty()) {
     return result->exit_code;
   }
@@ -123,24 +124,16 @@ int Learn(int argc, char** argv) {
   RunArgs args;
   if (!ParseRunArgs(argc, argv, &args)) return Usage();
   absl::StatusOr<Policy> policy = PolicyFrom(args.policy_file);
-  if (!policy.ok()) {
-    fprintf(stderr, "vow: %s\n", std::string(policy.status().message()).c_str());
-    return 2;
-  }
+  if (!policy.ok()) return Fail(policy.status(), 2);
   PromiseSet held = policy->promises;
   policy->penalty = Penalty::kLog;
-  fprintf(stderr, "vow: learning mode: every refused syscall is recorded and ALLOWED\n");
+  fprintf(stderr, "vow: learning mode: refused syscalls are recorded and ALLOWED "
+                  "(except those no promise allows)\n");
   absl::StatusOr<WorkerResult> result = RunProgram(*policy, args);
-  if (!result.ok()) {
-    fprintf(stderr, "vow: %s\n", std::string(result.status().message()).c_str());
-    return 1;
-  }
+  if (!result.ok()) return Fail(result.status(), 1);
   fprintf(stderr, "vow: %s %s\n", args.argv[0].c_str(), result->ToString().c_str());
   absl::StatusOr<LearnedPromises> learned = LearnPromises(*result, held);
-  if (!learned.ok()) {
-    fprintf(stderr, "vow: %s\n", std::string(learned.status().message()).c_str());
-    return 1;
-  }
+  if (!learned.ok()) return Fail(learned.status(), 1);
   fputs(learned->report.c_str(), stderr);
   printf("promises %s\n", learned->promises.ToString().c_str());
   return 0;
@@ -181,10 +174,7 @@ int Explain(int argc, char** argv) {
     promises.insert(*p);
   }
   absl::StatusOr<std::string> text = ExplainPromises(promises, arch, ExplainDetail::kWithBpf);
-  if (!text.ok()) {
-    fprintf(stderr, "vow: %s\n", std::string(text.status().message()).c_str());
-    return 1;
-  }
+  if (!text.ok()) return Fail(text.status(), 1);
   fputs(text->c_str(), stdout);
   return 0;
 }

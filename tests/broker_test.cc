@@ -629,6 +629,23 @@ TEST_P(HostileTest, EndedAndReportedOthersCarryOnNoFdLeak) {
 INSTANTIATE_TEST_SUITE_P(Cases, HostileTest, ::testing::ValuesIn(kHostile),
                          [](const auto& info) { return std::string(info.param.name); });
 
+TEST_F(BrokerTest, WallTimeLimitEndsTheWorker) {
+  Policy policy;
+  policy.limits.wall_time = absl::Milliseconds(200);
+  absl::Time start = absl::Now();
+  WorkerResult result = Run(policy, [](Client&) {
+    for (;;) pause();
+    return 0;
+  });
+  EXPECT_EQ(result.kind, Kind::kLimitExceeded) << result.ToString();
+  EXPECT_THAT(result.reason, HasSubstr("wall time"));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(200));
+  // A worker without a limit is not touched by the scan.
+  WorkerResult quick = Run(Policy{}, [](Client&) { return 3; });
+  EXPECT_EQ(quick.kind, Kind::kExited);
+  EXPECT_EQ(quick.exit_code, 3);
+}
+
 // ---- Crashes and broker death. ----
 
 TEST_F(BrokerTest, CrashIsReported) {

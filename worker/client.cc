@@ -90,6 +90,13 @@ int Client::Exchange(capnp::MessageBuilder& request, uint64_t id, int64_t* secon
   }
 }
 
+wire::Request::Builder Client::NewRequest(capnp::MessageBuilder& builder, uint64_t* id) {
+  auto request = builder.initRoot<wire::Request>();
+  *id = next_id_++;
+  request.setId(*id);
+  return request;
+}
+
 absl::Status Client::ErrorStatus(int err, absl::string_view call) const {
   absl::Status status = ErrnoStatus(err, call);
   if (reason_len_ == 0) return status;
@@ -101,9 +108,8 @@ absl::Status Client::ErrorStatus(int err, absl::string_view call) const {
 int Client::OpenRaw(const char* path, size_t path_len, int flags, mode_t mode) {
   arena_.Reset();
   capnp::MallocMessageBuilder builder(arena_.segment());
-  auto request = builder.initRoot<wire::Request>();
-  uint64_t id = next_id_++;
-  request.setId(id);
+  uint64_t id;
+  auto request = NewRequest(builder, &id);
   auto open = request.initOpen();
   open.setPath(kj::arrayPtr(reinterpret_cast<const kj::byte*>(path), path_len));
   open.setFlags(static_cast<uint32_t>(flags));
@@ -120,9 +126,8 @@ absl::StatusOr<UniqueFd> Client::Open(absl::string_view path, int flags, mode_t 
 int Client::ConnectInetRaw(bool udp, const void* address, size_t address_len, uint16_t port) {
   arena_.Reset();
   capnp::MallocMessageBuilder builder(arena_.segment());
-  auto request = builder.initRoot<wire::Request>();
-  uint64_t id = next_id_++;
-  request.setId(id);
+  uint64_t id;
+  auto request = NewRequest(builder, &id);
   auto connect = request.initConnect();
   connect.setTransport(udp ? wire::Connect::Transport::UDP : wire::Connect::Transport::TCP);
   connect.setAddress(kj::arrayPtr(static_cast<const kj::byte*>(address), address_len));
@@ -168,9 +173,8 @@ absl::StatusOr<UniqueFd> Client::ConnectUdp(absl::string_view address, uint16_t 
 absl::StatusOr<UniqueFd> Client::ConnectUnix(absl::string_view path) {
   arena_.Reset();
   capnp::MallocMessageBuilder builder(arena_.segment());
-  auto request = builder.initRoot<wire::Request>();
-  uint64_t id = next_id_++;
-  request.setId(id);
+  uint64_t id;
+  auto request = NewRequest(builder, &id);
   auto connect = request.initConnect();
   connect.setTransport(wire::Connect::Transport::UNIX);
   connect.setPath(kj::arrayPtr(reinterpret_cast<const kj::byte*>(path.data()), path.size()));
@@ -182,9 +186,8 @@ absl::StatusOr<UniqueFd> Client::ConnectUnix(absl::string_view path) {
 int Client::NowRaw(int64_t* seconds, uint32_t* nanos) {
   arena_.Reset();
   capnp::MallocMessageBuilder builder(arena_.segment());
-  auto request = builder.initRoot<wire::Request>();
-  uint64_t id = next_id_++;
-  request.setId(id);
+  uint64_t id;
+  auto request = NewRequest(builder, &id);
   request.initClock();
   return Exchange(builder, id, seconds, nanos);
 }

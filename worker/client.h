@@ -18,6 +18,7 @@
 #include "base/unique_fd.h"
 #include "ipc/channel.h"
 #include "ipc/message.h"
+#include "ipc/protocol.capnp.h"
 
 namespace vow {
 
@@ -56,6 +57,8 @@ class Client {
   int Exchange(capnp::MessageBuilder& request, uint64_t id, int64_t* seconds,
                uint32_t* nanos);
   absl::Status ErrorStatus(int err, absl::string_view call) const;
+  // Starts a request in `builder` (built on arena_, which the caller has Reset()).
+  wire::Request::Builder NewRequest(capnp::MessageBuilder& builder, uint64_t* id);
   absl::StatusOr<UniqueFd> ConnectInet(bool udp, absl::string_view address, uint16_t port);
 
   int channel_fd_;
