@@ -281,10 +281,7 @@ const FsPolicy::Rule* FsPolicy::MatchReal(absl::string_view real) const {
   return best;
 }
 
-absl::StatusOr<UniqueFd> FsPolicy::Open(absl::string_view path, uint32_t flags,
-                                        uint32_t mode) const {
-  RETURN_IF_ERROR(CheckFlagSyntax(flags));
-
+absl::StatusOr<FsPolicy::Target> FsPolicy::Resolve(absl::string_view path) const {
   if (path.size() >= PATH_MAX) {
     return Refuse(ENAMETOOLONG, absl::StrCat("the path is ", path.size(),
                                              " bytes long (the limit is ", PATH_MAX - 1, ")"));
@@ -308,20 +305,78 @@ absl::StatusOr<UniqueFd> FsPolicy::Open(absl::string_view path, uint32_t flags,
   // "/a/b/" and "/a/b/." both mean "b, which must be a directory".
   const bool trailing = path.back() == '/' || absl::EndsWith(path, "/.");
 
-  const Rule* rule = Match(normalized);
-  if (rule == nullptr) return Refuse(EACCES, "no rule covers the path");
-  const size_t index = static_cast<size_t>(rule - rules_.data());
-  RETURN_IF_ERROR(CheckPermissions(index, rule->rule, flags));
-
-  std::string rest;
-  if (rule->is_dir) {
-    const std::string& p = rule->rule.path;
+  Target target;
+  target.rule = Match(normalized);
+  if (target.rule == nullptr) return Refuse(EACCES, "no rule covers the path");
+  target.index = static_cast<size_t>(target.rule - rules_.data());
+  if (target.rule->is_dir) {
+    const std::string& p = target.rule->rule.path;
     size_t skip = p == "/" ? 1 : p.size() + 1;
-    rest = normalized.size() > skip ? normalized.substr(skip) : std::string(".");
+    target.rest = normalized.size() > skip ? normalized.substr(skip) : std::string(".");
   } else {
-    rest = rule->name;
+    target.rest = target.rule->name;
   }
-  if (trailing && rest != ".") rest += '/';
+  if (trailing && target.rest != ".") target.rest += '/';
+  return target;
+}
+
+absl::StatusOr<FsPolicy::Lookup> FsPolicy::LookupPath(absl::string_view path,
+                                                      bool follow_final,
+                                                      const OpenContext& context) const {
+  (void)context;
+  ASSIGN_OR_RETURN(Target target, Resolve(path));
+  const Rule* rule = target.rule;
+  const PathRule& r = rule->rule;
+  if (!r.read && !r.write && !r.exec && !r.create) {
+    return Refuse(EACCES, absl::StrCat(RuleName(target.index, r), " denies the path"));
+  }
+  struct open_how how = {};
+  how.flags = O_PATH | O_CLOEXEC | (follow_final ? 0 : O_NOFOLLOW);
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  if (!rule->is_dir) how.resolve |= RESOLVE_NO_SYMLINKS;
+  absl::StatusOr<long> rc = Syscall("openat2", [&] {
+    return syscall(SYS_openat2, rule->dir.get(), target.rest.c_str(), &how, sizeof(how));
+  });
+  if (!rc.ok()) {
+    int err = ErrnoOf(rc.status());
+    if (err == EXDEV) {
+      return Refuse(EACCES, absl::StrCat("the path escapes ", RuleName(target.index, r),
+                                         " ('..' or a symlink leading out; openat2: EXDEV)"));
+    }
+    return Refuse(err, absl::StrCat("openat2(O_PATH) beneath ", RuleName(target.index, r)));
+  }
+  Lookup out;
+  out.fd.reset(static_cast<int>(*rc));
+  out.rule = r;
+  if (rule->nested_narrower) {
+    absl::StatusOr<std::string> real = FdPath(out.fd.get());
+    if (!real.ok()) {
+      return Refuse(EACCES, absl::StrCat("cannot verify where the path led: ",
+                                         real.status().message()));
+    }
+    const Rule* landed = MatchReal(*real);
+    if (landed == nullptr) return Refuse(EACCES, "the path led to a file that no rule covers");
+    const PathRule& lr = landed->rule;
+    if (!lr.read && !lr.write && !lr.exec && !lr.create) {
+      return Refuse(EACCES,
+                    absl::StrCat("the path led beneath ",
+                                 RuleName(static_cast<size_t>(landed - rules_.data()), lr),
+                                 ", which denies it"));
+    }
+    out.rule = lr;
+  }
+  return out;
+}
+
+absl::StatusOr<UniqueFd> FsPolicy::Open(absl::string_view path, uint32_t flags, uint32_t mode,
+                                        const OpenContext& context) const {
+  (void)context;
+  RETURN_IF_ERROR(CheckFlagSyntax(flags));
+  ASSIGN_OR_RETURN(Target target, Resolve(path));
+  const Rule* rule = target.rule;
+  const size_t index = target.index;
+  RETURN_IF_ERROR(CheckPermissions(index, rule->rule, flags));
+  const std::string& rest = target.rest;
 
   const bool path_only = (flags & O_PATH) != 0;
   const bool creating = (flags & (O_CREAT | kTmpfileBit)) != 0;

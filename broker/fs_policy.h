@@ -64,6 +64,14 @@ namespace vow {
 // message says what is wrong without naming the rule (callers prefix it).
 absl::Status CheckRulePathSyntax(absl::string_view path);
 
+// Who an open is for. The broker fills it in from the worker it serves, so that paths
+// that name "the calling process" (/proc/self, /proc/thread-self) mean the worker,
+// never the broker. 0: unknown (such paths are then refused).
+struct OpenContext {
+  pid_t pid = 0;  // the worker's pid (thread-group id)
+  pid_t tid = 0;  // the calling thread
+};
+
 class FsPolicy {
  public:
   // Opens each rule's path once (trusted input: symlinks in rule paths are followed
@@ -80,7 +88,20 @@ class FsPolicy {
   // worker bytes. On success a new fd, O_CLOEXEC, owned by the caller. On failure a
   // Status from ErrnoStatus(): ErrnoOf() gives the errno the worker should see, and the
   // message states the reason (for the audit log; it may quote the path, escaped).
-  absl::StatusOr<UniqueFd> Open(absl::string_view path, uint32_t flags, uint32_t mode) const;
+  absl::StatusOr<UniqueFd> Open(absl::string_view path, uint32_t flags, uint32_t mode,
+                                const OpenContext& context = {}) const;
+
+  // For the stat family, access(2) and readlink(2) made by a worker: resolves `path` as
+  // Open() does (same syntax checks, the most specific rule, openat2 beneath it) but
+  // opens it O_PATH (no side effect, nothing read), following the final symlink only if
+  // `follow_final`. Allowed when the deciding rule grants any letter (a deny rule refuses
+  // with EACCES). The result says which letters the rule of the real location grants.
+  struct Lookup {
+    UniqueFd fd;      // O_PATH | O_CLOEXEC, owned by the caller
+    PathRule rule;    // the rule that decided (its letters, for access(2))
+  };
+  absl::StatusOr<Lookup> LookupPath(absl::string_view path, bool follow_final,
+                                    const OpenContext& context = {}) const;
 
   // The number of rules (for tests and the audit log).
   size_t size() const { return rules_.size(); }
@@ -97,6 +118,14 @@ class FsPolicy {
   };
 
   FsPolicy() = default;
+
+  // Syntax checks, normalization and the rule that covers `path`, or a refusal.
+  struct Target {
+    const Rule* rule = nullptr;
+    size_t index = 0;
+    std::string rest;  // beneath rule->dir ("." for the rule's own directory)
+  };
+  absl::StatusOr<Target> Resolve(absl::string_view path) const;
 
   // The most specific rule for a normalized path, or nullptr.
   const Rule* Match(absl::string_view normalized) const;
