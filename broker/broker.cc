@@ -31,6 +31,9 @@
 #include "broker/clock_policy.h"
 #include "broker/fs_policy.h"
 #include "broker/net_policy.h"
+#include "broker/path_call.h"
+#include "broker/path_handler.h"
+#include "broker/task_pool.h"
 #include "broker/policy_check.h"
 #include "broker/request.h"
 #include "capnp/serialize.h"
@@ -56,7 +59,11 @@ namespace vow {
 class PreparedPolicy {
  public:
   Policy policy;
-  std::shared_ptr<const BpfProgram> program;
+  std::shared_ptr<const BpfProgram> program;       // for forked workers
+  std::shared_ptr<const BpfProgram> exec_program;  // for exec'd vow workers
+  // For unmodified programs: no SIGSYS reporter can run in them, so penalty trap acts
+  // as errno there.
+  std::shared_ptr<const BpfProgram> exec_program_unmodified;
   std::optional<FsPolicy> fs;
   std::optional<NetPolicy> net;
 };
@@ -72,8 +79,14 @@ constexpr size_t kMaxViolationsKept = 1000;
 constexpr int kMessagesPerWakeup = 1;
 // What a worker sent before it exited is read up to this many messages.
 constexpr int kMaxDrainMessages = 4096;
+// A brokered call (open, stat, connect...) that has not finished after this long ends
+// its worker: the pool thread may be stuck in the kernel (a hung FUSE mount), but no
+// other worker waits for it.
+constexpr absl::Duration kBrokeredCallDeadline = absl::Seconds(10);
+// Violation reports (penalty trap) a worker may send per second before it is ended.
+constexpr int kMaxViolationReportsPerSecond = 100;
 
-enum class Phase { kAwaitFilter, kAwaitHello, kServing, kEnded };
+enum class Phase { kAwaitHello, kServing, kEnded };
 enum Source : uint64_t { kChannel = 0, kListener = 1, kPidfd = 2 };
 
 uint64_t Key(WorkerId id, Source source) { return (id << 2) | source; }
@@ -117,7 +130,17 @@ struct Worker {
   std::shared_ptr<const PreparedPolicy> policy;
   Channel channel;
   UniqueFd pidfd;
-  UniqueFd listener;
+  // What the path-call handler needs (listener, cwd, refusals); shared with the task
+  // pool thread serving this worker's current call.
+  std::shared_ptr<WorkerShared> shared;
+  bool listener_registered = false;
+  // A brokered call of this worker is running on the pool (one at a time; the listener
+  // is not watched meanwhile). Guarded by Impl::mu_.
+  bool call_in_flight = false;
+  absl::Time call_started;
+  // Violation reports in the current second (penalty trap).
+  int reports_this_second = 0;
+  absl::Time report_second;
   Phase phase = Phase::kAwaitHello;
   // Set when the broker decided to end the worker; the result kind/reason win over the
   // signal that follows.
@@ -150,6 +173,10 @@ class Broker::Impl {
   FilterCache filters_;
 
  private:
+  // Runs on a pool thread: answers one path call, then re-arms the worker's listener.
+  void ServePathCall(std::shared_ptr<WorkerShared> shared, WorkerId id,
+                     struct seccomp_notif req, PathCall call);
+  void ArmListener(WorkerShared& shared, WorkerId id, bool on);
   void Loop();
   void HandleChannel(Worker& w, int max_messages) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Returns false when the worker was ended.
@@ -169,6 +196,9 @@ class Broker::Impl {
   void Unregister(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   AuditLog* audit_;
+  std::unique_ptr<PathHandler> paths_;
+  std::unique_ptr<TaskPool> pool_;
+  std::atomic<int> calls_in_flight_{0};
   UniqueFd epoll_;
   UniqueFd wake_;
   std::thread thread_;
@@ -197,6 +227,8 @@ absl::Status Broker::Impl::Start() {
   if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &notif_sizes_) != 0) {
     return ErrnoStatus(errno, "seccomp(SECCOMP_GET_NOTIF_SIZES): user notifications unavailable");
   }
+  ASSIGN_OR_RETURN(paths_, PathHandler::Create(audit_));
+  pool_ = std::make_unique<TaskPool>(2, 64);
   thread_ = std::thread([this] { Loop(); });
   return absl::OkStatus();
 }
@@ -211,6 +243,10 @@ Broker::Impl::~Impl() {
     }
   }
   stop_ = true;
+  // Tasks still running hold their worker's state; the handler they use lives as long as
+  // the pool's threads can (it is leaked if a task is stuck in the kernel).
+  pool_.reset();
+  if (calls_in_flight_.load() != 0) (void)paths_.release();
   uint64_t one = 1;
   (void)!write(wake_.get(), &one, sizeof(one));
   if (thread_.joinable()) thread_.join();
@@ -238,9 +274,9 @@ void Broker::Impl::Unregister(Worker& w) {
     epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.channel.fd(), nullptr);
     w.channel = Channel();
   }
-  if (w.listener.valid()) {
-    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.listener.get(), nullptr);
-    w.listener.reset();
+  if (w.listener_registered) {
+    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.shared->listener.get(), nullptr);
+    w.listener_registered = false;
   }
 }
 
@@ -274,12 +310,33 @@ void Broker::Impl::HandleNotification(Worker& w) {
   }
   memset(req_buf, 0, sizeof(req_buf));
   auto* req = reinterpret_cast<struct seccomp_notif*>(req_buf);
-  if (ioctl(w.listener.get(), SECCOMP_IOCTL_NOTIF_RECV, req) != 0) {
-    if (errno == EINTR || errno == ENOENT) return;  // the thread was interrupted or died
+  const int listener = w.shared->listener.get();
+  if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, req) != 0) {
+    if (errno == EINTR || errno == ENOENT || errno == EAGAIN) return;  // interrupted/died
     // The listener is dead (worker gone): stop watching it.
-    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.listener.get(), nullptr);
-    w.listener.reset();
+    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listener, nullptr);
+    w.listener_registered = false;
     return;
+  }
+  {
+    const Arch call_arch = req->data.arch == AUDIT_ARCH_AARCH64 ? Arch::kAarch64 : Arch::kX86_64;
+    std::optional<PathCall> call =
+        req->data.arch == AuditArch(NativeArch())
+            ? DecodePathCall(call_arch, req->data.nr,
+                             reinterpret_cast<const uint64_t*>(req->data.args))
+            : std::nullopt;
+    if (call.has_value()) {
+      // Off the loop: the open may block (a FIFO, a hung mount). One call per worker at a
+      // time: its listener is not watched until this one is answered.
+      w.call_in_flight = true;
+      w.call_started = absl::Now();
+      ArmListener(*w.shared, w.id, false);
+      ++calls_in_flight_;
+      pool_->Submit([this, shared = w.shared, id = w.id, r = *req, c = *std::move(call)]() mutable {
+        ServePathCall(std::move(shared), id, r, std::move(c));
+      });
+      return;
+    }
   }
   Violation v;
   v.nr = req->data.nr;
@@ -300,6 +357,9 @@ void Broker::Impl::HandleNotification(Worker& w) {
   auto* resp = reinterpret_cast<struct seccomp_notif_resp*>(resp_buf);
   resp->id = req->id;
   Penalty penalty = w.policy->policy.penalty;
+  // Only an unmodified exec'd program gets here under trap (its filter notifies): there
+  // trap acts as errno.
+  if (penalty == Penalty::kTrap) penalty = Penalty::kErrno;
   RecordViolation(w, v);
   if (penalty == Penalty::kLog && !v.allowed_by.empty()) {
     // Learning mode lets a call run only if some promise could allow it: what no promise
@@ -315,7 +375,30 @@ void Broker::Impl::HandleNotification(Worker& w) {
     return;
   }
   // ENOENT: the thread was killed meanwhile; nothing to answer.
-  ioctl(w.listener.get(), SECCOMP_IOCTL_NOTIF_SEND, resp);
+  ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, resp);
+}
+
+void Broker::Impl::ArmListener(WorkerShared& shared, WorkerId id, bool on) {
+  struct epoll_event e = {};
+  e.events = on ? EPOLLIN : 0;
+  e.data.u64 = Key(id, kListener);
+  // ENOENT: the worker was unregistered meanwhile (it ended).
+  epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, shared.listener.get(), &e);
+}
+
+void Broker::Impl::ServePathCall(std::shared_ptr<WorkerShared> shared, WorkerId id,
+                                 struct seccomp_notif req, PathCall call) {
+  paths_->Handle(*shared, req, call);
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = workers_.find(id);
+    if (it != workers_.end() && !it->second->reaped) {
+      Worker& w = *it->second;
+      w.call_in_flight = false;
+      if (w.listener_registered) ArmListener(*shared, id, true);
+    }
+  }
+  --calls_in_flight_;
 }
 
 bool Broker::Impl::SendError(Worker& w, uint64_t id, int err, absl::string_view reason) {
@@ -375,29 +458,6 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
     return protocol_error("a request carried file descriptors");
   }
   switch (w.phase) {
-    case Phase::kAwaitFilter: {
-      if (request.kind != RequestKind::kGetFilter) {
-        return protocol_error("an exec'd worker must ask for its filter first");
-      }
-      const BpfProgram& program = *w.policy->program;
-      capnp::MallocMessageBuilder builder(program.code.size() + 64);
-      auto response = builder.initRoot<wire::Response>();
-      response.setId(id);
-      auto filter = response.initFilter();
-      filter.setProgram(kj::arrayPtr(reinterpret_cast<const kj::byte*>(program.code.data()),
-                                     program.code.size() * sizeof(sock_filter)));
-      filter.setNeedsListener(program.needs_listener());
-      filter.setTrapReporter(program.penalty == Penalty::kTrap);
-      const Limits& limits = w.policy->policy.limits;
-      filter.setMaxOpenFds(limits.max_open_fds);
-      filter.setCpuSeconds(limits.cpu_seconds);
-      filter.setMemoryBytes(limits.memory_bytes);
-      w.phase = Phase::kAwaitHello;
-      Audit(w, "getFilter", true, absl::StrCat(program.code.size(), " instructions"));
-      int rc = w.channel.Send(builder);
-      if (rc != 0) return SendFailed(w, rc, "the filter");
-      return true;
-    }
     case Phase::kAwaitHello: {
       if (request.kind != RequestKind::kHello) {
         return protocol_error("the first request must be hello");
@@ -406,7 +466,8 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
         return protocol_error(absl::StrCat("protocol version ", request.version, ", expected ",
                                            wire::PROTOCOL_VERSION));
       }
-      bool wants = w.policy->program->needs_listener();
+      // Every program has a listener: path calls are always the broker's.
+      const bool wants = true;
       if (request.listener_attached != wants || (nfds == 1) != wants) {
         return protocol_error("hello: the seccomp listener does not match the policy");
       }
@@ -420,13 +481,14 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
         }
         int flags = fcntl(attached[0].get(), F_GETFL);
         fcntl(attached[0].get(), F_SETFL, flags | O_NONBLOCK);
-        w.listener = std::move(attached[0]);
+        w.shared->listener = std::move(attached[0]);
         struct epoll_event e = {};
         e.events = EPOLLIN;
         e.data.u64 = Key(w.id, kListener);
-        if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, w.listener.get(), &e) != 0) {
+        if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, w.shared->listener.get(), &e) != 0) {
           return protocol_error(absl::StrCat("epoll_ctl(listener): ", strerror(errno)));
         }
+        w.listener_registered = true;
       }
       // The phase changes before the answer is sent: a worker that exits before reading
       // it (it does not wait for it) has still said hello.
@@ -517,6 +579,19 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
       if (w.policy->policy.penalty != Penalty::kTrap) {
         return protocol_error("a violation report outside penalty trap");
       }
+      {
+        absl::Time now = absl::Now();
+        if (now - w.report_second >= absl::Seconds(1)) {
+          w.report_second = now;
+          w.reports_this_second = 0;
+        }
+        if (++w.reports_this_second > kMaxViolationReportsPerSecond) {
+          End(w, WorkerResult::Kind::kLimitExceeded,
+              absl::StrCat("more than ", kMaxViolationReportsPerSecond,
+                           " violation reports per second"));
+          return false;
+        }
+      }
       Violation v;
       v.nr = request.syscall;
       v.audit_arch = request.arch;
@@ -551,6 +626,14 @@ void Broker::Impl::HandleChannel(Worker& w, int max_messages) {
     // datagrams still queued for us, so read on: its last messages are not lost.
     if (n == -ECONNRESET) continue;
     if (n == 0) {
+      // SOCK_SEQPACKET reads 0 for an empty datagram as well as for the end of the
+      // stream: only a hang-up is an end; an empty datagram breaks the protocol.
+      struct pollfd p = {w.channel.fd(), POLLRDHUP, 0};
+      const bool hangup = poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP)) != 0;
+      if (!hangup && !w.draining) {
+        End(w, WorkerResult::Kind::kProtocolError, "an empty datagram");
+        return;
+      }
       // The worker closed its end (normally: it is exiting). Its pidfd reports the end.
       epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.channel.fd(), nullptr);
       w.channel = Channel();
@@ -582,6 +665,10 @@ void Broker::Impl::Reap(Worker& w) {
   Unregister(w);
   epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.pidfd.get(), nullptr);
   w.reaped = true;
+  {
+    absl::MutexLock lock(&w.shared->mu);
+    w.result.refusals = std::move(w.shared->refusals);
+  }
   w.phase = Phase::kEnded;
   if (w.deadline != absl::InfiniteFuture()) --timed_workers_;
   if (info.si_code == CLD_EXITED) {
@@ -632,20 +719,25 @@ void Broker::Impl::Loop() {
           if (w.channel.valid()) HandleChannel(w, kMessagesPerWakeup);
           break;
         case kListener:
-          if (w.listener.valid()) HandleNotification(w);
+          if (w.listener_registered && !w.call_in_flight) HandleNotification(w);
           break;
         case kPidfd:
           Reap(w);
           break;
       }
     }
-    // Wall-time limits: scanned only while some live worker has one, so a broker
-    // without them pays nothing per wake-up.
-    if (timed_workers_ == 0) continue;
+    // Wall-time limits and brokered-call deadlines: scanned only while some live worker
+    // has one, so a broker without them pays nothing per wake-up.
+    if (timed_workers_ == 0 && calls_in_flight_.load() == 0) continue;
     absl::Time now = absl::Now();
     for (auto& [id, w] : workers_) {
-      if (!w->reaped && !w->ending && now >= w->deadline) {
+      if (w->reaped || w->ending) continue;
+      if (now >= w->deadline) {
         End(*w, WorkerResult::Kind::kLimitExceeded, "wall time limit");
+      } else if (w->call_in_flight && now - w->call_started > kBrokeredCallDeadline) {
+        End(*w, WorkerResult::Kind::kLimitExceeded,
+            absl::StrCat("a brokered call did not finish within ",
+                         absl::FormatDuration(kBrokeredCallDeadline)));
       }
     }
   }
@@ -664,8 +756,12 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
                   }).status());
 
   // Everything the child needs is prepared here: after fork it may only make raw syscalls.
-  std::vector<sock_filter> program;
-  if (main != nullptr) program = policy->program->code;  // the child patches its copy
+  const bool exec = main == nullptr;
+  const bool keep_channel = !exec || options.exec_channel == SpawnOptions::ExecChannel::kKeep;
+  const BpfProgram& compiled = !exec           ? *policy->program
+                               : keep_channel ? *policy->exec_program
+                                              : *policy->exec_program_unmodified;
+  std::vector<sock_filter> program = compiled.code;  // the child patches its copy
   std::vector<std::string> env_storage;
   std::vector<char*> exec_argv, exec_env;
   if (argv != nullptr) {
@@ -675,8 +771,13 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
       if (strncmp(*e, "VOW_", 4) != 0) env_storage.emplace_back(*e);
     }
-    env_storage.push_back(absl::StrCat(kChannelFdEnv, "=", kWorkerChannelFd));
-    env_storage.push_back(absl::StrCat("VOW_BROKER_PID=", getpid()));
+    if (keep_channel) {
+      env_storage.push_back(absl::StrCat(kChannelFdEnv, "=", kWorkerChannelFd));
+      env_storage.push_back(absl::StrCat("VOW_BROKER_PID=", getpid()));
+      if (policy->policy.penalty == Penalty::kTrap) {
+        env_storage.push_back(absl::StrCat(kTrapEnv, "=1"));
+      }
+    }
     for (std::string& e : env_storage) exec_env.push_back(e.data());
     exec_env.push_back(nullptr);
   }
@@ -685,8 +786,9 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   spec.broker_pid = getpid();
   spec.program = program.data();
   spec.program_len = program.size();
-  spec.needs_listener = policy->program->needs_listener();
-  spec.trap_reporter = policy->policy.penalty == Penalty::kTrap;
+  spec.needs_listener = compiled.needs_listener();
+  // exec resets signal handlers: an exec'd image's violations go to the broker instead.
+  spec.trap_reporter = !exec && policy->policy.penalty == Penalty::kTrap;
   spec.max_open_fds = policy->policy.limits.max_open_fds;
   spec.cpu_seconds = policy->policy.limits.cpu_seconds;
   spec.memory_bytes = policy->policy.limits.memory_bytes;
@@ -711,25 +813,6 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     for (int i = 0; i < 4; ++i) {
       if (moved[i] >= 0 && dup2(moved[i], i) < 0) _exit(kLockdownFailedExit);
     }
-    if (main == nullptr) {
-      // exec: the program locks itself down with LockDownExecWorker().
-      prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-      if (getppid() != spec.broker_pid) _exit(kLockdownFailedExit);
-      for (int i = 0; i < 3; ++i) {
-        if (!spec.keep_stdio[i]) {
-          int null_fd = open("/dev/null", O_RDWR);
-          if (null_fd >= 0 && null_fd != i) {
-            dup2(null_fd, i);
-            close(null_fd);
-          }
-        }
-      }
-      syscall(SYS_close_range, 4, ~0u, 0);
-      execve(exec_argv[0], exec_argv.data(), exec_env.data());
-      static const char kMsg[] = "vow: execve of the worker failed\n";
-      (void)!write(2, kMsg, sizeof(kMsg) - 1);
-      _exit(kLockdownFailedExit);
-    }
     const char* step = nullptr;
     int rc = LockDown(spec, &step);
     if (rc != 0) {
@@ -739,6 +822,18 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
                          step != nullptr ? step : "?", strerrordesc_np(-rc));
       if (len > 0) (void)!write(2, line, static_cast<size_t>(len));
       _exit(kLockdownFailedExit);
+    }
+    if (exec) {
+      // Locked: this execve is the one the broker lets through (the filter sends it to
+      // the broker, which allows exactly the first one of this process).
+      if (!keep_channel) close(kWorkerChannelFd);
+      execve(exec_argv[0], exec_argv.data(), exec_env.data());
+      // execve is answered before the image is replaced: report why it failed.
+      char line[160];
+      int len = snprintf(line, sizeof(line), "vow: execve %s: %s\n", exec_argv[0],
+                         strerrordesc_np(errno));
+      if (len > 0) (void)!write(2, line, static_cast<size_t>(len));
+      _exit(errno == ENOENT ? 127 : 126);
     }
     alignas(Client) static unsigned char storage[sizeof(Client)];
     Client* client = new (storage) Client(kWorkerChannelFd);
@@ -761,7 +856,22 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   w->policy = policy;
   w->channel = std::move(ours);
   w->pidfd.reset(static_cast<int>(pidfd));
-  w->phase = main == nullptr ? Phase::kAwaitFilter : Phase::kAwaitHello;
+  w->phase = Phase::kAwaitHello;
+  w->shared = std::make_shared<WorkerShared>();
+  {
+    WorkerShared& sh = *w->shared;
+    sh.pid = pid;
+    sh.promises = policy->policy.promises;
+    sh.penalty = policy->policy.penalty;
+    sh.exec_image = exec;
+    sh.libc_set = true;
+    sh.fs = policy->fs.has_value() ? &*policy->fs : nullptr;
+    sh.keep = policy;
+    sh.pidfd.reset(fcntl(static_cast<int>(pidfd), F_DUPFD_CLOEXEC, 0));
+    char cwd[PATH_MAX];
+    absl::MutexLock lock(&sh.mu);
+    sh.cwd = getcwd(cwd, sizeof(cwd)) != nullptr ? cwd : "/";
+  }
   w->last_refill = absl::Now();
   w->tokens = policy->policy.limits.requests_per_second;
   if (policy->policy.limits.wall_time > absl::ZeroDuration()) {
@@ -770,6 +880,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   absl::MutexLock lock(&mu_);
   WorkerId id = next_id_++;
   w->id = id;
+  w->shared->id = id;
   Worker& ref = *w;
   workers_[id] = std::move(w);
   struct epoll_event e = {};
@@ -873,6 +984,14 @@ absl::StatusOr<std::shared_ptr<const PreparedPolicy>> Broker::Prepare(const Poli
   auto prepared = std::make_shared<PreparedPolicy>();
   prepared->policy = policy;
   ASSIGN_OR_RETURN(prepared->program, impl_->filters_.Get(policy.promises, policy.penalty));
+  ASSIGN_OR_RETURN(prepared->exec_program,
+                   impl_->filters_.Get(policy.promises, policy.penalty, NativeArch(),
+                                       ProgramVariant::kExecImage));
+  ASSIGN_OR_RETURN(prepared->exec_program_unmodified,
+                   impl_->filters_.Get(policy.promises,
+                                       policy.penalty == Penalty::kTrap ? Penalty::kErrno
+                                                                        : policy.penalty,
+                                       NativeArch(), ProgramVariant::kExecImage));
   if (!policy.paths.empty()) {
     ASSIGN_OR_RETURN(FsPolicy fs, FsPolicy::Create(policy.paths));
     prepared->fs.emplace(std::move(fs));

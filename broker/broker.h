@@ -10,8 +10,10 @@
 //
 // Dispatch table (the protocol's phases, after OpenSSH's monitor):
 //   request     fork worker            exec worker                      after hello
-//   getFilter   refused                once, first                      refused
-//   hello       once, first            once, after getFilter            refused
+//   getFilter   refused                refused (the broker's child      refused
+//                                      installs the filter)
+//   hello       once, first            once, first (sent by the broker's refused
+//                                      child before execve)
 //   open        -                      -                                yes
 //   connect     -                      -                                yes
 //   clock       -                      -                                yes
@@ -37,6 +39,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "broker/audit_log.h"
+#include "broker/refusal.h"
 #include "policies/policy.h"
 
 namespace vow {
@@ -57,6 +60,12 @@ struct SpawnOptions {
   int stderr_fd = -1;
   // For the audit log and reports.
   std::string name;
+  // SpawnExec only. kKeep: the program is a vow worker (it calls LockDownExecWorker()
+  // and uses the channel, fd 3). kClose: an unmodified program; fd 3 is closed before
+  // execve and nothing of vow is in its environment. Either way the broker's child has
+  // locked it down before execve.
+  enum class ExecChannel : uint8_t { kKeep, kClose };
+  ExecChannel exec_channel = ExecChannel::kKeep;
 };
 
 // A syscall that no promise of the worker allowed.
@@ -86,6 +95,9 @@ struct WorkerResult {
   // Every refused syscall the broker saw (penalties errno, trap, log; for kill, the fatal
   // one), in order, at most 1000.
   std::vector<Violation> violations;
+  // Every path call the broker refused (opens, stats, ... made by any code in the
+  // worker), in order, at most 1000. Refusals do not end a worker.
+  std::vector<Refusal> refusals;
   std::string reason;
   std::string ToString() const;
 };
@@ -113,8 +125,11 @@ class Broker {
   absl::StatusOr<WorkerId> Spawn(const Policy& policy, WorkerMain main,
                                  const SpawnOptions& options = {});
 
-  // Forks and executes `argv` (argv[0] is a path); the program calls
-  // vow::LockDownExecWorker() first and receives its seccomp program over the channel.
+  // Forks and executes `argv` (argv[0] is a path). The broker's child locks itself down
+  // completely (the policy's filter, compiled for an exec'd image) BEFORE execve, so the
+  // program runs locked from its first instruction, whether or not it is a vow worker;
+  // the filter lets exactly that execve through, and the dynamic loader's opens and
+  // library mappings are served by the broker from the loader set.
   absl::StatusOr<WorkerId> SpawnExec(std::shared_ptr<const PreparedPolicy> policy,
                                      const std::vector<std::string>& argv,
                                      const SpawnOptions& options = {});

@@ -150,6 +150,8 @@ absl::StatusOr<std::string> RealPath(const std::string& path) {
 
 uint32_t AllowedOpenFlags() { return kAllowedOpenFlags; }
 
+const char FsPolicy::kNoRule[] = "no rule covers the path";
+
 absl::Status CheckRulePathSyntax(absl::string_view path) {
   if (path.empty()) return absl::InvalidArgumentError("the path is empty");
   if (path.find('\0') != absl::string_view::npos) {
@@ -306,8 +308,9 @@ absl::StatusOr<FsPolicy::Target> FsPolicy::Resolve(absl::string_view path) const
   const bool trailing = path.back() == '/' || absl::EndsWith(path, "/.");
 
   Target target;
+  target.normalized = normalized;
   target.rule = Match(normalized);
-  if (target.rule == nullptr) return Refuse(EACCES, "no rule covers the path");
+  if (target.rule == nullptr) return Refuse(EACCES, kNoRule);
   target.index = static_cast<size_t>(target.rule - rules_.data());
   if (target.rule->is_dir) {
     const std::string& p = target.rule->rule.path;
@@ -318,6 +321,17 @@ absl::StatusOr<FsPolicy::Target> FsPolicy::Resolve(absl::string_view path) const
   }
   if (trailing && target.rest != ".") target.rest += '/';
   return target;
+}
+
+bool FsPolicy::Covers(absl::string_view path) const {
+  absl::StatusOr<Target> target = Resolve(path);
+  // A refusal other than "no rule" ('..', a NUL, too long) is the rules' to give.
+  return target.ok() || !absl::StartsWith(target.status().message(), kNoRule);
+}
+
+absl::StatusOr<PathRule> FsPolicy::RuleFor(absl::string_view path) const {
+  ASSIGN_OR_RETURN(Target target, Resolve(path));
+  return target.rule->rule;
 }
 
 absl::StatusOr<FsPolicy::Lookup> FsPolicy::LookupPath(absl::string_view path,

@@ -103,6 +103,14 @@ class FsPolicy {
   absl::StatusOr<Lookup> LookupPath(absl::string_view path, bool follow_final,
                                     const OpenContext& context = {}) const;
 
+  // True if a rule (a deny rule included) decides `path` (raw worker bytes; false also
+  // for bytes that are not a path a rule could cover).
+  bool Covers(absl::string_view path) const;
+  // The rule that decides `path` (its letters), or the refusal Open() would give.
+  absl::StatusOr<PathRule> RuleFor(absl::string_view path) const;
+  // The reason text of a refusal because no rule covers a path.
+  static const char kNoRule[];
+
   // The number of rules (for tests and the audit log).
   size_t size() const { return rules_.size(); }
 
@@ -124,6 +132,7 @@ class FsPolicy {
     const Rule* rule = nullptr;
     size_t index = 0;
     std::string rest;  // beneath rule->dir ("." for the rule's own directory)
+    std::string normalized;
   };
   absl::StatusOr<Target> Resolve(absl::string_view path) const;
 

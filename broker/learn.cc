@@ -6,6 +6,9 @@
 #include "absl/strings/str_cat.h"
 #include "policies/promise_compiler.h"
 
+#include <map>
+#include <optional>
+
 namespace vow {
 
 absl::StatusOr<LearnedPromises> LearnPromises(const WorkerResult& result, PromiseSet held) {
@@ -25,7 +28,29 @@ absl::StatusOr<LearnedPromises> LearnPromises(const WorkerResult& result, Promis
   }
   absl::StatusOr<PromiseSet> minimal = MinimalPromises(events);
   if (!minimal.ok()) return minimal.status();
-  out.promises = PromiseSet::FromBits(minimal->bits() | held.bits());
+  uint32_t bits = minimal->bits() | held.bits();
+  // Path calls the broker performed in learning mode: their promise, and a rule for the
+  // directory they were in.
+  std::map<std::string, PathRule> dirs;
+  for (const Refusal& r : result.refusals) {
+    if (!r.learning) continue;
+    std::optional<Promise> p = PromiseFromName(r.needed);
+    if (p.has_value()) bits |= 1u << static_cast<int>(*p);
+    std::string syscall = r.call.substr(0, r.call.find('('));
+    if (seen.insert(syscall + "|" + r.needed).second) {
+      absl::StrAppend(&out.report, syscall, " -> ", r.needed, "\n");
+    }
+    if (r.path.empty() || r.path[0] != '/') continue;
+    size_t slash = r.path.find_last_of('/');
+    std::string dir = slash == 0 ? "/" : r.path.substr(0, slash);
+    PathRule& rule = dirs[dir];
+    rule.path = dir;
+    if (r.letter == 'r') rule.read = true;
+    if (r.letter == 'w') rule.write = true;
+    if (r.letter == 'c') rule.create = true;
+  }
+  for (auto& [dir, rule] : dirs) out.rules.push_back(rule);
+  out.promises = PromiseSet::FromBits(bits);
   return out;
 }
 

@@ -16,6 +16,10 @@ struct LearnedPromises {
   PromiseSet promises;  // `held` plus what the violations need
   // One line per distinct refused syscall: "openat -> rpath" or "ptrace -> (no promise)".
   std::string report;
+  // Path rules that would let the path calls made in learning mode through: one per
+  // directory the files were in (a file's own rule where it was created or written
+  // alone), letters r/w/c as used. Absolute, normalized.
+  std::vector<PathRule> rules;
 };
 
 // `held`: the promises the worker already had when it ran (usually stdio). Fails with

@@ -108,12 +108,16 @@ int Run(int argc, char** argv) {
   if (!policy.ok()) return Fail(policy.status(), 2);
   absl::StatusOr<WorkerResult> result = RunProgram(*policy, args);
   if (!result.ok()) return Fail(result.status(), 1);
-  if (result->kind == WorkerResult::Kind::kExited && result->violations.empty()) {
+  if (result->kind == WorkerResult::Kind::kExited && result->violations.empty() &&
+      (result->exit_code == 0 || result->refusals.empty())) {
     return result->exit_code;
   }
   fprintf(stderr, "vow: %s %s\n", args.argv[0].c_str(), result->ToString().c_str());
   for (const Violation& v : result->violations) {
     fprintf(stderr, "vow:   %s\n", v.ToString().c_str());
+  }
+  for (const Refusal& r : result->refusals) {
+    fprintf(stderr, "vow:   %s\n", r.ToString().c_str());
   }
   if (result->kind == WorkerResult::Kind::kExited) return result->exit_code;
   if (result->kind == WorkerResult::Kind::kSignaled) return 128 + result->signal;
@@ -136,6 +140,10 @@ int Learn(int argc, char** argv) {
   if (!learned.ok()) return Fail(learned.status(), 1);
   fputs(learned->report.c_str(), stderr);
   printf("promises %s\n", learned->promises.ToString().c_str());
+  for (const PathRule& r : learned->rules) {
+    printf("unveil %s %s%s%s\n", r.path.c_str(), r.read ? "r" : "", r.write ? "w" : "",
+           r.create ? "c" : "");
+  }
   return 0;
 }
 

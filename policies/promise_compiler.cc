@@ -11,11 +11,13 @@
 #include <array>
 #include <bit>
 #include <cstdlib>
+#include <set>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/status_macros.h"
 #include "base/unique_fd.h"
 #include "policies/promise_table.h"
 
@@ -74,32 +76,142 @@ sock_filter Jump(uint16_t code, uint32_t k, size_t at, size_t jt_target,
                      static_cast<uint8_t>(jf_target - at - 1), k};
 }
 
+// A tiny BPF assembler with forward labels, for the hand-written prologue.
+class Asm {
+ public:
+  size_t size() const { return code_.size(); }
+  void Stmt(uint16_t code, uint32_t k) { code_.push_back(sock_filter{code, 0, 0, k}); }
+  // A conditional jump to labels `jt` / `jf` (resolved by Finish()).
+  void Jump(uint16_t code, uint32_t k, int jt, int jf) {
+    fixups_.push_back({code_.size(), jt, jf});
+    code_.push_back(sock_filter{code, 0, 0, k});
+  }
+  void Always(int label) {
+    fixups_.push_back({code_.size(), label, -1});
+    code_.push_back(sock_filter{BPF_JMP | BPF_JA, 0, 0, 0});
+  }
+  int NewLabel() {
+    labels_.push_back(SIZE_MAX);
+    return static_cast<int>(labels_.size() - 1);
+  }
+  void Bind(int label) { labels_[label] = code_.size(); }
+  void LoadArgLow(int arg) {
+    Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args) + 8 * arg);
+  }
+  void LoadArgHigh(int arg) {
+    Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args) + 8 * arg + 4);
+  }
+  // Label `end` means "the instruction after the prologue" (libseccomp's first).
+  absl::StatusOr<std::vector<sock_filter>> Finish(int end) {
+    labels_[end] = code_.size();
+    for (const Fixup& f : fixups_) {
+      auto rel = [&](int label) -> absl::StatusOr<uint32_t> {
+        const size_t target = labels_[label];
+        if (target == SIZE_MAX || target <= f.at) {
+          return absl::InternalError("prologue: unbound or backward label");
+        }
+        return static_cast<uint32_t>(target - f.at - 1);
+      };
+      sock_filter& insn = code_[f.at];
+      if (f.jf < 0) {
+        ASSIGN_OR_RETURN(insn.k, rel(f.jt));
+        continue;
+      }
+      ASSIGN_OR_RETURN(uint32_t jt, rel(f.jt));
+      ASSIGN_OR_RETURN(uint32_t jf, rel(f.jf));
+      if (jt > 255 || jf > 255) return absl::InternalError("prologue: jump too far");
+      insn.jt = static_cast<uint8_t>(jt);
+      insn.jf = static_cast<uint8_t>(jf);
+    }
+    return code_;
+  }
+
+ private:
+  struct Fixup {
+    size_t at;
+    int jt, jf;
+  };
+  std::vector<sock_filter> code_;
+  std::vector<size_t> labels_;
+  std::vector<Fixup> fixups_;
+};
+
 // The hand-written prologue (see the header): foreign arch and x32 go on to libseccomp's
-// program (whose bad-arch action kills), unknown numbers return ENOSYS, everything else
-// goes on to libseccomp's program, which starts right after the prologue.
-std::vector<sock_filter> Prologue(Arch arch) {
+// program (whose bad-arch action kills), unknown numbers return ENOSYS, brokered
+// syscalls go to the broker (`brokered_action`), everything else goes on to
+// libseccomp's program, which starts right after the prologue. Only the number and the
+// arch are read, except for the fd-only stat forms (a NULL path: the kernel decides)
+// and, in an exec'd image, mmap with PROT_EXEC of a file.
+absl::StatusOr<std::vector<sock_filter>> Prologue(Arch arch, ProgramVariant variant,
+                                                  uint32_t brokered_action) {
   const NumberSpace& ns = NumberSpaceFor(arch);
   const bool x86 = arch == Arch::kX86_64;
-  const size_t n = 3 + (x86 ? 1 : 0) + 1 + 2 * ns.holes.size() + 1 + 1;
-  const size_t enosys = n - 1;  // index of `ret ENOSYS`
-  const size_t lib = n;         // first instruction of libseccomp's program
-  std::vector<sock_filter> p;
-  p.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)));
-  p.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, AuditArch(arch), p.size(), p.size() + 1, lib));
-  p.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)));
+  Asm a;
+  const int lib = a.NewLabel(), enosys = a.NewLabel(), broker = a.NewLabel(),
+            allow = a.NewLabel(), stat_block = a.NewLabel(), mmap_block = a.NewLabel();
+  a.Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch));
+  const int arch_ok = a.NewLabel();
+  a.Jump(BPF_JMP | BPF_JEQ | BPF_K, AuditArch(arch), arch_ok, lib);
+  a.Bind(arch_ok);
+  a.Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr));
   if (x86) {
-    p.push_back(Jump(BPF_JMP | BPF_JGE | BPF_K, kX32SyscallBit, p.size(), lib, p.size() + 1));
+    const int next = a.NewLabel();
+    a.Jump(BPF_JMP | BPF_JGE | BPF_K, kX32SyscallBit, lib, next);
+    a.Bind(next);
   }
-  p.push_back(Jump(BPF_JMP | BPF_JGT | BPF_K, static_cast<uint32_t>(ns.max_known), p.size(),
-                   enosys, p.size() + 1));
+  {
+    const int next = a.NewLabel();
+    a.Jump(BPF_JMP | BPF_JGT | BPF_K, static_cast<uint32_t>(ns.max_known), enosys, next);
+    a.Bind(next);
+  }
   for (const auto& [lo, hi] : ns.holes) {
-    const size_t next = p.size() + 2;
-    p.push_back(Jump(BPF_JMP | BPF_JGE | BPF_K, lo, p.size(), p.size() + 1, next));
-    p.push_back(Jump(BPF_JMP | BPF_JGT | BPF_K, hi, p.size(), next, enosys));
+    const int in = a.NewLabel(), next = a.NewLabel();
+    a.Jump(BPF_JMP | BPF_JGE | BPF_K, lo, in, next);
+    a.Bind(in);
+    a.Jump(BPF_JMP | BPF_JGT | BPF_K, hi, next, enosys);
+    a.Bind(next);
   }
-  p.push_back(Stmt(BPF_JMP | BPF_JA, static_cast<uint32_t>(lib - p.size() - 1)));
-  p.push_back(Stmt(BPF_RET | BPF_K, kRetEnosys));
-  return p;
+  for (const BrokeredEntry& b : BrokeredSyscalls()) {
+    if (b.exec_image_only && variant != ProgramVariant::kExecImage) continue;
+    const int nr = seccomp_syscall_resolve_name_arch(ScmpArch(arch), b.syscall.c_str());
+    if (nr < 0) continue;  // not on this arch (open, stat, ... on aarch64)
+    int target = broker;
+    if (b.syscall == "newfstatat" || b.syscall == "statx") target = stat_block;
+    if (b.syscall == "mmap") target = mmap_block;
+    const int next = a.NewLabel();
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), target, next);
+    a.Bind(next);
+  }
+  a.Always(lib);
+  // newfstatat(fd, NULL, buf, AT_EMPTY_PATH) and statx(fd, NULL, ...): no path to read
+  // (Linux >= 6.11 takes NULL as the empty path), so the kernel decides on the fd alone.
+  a.Bind(stat_block);
+  {
+    const int low_null = a.NewLabel();
+    a.LoadArgLow(1);
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0, low_null, broker);
+    a.Bind(low_null);
+    a.LoadArgHigh(1);
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0, allow, broker);
+  }
+  // mmap in an exec'd image: PROT_EXEC of a file (fd != -1) is the loader mapping a
+  // library: the broker checks the fd; anything else goes on to the promises.
+  a.Bind(mmap_block);
+  {
+    const int exec = a.NewLabel();
+    a.LoadArgLow(2);
+    a.Jump(BPF_JMP | BPF_JSET | BPF_K, PROT_EXEC, exec, lib);
+    a.Bind(exec);
+    a.LoadArgLow(4);
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffffu, lib, broker);
+  }
+  a.Bind(enosys);
+  a.Stmt(BPF_RET | BPF_K, kRetEnosys);
+  a.Bind(broker);
+  a.Stmt(BPF_RET | BPF_K, brokered_action);
+  a.Bind(allow);
+  a.Stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  return a.Finish(lib);
 }
 
 // libseccomp's rule API takes a NATIVE syscall number (a negative pseudo-number when
@@ -146,7 +258,12 @@ bool HeldPromiseLists(PromiseSet promises, const std::string& name) {
 }
 
 absl::StatusOr<BpfProgram> Compile(PromiseSet promises, Penalty penalty,
-                                   uint32_t violation_action, Arch arch) {
+                                   uint32_t violation_action, Arch arch,
+                                   ProgramVariant variant, uint32_t brokered_action) {
+  std::set<std::string> brokered;
+  for (const BrokeredEntry& b : BrokeredSyscalls()) {
+    if (!b.exec_image_only) brokered.insert(b.syscall);
+  }
   ScmpCtx ctx(seccomp_init(violation_action), seccomp_release);
   if (ctx == nullptr) return absl::InternalError("seccomp_init failed");
   const uint32_t token = ScmpArch(arch);
@@ -178,6 +295,9 @@ absl::StatusOr<BpfProgram> Compile(PromiseSet promises, Penalty penalty,
       if (seccomp_syscall_resolve_name_arch(token, rule.syscall.c_str()) < 0) {
         continue;  // not on this arch (e.g. `open` on aarch64)
       }
+      // Path calls never reach these rules: the prologue sends them to the broker, which
+      // applies the promise (and the rules) with the path in hand.
+      if (brokered.count(rule.syscall) != 0) continue;
       const int nr = RuleNumber(rule.syscall);
       std::vector<scmp_arg_cmp> cmps;
       for (const ArgCondition& c : rule.conditions) {
@@ -193,8 +313,16 @@ absl::StatusOr<BpfProgram> Compile(PromiseSet promises, Penalty penalty,
       }
     }
   }
+  if (variant == ProgramVariant::kExecImage) {
+    for (const std::string& name : ExecStartupSyscalls()) {
+      if (seccomp_syscall_resolve_name_arch(token, name.c_str()) < 0) continue;
+      int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, RuleNumber(name), 0);
+      if (rc != 0 && rc != -EEXIST) return ScmpError(rc, absl::StrCat("start-up rule ", name));
+    }
+  }
   for (const EnosysEntry& e : EnosysSyscalls()) {
     if (HeldPromiseLists(promises, e.syscall)) continue;  // e.g. rseq under `thread`
+    if (brokered.count(e.syscall) != 0) continue;
     if (seccomp_syscall_resolve_name_arch(token, e.syscall.c_str()) < 0) {
       continue;  // unknown to libseccomp: the prologue answers ENOSYS
     }
@@ -207,7 +335,8 @@ absl::StatusOr<BpfProgram> Compile(PromiseSet promises, Penalty penalty,
   BpfProgram program;
   program.penalty = penalty;
   program.violation_action = violation_action;
-  program.code = Prologue(arch);
+  ASSIGN_OR_RETURN(program.code, Prologue(arch, variant, brokered_action));
+  program.variant = variant;
   program.code.insert(program.code.end(), lib->begin(), lib->end());
   if (program.code.size() > BPF_MAXINSNS) {
     return absl::ResourceExhaustedError(
@@ -243,13 +372,15 @@ uint32_t AuditArch(Arch arch) {
 }
 
 bool BpfProgram::needs_listener() const {
-  return violation_action == SECCOMP_RET_USER_NOTIF;
+  return brokered_action == SECCOMP_RET_USER_NOTIF || violation_action == SECCOMP_RET_USER_NOTIF;
 }
 
 absl::StatusOr<BpfProgram> CompilePromises(PromiseSet promises, Penalty penalty,
-                                           Arch arch) {
+                                           Arch arch, ProgramVariant variant) {
   const uint32_t action = penalty == Penalty::kTrap ? SCMP_ACT_TRAP : SCMP_ACT_NOTIFY;
-  return Compile(promises, penalty, action, arch);
+  auto program = Compile(promises, penalty, action, arch, variant, SECCOMP_RET_USER_NOTIF);
+  if (program.ok()) program->brokered_action = SECCOMP_RET_USER_NOTIF;
+  return program;
 }
 
 absl::StatusOr<BpfProgram> CompilePromisesWithAction(PromiseSet promises,
@@ -259,18 +390,23 @@ absl::StatusOr<BpfProgram> CompilePromisesWithAction(PromiseSet promises,
     return absl::InvalidArgumentError(
         "a violation action must differ from ALLOW and ERRNO(ENOSYS)");
   }
-  return Compile(promises, Penalty::kErrno, violation_action, arch);
+  // No broker: path calls get the violation action too.
+  auto program = Compile(promises, Penalty::kErrno, violation_action, arch,
+                         ProgramVariant::kForkedWorker, violation_action);
+  if (program.ok()) program->brokered_action = violation_action;
+  return program;
 }
 
 absl::StatusOr<std::shared_ptr<const BpfProgram>> FilterCache::Get(PromiseSet promises,
                                                                    Penalty penalty,
-                                                                   Arch arch) {
-  const Key key{promises.bits(), penalty, arch};
+                                                                   Arch arch,
+                                                                   ProgramVariant variant) {
+  const Key key{promises.bits(), penalty, arch, variant};
   absl::MutexLock lock(&mu_);
   auto it = programs_.find(key);
   if (it != programs_.end()) return it->second;
   // Compiled under the lock: concurrent first requests for one policy compile it once.
-  auto program = CompilePromises(promises, penalty, arch);
+  auto program = CompilePromises(promises, penalty, arch, variant);
   if (!program.ok()) return program.status();
   auto shared = std::make_shared<const BpfProgram>(*std::move(program));
   programs_.emplace(key, shared);

@@ -8,6 +8,11 @@
 //      bad-arch path);
 //   2. a number libseccomp 2.5.4 does not know for the arch (above the highest it
 //      knows, or in a hole of the table) -> ERRNO(ENOSYS);
+//   2b. a path call (BrokeredSyscalls(): open, openat, the stat family with a path,
+//      access, readlink, the create/delete family, chdir, getcwd, execve) ->
+//      SECCOMP_RET_USER_NOTIF, whatever the promises and the penalty: the broker reads
+//      the path, applies the promises and its rules, does the call itself and answers;
+//      newfstatat/statx with a NULL path (fd only) -> ALLOW;
 //   3. the ENOSYS list (EnosysSyscalls(): clone3, openat2, rseq, io_uring_*...) ->
 //      ERRNO(ENOSYS), whatever the penalty (unless a held promise lists the syscall:
 //      only `thread` lists rseq);
@@ -46,21 +51,30 @@ absl::string_view ArchName(Arch arch);  // "x86_64", "aarch64"
 std::optional<Arch> ArchFromName(absl::string_view name);
 uint32_t AuditArch(Arch arch);  // AUDIT_ARCH_X86_64 / AUDIT_ARCH_AARCH64
 
+// Which process a program is for. An exec'd image (vow run, SpawnExec) also sends
+// execve and mmap(PROT_EXEC) of a file to the broker, so the dynamic loader can map the
+// libraries the broker opened for it; a forked worker never maps code.
+enum class ProgramVariant : uint8_t { kForkedWorker, kExecImage };
+
 struct BpfProgram {
   std::vector<sock_filter> code;  // finished program, ready for SECCOMP_SET_MODE_FILTER
   Penalty penalty = Penalty::kKill;
   // The SECCOMP_RET_* action a violation gets (derived from `penalty`, or chosen by
   // CompilePromisesWithAction()).
   uint32_t violation_action = 0;
+  // What the path calls (BrokeredSyscalls()) get: SECCOMP_RET_USER_NOTIF (the broker
+  // answers them), or the violation action for a program compiled without a broker.
+  uint32_t brokered_action = 0;
+  ProgramVariant variant = ProgramVariant::kForkedWorker;
   // True when violations are SECCOMP_RET_USER_NOTIF (kKill, kErrno, kLog): the loader
   // must ask for a listener fd and the broker must serve it. Without a listener the
   // kernel answers such syscalls with ENOSYS.
   bool needs_listener() const;
 };
 
-[[nodiscard]] absl::StatusOr<BpfProgram> CompilePromises(PromiseSet promises,
-                                                         Penalty penalty,
-                                                         Arch arch = NativeArch());
+[[nodiscard]] absl::StatusOr<BpfProgram> CompilePromises(
+    PromiseSet promises, Penalty penalty, Arch arch = NativeArch(),
+    ProgramVariant variant = ProgramVariant::kForkedWorker);
 
 // As CompilePromises(), with an explicit seccomp action (SCMP_ACT_* / SECCOMP_RET_*
 // value, e.g. SCMP_ACT_ERRNO(EPERM)) for violations. For tests and tools that run
@@ -74,10 +88,11 @@ struct BpfProgram {
 class FilterCache {
  public:
   [[nodiscard]] absl::StatusOr<std::shared_ptr<const BpfProgram>> Get(
-      PromiseSet promises, Penalty penalty, Arch arch = NativeArch());
+      PromiseSet promises, Penalty penalty, Arch arch = NativeArch(),
+      ProgramVariant variant = ProgramVariant::kForkedWorker);
 
  private:
-  using Key = std::tuple<uint32_t, Penalty, Arch>;
+  using Key = std::tuple<uint32_t, Penalty, Arch, ProgramVariant>;
   absl::Mutex mu_;
   std::map<Key, std::shared_ptr<const BpfProgram>> programs_ ABSL_GUARDED_BY(mu_);
 };

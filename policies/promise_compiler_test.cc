@@ -105,7 +105,8 @@ TEST(PromiseCompilerTest, PenaltiesMapToActions) {
     auto trap = CompilePromises({Promise::kStdio}, Penalty::kTrap, arch);
     ASSERT_TRUE(trap.ok()) << trap.status();
     EXPECT_EQ(trap->violation_action, SECCOMP_RET_TRAP);
-    EXPECT_FALSE(trap->needs_listener());
+    EXPECT_EQ(trap->brokered_action, SECCOMP_RET_USER_NOTIF);
+    EXPECT_TRUE(trap->needs_listener());  // path calls go to the broker in every mode
     ExpectShape(*trap, arch);
   }
   EXPECT_FALSE(CompilePromisesWithAction({Promise::kStdio}, SCMP_ACT_ALLOW).ok());

@@ -118,15 +118,14 @@ std::vector<PromiseEntry> BuildTable() {
                   "epoll_ctl", "epoll_wait", "epoll_pwait"})
           .Allow({"eventfd", "eventfd2", "timerfd_create", "timerfd_settime",
                   "timerfd_gettime", "signalfd", "signalfd4"})
-          // The stat family on an open fd. glibc's fstat() is newfstatat(fd, "",
-          // AT_EMPTY_PATH): seccomp cannot read the path string, so the condition is
-          // on the flag. Consequence (documented hole): newfstatat/statx of a real
-          // path WITH AT_EMPTY_PATH also passes (the kernel ignores the flag for a
-          // non-empty path), which discloses metadata (not contents) of any path.
-          // Without AT_EMPTY_PATH, stat of a path needs rpath.
+          // The stat family on an open fd. newfstatat/statx never reach this table
+          // (BrokeredSyscalls()): with a NULL path the kernel decides, with a string
+          // the broker reads it, so glibc's fstat(), newfstatat(fd, "", AT_EMPTY_PATH),
+          // is answered for the fd alone and AT_EMPTY_PATH with a real path is a
+          // brokered stat of that path.
           .Allow({"fstat", "fstatfs"})
-          .AllowIf("newfstatat", {HasBits(3, "flags", AT_EMPTY_PATH, "AT_EMPTY_PATH")})
-          .AllowIf("statx", {HasBits(2, "flags", AT_EMPTY_PATH, "AT_EMPTY_PATH")})
+          .AllowIf("newfstatat", {IsNull(1, "path")})
+          .AllowIf("statx", {IsNull(1, "path")})
           .Allow({"lseek", "close", "dup", "dup2", "dup3", "ftruncate", "fsync",
                   "fdatasync", "fadvise64", "sendfile", "splice", "tee",
                   "copy_file_range"})
@@ -421,7 +420,6 @@ const std::vector<EnosysEntry>& EnosysSyscalls() {
       {"clone3", "glibc >= 2.34 tries it first and falls back to clone (whose flags "
                  "seccomp CAN check; clone3's live in memory)"},
       {"openat2", "struct open_how lives in memory; callers fall back to openat"},
-      {"faccessat2", "glibc falls back to faccessat / fstatat emulation"},
       {"close_range", "glibc's closefrom falls back to /proc or close()"},
       {"epoll_pwait2", "callers fall back to epoll_pwait"},
       {"pidfd_open", "probed by process libraries; fall back to pids"},
@@ -432,6 +430,53 @@ const std::vector<EnosysEntry>& EnosysSyscalls() {
       {"io_uring_enter", "io_uring bypasses syscall filtering"},
       {"io_uring_register", "io_uring bypasses syscall filtering"},
   };
+  return *list;
+}
+
+const std::vector<BrokeredEntry>& BrokeredSyscalls() {
+  static const std::vector<BrokeredEntry>* const list = new std::vector<BrokeredEntry>{
+      {"open", "opens: glibc's fopen, the dynamic loader, any library"},
+      {"openat", "opens (glibc's open() is openat(AT_FDCWD, ...))"},
+      {"creat", "creating opens"},
+      {"stat", "stat of a path"},
+      {"lstat", "stat of a path, final symlink not followed"},
+      {"newfstatat", "stat of a path; fstat() with a NULL path stays in the kernel, "
+                     "glibc's fstat(fd) (an empty string) is answered from the fd"},
+      {"statx", "stat of a path (as newfstatat)"},
+      {"access", "access(2) of a path (glibc probes /etc/ld.so.preload, locale dirs)"},
+      {"faccessat", "access(2)"},
+      {"faccessat2", "access(2) with flags (glibc >= 2.33 tries it first)"},
+      {"readlink", "reading a symlink"},
+      {"readlinkat", "reading a symlink"},
+      {"mkdir", "creating a directory (cpath)"},
+      {"mkdirat", "creating a directory (cpath)"},
+      {"unlink", "removing a file (cpath)"},
+      {"unlinkat", "removing a file or directory (cpath)"},
+      {"rmdir", "removing a directory (cpath)"},
+      {"rename", "renaming (cpath)"},
+      {"renameat", "renaming (cpath)"},
+      {"renameat2", "renaming (cpath)"},
+      {"chdir", "the working directory is the broker's to resolve relative paths"},
+      {"fchdir", "the working directory (as chdir)"},
+      {"getcwd", "the working directory the broker resolves relative paths against"},
+      {"execve", "only the broker's own execve of the program, or with `exec`"},
+      {"execveat", "as execve"},
+      {"mmap", "PROT_EXEC of a file in an exec'd image: only a library the broker opened "
+               "from the loader set", true},
+  };
+  return *list;
+}
+
+bool IsBrokeredSyscall(absl::string_view name) {
+  for (const BrokeredEntry& b : BrokeredSyscalls()) {
+    if (!b.exec_image_only && b.syscall == name) return true;
+  }
+  return false;
+}
+
+const std::vector<std::string>& ExecStartupSyscalls() {
+  static const std::vector<std::string>* const list = new std::vector<std::string>{
+      "arch_prctl", "set_tid_address", "set_robust_list"};
   return *list;
 }
 

@@ -65,6 +65,24 @@ struct EnosysEntry {
   std::string reason;
 };
 
+// Syscalls the kernel never decides for a worker: the filter sends each one to the
+// broker (seccomp user notification), which reads the path from the worker's memory,
+// checks the promise the table gives for it and the broker's rules, performs the call
+// itself and answers with its result. Path calls are never fatal as such.
+struct BrokeredEntry {
+  std::string syscall;
+  std::string reason;
+  bool exec_image_only = false;  // only in exec'd images (see ProgramVariant)
+};
+const std::vector<BrokeredEntry>& BrokeredSyscalls();
+// True for a syscall every program sends to the broker (not the exec-image-only ones).
+bool IsBrokeredSyscall(absl::string_view name);
+
+// What a freshly exec'd image needs before main (the dynamic loader and libc's start-up:
+// the thread pointer, the tid address, the robust-futex list), allowed in exec'd images
+// on top of their promises. Libraries are opened and mapped through the broker.
+const std::vector<std::string>& ExecStartupSyscalls();
+
 // Indexed by static_cast<int>(Promise); kPromiseCount entries, in vocabulary order.
 const std::vector<PromiseEntry>& PromiseTable();
 const PromiseEntry& PromiseTableEntry(Promise p);

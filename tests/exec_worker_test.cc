@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "broker/broker.h"
 #include "broker/learn.h"
@@ -59,21 +60,22 @@ TEST_F(ExecWorkerTest, LocksDownAndRuns) {
   EXPECT_EQ(testing::ReadAll(out[0]), "locked and running\n");
   close(out[0]);
   // The broker audited the whole handshake.
-  bool filter = false, hello = false;
+  // Locked by the broker's child before execve: hello first, then the one execve.
+  bool hello = false, exec_after_hello = false;
   for (const AuditEntry& e : broker_->audit().Entries()) {
-    filter |= e.request == "getFilter";
     hello |= e.request == "hello";
+    exec_after_hello |= hello && e.allowed && absl::StartsWith(e.request, "execve(");
   }
-  EXPECT_TRUE(filter);
   EXPECT_TRUE(hello);
+  EXPECT_TRUE(exec_after_hello);
 }
 
-TEST_F(ExecWorkerTest, ForbiddenOpenKilledAndNamed) {
+TEST_F(ExecWorkerTest, DirectOpenRefusedAndNamed) {
   WorkerResult result = Exec(Policy{}, {"open_direct"});
-  EXPECT_EQ(result.kind, Kind::kViolation) << result.ToString();
-  ASSERT_TRUE(result.violation.has_value());
-  EXPECT_EQ(result.violation->syscall, "openat");
-  EXPECT_EQ(result.violation->allowed_by, "rpath");
+  EXPECT_EQ(result.kind, Kind::kExited) << result.ToString();
+  EXPECT_EQ(result.exit_code, 11);  // open() failed
+  ASSERT_EQ(result.refusals.size(), 1u) << result.ToString();
+  EXPECT_THAT(result.refusals[0].ToString(), HasSubstr("openat(\"/etc/hostname\""));
 }
 
 TEST_F(ExecWorkerTest, BrokeredOpen) {
@@ -106,6 +108,9 @@ TEST_F(ExecWorkerTest, LearningModeFindsTheSmallestPromiseSet) {
   ASSERT_TRUE(learned.ok()) << learned.status();
   EXPECT_EQ(learned->promises.ToString(), "stdio rpath inet");
   EXPECT_THAT(learned->report, HasSubstr("openat -> rpath"));
+  ASSERT_EQ(learned->rules.size(), 1u);
+  EXPECT_EQ(learned->rules[0].path, "/etc");
+  EXPECT_TRUE(learned->rules[0].read);
   EXPECT_THAT(learned->report, HasSubstr("socket -> inet"));
 }
 
@@ -129,9 +134,8 @@ TEST(VowCommandTest, RunLearnCheck) {
   EXPECT_THAT(out, HasSubstr("locked and running"));
 
   out = RunVow(absl::StrCat("run -- ", worker, " open_direct"), &status);
-  EXPECT_NE(WEXITSTATUS(status), 0) << out;
-  EXPECT_THAT(out, HasSubstr("openat"));
-  EXPECT_THAT(out, HasSubstr("promise rpath would allow it"));
+  EXPECT_EQ(WEXITSTATUS(status), 11) << out;
+  EXPECT_THAT(out, HasSubstr("openat(\"/etc/hostname\", O_RDONLY) refused (ENOENT)"));
 
   out = RunVow(absl::StrCat("learn -- ", worker, " learn_mix"), &status);
   EXPECT_EQ(WEXITSTATUS(status), 0) << out;

@@ -225,74 +225,36 @@ int LockDown(const LockdownSpec& spec, const char** failed_step) {
 }
 
 int LockDownExecWorker() {
+  // The broker's child locked this process down before execve (filter, limits, hello
+  // with the listener). Nothing is left to do but check that it really did: a program
+  // started some other way must not run unlocked.
   int channel_fd = kWorkerChannelFd;
   const char* env = getenv(kChannelFdEnv);
   if (env != nullptr) channel_fd = atoi(env);
-  pid_t broker = 0;
-  if (const char* b = getenv("VOW_BROKER_PID"); b != nullptr) broker = atoi(b);
-  LockdownSpec spec;
-  spec.channel_fd = channel_fd;
-  spec.broker_pid = broker != 0 ? broker : getppid();
-
-  // Ask the broker for the program.
-  int rc = 0;
-  {
-    Channel channel{UniqueFd(channel_fd)};
-    g_handshake_arena.Reset();
-    capnp::MallocMessageBuilder builder(g_handshake_arena.segment());
-    auto request = builder.initRoot<wire::Request>();
-    request.setId(0);
-    request.setGetFilter();
-    rc = channel.Send(builder);
-    g_handshake_arena.MarkUsed(builder);
-    if (rc == 0) {
-      int fds[kMaxFdsPerMessage];
-      int nfds = 0;
-      int n = channel.Receive(g_handshake_buffer, sizeof(g_handshake_buffer), fds,
-                              kMaxFdsPerMessage, &nfds);
-      for (int i = 0; i < nfds; ++i) close(fds[i]);
-      if (n <= 0) {
-        rc = n == 0 ? -ECONNRESET : n;
-      } else if (nfds != 0 || CheckFraming(g_handshake_buffer, n) != 0) {
-        rc = -EPROTO;
-      } else {
-        rc = -EPROTO;
-        KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
-          capnp::FlatArrayMessageReader reader(
-              kj::arrayPtr(g_handshake_buffer, static_cast<size_t>(n) / 8), ReaderLimits());
-          auto response = reader.getRoot<wire::Response>();
-          if (!response.isFilter()) return;
-          auto filter = response.getFilter();
-          auto program = filter.getProgram();
-          if (program.size() == 0 || program.size() % sizeof(sock_filter) != 0 ||
-              program.size() / sizeof(sock_filter) > kMaxProgramLen) {
-            return;
-          }
-          memcpy(g_exec_program, program.begin(), program.size());
-          spec.program = g_exec_program;
-          spec.program_len = program.size() / sizeof(sock_filter);
-          spec.needs_listener = filter.getNeedsListener();
-          spec.trap_reporter = filter.getTrapReporter();
-          spec.max_open_fds = filter.getMaxOpenFds();
-          spec.cpu_seconds = filter.getCpuSeconds();
-          spec.memory_bytes = filter.getMemoryBytes();
-          rc = 0;
-        })) {
-          (void)e;
-        }
-      }
+  if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 2) {
+    WriteStderr("check", " (not started by a vow broker: no seccomp filter)", EPERM);
+    _exit(kLockdownFailedExit);
+  }
+  if (channel_fd < 3 || fcntl(channel_fd, F_GETFD) < 0) {
+    WriteStderr("check", " (no broker channel)", EBADF);
+    _exit(kLockdownFailedExit);
+  }
+  // Penalty trap: exec reset the child's handlers, so the reporter is installed here (a
+  // violation before this point kills the process with SIGSYS: it cannot go unseen).
+  if (const char* trap = getenv(kTrapEnv); trap != nullptr && strcmp(trap, "1") == 0) {
+    g_trap_channel_fd = channel_fd;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = SigsysReporter;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGSYS);
+    if (sigaction(SIGSYS, &sa, nullptr) != 0 || sigprocmask(SIG_UNBLOCK, &set, nullptr) != 0) {
+      WriteStderr("SIGSYS reporter", "", errno);
+      _exit(kLockdownFailedExit);
     }
-    (void)channel.release();
-  }
-  if (rc != 0) {
-    WriteStderr("getFilter", "", -rc);
-    _exit(kLockdownFailedExit);
-  }
-  const char* step = nullptr;
-  rc = LockDown(spec, &step);
-  if (rc != 0) {
-    WriteStderr(step != nullptr ? step : "?", "", -rc);
-    _exit(kLockdownFailedExit);
   }
   return channel_fd;
 }

@@ -33,6 +33,9 @@ inline constexpr int kWorkerChannelFd = 3;
 inline constexpr int kLockdownFailedExit = 121;
 // Environment variable naming the channel fd of an exec'd worker.
 inline constexpr char kChannelFdEnv[] = "VOW_CHANNEL_FD";
+// Set to "1" for an exec'd vow worker under penalty trap: LockDownExecWorker() installs
+// the SIGSYS reporter (exec reset the handler the broker's child had).
+inline constexpr char kTrapEnv[] = "VOW_TRAP";
 
 struct LockdownSpec {
   int channel_fd = kWorkerChannelFd;
@@ -53,10 +56,11 @@ struct LockdownSpec {
 // Runs steps 1-5. See the file comment.
 int LockDown(const LockdownSpec& spec, const char** failed_step);
 
-// For a worker that is a separate binary: the first statement of main. Finds the channel
-// (fd kWorkerChannelFd or $VOW_CHANNEL_FD), asks the broker for its seccomp program and
-// limits, and runs LockDown(). On any failure it writes one line to stderr and exits
-// with kLockdownFailedExit: a worker never runs unlocked. Returns the channel fd.
+// For a worker that is a separate binary: the first statement of main. The broker's
+// child has already run LockDown() before execve (the program cannot pick its own
+// filter); this checks that the process is under a seccomp filter and holds the channel
+// (fd kWorkerChannelFd or $VOW_CHANNEL_FD). Otherwise it writes one line to stderr and
+// exits with kLockdownFailedExit: a worker never runs unlocked. Returns the channel fd.
 int LockDownExecWorker();
 
 }  // namespace vow

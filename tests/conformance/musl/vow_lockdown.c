@@ -44,7 +44,7 @@ struct vow_sock_fprog {
   struct vow_sock_filter *filter;
 };
 
-static struct vow_sock_filter g_program[VOW_BPF_MAXINSNS];
+__attribute__((unused)) static struct vow_sock_filter g_program[VOW_BPF_MAXINSNS];
 static uint64_t g_buffer[VOW_WIRE_MAX_BYTES / 8];
 static uint64_t g_trap_buffer[32];
 static volatile int g_trap_channel = -1;
@@ -129,14 +129,14 @@ static long receive_message(int channel) {
   }
 }
 
-static int set_limit(int resource, uint64_t value) {
+__attribute__((unused)) static int set_limit(int resource, uint64_t value) {
   struct rlimit rl;
   rl.rlim_cur = value;
   rl.rlim_max = value;
   return setrlimit(resource, &rl) == 0 ? 0 : -errno;
 }
 
-static int close_all_but(int keep) {
+__attribute__((unused)) static int close_all_but(int keep) {
   unsigned ranges[2][2] = {{3, (unsigned)keep - 1}, {(unsigned)keep + 1, ~0u}};
   for (int r = 0; r < 2; ++r) {
     unsigned lo = ranges[r][0], hi = ranges[r][1];
@@ -153,7 +153,7 @@ static int close_all_but(int keep) {
 
 /* Penalty trap: report the refused call, then make it fail with EPERM. Uses sendmsg
  * only (stdio allows it). */
-static void sigsys_reporter(int sig, siginfo_t *info, void *context) {
+__attribute__((unused)) static void sigsys_reporter(int sig, siginfo_t *info, void *context) {
   (void)sig;
   int saved_errno = errno;
   ucontext_t *uc = (ucontext_t *)context;
@@ -192,50 +192,13 @@ int vow_lockdown_exec_worker(void) {
   if (broker == 0) broker = getppid();
   if (channel < 3) fail("channel fd", EBADF);
 
-  /* 0. The program. */
-  long len = vow_wire_encode_get_filter(g_buffer, sizeof(g_buffer), 0);
-  int rc = len > 0 ? send_message(channel, g_buffer, (size_t)len, -1) : -EMSGSIZE;
-  if (rc != 0) fail("getFilter", -rc);
-  len = receive_message(channel);
-  if (len < 0) fail("getFilter", (int)-len);
-  struct vow_wire_response filter;
-  if (vow_wire_decode_response(g_buffer, (size_t)len, &filter) != 0) fail("getFilter", EPROTO);
-  if (filter.kind == VOW_RESPONSE_ERROR) {
-    fail("getFilter", filter.error_errno > 0 && filter.error_errno < 4096 ? filter.error_errno
-                                                                          : EPROTO);
-  }
-  if (filter.kind != VOW_RESPONSE_FILTER || filter.program_len == 0 ||
-      filter.program_len % sizeof(struct vow_sock_filter) != 0 ||
-      filter.program_len / sizeof(struct vow_sock_filter) > VOW_BPF_MAXINSNS) {
-    fail("getFilter", EPROTO);
-  }
-  /* Copied out before g_buffer is reused for hello. */
-  const size_t program_len = filter.program_len / sizeof(struct vow_sock_filter);
-  memcpy(g_program, filter.program, filter.program_len);
-
-  /* 1. Descriptors. */
-  if ((rc = close_all_but(channel)) != 0) fail("close_range", -rc);
-
-  /* 2. Process attributes. */
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) fail("PR_SET_PDEATHSIG", errno);
-  if (getppid() != broker) fail("PR_SET_PDEATHSIG", ESRCH);
-  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) fail("PR_SET_DUMPABLE", errno);
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("PR_SET_NO_NEW_PRIVS", errno);
-
-  /* 3. Limits. */
-  if ((rc = set_limit(RLIMIT_CORE, 0)) != 0) fail("RLIMIT_CORE", -rc);
-  if (filter.max_open_fds != 0 && (rc = set_limit(RLIMIT_NOFILE, filter.max_open_fds)) != 0) {
-    fail("RLIMIT_NOFILE", -rc);
-  }
-  if (filter.cpu_seconds != 0 && (rc = set_limit(RLIMIT_CPU, filter.cpu_seconds)) != 0) {
-    fail("RLIMIT_CPU", -rc);
-  }
-  if (filter.memory_bytes != 0 && (rc = set_limit(RLIMIT_AS, filter.memory_bytes)) != 0) {
-    fail("RLIMIT_AS", -rc);
-  }
-
-  /* 4. Seccomp. */
-  if (filter.trap_reporter) {
+  /* The broker's child locked this process down before execve (the program cannot
+   * choose its own filter): check that it did, then read the broker's answer to the
+   * hello that child sent. */
+  if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 2) fail("check (no seccomp filter)", EPERM);
+  env = getenv("VOW_TRAP");
+  if (env != NULL && strcmp(env, "1") == 0) {
+    /* Penalty trap: exec reset the handler; install the reporter here. */
     g_trap_channel = channel;
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -248,30 +211,8 @@ int vow_lockdown_exec_worker(void) {
     sigaddset(&set, SIGSYS);
     if (sigprocmask(SIG_UNBLOCK, &set, NULL) != 0) fail("SIGSYS reporter", errno);
   }
-  const uint32_t self = (uint32_t)getpid();
-  for (size_t i = 0; i < program_len; ++i) {
-    if (g_program[i].code == (VOW_BPF_JMP | VOW_BPF_JEQ | VOW_BPF_K) &&
-        g_program[i].k == VOW_SELF_PID_PLACEHOLDER) {
-      g_program[i].k = self;
-    }
-  }
-  struct vow_sock_fprog prog = {(unsigned short)program_len, g_program};
-  unsigned flags = VOW_SECCOMP_FILTER_FLAG_TSYNC;
-  if (filter.needs_listener) {
-    flags |= VOW_SECCOMP_FILTER_FLAG_NEW_LISTENER | VOW_SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
-  }
-  long loaded = syscall(SYS_seccomp, VOW_SECCOMP_SET_MODE_FILTER, flags, &prog);
-  if (loaded < 0) fail("seccomp", errno);
-  /* Without NEW_LISTENER, TSYNC returns 0 or the id of a thread it could not sync. */
-  if (!filter.needs_listener && loaded != 0) fail("seccomp", ESRCH);
-  int listener = filter.needs_listener ? (int)loaded : -1;
-
-  /* 5. Hello. From here on every syscall is under the filter. */
-  len = vow_wire_encode_hello(g_buffer, sizeof(g_buffer), 0, VOW_WIRE_PROTOCOL_VERSION,
-                              listener >= 0);
-  rc = len > 0 ? send_message(channel, g_buffer, (size_t)len, listener) : -EMSGSIZE;
-  if (listener >= 0) close(listener);
-  if (rc != 0) fail("hello", -rc);
+  (void)broker;
+  long len;
   len = receive_message(channel);
   if (len < 0) fail("hello", (int)-len);
   struct vow_wire_response reply;

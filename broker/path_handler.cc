@@ -1,0 +1,598 @@
+#include "broker/path_handler.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "base/syscall.h"
+#include "broker/worker_memory.h"
+#include "policies/libc_set.h"
+#include "policies/promises.h"
+
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+
+namespace vow {
+namespace {
+
+bool IsReadOnlyOpen(uint32_t flags) {
+  return (flags & O_ACCMODE) == O_RDONLY &&
+         (flags & (O_CREAT | O_TRUNC | O_APPEND | O_TMPFILE | O_PATH)) == 0;
+}
+
+// A copy of the worker's fd `fd` (the same open file description), or -errno.
+int WorkerFd(const WorkerShared& w, int fd) {
+  long rc = syscall(SYS_pidfd_getfd, w.pidfd.get(), fd, 0);
+  if (rc < 0) return errno == EBADF ? -EBADF : -errno;
+  // pidfd_getfd sets O_CLOEXEC on the copy.
+  return static_cast<int>(rc);
+}
+
+std::string FdTarget(int fd) {
+  char buf[PATH_MAX + 1];
+  ssize_t n = readlink(absl::StrCat("/proc/self/fd/", fd).c_str(), buf, PATH_MAX);
+  if (n <= 0) return "";
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+std::string Join(const std::string& dir, const std::string& rel) {
+  if (dir.empty() || dir == "/") return absl::StrCat("/", rel);
+  return absl::StrCat(dir, "/", rel);
+}
+
+}  // namespace
+
+std::string Refusal::ToString() const {
+  std::string s = absl::StrCat(call, learning ? " allowed (learning)" : " refused", " (",
+                               strerrorname_np(err) != nullptr ? strerrorname_np(err) : "?",
+                               ")");
+  if (!promise.empty()) absl::StrAppend(&s, "; promise ", promise, " would allow it");
+  if (!reason.empty()) absl::StrAppend(&s, ": ", reason);
+  return s;
+}
+
+struct PathHandler::Answer {
+  int error = 0;         // > 0: the call fails with this errno
+  int64_t val = 0;       // the call's return value when error == 0 and no fd
+  UniqueFd fd;           // inject this fd (its number is the return value)
+  bool cloexec = false;  // O_CLOEXEC on the injected fd
+  bool cont = false;     // SECCOMP_USER_NOTIF_FLAG_CONTINUE (see the header)
+  bool refused = false;  // record a Refusal
+  bool learning = false; // performed in learning mode although refused
+  std::string path;      // the absolute path, for the record
+  std::string reason;
+  std::string promise;   // a missing promise
+  static Answer Error(int err, std::string why, std::string promise = "") {
+    Answer a;
+    a.error = err;
+    // A decision of the broker's (EACCES, EPERM; a missing promise; a path no rule
+    // covers) is a refusal; the file system's own answer (ENOENT for a file that is not
+    // there, ENOTDIR, ELOOP...) is just the call's result. Callers override for the
+    // broker's ENOENT.
+    a.refused = err == EACCES || err == EPERM || !promise.empty();
+    a.reason = std::move(why);
+    a.promise = std::move(promise);
+    return a;
+  }
+};
+
+absl::StatusOr<std::unique_ptr<PathHandler>> PathHandler::Create(AuditLog* audit) {
+  std::unique_ptr<PathHandler> h(new PathHandler(audit));
+  auto existing = [&h](const std::vector<LibcSetEntry>& set) {
+    std::vector<PathRule> rules;
+    for (const LibcSetEntry& e : set) {
+      struct stat st;
+      if (stat(e.path.c_str(), &st) != 0) {  // not on this machine
+        h->absent_.push_back(e.path);
+        continue;
+      }
+      PathRule r;
+      r.path = e.path;
+      r.read = true;
+      r.write = e.write;
+      r.create = e.write;  // O_CREAT of an existing file creates nothing (/dev/null)
+      rules.push_back(r);
+    }
+    return rules;
+  };
+  ASSIGN_OR_RETURN(FsPolicy libc, FsPolicy::Create(existing(LibcSet())));
+  h->libc_.emplace(std::move(libc));
+  std::vector<PathRule> loader_rules = existing(LoaderSet());
+  // /lib -> usr/lib on merged-/usr systems: keep only distinct real directories for the
+  // mmap check, but every spelling for opens (the loader asks for /lib/...).
+  for (const PathRule& r : loader_rules) {
+    char* real = realpath(r.path.c_str(), nullptr);
+    if (real == nullptr) continue;
+    struct stat st;
+    if (stat(real, &st) == 0 && S_ISDIR(st.st_mode)) h->loader_real_dirs_.push_back(real);
+    free(real);
+  }
+  ASSIGN_OR_RETURN(FsPolicy loader, FsPolicy::Create(loader_rules));
+  h->loader_.emplace(std::move(loader));
+  PathRule everything;
+  everything.path = "/";
+  everything.read = everything.write = everything.create = true;
+  ASSIGN_OR_RETURN(FsPolicy learning, FsPolicy::Create({everything}));
+  h->learning_.emplace(std::move(learning));
+  return h;
+}
+
+void PathHandler::Audit(const WorkerShared& w, const std::string& what, bool allowed,
+                        const std::string& reason) {
+  AuditEntry entry;
+  entry.worker_id = w.id;
+  entry.pid = w.pid;
+  entry.request = what;
+  entry.allowed = allowed;
+  entry.reason = reason;
+  audit_->Record(std::move(entry));
+}
+
+PathHandler::Answer PathHandler::Decide(WorkerShared& w, const struct seccomp_notif& req,
+                                        const PathCall& call, std::string* described) {
+  std::string learned;
+  std::string abs_path;
+  Answer a = DecideInner(w, req, call, described, &learned, &abs_path);
+  if (a.path.empty()) a.path = abs_path;
+  if (!learned.empty() && a.error == 0) {
+    a.learning = true;
+    a.refused = true;
+    a.reason = learned;
+  }
+  return a;
+}
+
+PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct seccomp_notif& req,
+                                             const PathCall& call, std::string* described,
+                                             std::string* learned, std::string* abs_out) {
+  using Op = PathCall::Op;
+  const pid_t tid = static_cast<pid_t>(req.pid);
+  // 1. The strings, copied out of the worker.
+  std::string path, path2;
+  bool null_path = false;
+  const bool wants_path = call.op != Op::kFchdir && call.op != Op::kGetcwd &&
+                          call.op != Op::kMmapExec;
+  if (wants_path) {
+    if (call.path == 0 && call.path_may_be_null) {
+      null_path = true;
+    } else {
+      int rc = ReadWorkerString(tid, call.path, PATH_MAX, &path);
+      if (rc != 0) {
+        *described = DescribePathCall(call, "<unreadable>");
+        return Answer::Error(-rc, rc == -ENAMETOOLONG
+                                      ? "the path has no NUL within PATH_MAX bytes"
+                                      : "the path is not readable in the worker's memory");
+      }
+    }
+  }
+  if (call.op == Op::kRename) {
+    int rc = ReadWorkerString(tid, call.path2, PATH_MAX, &path2);
+    if (rc != 0) {
+      *described = DescribePathCall(call, path, "<unreadable>");
+      return Answer::Error(-rc, "the second path is not readable in the worker's memory");
+    }
+  }
+  *described = DescribePathCall(call, path, path2);
+  // The thread may have died (and its tid been reused) while we read.
+  uint64_t id = req.id;
+  if (ioctl(w.listener.get(), SECCOMP_IOCTL_NOTIF_ID_VALID, &id) != 0) {
+    Answer a;
+    a.error = ENOENT;
+    a.reason = "the calling thread is gone";
+    return a;
+  }
+
+  // 2. The fd-only forms: answered for the fd, no path involved.
+  if (call.op == Op::kStat && (null_path || path.empty()) &&
+      (call.at_flags & AT_EMPTY_PATH) != 0) {
+    int fd = WorkerFd(w, call.dirfd);
+    if (fd < 0) return Answer::Error(-fd, "not an open fd of the worker");
+    UniqueFd copy(fd);
+    Answer a;
+    if (call.statx) {
+      struct statx stx;
+      if (statx(copy.get(), "", AT_EMPTY_PATH | (call.at_flags & AT_STATX_SYNC_TYPE),
+                call.statx_mask, &stx) != 0) {
+        return Answer::Error(errno, "statx of the fd");
+      }
+      int rc = WriteWorkerMemory(tid, call.buf, &stx, sizeof(stx));
+      if (rc != 0) return Answer::Error(-rc, "the statx buffer is not writable");
+    } else {
+      struct stat st;
+      if (fstat(copy.get(), &st) != 0) return Answer::Error(errno, "fstat of the fd");
+      int rc = WriteWorkerMemory(tid, call.buf, &st, sizeof(st));
+      if (rc != 0) return Answer::Error(-rc, "the stat buffer is not writable");
+    }
+    return a;
+  }
+  if (call.op == Op::kMmapExec) {
+    int fd = WorkerFd(w, call.dirfd);
+    if (fd < 0) return Answer::Error(-fd, "mmap(PROT_EXEC) of something that is not an fd");
+    UniqueFd copy(fd);
+    struct stat st;
+    std::string target = FdTarget(copy.get());
+    if (fstat(copy.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      return Answer::Error(EACCES, "mmap(PROT_EXEC) of something that is not a regular file",
+                           "prot_exec");
+    }
+    for (const std::string& dir : loader_real_dirs_) {
+      if (absl::StartsWith(target, absl::StrCat(dir, "/"))) {
+        Answer a;
+        a.cont = true;
+        a.reason = absl::StrCat("a library of the loader set: ", target);
+        return a;
+      }
+    }
+    return Answer::Error(EACCES, absl::StrCat("mmap(PROT_EXEC) of ", target,
+                                              ", which is not in the loader set"),
+                         "prot_exec");
+  }
+  if (call.op == Op::kGetcwd) {
+    std::string cwd;
+    {
+      absl::MutexLock lock(&w.mu);
+      cwd = w.cwd;
+    }
+    if (call.bufsize < cwd.size() + 1) return Answer::Error(ERANGE, "buffer too small");
+    int rc = WriteWorkerMemory(tid, call.buf, cwd.c_str(), cwd.size() + 1);
+    if (rc != 0) return Answer::Error(-rc, "the getcwd buffer is not writable");
+    Answer a;
+    a.val = static_cast<int64_t>(cwd.size() + 1);
+    return a;
+  }
+  if (call.op == Op::kExec) {
+    absl::MutexLock lock(&w.mu);
+    if (w.exec_image && !w.exec_done && tid == w.pid) {
+      // The broker's own child executing the program: its memory is the broker's code,
+      // no worker code has run yet, so the kernel may resolve this one path.
+      w.exec_done = true;
+      Answer a;
+      a.cont = true;
+      a.reason = "the broker's execve of the program";
+      return a;
+    }
+    if (w.promises.contains(Promise::kExec)) {
+      Answer a;
+      a.cont = true;
+      a.reason = "promise exec (the new image keeps this filter)";
+      return a;
+    }
+    if (w.penalty == Penalty::kLog) {
+      // Learning mode: record it; the new image keeps this filter.
+      Answer a;
+      a.cont = true;
+      *learned = "a second program";
+      return a;
+    }
+    return Answer::Error(EACCES, "a second program", "exec");
+  }
+
+  // 3. An absolute path, resolved the way the broker sees the worker's directories.
+  std::string abs;
+  if (call.op == Op::kFchdir) {
+    int fd = WorkerFd(w, call.dirfd);
+    if (fd < 0) return Answer::Error(-fd, "fchdir: not an open fd of the worker");
+    UniqueFd copy(fd);
+    abs = FdTarget(copy.get());
+    struct stat st;
+    if (fstat(copy.get(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return Answer::Error(ENOTDIR, "fchdir: not a directory");
+    }
+  } else if (null_path || path.empty()) {
+    return Answer::Error(ENOENT, "an empty path");
+  } else if (path[0] == '/') {
+    abs = path;
+  } else if (call.dirfd == AT_FDCWD) {
+    absl::MutexLock lock(&w.mu);
+    abs = Join(w.cwd, path);
+  } else {
+    int fd = WorkerFd(w, call.dirfd);
+    if (fd < 0) return Answer::Error(-fd, "the directory fd is not an open fd of the worker");
+    UniqueFd copy(fd);
+    std::string dir = FdTarget(copy.get());
+    struct stat st;
+    if (dir.empty() || dir[0] != '/' || fstat(copy.get(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return Answer::Error(ENOTDIR, "the directory fd is not a directory the broker can name");
+    }
+    abs = Join(dir, path);
+  }
+
+  // 4. Who decides: the worker's rules, else the libc set, else (exec'd image) the
+  // loader set. The sets serve reads only and need no promise.
+  const FsPolicy* fs = nullptr;
+  bool needs_promise = true;
+  const bool read_only =
+      (call.op == Op::kOpen && IsReadOnlyOpen(call.flags)) || call.op == Op::kStat ||
+      call.op == Op::kReadlink || (call.op == Op::kAccess && (call.mode & W_OK) == 0);
+  // Shells open /dev/null with O_WRONLY|O_CREAT|O_TRUNC for `> /dev/null`.
+  const bool dev_null_write = call.op == Op::kOpen && abs == "/dev/null" &&
+                              (call.flags & O_TMPFILE) != O_TMPFILE;
+  if (w.fs != nullptr && w.fs->Covers(abs)) {
+    fs = w.fs;
+  } else if (w.libc_set && (read_only || dev_null_write) && libc_->Covers(abs)) {
+    fs = &*libc_;
+    needs_promise = false;
+    if (call.op == Op::kOpen && (call.flags & O_DIRECTORY) != 0) {
+      return Answer::Error(EACCES, "the libc set serves files, not directories");
+    }
+  } else if (w.exec_image && read_only && loader_->Covers(abs)) {
+    fs = &*loader_;
+    needs_promise = false;
+  } else if (w.libc_set && read_only && absl::StartsWith(abs, "/proc/")) {
+    // /proc/self/NAME and /proc/thread-self/NAME of the libc set: the WORKER's files.
+    for (const LibcSetEntry& e : LibcProcSelfSet()) {
+      std::string target;
+      if (abs == absl::StrCat("/proc/self/", e.path)) target = absl::StrCat("/proc/", w.pid, "/", e.path);
+      if (abs == absl::StrCat("/proc/thread-self/", e.path)) {
+        target = absl::StrCat("/proc/", w.pid, "/task/", tid, "/", e.path);
+      }
+      if (target.empty()) continue;
+      if (call.op != Op::kOpen) return Answer::Error(EACCES, "only opens of /proc/self files");
+      int fd = open(target.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd < 0) return Answer::Error(errno, absl::StrCat("open ", target));
+      Answer a;
+      a.fd.reset(fd);
+      a.cloexec = (call.flags & O_CLOEXEC) != 0;
+      a.reason = absl::StrCat("libc set: the worker's own ", target);
+      return a;
+    }
+  }
+  const Promise needed = call.NeededPromise();
+  std::string learned_reason;
+  if (w.penalty == Penalty::kLog &&
+      (fs == nullptr || (needs_promise && !w.promises.contains(needed)))) {
+    // Learning mode: do it, and record what it needed.
+    learned_reason = fs == nullptr ? "no rule covers the path" : "a promise is missing";
+    fs = &*learning_;
+    needs_promise = false;
+  }
+  if (fs == nullptr && std::find(absent_.begin(), absent_.end(), abs) != absent_.end()) {
+    Answer a;
+    a.error = ENOENT;
+    a.reason = "a libc/loader set file that does not exist here";
+    return a;
+  }
+  if (fs == nullptr) {
+    Answer a = Answer::Error(ENOENT, w.fs == nullptr ? "the policy has no filesystem rules"
+                                                     : "no rule covers the path");
+    a.path = abs;
+    a.refused = true;
+    return a;
+  }
+  if (needs_promise && !w.promises.contains(needed)) {
+    Answer a = Answer::Error(EACCES, "the worker's rules cover the path, but not its promises",
+                             std::string(PromiseName(needed)));
+    a.path = abs;
+    return a;
+  }
+  *learned = learned_reason;
+  *abs_out = abs;
+  OpenContext ctx;
+  ctx.pid = w.pid;
+  ctx.tid = tid;
+  const char* origin = fs == w.fs         ? "allowed by rule"
+                       : fs == &*libc_    ? "libc set"
+                       : fs == &*loader_  ? "loader set"
+                                          : "learning mode";
+
+  // 5. The call itself.
+  switch (call.op) {
+    case Op::kOpen: {
+      absl::StatusOr<UniqueFd> fd = fs->Open(abs, call.flags, call.mode, ctx);
+      if (!fd.ok()) {
+        int err = ErrnoOf(fd.status());
+        return Answer::Error(err != 0 ? err : EACCES, std::string(fd.status().message()));
+      }
+      Answer a;
+      a.fd = *std::move(fd);
+      a.cloexec = (call.flags & O_CLOEXEC) != 0;
+      a.reason = origin;
+      return a;
+    }
+    case Op::kStat:
+    case Op::kAccess:
+    case Op::kReadlink:
+    case Op::kChdir:
+    case Op::kFchdir: {
+      const bool follow = call.op == Op::kReadlink ? false
+                          : (call.at_flags & AT_SYMLINK_NOFOLLOW) == 0;
+      absl::StatusOr<FsPolicy::Lookup> found = fs->LookupPath(abs, follow, ctx);
+      if (!found.ok()) {
+        int err = ErrnoOf(found.status());
+        return Answer::Error(err != 0 ? err : EACCES, std::string(found.status().message()));
+      }
+      const int fd = found->fd.get();
+      Answer a;
+      a.reason = origin;
+      if (call.op == Op::kStat) {
+        if (call.statx) {
+          struct statx stx;
+          if (statx(fd, "", AT_EMPTY_PATH | (call.at_flags & AT_STATX_SYNC_TYPE),
+                    call.statx_mask, &stx) != 0) {
+            return Answer::Error(errno, "statx");
+          }
+          int rc = WriteWorkerMemory(tid, call.buf, &stx, sizeof(stx));
+          if (rc != 0) return Answer::Error(-rc, "the statx buffer is not writable");
+        } else {
+          struct stat st;
+          if (fstat(fd, &st) != 0) return Answer::Error(errno, "fstat");
+          int rc = WriteWorkerMemory(tid, call.buf, &st, sizeof(st));
+          if (rc != 0) return Answer::Error(-rc, "the stat buffer is not writable");
+        }
+      } else if (call.op == Op::kAccess) {
+        const PathRule& r = found->rule;
+        if (((call.mode & R_OK) && !r.read) || ((call.mode & W_OK) && !r.write) ||
+            ((call.mode & X_OK) && !r.exec && !(fs == &*loader_))) {
+          return Answer::Error(EACCES, "the rule does not grant that access");
+        }
+        if (syscall(SYS_faccessat2, fd, "", call.mode & 7, AT_EMPTY_PATH | AT_EACCESS) != 0) {
+          Answer b = Answer::Error(errno, "faccessat2");
+          b.refused = false;  // the file's own mode says no: not a refusal of the broker's
+          return b;
+        }
+      } else if (call.op == Op::kReadlink) {
+        char buf[PATH_MAX];
+        ssize_t n = readlinkat(fd, "", buf, sizeof(buf));
+        if (n < 0) {
+          Answer b = Answer::Error(errno, "readlink");
+          b.refused = false;
+          return b;
+        }
+        size_t len = std::min<uint64_t>(static_cast<size_t>(n), call.bufsize);
+        int rc = WriteWorkerMemory(tid, call.buf, buf, len);
+        if (rc != 0) return Answer::Error(-rc, "the readlink buffer is not writable");
+        a.val = static_cast<int64_t>(len);
+      } else {
+        struct stat st;
+        if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode)) {
+          return Answer::Error(ENOTDIR, "not a directory");
+        }
+        std::string real = FdTarget(fd);
+        if (real.empty() || real[0] != '/') return Answer::Error(ENOENT, "no path");
+        absl::MutexLock lock(&w.mu);
+        w.cwd = real;
+      }
+      return a;
+    }
+    default:
+      break;
+  }
+  // Create/delete: the parent is looked up beneath the rules, the final name is acted
+  // on with the *at call (which never follows a final symlink for these).
+  auto split = [](const std::string& p, std::string* parent, std::string* name) {
+    size_t slash = p.find_last_of('/');
+    *parent = slash == 0 ? "/" : p.substr(0, slash);
+    *name = p.substr(slash + 1);
+    return !name->empty() && *name != "." && *name != "..";
+  };
+  std::string parent, name;
+  if (!split(abs, &parent, &name)) return Answer::Error(EINVAL, "no final name");
+  absl::StatusOr<PathRule> rule = fs->RuleFor(abs);
+  if (!rule.ok()) {
+    int err = ErrnoOf(rule.status());
+    return Answer::Error(err != 0 ? err : EACCES, std::string(rule.status().message()));
+  }
+  if (!rule->create) return Answer::Error(EACCES, "creating or removing needs 'c'");
+  absl::StatusOr<FsPolicy::Lookup> dir = fs->LookupPath(parent, true, ctx);
+  if (!dir.ok()) {
+    int err = ErrnoOf(dir.status());
+    return Answer::Error(err != 0 ? err : EACCES, std::string(dir.status().message()));
+  }
+  Answer a;
+  a.reason = origin;
+  int rc = 0;
+  switch (call.op) {
+    case Op::kMkdir:
+      rc = mkdirat(dir->fd.get(), name.c_str(), call.mode & 0777);
+      break;
+    case Op::kUnlink:
+      rc = unlinkat(dir->fd.get(), name.c_str(), 0);
+      break;
+    case Op::kRmdir:
+      rc = unlinkat(dir->fd.get(), name.c_str(), AT_REMOVEDIR);
+      break;
+    case Op::kRename: {
+      std::string abs2 = path2;
+      if (abs2.empty()) return Answer::Error(ENOENT, "an empty path");
+      if (abs2[0] != '/') {
+        if (call.dirfd2 != AT_FDCWD) return Answer::Error(EACCES, "renameat relative to an fd");
+        absl::MutexLock lock(&w.mu);
+        abs2 = Join(w.cwd, abs2);
+      }
+      std::string parent2, name2;
+      if (!split(abs2, &parent2, &name2)) return Answer::Error(EINVAL, "no final name");
+      if (fs != w.fs && fs != &*learning_) return Answer::Error(EACCES, "rename in a libc set");
+      absl::StatusOr<PathRule> rule2 = fs->RuleFor(abs2);
+      if (!rule2.ok() || !rule2->create) return Answer::Error(EACCES, "rename target needs 'c'");
+      absl::StatusOr<FsPolicy::Lookup> dir2 = fs->LookupPath(parent2, true, ctx);
+      if (!dir2.ok()) {
+        int err = ErrnoOf(dir2.status());
+        return Answer::Error(err != 0 ? err : EACCES, std::string(dir2.status().message()));
+      }
+      if ((call.flags & ~static_cast<uint32_t>(RENAME_NOREPLACE)) != 0) {
+        return Answer::Error(EINVAL, "renameat2 flags other than RENAME_NOREPLACE");
+      }
+      rc = static_cast<int>(syscall(SYS_renameat2, dir->fd.get(), name.c_str(),
+                                    dir2->fd.get(), name2.c_str(), call.flags));
+      break;
+    }
+    default:
+      return Answer::Error(EACCES, absl::StrCat(call.syscall, " is not brokered"));
+  }
+  if (rc != 0) {
+    Answer b = Answer::Error(errno, call.syscall);
+    b.refused = false;
+    return b;
+  }
+  return a;
+}
+
+void PathHandler::Handle(WorkerShared& w, const struct seccomp_notif& req,
+                         const PathCall& call) {
+  std::string described;
+  Answer a = Decide(w, req, call, &described);
+  // Learning mode: a refusal for a missing promise or rule is recorded and the call is
+  // still refused (the broker cannot let the kernel resolve a path: that would be
+  // CONTINUE for a path). What it would have needed is in the record.
+  const bool learning = w.penalty == Penalty::kLog;
+  const bool allowed = a.error == 0;
+  Audit(w, described, allowed,
+        a.learning ? absl::StrCat("allowed (learning): ", a.reason)
+        : allowed  ? a.reason
+                   : absl::StrCat(strerrorname_np(a.error) ?: "?", ": ", a.reason));
+  if (a.refused) {
+    Refusal r;
+    r.call = described;
+    r.err = a.error;
+    r.reason = a.reason;
+    r.promise = a.promise;
+    r.learning = a.learning;
+    r.path = a.path;
+    r.needed = std::string(PromiseName(call.NeededPromise()));
+    r.letter = call.NeededPromise() == Promise::kCpath   ? 'c'
+               : call.NeededPromise() == Promise::kWpath ? 'w'
+                                                         : 'r';
+    (void)learning;
+    absl::MutexLock lock(&w.mu);
+    if (w.refusals.size() < 1000) {
+      w.refusals.push_back(std::move(r));
+    } else {
+      ++w.refusals_dropped;
+    }
+  }
+  if (a.fd.valid()) {
+    struct seccomp_notif_addfd addfd = {};
+    addfd.id = req.id;
+    addfd.flags = SECCOMP_ADDFD_FLAG_SEND;
+    addfd.srcfd = static_cast<uint32_t>(a.fd.get());
+    addfd.newfd_flags = a.cloexec ? O_CLOEXEC : 0;
+    // Returns the fd number in the worker; the kernel completes the call with it. On
+    // failure (the worker died, its fd table is full: EMFILE) answer with the errno.
+    if (ioctl(w.listener.get(), SECCOMP_IOCTL_NOTIF_ADDFD, &addfd) >= 0) return;
+    a.error = errno == EMFILE ? EMFILE : errno;
+    if (a.error == ENOENT) return;  // the thread is gone
+  }
+  struct seccomp_notif_resp resp = {};
+  resp.id = req.id;
+  if (a.cont) {
+    resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+  } else if (a.error != 0) {
+    resp.error = -a.error;
+  } else {
+    resp.val = a.val;
+  }
+  ioctl(w.listener.get(), SECCOMP_IOCTL_NOTIF_SEND, &resp);
+}
+
+}  // namespace vow

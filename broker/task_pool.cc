@@ -1,0 +1,82 @@
+#include "broker/task_pool.h"
+
+#include <signal.h>
+#include <pthread.h>
+
+#include <thread>
+#include <utility>
+
+#include "absl/time/time.h"
+
+namespace vow {
+
+struct TaskPool::State {
+  absl::Mutex mu;
+  std::deque<std::function<void()>> queue ABSL_GUARDED_BY(mu);
+  size_t threads ABSL_GUARDED_BY(mu) = 0;
+  size_t idle ABSL_GUARDED_BY(mu) = 0;
+  size_t running ABSL_GUARDED_BY(mu) = 0;
+  bool stop ABSL_GUARDED_BY(mu) = false;
+  size_t min_threads = 0;
+  size_t max_threads = 0;
+};
+
+TaskPool::TaskPool(size_t min_threads, size_t max_threads) : state_(std::make_shared<State>()) {
+  state_->min_threads = min_threads;
+  state_->max_threads = max_threads < 1 ? 1 : max_threads;
+}
+
+TaskPool::~TaskPool() {
+  absl::MutexLock lock(&state_->mu);
+  state_->stop = true;
+  // Running tasks finish on their own (each holds the state); queued ones are dropped.
+  state_->queue.clear();
+}
+
+void TaskPool::Submit(std::function<void()> task) {
+  bool start = false;
+  {
+    absl::MutexLock lock(&state_->mu);
+    if (state_->stop) return;
+    state_->queue.push_back(std::move(task));
+    if (state_->idle < state_->queue.size() && state_->threads < state_->max_threads) {
+      ++state_->threads;
+      start = true;
+    }
+  }
+  if (start) {
+    // Threads of the broker never take SIGPIPE (a worker that went away is an errno).
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    std::thread(Run, state_).detach();
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+}
+
+void TaskPool::Run(std::shared_ptr<State> state) {
+  for (;;) {
+    std::function<void()> task;
+    {
+      absl::MutexLock lock(&state->mu);
+      ++state->idle;
+      auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) {
+        return state->stop || !state->queue.empty();
+      };
+      bool woke = state->mu.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(10));
+      --state->idle;
+      if (state->stop || (!woke && state->queue.empty() &&
+                          state->threads > state->min_threads)) {
+        --state->threads;
+        return;
+      }
+      if (state->queue.empty()) continue;
+      task = std::move(state->queue.front());
+      state->queue.pop_front();
+    }
+    task();
+  }
+}
+
+}  // namespace vow

@@ -1,0 +1,40 @@
+// A small pool of threads for the broker's blocking work (opens and connects that may
+// stall on a FIFO, a hung FUSE mount, a slow peer), so that the serving loop never
+// blocks on a worker's behalf. Privileged side; runs trusted code only.
+//
+// Submit() never blocks: a task goes to an idle thread, or a new thread is started
+// when none is idle (up to `max_threads`; beyond that tasks queue). A task stuck in the
+// kernel therefore holds only its own thread. Threads beyond `min_threads` exit after
+// being idle for a while. The destructor waits for running tasks: tasks must not block
+// forever on something the owner controls (the broker ends a worker whose call outlives
+// its deadline; a thread stuck in the kernel is detached at destruction instead).
+#ifndef VOW_BROKER_TASK_POOL_H_
+#define VOW_BROKER_TASK_POOL_H_
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+
+#include "absl/synchronization/mutex.h"
+
+namespace vow {
+
+class TaskPool {
+ public:
+  TaskPool(size_t min_threads, size_t max_threads);
+  ~TaskPool();
+  TaskPool(const TaskPool&) = delete;
+  TaskPool& operator=(const TaskPool&) = delete;
+
+  void Submit(std::function<void()> task);
+
+ private:
+  struct State;
+  static void Run(std::shared_ptr<State> state);
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace vow
+
+#endif  // VOW_BROKER_TASK_POOL_H_
