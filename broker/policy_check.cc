@@ -9,6 +9,7 @@
 #include "broker/audit_log.h"
 #include "broker/fs_policy.h"
 #include "broker/net_policy.h"
+#include "policies/policy_file.h"
 
 namespace vow {
 namespace {
@@ -81,7 +82,96 @@ absl::Status CheckLimits(const Limits& l) {
   return absl::OkStatus();
 }
 
+absl::Status CheckExecPromises(const Policy& policy) {
+  if (!policy.exec_promises.has_value()) return absl::OkStatus();
+  const PromiseSet exec = *policy.exec_promises;
+  const std::string what = absl::StrCat("execpromises \"", exec.ToString(), "\"");
+  if (!policy.promises.contains(Promise::kExec)) {
+    return Bad(what, "need the exec promise among the promises, or nothing can be exec'd");
+  }
+  if (!exec.contains(Promise::kStdio)) return Bad(what, "do not include stdio");
+  const PromiseSet extra = PromiseSet::FromBits(exec.bits() & ~policy.promises.bits());
+  if (!extra.empty()) {
+    return Bad(what, absl::StrCat("name \"", extra.ToString(),
+                                  "\", which the promises do not hold (a filter only narrows "
+                                  "across execve)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckLayersAndIdentity(const Policy& policy) {
+  for (int i = 0; i < kLayerCount; ++i) {
+    const Layer layer = static_cast<Layer>(i);
+    const LayerMode mode = policy.layers[layer];
+    if (mode != LayerMode::kAuto && mode != LayerMode::kOn && mode != LayerMode::kOff) {
+      return Bad(absl::StrCat("layers: ", LayerName(layer)),
+                 absl::StrCat("unknown mode ", static_cast<int>(mode)));
+    }
+  }
+  if (policy.layers[Layer::kPidns] == LayerMode::kAuto) {
+    return Bad("layers: pidns", "must be on (+pidns) or off (-pidns), not automatic");
+  }
+  const Identity& id = policy.identity;
+  switch (id.kind) {
+    case Identity::Kind::kNobody:
+    case Identity::Kind::kKeep:
+      break;
+    case Identity::Kind::kIds:
+      if (id.uid == 0 || id.gid == 0) {
+        return Bad("identity", absl::StrCat(id.uid, ":", id.gid,
+                                            " is root's id without root's capabilities; use "
+                                            "keep to stay root"));
+      }
+      if (id.uid == 0xffffffffu || id.gid == 0xffffffffu) {
+        return Bad("identity", "4294967295 is not an id (it means \"unchanged\" to the kernel)");
+      }
+      break;
+    default:
+      return Bad("identity", absl::StrCat("unknown kind ", static_cast<int>(id.kind)));
+  }
+  if (id.kind == Identity::Kind::kKeep && policy.layers[Layer::kUserns] == LayerMode::kOn) {
+    return Bad("layers: +userns", "needs an identity drop; identity keep stays root");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::StatusOr<LayerSpec> ResolveLayers(const Policy& policy, const LayerSupport& support) {
+  LayerSpec spec;
+  spec.drop_identity = policy.identity.kind != Identity::Kind::kKeep;
+  if (policy.identity.kind == Identity::Kind::kIds) {
+    spec.uid = policy.identity.uid;
+    spec.gid = policy.identity.gid;
+  }
+  if (spec.drop_identity && !support.is_root) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "identity: dropping to ", spec.uid, ":", spec.gid,
+        " needs root; run vow as root, or write \"identity keep\" to run as yourself"));
+  }
+  const bool have[kLayerCount] = {support.userns && spec.drop_identity,
+                                  support.mountns && support.is_root,
+                                  support.netns && support.is_root,
+                                  support.ipcns && support.is_root,
+                                  support.utsns && support.is_root,
+                                  support.pidns && support.is_root,
+                                  support.landlock_abi > 0};
+  bool* const fields[kLayerCount] = {&spec.userns, &spec.mountns, &spec.netns, &spec.ipcns,
+                                     &spec.utsns,  &spec.pidns,   &spec.landlock};
+  for (int i = 0; i < kLayerCount; ++i) {
+    const LayerMode mode = policy.layers.modes[i];
+    *fields[i] = mode == LayerMode::kOn || (mode == LayerMode::kAuto && have[i]);
+  }
+  const std::string missing = MissingLayer(spec, support);
+  if (!missing.empty()) {
+    const std::string name(missing.substr(0, missing.find(':')));
+    const std::optional<Layer> layer = LayerFromName(name);
+    return absl::FailedPreconditionError(
+        layer.has_value() ? absl::StrCat("layers: +", name, " is required, but ", missing)
+                          : missing);
+  }
+  return spec;
+}
 
 absl::Status ValidatePolicy(const Policy& policy) {
   if (!policy.promises.contains(Promise::kStdio)) {
@@ -97,6 +187,8 @@ absl::Status ValidatePolicy(const Policy& policy) {
     default:
       return Bad("penalty", absl::StrCat("unknown value ", static_cast<int>(policy.penalty)));
   }
+  RETURN_IF_ERROR(CheckExecPromises(policy));
+  RETURN_IF_ERROR(CheckLayersAndIdentity(policy));
   RETURN_IF_ERROR(CheckPaths(policy.paths));
   for (size_t i = 0; i < policy.connects.size(); ++i) {
     RETURN_IF_ERROR(CheckConnectRule(i, policy.connects[i]));

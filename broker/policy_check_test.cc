@@ -148,3 +148,122 @@ TEST(ValidatePolicyTest, PromisesAndPenalty) {
 
 }  // namespace
 }  // namespace vow
+
+namespace vow {
+namespace {
+
+TEST(ValidatePolicyTest, ExecPromises) {
+  Policy p;
+  p.promises = PromiseSet{Promise::kStdio, Promise::kRpath, Promise::kExec};
+  p.exec_promises = PromiseSet{Promise::kStdio, Promise::kRpath};
+  EXPECT_TRUE(ValidatePolicy(p).ok()) << ValidatePolicy(p);
+  p.exec_promises = PromiseSet{Promise::kStdio, Promise::kInet};
+  EXPECT_EQ(Error(p),
+            "execpromises \"stdio inet\": name \"inet\", which the promises do not hold (a "
+            "filter only narrows across execve)");
+  p.exec_promises = PromiseSet{Promise::kRpath};
+  EXPECT_EQ(Error(p), "execpromises \"rpath\": do not include stdio");
+  p.promises.erase(Promise::kExec);
+  p.exec_promises = PromiseSet{Promise::kStdio};
+  EXPECT_THAT(Error(p), HasSubstr("need the exec promise"));
+}
+
+TEST(ValidatePolicyTest, LayersAndIdentity) {
+  Policy p;
+  p.layers[Layer::kPidns] = LayerMode::kAuto;
+  EXPECT_EQ(Error(p), "layers: pidns: must be on (+pidns) or off (-pidns), not automatic");
+  p = Policy{};
+  p.layers[Layer::kNetns] = static_cast<LayerMode>(9);
+  EXPECT_EQ(Error(p), "layers: netns: unknown mode 9");
+  p = Policy{};
+  p.identity = Identity{Identity::Kind::kIds, 0, 100};
+  EXPECT_THAT(Error(p), HasSubstr("root's id"));
+  p.identity = Identity{Identity::Kind::kIds, 100, 0xffffffffu};
+  EXPECT_THAT(Error(p), HasSubstr("4294967295 is not an id"));
+  p.identity = Identity{Identity::Kind::kIds, 100, 100};
+  EXPECT_TRUE(ValidatePolicy(p).ok());
+  p.identity = Identity{Identity::Kind::kKeep};
+  EXPECT_TRUE(ValidatePolicy(p).ok());
+  p.layers[Layer::kUserns] = LayerMode::kOn;
+  EXPECT_EQ(Error(p), "layers: +userns: needs an identity drop; identity keep stays root");
+}
+
+LayerSupport Everything() {
+  LayerSupport s;
+  s.landlock_abi = 7;
+  s.userns = s.mountns = s.netns = s.ipcns = s.utsns = s.pidns = s.is_root = true;
+  return s;
+}
+
+TEST(ResolveLayersTest, AutoFollowsTheKernelOnIsRequiredOffIsOff) {
+  absl::StatusOr<LayerSpec> spec = ResolveLayers(Policy{}, Everything());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_TRUE(spec->userns && spec->mountns && spec->netns && spec->ipcns && spec->utsns &&
+              spec->landlock && spec->drop_identity);
+  EXPECT_FALSE(spec->pidns);  // off unless asked for
+  EXPECT_EQ(spec->uid, 65534u);
+  EXPECT_EQ(spec->gid, 65534u);
+
+  // A kernel without netns: automatic netns is off (and reported so), required is refused.
+  LayerSupport no_net = Everything();
+  no_net.netns = false;
+  spec = ResolveLayers(Policy{}, no_net);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FALSE(spec->netns);
+  EXPECT_TRUE(spec->mountns);
+  Policy required;
+  required.layers[Layer::kNetns] = LayerMode::kOn;
+  spec = ResolveLayers(required, no_net);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(spec.status().message(),
+            "layers: +netns is required, but netns: unshare(CLONE_NEWNET) is not allowed here");
+  LayerSupport no_landlock = Everything();
+  no_landlock.landlock_abi = 0;
+  required.layers[Layer::kLandlock] = LayerMode::kOn;
+  spec = ResolveLayers(required, no_landlock);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().message(),
+            "layers: +landlock is required, but landlock: the kernel has no Landlock");
+
+  // Explicitly off, even where the kernel has it.
+  Policy off;
+  off.layers[Layer::kLandlock] = LayerMode::kOff;
+  off.layers[Layer::kMountns] = LayerMode::kOff;
+  off.layers[Layer::kPidns] = LayerMode::kOn;
+  spec = ResolveLayers(off, Everything());
+  ASSERT_TRUE(spec.ok());
+  EXPECT_FALSE(spec->landlock);
+  EXPECT_FALSE(spec->mountns);
+  EXPECT_TRUE(spec->pidns);
+}
+
+TEST(ResolveLayersTest, Identity) {
+  Policy p;
+  p.identity = Identity{Identity::Kind::kIds, 1000, 100};
+  absl::StatusOr<LayerSpec> spec = ResolveLayers(p, Everything());
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(spec->uid, 1000u);
+  EXPECT_EQ(spec->gid, 100u);
+  EXPECT_TRUE(spec->drop_identity);
+  // Keep: no drop, so no user namespace either (automatic userns follows the drop).
+  p.identity = Identity{Identity::Kind::kKeep};
+  spec = ResolveLayers(p, Everything());
+  ASSERT_TRUE(spec.ok());
+  EXPECT_FALSE(spec->drop_identity);
+  EXPECT_FALSE(spec->userns);
+  // Not root: the default drop cannot happen, and says so; keep runs with what the
+  // kernel allows an unprivileged caller (Landlock only).
+  LayerSupport user = Everything();
+  user.is_root = false;
+  spec = ResolveLayers(Policy{}, user);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(spec.status().message(), HasSubstr("needs root"));
+  spec = ResolveLayers(p, user);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FALSE(spec->mountns || spec->netns || spec->ipcns || spec->utsns || spec->userns);
+  EXPECT_TRUE(spec->landlock);
+}
+
+}  // namespace
+}  // namespace vow

@@ -1,17 +1,14 @@
-// `vow`: the command-line front end of the framework. Runs in the broker.
+// `vow`: the command-line front end of the framework. Runs in the broker (privileged);
+// its input is the invoking user's command line and policy files, never a worker's bytes.
+// `vow help` and `vow COMMAND --help` print the usage below (kUsage, kRunHelp, ...).
 //
-//   vow run [--policy FILE] [--audit] -- PROGRAM [ARGS...]
-//       Runs PROGRAM (a vow worker: its main calls vow::LockDownExecWorker() first) under
-//       the policy; stdio is passed through; prints how it ended; exits with its code.
-//   vow learn [--policy FILE] -- PROGRAM [ARGS...]
-//       Runs PROGRAM under the policy with penalty `log` (a refused syscall is recorded
-//       and allowed, unless no promise could ever allow it), then prints the smallest
-//       promise set that covers it.
-//   vow check POLICY_FILE
-//       Parses and validates a policy file; prints it back in canonical form.
-//   vow explain [--arch=x86_64|aarch64] PROMISE...
-//       Every syscall the promises allow, with argument conditions, and the BPF size.
+// Exit codes (all commands): what the program returned when it ran and exited; 128+N
+// when it was killed by signal N; 125 when vow itself failed (a usage error, a bad
+// policy, a missing layer, the broker); 126 when the program exists but cannot be
+// executed; 127 when it is not found. `vow check` exits 1 for a policy it refuses.
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -19,68 +16,158 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "broker/broker.h"
 #include "broker/learn.h"
 #include "broker/policy_check.h"
+#include "broker/run_flags.h"
 #include "policies/explain.h"
 #include "policies/policy_file.h"
 #include "policies/promise_compiler.h"
+#include "worker/layers.h"
 
 namespace vow {
 namespace {
 
-int Usage() {
-  fprintf(stderr,
-          "usage: vow run [--policy FILE] [--audit] -- PROGRAM [ARGS...]\n"
-          "       vow learn [--policy FILE] -- PROGRAM [ARGS...]\n"
-          "       vow check POLICY_FILE\n"
-          "       vow explain [--arch=x86_64|aarch64] PROMISE...\n");
-  return 2;
+constexpr int kExitVowError = 125;
+constexpr int kExitNotExecutable = 126;
+constexpr int kExitNotFound = 127;
+constexpr int kExitPolicyRefused = 1;
+
+constexpr char kExitCodes[] =
+    "exit status:\n"
+    "  the program's own exit code when it ran and exited; 128+N when it was killed by\n"
+    "  signal N (also when the sandbox killed it for a refused call, which vow names on\n"
+    "  stderr); 125 when vow itself failed (usage, policy, a missing layer); 126 when\n"
+    "  PROGRAM exists but cannot be executed; 127 when PROGRAM is not found.\n";
+
+constexpr char kUsage[] =
+    "usage: vow COMMAND [OPTIONS] ...\n"
+    "\n"
+    "commands:\n"
+    "  run      run a program sandboxed: vow run -p 'stdio rpath' -v r:/etc -- PROGRAM ARGS\n"
+    "  learn    run a program with every call allowed and logged; print a policy\n"
+    "  check    validate a policy file exactly as the broker will; print it canonically\n"
+    "  explain  every syscall a set of promises allows, and the BPF size\n"
+    "  help     this text, or `vow help COMMAND`\n"
+    "\n"
+    "`vow COMMAND --help` describes each command.\n";
+
+constexpr char kRunHelp[] =
+    "usage: vow run [OPTIONS] [--] PROGRAM [ARGS...]\n"
+    "\n"
+    "Runs PROGRAM (looked up in $PATH like execvp) in a sandbox: seccomp from the promises,\n"
+    "the broker answering its opens under the unveil rules, and the layers beneath\n"
+    "(namespaces, an unprivileged identity, Landlock) where this kernel has them.\n"
+    "\n"
+    "options (each also as --name=value):\n"
+    "  -p, --promises 'P...'   the promises, exactly (stdio is not implied);\n"
+    "                          default: stdio\n"
+    "  -v, --unveil [PERM:]PATH  allow PATH (and beneath it) with PERM made of r (read),\n"
+    "                          w (write), x (execute), c (create); default r; repeatable.\n"
+    "                          A relative PATH is taken from the current directory\n"
+    "  --policy FILE           a policy file (see README); -p must agree with it, -v adds\n"
+    "  --audit                 print the broker's audit log on stderr\n"
+    "  --explain               print the layers, promises, rules and libc set; run nothing\n"
+    "  --vow-worker            PROGRAM is a vow worker (calls vow::LockDownExecWorker() and\n"
+    "                          uses the broker channel on fd 3); otherwise fd 3 is closed\n"
+    "  -h, --help              this text\n"
+    "\n"
+    "No rule means nowhere: a promise grants an operation, a -v rule grants where.\n"
+    "\n";
+
+constexpr char kLearnHelp[] =
+    "usage: vow learn [OPTIONS] [--] PROGRAM [ARGS...]\n"
+    "\n"
+    "Runs PROGRAM with penalty `log`: a call its promises refuse is recorded and ALLOWED\n"
+    "(except what no promise could allow), then prints the smallest promise set that\n"
+    "covers what it did. Takes the options of `vow run` (-p, -v, --policy, --audit).\n"
+    "Exits with vow's codes as `vow run` does (see `vow run --help`).\n";
+
+constexpr char kCheckHelp[] =
+    "usage: vow check POLICY_FILE\n"
+    "\n"
+    "Parses POLICY_FILE and validates it exactly as the broker does before a run: the\n"
+    "syntax, the rules, that every unveil path exists, and that this kernel has every\n"
+    "layer the policy requires. Prints the policy in canonical form and exits 0, or\n"
+    "prints what is wrong (FILE:LINE:COLUMN where it applies) and exits 1.\n"
+    "125: a usage error.\n";
+
+constexpr char kExplainHelp[] =
+    "usage: vow explain [--arch=x86_64|aarch64] PROMISE...\n"
+    "\n"
+    "Prints every syscall the promises allow, with argument conditions, and the size of\n"
+    "the compiled BPF program. 125: an unknown promise or architecture.\n";
+
+// One "vow: ..." line on stderr; returns `code`.
+int Fail(int code, const std::string& message) {
+  fprintf(stderr, "vow: %s\n", message.c_str());
+  return code;
 }
 
-struct RunArgs {
-  std::string policy_file;
-  bool audit = false;
-  std::vector<std::string> argv;
-};
+int UsageError(const char* command, const std::string& message) {
+  fprintf(stderr, "vow: %s: %s\nTry 'vow %s --help'.\n", command, message.c_str(), command);
+  return kExitVowError;
+}
 
-bool ParseRunArgs(int argc, char** argv, RunArgs* out) {
-  int i = 2;
-  for (; i < argc; ++i) {
-    if (strcmp(argv[i], "--") == 0) {
-      ++i;
-      break;
-    } else if (strcmp(argv[i], "--policy") == 0 && i + 1 < argc) {
-      out->policy_file = argv[++i];
-    } else if (strcmp(argv[i], "--audit") == 0) {
-      out->audit = true;
-    } else {
-      fprintf(stderr, "vow: unknown option %s\n", argv[i]);
-      return false;
+std::string Cwd() {
+  char buf[PATH_MAX];
+  return getcwd(buf, sizeof(buf)) != nullptr ? std::string(buf) : std::string();
+}
+
+std::vector<std::string> ArgsAfter(int argc, char** argv, int first) {
+  std::vector<std::string> out;
+  for (int i = first; i < argc; ++i) out.push_back(argv[i]);
+  return out;
+}
+
+std::string PermsOf(const PathRule& r) {
+  std::string out;
+  if (r.read) out += 'r';
+  if (r.write) out += 'w';
+  if (r.exec) out += 'x';
+  if (r.create) out += 'c';
+  return out.empty() ? "none (denied beneath)" : out;
+}
+
+// `vow run --explain`: what a run would be, without running it.
+int ExplainRun(const Policy& policy, const RunFlags& flags) {
+  const LayerSupport& support = ProbeLayers();
+  absl::StatusOr<LayerSpec> layers = ResolveLayers(policy, support);
+  printf("layers: %s\n", layers.ok() ? DescribeLayers(*layers, support).c_str()
+                                     : absl::StrCat("REFUSED: ", layers.status().message()).c_str());
+  printf("promises: %s\n", policy.promises.ToString().c_str());
+  if (policy.exec_promises.has_value()) {
+    printf("execpromises: %s\n", policy.exec_promises->ToString().c_str());
+  }
+  if (policy.paths.empty()) {
+    printf("unveil: none (no path is reachable but the libc and loader sets)\n");
+  }
+  for (const PathRule& r : policy.paths) printf("unveil %s %s\n", r.path.c_str(), PermsOf(r).c_str());
+  // Connect rules, clock and limits in the policy file's own words.
+  std::string text = FormatPolicy(policy);
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (absl::StartsWith(line, "connect ") || absl::StartsWith(line, "clock ") ||
+        absl::StartsWith(line, "penalty ") || absl::StartsWith(line, "limit ")) {
+      printf("%s\n", std::string(line).c_str());
     }
   }
-  for (; i < argc; ++i) out->argv.push_back(argv[i]);
-  if (out->argv.empty()) {
-    fprintf(stderr, "vow: no program given after --\n");
-    return false;
+  printf("libc set: %s\n", policy.libc_set ? "on (the files libc reads behind the program's "
+                                              "back, read-only; `libc none` turns it off)"
+                                           : "off (libc none)");
+  if (!flags.argv.empty()) {
+    absl::StatusOr<std::string> program = FindProgram(flags.argv[0], getenv("PATH"), Cwd());
+    printf("program: %s\n", program.ok() ? program->c_str()
+                                         : std::string(program.status().message()).c_str());
   }
-  return true;
+  return layers.ok() ? 0 : kExitVowError;
 }
 
-absl::StatusOr<Policy> PolicyFrom(const std::string& file) {
-  if (file.empty()) return Policy{};
-  absl::StatusOr<Policy> policy = LoadPolicyFile(file);
-  if (!policy.ok()) return policy.status();
-  absl::Status valid = ValidatePolicy(*policy);
-  if (!valid.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(file, ": ", valid.message()));
-  }
-  return policy;
-}
-
-absl::StatusOr<WorkerResult> RunProgram(const Policy& policy, const RunArgs& args) {
+absl::StatusOr<WorkerResult> RunProgram(const Policy& policy, const std::vector<std::string>& argv,
+                                        bool audit, bool vow_worker) {
   BrokerOptions options;
-  options.audit_fd = args.audit ? STDERR_FILENO : -1;
+  options.audit_fd = audit ? STDERR_FILENO : -1;
   absl::StatusOr<std::unique_ptr<Broker>> broker = Broker::Create(options);
   if (!broker.ok()) return broker.status();
   auto prepared = (*broker)->Prepare(policy);
@@ -89,70 +176,147 @@ absl::StatusOr<WorkerResult> RunProgram(const Policy& policy, const RunArgs& arg
   spawn.stdin_fd = STDIN_FILENO;
   spawn.stdout_fd = STDOUT_FILENO;
   spawn.stderr_fd = STDERR_FILENO;
-  spawn.name = args.argv[0];
-  auto id = (*broker)->SpawnExec(*prepared, args.argv, spawn);
+  spawn.name = argv[0];
+  spawn.exec_channel = vow_worker ? SpawnOptions::ExecChannel::kKeep
+                                  : SpawnOptions::ExecChannel::kClose;
+  auto id = (*broker)->SpawnExec(*prepared, argv, spawn);
   if (!id.ok()) return id.status();
   return (*broker)->Wait(*id);
 }
 
-// Prints `status` as one "vow: ..." line and returns `code`.
-int Fail(const absl::Status& status, int code) {
-  fprintf(stderr, "vow: %s\n", std::string(status.message()).c_str());
-  return code;
+// The policy and the resolved program for `run` and `learn`, or an exit code.
+struct Prepared {
+  Policy policy;
+  RunFlags flags;
+  std::vector<std::string> argv;  // argv[0]: the program's absolute path
+};
+
+int PrepareRun(const char* command, int argc, char** argv, Prepared* out, bool* done) {
+  *done = true;
+  absl::StatusOr<RunFlags> flags = ParseRunFlags(ArgsAfter(argc, argv, 2));
+  if (!flags.ok()) return UsageError(command, std::string(flags.status().message()));
+  if (flags->help) {
+    fputs(strcmp(command, "run") == 0 ? kRunHelp : kLearnHelp, stdout);
+    if (strcmp(command, "run") == 0) fputs(kExitCodes, stdout);
+    return 0;
+  }
+  const std::string cwd = Cwd();
+  absl::StatusOr<Policy> policy = PolicyFromRunFlags(*flags, cwd);
+  if (!policy.ok()) return Fail(kExitVowError, std::string(policy.status().message()));
+  if (flags->explain) {
+    if (strcmp(command, "run") != 0) return UsageError(command, "--explain is for vow run");
+    return ExplainRun(*policy, *flags);
+  }
+  if (flags->argv.empty()) {
+    return UsageError(command, absl::StrCat("no program given (vow ", command,
+                                            " [OPTIONS] -- PROGRAM [ARGS...])"));
+  }
+  absl::StatusOr<std::string> program = FindProgram(flags->argv[0], getenv("PATH"), cwd);
+  if (!program.ok()) {
+    const bool missing = program.status().code() == absl::StatusCode::kNotFound;
+    return Fail(missing ? kExitNotFound : kExitNotExecutable,
+                std::string(program.status().message()));
+  }
+  // A required layer this kernel lacks refuses the run before anything starts.
+  absl::StatusOr<LayerSpec> layers = ResolveLayers(*policy, ProbeLayers());
+  if (!layers.ok()) return Fail(kExitVowError, std::string(layers.status().message()));
+  out->policy = *std::move(policy);
+  out->flags = *std::move(flags);
+  out->argv = out->flags.argv;
+  out->argv[0] = *program;
+  *done = false;
+  return 0;
+}
+
+// Exit code for how the program ended, with the reason on stderr when it did not simply
+// exit.
+int ExitCodeOf(const std::string& program, const WorkerResult& result) {
+  // A program that failed after the broker refused something it asked for: say what.
+  if (result.kind == WorkerResult::Kind::kExited && result.violations.empty() &&
+      (result.exit_code == 0 || result.refusals.empty())) {
+    return result.exit_code;
+  }
+  fprintf(stderr, "vow: %s: %s\n", program.c_str(), result.ToString().c_str());
+  for (const Violation& v : result.violations) {
+    fprintf(stderr, "vow:   %s\n", v.ToString().c_str());
+  }
+  for (const Refusal& r : result.refusals) {
+    fprintf(stderr, "vow:   %s\n", r.ToString().c_str());
+  }
+  if (result.kind == WorkerResult::Kind::kExited) return result.exit_code;
+  if (result.kind == WorkerResult::Kind::kSignaled) return 128 + result.signal;
+  return kExitVowError;
 }
 
 int Run(int argc, char** argv) {
-  RunArgs args;
-  if (!ParseRunArgs(argc, argv, &args)) return Usage();
-  absl::StatusOr<Policy> policy = PolicyFrom(args.policy_file);
-  if (!policy.ok()) return Fail(policy.status(), 2);
-  absl::StatusOr<WorkerResult> result = RunProgram(*policy, args);
-  if (!result.ok()) return Fail(result.status(), 1);
-  if (result->kind == WorkerResult::Kind::kExited && result->violations.empty() &&
-      (result->exit_code == 0 || result->refusals.empty())) {
-    return result->exit_code;
+  Prepared run;
+  bool done = false;
+  const int code = PrepareRun("run", argc, argv, &run, &done);
+  if (done) return code;
+  absl::StatusOr<WorkerResult> result = RunProgram(run.policy, run.argv, run.flags.audit, run.flags.vow_worker);
+  if (!result.ok()) {
+    return Fail(kExitVowError, absl::StrCat(run.flags.argv[0], ": ", result.status().message()));
   }
-  fprintf(stderr, "vow: %s %s\n", args.argv[0].c_str(), result->ToString().c_str());
-  for (const Violation& v : result->violations) {
-    fprintf(stderr, "vow:   %s\n", v.ToString().c_str());
-  }
-  for (const Refusal& r : result->refusals) {
-    fprintf(stderr, "vow:   %s\n", r.ToString().c_str());
-  }
-  if (result->kind == WorkerResult::Kind::kExited) return result->exit_code;
-  if (result->kind == WorkerResult::Kind::kSignaled) return 128 + result->signal;
-  return 125;
+  return ExitCodeOf(run.flags.argv[0], *result);
 }
 
 int Learn(int argc, char** argv) {
-  RunArgs args;
-  if (!ParseRunArgs(argc, argv, &args)) return Usage();
-  absl::StatusOr<Policy> policy = PolicyFrom(args.policy_file);
-  if (!policy.ok()) return Fail(policy.status(), 2);
-  PromiseSet held = policy->promises;
-  policy->penalty = Penalty::kLog;
+  Prepared run;
+  bool done = false;
+  const int code = PrepareRun("learn", argc, argv, &run, &done);
+  if (done) return code;
+  const PromiseSet held = run.policy.promises;
+  run.policy.penalty = Penalty::kLog;
   fprintf(stderr, "vow: learning mode: refused syscalls are recorded and ALLOWED "
                   "(except those no promise allows)\n");
-  absl::StatusOr<WorkerResult> result = RunProgram(*policy, args);
-  if (!result.ok()) return Fail(result.status(), 1);
-  fprintf(stderr, "vow: %s %s\n", args.argv[0].c_str(), result->ToString().c_str());
+  absl::StatusOr<WorkerResult> result = RunProgram(run.policy, run.argv, run.flags.audit, run.flags.vow_worker);
+  if (!result.ok()) {
+    return Fail(kExitVowError, absl::StrCat(run.flags.argv[0], ": ", result.status().message()));
+  }
+  fprintf(stderr, "vow: %s %s\n", run.flags.argv[0].c_str(), result->ToString().c_str());
   absl::StatusOr<LearnedPromises> learned = LearnPromises(*result, held);
-  if (!learned.ok()) return Fail(learned.status(), 1);
+  if (!learned.ok()) return Fail(kExitVowError, std::string(learned.status().message()));
   fputs(learned->report.c_str(), stderr);
   printf("promises %s\n", learned->promises.ToString().c_str());
   for (const PathRule& r : learned->rules) {
     printf("unveil %s %s%s%s\n", r.path.c_str(), r.read ? "r" : "", r.write ? "w" : "",
            r.create ? "c" : "");
   }
-  return 0;
+  if (result->kind == WorkerResult::Kind::kExited) return result->exit_code;
+  if (result->kind == WorkerResult::Kind::kSignaled) return 128 + result->signal;
+  return kExitVowError;
 }
 
 int Check(int argc, char** argv) {
-  if (argc != 3) return Usage();
-  absl::StatusOr<Policy> policy = PolicyFrom(argv[2]);
-  if (!policy.ok()) {
-    fprintf(stderr, "%s\n", std::string(policy.status().message()).c_str());
-    return 1;
+  std::vector<std::string> files;
+  for (int i = 2; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      fputs(kCheckHelp, stdout);
+      return 0;
+    }
+    if (arg == "--" && i + 1 < argc) {
+      files.push_back(argv[++i]);
+      continue;
+    }
+    if (arg.size() > 1 && arg[0] == '-') return UsageError("check", "unknown option " + arg);
+    files.push_back(arg);
+  }
+  if (files.size() != 1) return UsageError("check", "expected one policy file");
+  absl::StatusOr<Policy> policy = LoadPolicyFile(files[0]);
+  if (!policy.ok()) return Fail(kExitPolicyRefused, std::string(policy.status().message()));
+  absl::Status valid = ValidatePolicy(*policy);
+  if (!valid.ok()) return Fail(kExitPolicyRefused, absl::StrCat(files[0], ": ", valid.message()));
+  absl::StatusOr<LayerSpec> layers = ResolveLayers(*policy, ProbeLayers());
+  if (!layers.ok()) {
+    return Fail(kExitPolicyRefused, absl::StrCat(files[0], ": ", layers.status().message()));
+  }
+  // The broker's own Prepare-time checks: rule paths exist and open, the filter compiles.
+  absl::StatusOr<std::unique_ptr<Broker>> broker = Broker::Create();
+  if (!broker.ok()) return Fail(kExitVowError, std::string(broker.status().message()));
+  auto prepared = (*broker)->Prepare(*policy);
+  if (!prepared.ok()) {
+    return Fail(kExitPolicyRefused, absl::StrCat(files[0], ": ", prepared.status().message()));
   }
   fputs(FormatPolicy(*policy).c_str(), stdout);
   return 0;
@@ -162,28 +326,60 @@ int Explain(int argc, char** argv) {
   Arch arch = NativeArch();
   PromiseSet promises;
   for (int i = 2; i < argc; ++i) {
-    if (strncmp(argv[i], "--arch=", 7) == 0) {
-      std::optional<Arch> a = ArchFromName(argv[i] + 7);
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      fputs(kExplainHelp, stdout);
+      return 0;
+    }
+    if (arg == "--arch" || arg.rfind("--arch=", 0) == 0) {
+      std::string name;
+      if (arg == "--arch") {
+        if (i + 1 >= argc) return UsageError("explain", "--arch needs a value");
+        name = argv[++i];
+      } else {
+        name = arg.substr(7);
+      }
+      std::optional<Arch> a = ArchFromName(name);
       if (!a.has_value()) {
-        fprintf(stderr, "vow: unknown architecture %s (x86_64, aarch64)\n", argv[i] + 7);
-        return 2;
+        return UsageError("explain", "unknown architecture " + name + " (x86_64, aarch64)");
       }
       arch = *a;
       continue;
     }
-    std::optional<Promise> p = PromiseFromName(argv[i]);
+    if (arg.size() > 1 && arg[0] == '-') return UsageError("explain", "unknown option " + arg);
+    std::optional<Promise> p = PromiseFromName(arg);
     if (!p.has_value()) {
-      std::optional<std::string> near = NearestPromiseName(argv[i]);
-      fprintf(stderr, "vow: unknown promise \"%s\"%s%s%s\n", argv[i],
-              near.has_value() ? "; did you mean \"" : "", near.has_value() ? near->c_str() : "",
-              near.has_value() ? "\"?" : "");
-      return 2;
+      std::optional<std::string> near = NearestPromiseName(arg);
+      return UsageError("explain", absl::StrCat("unknown promise \"", arg, "\"",
+                                                near.has_value()
+                                                    ? absl::StrCat("; did you mean \"", *near, "\"?")
+                                                    : ""));
     }
     promises.insert(*p);
   }
   absl::StatusOr<std::string> text = ExplainPromises(promises, arch, ExplainDetail::kWithBpf);
-  if (!text.ok()) return Fail(text.status(), 1);
+  if (!text.ok()) return Fail(kExitVowError, std::string(text.status().message()));
   fputs(text->c_str(), stdout);
+  return 0;
+}
+
+int Help(int argc, char** argv) {
+  const std::string topic = argc > 2 ? argv[2] : "";
+  if (topic == "run") {
+    fputs(kRunHelp, stdout);
+  } else if (topic == "learn") {
+    fputs(kLearnHelp, stdout);
+  } else if (topic == "check") {
+    fputs(kCheckHelp, stdout);
+  } else if (topic == "explain") {
+    fputs(kExplainHelp, stdout);
+  } else if (topic.empty() || topic == "help") {
+    fputs(kUsage, stdout);
+  } else {
+    return UsageError("help", "unknown command " + topic);
+  }
+  fputs("\n", stdout);
+  fputs(kExitCodes, stdout);
   return 0;
 }
 
@@ -191,11 +387,16 @@ int Explain(int argc, char** argv) {
 }  // namespace vow
 
 int main(int argc, char** argv) {
-  if (argc < 2) return vow::Usage();
-  std::string command = argv[1];
+  if (argc < 2) {
+    fputs(vow::kUsage, stderr);
+    return vow::kExitVowError;
+  }
+  const std::string command = argv[1];
   if (command == "run") return vow::Run(argc, argv);
   if (command == "learn") return vow::Learn(argc, argv);
   if (command == "check") return vow::Check(argc, argv);
   if (command == "explain") return vow::Explain(argc, argv);
-  return vow::Usage();
+  if (command == "help" || command == "--help" || command == "-h") return vow::Help(argc, argv);
+  fprintf(stderr, "vow: unknown command \"%s\"\n%s", command.c_str(), vow::kUsage);
+  return vow::kExitVowError;
 }

@@ -6,7 +6,9 @@
 #ifndef VOW_POLICIES_POLICY_H_
 #define VOW_POLICIES_POLICY_H_
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -75,13 +77,70 @@ struct Limits {
   absl::Duration wall_time = absl::ZeroDuration();  // the broker kills the worker after it
 };
 
+// A kernel layer beneath the seccomp filter, applied in the worker before the filter
+// (worker/layers.h). Names in the policy file: userns mountns netns ipcns utsns pidns
+// landlock (LayerName in policy_file.h).
+enum class Layer : uint8_t {
+  kUserns,    // a fresh user namespace, no id mapped (needs the identity drop)
+  kMountns,   // a mount namespace with an empty, read-only root: no host path exists
+  kNetns,     // a network namespace with no interfaces (host abstract sockets unreachable)
+  kIpcns,     // System V IPC and POSIX message queues of its own
+  kUtsns,     // hostname "vow"
+  kPidns,     // pid 1 of its own PID namespace (the broker clones with CLONE_NEWPID)
+  kLandlock,  // every filesystem right, TCP bind/connect, abstract sockets, signals denied
+};
+inline constexpr int kLayerCount = 7;
+
+enum class LayerMode : uint8_t {
+  kAuto,  // on where the kernel has it, reported as off where it does not
+  kOn,    // required (`layers +NAME`): a kernel without it refuses the spawn
+  kOff,   // explicitly off (`layers -NAME`)
+};
+
+// What `Policy{}` has: every layer kAuto except pidns, which is kOff (as pid 1 the program
+// would ignore SIGINT/SIGTERM it has no handler for; it must be asked for).
+inline constexpr LayerMode DefaultLayerMode(Layer layer) {
+  return layer == Layer::kPidns ? LayerMode::kOff : LayerMode::kAuto;
+}
+
+struct Layers {
+  std::array<LayerMode, kLayerCount> modes = {
+      DefaultLayerMode(Layer::kUserns), DefaultLayerMode(Layer::kMountns),
+      DefaultLayerMode(Layer::kNetns),  DefaultLayerMode(Layer::kIpcns),
+      DefaultLayerMode(Layer::kUtsns),  DefaultLayerMode(Layer::kPidns),
+      DefaultLayerMode(Layer::kLandlock)};
+  LayerMode& operator[](Layer l) { return modes[static_cast<size_t>(l)]; }
+  LayerMode operator[](Layer l) const { return modes[static_cast<size_t>(l)]; }
+};
+
+// Who the worker is after the layers (worker/layers.h, step 4).
+struct Identity {
+  enum class Kind : uint8_t {
+    kNobody,  // 65534:65534, no supplementary groups, no capabilities (the default)
+    kKeep,    // stay the broker's identity (root, all capabilities); must be explicit
+    kIds,     // `uid`:`gid`, no supplementary groups, no capabilities; never 0
+  };
+  Kind kind = Kind::kNobody;
+  uint32_t uid = 65534;  // kIds only
+  uint32_t gid = 65534;
+};
+
 struct Policy {
   PromiseSet promises = PromiseSet{Promise::kStdio};
+  // What a program the worker execs gets (OpenBSD's execpromises): nullopt = no
+  // statement (the exec'd image keeps `promises`). Needs `exec` in `promises` and is a
+  // subset of them (seccomp filters only narrow across exec).
+  std::optional<PromiseSet> exec_promises;
   Penalty penalty = Penalty::kKill;
   std::vector<PathRule> paths;
   std::vector<ConnectRule> connects;
   ClockRule clock;
   Limits limits;
+  Layers layers;
+  Identity identity;
+  // The libc set (DESIGN.md): the files libc reads behind the program's back, readable
+  // with no rule written. `libc none` in a policy file turns it off.
+  bool libc_set = true;
 };
 
 }  // namespace vow

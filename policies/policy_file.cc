@@ -36,8 +36,14 @@ constexpr int64_t kMaxDurationNanos = int64_t{36500} * 24 * 3600 * 1000000000;
 // Error messages quote at most this many bytes of what they found.
 constexpr size_t kMaxQuotedBytes = 64;
 
-constexpr std::array<absl::string_view, 6> kDirectives = {"promises", "penalty", "unveil",
-                                                          "connect",  "clock",   "limit"};
+constexpr std::array<absl::string_view, 10> kDirectives = {
+    "promises", "penalty", "unveil", "connect",  "clock",
+    "limit",    "layers",  "identity", "libc",   "execpromises"};
+// In Layer order.
+constexpr std::array<absl::string_view, kLayerCount> kLayerNames = {
+    "userns", "mountns", "netns", "ipcns", "utsns", "pidns", "landlock"};
+constexpr std::array<absl::string_view, 3> kIdentityWords = {"nobody", "keep", "UID:GID"};
+constexpr std::array<absl::string_view, 2> kLibcWords = {"default", "none"};
 constexpr std::array<absl::string_view, 4> kPenalties = {"kill", "errno", "trap", "log"};
 constexpr std::array<absl::string_view, 3> kTransports = {"tcp", "udp", "unix"};
 constexpr std::array<absl::string_view, 4> kClockKinds = {"real", "fixed", "offset", "none"};
@@ -225,6 +231,10 @@ class Parser {
     if (directive.text == "connect") return ParseConnect(tokens);
     if (directive.text == "clock") return ParseClock(tokens);
     if (directive.text == "limit") return ParseLimit(tokens);
+    if (directive.text == "layers") return ParseLayers(tokens);
+    if (directive.text == "identity") return ParseIdentity(tokens);
+    if (directive.text == "libc") return ParseLibc(tokens);
+    if (directive.text == "execpromises") return ParseExecPromises(tokens);
     std::optional<std::string> nearest = Nearest(directive.text, kDirectives);
     if (directive.text == "pledge") nearest = "promises";
     return Error(directive.column, absl::StrCat("unknown directive ", Quote(directive.text),
@@ -423,8 +433,113 @@ class Parser {
 
   absl::Status ParsePromises(const std::vector<Token>& tokens) {
     RETURN_IF_ERROR(Once(&promises_line_, tokens[0], "\"promises\""));
+    return PromiseList(tokens, &policy_.promises);
+  }
+
+  absl::Status ParseExecPromises(const std::vector<Token>& tokens) {
+    RETURN_IF_ERROR(Once(&exec_promises_line_, tokens[0], "\"execpromises\""));
+    PromiseSet set;
+    RETURN_IF_ERROR(PromiseList(tokens, &set));
+    policy_.exec_promises = set;
+    return absl::OkStatus();
+  }
+
+  // `layers +NAME -NAME ...`: each layer at most once.
+  absl::Status ParseLayers(const std::vector<Token>& tokens) {
+    RETURN_IF_ERROR(Once(&layers_line_, tokens[0], "\"layers\""));
     if (tokens.size() == 1) {
-      return Error(tokens[0].end_column, "expected at least one promise name after \"promises\"");
+      return Error(tokens[0].end_column,
+                   "expected +NAME or -NAME after \"layers\" (e.g. -netns or +pidns)");
+    }
+    std::array<bool, kLayerCount> seen = {};
+    for (size_t i = 1; i < tokens.size(); ++i) {
+      const Token& t = tokens[i];
+      RETURN_IF_ERROR(RequireUnquoted(t));
+      if (t.text.empty() || (t.text[0] != '+' && t.text[0] != '-')) {
+        return Error(t.column, absl::StrCat("expected +NAME (required) or -NAME (off), found ",
+                                            Quote(t.text), "; layers are ",
+                                            absl::StrJoin(kLayerNames, ", ")));
+      }
+      const absl::string_view name = absl::string_view(t.text).substr(1);
+      const auto known = std::find(kLayerNames.begin(), kLayerNames.end(), name);
+      if (known == kLayerNames.end()) {
+        return Error(t.column + 1,
+                     absl::StrCat("unknown layer ", Quote(name),
+                                  Suggestion(kLayerNames, Nearest(name, kLayerNames))));
+      }
+      const size_t index = static_cast<size_t>(known - kLayerNames.begin());
+      if (seen[index]) {
+        return Error(t.column, absl::StrCat("layer ", Quote(name), " is listed twice"));
+      }
+      seen[index] = true;
+      policy_.layers.modes[index] = t.text[0] == '+' ? LayerMode::kOn : LayerMode::kOff;
+    }
+    return absl::OkStatus();
+  }
+
+  // `identity nobody | keep | UID:GID`.
+  absl::Status ParseIdentity(const std::vector<Token>& tokens) {
+    RETURN_IF_ERROR(Once(&identity_line_, tokens[0], "\"identity\""));
+    RETURN_IF_ERROR(RequireWord(tokens, 1, "nobody, keep or UID:GID after \"identity\""));
+    const Token& t = tokens[1];
+    Identity identity;
+    if (t.text == "nobody") {
+      identity.kind = Identity::Kind::kNobody;
+    } else if (t.text == "keep") {
+      identity.kind = Identity::Kind::kKeep;
+    } else if (!t.text.empty() && IsDigit(t.text[0])) {
+      const size_t colon = t.text.find(':');
+      if (colon == std::string::npos) {
+        return Error(t.column, absl::StrCat("expected UID:GID, found ", Quote(t.text)));
+      }
+      constexpr uint64_t kMaxId = 4294967294;  // (uid_t)-1 means "unchanged" to the kernel
+      const absl::string_view text = t.text;
+      ASSIGN_OR_RETURN(const uint64_t uid, Number(text.substr(0, colon), t.column, kMaxId, "uid",
+                                                  "a numeric uid before ':'"));
+      ASSIGN_OR_RETURN(const uint64_t gid,
+                       Number(text.substr(colon + 1), t.ColumnAt(colon + 1), kMaxId, "gid",
+                              "a numeric gid after ':'"));
+      if (uid == 0 || gid == 0) {
+        return Error(t.column,
+                     absl::StrCat("identity ", Quote(t.text),
+                                  " is root's id without root's capabilities; write "
+                                  "\"identity keep\" to stay root, or another id"));
+      }
+      identity.kind = Identity::Kind::kIds;
+      identity.uid = static_cast<uint32_t>(uid);
+      identity.gid = static_cast<uint32_t>(gid);
+    } else {
+      std::optional<std::string> nearest = Nearest(t.text, absl::MakeSpan(kIdentityWords.data(), 2));
+      if (t.text == "root") nearest = "keep";
+      return Error(t.column, absl::StrCat("unknown identity ", Quote(t.text),
+                                          Suggestion(kIdentityWords, nearest)));
+    }
+    RETURN_IF_ERROR(RequireEnd(tokens, 2, "the identity"));
+    policy_.identity = identity;
+    return absl::OkStatus();
+  }
+
+  // `libc default | none`.
+  absl::Status ParseLibc(const std::vector<Token>& tokens) {
+    RETURN_IF_ERROR(Once(&libc_line_, tokens[0], "\"libc\""));
+    RETURN_IF_ERROR(RequireWord(tokens, 1, "default or none after \"libc\""));
+    const Token& t = tokens[1];
+    if (t.text == "default") {
+      policy_.libc_set = true;
+    } else if (t.text == "none") {
+      policy_.libc_set = false;
+    } else {
+      return Error(t.column, absl::StrCat("unknown libc set ", Quote(t.text),
+                                          Suggestion(kLibcWords, Nearest(t.text, kLibcWords))));
+    }
+    return RequireEnd(tokens, 2, "the libc set");
+  }
+
+  // The promise names after tokens[0], at least one, each once.
+  absl::Status PromiseList(const std::vector<Token>& tokens, PromiseSet* out) const {
+    if (tokens.size() == 1) {
+      return Error(tokens[0].end_column, absl::StrCat("expected at least one promise name after ",
+                                                      Quote(tokens[0].text)));
     }
     PromiseSet set;
     for (size_t i = 1; i < tokens.size(); ++i) {
@@ -442,7 +557,7 @@ class Parser {
       }
       set.insert(*p);
     }
-    policy_.promises = set;
+    *out = set;
     return absl::OkStatus();
   }
 
@@ -830,6 +945,10 @@ class Parser {
   int promises_line_ = 0;
   int penalty_line_ = 0;
   int clock_line_ = 0;
+  int exec_promises_line_ = 0;
+  int layers_line_ = 0;
+  int identity_line_ = 0;
+  int libc_line_ = 0;
   std::map<std::string, int> limit_lines_;
   std::map<std::string, int> unveil_lines_;
   std::vector<int> connect_lines_;  // parallel to policy_.connects
@@ -921,6 +1040,31 @@ std::optional<std::string> NearestPromiseName(absl::string_view unknown) {
   return Nearest(unknown, names);
 }
 
+absl::string_view LayerName(Layer layer) {
+  const auto i = static_cast<size_t>(layer);
+  return i < kLayerNames.size() ? kLayerNames[i] : "<invalid-layer>";
+}
+
+std::optional<Layer> LayerFromName(absl::string_view name) {
+  for (size_t i = 0; i < kLayerNames.size(); ++i) {
+    if (kLayerNames[i] == name) return static_cast<Layer>(i);
+  }
+  return std::nullopt;
+}
+
+std::string FormatLayers(const Layers& layers) {
+  std::vector<std::string> words;
+  for (int i = 0; i < kLayerCount; ++i) {
+    const Layer layer = static_cast<Layer>(i);
+    const LayerMode mode = layers[layer];
+    if (mode == DefaultLayerMode(layer)) continue;
+    // kAuto where the default is off has no spelling; "?" makes the parser refuse it.
+    const char* sign = mode == LayerMode::kOn ? "+" : mode == LayerMode::kOff ? "-" : "?";
+    words.push_back(absl::StrCat(sign, LayerName(layer)));
+  }
+  return absl::StrJoin(words, " ");
+}
+
 absl::StatusOr<Policy> ParsePolicy(absl::string_view text, absl::string_view filename) {
   return Parser(filename).Parse(text);
 }
@@ -954,6 +1098,9 @@ absl::StatusOr<Policy> LoadPolicyFile(const std::string& path) {
 std::string FormatPolicy(const Policy& policy) {
   std::string out;
   absl::StrAppend(&out, "promises ", policy.promises.ToString(), "\n");
+  if (policy.exec_promises.has_value()) {
+    absl::StrAppend(&out, "execpromises ", policy.exec_promises->ToString(), "\n");
+  }
   const auto penalty = static_cast<size_t>(policy.penalty);
   absl::StrAppend(&out, "penalty ", penalty < kPenalties.size() ? kPenalties[penalty] : "<invalid>",
                   "\n");
@@ -987,6 +1134,22 @@ std::string FormatPolicy(const Policy& policy) {
   absl::StrAppend(&out, "limit wall_time ",
                   l.wall_time == absl::ZeroDuration() ? "unlimited" : DurationText(l.wall_time),
                   "\n");
+  const std::string layers = FormatLayers(policy.layers);
+  if (!layers.empty()) absl::StrAppend(&out, "layers ", layers, "\n");
+  switch (policy.identity.kind) {
+    case Identity::Kind::kNobody:
+      out += "identity nobody\n";
+      break;
+    case Identity::Kind::kKeep:
+      out += "identity keep\n";
+      break;
+    case Identity::Kind::kIds:
+      absl::StrAppend(&out, "identity ", policy.identity.uid, ":", policy.identity.gid, "\n");
+      break;
+    default:
+      out += "identity <invalid>\n";
+  }
+  absl::StrAppend(&out, "libc ", policy.libc_set ? "default" : "none", "\n");
   for (const PathRule& rule : policy.paths) {
     std::string perms;
     if (rule.read) perms += 'r';

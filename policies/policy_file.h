@@ -19,6 +19,15 @@
 //   limit memory 256M                            <- open_fds, requests_per_second,
 //   limit wall_time 30s                             message_bytes, cpu_seconds, memory,
 //                                                   wall_time; a value or `unlimited`
+//   layers -netns +pidns                         <- at most once: +NAME required, -NAME
+//                                                   off; unnamed layers keep their default
+//                                                   (on where the kernel has them; pidns
+//                                                   off); names: userns mountns netns
+//                                                   ipcns utsns pidns landlock
+//   identity nobody                              <- nobody (default) | keep (stay root) |
+//                                                   UID:GID (neither 0)
+//   libc default                                 <- default | none: the libc set
+//   execpromises stdio rpath                     <- what an exec'd image gets
 //
 // Lexical rules:
 //  - Lines end in LF or CRLF. Tokens are separated by spaces or tabs. Other control
@@ -28,7 +37,8 @@
 //    with a blank, a '"', a '\\' or a leading '#' must be quoted. Nothing else is quoted.
 //  - Numbers are decimal, without sign or leading zeros. Sizes take K, M, G or T
 //    (powers of 1024); durations need a unit: ns, us, ms, s, m, h or d (e.g. 30s, 90m).
-//  - `promises`, `penalty`, `clock` and each `limit` appear at most once; the same
+//  - `promises`, `penalty`, `clock`, `layers`, `identity`, `libc`, `execpromises` and each
+//    `limit` appear at most once; the same layer twice in `layers`, the same
 //    unveil path, the same promise or the same connect rule twice is an error.
 //  - A directive that is absent keeps the default of `Policy{}`: an empty file (or one
 //    of only comments) is the default policy: `promises stdio`, `penalty kill`, no
@@ -63,7 +73,8 @@ inline constexpr size_t kMaxPolicyLineBytes = 10000;
 [[nodiscard]] absl::StatusOr<Policy> LoadPolicyFile(const std::string& path);
 
 // The canonical text of `policy`: every setting written out explicitly (promises,
-// penalty, clock, all six limits) followed by unveil and connect rules in their order.
+// execpromises if set, penalty, clock, all six limits, the layers that differ from their
+// default, identity, libc) followed by unveil and connect rules in their order.
 // ParsePolicy(FormatPolicy(p)) gives back p for every p that ParsePolicy can return.
 // A policy built in code that the format cannot express (a relative path, an empty
 // promise set, a fixed time outside years 0000..9999, ...) formats to text that
@@ -75,6 +86,12 @@ std::string FormatPolicy(const Policy& policy);
 // typo: at most 2 edits and at most half of `unknown`'s length. Ties go to the earlier
 // promise in vocabulary order. "rpat" -> "rpath", "stdoi" -> "stdio", "xyzzy" -> nullopt.
 std::optional<std::string> NearestPromiseName(absl::string_view unknown);
+
+// "userns", "mountns", "netns", "ipcns", "utsns", "pidns", "landlock".
+absl::string_view LayerName(Layer layer);
+std::optional<Layer> LayerFromName(absl::string_view name);
+// The words of a `layers` line for `layers` ("-netns +pidns"), "" if all are default.
+std::string FormatLayers(const Layers& layers);
 
 }  // namespace vow
 

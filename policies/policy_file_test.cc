@@ -77,6 +77,15 @@ void ExpectSamePolicy(const Policy& a, const Policy& b) {
   EXPECT_EQ(a.limits.cpu_seconds, b.limits.cpu_seconds);
   EXPECT_EQ(a.limits.memory_bytes, b.limits.memory_bytes);
   EXPECT_EQ(a.limits.wall_time, b.limits.wall_time);
+  EXPECT_EQ(a.exec_promises.has_value(), b.exec_promises.has_value());
+  if (a.exec_promises.has_value() && b.exec_promises.has_value()) {
+    EXPECT_EQ(a.exec_promises->bits(), b.exec_promises->bits());
+  }
+  EXPECT_TRUE(a.layers.modes == b.layers.modes);
+  EXPECT_EQ(a.identity.kind, b.identity.kind);
+  EXPECT_EQ(a.identity.uid, b.identity.uid);
+  EXPECT_EQ(a.identity.gid, b.identity.gid);
+  EXPECT_EQ(a.libc_set, b.libc_set);
 }
 
 void ExpectRoundTrip(const Policy& p) {
@@ -325,6 +334,17 @@ TEST(PolicyFileTest, FormatRoundTripsEveryConstruct) {
   p.limits.memory_bytes = 1;
   p.limits.wall_time = absl::Hours(36500 * 24);
   ExpectRoundTrip(p);
+  p.exec_promises = PromiseSet{Promise::kStdio, Promise::kRpath};
+  p.promises.insert(Promise::kExec);
+  for (int i = 0; i < kLayerCount; ++i) {
+    p.layers.modes[i] = i % 2 == 0 ? LayerMode::kOff : LayerMode::kOn;
+  }
+  p.identity = Identity{Identity::Kind::kKeep};
+  p.libc_set = false;
+  ExpectRoundTrip(p);
+  p.identity = Identity{Identity::Kind::kIds, 4294967294u, 1};
+  p.layers[Layer::kUserns] = LayerMode::kAuto;
+  ExpectRoundTrip(p);
 }
 
 TEST(PolicyFileTest, FormatIsReadable) {
@@ -345,6 +365,28 @@ TEST(PolicyFileTest, FormatIsReadable) {
             "limit cpu_seconds unlimited\n"
             "limit memory 256M\n"
             "limit wall_time 30s\n"
+            "identity nobody\n"
+            "libc default\n"
+            "unveil /etc/ssl/certs r\n");
+  p.layers[Layer::kNetns] = LayerMode::kOff;
+  p.layers[Layer::kPidns] = LayerMode::kOn;
+  p.identity = Identity{Identity::Kind::kIds, 1000, 100};
+  p.libc_set = false;
+  p.exec_promises = PromiseSet{Promise::kStdio};
+  EXPECT_EQ(FormatPolicy(p),
+            "promises stdio rpath\n"
+            "execpromises stdio\n"
+            "penalty kill\n"
+            "clock fixed 2024-05-01T00:00:00Z\n"
+            "limit open_fds 256\n"
+            "limit requests_per_second unlimited\n"
+            "limit message_bytes 64K\n"
+            "limit cpu_seconds unlimited\n"
+            "limit memory 256M\n"
+            "limit wall_time 30s\n"
+            "layers -netns +pidns\n"
+            "identity 1000:100\n"
+            "libc none\n"
             "unveil /etc/ssl/certs r\n");
 }
 
@@ -367,6 +409,60 @@ TEST(PolicyFileTest, InexpressiblePoliciesFormatToTextThatIsRefused) {
   Policy negative;
   negative.limits.wall_time = absl::Seconds(-1);
   EXPECT_THAT(ErrorOf(FormatPolicy(negative)), HasSubstr("a sign is not allowed"));
+  Policy auto_pid;
+  auto_pid.layers[Layer::kPidns] = LayerMode::kAuto;  // no spelling for it
+  EXPECT_THAT(ErrorOf(FormatPolicy(auto_pid)), HasSubstr("expected +NAME (required) or -NAME"));
+  Policy root_ids;
+  root_ids.identity = Identity{Identity::Kind::kIds, 0, 0};
+  EXPECT_THAT(ErrorOf(FormatPolicy(root_ids)), HasSubstr("root's id"));
+  Policy no_exec;
+  no_exec.exec_promises = PromiseSet{};
+  EXPECT_THAT(ErrorOf(FormatPolicy(no_exec)), HasSubstr("expected at least one promise"));
+}
+
+TEST(PolicyFileTest, Layers) {
+  const Policy defaults = Parse("");
+  for (int i = 0; i < kLayerCount; ++i) {
+    const Layer layer = static_cast<Layer>(i);
+    EXPECT_EQ(defaults.layers[layer], DefaultLayerMode(layer)) << LayerName(layer);
+    // Every name parses, both ways, and touches only its own layer.
+    for (const char* sign : {"+", "-"}) {
+      const Policy p = Parse(absl::StrCat("layers ", sign, LayerName(layer)));
+      for (int j = 0; j < kLayerCount; ++j) {
+        const Layer other = static_cast<Layer>(j);
+        const LayerMode want = j != i                      ? DefaultLayerMode(other)
+                               : std::string(sign) == "+" ? LayerMode::kOn
+                                                          : LayerMode::kOff;
+        EXPECT_EQ(p.layers[other], want) << sign << LayerName(layer) << " " << LayerName(other);
+      }
+    }
+    EXPECT_EQ(LayerFromName(LayerName(layer)), layer);
+  }
+  EXPECT_EQ(DefaultLayerMode(Layer::kPidns), LayerMode::kOff);
+  EXPECT_EQ(DefaultLayerMode(Layer::kLandlock), LayerMode::kAuto);
+  const Policy p = Parse("layers -netns\t-landlock +pidns # comment\n");
+  EXPECT_EQ(p.layers[Layer::kNetns], LayerMode::kOff);
+  EXPECT_EQ(p.layers[Layer::kLandlock], LayerMode::kOff);
+  EXPECT_EQ(p.layers[Layer::kPidns], LayerMode::kOn);
+  EXPECT_EQ(p.layers[Layer::kMountns], LayerMode::kAuto);
+  EXPECT_EQ(FormatLayers(p.layers), "-netns +pidns -landlock");
+}
+
+TEST(PolicyFileTest, IdentityLibcExecPromises) {
+  EXPECT_EQ(Parse("").identity.kind, Identity::Kind::kNobody);
+  EXPECT_EQ(Parse("identity nobody").identity.kind, Identity::Kind::kNobody);
+  EXPECT_EQ(Parse("identity keep").identity.kind, Identity::Kind::kKeep);
+  const Policy ids = Parse("identity 1000:100");
+  EXPECT_EQ(ids.identity.kind, Identity::Kind::kIds);
+  EXPECT_EQ(ids.identity.uid, 1000u);
+  EXPECT_EQ(ids.identity.gid, 100u);
+  EXPECT_TRUE(Parse("").libc_set);
+  EXPECT_TRUE(Parse("libc default").libc_set);
+  EXPECT_FALSE(Parse("libc none").libc_set);
+  EXPECT_FALSE(Parse("").exec_promises.has_value());
+  const Policy exec = Parse("promises stdio exec\nexecpromises stdio rpath\n");
+  ASSERT_TRUE(exec.exec_promises.has_value());
+  EXPECT_TRUE((*exec.exec_promises == PromiseSet{Promise::kStdio, Promise::kRpath}));
 }
 
 // ---------------------------------------------------------------- errors
@@ -388,9 +484,64 @@ TEST(PolicyFileErrorTest, UnknownDirective) {
             "x.policy:1:1: unknown directive \"pledge\"; did you mean \"promises\"?");
   EXPECT_EQ(ErrorOf("frobnicate"),
             "x.policy:1:1: unknown directive \"frobnicate\"; expected one of: promises, penalty, "
-            "unveil, connect, clock, limit");
+            "unveil, connect, clock, limit, layers, identity, libc, execpromises");
+  EXPECT_EQ(ErrorOf("layer -netns"),
+            "x.policy:1:1: unknown directive \"layer\"; did you mean \"layers\"?");
+  EXPECT_EQ(ErrorOf("execpromise stdio"),
+            "x.policy:1:1: unknown directive \"execpromise\"; did you mean \"execpromises\"?");
   EXPECT_EQ(ErrorOf("Promises stdio"),
             "x.policy:1:1: unknown directive \"Promises\"; did you mean \"promises\"?");
+}
+
+TEST(PolicyFileErrorTest, Layers) {
+  EXPECT_EQ(ErrorOf("layers"),
+            "x.policy:1:7: expected +NAME or -NAME after \"layers\" (e.g. -netns or +pidns)");
+  EXPECT_EQ(ErrorOf("layers netns"),
+            "x.policy:1:8: expected +NAME (required) or -NAME (off), found \"netns\"; layers are "
+            "userns, mountns, netns, ipcns, utsns, pidns, landlock");
+  EXPECT_EQ(ErrorOf("layers -netns -netn"),
+            "x.policy:1:16: unknown layer \"netn\"; did you mean \"netns\"?");
+  EXPECT_EQ(ErrorOf("layers +frobnicate"),
+            "x.policy:1:9: unknown layer \"frobnicate\"; expected one of: userns, mountns, netns, "
+            "ipcns, utsns, pidns, landlock");
+  EXPECT_EQ(ErrorOf("layers -netns +netns"), "x.policy:1:15: layer \"netns\" is listed twice");
+  EXPECT_EQ(ErrorOf("layers -netns\nlayers +pidns"),
+            "x.policy:2:1: duplicate \"layers\" line; the first is on line 1");
+  EXPECT_EQ(ErrorOf("layers \"-netns\""), "x.policy:1:8: quotes are only allowed around paths");
+  EXPECT_EQ(ErrorOf("layers -"), "x.policy:1:9: unknown layer \"\"; expected one of: userns, "
+                                 "mountns, netns, ipcns, utsns, pidns, landlock");
+}
+
+TEST(PolicyFileErrorTest, IdentityLibcExecPromises) {
+  EXPECT_EQ(ErrorOf("identity"), "x.policy:1:9: expected nobody, keep or UID:GID after \"identity\"");
+  EXPECT_EQ(ErrorOf("identity root"),
+            "x.policy:1:10: unknown identity \"root\"; did you mean \"keep\"?");
+  EXPECT_EQ(ErrorOf("identity nobdy"),
+            "x.policy:1:10: unknown identity \"nobdy\"; did you mean \"nobody\"?");
+  EXPECT_EQ(ErrorOf("identity 1000"), "x.policy:1:10: expected UID:GID, found \"1000\"");
+  EXPECT_EQ(ErrorOf("identity 1000:x"), "x.policy:1:15: expected a numeric gid after ':'");
+  EXPECT_EQ(ErrorOf("identity 1000:"), "x.policy:1:15: expected a numeric gid after ':'");
+  EXPECT_EQ(ErrorOf("identity 4294967295:1"),
+            "x.policy:1:10: uid 4294967295 is out of range 0..4294967294");
+  EXPECT_EQ(ErrorOf("identity 0:0"),
+            "x.policy:1:10: identity \"0:0\" is root's id without root's capabilities; write "
+            "\"identity keep\" to stay root, or another id");
+  EXPECT_THAT(ErrorOf("identity 1000:0"), HasSubstr("root's id"));
+  EXPECT_EQ(ErrorOf("identity keep now"),
+            "x.policy:1:15: unexpected \"now\" after the identity; expected the end of the line "
+            "or a # comment");
+  EXPECT_EQ(ErrorOf("identity keep\nidentity nobody"),
+            "x.policy:2:1: duplicate \"identity\" line; the first is on line 1");
+  EXPECT_EQ(ErrorOf("libc nonee"), "x.policy:1:6: unknown libc set \"nonee\"; did you mean \"none\"?");
+  EXPECT_EQ(ErrorOf("libc"), "x.policy:1:5: expected default or none after \"libc\"");
+  EXPECT_EQ(ErrorOf("libc none\nlibc none"),
+            "x.policy:2:1: duplicate \"libc\" line; the first is on line 1");
+  EXPECT_EQ(ErrorOf("execpromises"),
+            "x.policy:1:13: expected at least one promise name after \"execpromises\"");
+  EXPECT_EQ(ErrorOf("execpromises stdio rpat"),
+            "x.policy:1:20: unknown promise \"rpat\"; did you mean \"rpath\"?");
+  EXPECT_EQ(ErrorOf("execpromises stdio\nexecpromises stdio"),
+            "x.policy:2:1: duplicate \"execpromises\" line; the first is on line 1");
 }
 
 TEST(PolicyFileErrorTest, Duplicates) {
@@ -696,7 +847,7 @@ TEST(PolicyFileErrorTest, Sizes) {
   EXPECT_EQ(ErrorOf(std::string(200, 'z')),
             absl::StrCat("x.policy:1:1: unknown directive \"", std::string(64, 'z'),
                          "...\"; expected one of: promises, penalty, unveil, connect, clock, "
-                         "limit"));
+                         "limit, layers, identity, libc, execpromises"));
 }
 
 TEST(PolicyFileErrorTest, FileNameIsUsed) {

@@ -1,0 +1,444 @@
+#include "worker/layers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/securebits.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstring>
+#include <mutex>
+
+namespace vow {
+namespace {
+
+// Landlock's UAPI, spelled out here: Debian 12's kernel headers stop at ABI 3, the kernel
+// here speaks ABI 7. Values from the kernel's include/uapi/linux/landlock.h.
+constexpr uint32_t kLandlockCreateRulesetVersion = 1u << 0;
+constexpr int kLandlockRulePathBeneath = 1;
+constexpr uint64_t kFsExecute = 1ull << 0;
+constexpr uint64_t kFsReadFile = 1ull << 2;
+constexpr uint64_t kFsAbi1 = (1ull << 13) - 1;  // EXECUTE .. MAKE_SYM
+constexpr uint64_t kFsRefer = 1ull << 13;       // ABI 2
+constexpr uint64_t kFsTruncate = 1ull << 14;    // ABI 3
+constexpr uint64_t kFsIoctlDev = 1ull << 15;    // ABI 5
+constexpr uint64_t kNetBindTcp = 1ull << 0;     // ABI 4
+constexpr uint64_t kNetConnectTcp = 1ull << 1;  // ABI 4
+constexpr uint64_t kScopeAbstractUnixSocket = 1ull << 0;  // ABI 6
+constexpr uint64_t kScopeSignal = 1ull << 1;              // ABI 6
+
+struct LandlockRulesetAttr {
+  uint64_t handled_access_fs;
+  uint64_t handled_access_net;  // ABI >= 4
+  uint64_t scoped;              // ABI >= 6
+};
+
+struct __attribute__((packed)) LandlockPathBeneathAttr {
+  uint64_t allowed_access;
+  int32_t parent_fd;
+};
+
+// The Landlock ABI of this kernel, 0 if it has none (or it is disabled at boot).
+int LandlockAbi() {
+  const long abi = syscall(SYS_landlock_create_ruleset, nullptr, 0, kLandlockCreateRulesetVersion);
+  return abi < 0 ? 0 : static_cast<int>(abi);
+}
+
+int Errno() { return errno != 0 ? errno : EIO; }
+
+// Closes the fds of step 1 on every return path.
+struct FdList {
+  int fds[kMaxLayerFiles];
+  size_t count = 0;
+  ~FdList() {
+    for (size_t i = 0; i < count; ++i) close(fds[i]);
+  }
+};
+
+// dst = a + b, NUL-terminated; false if it does not fit.
+bool Join(char* dst, size_t size, const char* a, const char* b) {
+  const size_t la = strlen(a), lb = strlen(b);
+  if (la + lb + 1 > size) return false;
+  memcpy(dst, a, la);
+  memcpy(dst + la, b, lb + 1);
+  return true;
+}
+
+// mkdir -p of every parent of `path` (absolute), within a directory we just created.
+int MakeParents(char* path) {
+  for (char* p = path + 1; *p != '\0'; ++p) {
+    if (*p != '/') continue;
+    *p = '\0';
+    const int r = mkdir(path, 0755);
+    const int e = errno;
+    *p = '/';
+    if (r != 0 && e != EEXIST) return -e;
+  }
+  return 0;
+}
+
+// Step 3. The caller has unshared the mount namespace.
+int EnterEmptyRoot(const LayerSpec& spec, const FdList& files, const char** step) {
+  *step = "mountns: make every mount private";
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return -Errno();
+  *step = "mountns: mount the tmpfs of the new root";
+  if (mount("vow-root", spec.scratch_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            "size=64k,nr_inodes=256,mode=0755") != 0) {
+    return -Errno();
+  }
+  for (size_t i = 0; i < spec.file_count; ++i) {
+    char target[PATH_MAX + 64];
+    *step = "mountns: a listed file's path is too long";
+    if (!Join(target, sizeof(target), spec.scratch_dir, spec.files[i])) return -ENAMETOOLONG;
+    *step = "mountns: create the parent directories of a listed file";
+    if (const int r = MakeParents(target); r != 0) return r;
+    struct stat st;
+    *step = "mountns: fstat a listed file";
+    if (fstat(files.fds[i], &st) != 0) return -Errno();
+    *step = "mountns: create the mount point of a listed file";
+    if (S_ISDIR(st.st_mode)) {
+      if (mkdir(target, 0755) != 0 && errno != EEXIST) return -Errno();
+    } else {
+      const int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
+      if (fd < 0) return -Errno();
+      close(fd);
+    }
+    // Bind exactly the inode opened in step 1 (the path could have changed since).
+    char source[64];
+    char digits[16];
+    int n = files.fds[i], len = 0;
+    do {
+      digits[len++] = static_cast<char>('0' + n % 10);
+      n /= 10;
+    } while (n > 0);
+    strcpy(source, "/proc/self/fd/");
+    size_t at = strlen(source);
+    while (len > 0) source[at++] = digits[--len];
+    source[at] = '\0';
+    *step = "mountns: bind-mount a listed file";
+    if (mount(source, target, nullptr, MS_BIND, nullptr) != 0) return -Errno();
+    *step = "mountns: make a listed file's bind mount read-only";
+    if (mount(nullptr, target, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
+              nullptr) != 0) {
+      return -Errno();
+    }
+  }
+  *step = "mountns: make the new root read-only";
+  if (mount(nullptr, spec.scratch_dir, nullptr,
+            MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+    return -Errno();
+  }
+  *step = "mountns: chdir to the new root";
+  if (chdir(spec.scratch_dir) != 0) return -Errno();
+  // pivot_root(".", "."): the old root ends up stacked on the new one, and the detaching
+  // unmount of "." takes it away; no directory for the old root is needed.
+  *step = "mountns: pivot_root";
+  if (syscall(SYS_pivot_root, ".", ".") != 0) return -Errno();
+  *step = "mountns: detach the old root";
+  if (umount2(".", MNT_DETACH) != 0) return -Errno();
+  *step = "mountns: chdir /";
+  if (chdir("/") != 0) return -Errno();
+  return 0;
+}
+
+// Empties the bounding set (needs CAP_SETPCAP in the current user namespace).
+int DropBoundingSet() {
+  for (int cap = 0; cap < 64; ++cap) {
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+      if (errno == EINVAL) return cap > 0 ? 0 : -EINVAL;  // past CAP_LAST_CAP
+      return -Errno();
+    }
+  }
+  return 0;
+}
+
+// Ambient set cleared, bounding set emptied, securebits locked so that no later execve
+// or setuid can hand capabilities back. Needs CAP_SETPCAP.
+int DropCapabilityInheritance(const char** step) {
+  *step = "identity: clear the ambient capabilities";
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) return -Errno();
+  *step = "identity: empty the capability bounding set";
+  if (const int r = DropBoundingSet(); r != 0) return r;
+  *step = "identity: lock the securebits";
+  const unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED |
+                             SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
+                             SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+  if (prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) != 0) return -Errno();
+  return 0;
+}
+
+// Step 4.
+int DropIdentity(const LayerSpec& spec, const char** step) {
+  if (const int r = DropCapabilityInheritance(step); r != 0) return r;
+  // Raw syscalls: glibc's wrappers would try to signal the broker's other threads,
+  // which do not exist in this child.
+  *step = "identity: setgroups(0)";
+  if (syscall(SYS_setgroups, 0, nullptr) != 0) return -Errno();
+  *step = "identity: setresgid";
+  if (syscall(SYS_setresgid, spec.gid, spec.gid, spec.gid) != 0) return -Errno();
+  *step = "identity: setresuid";
+  if (syscall(SYS_setresuid, spec.uid, spec.uid, spec.uid) != 0) return -Errno();
+  if (spec.userns) {
+    // No id is mapped in the new namespace: getuid() there reports the overflow id
+    // (65534), and no id inside maps to anything outside. A 65534->65534 map would need
+    // /proc/self/uid_map opened by this (non-root) identity while the process is
+    // dumpable (a non-dumpable process's /proc files belong to root), i.e. a window in
+    // which any other `nobody` process could ptrace it; an empty map grants strictly less.
+    *step = "userns: unshare(CLONE_NEWUSER)";
+    if (syscall(SYS_unshare, CLONE_NEWUSER) != 0) return -Errno();
+    // The creator of a user namespace gets every capability in it and a full bounding
+    // set, and the securebits are reset: take them away again.
+    if (const int r = DropCapabilityInheritance(step); r != 0) return r;
+  }
+  *step = "identity: capset to empty";
+  __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (syscall(SYS_capset, &header, data) != 0) return -Errno();
+  *step = "identity: check that no capability is left";
+  if (syscall(SYS_capget, &header, data) != 0) return -Errno();
+  for (const __user_cap_data_struct& d : data) {
+    if (d.effective != 0 || d.permitted != 0 || d.inheritable != 0) return -EPERM;
+  }
+  if (prctl(PR_CAPBSET_READ, 0, 0, 0, 0) != 0) return -EPERM;
+  uid_t r = 0, e = 0, s = 0;
+  *step = "identity: check the uid";
+  if (syscall(SYS_getresuid, &r, &e, &s) != 0) return -Errno();
+  // In a new user namespace without a map every id reads as the overflow id, 65534.
+  const uid_t want = spec.userns ? kNobodyId : spec.uid;
+  if (r != want || e != want || s != want) return -EPERM;
+  return 0;
+}
+
+// Step 5.
+int RestrictLandlock(int abi, const LayerSpec& spec, const FdList& files, const char** step) {
+  LandlockRulesetAttr attr = {};
+  attr.handled_access_fs = kFsAbi1;
+  if (abi >= 2) attr.handled_access_fs |= kFsRefer;
+  if (abi >= 3) attr.handled_access_fs |= kFsTruncate;
+  if (abi >= 5) attr.handled_access_fs |= kFsIoctlDev;
+  size_t size = sizeof(uint64_t);
+  if (abi >= 4) {
+    attr.handled_access_net = kNetBindTcp | kNetConnectTcp;
+    size = 2 * sizeof(uint64_t);
+  }
+  if (abi >= 6) {
+    attr.scoped = kScopeAbstractUnixSocket | kScopeSignal;
+    size = sizeof(attr);
+  }
+  *step = "landlock: create the ruleset";
+  const long ruleset = syscall(SYS_landlock_create_ruleset, &attr, size, 0);
+  if (ruleset < 0) return -Errno();
+  const int ruleset_fd = static_cast<int>(ruleset);
+  int result = 0;
+  auto allow_exec = [&](int fd) {
+    LandlockPathBeneathAttr rule = {kFsExecute | kFsReadFile, fd};
+    if (syscall(SYS_landlock_add_rule, ruleset_fd, kLandlockRulePathBeneath, &rule, 0) != 0) {
+      return -Errno();
+    }
+    return 0;
+  };
+  *step = "landlock: allow executing a listed file";
+  for (size_t i = 0; result == 0 && i < files.count; ++i) result = allow_exec(files.fds[i]);
+  *step = "landlock: allow executing a listed fd";
+  for (size_t i = 0; result == 0 && i < spec.exec_fd_count; ++i) {
+    result = allow_exec(spec.exec_fds[i]);
+  }
+  if (result == 0) {
+    *step = "landlock: restrict_self";
+    if (syscall(SYS_landlock_restrict_self, ruleset_fd, 0) != 0) result = -Errno();
+  }
+  close(ruleset_fd);
+  return result;
+}
+
+}  // namespace
+
+unsigned long LayerCloneFlags(const LayerSpec& spec) { return spec.pidns ? CLONE_NEWPID : 0; }
+
+int ApplyLayers(const LayerSpec& spec, const char** failed_step) {
+  const char* unused = nullptr;
+  const char** step = failed_step != nullptr ? failed_step : &unused;
+  // Refuse what cannot be done before changing anything.
+  *step = "layers: too many listed files or fds";
+  if (spec.file_count > kMaxLayerFiles || spec.exec_fd_count > kMaxLayerFds) return -E2BIG;
+  int abi = 0;
+  if (spec.landlock) {
+    abi = LandlockAbi();
+    *step = "landlock: the kernel has no Landlock";
+    if (abi == 0) return -EOPNOTSUPP;
+    *step = "landlock: the kernel's ABI is older than required";
+    if (abi < spec.min_landlock_abi) return -EOPNOTSUPP;
+  }
+  *step = "userns: needs the identity drop (identity keep stays in the broker's namespace)";
+  if (spec.userns && !spec.drop_identity) return -EINVAL;
+  *step = "pidns: not pid 1 of a new PID namespace (clone with LayerCloneFlags())";
+  if (spec.pidns && syscall(SYS_getpid) != 1) return -EINVAL;
+
+  *step = "layers: PR_SET_NO_NEW_PRIVS";
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -Errno();
+
+  // 2.
+  struct Namespace {
+    bool wanted;
+    int flag;
+    const char* step;
+  };
+  const Namespace namespaces[] = {
+      {spec.mountns, CLONE_NEWNS, "mountns: unshare(CLONE_NEWNS)"},
+      {spec.netns, CLONE_NEWNET, "netns: unshare(CLONE_NEWNET)"},
+      {spec.ipcns, CLONE_NEWIPC, "ipcns: unshare(CLONE_NEWIPC)"},
+      {spec.utsns, CLONE_NEWUTS, "utsns: unshare(CLONE_NEWUTS)"},
+  };
+  for (const Namespace& ns : namespaces) {
+    if (!ns.wanted) continue;
+    *step = ns.step;
+    if (syscall(SYS_unshare, ns.flag) != 0) return -Errno();
+  }
+  if (spec.utsns) {
+    *step = "utsns: sethostname";
+    if (sethostname("vow", 3) != 0) return -Errno();
+  }
+  // Opened after unshare(CLONE_NEWNS): a bind mount's source must be a mount of the
+  // caller's own namespace.
+  FdList files;
+  *step = "layers: open a listed file";
+  for (size_t i = 0; i < spec.file_count; ++i) {
+    if (spec.files[i] == nullptr || spec.files[i][0] != '/') return -EINVAL;
+    const int fd = open(spec.files[i], O_PATH | O_CLOEXEC);
+    if (fd < 0) return -Errno();
+    files.fds[files.count++] = fd;
+  }
+
+  // 3.
+  if (spec.mountns) {
+    if (const int r = EnterEmptyRoot(spec, files, step); r != 0) return r;
+  }
+  // 4.
+  if (spec.drop_identity) {
+    if (const int r = DropIdentity(spec, step); r != 0) return r;
+  }
+  // 5.
+  if (spec.landlock) {
+    if (const int r = RestrictLandlock(abi, spec, files, step); r != 0) return r;
+  }
+  *step = nullptr;
+  return 0;
+}
+
+// ---- Broker side. ----
+
+namespace {
+
+constexpr int kProbeUserns = 1 << 0;
+constexpr int kProbeMountns = 1 << 1;
+constexpr int kProbeNetns = 1 << 2;
+constexpr int kProbeIpcns = 1 << 3;
+constexpr int kProbeUtsns = 1 << 4;
+constexpr int kProbePidns = 1 << 5;
+
+// Runs in the forked probe child: raw syscalls only.
+[[noreturn]] void ProbeChild() {
+  int bits = 0;
+  if (syscall(SYS_unshare, CLONE_NEWNS) == 0) bits |= kProbeMountns;
+  if (syscall(SYS_unshare, CLONE_NEWNET) == 0) bits |= kProbeNetns;
+  if (syscall(SYS_unshare, CLONE_NEWIPC) == 0) bits |= kProbeIpcns;
+  if (syscall(SYS_unshare, CLONE_NEWUTS) == 0) bits |= kProbeUtsns;
+  if (syscall(SYS_unshare, CLONE_NEWPID) == 0) bits |= kProbePidns;
+  // A user namespace is made after the identity drop: probe it as `nobody`.
+  if (syscall(SYS_setgroups, 0, nullptr) == 0 &&
+      syscall(SYS_setresgid, kNobodyId, kNobodyId, kNobodyId) == 0 &&
+      syscall(SYS_setresuid, kNobodyId, kNobodyId, kNobodyId) == 0 &&
+      syscall(SYS_unshare, CLONE_NEWUSER) == 0) {
+    bits |= kProbeUserns;
+  }
+  _exit(bits);
+}
+
+LayerSupport Probe() {
+  LayerSupport s;
+  s.landlock_abi = LandlockAbi();
+  s.is_root = geteuid() == 0;
+  const pid_t pid = fork();
+  if (pid == 0) ProbeChild();
+  if (pid < 0) return s;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status)) return s;
+  const int bits = WEXITSTATUS(status);
+  s.userns = (bits & kProbeUserns) != 0;
+  s.mountns = (bits & kProbeMountns) != 0;
+  s.netns = (bits & kProbeNetns) != 0;
+  s.ipcns = (bits & kProbeIpcns) != 0;
+  s.utsns = (bits & kProbeUtsns) != 0;
+  s.pidns = (bits & kProbePidns) != 0;
+  return s;
+}
+
+const char* OnOff(bool wanted, bool have) {
+  if (wanted) return "on";
+  return have ? "off" : "off (not available here)";
+}
+
+}  // namespace
+
+const LayerSupport& ProbeLayers() {
+  static std::once_flag once;
+  static LayerSupport support;
+  std::call_once(once, [] { support = Probe(); });
+  return support;
+}
+
+std::string MissingLayer(const LayerSpec& spec, const LayerSupport& s) {
+  if (spec.landlock && s.landlock_abi == 0) return "landlock: the kernel has no Landlock";
+  if (spec.landlock && s.landlock_abi < spec.min_landlock_abi) {
+    return "landlock: the kernel has ABI " + std::to_string(s.landlock_abi) +
+           ", the policy needs " + std::to_string(spec.min_landlock_abi);
+  }
+  if (spec.userns && !spec.drop_identity) {
+    return "userns: needs the identity drop (identity keep cannot have a user namespace)";
+  }
+  if (spec.userns && !s.userns) return "userns: an unprivileged user namespace is not allowed here";
+  if (spec.mountns && !s.mountns) return "mountns: unshare(CLONE_NEWNS) is not allowed here";
+  if (spec.netns && !s.netns) return "netns: unshare(CLONE_NEWNET) is not allowed here";
+  if (spec.ipcns && !s.ipcns) return "ipcns: unshare(CLONE_NEWIPC) is not allowed here";
+  if (spec.utsns && !s.utsns) return "utsns: unshare(CLONE_NEWUTS) is not allowed here";
+  if (spec.pidns && !s.pidns) return "pidns: a new PID namespace is not allowed here";
+  const bool needs_root =
+      spec.mountns || spec.netns || spec.ipcns || spec.utsns || spec.pidns || spec.drop_identity;
+  if (needs_root && !s.is_root) return "identity: the namespaces and the id drop need root";
+  return "";
+}
+
+std::string DescribeLayers(const LayerSpec& spec, const LayerSupport& s) {
+  std::string out;
+  if (s.landlock_abi > 0) {
+    out = "landlock ABI " + std::to_string(s.landlock_abi) + ": ";
+  } else {
+    out = "landlock: ";
+  }
+  out += OnOff(spec.landlock, s.landlock_abi > 0);
+  out += std::string("; userns: ") + OnOff(spec.userns, s.userns);
+  out += std::string("; mountns: ") + OnOff(spec.mountns, s.mountns);
+  out += std::string("; netns: ") + OnOff(spec.netns, s.netns);
+  out += std::string("; ipcns: ") + OnOff(spec.ipcns, s.ipcns);
+  out += std::string("; utsns: ") + OnOff(spec.utsns, s.utsns);
+  out += std::string("; pidns: ") + OnOff(spec.pidns, s.pidns);
+  if (spec.drop_identity) {
+    out += "; identity: " + std::to_string(spec.uid) + ":" + std::to_string(spec.gid) +
+           ", no capabilities";
+  } else {
+    out += "; identity: kept (the broker's uid and capabilities)";
+  }
+  return out;
+}
+
+}  // namespace vow

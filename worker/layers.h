@@ -1,0 +1,117 @@
+// The kernel layers beneath the worker's seccomp filter: namespaces (mount with an empty
+// root, network, IPC, UTS; PID when the child was cloned into one), an unprivileged
+// identity with no capabilities (optionally inside a fresh user namespace), and Landlock.
+//
+// Two sides in one file:
+//  - ApplyLayers() runs in the broker's forked child, as root, BEFORE the seccomp filter is
+//    loaded (the filter forbids unshare/mount; Landlock forbids mounting). It is
+//    async-signal-safe and heap-free: raw syscalls and stack buffers only, no malloc, no
+//    absl, no locks (the parent is a multithreaded broker). It returns 0 or -errno and, on
+//    failure, names the step in `*failed_step` (a static string).
+//  - ProbeLayers(), MissingLayer() and DescribeLayers() run in the broker (they allocate).
+//
+// Order inside ApplyLayers (each step checked, the first failure ends it):
+//   1. PR_SET_NO_NEW_PRIVS;
+//   2. unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) as asked, then
+//      O_PATH fds of the listed files (host paths still resolve; a bind mount's source
+//      must belong to the new mount namespace);
+//      pidns: no unshare (it would only move the children), a check that this process
+//      is pid 1 of a new PID namespace, i.e. the broker cloned it with
+//      LayerCloneFlags(spec);
+//   3. mount namespace: everything private, a small read-only tmpfs as the new root with
+//      the listed files bind-mounted read-only at their own paths (nothing else: no /proc,
+//      no /dev), pivot_root into it, the old root detached;
+//   4. identity: ambient set cleared, bounding set emptied, securebits locked
+//      (NOROOT, NO_CAP_AMBIENT_RAISE, KEEP_CAPS off), setgroups(0), setresgid, setresuid
+//      to spec.uid:spec.gid; then, with userns, unshare(CLONE_NEWUSER) with NO id mapped
+//      (see the .cc: a 65534->65534 map needs a dumpable window and /proc), and the
+//      bounding set emptied again (a new user namespace refills it); finally capset() to
+//      all-zero and a capget() check that every set is empty;
+//   5. Landlock (the ABI the kernel reports): every filesystem right of that ABI handled
+//      with no rule but EXECUTE|READ_FILE on each listed file and each listed fd;
+//      TCP bind/connect handled with no rule (ABI >= 4); abstract unix sockets and
+//      signals scoped to the domain (ABI >= 6); landlock_restrict_self.
+// Fail closed: a layer the spec asks for that the kernel lacks is an error whose step
+// names the layer (e.g. "landlock: ABI older than required"); nothing is skipped.
+#ifndef VOW_WORKER_LAYERS_H_
+#define VOW_WORKER_LAYERS_H_
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace vow {
+
+inline constexpr size_t kMaxLayerFiles = 16;
+inline constexpr size_t kMaxLayerFds = 8;
+inline constexpr uint32_t kNobodyId = 65534;
+
+struct LayerSpec {
+  bool mountns = true;   // empty root (step 3)
+  bool netns = true;     // no interfaces; host abstract unix sockets out of reach
+  bool ipcns = true;
+  bool utsns = true;
+  bool pidns = false;    // needs the broker to clone with CLONE_NEWPID (see file comment)
+  bool userns = true;    // only with drop_identity
+  bool landlock = true;
+  // false: stay the broker's identity (root, all capabilities). Must be asked for.
+  bool drop_identity = true;
+  uint32_t uid = kNobodyId;
+  uint32_t gid = kNobodyId;
+  // Absolute host paths of files the program needs by path at exec time (the dynamic
+  // loader at its PT_INTERP path): bind-mounted read-only into the empty root at the same
+  // path and granted EXECUTE|READ_FILE under Landlock. Not owned; must outlive the call.
+  const char* files[kMaxLayerFiles] = {};
+  size_t file_count = 0;
+  // Open fds (the program, to be run with execveat(fd, "", ..., AT_EMPTY_PATH)) granted
+  // EXECUTE|READ_FILE under Landlock. Not closed by ApplyLayers.
+  int exec_fds[kMaxLayerFds] = {};
+  size_t exec_fd_count = 0;
+  // The smallest Landlock ABI accepted (tests ask for 99 to see the refusal).
+  int min_landlock_abi = 1;
+  // An existing host directory the new root's tmpfs is mounted on before pivot_root
+  // (inside the new mount namespace only; the host's directory is untouched).
+  const char* scratch_dir = "/tmp";
+};
+
+// Steps 1-5 of the file comment. 0 or -errno; `*failed_step` names the failed step.
+// Async-signal-safe, heap-free. Only in a single-threaded process (a forked child):
+// the id changes are raw syscalls that affect the calling thread only.
+int ApplyLayers(const LayerSpec& spec, const char** failed_step);
+
+// Clone flags the broker must pass when it creates the child for `spec` (CLONE_NEWPID
+// for pidns), so that the program is pid 1 of its own PID namespace without a second
+// fork. Async-signal-safe.
+unsigned long LayerCloneFlags(const LayerSpec& spec);
+
+// ---- Broker side (allocates; not for the forked child). ----
+
+// What this kernel offers, probed once in a short-lived forked child that tries each
+// unshare() (so sysctls, LSMs and seccomp of the broker itself are accounted for).
+struct LayerSupport {
+  int landlock_abi = 0;  // 0: no Landlock
+  bool userns = false;
+  bool mountns = false;
+  bool netns = false;
+  bool ipcns = false;
+  bool utsns = false;
+  bool pidns = false;
+  bool is_root = false;  // the namespaces above (but userns) and the id drop need root
+};
+
+// Probes on the first call and caches the answer (thread-safe).
+const LayerSupport& ProbeLayers();
+
+// The first layer `spec` asks for that `support` lacks, as a message naming it
+// ("landlock: the kernel has no Landlock"), or "" if every one is there.
+std::string MissingLayer(const LayerSpec& spec, const LayerSupport& support);
+
+// One line, e.g. "landlock ABI 7: on; userns: on; mountns: on; netns: on; ipcns: on;
+// utsns: on; pidns: off; identity: 65534:65534, no capabilities".
+std::string DescribeLayers(const LayerSpec& spec, const LayerSupport& support);
+
+}  // namespace vow
+
+#endif  // VOW_WORKER_LAYERS_H_
