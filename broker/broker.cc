@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <elf.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -34,6 +36,7 @@
 #include "broker/path_call.h"
 #include "broker/path_handler.h"
 #include "broker/task_pool.h"
+#include "worker/layers.h"
 #include "broker/policy_check.h"
 #include "broker/request.h"
 #include "capnp/serialize.h"
@@ -65,6 +68,8 @@ class PreparedPolicy {
   // as errno there.
   std::shared_ptr<const BpfProgram> exec_program_unmodified;
   std::optional<FsPolicy> fs;
+  LayerSpec layers;          // resolved against this kernel at Prepare
+  std::string layers_text;   // DescribeLayers()
   std::optional<NetPolicy> net;
 };
 
@@ -97,6 +102,34 @@ std::string AllowedByText(const std::string& promise) {
 }
 
 }  // namespace
+
+// The dynamic loader an ELF program names (PT_INTERP), or "" for a static program or
+// something that is not a 64-bit ELF file of this machine. Reads the trusted program
+// file (the caller chose it), never worker bytes.
+std::string ElfInterpreter(int fd) {
+  Elf64_Ehdr eh;
+  if (pread(fd, &eh, sizeof(eh), 0) != static_cast<ssize_t>(sizeof(eh))) return "";
+  if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+      eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 256) {
+    return "";
+  }
+  for (int i = 0; i < eh.e_phnum; ++i) {
+    Elf64_Phdr ph;
+    if (pread(fd, &ph, sizeof(ph), static_cast<off_t>(eh.e_phoff + i * sizeof(ph))) !=
+        static_cast<ssize_t>(sizeof(ph))) {
+      return "";
+    }
+    if (ph.p_type != PT_INTERP || ph.p_filesz == 0 || ph.p_filesz > PATH_MAX) continue;
+    std::string path(ph.p_filesz, '\0');
+    if (pread(fd, path.data(), ph.p_filesz, static_cast<off_t>(ph.p_offset)) !=
+        static_cast<ssize_t>(ph.p_filesz)) {
+      return "";
+    }
+    path.resize(strnlen(path.c_str(), path.size()));
+    return path.empty() || path[0] != '/' ? "" : path;
+  }
+  return "";
+}
 
 std::string Violation::ToString() const {
   return absl::StrCat(syscall, "(", args[0], ", ", args[1], ", ", args[2], ", ", args[3], ", ",
@@ -781,8 +814,25 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     for (std::string& e : env_storage) exec_env.push_back(e.data());
     exec_env.push_back(nullptr);
   }
+  // The program (exec): opened here, run by fd in the child (with an empty root it has
+  // no path there), its loader bind-mounted at its own path.
+  UniqueFd program_fd;
+  std::string interpreter;
+  LayerSpec layers = policy->layers;
+  if (exec) {
+    program_fd.reset(open(exec_argv[0], O_RDONLY | O_CLOEXEC));
+    if (!program_fd.valid()) {
+      return ErrnoStatus(errno, absl::StrCat("SpawnExec: cannot open ", exec_argv[0]));
+    }
+    interpreter = ElfInterpreter(program_fd.get());
+    if (!interpreter.empty()) {
+      layers.files[0] = interpreter.c_str();
+      layers.file_count = 1;
+    }
+  }
   LockdownSpec spec;
   spec.channel_fd = kWorkerChannelFd;
+  spec.layers = &layers;
   spec.broker_pid = getpid();
   spec.program = program.data();
   spec.program_len = program.size();
@@ -804,11 +854,17 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, nullptr);
     // Move the fds we keep above the range we are about to fill, then into place.
-    int moved[4];
-    const int sources[4] = {stdio_in[0], stdio_in[1], stdio_in[2], theirs.fd()};
-    for (int i = 0; i < 4; ++i) {
+    int moved[5];
+    const int sources[5] = {stdio_in[0], stdio_in[1], stdio_in[2], theirs.fd(),
+                            program_fd.get()};
+    for (int i = 0; i < 5; ++i) {
       moved[i] = sources[i] >= 0 ? fcntl(sources[i], F_DUPFD_CLOEXEC, 10) : -1;
       if (sources[i] >= 0 && moved[i] < 0) _exit(kLockdownFailedExit);
+    }
+    if (exec) {
+      spec.keep_fd = moved[4];
+      layers.exec_fds[0] = moved[4];
+      layers.exec_fd_count = 1;
     }
     for (int i = 0; i < 4; ++i) {
       if (moved[i] >= 0 && dup2(moved[i], i) < 0) _exit(kLockdownFailedExit);
@@ -827,7 +883,9 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
       // Locked: this execve is the one the broker lets through (the filter sends it to
       // the broker, which allows exactly the first one of this process).
       if (!keep_channel) close(kWorkerChannelFd);
-      execve(exec_argv[0], exec_argv.data(), exec_env.data());
+      // By fd: with an empty root the program has no path in this mount namespace.
+      syscall(SYS_execveat, spec.keep_fd, "", exec_argv.data(), exec_env.data(),
+              AT_EMPTY_PATH);
       // execve is answered before the image is replaced: report why it failed.
       char line[160];
       int len = snprintf(line, sizeof(line), "vow: execve %s: %s\n", exec_argv[0],
@@ -900,9 +958,11 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     return ErrnoStatus(err, "epoll_ctl(worker)");
   }
   if (ref.deadline != absl::InfiniteFuture()) ++timed_workers_;
+  ref.result.layers = policy->layers_text;
   Audit(ref, absl::StrCat("spawn", options.name.empty() ? "" : " ", options.name,
                           argv != nullptr ? absl::StrCat(" exec ", (*argv)[0]) : ""),
-        true, absl::StrCat("promises: ", policy->policy.promises.ToString()));
+        true, absl::StrCat("promises: ", policy->policy.promises.ToString(), "; ",
+                           policy->layers_text));
   return id;
 }
 
@@ -983,6 +1043,8 @@ absl::StatusOr<std::shared_ptr<const PreparedPolicy>> Broker::Prepare(const Poli
   RETURN_IF_ERROR(ValidatePolicy(policy));
   auto prepared = std::make_shared<PreparedPolicy>();
   prepared->policy = policy;
+  ASSIGN_OR_RETURN(prepared->layers, ResolveLayers(policy, ProbeLayers()));
+  prepared->layers_text = DescribeLayers(prepared->layers, ProbeLayers());
   ASSIGN_OR_RETURN(prepared->program, impl_->filters_.Get(policy.promises, policy.penalty));
   ASSIGN_OR_RETURN(prepared->exec_program,
                    impl_->filters_.Get(policy.promises, policy.penalty, NativeArch(),

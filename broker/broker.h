@@ -98,6 +98,9 @@ struct WorkerResult {
   // Every path call the broker refused (opens, stats, ... made by any code in the
   // worker), in order, at most 1000. Refusals do not end a worker.
   std::vector<Refusal> refusals;
+  // The kernel layers beneath the filter, as applied ("landlock ABI 7: on; userns: on;
+  // ...; identity: 65534:65534, no capabilities").
+  std::string layers;
   std::string reason;
   std::string ToString() const;
 };

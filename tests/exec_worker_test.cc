@@ -64,7 +64,7 @@ TEST_F(ExecWorkerTest, LocksDownAndRuns) {
   bool hello = false, exec_after_hello = false;
   for (const AuditEntry& e : broker_->audit().Entries()) {
     hello |= e.request == "hello";
-    exec_after_hello |= hello && e.allowed && absl::StartsWith(e.request, "execve(");
+    exec_after_hello |= hello && e.allowed && absl::StartsWith(e.request, "execve");
   }
   EXPECT_TRUE(hello);
   EXPECT_TRUE(exec_after_hello);

@@ -164,7 +164,27 @@ int LockDown(const LockdownSpec& spec, const char** failed_step) {
   }
   *failed_step = "close_range";
   if (spec.channel_fd < 3) return -EBADF;
-  if ((rc = CloseAllBut(spec.channel_fd)) != 0) return rc;
+  if (spec.keep_fd >= 0 && spec.keep_fd != spec.channel_fd) {
+    // Close around both: [3, lo), (lo, hi), (hi, max].
+    const int lo = spec.keep_fd < spec.channel_fd ? spec.keep_fd : spec.channel_fd;
+    const int hi = spec.keep_fd < spec.channel_fd ? spec.channel_fd : spec.keep_fd;
+    if (lo < 3) return -EBADF;
+    if (lo > 3 && syscall(SYS_close_range, 3, lo - 1, 0) != 0) return -Errno();
+    if (hi > lo + 1 && syscall(SYS_close_range, lo + 1, hi - 1, 0) != 0) return -Errno();
+    if (syscall(SYS_close_range, hi + 1, ~0u, 0) != 0) return -Errno();
+  } else if ((rc = CloseAllBut(spec.channel_fd)) != 0) {
+    return rc;
+  }
+
+  // 1b. The layers.
+  if (spec.layers != nullptr) {
+    const char* layer_step = nullptr;
+    rc = ApplyLayers(*spec.layers, &layer_step);
+    if (rc != 0) {
+      *failed_step = layer_step != nullptr ? layer_step : "layers";
+      return rc;
+    }
+  }
 
   // 2. Process attributes.
   *failed_step = "PR_SET_PDEATHSIG";

@@ -4,6 +4,8 @@
 //   1. stdio fds the spawn did not ask for become /dev/null (so a later fd can never land
 //      on 0/1/2 and receive a stray printf), then every fd except 0-2 and the channel is
 //      closed (close_range);
+//   1b. the layers (worker/layers.h: namespaces, the unprivileged identity, Landlock),
+//      before PDEATHSIG because a change of identity clears the parent-death signal;
 //   2. PR_SET_PDEATHSIG(SIGKILL) and a check that the parent is still the broker,
 //      PR_SET_DUMPABLE 0, PR_SET_NO_NEW_PRIVS 1;
 //   3. rlimits from the policy (open fds, CPU, address space); RLIMIT_CORE 0;
@@ -24,6 +26,8 @@
 
 #include <cstddef>
 #include <cstdint>
+
+#include "worker/layers.h"
 
 namespace vow {
 
@@ -51,6 +55,10 @@ struct LockdownSpec {
   uint32_t max_open_fds = 0;    // 0: leave the limit as it is
   uint32_t cpu_seconds = 0;
   uint64_t memory_bytes = 0;
+  // The kernel layers (namespaces, identity, Landlock), applied after step 1; null: none.
+  const LayerSpec* layers = nullptr;
+  // One more fd kept open through step 1 (the program an exec'd worker runs); -1: none.
+  int keep_fd = -1;
 };
 
 // Runs steps 1-5. See the file comment.
