@@ -1,8 +1,14 @@
 #include "broker/audit_log.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -31,26 +37,140 @@ std::string ScrubLine(absl::string_view text) {
 
 }  // namespace
 
-AuditLog::AuditLog(int fd, size_t capacity) : fd_(fd), capacity_(capacity == 0 ? 1 : capacity) {}
+AuditLog::AuditLog(int fd, size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {
+  if (fd < 0) return;
+  struct stat st;
+  const bool known = fstat(fd, &st) == 0;
+  if (known && S_ISSOCK(st.st_mode)) {
+    sink_ = Sink::kSocket;
+    write_fd_ = fd;
+  } else if (known && S_ISREG(st.st_mode)) {
+    sink_ = Sink::kFd;  // a regular file does not wait for a reader
+    write_fd_ = fd;
+  } else {
+    // A pipe, FIFO or terminal: a new open file description of our own, non-blocking,
+    // so that the caller's fd (often stderr) keeps its flags.
+    const std::string self = absl::StrCat("/proc/self/fd/", fd);
+    int own = open(self.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (own >= 0) {
+      sink_ = Sink::kOwnFd;
+      own_fd_ = write_fd_ = own;
+    } else {
+      int fl = fcntl(fd, F_GETFL);
+      if (fl >= 0) (void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+      sink_ = Sink::kFd;
+      write_fd_ = fd;
+    }
+  }
+  writer_ = std::thread([this] { WriterLoop(); });
+}
+
+AuditLog::~AuditLog() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  if (writer_.joinable()) writer_.join();
+  if (own_fd_ >= 0) close(own_fd_);
+}
 
 void AuditLog::Record(AuditEntry entry) {
   if (entry.time == absl::InfinitePast()) entry.time = absl::Now();
-  std::string line = fd_ >= 0 ? FormatLine(entry) : std::string();
+  std::string line = sink_ != Sink::kNone ? FormatLine(entry) : std::string();
   absl::MutexLock lock(&mu_);
-  if (fd_ >= 0) {
-    const char* p = line.data();
-    size_t left = line.size();
-    while (left > 0) {
-      ssize_t n = write(fd_, p, left);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;  // dropped: the log never blocks or ends the broker
-      p += n;
-      left -= static_cast<size_t>(n);
+  if (sink_ != Sink::kNone) {
+    if (queued_bytes_ + line.size() > kMaxQueuedBytes) {
+      ++dropped_;
+      ++unreported_drops_;
+    } else {
+      queued_bytes_ += line.size();
+      queue_.push_back(std::move(line));
     }
   }
   ++total_;
   ring_.push_back(std::move(entry));
   while (ring_.size() > capacity_) ring_.pop_front();
+}
+
+void AuditLog::WriterLoop() {
+  // Every signal is blocked here; above all SIGPIPE, which a write to a pipe without a
+  // reader sends to this thread: it stays pending on it and never reaches the broker.
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  for (;;) {
+    std::deque<std::string> batch;
+    uint64_t drops = 0;
+    bool stopping = false;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](AuditLog* log) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu_) {
+            return log->stop_ || !log->queue_.empty();
+          },
+          this));
+      batch.swap(queue_);
+      queued_bytes_ = 0;
+      drops = unreported_drops_;
+      unreported_drops_ = 0;
+      stopping = stop_;
+      if (batch.empty()) {
+        unreported_drops_ = drops;  // reported before the next line that is written
+        return;                     // (only a stop wakes us with an empty queue)
+      }
+      writing_ = true;
+    }
+    absl::Time deadline =
+        stopping ? absl::Now() + kStopDrainTimeout : absl::InfiniteFuture();
+    uint64_t unreported = 0;
+    uint64_t failed = 0;
+    if (drops > 0) {
+      std::string line = absl::StrCat(
+          absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone()),
+          " audit dropped=", drops, " reason=\"the log's reader was not keeping up\"\n");
+      if (!WriteLine(line, deadline)) unreported += drops;
+    }
+    for (const std::string& line : batch) {
+      if (!WriteLine(line, deadline)) ++failed;
+    }
+    absl::MutexLock lock(&mu_);
+    dropped_ += failed;
+    unreported_drops_ += unreported + failed;
+    writing_ = false;
+  }
+}
+
+bool AuditLog::WriteLine(const std::string& line, absl::Time deadline) {
+  const char* p = line.data();
+  size_t left = line.size();
+  while (left > 0) {
+    ssize_t n = sink_ == Sink::kSocket
+                    ? send(write_fd_, p, left, MSG_DONTWAIT | MSG_NOSIGNAL)
+                    : write(write_fd_, p, left);
+    if (n > 0) {
+      p += n;
+      left -= static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return false;  // EPIPE, ...
+    // Full: wait for room in slices, so that a stop is noticed.
+    for (;;) {
+      const absl::Time now = absl::Now();
+      {
+        absl::MutexLock lock(&mu_);
+        if (stop_ && deadline == absl::InfiniteFuture()) deadline = now + kStopDrainTimeout;
+      }
+      if (now >= deadline) return false;
+      const int slice_ms = static_cast<int>(
+          std::min<int64_t>(50, absl::ToInt64Milliseconds(deadline - now) + 1));
+      pollfd pfd = {write_fd_, POLLOUT, 0};
+      int r = poll(&pfd, 1, slice_ms);
+      if (r > 0) break;
+      if (r < 0 && errno != EINTR) return false;
+    }
+  }
+  return true;
 }
 
 std::vector<AuditEntry> AuditLog::Entries() const {
@@ -61,6 +181,22 @@ std::vector<AuditEntry> AuditLog::Entries() const {
 uint64_t AuditLog::total() const {
   absl::MutexLock lock(&mu_);
   return total_;
+}
+
+uint64_t AuditLog::dropped() const {
+  absl::MutexLock lock(&mu_);
+  return dropped_;
+}
+
+bool AuditLog::Flush(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(
+      absl::Condition(
+          +[](AuditLog* log) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu_) {
+            return log->queue_.empty() && !log->writing_;
+          },
+          this),
+      timeout);
 }
 
 std::string AuditLog::FormatLine(const AuditEntry& entry) {

@@ -11,8 +11,22 @@
 //   flags=O_RDONLY|O_CLOEXEC reason="no rule covers the path: Permission denied (errno 13)"
 // (on one line). The time is left out when the entry has none.
 //
-// Thread-safety: Record() and Entries() may be called from any thread; lines from
-// concurrent Record() calls never interleave.
+// Writing never holds up the broker: Record() formats the line, appends it to a bounded
+// queue under a mutex (no syscall is made while it is held) and returns. One writer
+// thread per log drains the queue into the fd without blocking: a socket with
+// send(MSG_DONTWAIT | MSG_NOSIGNAL); a pipe, FIFO or terminal through its own
+// non-blocking open file description (reopened via /proc/self/fd, so the caller's fd,
+// e.g. stderr, keeps its flags; if that fails, O_NONBLOCK is set on the fd itself); a
+// regular file with plain write(). When the reader does not keep up (the queue holds
+// kMaxQueuedBytes) lines are dropped and counted, and the next line written says so:
+//   <RFC3339 time> audit dropped=<N> reason="the log's reader was not keeping up"
+// A reader that closed its end only makes lines drop: SIGPIPE is blocked in the writer
+// thread (a thread-directed SIGPIPE then stays pending there and never reaches the
+// broker) and sockets are written with MSG_NOSIGNAL.
+//
+// Thread-safety: Record(), Entries(), Flush() may be called from any thread; lines from
+// concurrent Record() calls never interleave. The destructor stops the writer (after at
+// most kStopDrainTimeout spent draining what is queued) and joins it.
 #ifndef VOW_BROKER_AUDIT_LOG_H_
 #define VOW_BROKER_AUDIT_LOG_H_
 
@@ -20,6 +34,7 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -49,19 +64,28 @@ class AuditLog {
   static constexpr size_t kDefaultCapacity = 10000;
   // The longest reason FormatLine() writes (escaped worker bytes can be in it).
   static constexpr size_t kMaxReasonBytes = 1024;
+  // Lines waiting for the writer thread, in bytes; beyond it lines are dropped.
+  static constexpr size_t kMaxQueuedBytes = 1 << 20;
+  static constexpr absl::Duration kStopDrainTimeout = absl::Milliseconds(200);
 
-  // Writes lines to `fd` (not owned; it must outlive the log; -1: nowhere) and keeps the
-  // last `capacity` entries in memory. A failed or short write drops (the rest of) that
-  // line: logging never blocks the broker on errors and never ends it.
+  // Writes lines to `fd` (not owned; it must outlive the log; -1: nowhere, and no
+  // thread is started) and keeps the last `capacity` entries in memory.
   explicit AuditLog(int fd = -1, size_t capacity = kDefaultCapacity);
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;
+  ~AuditLog();
 
+  // Never blocks on the fd (see the file comment).
   void Record(AuditEntry entry);
   // A copy of the kept entries, oldest first.
   std::vector<AuditEntry> Entries() const;
   // How many entries were recorded in total (including those dropped from the ring).
   uint64_t total() const;
+  // How many lines were dropped because the fd could not take them.
+  uint64_t dropped() const;
+  // Waits until every queued line has been written or dropped, at most `timeout`.
+  // True when the queue is empty. (For tests and orderly shutdown.)
+  bool Flush(absl::Duration timeout);
 
   // The line for `entry`, with its trailing '\n'.
   static std::string FormatLine(const AuditEntry& entry);
@@ -75,11 +99,28 @@ class AuditLog {
   static std::string DescribeOpenFlags(uint32_t flags);
 
  private:
-  const int fd_;
+  enum class Sink : uint8_t { kNone, kSocket, kOwnFd, kFd };
+
+  void WriterLoop();
+  // Writes `line` without blocking, waiting for POLLOUT until `deadline` (or until
+  // stopping). False: the line could not be written (dropped).
+  bool WriteLine(const std::string& line, absl::Time deadline);
+
   const size_t capacity_;
+  Sink sink_ = Sink::kNone;
+  int write_fd_ = -1;  // the caller's fd, or own_fd_
+  int own_fd_ = -1;    // our non-blocking reopen of a pipe/FIFO/terminal, owned
+
   mutable absl::Mutex mu_;
   std::deque<AuditEntry> ring_ ABSL_GUARDED_BY(mu_);
   uint64_t total_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
+  size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;  // the writer holds lines taken off the queue
+  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t unreported_drops_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread writer_;
 };
 
 }  // namespace vow

@@ -1,8 +1,12 @@
 #include "broker/audit_log.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
@@ -122,6 +126,7 @@ TEST(AuditLogTest, WritesOneLinePerEntryFromManyThreads) {
     }
     for (auto& th : threads) th.join();
     EXPECT_EQ(log.Entries().size(), static_cast<size_t>(kThreads * kEach));
+    EXPECT_TRUE(log.Flush(absl::Seconds(10)));
   }
   close(fds[1]);
   std::string all;
@@ -138,6 +143,121 @@ TEST(AuditLogTest, WritesOneLinePerEntryFromManyThreads) {
     char c = static_cast<char>('a' + (line[worker + 7] - '0'));
     EXPECT_THAT(line, HasSubstr(std::string(100, c))) << line;
   }
+}
+
+AuditEntry Sample(int i) {
+  AuditEntry e;
+  e.worker_id = 1;
+  e.pid = i;
+  e.request = std::string(200, 'q');
+  e.reason = "r";
+  return e;
+}
+
+// Drains `fd` (non-blocking) into `out` until EOF, or until `done` and nothing more came
+// for a while.
+void Drain(int fd, std::string* out) {
+  char buf[65536];
+  for (;;) {
+    pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 300) <= 0) return;
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) return;
+    out->append(buf, static_cast<size_t>(n));
+  }
+}
+
+// A reader that stopped reading: Record() still returns at once, lines beyond the queue
+// are dropped and counted, and once the reader reads again a line says how many.
+TEST(AuditLogTest, PausedReaderNeitherStallsNorLosesCount) {
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  ASSERT_GT(fcntl(fds[1], F_SETPIPE_SZ, 4096), 0);
+  constexpr int kLines = 8000;  // ~1.8 MB of lines: more than the pipe and the queue
+  std::string out;
+  uint64_t dropped = 0;
+  {
+    AuditLog log(fds[1]);
+    std::atomic<bool> done{false};
+    std::thread recorder([&] {
+      for (int i = 0; i < kLines; ++i) log.Record(Sample(i));
+      done = true;
+    });
+    absl::Time until = absl::Now() + absl::Seconds(10);
+    while (!done && absl::Now() < until) absl::SleepFor(absl::Milliseconds(5));
+    EXPECT_TRUE(done) << "Record() waited for a reader that does not read";
+    // Unblock (old code) and read everything; then one more line after the pause.
+    std::thread reader([&] { Drain(fds[0], &out); });
+    recorder.join();
+    EXPECT_TRUE(log.Flush(absl::Seconds(10)));
+    log.Record(Sample(kLines));
+    EXPECT_TRUE(log.Flush(absl::Seconds(10)));
+    reader.join();
+    Drain(fds[0], &out);
+    dropped = log.dropped();
+    EXPECT_EQ(log.total(), static_cast<uint64_t>(kLines + 1));
+  }
+  close(fds[1]);
+  close(fds[0]);
+  EXPECT_GT(dropped, 0u);
+  std::vector<std::string> lines = absl::StrSplit(out, '\n', absl::SkipEmpty());
+  uint64_t written = 0;
+  uint64_t reported = 0;
+  for (const std::string& line : lines) {
+    size_t at = line.find(" audit dropped=");
+    if (at != std::string::npos) {
+      reported += std::stoull(line.substr(at + 15));
+      continue;
+    }
+    ASSERT_THAT(line, HasSubstr(std::string(200, 'q'))) << "a broken line: " << line;
+    ++written;
+  }
+  EXPECT_EQ(written + dropped, static_cast<uint64_t>(kLines + 1));
+  EXPECT_EQ(reported, dropped) << "every drop is reported once the reader is back";
+}
+
+// A reader that closed its end: lines are dropped and counted, and SIGPIPE (default
+// action: end the process) never reaches the broker.
+TEST(AuditLogTest, ClosedPipeReaderDoesNotKill) {
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  AuditLog log(fds[1]);
+  close(fds[0]);
+  signal(SIGPIPE, SIG_DFL);
+  for (int i = 0; i < 100; ++i) log.Record(Sample(i));
+  EXPECT_TRUE(log.Flush(absl::Seconds(10)));
+  EXPECT_EQ(log.dropped(), 100u);
+  EXPECT_EQ(log.Entries().size(), 100u);
+  close(fds[1]);
+}
+
+TEST(AuditLogTest, ClosedSocketReaderDoesNotKill) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  AuditLog log(sv[0]);
+  close(sv[1]);
+  signal(SIGPIPE, SIG_DFL);
+  for (int i = 0; i < 100; ++i) log.Record(Sample(i));
+  EXPECT_TRUE(log.Flush(absl::Seconds(10)));
+  EXPECT_EQ(log.dropped(), 100u);
+  close(sv[0]);
+}
+
+// The caller's fd keeps its flags (the log writes through its own open of the pipe).
+TEST(AuditLogTest, CallersFdStaysBlocking) {
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  {
+    AuditLog log(fds[1]);
+    log.Record(Sample(0));
+    EXPECT_TRUE(log.Flush(absl::Seconds(10)));
+  }
+  EXPECT_EQ(fcntl(fds[1], F_GETFL) & O_NONBLOCK, 0);
+  close(fds[1]);
+  std::string out;
+  Drain(fds[0], &out);
+  EXPECT_THAT(out, HasSubstr(std::string(200, 'q')));
+  close(fds[0]);
 }
 
 }  // namespace

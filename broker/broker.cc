@@ -88,6 +88,8 @@ constexpr int kMaxDrainMessages = 4096;
 // its worker: the pool thread may be stuck in the kernel (a hung FUSE mount), but no
 // other worker waits for it.
 constexpr absl::Duration kBrokeredCallDeadline = absl::Seconds(10);
+// How long a brokered TCP connect may take to be established.
+constexpr absl::Duration kConnectDeadline = absl::Seconds(5);
 // Violation reports (penalty trap) a worker may send per second before it is ended.
 constexpr int kMaxViolationReportsPerSecond = 100;
 
@@ -210,6 +212,10 @@ class Broker::Impl {
   void ServePathCall(std::shared_ptr<WorkerShared> shared, WorkerId id,
                      struct seccomp_notif req, PathCall call);
   void ArmListener(WorkerShared& shared, WorkerId id, bool on);
+  // Runs on a pool thread: an explicit open or connect request, answered on `channel_fd`.
+  void ServeChannelCall(WorkerId id, pid_t pid, const PreparedPolicy& policy, int channel_fd,
+                        const DecodedRequest& request);
+  void ArmChannel(Worker& w, bool on) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Loop();
   void HandleChannel(Worker& w, int max_messages) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Returns false when the worker was ended.
@@ -411,6 +417,77 @@ void Broker::Impl::HandleNotification(Worker& w) {
   ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, resp);
 }
 
+void Broker::Impl::ArmChannel(Worker& w, bool on) {
+  if (!w.channel.valid()) return;
+  struct epoll_event e = {};
+  e.events = on ? EPOLLIN : 0;
+  e.data.u64 = Key(w.id, kChannel);
+  epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, w.channel.fd(), &e);
+}
+
+void Broker::Impl::ServeChannelCall(WorkerId id, pid_t pid, const PreparedPolicy& policy,
+                                    int channel_fd, const DecodedRequest& request) {
+  AuditEntry entry;
+  entry.worker_id = id;
+  entry.pid = pid;
+  absl::StatusOr<UniqueFd> fd = absl::UnavailableError("");
+  if (request.kind == DecodedRequest::Kind::kOpen) {
+    entry.request = absl::StrCat("open path=\"", AuditLog::EscapeBytes(request.path),
+                                 "\" flags=", AuditLog::DescribeOpenFlags(request.flags));
+    OpenContext ctx;
+    ctx.pid = pid;
+    ctx.tid = pid;
+    fd = policy.fs.has_value()
+             ? policy.fs->Open(request.path, request.flags, request.mode, ctx)
+             : absl::StatusOr<UniqueFd>(ErrnoStatus(EACCES, "the policy has no filesystem rules"));
+  } else {
+    const ConnectTarget& target = request.target;
+    entry.request =
+        target.transport == ConnectRule::Transport::kUnix
+            ? absl::StrCat("connect unix path=\"", AuditLog::EscapeBytes(target.unix_path), "\"")
+            : absl::StrCat("connect ",
+                           target.transport == ConnectRule::Transport::kTcp ? "tcp" : "udp",
+                           " address=", AuditLog::EscapeBytes(target.address, 16),
+                           " port=", target.port);
+    fd = policy.net.has_value()
+             ? policy.net->Connect(target, absl::Now() + kConnectDeadline)
+             : absl::StatusOr<UniqueFd>(ErrnoStatus(EACCES, "the policy has no connect rules"));
+  }
+  entry.allowed = fd.ok();
+  entry.reason = fd.ok() ? "allowed by rule" : std::string(fd.status().message());
+  audit_->Record(std::move(entry));
+  capnp::MallocMessageBuilder builder(256);
+  auto response = builder.initRoot<wire::Response>();
+  response.setId(request.id);
+  Channel channel{UniqueFd(channel_fd)};
+  int rc;
+  if (fd.ok()) {
+    response.setFd();
+    rc = channel.Send(builder, fd->get());
+  } else {
+    auto error = response.initError();
+    error.setErrno(ErrnoOrDefault(fd.status(), EACCES));
+    error.setReason(std::string(fd.status().message().substr(0, 1024)));
+    rc = channel.Send(builder);
+  }
+  (void)channel.release();  // the task's dup is closed by its owner
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = workers_.find(id);
+    if (it != workers_.end() && !it->second->reaped) {
+      Worker& w = *it->second;
+      w.call_in_flight = false;
+      if (rc != 0 && rc != -EPIPE && rc != -ECONNRESET && !w.ending) {
+        End(w, WorkerResult::Kind::kProtocolError,
+            absl::StrCat("could not send a response: ", strerror(-rc)));
+      } else {
+        ArmChannel(w, true);
+      }
+    }
+  }
+  --calls_in_flight_;
+}
+
 void Broker::Impl::ArmListener(WorkerShared& shared, WorkerId id, bool on) {
   struct epoll_event e = {};
   e.events = on ? EPOLLIN : 0;
@@ -554,41 +631,23 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
     w.tokens -= 1;
   }
   switch (request.kind) {
-    case RequestKind::kOpen: {
-      std::string what = absl::StrCat("open path=\"", AuditLog::EscapeBytes(request.path),
-                                      "\" flags=", AuditLog::DescribeOpenFlags(request.flags));
-      if (!w.policy->fs.has_value()) {
-        Audit(w, what, false, "the policy has no filesystem rules");
-        return SendError(w, id, EACCES, "the policy has no filesystem rules");
-      }
-      absl::StatusOr<UniqueFd> fd = w.policy->fs->Open(request.path, request.flags, request.mode);
-      if (!fd.ok()) {
-        Audit(w, what, false, std::string(fd.status().message()));
-        return SendError(w, id, ErrnoOrDefault(fd.status(), EACCES), fd.status().message());
-      }
-      Audit(w, what, true, "allowed by rule");
-      return SendFd(w, id, fd->get());
-    }
+    case RequestKind::kOpen:
     case RequestKind::kConnect: {
-      const ConnectTarget& target = request.target;
-      std::string what =
-          target.transport == ConnectRule::Transport::kUnix
-              ? absl::StrCat("connect unix path=\"", AuditLog::EscapeBytes(target.unix_path), "\"")
-              : absl::StrCat("connect ",
-                             target.transport == ConnectRule::Transport::kTcp ? "tcp" : "udp",
-                             " address=", AuditLog::EscapeBytes(target.address, 16),
-                             " port=", target.port);
-      if (!w.policy->net.has_value()) {
-        Audit(w, what, false, "the policy has no connect rules");
-        return SendError(w, id, EACCES, "the policy has no connect rules");
-      }
-      absl::StatusOr<UniqueFd> fd = w.policy->net->Connect(target);
-      if (!fd.ok()) {
-        Audit(w, what, false, std::string(fd.status().message()));
-        return SendError(w, id, ErrnoOrDefault(fd.status(), EACCES), fd.status().message());
-      }
-      Audit(w, what, true, "allowed by rule");
-      return SendFd(w, id, fd->get());
+      // Off the loop (an open may stall on a FIFO or a hung mount, a connect on a slow
+      // peer), one at a time per worker: its channel is not read until this is answered.
+      // The task answers on its own dup of the channel, so a worker that ends meanwhile
+      // cannot make it write to a reused fd number.
+      int dup_fd = fcntl(w.channel.fd(), F_DUPFD_CLOEXEC, 0);
+      if (dup_fd < 0) return protocol_error(absl::StrCat("dup(channel): ", strerror(errno)));
+      w.call_in_flight = true;
+      w.call_started = absl::Now();
+      ArmChannel(w, false);
+      ++calls_in_flight_;
+      pool_->Submit([this, id = w.id, pid = w.pid, policy = w.policy,
+                     chan = std::make_shared<UniqueFd>(dup_fd), req = request]() {
+        ServeChannelCall(id, pid, *policy, chan->get(), req);
+      });
+      return true;
     }
     case RequestKind::kClock: {
       absl::StatusOr<absl::Time> now = ClockNow(w.policy->policy.clock);
@@ -649,7 +708,8 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
 }
 
 void Broker::Impl::HandleChannel(Worker& w, int max_messages) {
-  for (int i = 0; i < max_messages && w.channel.valid() && !w.ending; ++i) {
+  for (int i = 0; i < max_messages && w.channel.valid() && !w.ending && !w.call_in_flight;
+       ++i) {
     int fds[kMaxFdsPerMessage];
     int nfds = 0;
     int n = w.channel.Receive(buffer_.get(), kMaxMessageBytes, fds, kMaxFdsPerMessage, &nfds);
@@ -749,7 +809,7 @@ void Broker::Impl::Loop() {
       Worker& w = *it->second;
       switch (static_cast<Source>(key & 3)) {
         case kChannel:
-          if (w.channel.valid()) HandleChannel(w, kMessagesPerWakeup);
+          if (w.channel.valid() && !w.call_in_flight) HandleChannel(w, kMessagesPerWakeup);
           break;
         case kListener:
           if (w.listener_registered && !w.call_in_flight) HandleNotification(w);

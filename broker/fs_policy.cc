@@ -4,7 +4,9 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stdlib.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -14,6 +16,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -146,6 +149,84 @@ absl::StatusOr<std::string> RealPath(const std::string& path) {
   return out;
 }
 
+// File systems whose files are views of the kernel or of processes rather than stored
+// data; reachable only through a rule that lies on the same file system.
+struct PseudoFs {
+  int64_t magic;
+  const char* name;
+};
+constexpr PseudoFs kPseudoFs[] = {
+    {PROC_SUPER_MAGIC, "proc"},
+    {SYSFS_MAGIC, "sysfs"},
+    {DEBUGFS_MAGIC, "debugfs"},
+    {TRACEFS_MAGIC, "tracefs"},
+    {SECURITYFS_MAGIC, "securityfs"},
+    {CGROUP_SUPER_MAGIC, "cgroup"},
+    {CGROUP2_SUPER_MAGIC, "cgroup2"},
+    {BPF_FS_MAGIC, "bpf"},
+    {0x62656570, "configfs"},
+    {PSTOREFS_MAGIC, "pstore"},
+    {EFIVARFS_MAGIC, "efivarfs"},
+    {SELINUX_MAGIC, "selinuxfs"},
+    {SMACK_MAGIC, "smackfs"},
+    {0x42494e4d, "binfmt_misc"},
+    {0x65735543, "fusectl"},
+    {NSFS_MAGIC, "nsfs"},
+    {0x19800202, "mqueue"},
+};
+
+const char* PseudoFsName(int64_t magic) {
+  for (const PseudoFs& fs : kPseudoFs) {
+    if (fs.magic == magic) return fs.name;
+  }
+  return nullptr;
+}
+
+bool IsNumber(absl::string_view s) {
+  if (s.empty() || s.size() > 10) return false;
+  for (char c : s) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+// Beneath the root of a proc mount: rewrites the first component of `rest` so that it
+// names the worker, or refuses. `rest` is relative ("." for /proc itself).
+absl::Status RewriteProcRest(std::string& rest, const OpenContext& context) {
+  const size_t slash = rest.find('/');
+  const std::string first = rest.substr(0, slash);
+  const std::string tail = slash == std::string::npos ? "" : rest.substr(slash);
+  const bool names_self = first == "self" || first == "thread-self" || first == "net" ||
+                          first == "mounts" || IsNumber(first);
+  if (!names_self) return absl::OkStatus();
+  if (context.pid <= 0) {
+    return Refuse(EACCES, absl::StrCat("/proc/", first,
+                                       " names a process, and the broker was not told which "
+                                       "worker asks"));
+  }
+  if (first == "self" || first == "net" || first == "mounts") {
+    rest = absl::StrCat(context.pid, first == "self" ? "" : "/" + first, tail);
+  } else if (first == "thread-self") {
+    if (context.tid <= 0) {
+      return Refuse(EACCES, "/proc/thread-self: the broker was not told the worker's thread");
+    }
+    rest = absl::StrCat(context.pid, "/task/", context.tid, tail);
+  } else if (first != absl::StrCat(context.pid)) {
+    return Refuse(EACCES, absl::StrCat("/proc/", first, " is not the worker's own process"));
+  }
+  return absl::OkStatus();
+}
+
+// "/proc/<digits>..." of another process than `pid` (for the real path of what a proc
+// lookup reached).
+bool InOtherProcessDir(absl::string_view real, absl::string_view proc_root, pid_t pid) {
+  if (!IsPathPrefix(proc_root, real)) return false;
+  absl::string_view rest = real.substr(proc_root == "/" ? 1 : proc_root.size());
+  if (!rest.empty() && rest[0] == '/') rest.remove_prefix(1);
+  absl::string_view first = rest.substr(0, rest.find('/'));
+  return IsNumber(first) && first != absl::StrCat(pid);
+}
+
 }  // namespace
 
 uint32_t AllowedOpenFlags() { return kAllowedOpenFlags; }
@@ -178,6 +259,17 @@ absl::Status CheckRulePathSyntax(absl::string_view path) {
 
 absl::StatusOr<FsPolicy> FsPolicy::Create(const std::vector<PathRule>& rules) {
   FsPolicy policy;
+  {
+    absl::StatusOr<long> proc = Syscall("open(/proc/self/fd)", [] {
+      return open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    });
+    if (!proc.ok()) {
+      return absl::Status(proc.status().code(),
+                          absl::StrCat("the broker needs /proc mounted to reopen decided files: ",
+                                       proc.status().message()));
+    }
+    policy.proc_fd_.reset(static_cast<int>(*proc));
+  }
   std::set<std::string> seen;
   for (size_t i = 0; i < rules.size(); ++i) {
     const PathRule& r = rules[i];
@@ -247,7 +339,39 @@ absl::StatusOr<FsPolicy> FsPolicy::Create(const std::vector<PathRule>& rules) {
       rule.dir.reset(static_cast<int>(*fd));
     }
     rule.real_path = std::move(real);
+    // Which file system the rule lies on (a file rule's own file, if it exists).
+    struct statfs sfs;
+    int sfs_rc = rule.is_dir ? fstatfs(rule.dir.get(), &sfs) : statfs(rule.real_path.c_str(), &sfs);
+    if (sfs_rc != 0 && !rule.is_dir) sfs_rc = fstatfs(rule.dir.get(), &sfs);
+    if (sfs_rc != 0) return fail(ErrnoStatus(errno, "statfs"), "statfs failed");
+    rule.fs_type = static_cast<int64_t>(sfs.f_type);
+    struct stat rst;
+    if (fstat(rule.dir.get(), &rst) != 0) return fail(ErrnoStatus(errno, "fstat"), "fstat failed");
+    rule.st_dev = rst.st_dev;
+    if (rule.fs_type == PROC_SUPER_MAGIC) {
+      struct stat pst;
+      rule.proc_root = rule.is_dir && fstat(rule.dir.get(), &pst) == 0 && pst.st_ino == 1;
+      if (!rule.proc_root && InOtherProcessDir(rule.real_path, "/proc", 0)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            RuleName(i, r), ": lies in a process's /proc directory (", rule.real_path,
+            "), which would be the broker's; write a rule for /proc and the worker's "
+            "/proc/self is its own"));
+      }
+    }
     policy.rules_.push_back(std::move(rule));
+  }
+  for (size_t a = 0; a < policy.rules_.size(); ++a) {
+    for (size_t b = a + 1; b < policy.rules_.size(); ++b) {
+      const Rule& ra = policy.rules_[a];
+      const Rule& rb = policy.rules_[b];
+      if (ra.real_path == rb.real_path && ra.is_dir == rb.is_dir &&
+          Letters(ra.rule) != Letters(rb.rule)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            RuleName(b, rb.rule), " (", Letters(rb.rule), ") is the same location (",
+            ra.real_path, ") as ", RuleName(a, ra.rule), " (", Letters(ra.rule),
+            "): which letters hold there is ambiguous"));
+      }
+    }
   }
   for (Rule& a : policy.rules_) {
     if (!a.is_dir) continue;
@@ -283,7 +407,8 @@ const FsPolicy::Rule* FsPolicy::MatchReal(absl::string_view real) const {
   return best;
 }
 
-absl::StatusOr<FsPolicy::Target> FsPolicy::Resolve(absl::string_view path) const {
+absl::StatusOr<FsPolicy::Target> FsPolicy::Resolve(absl::string_view path,
+                                                   const OpenContext& context) const {
   if (path.size() >= PATH_MAX) {
     return Refuse(ENAMETOOLONG, absl::StrCat("the path is ", path.size(),
                                              " bytes long (the limit is ", PATH_MAX - 1, ")"));
@@ -307,42 +432,140 @@ absl::StatusOr<FsPolicy::Target> FsPolicy::Resolve(absl::string_view path) const
   // "/a/b/" and "/a/b/." both mean "b, which must be a directory".
   const bool trailing = path.back() == '/' || absl::EndsWith(path, "/.");
 
+  // The rule as written gives the real location; the rule of the real location decides.
+  const Rule* written = Match(normalized);
+  if (written == nullptr) return Refuse(EACCES, kNoRule);
+  std::string real;
+  if (written->is_dir) {
+    const std::string& p = written->rule.path;
+    const size_t skip = p == "/" ? 1 : p.size() + 1;
+    const std::string rest = normalized.size() > skip ? normalized.substr(skip) : "";
+    real = rest.empty() ? written->real_path
+           : written->real_path == "/" ? absl::StrCat("/", rest)
+                                       : absl::StrCat(written->real_path, "/", rest);
+  } else {
+    real = written->real_path;
+  }
   Target target;
   target.normalized = normalized;
-  target.rule = Match(normalized);
-  if (target.rule == nullptr) return Refuse(EACCES, kNoRule);
+  target.rule = MatchReal(real);
+  if (target.rule == nullptr) target.rule = written;  // a deny rule that does not exist
   target.index = static_cast<size_t>(target.rule - rules_.data());
   if (target.rule->is_dir) {
-    const std::string& p = target.rule->rule.path;
-    size_t skip = p == "/" ? 1 : p.size() + 1;
-    target.rest = normalized.size() > skip ? normalized.substr(skip) : std::string(".");
+    const std::string& p = target.rule->real_path;
+    const size_t skip = p == "/" ? 1 : p.size() + 1;
+    target.rest = real.size() > skip ? real.substr(skip) : std::string(".");
   } else {
     target.rest = target.rule->name;
   }
+  if (target.rule->proc_root) RETURN_IF_ERROR(RewriteProcRest(target.rest, context));
   if (trailing && target.rest != ".") target.rest += '/';
   return target;
 }
 
 bool FsPolicy::Covers(absl::string_view path) const {
-  absl::StatusOr<Target> target = Resolve(path);
+  absl::StatusOr<Target> target = Resolve(path, OpenContext{});
   // A refusal other than "no rule" ('..', a NUL, too long) is the rules' to give.
   return target.ok() || !absl::StartsWith(target.status().message(), kNoRule);
 }
 
 absl::StatusOr<PathRule> FsPolicy::RuleFor(absl::string_view path) const {
-  ASSIGN_OR_RETURN(Target target, Resolve(path));
+  ASSIGN_OR_RETURN(Target target, Resolve(path, OpenContext{}));
   return target.rule->rule;
+}
+
+absl::Status FsPolicy::CheckLanded(const Target& target, int fd, const struct stat& st,
+                                   const OpenContext& context) const {
+  const Rule* rule = target.rule;
+  int64_t fs_type = rule->fs_type;
+  if (st.st_dev != rule->st_dev) {  // another file system than the rule's: which one?
+    struct statfs sfs;
+    RETURN_IF_ERROR(Syscall("fstatfs", [&] { return fstatfs(fd, &sfs); }).status());
+    fs_type = static_cast<int64_t>(sfs.f_type);
+  }
+  if (fs_type != rule->fs_type) {
+    if (const char* name = PseudoFsName(fs_type)) {
+      return Refuse(EACCES, absl::StrCat("the path is on ", name, ", a pseudo file system that ",
+                                         RuleName(target.index, rule->rule),
+                                         " does not lie on (a rule on it must opt in)"));
+    }
+  }
+  if (fs_type == PROC_SUPER_MAGIC) {
+    // Whatever symlink led here (/proc/net -> self/net, /proc/mounts), never another
+    // process's directory.
+    absl::StatusOr<std::string> real = FdPath(fd);
+    if (!real.ok()) {
+      return Refuse(EACCES, absl::StrCat("cannot verify where a /proc path led: ",
+                                         real.status().message()));
+    }
+    const bool other = InOtherProcessDir(*real, "/proc", context.pid) ||
+                       (rule->proc_root && InOtherProcessDir(*real, rule->real_path,
+                                                             context.pid));
+    if (other) {
+      return Refuse(EACCES, absl::StrCat("the path led into ", AuditLog::EscapeBytes(*real),
+                                         ", a /proc directory of another process than the "
+                                         "worker"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// The errno of a failed openat2 beneath `rule`, as the worker should see it.
+absl::Status OpenError(int err, uint64_t resolve, const std::string& rule_name,
+                       absl::string_view what) {
+  if (err == EXDEV) {
+    return Refuse(EACCES, absl::StrCat("the path escapes ", rule_name,
+                                       " ('..' or a symlink leading out; openat2: EXDEV)"));
+  }
+  if (err == ELOOP && (resolve & RESOLVE_NO_SYMLINKS) != 0) {
+    return Refuse(ELOOP, absl::StrCat(what, " beneath ", rule_name,
+                                      " without following symlinks (a file rule, or a create "
+                                      "beneath a narrower nested rule)"));
+  }
+  return Refuse(err, absl::StrCat(what, " beneath ", rule_name));
+}
+
+}  // namespace
+
+absl::Status FsPolicy::RecheckNested(const Rule* rule, int fd, uint32_t flags,
+                                     bool any_letter) const {
+  if (!rule->nested_narrower) return absl::OkStatus();
+  absl::StatusOr<std::string> real = FdPath(fd);
+  if (!real.ok()) {
+    return Refuse(EACCES, absl::StrCat("cannot verify where the path led: ",
+                                       real.status().message()));
+  }
+  const Rule* landed = MatchReal(*real);
+  if (landed == nullptr) return Refuse(EACCES, "the path led to a file that no rule covers");
+  if (landed == rule) return absl::OkStatus();
+  const size_t index = static_cast<size_t>(landed - rules_.data());
+  const PathRule& lr = landed->rule;
+  if (any_letter) {
+    if (!lr.read && !lr.write && !lr.exec && !lr.create) {
+      return Refuse(EACCES, absl::StrCat("the path led beneath ", RuleName(index, lr),
+                                         ", which denies it"));
+    }
+    return absl::OkStatus();
+  }
+  absl::Status again = CheckPermissions(index, lr, flags);
+  if (!again.ok()) {
+    return Refuse(EACCES, absl::StrCat("the path led beneath a more specific rule: ",
+                                       again.message()));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<FsPolicy::Lookup> FsPolicy::LookupPath(absl::string_view path,
                                                       bool follow_final,
                                                       const OpenContext& context) const {
-  (void)context;
-  ASSIGN_OR_RETURN(Target target, Resolve(path));
+  ASSIGN_OR_RETURN(Target target, Resolve(path, context));
   const Rule* rule = target.rule;
   const PathRule& r = rule->rule;
+  const std::string rule_name = RuleName(target.index, r);
   if (!r.read && !r.write && !r.exec && !r.create) {
-    return Refuse(EACCES, absl::StrCat(RuleName(target.index, r), " denies the path"));
+    return Refuse(EACCES, absl::StrCat(rule_name, " denies the path"));
   }
   struct open_how how = {};
   how.flags = O_PATH | O_CLOEXEC | (follow_final ? 0 : O_NOFOLLOW);
@@ -351,107 +574,124 @@ absl::StatusOr<FsPolicy::Lookup> FsPolicy::LookupPath(absl::string_view path,
   absl::StatusOr<long> rc = Syscall("openat2", [&] {
     return syscall(SYS_openat2, rule->dir.get(), target.rest.c_str(), &how, sizeof(how));
   });
-  if (!rc.ok()) {
-    int err = ErrnoOf(rc.status());
-    if (err == EXDEV) {
-      return Refuse(EACCES, absl::StrCat("the path escapes ", RuleName(target.index, r),
-                                         " ('..' or a symlink leading out; openat2: EXDEV)"));
-    }
-    return Refuse(err, absl::StrCat("openat2(O_PATH) beneath ", RuleName(target.index, r)));
-  }
+  if (!rc.ok()) return OpenError(ErrnoOf(rc.status()), how.resolve, rule_name, "openat2(O_PATH)");
   Lookup out;
   out.fd.reset(static_cast<int>(*rc));
   out.rule = r;
+  struct stat st;
+  RETURN_IF_ERROR(Syscall("fstat", [&] { return fstat(out.fd.get(), &st); }).status());
+  RETURN_IF_ERROR(CheckLanded(target, out.fd.get(), st, context));
+  RETURN_IF_ERROR(RecheckNested(rule, out.fd.get(), 0, /*any_letter=*/true));
   if (rule->nested_narrower) {
     absl::StatusOr<std::string> real = FdPath(out.fd.get());
-    if (!real.ok()) {
-      return Refuse(EACCES, absl::StrCat("cannot verify where the path led: ",
-                                         real.status().message()));
+    if (real.ok()) {
+      if (const Rule* landed = MatchReal(*real)) out.rule = landed->rule;
     }
-    const Rule* landed = MatchReal(*real);
-    if (landed == nullptr) return Refuse(EACCES, "the path led to a file that no rule covers");
-    const PathRule& lr = landed->rule;
-    if (!lr.read && !lr.write && !lr.exec && !lr.create) {
-      return Refuse(EACCES,
-                    absl::StrCat("the path led beneath ",
-                                 RuleName(static_cast<size_t>(landed - rules_.data()), lr),
-                                 ", which denies it"));
-    }
-    out.rule = lr;
   }
   return out;
 }
 
 absl::StatusOr<UniqueFd> FsPolicy::Open(absl::string_view path, uint32_t flags, uint32_t mode,
                                         const OpenContext& context) const {
-  (void)context;
   RETURN_IF_ERROR(CheckFlagSyntax(flags));
-  ASSIGN_OR_RETURN(Target target, Resolve(path));
+  ASSIGN_OR_RETURN(Target target, Resolve(path, context));
   const Rule* rule = target.rule;
-  const size_t index = target.index;
-  RETURN_IF_ERROR(CheckPermissions(index, rule->rule, flags));
+  const std::string rule_name = RuleName(target.index, rule->rule);
+  RETURN_IF_ERROR(CheckPermissions(target.index, rule->rule, flags));
   const std::string& rest = target.rest;
 
   const bool path_only = (flags & O_PATH) != 0;
-  const bool creating = (flags & (O_CREAT | kTmpfileBit)) != 0;
-  struct open_how how = {};
-  how.flags = path_only ? (flags & ~kKernelLargefile) | O_CLOEXEC
-                        : flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
-  how.mode = creating ? (mode & 0777) : 0;
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-  // A file rule's name must not be a symlink to a sibling. Beneath a rule with a narrower
-  // rule nested in it, an open with a side effect (create, truncate) may not follow any
-  // symlink, since the re-check below comes after the side effect: without symlinks
-  // (and `..`) the textual match above already found the rule of the real location.
-  if (!rule->is_dir || (rule->nested_narrower && (flags & (O_CREAT | O_TRUNC | kTmpfileBit)))) {
-    how.resolve |= RESOLVE_NO_SYMLINKS;
+  const bool tmpfile = (flags & kTmpfileBit) != 0;
+  const bool create = (flags & O_CREAT) != 0;
+  const uint64_t resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS |
+                           (rule->is_dir ? 0 : RESOLVE_NO_SYMLINKS);
+  // What the worker's open does once the file is decided (O_NONBLOCK for the open itself,
+  // so that a FIFO cannot block the broker; cleared below unless asked for).
+  const uint32_t open_flags = flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+
+  UniqueFd looked_up;
+  for (int attempt = 0; attempt < 3 && !looked_up.valid(); ++attempt) {
+    if (!(create && (flags & O_EXCL) != 0)) {
+      // 5. The lookup: O_PATH, no side effect.
+      struct open_how how = {};
+      how.flags = O_PATH | O_CLOEXEC | (flags & (O_NOFOLLOW | O_DIRECTORY));
+      how.resolve = resolve;
+      absl::StatusOr<long> rc = Syscall("openat2", [&] {
+        return syscall(SYS_openat2, rule->dir.get(), rest.c_str(), &how, sizeof(how));
+      });
+      if (rc.ok()) {
+        looked_up.reset(static_cast<int>(*rc));
+        break;
+      }
+      const int err = ErrnoOf(rc.status());
+      if (err != ENOENT || !create) return OpenError(err, how.resolve, rule_name, "openat2");
+    }
+    // Not there and O_CREAT: create a new regular file (O_EXCL), never through a
+    // symlink into a narrower nested rule.
+    struct open_how how = {};
+    how.flags = open_flags | O_EXCL;
+    how.mode = mode & 0777;
+    how.resolve = resolve | (rule->nested_narrower ? RESOLVE_NO_SYMLINKS : 0);
+    absl::StatusOr<long> rc = Syscall("openat2", [&] {
+      return syscall(SYS_openat2, rule->dir.get(), rest.c_str(), &how, sizeof(how));
+    });
+    if (!rc.ok()) {
+      const int err = ErrnoOf(rc.status());
+      if (err == EEXIST && (flags & O_EXCL) == 0) continue;  // appeared meanwhile: look up
+      return OpenError(err, how.resolve, rule_name, "openat2(O_CREAT|O_EXCL)");
+    }
+    UniqueFd fd(static_cast<int>(*rc));
+    struct stat st;
+    RETURN_IF_ERROR(Syscall("fstat", [&] { return fstat(fd.get(), &st); }).status());
+    RETURN_IF_ERROR(CheckLanded(target, fd.get(), st, context));
+    RETURN_IF_ERROR(RecheckNested(rule, fd.get(), flags, /*any_letter=*/false));
+    return Finish(std::move(fd), flags);
+  }
+  if (!looked_up.valid()) {
+    return Refuse(EEXIST, absl::StrCat("O_CREAT beneath ", rule_name,
+                                       ": the name exists but does not lead to a file (a "
+                                       "dangling symlink is not followed to create its "
+                                       "target), or it kept changing"));
   }
 
-  absl::StatusOr<long> rc = Syscall("openat2", [&] {
-    return syscall(SYS_openat2, rule->dir.get(), rest.c_str(), &how, sizeof(how));
-  });
-  if (!rc.ok()) {
-    int err = ErrnoOf(rc.status());
-    if (err == EXDEV) {
-      return Refuse(EACCES, absl::StrCat("the path escapes ", RuleName(index, rule->rule),
-                                         " ('..' or a symlink leading out; openat2: EXDEV)"));
-    }
-    if (err == ELOOP && (how.resolve & RESOLVE_NO_SYMLINKS) != 0) {
-      return Refuse(ELOOP, absl::StrCat("openat2 beneath ", RuleName(index, rule->rule),
-                                        " without following symlinks (a file rule, or a "
-                                        "create/truncate beneath a narrower nested rule)"));
-    }
-    return Refuse(err, absl::StrCat("openat2 beneath ", RuleName(index, rule->rule)));
-  }
-  UniqueFd fd(static_cast<int>(*rc));
-
+  // The decision, on the looked-up file.
   struct stat st;
-  RETURN_IF_ERROR(Syscall("fstat", [&] { return fstat(fd.get(), &st); }).status());
+  RETURN_IF_ERROR(Syscall("fstat", [&] { return fstat(looked_up.get(), &st); }).status());
+  if (S_ISLNK(st.st_mode) && !path_only) {
+    return Refuse(ELOOP, "O_NOFOLLOW and the path names a symlink");
+  }
   if (S_ISDIR(st.st_mode) && (flags & O_DIRECTORY) == 0) {
     return Refuse(EISDIR, "the path is a directory and O_DIRECTORY was not asked for");
   }
-
-  if (rule->nested_narrower) {
-    absl::StatusOr<std::string> real = FdPath(fd.get());
-    if (!real.ok()) {
-      return Refuse(EACCES, absl::StrCat("cannot verify where the path led: ",
-                                         real.status().message()));
-    }
-    const Rule* landed = MatchReal(*real);
-    if (landed == nullptr) {
-      return Refuse(EACCES, "the path led to a file that no rule covers");
-    }
-    if (landed != rule) {
-      absl::Status again = CheckPermissions(static_cast<size_t>(landed - rules_.data()),
-                                            landed->rule, flags);
-      if (!again.ok()) {
-        return Refuse(EACCES, absl::StrCat("the path led beneath a more specific rule: ",
-                                           again.message()));
-      }
-    }
+  if ((S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) && rule->is_dir) {
+    return Refuse(EACCES, absl::StrCat("the path is a ",
+                                       S_ISCHR(st.st_mode) ? "character" : "block",
+                                       " device, opened only through a rule that names it "
+                                       "exactly, and ", rule_name, " is a directory rule"));
   }
+  RETURN_IF_ERROR(CheckLanded(target, looked_up.get(), st, context));
+  RETURN_IF_ERROR(RecheckNested(rule, looked_up.get(), flags, /*any_letter=*/false));
+  if (path_only) return looked_up;
 
-  if (!path_only && (flags & O_NONBLOCK) == 0) {
+  // 6. The open, of exactly the inode that was decided on.
+  absl::StatusOr<long> rc;
+  if (tmpfile) {
+    rc = Syscall("openat(O_TMPFILE)", [&] {
+      return openat(looked_up.get(), ".", static_cast<int>(open_flags), mode & 0777);
+    });
+  } else {
+    const std::string number = absl::StrCat(looked_up.get());
+    rc = Syscall("open(/proc/self/fd)", [&] {
+      return openat(proc_fd_.get(), number.c_str(),
+                    static_cast<int>(open_flags & ~(O_CREAT | O_NOFOLLOW)));
+    });
+  }
+  if (!rc.ok()) return Refuse(ErrnoOf(rc.status()), absl::StrCat("open beneath ", rule_name));
+  return Finish(UniqueFd(static_cast<int>(*rc)), flags);
+}
+
+absl::StatusOr<UniqueFd> FsPolicy::Finish(UniqueFd fd, uint32_t flags) {
+  if ((flags & O_NONBLOCK) == 0) {
     // F_SETFL changes only O_APPEND, O_NONBLOCK, O_ASYNC, O_DIRECT and O_NOATIME (the last
     // three are refused above), so one call restores what the worker asked for: its
     // O_APPEND, and no O_NONBLOCK. (Saves an F_GETFL on every open.)

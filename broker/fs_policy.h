@@ -2,7 +2,8 @@
 // for a worker. Runs in the privileged broker; every path, flag and mode it is given
 // comes from a worker and is hostile.
 //
-// How an Open(path, flags, mode) is decided, in this order (the first refusal wins):
+// How an Open(path, flags, mode, context) is decided, in this order (the first refusal
+// wins). Nothing that creates, truncates or opens a device happens before step 6.
 //  1. flags: only a known set of bits is accepted (see kAllowedOpenFlags in the .cc):
 //     the access mode O_RDONLY/O_WRONLY/O_RDWR (3 is refused), O_CREAT, O_EXCL, O_TRUNC,
 //     O_APPEND, O_NONBLOCK, O_CLOEXEC, O_NOFOLLOW, O_DIRECTORY, O_NOCTTY, the kernel's
@@ -11,41 +12,59 @@
 //     else (O_NOATIME, O_DIRECT, O_ASYNC, unknown bits) -> EINVAL naming the bits.
 //  2. path syntax: the worker's bytes must be an absolute path (else EINVAL), without a
 //     NUL byte (EINVAL), shorter than PATH_MAX (4096) bytes (else ENAMETOOLONG), and
-//     without a `..` component (EACCES: refused up front rather than resolved textually,
-//     so the rule that is chosen is always the rule of a directory the path really goes
-//     through). `//`, `.` components and a trailing slash are accepted; a trailing
-//     slash still means "must be a directory" (the kernel answers ENOTDIR otherwise).
-//  3. rule: the most specific rule wins: the longest rule path that is a prefix of the
-//     path on component boundaries ("/a" covers "/a" and "/a/b", not "/ab"). A file rule
-//     covers exactly its own path. No rule -> EACCES.
+//     without a `..` component (EACCES). `//`, `.` components and a trailing slash are
+//     accepted; a trailing slash still means "must be a directory".
+//  3. rule, decided on the REAL location: the path is matched against the rule paths as
+//     written (the longest rule path that is a prefix on component boundaries; a file
+//     rule covers exactly its own path), which gives the real location (the rule's real
+//     path, resolved once at Create, plus the rest of the path); the rule that decides
+//     is the most specific rule by real path. So with `/lib r` (/lib -> usr/lib) the
+//     path /lib/x/libc.so.6 works, and with `datalink rwc` (-> data) and `data/ro r`,
+//     datalink/ro/f is decided by `data/ro`. No rule -> EACCES. Beneath a rule that is
+//     the root of a proc mount, the first component is rewritten for the worker:
+//     `self` -> the worker's pid (context.pid), `thread-self` -> pid/task/tid, `net` and
+//     `mounts` -> pid/net, pid/mounts; a pid other than the worker's, or `self` without
+//     a context, -> EACCES.
 //  4. permissions of that rule: O_CREAT/O_TMPFILE need `c`; O_WRONLY/O_RDWR/O_TRUNC/
 //     O_APPEND/O_TMPFILE need `w`; O_RDONLY/O_RDWR need `r`; O_PATH needs `x`.
 //     Missing -> EACCES.
-//  5. the open itself: openat2(rule dir fd, rest, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
-//     (plus RESOLVE_NO_SYMLINKS, failing with ELOOP, for a file rule, whose final name
-//     must not be a symlink to a sibling, and for O_CREAT/O_TRUNC/O_TMPFILE beneath a
-//     rule that has a narrower rule nested in it, see 6). `..` and absolute or escaping symlinks fail in the kernel with
-//     EXDEV, reported to the worker as EACCES; /proc magic links fail with ELOOP, which
-//     is passed through, as is every other errno of the open (ENOENT, ENOTDIR, ...).
-//     The broker always adds O_CLOEXEC and O_NOCTTY (it must never gain a controlling
-//     terminal), and O_NONBLOCK for the open itself (a FIFO or a device must not block
-//     the broker; O_NONBLOCK is cleared afterwards if the worker did not ask for it, so
-//     a FIFO opened for writing with no reader fails with ENXIO instead of waiting).
-//     `mode` is masked with 0777 (no setuid, setgid or sticky bit) and only passed for
+//  5. lookup without side effects: openat2(rule dir, rest, O_PATH,
+//     RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, plus RESOLVE_NO_SYMLINKS for a file rule,
+//     whose final name must not be a symlink to a sibling). `..` and absolute or
+//     escaping symlinks fail with EXDEV, reported as EACCES; magic links with ELOOP; any
+//     other errno is passed through. On the O_PATH fd:
+//     - a directory without O_DIRECTORY -> EISDIR; O_NOFOLLOW on a symlink -> ELOOP;
+//     - a file system that is a pseudo one (proc, sysfs, debugfs, tracefs, securityfs,
+//       cgroup, cgroup2, bpf, configfs, pstore, efivarfs, ...) -> EACCES unless the
+//       deciding rule lies on that same file system (the rule opts in);
+//     - beneath a proc rule, a real path in a pid directory other than the worker's
+//       (e.g. through the /proc/net symlink) -> EACCES;
+//     - a character or block device -> EACCES unless the deciding rule is a file rule
+//       (the rule names the device exactly);
+//     - when the rule has a narrower rule nested beneath it, the real path of the fd
+//       (readlink /proc/self/fd/N) is matched again and that rule must also allow the
+//       request (else EACCES): a symlink inside "/data" (rw) cannot reach into
+//       "/data/ro" (r) with write access.
+//  6. the open: the looked-up file is reopened through /proc/self/fd/N (the same inode,
+//     no second path walk) with the worker's flags; O_PATH requests get the O_PATH fd.
+//     A file that does not exist with O_CREAT is created with openat2(O_CREAT|O_EXCL)
+//     under the same resolve flags (plus RESOLVE_NO_SYMLINKS beneath a rule with a
+//     narrower nested rule), so what is created is a new regular file; if the name
+//     appeared meanwhile the lookup is retried (at most 3 times, then EEXIST); a
+//     dangling symlink is never followed to create its target (EEXIST). O_TMPFILE opens
+//     the looked-up directory. The broker always adds O_CLOEXEC and O_NOCTTY, and
+//     O_NONBLOCK for the open itself (a FIFO must not block the broker; it is cleared
+//     afterwards unless asked for). `mode` is masked with 0777 and only passed for
 //     O_CREAT/O_TMPFILE; the broker's umask applies.
-//  6. after the open: a directory is returned only if O_DIRECTORY was asked for
-//     (else the fd is closed and EISDIR returned). When the chosen rule has a rule nested
-//     beneath it that grants fewer letters, the opened file's real path (readlink of
-//     /proc/self/fd/N) is matched again and the rule found for it must also allow the
-//     request (else EACCES), so a symlink inside "/data" (rw) cannot reach into
-//     "/data/ro" (r) with write access. Opens with a side effect (create, truncate)
-//     cannot be checked after the fact, so there they follow no symlink at all (5).
 //     Hard links cannot be told apart: a rule grants what its tree reaches by hard link.
 //
 // Thread-safety: a FsPolicy is immutable after Create(); Open() may be called from many
 // threads. It owns one O_PATH fd per rule until it is destroyed.
 #ifndef VOW_BROKER_FS_POLICY_H_
 #define VOW_BROKER_FS_POLICY_H_
+
+#include <sys/stat.h>
+#include <sys/types.h>
 
 #include <cstdint>
 #include <string>
@@ -74,11 +93,14 @@ struct OpenContext {
 
 class FsPolicy {
  public:
-  // Opens each rule's path once (trusted input: symlinks in rule paths are followed
-  // here, once): a directory as O_PATH|O_DIRECTORY; for anything else its parent
-  // directory plus the final name. A file rule that does not exist yet is accepted only
-  // with `c`. Errors (InvalidArgument or the errno's code) name the rule by index and
-  // path and say why.
+  // Opens each rule's path once (trusted input: symlinks in rule paths are resolved
+  // here, once, and the rule is matched by its real location from then on): a directory
+  // as O_PATH|O_DIRECTORY; for anything else its parent directory plus the final name.
+  // A file rule that does not exist yet is accepted only with `c`. Refused (naming the
+  // rule): two rules with the same real location but different letters; a rule inside
+  // a process's /proc directory (/proc/self, /proc/<pid>, ...: it would be the
+  // broker's; write `/proc` and the worker's `self` is rewritten). Errors
+  // (InvalidArgument or the errno's code) name the rule by index and path and say why.
   static absl::StatusOr<FsPolicy> Create(const std::vector<PathRule>& rules);
 
   FsPolicy(FsPolicy&&) = default;
@@ -96,6 +118,8 @@ class FsPolicy {
   // opens it O_PATH (no side effect, nothing read), following the final symlink only if
   // `follow_final`. Allowed when the deciding rule grants any letter (a deny rule refuses
   // with EACCES). The result says which letters the rule of the real location grants.
+  // The proc rewriting and the pseudo file system check of Open() apply; devices are
+  // not refused here (an O_PATH lookup of a device has no side effect).
   struct Lookup {
     UniqueFd fd;      // O_PATH | O_CLOEXEC, owned by the caller
     PathRule rule;    // the rule that decided (its letters, for access(2))
@@ -123,6 +147,13 @@ class FsPolicy {
     std::string real_path;   // where the rule really is (symlinks resolved at Create)
     // Another rule whose real path lies strictly beneath this one grants less.
     bool nested_narrower = false;
+    // The file system type (statfs f_type) of the rule's real location (for a file rule
+    // that does not exist yet: of its directory). A pseudo file system (proc, sysfs,
+    // ...) is reachable only through a rule that lies on it.
+    int64_t fs_type = 0;
+    dev_t st_dev = 0;  // the device of the rule's real location (same device: same fs)
+    // The rule is the root of a proc mount: its first component is a pid, `self`, ...
+    bool proc_root = false;
   };
 
   FsPolicy() = default;
@@ -134,7 +165,17 @@ class FsPolicy {
     std::string rest;  // beneath rule->dir ("." for the rule's own directory)
     std::string normalized;
   };
-  absl::StatusOr<Target> Resolve(absl::string_view path) const;
+  absl::StatusOr<Target> Resolve(absl::string_view path, const OpenContext& context) const;
+  // After the lookup, before anything with a side effect: the file system of `fd` must
+  // be the rule's or an ordinary one; beneath a proc rule, no other process's directory.
+  absl::Status CheckLanded(const Target& target, int fd, const struct stat& st,
+                           const OpenContext& context) const;
+
+  // When `rule` has a narrower rule nested beneath it: the rule of the real path of `fd`
+  // must allow `flags` too (any_letter: must grant any letter).
+  absl::Status RecheckNested(const Rule* rule, int fd, uint32_t flags, bool any_letter) const;
+  // Clears the O_NONBLOCK the broker added, unless asked for.
+  static absl::StatusOr<UniqueFd> Finish(UniqueFd fd, uint32_t flags);
 
   // The most specific rule for a normalized path, or nullptr.
   const Rule* Match(absl::string_view normalized) const;
@@ -142,6 +183,9 @@ class FsPolicy {
   const Rule* MatchReal(absl::string_view real) const;
 
   std::vector<Rule> rules_;
+  // The broker's /proc/self/fd (O_PATH), through which a decided file is reopened
+  // (openat(proc_fd_, "N") saves walking /proc/self on every open).
+  UniqueFd proc_fd_;
 };
 
 // The open(2) flag bits FsPolicy::Open accepts (see the file comment).

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -97,8 +99,9 @@ class FsPolicyTest : public ::testing::Test {
   }
 
   // The errno of a refused open, or 0 if it was allowed.
-  static int Err(const FsPolicy& p, absl::string_view path, uint32_t flags, uint32_t mode = 0) {
-    absl::StatusOr<UniqueFd> fd = p.Open(path, flags, mode);
+  static int Err(const FsPolicy& p, absl::string_view path, uint32_t flags, uint32_t mode = 0,
+                 OpenContext context = {}) {
+    absl::StatusOr<UniqueFd> fd = p.Open(path, flags, mode, context);
     if (fd.ok()) return 0;
     EXPECT_NE(ErrnoOf(fd.status()), 0) << fd.status();
     return ErrnoOf(fd.status());
@@ -165,16 +168,18 @@ TEST_F(FsPolicyTest, DotDotEscapesAreRefused) {
 
 TEST_F(FsPolicyTest, ProcMagicLinksAreRefused) {
   FsPolicy p = Make({Rule("/proc", "r")});
+  // The "worker" is this process here, so /proc/self is its own directory.
+  const OpenContext self{getpid(), static_cast<pid_t>(gettid())};
   int fd = open((allowed_ + "/file.txt").c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
-  EXPECT_EQ(Err(p, absl::StrCat("/proc/self/fd/", fd), O_RDONLY), ELOOP);
-  EXPECT_EQ(Err(p, absl::StrCat("/proc/", getpid(), "/fd/", fd), O_RDONLY), ELOOP);
-  EXPECT_EQ(Err(p, "/proc/self/root/etc/passwd", O_RDONLY), ELOOP);
-  EXPECT_EQ(Err(p, "/proc/self/cwd", O_RDONLY | O_DIRECTORY), ELOOP);
-  EXPECT_EQ(Err(p, "/proc/self/exe", O_RDONLY), ELOOP);
+  EXPECT_EQ(Err(p, absl::StrCat("/proc/self/fd/", fd), O_RDONLY, 0, self), ELOOP);
+  EXPECT_EQ(Err(p, absl::StrCat("/proc/", getpid(), "/fd/", fd), O_RDONLY, 0, self), ELOOP);
+  EXPECT_EQ(Err(p, "/proc/self/root/etc/passwd", O_RDONLY, 0, self), ELOOP);
+  EXPECT_EQ(Err(p, "/proc/self/cwd", O_RDONLY | O_DIRECTORY, 0, self), ELOOP);
+  EXPECT_EQ(Err(p, "/proc/self/exe", O_RDONLY, 0, self), ELOOP);
   close(fd);
   // An ordinary /proc file is fine.
-  EXPECT_EQ(Err(p, "/proc/self/status", O_RDONLY), 0);
+  EXPECT_EQ(Err(p, "/proc/self/status", O_RDONLY, 0, self), 0);
 }
 
 TEST_F(FsPolicyTest, MalformedPaths) {
@@ -324,8 +329,9 @@ TEST_F(FsPolicyTest, SymlinkIntoANarrowerNestedRuleIsRechecked) {
   EXPECT_EQ(Err(p, allowed_ + "/link_ro/ro.txt", O_RDONLY), 0);
   // Writing is not: the file lies under the r-only rule.
   EXPECT_EQ(Err(p, allowed_ + "/link_ro/ro.txt", O_WRONLY), EACCES);
-  // Create/truncate may not follow symlinks at all there (they act before any re-check).
-  EXPECT_EQ(Err(p, allowed_ + "/link_ro/ro.txt", O_WRONLY | O_TRUNC), ELOOP);
+  // Truncating is decided on the looked-up file, before anything is truncated; creating
+  // follows no symlink there at all.
+  EXPECT_EQ(Err(p, allowed_ + "/link_ro/ro.txt", O_WRONLY | O_TRUNC), EACCES);
   EXPECT_EQ(Err(p, allowed_ + "/link_ro/new.txt", O_WRONLY | O_CREAT, 0600), ELOOP);
   EXPECT_EQ(access((allowed_ + "/ro/new.txt").c_str(), F_OK), -1);
   struct stat st;
@@ -398,6 +404,202 @@ TEST(FsPolicyDenyRuleTest, DenyRuleClosesItsSubtree) {
   EXPECT_EQ(ErrnoOf(direct.status()), EACCES) << direct.status();
   auto link = p->Open(root + "/via_link", O_RDONLY, 0);
   EXPECT_EQ(ErrnoOf(link.status()), EACCES) << link.status();
+}
+
+// ---- Item 5: a rule path through a symlink is decided on its real location. ----
+
+class SymlinkedRuleTest : public FsPolicyTest {
+ protected:
+  void SetUp() override {
+    FsPolicyTest::SetUp();
+    data_ = root_ + "/data";
+    ASSERT_EQ(mkdir(data_.c_str(), 0755), 0);
+    ASSERT_EQ(mkdir((data_ + "/ro").c_str(), 0755), 0);
+    WriteFile(data_ + "/ro/keep.txt", "keep me");
+    WriteFile(data_ + "/free.txt", "free");
+    ASSERT_EQ(symlink("data", (root_ + "/datalink").c_str()), 0);
+  }
+  std::string data_;
+};
+
+TEST_F(SymlinkedRuleTest, TruncateInTheReadOnlyAreaIsRefusedBeforeTruncating) {
+  FsPolicy p = Make({Rule(root_ + "/datalink", "rwc"), Rule(data_ + "/ro", "r")});
+  absl::StatusOr<UniqueFd> fd =
+      p.Open(root_ + "/datalink/ro/keep.txt", O_WRONLY | O_TRUNC, 0);
+  EXPECT_EQ(ErrnoOf(fd.status()), EACCES) << fd.status();
+  EXPECT_THAT(std::string(fd.status().message()), HasSubstr("path rule 1"));
+  struct stat st;
+  ASSERT_EQ(stat((data_ + "/ro/keep.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 7) << "truncated although refused";
+}
+
+TEST_F(SymlinkedRuleTest, CreateInTheReadOnlyAreaIsRefused) {
+  FsPolicy p = Make({Rule(root_ + "/datalink", "rwc"), Rule(data_ + "/ro", "r")});
+  EXPECT_EQ(Err(p, root_ + "/datalink/ro/new.txt", O_WRONLY | O_CREAT, 0600), EACCES);
+  EXPECT_EQ(access((data_ + "/ro/new.txt").c_str(), F_OK), -1) << "created although refused";
+  // The wide rule still works through its symlinked path.
+  EXPECT_EQ(Err(p, root_ + "/datalink/free.txt", O_RDWR | O_TRUNC), 0);
+  EXPECT_EQ(Err(p, root_ + "/datalink/made.txt", O_WRONLY | O_CREAT, 0600), 0);
+  EXPECT_EQ(access((data_ + "/made.txt").c_str(), F_OK), 0);
+  EXPECT_EQ(Err(p, root_ + "/datalink/ro/keep.txt", O_RDONLY), 0);
+}
+
+// Like /lib -> usr/lib on Debian: worker paths that go through the symlinked rule path
+// keep working.
+TEST_F(SymlinkedRuleTest, PathsThroughASymlinkedRuleWork) {
+  FsPolicy p = Make({Rule(root_ + "/datalink", "r")});
+  EXPECT_EQ(Err(p, root_ + "/datalink/ro/keep.txt", O_RDONLY), 0);
+  struct stat st;
+  if (lstat("/lib", &st) == 0 && S_ISLNK(st.st_mode) &&
+      access("/lib/x86_64-linux-gnu/libc.so.6", F_OK) == 0) {
+    FsPolicy lib = Make({Rule("/lib", "r")});
+    EXPECT_EQ(Err(lib, "/lib/x86_64-linux-gnu/libc.so.6", O_RDONLY), 0);
+  }
+}
+
+TEST_F(SymlinkedRuleTest, TwoRulesForOneLocationWithDifferentLettersAreRefused) {
+  absl::StatusOr<FsPolicy> p =
+      FsPolicy::Create({Rule(root_ + "/datalink", "rw"), Rule(data_, "r")});
+  ASSERT_FALSE(p.ok());
+  EXPECT_THAT(std::string(p.status().message()), HasSubstr("path rule 1"));
+  EXPECT_THAT(std::string(p.status().message()), HasSubstr("same location"));
+  EXPECT_TRUE(FsPolicy::Create({Rule(root_ + "/datalink", "r"), Rule(data_, "r")}).ok());
+}
+
+// ---- Item 3: pseudo file systems, and /proc/self is the worker. ----
+
+// A child process standing in for the worker: paused until the destructor kills it.
+class FakeWorker {
+ public:
+  FakeWorker() {
+    pid_ = fork();
+    if (pid_ == 0) {
+      for (;;) pause();
+    }
+  }
+  ~FakeWorker() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  OpenContext context() const { return OpenContext{pid_, pid_}; }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_;
+};
+
+std::string FdTarget(int fd) {
+  char buf[256] = {};
+  ssize_t n = readlink(absl::StrCat("/proc/self/fd/", fd).c_str(), buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+TEST(FsPolicyPseudoTest, ProcIsRefusedUnlessARuleLiesOnIt) {
+  FakeWorker worker;
+  absl::StatusOr<FsPolicy> p = FsPolicy::Create({Rule("/", "r")});
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto fd = p->Open("/proc/self/status", O_RDONLY, 0, worker.context());
+  EXPECT_EQ(ErrnoOf(fd.status()), EACCES) << fd.status();
+  EXPECT_THAT(std::string(fd.status().message()), HasSubstr("proc"));
+  fd = p->Open("/proc/cpuinfo", O_RDONLY, 0, worker.context());
+  EXPECT_EQ(ErrnoOf(fd.status()), EACCES) << fd.status();
+  // An ordinary file under the same rule opens.
+  EXPECT_TRUE(p->Open("/etc/hostname", O_RDONLY, 0, worker.context()).ok() ||
+              access("/etc/hostname", R_OK) != 0);
+}
+
+TEST(FsPolicyPseudoTest, SysfsIsRefusedUnlessARuleLiesOnIt) {
+  struct stat st;
+  if (stat("/sys/kernel", &st) != 0) GTEST_SKIP() << "no sysfs";
+  absl::StatusOr<FsPolicy> p = FsPolicy::Create({Rule("/", "r")});
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto fd = p->Open("/sys/kernel", O_RDONLY | O_DIRECTORY, 0);
+  EXPECT_EQ(ErrnoOf(fd.status()), EACCES) << fd.status();
+  EXPECT_THAT(std::string(fd.status().message()), HasSubstr("sysfs"));
+  absl::StatusOr<FsPolicy> opted = FsPolicy::Create({Rule("/sys", "r")});
+  ASSERT_TRUE(opted.ok()) << opted.status();
+  auto ok = opted->Open("/sys/kernel", O_RDONLY | O_DIRECTORY, 0);
+  EXPECT_TRUE(ok.ok()) << ok.status();
+}
+
+TEST(FsPolicyPseudoTest, ProcSelfIsTheWorker) {
+  FakeWorker worker;
+  absl::StatusOr<FsPolicy> p = FsPolicy::Create({Rule("/proc", "rw")});
+  ASSERT_TRUE(p.ok()) << p.status();
+  const std::string own = absl::StrCat("/proc/", worker.pid());
+  for (const char* name : {"mem", "environ", "maps", "status"}) {
+    auto fd = p->Open(absl::StrCat("/proc/self/", name), O_RDONLY, 0, worker.context());
+    ASSERT_TRUE(fd.ok()) << name << ": " << fd.status();
+    EXPECT_EQ(FdTarget(fd->get()), absl::StrCat(own, "/", name));
+  }
+  auto thread = p->Open("/proc/thread-self/status", O_RDONLY, 0, worker.context());
+  ASSERT_TRUE(thread.ok()) << thread.status();
+  EXPECT_EQ(FdTarget(thread->get()), absl::StrCat(own, "/task/", worker.pid(), "/status"));
+  auto by_pid = p->Open(own + "/status", O_RDONLY, 0, worker.context());
+  EXPECT_TRUE(by_pid.ok()) << by_pid.status();
+  // /proc/net is a symlink to self/net: the worker's too.
+  auto net = p->Open("/proc/net/unix", O_RDONLY, 0, worker.context());
+  ASSERT_TRUE(net.ok()) << net.status();
+  EXPECT_EQ(FdTarget(net->get()), own + "/net/unix");
+  // Files that name no process are fine.
+  EXPECT_TRUE(p->Open("/proc/cpuinfo", O_RDONLY, 0, worker.context()).ok());
+}
+
+TEST(FsPolicyPseudoTest, ProcOfTheBrokerOrOthersIsRefused) {
+  FakeWorker worker;
+  absl::StatusOr<FsPolicy> p = FsPolicy::Create({Rule("/proc", "rw")});
+  ASSERT_TRUE(p.ok()) << p.status();
+  // Without a context `self` has no meaning: refused, never the broker's.
+  for (const char* path : {"/proc/self/mem", "/proc/self/environ", "/proc/thread-self/maps",
+                           "/proc/net/unix", "/proc/mounts"}) {
+    auto fd = p->Open(path, O_RDONLY, 0);
+    EXPECT_EQ(ErrnoOf(fd.status()), EACCES) << path << ": " << fd.status();
+  }
+  // Another process's directory (here the broker's own, and init's).
+  for (pid_t other : {getpid(), static_cast<pid_t>(1)}) {
+    auto fd = p->Open(absl::StrCat("/proc/", other, "/mem"), O_RDWR, 0, worker.context());
+    EXPECT_EQ(ErrnoOf(fd.status()), EACCES) << other << ": " << fd.status();
+  }
+  // The stat side (LookupPath) follows the same rules.
+  auto look = p->LookupPath("/proc/self/environ", true);
+  EXPECT_EQ(ErrnoOf(look.status()), EACCES) << look.status();
+  look = p->LookupPath("/proc/self/environ", true, worker.context());
+  ASSERT_TRUE(look.ok()) << look.status();
+  EXPECT_EQ(FdTarget(look->fd.get()), absl::StrCat("/proc/", worker.pid(), "/environ"));
+}
+
+TEST(FsPolicyPseudoTest, RuleInsideAProcessDirectoryIsRefusedAtCreate) {
+  for (const std::string& path : {std::string("/proc/self"), std::string("/proc/self/fd"),
+                                 std::string("/proc/1"), std::string("/proc/thread-self")}) {
+    absl::StatusOr<FsPolicy> p = FsPolicy::Create({Rule("/etc", "r"), Rule(path, "r")});
+    ASSERT_FALSE(p.ok()) << path;
+    EXPECT_THAT(std::string(p.status().message()), HasSubstr("path rule 1")) << p.status();
+  }
+  EXPECT_TRUE(FsPolicy::Create({Rule("/proc/sys/kernel", "r")}).ok());
+}
+
+// ---- Item 9: devices only through a rule that names them. ----
+
+TEST(FsPolicyDeviceTest, DirectoryRuleDoesNotOpenDevices) {
+  absl::StatusOr<FsPolicy> p = FsPolicy::Create({Rule("/dev", "rw")});
+  ASSERT_TRUE(p.ok()) << p.status();
+  for (const char* dev : {"/dev/null", "/dev/zero", "/dev/kmsg", "/dev/console", "/dev/loop0",
+                          "/dev/tty"}) {
+    if (access(dev, F_OK) != 0) continue;
+    auto fd = p->Open(dev, O_RDONLY, 0);
+    EXPECT_EQ(ErrnoOf(fd.status()), EACCES) << dev << ": " << fd.status();
+    EXPECT_THAT(std::string(fd.status().message()), HasSubstr("device")) << fd.status();
+  }
+}
+
+TEST(FsPolicyDeviceTest, FileRuleNamingTheDeviceOpensIt) {
+  absl::StatusOr<FsPolicy> p =
+      FsPolicy::Create({Rule("/dev", "r"), Rule("/dev/null", "rw")});
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto fd = p->Open("/dev/null", O_WRONLY, 0);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  EXPECT_EQ(write(fd->get(), "x", 1), 1);
+  EXPECT_EQ(ErrnoOf(p->Open("/dev/zero", O_RDONLY, 0).status()), EACCES);
 }
 
 }  // namespace

@@ -5,6 +5,10 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <linux/openat2.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -16,6 +20,7 @@
 #include "base/status_macros.h"
 #include "base/syscall.h"
 #include "broker/audit_log.h"
+#include "broker/udp_relay.h"
 
 namespace vow {
 namespace {
@@ -132,6 +137,22 @@ absl::StatusOr<NetPolicy> NetPolicy::Create(const std::vector<ConnectRule>& rule
     if (r.transport == ConnectRule::Transport::kUnix) {
       rule.family = AF_UNIX;
       rule.unix_path = r.unix_path;
+      // Pinned when it exists now (trusted: the rule path is followed once, here).
+      int pin = open(r.unix_path.c_str(), O_PATH | O_CLOEXEC);
+      if (pin >= 0) {
+        UniqueFd pinned(pin);
+        struct stat st;
+        if (fstat(pin, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "connect rule ", i, " (", RuleText(r), "): the path exists and is not a socket"));
+        }
+        char* real = realpath(r.unix_path.c_str(), nullptr);
+        if (real != nullptr) {
+          rule.unix_real_path = real;
+          free(real);
+        }
+        rule.unix_pin = std::move(pinned);
+      }
     } else {
       rule.port_min = r.port_min;
       rule.port_max = r.port_max;
@@ -151,7 +172,154 @@ absl::StatusOr<NetPolicy> NetPolicy::Create(const std::vector<ConnectRule>& rule
   return policy;
 }
 
+NetPolicy::NetPolicy() : relay_(std::make_unique<Relay>()) {}
+NetPolicy::NetPolicy(NetPolicy&&) noexcept = default;
+NetPolicy& NetPolicy::operator=(NetPolicy&&) noexcept = default;
+NetPolicy::~NetPolicy() {
+  if (relay_ == nullptr) return;
+  absl::MutexLock lock(&relay_->mu);
+  if (relay_->relay != nullptr) relay_->relay->Stop();
+}
+
+size_t NetPolicy::relayed_sessions() const {
+  absl::MutexLock lock(&relay_->mu);
+  return relay_->relay == nullptr ? 0 : relay_->relay->sessions();
+}
+
 absl::StatusOr<UniqueFd> NetPolicy::Connect(const ConnectTarget& target) const {
+  return Connect(target, absl::Now() + kDefaultConnectTimeout);
+}
+
+namespace {
+
+// Waits until the non-blocking `fd` is connected or failed, at most until `deadline`.
+absl::Status AwaitConnected(int fd, absl::Time deadline, const std::string& context) {
+  for (;;) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) {
+      return Refuse(ETIMEDOUT, absl::StrCat(context, ": not established by the deadline"));
+    }
+    pollfd p = {fd, POLLOUT, 0};
+    const int64_t ms = absl::ToInt64Milliseconds(left) + 1;
+    int r = poll(&p, 1, static_cast<int>(ms > 60000 ? 60000 : ms));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Refuse(errno, absl::StrCat(context, ": poll"));
+    if (r == 0) continue;
+    break;
+  }
+  int so_error = 0;
+  socklen_t len = sizeof(so_error);
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) {
+    return Refuse(errno, absl::StrCat(context, ": getsockopt(SO_ERROR)"));
+  }
+  if (so_error != 0) return Refuse(so_error, context);
+  // POLLOUT with no error: established. Confirm it has a peer.
+  sockaddr_storage peer;
+  socklen_t peer_len = sizeof(peer);
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) {
+    return Refuse(errno == ENOTCONN ? ECONNREFUSED : errno,
+                  absl::StrCat(context, ": not connected after the wait"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MakeBlocking(int fd) {
+  absl::StatusOr<long> fl = Syscall("fcntl(F_GETFL)", [&] { return fcntl(fd, F_GETFL); });
+  if (!fl.ok()) return fl.status();
+  return Syscall("fcntl(F_SETFL)", [&] {
+           return fcntl(fd, F_SETFL, static_cast<int>(*fl) & ~O_NONBLOCK);
+         }).status();
+}
+
+}  // namespace
+
+absl::StatusOr<UniqueFd> NetPolicy::ConnectUdp(int family, const void* addr, socklen_t len,
+                                               const std::string& context) const {
+  ASSIGN_OR_RETURN(long sock, Syscall("socket", [&] {
+                     return socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                   }));
+  UniqueFd udp(static_cast<int>(sock));
+  if (connect(udp.get(), static_cast<const sockaddr*>(addr), len) != 0) {
+    return Refuse(errno, context);
+  }
+  UdpRelay* relay;
+  {
+    absl::MutexLock lock(&relay_->mu);
+    if (relay_->relay == nullptr) {
+      absl::StatusOr<std::unique_ptr<UdpRelay>> made = UdpRelay::Create();
+      if (!made.ok()) return made.status();
+      relay_->relay = *std::move(made);
+    }
+    relay = relay_->relay.get();  // lives as long as this NetPolicy
+  }
+  absl::StatusOr<UniqueFd> end = relay->Add(std::move(udp));
+  if (!end.ok()) return Refuse(ErrnoOf(end.status()) != 0 ? ErrnoOf(end.status()) : EAGAIN,
+                               absl::StrCat(context, ": ", end.status().message()));
+  return end;
+}
+
+absl::StatusOr<UniqueFd> NetPolicy::ConnectUnix(const Rule& rule, absl::Time deadline) const {
+  (void)deadline;  // a unix connect does not wait (a full backlog is EAGAIN)
+  const std::string context = absl::StrCat("connect to unix socket \"",
+                                           AuditLog::EscapeBytes(rule.unix_path),
+                                           "\" (allowed by connect rule ", rule.index, ")");
+  UniqueFd looked_up;
+  int target = rule.unix_pin.get();
+  if (target < 0) {
+    struct open_how how = {};
+    how.flags = O_PATH | O_CLOEXEC | O_NOFOLLOW;
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    absl::StatusOr<long> rc = Syscall("openat2", [&] {
+      return syscall(SYS_openat2, AT_FDCWD, rule.unix_path.c_str(), &how, sizeof(how));
+    });
+    if (!rc.ok()) {
+      return Refuse(ErrnoOf(rc.status()),
+                    absl::StrCat(context, ": looking up the path without following symlinks"));
+    }
+    looked_up.reset(static_cast<int>(*rc));
+    target = looked_up.get();
+  }
+  struct stat st;
+  if (fstat(target, &st) != 0) return Refuse(errno, absl::StrCat(context, ": fstat"));
+  if (S_ISLNK(st.st_mode)) {
+    return Refuse(ELOOP, absl::StrCat(context, ": a symlink at the socket path is not followed"));
+  }
+  if (!S_ISSOCK(st.st_mode)) return Refuse(ECONNREFUSED, absl::StrCat(context, ": not a socket"));
+
+  ASSIGN_OR_RETURN(long sock, Syscall("socket", [&] {
+                     return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                   }));
+  UniqueFd fd(static_cast<int>(sock));
+  // Through the magic link of the fd: the kernel finds the socket by that inode.
+  sockaddr_un sun = {};
+  sun.sun_family = AF_UNIX;
+  const std::string via = absl::StrCat("/proc/self/fd/", target);
+  std::memcpy(sun.sun_path, via.data(), via.size());
+  const socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + via.size() + 1);
+  if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&sun), len) != 0) {
+    return Refuse(errno, context);
+  }
+  // The peer: bound under the rule's name (or its real path at Create).
+  sockaddr_un peer = {};
+  socklen_t peer_len = sizeof(peer);
+  if (getpeername(fd.get(), reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) {
+    return Refuse(errno, absl::StrCat(context, ": getpeername"));
+  }
+  const size_t name_len = peer_len > offsetof(sockaddr_un, sun_path)
+                              ? strnlen(peer.sun_path, peer_len - offsetof(sockaddr_un, sun_path))
+                              : 0;
+  const std::string name(peer.sun_path, name_len);
+  if (name != rule.unix_path && (rule.unix_real_path.empty() || name != rule.unix_real_path)) {
+    return Refuse(EACCES, absl::StrCat(context, ": the peer is bound as \"",
+                                       AuditLog::EscapeBytes(name),
+                                       "\", not as the allowed socket"));
+  }
+  RETURN_IF_ERROR(MakeBlocking(fd.get()));
+  return fd;
+}
+
+absl::StatusOr<UniqueFd> NetPolicy::Connect(const ConnectTarget& target,
+                                            absl::Time deadline) const {
   if (!ValidTransport(target.transport)) return Refuse(EINVAL, "unknown transport");
 
   sockaddr_storage storage = {};
@@ -226,36 +394,24 @@ absl::StatusOr<UniqueFd> NetPolicy::Connect(const ConnectTarget& target) const {
     }
   }
   if (allowed == nullptr) return Refuse(EACCES, absl::StrCat("no connect rule allows ", what));
+  if (family == AF_UNIX) return ConnectUnix(*allowed, deadline);
+
+  const std::string context = absl::StrCat("connect to ", what, " (allowed by connect rule ",
+                                           allowed->index, ")");
+  if (type == SOCK_DGRAM) return ConnectUdp(family, &storage, addr_len, context);
 
   absl::StatusOr<long> sock = Syscall("socket", [&] {
     return socket(family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   });
   if (!sock.ok()) return sock.status();
   UniqueFd fd(static_cast<int>(*sock));
-
-  const std::string context = absl::StrCat("connect to ", what, " (allowed by connect rule ",
-                                           allowed->index, ")");
   int rc = connect(fd.get(), reinterpret_cast<const sockaddr*>(&storage), addr_len);
   if (rc != 0) {
-    int err = errno;
+    const int err = errno;
     if (err != EINPROGRESS && err != EINTR) return Refuse(err, context);
-    // In progress: report a failure the kernel already knows (loopback refusals are
-    // decided before connect() returns), without waiting for anything.
-    pollfd p = {fd.get(), POLLOUT, 0};
-    if (poll(&p, 1, 0) > 0) {
-      int so_error = 0;
-      socklen_t len = sizeof(so_error);
-      if (getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) {
-        return Refuse(errno, absl::StrCat(context, ": getsockopt(SO_ERROR)"));
-      }
-      if (so_error != 0) return Refuse(so_error, context);
-    }
+    RETURN_IF_ERROR(AwaitConnected(fd.get(), deadline, context));
   }
-  absl::StatusOr<long> fl = Syscall("fcntl(F_GETFL)", [&] { return fcntl(fd.get(), F_GETFL); });
-  if (!fl.ok()) return fl.status();
-  RETURN_IF_ERROR(Syscall("fcntl(F_SETFL)", [&] {
-                    return fcntl(fd.get(), F_SETFL, static_cast<int>(*fl) & ~O_NONBLOCK);
-                  }).status());
+  RETURN_IF_ERROR(MakeBlocking(fd.get()));
   return fd;
 }
 

@@ -16,25 +16,44 @@
 //    sizeof(sun_path) - 1 = 107 bytes (ENAMETOOLONG); an abstract socket (leading NUL) is
 //    refused with EACCES. A rule allows it when its unix_path is byte-for-byte equal.
 //    The socket is SOCK_STREAM.
-// Then the broker makes the socket (SOCK_CLOEXEC | SOCK_NONBLOCK) and connects without
-// blocking: an immediate failure (ECONNREFUSED, ENETUNREACH, EAGAIN from a full unix
-// backlog, ...) is passed through, and so is a failure already known right after an
-// EINPROGRESS (a refused loopback connection). A connection still in progress is handed
-// over as it is: O_NONBLOCK is cleared, so the worker's first read or write waits for it
-// and reports its failure.
+//    Unix rules are pinned at Create: when the socket file exists then, the broker keeps
+//    an O_PATH fd of it (symlinks in the rule path are followed once, at Create) and
+//    every connect goes through /proc/self/fd/N of that fd, i.e. to that inode, whatever
+//    is planted at the path later. (A service that re-creates its socket needs the
+//    policy prepared again.) When it does not exist at Create, each connect looks the
+//    path up with openat2(O_PATH, RESOLVE_NO_SYMLINKS): no symlink anywhere in it is
+//    followed (write the rule with the real path). Either way the file must be a socket
+//    (else ECONNREFUSED, as the kernel says for a non-socket), and after connecting the
+//    peer is re-checked: the name it is bound to (getpeername) must be the rule's path
+//    or the real path it had at Create (else EACCES), so a socket elsewhere is refused.
+// Then (tcp) the broker connects a SOCK_NONBLOCK socket and waits, until `deadline`,
+// for the connection to be ESTABLISHED: a failure (SO_ERROR: ECONNREFUSED, ETIMEDOUT,
+// ...) or the deadline (ETIMEDOUT) is returned and the socket closed; a worker never
+// holds a half-connected socket (a failed connect would leave one that
+// sendmsg(MSG_FASTOPEN) could connect elsewhere). The returned socket is blocking.
+// (udp) the broker connects a UDP socket of its own to the target and gives the worker
+// the SOCK_SEQPACKET end of a UdpRelay session (udp_relay.h): the worker never holds a
+// datagram socket of the network, so msg_name/sendmmsg cannot reach another peer.
+// (unix) as tcp; a full backlog (EAGAIN) is returned at once.
 //
-// Thread-safety: a NetPolicy is immutable after Create(); Connect() may be called from
-// many threads.
+// Thread-safety: a NetPolicy is immutable after Create() (its relay is internally
+// synchronized); Connect() may be called from many threads. Connect() blocks up to the
+// deadline: call it from a thread that may wait (not an event loop).
 #ifndef VOW_BROKER_NET_POLICY_H_
 #define VOW_BROKER_NET_POLICY_H_
 
+#include <sys/types.h>
+
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "base/unique_fd.h"
 #include "policies/policy.h"
 
@@ -54,18 +73,34 @@ struct ConnectTarget {
 // as "connect rule <index> (<rule>)".
 absl::Status CheckConnectRule(size_t index, const ConnectRule& rule);
 
+class UdpRelay;
+
 class NetPolicy {
  public:
-  // Checks every rule with CheckConnectRule() and keeps them normalized.
+  // Used by the one-argument Connect().
+  static constexpr absl::Duration kDefaultConnectTimeout = absl::Seconds(5);
+
+  // Checks every rule with CheckConnectRule(), keeps them normalized and pins the unix
+  // rules whose socket exists (see the file comment).
   static absl::StatusOr<NetPolicy> Create(const std::vector<ConnectRule>& rules);
 
-  // Checks `target` against the rules, creates the socket and connects (see the file
-  // comment). On success a connected (or connecting) socket, O_CLOEXEC, blocking, owned
-  // by the caller. On failure a Status from ErrnoStatus(): ErrnoOf() is the errno for the
-  // worker (EACCES when no rule allows it) and the message says why.
+  NetPolicy(NetPolicy&&) noexcept;
+  NetPolicy& operator=(NetPolicy&&) noexcept;
+  ~NetPolicy();  // stops the UDP relay: relayed workers read EOF
+
+  // Checks `target` against the rules and connects (see the file comment), waiting at
+  // most until `deadline`. On success the fd to hand to the worker, O_CLOEXEC, blocking,
+  // owned by the caller: an established tcp or unix socket, or for udp the worker's
+  // SOCK_SEQPACKET end of a relay session. On failure a Status from ErrnoStatus():
+  // ErrnoOf() is the errno for the worker (EACCES when no rule allows it, ETIMEDOUT at
+  // the deadline) and the message says why.
+  absl::StatusOr<UniqueFd> Connect(const ConnectTarget& target, absl::Time deadline) const;
+  // The same with a deadline of kDefaultConnectTimeout from now.
   absl::StatusOr<UniqueFd> Connect(const ConnectTarget& target) const;
 
   size_t size() const { return rules_.size(); }
+  // Open UDP relay sessions (for tests).
+  size_t relayed_sessions() const;
 
  private:
   struct Rule {
@@ -77,11 +112,21 @@ class NetPolicy {
     uint16_t port_min = 0;
     uint16_t port_max = 0;
     std::string unix_path;
+    std::string unix_real_path;  // realpath at Create (empty: did not exist)
+    UniqueFd unix_pin;           // O_PATH of the socket file, when it existed at Create
+  };
+  struct Relay {
+    absl::Mutex mu;
+    std::unique_ptr<UdpRelay> relay ABSL_GUARDED_BY(mu);  // started on first use
   };
 
-  NetPolicy() = default;
+  NetPolicy();
+  absl::StatusOr<UniqueFd> ConnectUdp(int family, const void* addr, socklen_t len,
+                                      const std::string& context) const;
+  absl::StatusOr<UniqueFd> ConnectUnix(const Rule& rule, absl::Time deadline) const;
 
   std::vector<Rule> rules_;
+  std::unique_ptr<Relay> relay_;
 };
 
 }  // namespace vow

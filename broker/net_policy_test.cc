@@ -12,8 +12,10 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "base/syscall.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -229,6 +231,99 @@ TEST(NetPolicyTest, UdpConnects) {
   close(server);
 }
 
+// Item 1: the worker gets a relay end, never a UDP socket: an address in sendmsg cannot
+// reach another peer.
+TEST(NetPolicyTest, UdpIsRelayedNeverHandedOver) {
+  auto bound = [](uint16_t* port) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sin = {};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(s, reinterpret_cast<sockaddr*>(&sin), sizeof(sin));
+    socklen_t len = sizeof(sin);
+    getsockname(s, reinterpret_cast<sockaddr*>(&sin), &len);
+    *port = ntohs(sin.sin_port);
+    return s;
+  };
+  uint16_t port = 0, other_port = 0;
+  int server = bound(&port);
+  int other = bound(&other_port);
+  NetPolicy p = Make({IpRule(Transport::kUdp, V4("127.0.0.1"), 32, port, port)});
+  absl::StatusOr<UniqueFd> fd = p.Connect(Ip(Transport::kUdp, V4("127.0.0.1"), port));
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  int type = 0, family = 0;
+  socklen_t len = sizeof(type);
+  ASSERT_EQ(getsockopt(fd->get(), SOL_SOCKET, SO_TYPE, &type, &len), 0);
+  len = sizeof(family);
+  ASSERT_EQ(getsockopt(fd->get(), SOL_SOCKET, SO_DOMAIN, &family, &len), 0);
+  EXPECT_EQ(type, SOCK_SEQPACKET);
+  EXPECT_EQ(family, AF_UNIX);
+  // sendmsg with msg_name naming the other port: the datagram goes to the allowed peer.
+  sockaddr_in to = {};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(other_port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  char payload[] = "evil";
+  iovec iov = {payload, 4};
+  msghdr msg = {};
+  msg.msg_name = &to;
+  msg.msg_namelen = sizeof(to);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  sendmsg(fd->get(), &msg, 0);
+  pollfd pf = {server, POLLIN, 0};
+  ASSERT_EQ(poll(&pf, 1, 5000), 1);
+  char buf[8];
+  sockaddr_in from = {};
+  socklen_t from_len = sizeof(from);
+  ASSERT_EQ(recvfrom(server, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &from_len),
+            4);
+  EXPECT_EQ(recv(other, buf, sizeof(buf), MSG_DONTWAIT), -1) << "reached the other port";
+  // A reply comes back through the relay.
+  ASSERT_EQ(sendto(server, "pong", 4, 0, reinterpret_cast<sockaddr*>(&from), from_len), 4);
+  pf = {fd->get(), POLLIN, 0};
+  ASSERT_EQ(poll(&pf, 1, 5000), 1);
+  EXPECT_EQ(recv(fd->get(), buf, sizeof(buf), 0), 4);
+  EXPECT_EQ(std::string(buf, 4), "pong");
+  EXPECT_EQ(p.relayed_sessions(), 1u);
+  fd->reset();
+  for (int i = 0; i < 200 && p.relayed_sessions() != 0; ++i) usleep(10000);
+  EXPECT_EQ(p.relayed_sessions(), 0u) << "closing the worker's end ends the session";
+  close(server);
+  close(other);
+}
+
+// Item 2: a connection that is not established by the deadline is not handed over.
+TEST(NetPolicyTest, TcpHandedOverOnlyOnceEstablished) {
+  int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sin = {};
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(l, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)), 0);
+  ASSERT_EQ(listen(l, 0), 0);
+  socklen_t len = sizeof(sin);
+  ASSERT_EQ(getsockname(l, reinterpret_cast<sockaddr*>(&sin), &len), 0);
+  // Fill the accept queue (backlog 0 holds one; more SYNs are dropped, not refused).
+  std::vector<int> fillers;
+  for (int i = 0; i < 4; ++i) {
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    connect(c, reinterpret_cast<sockaddr*>(&sin), sizeof(sin));
+    fillers.push_back(c);
+  }
+  usleep(100000);
+  const uint16_t port = ntohs(sin.sin_port);
+  NetPolicy p = Make({IpRule(Transport::kTcp, V4("127.0.0.1"), 32, port, port)});
+  const absl::Time start = absl::Now();
+  absl::StatusOr<UniqueFd> fd = p.Connect(Ip(Transport::kTcp, V4("127.0.0.1"), port),
+                                          start + absl::Milliseconds(500));
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_FALSE(fd.ok()) << "a connecting socket was handed over";
+  EXPECT_EQ(ErrnoOf(fd.status()), ETIMEDOUT) << fd.status();
+  EXPECT_LT(took, absl::Seconds(3));
+  for (int c : fillers) close(c);
+  close(l);
+}
+
 class UnixSocketTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -275,6 +370,82 @@ TEST_F(UnixSocketTest, RuleAllowsExactPath) {
   close(server);
   EXPECT_EQ(Err(p, Unix(path_ + "x")), EACCES);
   EXPECT_EQ(Err(p, Unix(dir_ + "//sock")), EACCES) << "byte-for-byte match";
+}
+
+// A second listening socket elsewhere (the "root-only" one of the confused deputy).
+struct OtherListener {
+  OtherListener() {
+    char tmpl[] = "/tmp/vow_other_XXXXXX";
+    dir = mkdtemp(tmpl);
+    path = dir + "/secret.sock";
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_un sun = {};
+    sun.sun_family = AF_UNIX;
+    std::memcpy(sun.sun_path, path.data(), path.size());
+    bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun));
+    listen(fd, 4);
+  }
+  ~OtherListener() {
+    close(fd);
+    unlink(path.c_str());
+    rmdir(dir.c_str());
+  }
+  bool Accepted() {
+    int c = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return false;
+    close(c);
+    return true;
+  }
+  std::string dir, path;
+  int fd = -1;
+};
+
+// Item 7: a symlink planted at the allowed path after Prepare does not redirect.
+TEST_F(UnixSocketTest, PinnedRuleIgnoresAPlantedSymlink) {
+  OtherListener other;
+  NetPolicy p = Make({UnixRule(path_)});  // pinned: the socket exists now
+  ASSERT_EQ(unlink(path_.c_str()), 0);
+  ASSERT_EQ(symlink(other.path.c_str(), path_.c_str()), 0);
+  absl::StatusOr<UniqueFd> fd = p.Connect(Unix(path_));
+  EXPECT_FALSE(other.Accepted()) << "the planted symlink led to another socket";
+  // It reached the pinned socket (still listening, though unlinked).
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  pollfd pf = {fd_, POLLIN, 0};
+  ASSERT_EQ(poll(&pf, 1, 2000), 1) << "the pinned socket got no connection";
+  int server = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  EXPECT_GE(server, 0);
+  if (server >= 0) close(server);
+}
+
+TEST_F(UnixSocketTest, UnpinnedRuleFollowsNoSymlink) {
+  OtherListener other;
+  const std::string later = dir_ + "/later.sock";
+  NetPolicy p = Make({UnixRule(later)});  // does not exist yet: looked up at connect
+  ASSERT_EQ(symlink(other.path.c_str(), later.c_str()), 0);
+  EXPECT_EQ(Err(p, Unix(later)), ELOOP);
+  EXPECT_FALSE(other.Accepted());
+  unlink(later.c_str());
+}
+
+// The peer re-check: a socket bound under another name than the rule's is refused.
+TEST_F(UnixSocketTest, PeerBoundUnderAnotherNameIsRefused) {
+  // A directory symlink: the rule names dir/sock, the server is bound as link/sock.
+  const std::string link = dir_ + "_link";
+  ASSERT_EQ(symlink(dir_.c_str(), link.c_str()), 0);
+  const std::string bound_as = link + "/other.sock";
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sun = {};
+  sun.sun_family = AF_UNIX;
+  std::memcpy(sun.sun_path, bound_as.data(), bound_as.size());
+  ASSERT_EQ(bind(s, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)), 0);
+  ASSERT_EQ(listen(s, 4), 0);
+  NetPolicy p = Make({UnixRule(dir_ + "/other.sock")});
+  absl::StatusOr<UniqueFd> fd = p.Connect(Unix(dir_ + "/other.sock"));
+  EXPECT_EQ(ErrnoOf(fd.status()), EACCES) << fd.status();
+  EXPECT_THAT(std::string(fd.status().message()), HasSubstr("bound as"));
+  close(s);
+  unlink((dir_ + "/other.sock").c_str());
+  unlink(link.c_str());
 }
 
 TEST_F(UnixSocketTest, MalformedUnixTargets) {

@@ -26,6 +26,7 @@ static_assert(TIOCSTI == 0x5412 && TIOCLINUX == 0x541C);
 static_assert(O_CREAT == 0100 && O_TRUNC == 01000 && O_ACCMODE == 3 && O_WRONLY == 1 &&
               O_RDWR == 2);
 static_assert(PROT_EXEC == 4 && AT_EMPTY_PATH == 0x1000);
+static_assert(MSG_FASTOPEN == 0x20000000 && SOCK_STREAM == 1 && SOCK_SEQPACKET == 5);
 static_assert(F_DUPFD == 0 && F_GETFD == 1 && F_SETFD == 2 && F_GETFL == 3 &&
               F_SETFL == 4 && F_GETLK == 5 && F_SETLK == 6 && F_SETLKW == 7 &&
               F_DUPFD_CLOEXEC == 1030 && F_OFD_GETLK == 36 && F_OFD_SETLK == 37 &&
@@ -160,12 +161,25 @@ std::vector<PromiseEntry> BuildTable() {
           .AllowIf("prlimit64", {Eq(0, "pid", 0, "0 (itself)"), IsNull(2, "new_limit")})
           .Allow({"getrlimit"})
           // Sockets it already holds. sendto with a destination needs inet/unix/dns.
-          // sendmsg's msg_name and SCM_RIGHTS live in memory seccomp cannot read.
-          .Allow({"sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "recvfrom", "shutdown",
-                  "getsockname", "getpeername", "getsockopt"})
-          .AllowIf("sendto", {IsNull(4, "dest_addr")})
+          // sendmsg's msg_name and SCM_RIGHTS live in memory seccomp cannot read: the
+          // broker never hands over a socket on which an address could matter (UDP is
+          // relayed over SOCK_SEQPACKET, whose kernel ignores msg_name; TCP only once
+          // established). MSG_FASTOPEN is refused in every send's flags: on a TCP socket
+          // whose connect failed it would connect to the address of the worker's choice.
+          .Allow({"recvmsg", "recvmmsg", "recvfrom", "shutdown", "getsockname",
+                  "getpeername", "getsockopt"})
+          .AllowIf("sendmsg", {LacksBits(2, "flags", MSG_FASTOPEN, "MSG_FASTOPEN")})
+          .AllowIf("sendmmsg", {LacksBits(3, "flags", MSG_FASTOPEN, "MSG_FASTOPEN")})
+          .AllowIf("sendto", {IsNull(4, "dest_addr"),
+                              LacksBits(3, "flags", MSG_FASTOPEN, "MSG_FASTOPEN")})
           // An anonymous connected pair reaches nothing (pledge's stdio allows it too).
-          .AllowIf("socketpair", {Eq(0, "domain", AF_UNIX, "AF_UNIX")})
+          // Only connection-oriented types: a SOCK_DGRAM or SOCK_RAW end could be sent
+          // datagrams with an address (type & 0xf; SOCK_NONBLOCK/SOCK_CLOEXEC may be set).
+          .AllowIf("socketpair", {Eq(0, "domain", AF_UNIX, "AF_UNIX"),
+                                  Masked(1, 0xf, SOCK_STREAM, "type & 0xf == SOCK_STREAM")})
+          .AllowIf("socketpair", {Eq(0, "domain", AF_UNIX, "AF_UNIX"),
+                                  Masked(1, 0xf, SOCK_SEQPACKET,
+                                         "type & 0xf == SOCK_SEQPACKET")})
           .Allow({"pipe", "pipe2"})
           // Harmless prctl operations: reads, naming, and one that only tightens.
           .AllowOneOf("prctl", 0, "option",
