@@ -984,6 +984,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     sh.exec_image = exec;
     sh.libc_set = true;
     sh.fs = policy->fs.has_value() ? &*policy->fs : nullptr;
+    sh.net = policy->net.has_value() ? &*policy->net : nullptr;
     sh.keep = policy;
     sh.pidfd.reset(fcntl(static_cast<int>(pidfd), F_DUPFD_CLOEXEC, 0));
     char cwd[PATH_MAX];

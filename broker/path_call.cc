@@ -38,6 +38,8 @@ Promise PathCall::NeededPromise() const {
       return Promise::kExec;
     case Op::kMmapExec:
       return Promise::kProtExec;
+    case Op::kConnect:
+      return Promise::kInet;  // kUnix for AF_UNIX: the handler decides on the family
     case Op::kUnsupported:
       return Promise::kCpath;
   }
@@ -110,6 +112,8 @@ std::optional<PathCall> DecodePathCall(Arch arch, int nr, const uint64_t args[6]
   } else if (name == "execveat") {
     c.op = Op::kExec, c.dirfd = Int(args[0]), c.path = args[1], c.at_flags = U32(args[4]);
     c.path_may_be_null = true;
+  } else if (name == "connect") {
+    c.op = Op::kConnect, c.dirfd = Int(args[0]), c.buf = args[1], c.bufsize = U32(args[2]);
   } else if (name == "mmap") {
     if ((U32(args[2]) & PROT_EXEC) == 0 || U32(args[4]) == 0xffffffffu) return std::nullopt;
     c.op = Op::kMmapExec, c.dirfd = Int(args[4]);
@@ -127,7 +131,7 @@ std::string DescribePathCall(const PathCall& call, const std::string& path,
   };
   std::string args;
   if (call.dirfd != AT_FDCWD && call.op != Op::kFchdir && call.op != Op::kMmapExec &&
-      !path.empty() && path[0] != '/') {
+      call.op != Op::kConnect && !path.empty() && path[0] != '/') {
     absl::StrAppend(&args, "fd ", call.dirfd, ", ");
   }
   switch (call.op) {
@@ -161,6 +165,9 @@ std::string DescribePathCall(const PathCall& call, const std::string& path,
     case Op::kFchdir:
     case Op::kMmapExec:
       absl::StrAppend(&args, "fd ", call.dirfd);
+      break;
+    case Op::kConnect:
+      absl::StrAppend(&args, "fd ", call.dirfd, ", ", path.empty() ? "?" : path);
       break;
     case Op::kGetcwd:
       break;

@@ -33,6 +33,7 @@ struct PathCall {
     kGetcwd,    // buf, bufsize
     kExec,      // execve/execveat
     kMmapExec,  // mmap(PROT_EXEC) of a file: fd in dirfd
+    kConnect,   // connect(fd = dirfd, addr = buf, addrlen = bufsize)
     kUnsupported,  // a path call the broker does not perform (refused, fail closed)
   };
   Op op = Op::kUnsupported;

@@ -4,7 +4,11 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -68,6 +72,7 @@ struct PathHandler::Answer {
   UniqueFd fd;           // inject this fd (its number is the return value)
   bool cloexec = false;  // O_CLOEXEC on the injected fd
   bool cont = false;     // SECCOMP_USER_NOTIF_FLAG_CONTINUE (see the header)
+  int replace_fd = -1;   // with `fd`: put it at this number in the worker (connect)
   bool refused = false;  // record a Refusal
   bool learning = false; // performed in learning mode although refused
   std::string path;      // the absolute path, for the record
@@ -161,6 +166,7 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
   // 1. The strings, copied out of the worker.
   std::string path, path2;
   bool null_path = false;
+  if (call.op == Op::kConnect) return Connect(w, req, call, described);
   const bool wants_path = call.op != Op::kFchdir && call.op != Op::kGetcwd &&
                           call.op != Op::kMmapExec;
   if (wants_path) {
@@ -192,6 +198,8 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
     a.reason = "the calling thread is gone";
     return a;
   }
+
+  if (call.op == Op::kConnect) return Connect(w, req, call, described);
 
   // 2. The fd-only forms: answered for the fd, no path involved.
   if (call.op == Op::kStat && (null_path || path.empty()) &&
@@ -538,6 +546,116 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
   return a;
 }
 
+PathHandler::Answer PathHandler::Connect(WorkerShared& w, const struct seccomp_notif& req,
+                                         const PathCall& call, std::string* described) {
+  const pid_t tid = static_cast<pid_t>(req.pid);
+  struct sockaddr_storage addr = {};
+  const size_t len = std::min<uint64_t>(call.bufsize, sizeof(addr));
+  *described = DescribePathCall(call, "<unreadable>");
+  if (call.bufsize < sizeof(sa_family_t) || call.bufsize > sizeof(addr)) {
+    return Answer::Error(EINVAL, "bad address length");
+  }
+  int rc = ReadWorkerMemory(tid, call.buf, &addr, len);
+  if (rc != 0) return Answer::Error(-rc, "the address is not readable in the worker's memory");
+  uint64_t id = req.id;
+  if (ioctl(w.listener.get(), SECCOMP_IOCTL_NOTIF_ID_VALID, &id) != 0) {
+    Answer a;
+    a.error = ENOENT;
+    return a;
+  }
+  int fd = WorkerFd(w, call.dirfd);
+  if (fd < 0) {
+    *described = DescribePathCall(call, "?");
+    return Answer::Error(-fd, "not an open fd of the worker");
+  }
+  UniqueFd copy(fd);
+  int type = 0;
+  socklen_t optlen = sizeof(type);
+  if (getsockopt(copy.get(), SOL_SOCKET, SO_TYPE, &type, &optlen) != 0) {
+    return Answer::Error(ENOTSOCK, "not a socket");
+  }
+  ConnectTarget target;
+  std::string shown;
+  Promise needed = Promise::kInet;
+  if (addr.ss_family == AF_INET && len >= sizeof(sockaddr_in)) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
+    target.address.assign(reinterpret_cast<const char*>(&in->sin_addr), 4);
+    target.port = ntohs(in->sin_port);
+    char text[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
+    shown = absl::StrCat(text, ":", target.port);
+  } else if (addr.ss_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
+    target.address.assign(reinterpret_cast<const char*>(&in6->sin6_addr), 16);
+    target.port = ntohs(in6->sin6_port);
+    char text[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
+    shown = absl::StrCat("[", text, "]:", target.port);
+  } else if (addr.ss_family == AF_UNIX) {
+    needed = Promise::kUnix;
+    const auto* un = reinterpret_cast<const sockaddr_un*>(&addr);
+    const size_t path_len = len - offsetof(sockaddr_un, sun_path);
+    if (path_len == 0 || un->sun_path[0] == '\0') {
+      *described = DescribePathCall(call, "unix abstract");
+      return Answer::Error(EACCES, "abstract unix sockets are never reachable", "");
+    }
+    target.transport = ConnectRule::Transport::kUnix;
+    target.unix_path.assign(un->sun_path, strnlen(un->sun_path, path_len));
+    shown = absl::StrCat("unix \"", AuditLog::EscapeBytes(target.unix_path), "\"");
+  } else {
+    *described = DescribePathCall(call, absl::StrCat("family ", addr.ss_family));
+    return Answer::Error(EAFNOSUPPORT, "an address family the broker does not connect");
+  }
+  *described = DescribePathCall(call, shown);
+  if (!w.promises.contains(needed)) {
+    return Answer::Error(EACCES, "the promise for this address family is missing",
+                         std::string(PromiseName(needed)));
+  }
+  if (target.transport != ConnectRule::Transport::kUnix) {
+    if (type == SOCK_STREAM) {
+      target.transport = ConnectRule::Transport::kTcp;
+    } else if (type == SOCK_DGRAM) {
+      target.transport = ConnectRule::Transport::kUdp;
+    } else {
+      return Answer::Error(EPROTOTYPE, "only stream and datagram sockets are connected");
+    }
+  }
+  if (!w.promises.contains(needed)) {
+    return Answer::Error(EACCES, "the promise for this address family is missing",
+                         std::string(PromiseName(needed)));
+  }
+  if (w.net == nullptr) return Answer::Error(EACCES, "the policy has no connect rules");
+  absl::StatusOr<UniqueFd> connected = w.net->Connect(target, absl::Now() + absl::Seconds(5));
+  if (!connected.ok()) {
+    int err = ErrnoOf(connected.status());
+    return Answer::Error(err != 0 ? err : EACCES, std::string(connected.status().message()));
+  }
+  // The worker's socket keeps its number; the broker's connected one takes its place,
+  // with the worker's O_NONBLOCK.
+  int fl = fcntl(copy.get(), F_GETFL);
+  if (fl >= 0 && (fl & O_NONBLOCK) != 0) {
+    fcntl(connected->get(), F_SETFL, fcntl(connected->get(), F_GETFL) | O_NONBLOCK);
+  }
+  Answer a;
+  a.fd = *std::move(connected);
+  a.replace_fd = call.dirfd;
+  a.cloexec = true;
+  // FD_CLOEXEC of the worker's fd: from /proc/PID/fdinfo (flags, octal).
+  {
+    std::string info = absl::StrCat("/proc/", w.pid, "/fdinfo/", call.dirfd);
+    char buf[256] = {};
+    int ifd = open(info.c_str(), O_RDONLY | O_CLOEXEC);
+    if (ifd >= 0) {
+      ssize_t n = read(ifd, buf, sizeof(buf) - 1);
+      close(ifd);
+      const char* f = n > 0 ? strstr(buf, "flags:") : nullptr;
+      if (f != nullptr) a.cloexec = (strtoul(f + 6, nullptr, 8) & O_CLOEXEC) != 0;
+    }
+  }
+  a.reason = "allowed by rule";
+  return a;
+}
+
 void PathHandler::Handle(WorkerShared& w, const struct seccomp_notif& req,
                          const PathCall& call) {
   std::string described;
@@ -570,6 +688,19 @@ void PathHandler::Handle(WorkerShared& w, const struct seccomp_notif& req,
     } else {
       ++w.refusals_dropped;
     }
+  }
+  if (a.fd.valid() && a.replace_fd >= 0) {
+    struct seccomp_notif_addfd addfd = {};
+    addfd.id = req.id;
+    addfd.flags = SECCOMP_ADDFD_FLAG_SETFD;
+    addfd.srcfd = static_cast<uint32_t>(a.fd.get());
+    addfd.newfd = static_cast<uint32_t>(a.replace_fd);
+    addfd.newfd_flags = a.cloexec ? O_CLOEXEC : 0;
+    if (ioctl(w.listener.get(), SECCOMP_IOCTL_NOTIF_ADDFD, &addfd) < 0) {
+      if (errno == ENOENT) return;
+      a.error = errno;
+    }
+    a.fd.reset();
   }
   if (a.fd.valid()) {
     struct seccomp_notif_addfd addfd = {};

@@ -33,6 +33,7 @@
 #include "base/unique_fd.h"
 #include "broker/audit_log.h"
 #include "broker/fs_policy.h"
+#include "broker/net_policy.h"
 #include "broker/path_call.h"
 #include "broker/refusal.h"
 #include "policies/policy.h"
@@ -50,6 +51,7 @@ struct WorkerShared {
   bool exec_image = false;
   bool libc_set = true;
   const FsPolicy* fs = nullptr;  // the worker's rules, or null; owned by `keep`
+  const NetPolicy* net = nullptr;  // the worker's connect rules, or null
   std::shared_ptr<const void> keep;
   UniqueFd listener;  // the seccomp listener (the loop holds the epoll registration)
   UniqueFd pidfd;     // for pidfd_getfd (a dup of the broker's)
@@ -76,6 +78,8 @@ class PathHandler {
                 std::string* described);
   Answer DecideInner(WorkerShared& w, const struct seccomp_notif& req, const PathCall& call,
                      std::string* described, std::string* learned, std::string* abs);
+  Answer Connect(WorkerShared& w, const struct seccomp_notif& req, const PathCall& call,
+                 std::string* described);
   void Audit(const WorkerShared& w, const std::string& what, bool allowed,
              const std::string& reason);
 

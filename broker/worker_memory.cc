@@ -36,6 +36,15 @@ int ReadWorkerString(pid_t tid, uint64_t addr, size_t max, std::string* out) {
   return -ENAMETOOLONG;
 }
 
+int ReadWorkerMemory(pid_t tid, uint64_t addr, void* out, size_t len) {
+  if (len == 0) return 0;
+  struct iovec local = {out, len};
+  struct iovec remote = {reinterpret_cast<void*>(addr), len};
+  ssize_t n = process_vm_readv(tid, &local, 1, &remote, 1, 0);
+  if (n < 0 || static_cast<size_t>(n) != len) return -EFAULT;
+  return 0;
+}
+
 int WriteWorkerMemory(pid_t tid, uint64_t addr, const void* data, size_t len) {
   if (len == 0) return 0;
   struct iovec local = {const_cast<void*>(data), len};

@@ -25,6 +25,9 @@ namespace vow {
 // that holds the NUL.
 int ReadWorkerString(pid_t tid, uint64_t addr, size_t max, std::string* out);
 
+// Copies `len` bytes from `addr` in thread `tid`. 0 or -EFAULT.
+int ReadWorkerMemory(pid_t tid, uint64_t addr, void* out, size_t len);
+
 // Copies `len` bytes to `addr` in thread `tid`. 0 or -EFAULT (also when only part of it
 // could be written).
 int WriteWorkerMemory(pid_t tid, uint64_t addr, const void* data, size_t len);

@@ -474,6 +474,9 @@ const std::vector<BrokeredEntry>& BrokeredSyscalls() {
       {"fchdir", "the working directory (as chdir)"},
       {"getcwd", "the working directory the broker resolves relative paths against"},
       {"execve", "only the broker's own execve of the program, or with `exec`"},
+      {"connect", "the broker checks the address against the connect rules, connects a "
+                  "socket of its own and puts it in place of the worker's (the worker's "
+                  "network namespace has no interfaces)"},
       {"execveat", "as execve"},
       {"mmap", "PROT_EXEC of a file in an exec'd image: only a library the broker opened "
                "from the loader set", true},

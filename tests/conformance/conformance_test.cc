@@ -742,6 +742,22 @@ TEST_P(ConformanceTest, Case) {
   if (c.setup == Setup::kEmptyDir) {
     policy.paths.push_back(PathRule{dir, true, true, false, true});
   }
+  // connect() is the broker's: the case's own server is the one allowed peer.
+  for (const auto& [key, value] : subst) {
+    ConnectRule rule;
+    if (key == "$PORT") {
+      rule.transport = ConnectRule::Transport::kTcp;
+      rule.address = std::string("\x7f\x00\x00\x01", 4);
+      rule.prefix_len = 32;
+      rule.port_min = rule.port_max = static_cast<uint16_t>(std::stoi(value));
+    } else if (key == "$SOCK") {
+      rule.transport = ConnectRule::Transport::kUnix;
+      rule.unix_path = value;
+    } else {
+      continue;
+    }
+    policy.connects.push_back(rule);
+  }
   auto prepared = broker_->Prepare(policy);
   ASSERT_TRUE(prepared.ok()) << prepared.status();
 
