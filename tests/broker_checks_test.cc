@@ -179,6 +179,20 @@ TEST_F(ChecksTest, PhaseExecWorkerMustSayHelloAfterItsFilter) {
   }
 }
 
+TEST_F(ChecksTest, RequestCarryingAnFdEndsWorker) {
+  WorkerResult r = Run(Policy{}, [](Client& client) {
+    MessageArena arena;
+    capnp::MallocMessageBuilder b(arena.segment());
+    auto req = b.initRoot<wire::Request>();
+    req.setId(3);
+    req.initClock();
+    SendRaw(client.channel_fd(), b, /*fd=*/0);
+    return AwaitEnd(client.channel_fd());
+  });
+  EXPECT_EQ(r.kind, Kind::kProtocolError) << r.ToString();
+  EXPECT_EQ(r.reason, "a request carried file descriptors");
+}
+
 // ---- Hello: version and listener. ----
 
 TEST_F(ChecksTest, HelloWithAnotherProtocolVersionEndsWorker) {
