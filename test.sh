@@ -74,7 +74,7 @@ for target in "${FUZZERS[@]}"; do
       echo "reproduce with: $BIN/$path $kept" >&2
     done
   fi
-  rm -rf "$corpus"
+  rm -rf "$corpus" "$artifacts"
 done
 if [[ $FUZZ_FAILED -ne 0 ]]; then
   echo "== fuzz stage FAILED" >&2
