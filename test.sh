@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test. See README.md.
 #   1. every test target: bazel test //...
-#   2. everything that decodes worker bytes, and the cross-process tests, again under
-#      AddressSanitizer + UndefinedBehaviorSanitizer (--config=asan);
+#   2. again under AddressSanitizer + UndefinedBehaviorSanitizer (--config=asan): the
+#      tests that do not fork with leak detection on, the cross-process ones without
+#      (the exact lists are below; server_test is left out, see README);
 #   3. each libFuzzer target for VOW_FUZZ_SECONDS (default 15) seconds (clang, in its own
 #      Bazel output base so the gcc build above is not reconfigured).
 set -euo pipefail
@@ -14,23 +15,69 @@ echo "== 1/3 bazel test //..." >&2
 bazel test //... "$@"
 
 echo "== 2/3 sanitizers (ASan + UBSan)" >&2
+# a) Tests that never fork on purpose, with leak detection on: every decoder of worker
+#    bytes (request, channel, wire format, fs/net policies, the policy file, the seed
+#    replays of the fuzzers) and the oracle's own parsers.
+bazel test --config=asan --test_env=ASAN_OPTIONS=detect_leaks=1:handle_segv=0 \
+  //ipc:channel_test //broker:request_test //broker:fs_policy_test //broker:net_policy_test \
+  //broker:clock_policy_test //broker:policy_check_test //broker:audit_log_test \
+  //broker:request_fuzzer_replay_test //broker:fs_policy_fuzzer_replay_test \
+  //policies:policy_file_test //policies:policy_file_fuzzer_replay_test \
+  //examples/x509_oracle:json_test //examples/x509_oracle:limbo_test "$@"
+# b) Cross-process tests (they fork workers that _exit or are killed, so no leak report):
+#    the broker, its checks, exec'd workers, the pool, the C conformance worker and its
+#    wire codec, the oracle's differential test and OpenSSL under the broker.
+#    Not here: //examples/x509_oracle:server_test (clang 14's ASan allocator is not
+#    fork-safe in its multi-threaded parent; see README, Known limits).
 bazel test --config=asan \
-  //ipc:all //broker:all //policies:policy_file_test //tests:broker_test \
-  //tests:exec_worker_test //examples/x509_oracle:verify_test \
-  //examples/x509_oracle:limbo_test //examples/x509_oracle:json_test "$@"
+  //tests:broker_test //tests:broker_checks_test //tests:exec_worker_test \
+  //tests:worker_pool_test //tests/conformance:wire_test //tests/conformance:conformance_test \
+  //examples/x509_oracle:verify_test //examples/x509_oracle:verify_syscalls_test \
+  //examples/x509_oracle:oracle_test "$@"
 
 echo "== 3/3 fuzzers" >&2
 FUZZ_BASE="${HOME}/.cache/bazel-vow-fuzz-$(pwd | md5sum | cut -c1-8)"
 FUZZERS=(//broker:request_fuzzer //broker:fs_policy_fuzzer //policies:policy_file_fuzzer)
 CC=clang bazel --output_base="$FUZZ_BASE" build --config=fuzz "${FUZZERS[@]}"
 BIN="$FUZZ_BASE/execroot/vow/bazel-out/k8-opt/bin"
+# Each fuzzer starts from its checked-in seeds (copied: the fuzzer adds to its corpus);
+# any finding (crash, sanitizer report, failed invariant, timeout, leak) fails the stage,
+# printing the fuzzer's own report and the file that reproduces it.
+declare -A SEEDS=([//broker:request_fuzzer]=broker/testdata/request_fuzzer_corpus
+                  [//broker:fs_policy_fuzzer]=broker/testdata/fs_policy_fuzzer_corpus
+                  [//policies:policy_file_fuzzer]=policies/testdata/policy_file_fuzzer_corpus)
+declare -A DICTS=([//broker:fs_policy_fuzzer]=broker/fs_policy_fuzzer.dict
+                  [//policies:policy_file_fuzzer]=policies/policy_file_fuzzer.dict)
+FUZZ_FAILED=0
 for target in "${FUZZERS[@]}"; do
   path="${target#//}"
   path="${path/://}"
   corpus="$(mktemp -d)"
+  artifacts="$(mktemp -d)"
+  cp "${SEEDS[$target]}"/* "$corpus"/
+  dict=()
+  [[ -n "${DICTS[$target]:-}" ]] && dict=(-dict="${DICTS[$target]}")
   echo "fuzzing $target for ${VOW_FUZZ_SECONDS:-15}s" >&2
-  "$BIN/$path" -max_total_time="${VOW_FUZZ_SECONDS:-15}" -print_final_stats=1 "$corpus" 2>&1 |
-    grep -E "^(Done|stat::number_of_executed_units)|ERROR|SUMMARY" >&2
-  rm -rf "$corpus"
+  log="$artifacts/fuzz.log"
+  if "$BIN/$path" -max_total_time="${VOW_FUZZ_SECONDS:-15}" -print_final_stats=1 \
+      -artifact_prefix="$artifacts/" "${dict[@]}" "$corpus" >"$log" 2>&1; then
+    grep -E "^(Done|stat::number_of_executed_units)" "$log" >&2 || true
+  else
+    FUZZ_FAILED=1
+    echo "FUZZ FAILURE in $target; the fuzzer said:" >&2
+    grep -v -E "^#[0-9]+|^INFO: " "$log" | tail -40 >&2
+    for crash in "$artifacts"/crash-* "$artifacts"/leak-* "$artifacts"/timeout-* \
+        "$artifacts"/oom-*; do
+      [[ -e "$crash" ]] || continue
+      kept="/tmp/vow-fuzz-$(basename "$path")-$(basename "$crash")"
+      cp "$crash" "$kept"
+      echo "reproduce with: $BIN/$path $kept" >&2
+    done
+  fi
+  rm -rf "$corpus" "$artifacts"
 done
+if [[ $FUZZ_FAILED -ne 0 ]]; then
+  echo "== fuzz stage FAILED" >&2
+  exit 1
+fi
 echo "== all tests passed" >&2

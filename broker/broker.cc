@@ -712,7 +712,10 @@ void Broker::Impl::HandleChannel(Worker& w, int max_messages) {
        ++i) {
     int fds[kMaxFdsPerMessage];
     int nfds = 0;
-    int n = w.channel.Receive(buffer_.get(), kMaxMessageBytes, fds, kMaxFdsPerMessage, &nfds);
+    // The policy's `limit message_bytes` (0: the hard cap); a larger datagram ends it.
+    const size_t limit = w.policy->policy.limits.max_message_bytes;
+    const size_t max_bytes = limit == 0 || limit > kMaxMessageBytes ? kMaxMessageBytes : limit;
+    int n = w.channel.Receive(buffer_.get(), max_bytes, fds, kMaxFdsPerMessage, &nfds);
     if (n == -EAGAIN) return;
     // The worker exited without reading everything we sent (typically the HelloReply,
     // which the lock-down does not wait for). The kernel reports that once, before the
@@ -733,8 +736,9 @@ void Broker::Impl::HandleChannel(Worker& w, int max_messages) {
       return;
     }
     if (n < 0) {
-      End(w, WorkerResult::Kind::kProtocolError,
-          n == -EMSGSIZE ? absl::StrCat("message larger than ", kMaxMessageBytes, " bytes")
+      End(w, n == -EMSGSIZE && max_bytes < kMaxMessageBytes ? WorkerResult::Kind::kLimitExceeded
+                                                             : WorkerResult::Kind::kProtocolError,
+          n == -EMSGSIZE ? absl::StrCat("message larger than ", max_bytes, " bytes")
           : n == -EPROTO ? std::string("bad ancillary data (unexpected or too many fds)")
                          : absl::StrCat("recvmsg: ", strerror(-n)));
       return;
@@ -747,7 +751,6 @@ void Broker::Impl::Reap(Worker& w) {
   siginfo_t info;
   memset(&info, 0, sizeof(info));
   if (waitid(P_PIDFD, w.pidfd.get(), &info, WEXITED | WNOHANG) != 0 || info.si_pid == 0) return;
-  const bool was_serving = w.phase == Phase::kServing;
   // What the worker sent just before it ended (a trap report, say) is still read; answers
   // to a dead worker are dropped.
   if (!w.ending && w.channel.valid()) {
@@ -755,6 +758,8 @@ void Broker::Impl::Reap(Worker& w) {
     HandleChannel(w, kMaxDrainMessages);
     w.draining = false;
   }
+  // After the drain: a hello still queued counts (a worker may exit right after it).
+  const bool was_serving = w.phase == Phase::kServing;
   Unregister(w);
   epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.pidfd.get(), nullptr);
   w.reaped = true;

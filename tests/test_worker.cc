@@ -5,16 +5,120 @@
 //   brokered PATH     open PATH through the broker, copy it to stdout
 //   learn_mix         a direct read-only open, an inet socket, then exit 0 (for `vow learn`)
 //   garbage           send bytes that are not a message on the channel
+// Acts that break the handshake run *before* any lock-down (a hostile program that never
+// calls LockDownExecWorker): each sends its out-of-phase or forged request, then reads the
+// channel once (a broker that accepts the request answers; one that refuses it kills us)
+// and exits 0, so a broker that lets the request through reports "exited with code 0":
+//   raw_open_first        open before getFilter
+//   raw_hello_first       hello before getFilter
+//   raw_filter_then_open  getFilter, then open instead of hello
+//   raw_filter_twice      getFilter twice
+//   raw_hello_version     getFilter, then hello with protocolVersion + 1
+//   raw_hello_no_listener getFilter, then hello saying "no listener" and attaching none
+//   raw_hello_flag_no_fd  getFilter, then hello saying "listener attached" and attaching none
+//   raw_hello_fd_no_flag  getFilter, then hello saying "no listener" but attaching a pipe
+//   raw_hello_fake_listener  getFilter, then hello saying "listener attached" with a pipe
+//   lockdown_bad_channel  LockDownExecWorker() with $VOW_CHANNEL_FD naming a closed fd
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "capnp/message.h"
+#include "ipc/channel.h"
+#include "ipc/message.h"
+#include "ipc/protocol.capnp.h"
 #include "worker/client.h"
 #include "worker/lockdown.h"
 
+namespace {
+
+enum class Raw { kOpen, kHello, kGetFilter };
+
+// Sends one request on the raw channel; `fd` >= 0 is attached.
+void SendRaw(int channel, Raw kind, uint32_t version, bool listener_flag, int fd) {
+  vow::MessageArena arena;
+  capnp::MallocMessageBuilder builder(arena.segment());
+  auto request = builder.initRoot<vow::wire::Request>();
+  request.setId(9);
+  switch (kind) {
+    case Raw::kOpen:
+      request.initOpen().setPath(kj::arrayPtr(reinterpret_cast<const kj::byte*>("/etc/hostname"),
+                                              13));
+      break;
+    case Raw::kHello: {
+      auto hello = request.initHello();
+      hello.setVersion(version);
+      hello.setListenerAttached(listener_flag);
+      break;
+    }
+    case Raw::kGetFilter:
+      request.setGetFilter();
+      break;
+  }
+  vow::Channel c{vow::UniqueFd(channel)};
+  (void)c.Send(builder, fd);
+  (void)c.release();
+}
+
+// Reads one datagram (and closes any fd in it); returns its size, 0 at EOF, or -errno.
+int ReceiveRaw(int channel) {
+  static capnp::word buffer[vow::kMaxMessageWords];
+  int fds[vow::kMaxFdsPerMessage];
+  int nfds = 0;
+  vow::Channel c{vow::UniqueFd(channel)};
+  int n = c.Receive(buffer, sizeof(buffer), fds, vow::kMaxFdsPerMessage, &nfds);
+  (void)c.release();
+  for (int i = 0; i < nfds; ++i) close(fds[i]);
+  return n;
+}
+
+// The handshake-breaking acts (see the file comment). Returns -1 for an unknown act.
+int RawAct(const char* act) {
+  int channel = vow::kWorkerChannelFd;
+  if (const char* env = getenv(vow::kChannelFdEnv); env != nullptr) channel = atoi(env);
+  const uint32_t v = vow::wire::PROTOCOL_VERSION;
+  int pipefd[2] = {-1, -1};
+  if (pipe(pipefd) != 0) return 70;
+  if (strcmp(act, "raw_open_first") == 0) {
+    SendRaw(channel, Raw::kOpen, 0, false, -1);
+  } else if (strcmp(act, "raw_hello_first") == 0) {
+    SendRaw(channel, Raw::kHello, v, false, -1);
+  } else {
+    SendRaw(channel, Raw::kGetFilter, 0, false, -1);
+    if (ReceiveRaw(channel) <= 0) return 71;  // the filter
+    if (strcmp(act, "raw_filter_then_open") == 0) {
+      SendRaw(channel, Raw::kOpen, 0, false, -1);
+    } else if (strcmp(act, "raw_filter_twice") == 0) {
+      SendRaw(channel, Raw::kGetFilter, 0, false, -1);
+    } else if (strcmp(act, "raw_hello_version") == 0) {
+      SendRaw(channel, Raw::kHello, v + 1, false, -1);
+    } else if (strcmp(act, "raw_hello_no_listener") == 0) {
+      SendRaw(channel, Raw::kHello, v, false, -1);
+    } else if (strcmp(act, "raw_hello_flag_no_fd") == 0) {
+      SendRaw(channel, Raw::kHello, v, true, -1);
+    } else if (strcmp(act, "raw_hello_fd_no_flag") == 0) {
+      SendRaw(channel, Raw::kHello, v, false, pipefd[0]);
+    } else if (strcmp(act, "raw_hello_fake_listener") == 0) {
+      SendRaw(channel, Raw::kHello, v, true, pipefd[0]);
+    } else {
+      return -1;
+    }
+  }
+  // Accepted: an answer arrives and we exit 0. Refused: SIGKILL before or during this read.
+  (void)ReceiveRaw(channel);
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  if (argc >= 2 && strncmp(argv[1], "raw_", 4) == 0) return RawAct(argv[1]);
+  if (argc >= 2 && strcmp(argv[1], "lockdown_bad_channel") == 0) {
+    setenv(vow::kChannelFdEnv, "200", 1);  // not open: asking for the filter fails
+  }
   int channel = vow::LockDownExecWorker();
   if (argc < 2) return 64;
   const char* act = argv[1];
