@@ -242,7 +242,7 @@ std::vector<CorpusEntry> MakeCorpus() {
   out.push_back(valid("valid_ipv6", request(chain_of(ip_leaf), "2001:db8::10")));
   {
     VerifyRequest r = request(chain_of(client_leaf), "");
-    r.kind = VerifyRequest::Kind::kClient;
+    r.purpose = kPurposeSslClient;
     out.push_back(valid("valid_client", std::move(r)));
   }
   out.push_back(invalid("expired_leaf", request(chain_of(expired), "www.example.com"),
@@ -284,7 +284,7 @@ std::vector<CorpusEntry> MakeCorpus() {
                         X509_V_ERR_INVALID_PURPOSE, 0));
   {
     VerifyRequest r = request(chain_of(leaf), "");
-    r.kind = VerifyRequest::Kind::kClient;
+    r.purpose = kPurposeSslClient;
     out.push_back(invalid("wrong_eku_server_leaf_for_client", std::move(r),
                           X509_V_ERR_INVALID_PURPOSE, 0));
   }

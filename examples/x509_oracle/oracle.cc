@@ -22,6 +22,9 @@ namespace {
 constexpr size_t kMaxEndedReports = 256;
 
 std::string ErrorJson(absl::string_view what) { return VerdictToJson(ErrorVerdict(what)); }
+std::string InternalErrorJson(absl::string_view what) {
+  return VerdictToJson(InternalErrorVerdict(what));
+}
 
 std::string LengthPrefix(size_t len) {
   std::string out(4, '\0');
@@ -125,8 +128,8 @@ std::string Oracle::VerifyPayload(absl::string_view payload) {
   return pool_ != nullptr ? VerifyInPool(payload) : VerifyInFreshWorker(payload);
 }
 
-Verdict Oracle::Verify(const VerifyRequest& request, bool has_time) {
-  std::string json = VerifyPayload(EncodeJob(request, has_time));
+Verdict Oracle::Verify(const VerifyRequest& request, bool has_time, TrustSource trust) {
+  std::string json = VerifyPayload(EncodeJob(request, has_time, trust));
   absl::StatusOr<Verdict> verdict = VerdictFromJson(json);
   if (!verdict.ok()) return ErrorVerdict(verdict.status().message());  // not reached
   return *std::move(verdict);
@@ -146,7 +149,7 @@ std::string Oracle::DescribeEnd(WorkerId id, absl::Duration wait) {
 std::string Oracle::VerifyInPool(absl::string_view payload) {
   absl::Time deadline = absl::Now() + options_.timeout;
   absl::StatusOr<WorkerPool::Lease> lease = pool_->Acquire(options_.timeout);
-  if (!lease.ok()) return ErrorJson(absl::StrCat("no worker available: ", lease.status().message()));
+  if (!lease.ok()) return InternalErrorJson(absl::StrCat("no worker available: ", lease.status().message()));
   absl::StatusOr<std::string> json = Exchange(lease->fd(), payload, deadline);
   if (json.ok()) {
     pool_->Release(*std::move(lease), /*healthy=*/true);
@@ -166,19 +169,19 @@ std::string Oracle::VerifyInPool(absl::string_view payload) {
     ++failed_workers_;
   }
   std::string end = DescribeEnd(id, absl::Seconds(2));
-  if (hang_up) return ErrorJson(absl::StrCat("worker crashed: ", end));
+  if (hang_up) return InternalErrorJson(absl::StrCat("worker crashed: ", end));
   if (absl::IsDeadlineExceeded(json.status())) {
-    return ErrorJson(absl::StrCat("worker timed out after ",
+    return InternalErrorJson(absl::StrCat("worker timed out after ",
                                   absl::FormatDuration(options_.timeout), "; ", end));
   }
-  return ErrorJson(absl::StrCat("worker failed: ", json.status().message(), "; ", end));
+  return InternalErrorJson(absl::StrCat("worker failed: ", json.status().message(), "; ", end));
 }
 
 std::string Oracle::VerifyInFreshWorker(absl::string_view payload) {
   absl::Time deadline = absl::Now() + options_.timeout;
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-    return ErrorJson(absl::StrCat("socketpair: errno ", errno));
+    return InternalErrorJson(absl::StrCat("socketpair: errno ", errno));
   }
   UniqueFd ours(sv[0]);
   SpawnOptions spawn;
@@ -188,7 +191,7 @@ std::string Oracle::VerifyInFreshWorker(absl::string_view payload) {
   spawn.name = "x509-fresh";
   absl::StatusOr<WorkerId> id = broker_->Spawn(policy_, main_, spawn);
   close(sv[1]);
-  if (!id.ok()) return ErrorJson(absl::StrCat("spawning a worker: ", id.status().message()));
+  if (!id.ok()) return InternalErrorJson(absl::StrCat("spawning a worker: ", id.status().message()));
   absl::StatusOr<std::string> json = Exchange(ours.get(), payload, deadline);
   // EOF tells the worker to exit.
   ours.reset();
@@ -205,13 +208,13 @@ std::string Oracle::VerifyInFreshWorker(absl::string_view payload) {
   if (json.ok() && clean) return *std::move(json);
   absl::MutexLock lock(&mu_);
   ++failed_workers_;
-  if (json.ok()) return ErrorJson(absl::StrCat("worker failed after answering: ", end));
-  if (IsHangUp(json.status())) return ErrorJson(absl::StrCat("worker crashed: ", end));
+  if (json.ok()) return InternalErrorJson(absl::StrCat("worker failed after answering: ", end));
+  if (IsHangUp(json.status())) return InternalErrorJson(absl::StrCat("worker crashed: ", end));
   if (absl::IsDeadlineExceeded(json.status())) {
-    return ErrorJson(absl::StrCat("worker timed out after ",
+    return InternalErrorJson(absl::StrCat("worker timed out after ",
                                   absl::FormatDuration(options_.timeout), "; ", end));
   }
-  return ErrorJson(absl::StrCat("worker failed: ", json.status().message(), "; ", end));
+  return InternalErrorJson(absl::StrCat("worker failed: ", json.status().message(), "; ", end));
 }
 
 uint64_t Oracle::failed_workers() const {
