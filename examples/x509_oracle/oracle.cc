@@ -1,5 +1,6 @@
 #include "examples/x509_oracle/oracle.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -54,6 +55,16 @@ bool IsHangUp(const absl::Status& s) {
   if (absl::IsOutOfRange(s) || absl::IsDataLoss(s)) return true;
   int err = ErrnoOf(s);
   return err == EPIPE || err == ECONNRESET;
+}
+
+// True if the idle worker on `fd` has hung up or written something unasked.
+bool IdleWorkerGone(int fd) {
+  struct pollfd p = {fd, POLLIN, 0};
+  int rc;
+  do {
+    rc = poll(&p, 1, 0);
+  } while (rc < 0 && errno == EINTR);
+  return rc > 0;
 }
 
 }  // namespace
@@ -150,6 +161,22 @@ std::string Oracle::VerifyInPool(absl::string_view payload) {
   absl::Time deadline = absl::Now() + options_.timeout;
   absl::StatusOr<WorkerPool::Lease> lease = pool_->Acquire(options_.timeout);
   if (!lease.ok()) return InternalErrorJson(absl::StrCat("no worker available: ", lease.status().message()));
+  // A pooled worker that died while idle (killed, OOM) has not read this job: one retry
+  // on the next worker. An idle worker never writes unprompted, so a readable or hung-up
+  // channel before the job is sent means it is gone (or misbehaving): replace it.
+  if (IdleWorkerGone(lease->fd())) {
+    pool_->Release(*std::move(lease), /*healthy=*/false);
+    {
+      absl::MutexLock lock(&mu_);
+      ++failed_workers_;
+      ++retried_;
+    }
+    lease = pool_->Acquire(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+    if (!lease.ok()) {
+      return InternalErrorJson(
+          absl::StrCat("no worker available: ", lease.status().message()));
+    }
+  }
   absl::StatusOr<std::string> json = Exchange(lease->fd(), payload, deadline);
   if (json.ok()) {
     pool_->Release(*std::move(lease), /*healthy=*/true);
@@ -215,6 +242,11 @@ std::string Oracle::VerifyInFreshWorker(absl::string_view payload) {
                                   absl::FormatDuration(options_.timeout), "; ", end));
   }
   return InternalErrorJson(absl::StrCat("worker failed: ", json.status().message(), "; ", end));
+}
+
+uint64_t Oracle::retried_requests() const {
+  absl::MutexLock lock(&mu_);
+  return retried_;
 }
 
 uint64_t Oracle::failed_workers() const {

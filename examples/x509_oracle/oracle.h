@@ -83,6 +83,9 @@ class Oracle {
   // Workers that ended while or after serving a request they did not answer properly
   // (pool mode: each was replaced).
   uint64_t failed_workers() const;
+  // Pool mode: requests that found their worker dead before sending the job and were
+  // sent to another worker instead (the dead one counts in failed_workers()).
+  uint64_t retried_requests() const;
   // Pool mode: idle workers right now (0 in fresh mode).
   size_t idle_workers() const;
   Broker& broker() { return *broker_; }
@@ -105,6 +108,7 @@ class Oracle {
   mutable absl::Mutex mu_;
   std::map<WorkerId, std::string> ended_ ABSL_GUARDED_BY(mu_);  // pool on_exit reports
   uint64_t failed_workers_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t retried_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace vow::x509

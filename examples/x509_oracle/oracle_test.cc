@@ -4,11 +4,19 @@
 // store through the broker, x509-limbo files, hostile input and crashing workers.
 #include "examples/x509_oracle/oracle.h"
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "examples/x509_oracle/corpus.h"
 #include "examples/x509_oracle/limbo.h"
 #include "examples/x509_oracle/oracle_test_util.h"
@@ -446,6 +454,75 @@ TEST(OracleHostileTest, OversizedPayloadIsRefusedBeforeAnyWorker) {
   ASSERT_NE(oracle, nullptr);
   std::string json = oracle->VerifyPayload(std::string(kMaxJobBytes + 1, 'x'));
   EXPECT_THAT(json, HasSubstr("exceeds the limit of 67108864"));
+}
+
+}  // namespace
+}  // namespace vow::x509
+
+namespace vow::x509 {
+namespace {
+
+// Pids of this process's descendants that run under a seccomp filter (the locked
+// workers; the broker's own helpers are not filtered).
+std::vector<pid_t> LockedDescendants() {
+  std::vector<pid_t> out;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
+    std::ifstream status(entry.path() / "status");
+    std::string line;
+    bool filtered = false;
+    while (std::getline(status, line)) {
+      if (line.rfind("Seccomp:", 0) == 0) filtered = line.find('2') != std::string::npos;
+    }
+    if (!filtered) continue;
+    for (pid_t p = pid; p > 1;) {
+      std::ifstream stat("/proc/" + std::to_string(p) + "/stat");
+      std::string line;
+      std::getline(stat, line);
+      size_t close = line.rfind(')');
+      if (close == std::string::npos) break;
+      std::istringstream rest(line.substr(close + 2));
+      std::string state;
+      pid_t ppid = 0;
+      rest >> state >> ppid;
+      if (ppid == getpid()) {
+        out.push_back(pid);
+        break;
+      }
+      p = ppid;
+    }
+  }
+  return out;
+}
+
+// A pooled worker killed while idle costs no request: the request finds it gone before
+// sending the job and goes to a fresh worker.
+TEST(OraclePoolTest, WorkerKilledWhileIdleCostsNoRequest) {
+  ASSERT_TRUE(WarmUpOpenSsl());
+  ValidChainPems pems = MakeValidChain();
+  std::unique_ptr<Oracle> oracle = MakeOracle(Options(OracleOptions::Workers::kPool, 1));
+  ASSERT_NE(oracle, nullptr);
+  VerifyRequest r = testing::ValidRequest(pems);
+  ASSERT_TRUE(oracle->Verify(r).valid);
+  for (int round = 0; round < 3; ++round) {
+    // Wait for the pool's one idle worker, then kill it.
+    absl::Time until = absl::Now() + absl::Seconds(10);
+    std::vector<pid_t> workers;
+    while (absl::Now() < until) {
+      workers = LockedDescendants();
+      if (oracle->idle_workers() == 1 && workers.size() == 1) break;
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    ASSERT_EQ(workers.size(), 1u) << "round " << round;
+    ASSERT_EQ(kill(workers[0], SIGKILL), 0);
+    // Until the broker reaps it, the channel reports the hang-up.
+    absl::SleepFor(absl::Milliseconds(20));
+    Verdict v = oracle->Verify(r);
+    EXPECT_TRUE(v.valid) << VerdictToJson(v);
+    EXPECT_THAT(v.internal_error, IsEmpty());
+    EXPECT_EQ(oracle->retried_requests(), static_cast<uint64_t>(round + 1));
+  }
 }
 
 }  // namespace
