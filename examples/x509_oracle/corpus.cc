@@ -242,7 +242,7 @@ std::vector<CorpusEntry> MakeCorpus() {
   out.push_back(valid("valid_ipv6", request(chain_of(ip_leaf), "2001:db8::10")));
   {
     VerifyRequest r = request(chain_of(client_leaf), "");
-    r.kind = VerifyRequest::Kind::kClient;
+    r.purpose = kPurposeSslClient;
     out.push_back(valid("valid_client", std::move(r)));
   }
   out.push_back(invalid("expired_leaf", request(chain_of(expired), "www.example.com"),
@@ -284,7 +284,7 @@ std::vector<CorpusEntry> MakeCorpus() {
                         X509_V_ERR_INVALID_PURPOSE, 0));
   {
     VerifyRequest r = request(chain_of(leaf), "");
-    r.kind = VerifyRequest::Kind::kClient;
+    r.purpose = kPurposeSslClient;
     out.push_back(invalid("wrong_eku_server_leaf_for_client", std::move(r),
                           X509_V_ERR_INVALID_PURPOSE, 0));
   }
@@ -295,6 +295,183 @@ std::vector<CorpusEntry> MakeCorpus() {
     e.expect_input_error = true;
     out.push_back(std::move(e));
   }
+  return out;
+}
+
+namespace {
+
+std::string CrlPem(const Cert& issuer, const std::vector<long>& revoked_serials,
+                   int64_t last_update, int64_t next_update) {
+  X509_CRL* crl = X509_CRL_new();
+  if (crl == nullptr) Die("X509_CRL_new");
+  X509_CRL_set_version(crl, 1);  // v2
+  X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer.cert.get()));
+  ASN1_TIME* t = ASN1_TIME_new();
+  ASN1_TIME_set(t, static_cast<time_t>(last_update));
+  X509_CRL_set1_lastUpdate(crl, t);
+  ASN1_TIME_set(t, static_cast<time_t>(next_update));
+  X509_CRL_set1_nextUpdate(crl, t);
+  for (long serial : revoked_serials) {
+    X509_REVOKED* r = X509_REVOKED_new();
+    ASN1_INTEGER* n = ASN1_INTEGER_new();
+    ASN1_INTEGER_set(n, serial);
+    X509_REVOKED_set_serialNumber(r, n);
+    ASN1_TIME_set(t, static_cast<time_t>(last_update));
+    X509_REVOKED_set_revocationDate(r, t);
+    X509_CRL_add0_revoked(crl, r);
+    ASN1_INTEGER_free(n);
+  }
+  ASN1_TIME_free(t);
+  X509V3_CTX v3;
+  X509V3_set_ctx_nodb(&v3);
+  X509V3_set_ctx(&v3, issuer.cert.get(), nullptr, nullptr, crl, 0);
+  X509_EXTENSION* akid = X509V3_EXT_conf_nid(nullptr, &v3, NID_authority_key_identifier,
+                                             "keyid:always");
+  if (akid == nullptr) Die("CRL AKID");
+  X509_CRL_add_ext(crl, akid, -1);
+  X509_EXTENSION_free(akid);
+  ASN1_INTEGER* number = ASN1_INTEGER_new();
+  ASN1_INTEGER_set(number, 1);
+  X509_CRL_add1_ext_i2d(crl, NID_crl_number, number, 0, 0);
+  ASN1_INTEGER_free(number);
+  X509_CRL_sort(crl);
+  if (X509_CRL_sign(crl, issuer.key.get(), EVP_sha256()) <= 0) Die("X509_CRL_sign");
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (bio == nullptr || PEM_write_bio_X509_CRL(bio, crl) != 1) Die("PEM_write_bio_X509_CRL");
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio, &data);
+  std::string out(data, static_cast<size_t>(len));
+  BIO_free(bio);
+  X509_CRL_free(crl);
+  return out;
+}
+
+long Serial(const Cert& c) { return ASN1_INTEGER_get(X509_get_serialNumber(c.cert.get())); }
+
+// JSON string literal (the inputs here are ASCII and PEM).
+std::string Q(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string List(const std::vector<std::string>& items, bool quote = true) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += quote ? Q(items[i]) : items[i];
+  }
+  return out + "]";
+}
+
+std::string Name(const char* kind, const char* value) {
+  return std::string("{\"kind\": \"") + kind + "\", \"value\": " + Q(value) + "}";
+}
+
+}  // namespace
+
+std::string MakeLimboSuite(int cases) {
+  Cert root = Issue(CaSpec("vow limbo root"), nullptr);
+  Cert inter = Issue(CaSpec("vow limbo intermediate"), &root);
+  std::vector<Cert> leaves;
+  leaves.push_back(Issue(LeafSpec("www.example.com",
+                                  "DNS:www.example.com,IP:192.0.2.1,email:user@example.com"),
+                         &inter));
+  leaves.push_back(Issue(LeafSpec("client.example.com", "DNS:client.example.com", "clientAuth"),
+                         &inter));
+  leaves.push_back(Issue(LeafSpec("cn.example.com", ""), &inter));  // no SAN: CN only
+  leaves.push_back(Issue(LeafSpec("www.example.com", "DNS:www.example.com", "codeSigning"),
+                         &inter));
+  leaves.push_back(Issue(LeafSpec("www.example.com", "DNS:*.example.com", ""), &inter));
+  Cert revoked = Issue(LeafSpec("www.example.com", "DNS:www.example.com"), &inter);
+  long revoked_serial = Serial(revoked);
+  leaves.push_back(std::move(revoked));
+
+  const std::string root_crl = CrlPem(root, {}, k2024, k2040);
+  const std::string inter_crl = CrlPem(inter, {revoked_serial}, k2024, k2040);
+  const std::string root_pem = Pem(root.cert.get());
+  const std::string inter_pem = Pem(inter.cert.get());
+
+  const std::vector<std::vector<std::string>> crl_sets = {
+      {}, {root_crl, inter_crl}, {inter_crl}, {root_crl}};
+  const std::vector<std::vector<std::string>> trusted_sets = {{root_pem}, {}, {inter_pem}};
+  const std::vector<std::string> depths = {"null", "0", "1", "2", "5"};
+  const std::vector<std::vector<std::string>> ekus = {
+      {}, {"serverAuth"}, {"clientAuth"}, {"anyExtendedKeyUsage"}, {"codeSigning"},
+      {"serverAuth", "clientAuth"}};
+  const std::vector<std::string> peer_names = {
+      "null",
+      Name("DNS", "www.example.com"),
+      Name("DNS", "other.example.com"),
+      Name("DNS", "cn.example.com"),
+      Name("DNS", "foo.example.com"),
+      Name("IP", "192.0.2.1"),
+      Name("IP", "192.0.2.2"),
+      Name("RFC822", "user@example.com"),
+      Name("RFC822", "other@example.com")};
+  const std::vector<std::vector<std::string>> peer_name_lists = {
+      {},
+      {Name("DNS", "www.example.com")},
+      {Name("DNS", "www.example.com"), Name("IP", "192.0.2.1")},
+      {Name("DNS", "www.example.com"), Name("RFC822", "other@example.com")},
+      {Name("DNS", "client.example.com")},
+      {Name("RFC822", "user@example.com"), Name("IP", "192.0.2.1"),
+       Name("DNS", "www.example.com")}};
+  const std::vector<std::string> times = {"\"2025-01-01T00:00:00Z\"",
+                                          "\"2030-06-01T12:00:00+02:00\"",
+                                          "\"2023-06-01T00:00:00Z\"", "null"};
+
+  std::string out = "{\"version\": 1, \"testcases\": [\n";
+  uint64_t state = 0x9e3779b97f4a7c15ULL;
+  auto pick = [&state](size_t n) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<size_t>((state >> 33) % n);
+  };
+  for (int i = 0; i < cases; ++i) {
+    bool client = pick(3) == 0;
+    const Cert& leaf = leaves[pick(leaves.size())];
+    const auto& crls = crl_sets[pick(crl_sets.size())];
+    const auto& trusted = trusted_sets[pick(trusted_sets.size())];
+    bool with_inter = pick(4) != 0;
+    std::string depth = depths[pick(depths.size())];
+    const auto& eku = ekus[pick(ekus.size())];
+    std::string time = times[pick(times.size())];
+    size_t rare = pick(40);
+    std::string key_usage = rare == 0 ? "[\"digitalSignature\"]" : "[]";
+    std::string sig_algs = rare == 1 ? "[\"ECDSA_WITH_SHA256\"]" : "[]";
+    std::string features = rare < 10 ? "[\"pedantic-rfc5280\"]" : "[]";
+    std::string name = client ? "null" : peer_names[pick(peer_names.size())];
+    std::string names = client ? List(peer_name_lists[pick(peer_name_lists.size())], false)
+                               : "[]";
+    if (i > 0) out += ",\n";
+    out += "{\"id\": \"gen::" + std::to_string(i) + "\", \"description\": \"generated\"";
+    out += ", \"features\": " + features;
+    out += ", \"validation_kind\": \"" + std::string(client ? "CLIENT" : "SERVER") + "\"";
+    out += ", \"trusted_certs\": " + List(trusted);
+    out += ", \"untrusted_intermediates\": " +
+           List(with_inter ? std::vector<std::string>{inter_pem} : std::vector<std::string>{});
+    out += ", \"peer_certificate\": " + Q(Pem(leaf.cert.get()));
+    out += ", \"validation_time\": " + time;
+    out += ", \"signature_algorithms\": " + sig_algs;
+    out += ", \"key_usage\": " + key_usage;
+    out += ", \"extended_key_usage\": " + List(eku);
+    out += ", \"expected_result\": \"SUCCESS\"";
+    out += ", \"expected_peer_name\": " + name;
+    out += ", \"expected_peer_names\": " + names;
+    out += ", \"max_chain_depth\": " + depth;
+    out += ", \"crls\": " + List(crls);
+    out += "}";
+  }
+  out += "\n]}\n";
   return out;
 }
 

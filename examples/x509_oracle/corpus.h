@@ -46,6 +46,19 @@ struct ValidChainPems {
 };
 ValidChainPems MakeValidChain();
 
+// A generated x509-limbo suite (JSON text, schema version 1) of `cases` testcases that
+// covers every field the oracle reads: validation_kind SERVER and CLIENT;
+// extended_key_usage [], one of serverAuth/clientAuth/anyExtendedKeyUsage, others and
+// several (skipped); expected_peer_name DNS / IP / RFC822 / none, matching or not, and a
+// subject-CN-only leaf; expected_peer_names (0-3 names); crls (none, complete, one
+// revoking a leaf, one issuer's CRL missing); max_chain_depth null/0/1/2/5; trusted_certs
+// [] / the root / the intermediate; untrusted_intermediates [] or the intermediate;
+// validation_time in or after the validity, or null; key_usage and signature_algorithms
+// (skipped); features (ignored). Cases are drawn deterministically from the product of
+// these, ids "gen::N". expected_result is always SUCCESS (a differential test compares
+// actual results, not expectations). New keys on every call.
+std::string MakeLimboSuite(int cases);
+
 }  // namespace vow::x509
 
 #endif  // VOW_EXAMPLES_X509_ORACLE_CORPUS_H_

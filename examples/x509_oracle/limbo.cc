@@ -1,6 +1,9 @@
 #include "examples/x509_oracle/limbo.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
+#include <thread>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -10,18 +13,6 @@
 
 namespace vow::x509 {
 namespace {
-
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
-bool IsLeap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
 // Fields the reader knows, so that any other field makes a case skipped.
 constexpr absl::string_view kKnownFields[] = {
@@ -88,9 +79,9 @@ class CaseReader {
     absl::StatusOr<std::string> kind = RequiredString("validation_kind");
     if (!kind.ok()) return kind.status();
     if (*kind == "SERVER") {
-      c.request.kind = VerifyRequest::Kind::kServer;
+      c.kind = LimboCase::Kind::kServer;
     } else if (*kind == "CLIENT") {
-      c.request.kind = VerifyRequest::Kind::kClient;
+      c.kind = LimboCase::Kind::kClient;
     } else {
       return Error(*obj_.Find("validation_kind"),
                    absl::StrCat("validation_kind must be \"SERVER\" or \"CLIENT\", got \"",
@@ -142,66 +133,88 @@ class CaseReader {
       return TypeError(*vt, "validation_time", "an RFC 3339 string or null");
     }
 
-    // expected_peer_name
+    // Names are matched as limbo's OpenSSL harness does: no partial wildcards, and
+    // OpenSSL's default subject-CN fallback (it sets no NEVER_CHECK_SUBJECT).
+    c.request.subject_cn_fallback = true;
+
+    // expected_peer_name (SERVER cases): the name the verify parameters check.
     const JsonValue* name = obj_.Find("expected_peer_name");
     if (name != nullptr && !name->is_null()) {
-      absl::StatusOr<std::pair<std::string, std::string>> pn =
-          PeerName(*name, "expected_peer_name");
+      absl::StatusOr<PeerName> pn = ReadPeerName(*name, "expected_peer_name");
       if (!pn.ok()) return pn.status();
-      const auto& [pkind, value] = *pn;
-      if (pkind == "DNS") {
-        c.request.host = value;
-        c.request.host_kind = VerifyRequest::HostKind::kDns;
-      } else if (pkind == "IP") {
-        c.request.host = value;
-        c.request.host_kind = VerifyRequest::HostKind::kIp;
-      } else {
-        skip.push_back("RFC822 (e-mail) peer names are not supported");
+      c.request.host = pn->value;
+      switch (pn->kind) {
+        case PeerName::Kind::kDns: c.request.host_kind = VerifyRequest::HostKind::kDns; break;
+        case PeerName::Kind::kIp: c.request.host_kind = VerifyRequest::HostKind::kIp; break;
+        case PeerName::Kind::kEmail:
+          c.request.host_kind = VerifyRequest::HostKind::kEmail;
+          break;
       }
     }
 
-    // expected_peer_names: checked for form, then skipped when non-empty.
-    absl::StatusOr<std::vector<std::string>> names_ok = CheckPeerNames();
-    if (!names_ok.ok()) return names_ok.status();
-    if (!names_ok->empty()) {
-      skip.push_back("expected_peer_names (client-side name matching) is not supported");
+    // expected_peer_names (CLIENT cases): the leaf must match every one.
+    absl::StatusOr<std::vector<PeerName>> names = ReadPeerNames();
+    if (!names.ok()) return names.status();
+    if (names->size() > kMaxRequiredNames) {
+      skip.push_back(absl::StrCat("expected_peer_names: ", names->size(),
+                                  " names (the oracle checks at most ", kMaxRequiredNames,
+                                  ")"));
+    } else {
+      c.request.required_names = *std::move(names);
     }
 
-    // extended_key_usage
+    // extended_key_usage -> the purpose, exactly as the harness maps it: [] sets none
+    // (no EKU check at all), one of serverAuth / clientAuth / anyExtendedKeyUsage sets
+    // X509_PURPOSE_SSL_SERVER / SSL_CLIENT / ANY; anything else cannot be expressed as
+    // one OpenSSL purpose.
     absl::StatusOr<std::vector<std::string>> ekus = RequiredStrings("extended_key_usage");
     if (!ekus.ok()) return ekus.status();
-    const char* purpose =
-        c.request.kind == VerifyRequest::Kind::kServer ? "serverAuth" : "clientAuth";
-    if (ekus->size() != 1 || (*ekus)[0] != purpose) {
+    c.request.purpose = kNoPurpose;
+    if (ekus->size() > 1) {
       skip.push_back(absl::StrCat("extended_key_usage [", absl::StrJoin(*ekus, ", "),
-                                  "]: the oracle checks exactly [", purpose, "] for a ",
-                                  *kind, " case"));
+                                  "]: OpenSSL checks one purpose, not several EKUs"));
+    } else if (ekus->size() == 1) {
+      const std::string& eku = (*ekus)[0];
+      if (eku == "serverAuth") {
+        c.request.purpose = kPurposeSslServer;
+      } else if (eku == "clientAuth") {
+        c.request.purpose = kPurposeSslClient;
+      } else if (eku == "anyExtendedKeyUsage") {
+        c.request.purpose = kPurposeAny;
+      } else {
+        skip.push_back(absl::StrCat("extended_key_usage [", eku,
+                                    "]: no OpenSSL purpose checks exactly this EKU"));
+      }
     }
 
-    // Constraints the oracle does not enforce.
+    // Constraints X509_verify_cert cannot express (the harness skips them too).
     for (const char* field : {"signature_algorithms", "key_usage"}) {
       absl::StatusOr<std::vector<std::string>> list = RequiredStrings(field);
       if (!list.ok()) return list.status();
       if (!list->empty()) {
-        skip.push_back(absl::StrCat(field, " constraints [", absl::StrJoin(*list, ", "),
-                                    "] are not enforced"));
+        skip.push_back(absl::StrCat(field, " [", absl::StrJoin(*list, ", "),
+                                    "]: X509_verify_cert has no such constraint"));
       }
     }
+    // features: tags for consumers; the harness ignores them, so does the oracle (each
+    // is still checked to be a string).
     if (const JsonValue* f = obj_.Find("features"); f != nullptr && !f->is_null()) {
       absl::StatusOr<std::vector<std::string>> features = Strings(*f, "features");
       if (!features.ok()) return features.status();
-      if (!features->empty()) {
-        skip.push_back(absl::StrCat("features not supported: ",
-                                    absl::StrJoin(*features, ", ")));
-      }
     }
     if (const JsonValue* d = obj_.Find("max_chain_depth"); d != nullptr && !d->is_null()) {
       int64_t depth;
       if (!d->AsInt64(&depth)) return TypeError(*d, "max_chain_depth", "an integer or null");
-      skip.push_back(absl::StrCat("max_chain_depth (", depth, ") is not supported"));
+      if (depth < 0 || depth > kMaxDepth) {
+        skip.push_back(absl::StrCat("max_chain_depth ", depth, " is outside 0..", kMaxDepth));
+      } else {
+        c.request.max_depth = static_cast<int>(depth);
+      }
     }
-    if (const JsonValue* crls = obj_.Find("crls"); crls != nullptr && !IsEmptyValue(*crls)) {
-      skip.push_back("CRLs (revocation checking) are not supported");
+    if (const JsonValue* crls = obj_.Find("crls"); crls != nullptr && !crls->is_null()) {
+      absl::StatusOr<std::vector<std::string>> list = Strings(*crls, "crls");
+      if (!list.ok()) return list.status();
+      c.request.crls = absl::StrJoin(*list, "\n");
     }
     for (const auto& [field, value] : obj_.object()) {
       bool known = false;
@@ -259,8 +272,7 @@ class CaseReader {
     return Strings(*v, field);
   }
 
-  absl::StatusOr<std::pair<std::string, std::string>> PeerName(
-      const JsonValue& v, absl::string_view field) const {
+  absl::StatusOr<PeerName> ReadPeerName(const JsonValue& v, absl::string_view field) const {
     if (!v.is_object()) return TypeError(v, field, "an object {kind, value}");
     const JsonValue* kind = v.Find("kind");
     const JsonValue* value = v.Find("value");
@@ -271,25 +283,31 @@ class CaseReader {
       return Error(v, absl::StrCat(field, ".value must be a string"));
     }
     const std::string& k = kind->string_value();
-    if (k != "DNS" && k != "IP" && k != "RFC822") {
+    PeerName name;
+    name.value = value->string_value();
+    if (k == "DNS") {
+      name.kind = PeerName::Kind::kDns;
+    } else if (k == "IP") {
+      name.kind = PeerName::Kind::kIp;
+    } else if (k == "RFC822") {
+      name.kind = PeerName::Kind::kEmail;
+    } else {
       return Error(*kind, absl::StrCat(field, ".kind must be \"DNS\", \"IP\" or \"RFC822\", got \"",
                                        k, "\""));
     }
-    return std::make_pair(k, value->string_value());
+    return name;
   }
 
-  // The values of expected_peer_names (absent counts as empty; the schema requires it,
-  // but nothing depends on it when it is empty).
-  absl::StatusOr<std::vector<std::string>> CheckPeerNames() const {
+  // expected_peer_names (absent or null counts as empty).
+  absl::StatusOr<std::vector<PeerName>> ReadPeerNames() const {
     const JsonValue* v = obj_.Find("expected_peer_names");
-    std::vector<std::string> out;
+    std::vector<PeerName> out;
     if (v == nullptr || v->is_null()) return out;
     if (!v->is_array()) return TypeError(*v, "expected_peer_names", "an array");
     for (const JsonValue& item : v->array()) {
-      absl::StatusOr<std::pair<std::string, std::string>> pn =
-          PeerName(item, "expected_peer_names[]");
+      absl::StatusOr<PeerName> pn = ReadPeerName(item, "expected_peer_names[]");
       if (!pn.ok()) return pn.status();
-      out.push_back(pn->second);
+      out.push_back(*std::move(pn));
     }
     return out;
   }
@@ -300,15 +318,6 @@ class CaseReader {
   std::optional<int64_t> now_;
 };
 
-// Control bytes in ids and reasons would garble a terminal: show them as '?'.
-std::string Printable(absl::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = '?';
-  }
-  return out;
-}
-
 std::string DescribeVerdict(const Verdict& v) {
   if (v.valid) return "valid";
   if (!v.input_error.empty()) return absl::StrCat("invalid (input error: ", v.input_error, ")");
@@ -317,71 +326,6 @@ std::string DescribeVerdict(const Verdict& v) {
 }
 
 }  // namespace
-
-absl::StatusOr<int64_t> ParseRfc3339(absl::string_view s) {
-  auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("not an RFC 3339 date-time (", why, "): \"", Printable(s), "\""));
-  };
-  size_t p = 0;
-  auto digits = [&](int n, int* out) {
-    if (p + n > s.size()) return false;
-    int v = 0;
-    for (int i = 0; i < n; ++i) {
-      char c = s[p + i];
-      if (c < '0' || c > '9') return false;
-      v = v * 10 + (c - '0');
-    }
-    p += n;
-    *out = v;
-    return true;
-  };
-  auto expect = [&](absl::string_view chars) {
-    if (p < s.size() && chars.find(s[p]) != absl::string_view::npos) {
-      ++p;
-      return true;
-    }
-    return false;
-  };
-  int year, month, day, hour, minute, second;
-  if (!digits(4, &year) || !expect("-") || !digits(2, &month) || !expect("-") ||
-      !digits(2, &day)) {
-    return bad("expected YYYY-MM-DD");
-  }
-  if (!expect("Tt ")) return bad("expected 'T' after the date");
-  if (!digits(2, &hour) || !expect(":") || !digits(2, &minute) || !expect(":") ||
-      !digits(2, &second)) {
-    return bad("expected hh:mm:ss");
-  }
-  if (expect(".")) {
-    size_t start = p;
-    while (p < s.size() && s[p] >= '0' && s[p] <= '9') ++p;
-    if (p == start) return bad("expected digits after '.'");
-  }
-  int offset_seconds = 0;
-  if (expect("Zz")) {
-    // UTC
-  } else if (p < s.size() && (s[p] == '+' || s[p] == '-')) {
-    int sign = s[p] == '-' ? -1 : 1;
-    ++p;
-    int oh, om;
-    if (!digits(2, &oh) || !expect(":") || !digits(2, &om) || oh > 23 || om > 59) {
-      return bad("expected a +hh:mm offset");
-    }
-    offset_seconds = sign * (oh * 3600 + om * 60);
-  } else {
-    return bad("expected 'Z' or an offset");
-  }
-  if (p != s.size()) return bad("unexpected characters at the end");
-  static constexpr int kDaysIn[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (month < 1 || month > 12) return bad("month out of range");
-  int max_day = kDaysIn[month - 1] + (month == 2 && IsLeap(year) ? 1 : 0);
-  if (day < 1 || day > max_day) return bad("day out of range");
-  // 60 is a leap second; POSIX time has none, count it as the next second.
-  if (hour > 23 || minute > 59 || second > 60) return bad("time out of range");
-  return DaysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second -
-         offset_seconds;
-}
 
 absl::StatusOr<std::vector<LimboCase>> ParseLimbo(absl::string_view json,
                                                   std::optional<int64_t> now_unix) {
@@ -430,24 +374,49 @@ absl::StatusOr<std::vector<LimboCase>> ParseLimbo(absl::string_view json,
   return out;
 }
 
-LimboReport RunLimbo(const std::vector<LimboCase>& cases, const VerifyFn& verify) {
+LimboReport RunLimbo(const std::vector<LimboCase>& cases, const VerifyFn& verify,
+                     int threads) {
+  std::vector<Verdict> verdicts(cases.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next.fetch_add(1); i < cases.size(); i = next.fetch_add(1)) {
+      if (cases[i].skip_reason.empty()) verdicts[i] = verify(cases[i].request);
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < std::max(threads, 1); ++t) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
+
   LimboReport r;
-  for (const LimboCase& c : cases) {
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const LimboCase& c = cases[i];
     ++r.total;
-    std::string id = Printable(c.id);
+    std::string id = Sanitize(c.id);
+    LimboResult result;
+    result.id = c.id;
     if (!c.skip_reason.empty()) {
       ++r.skipped;
-      r.lines.push_back(absl::StrCat(id, ": SKIP (", Printable(c.skip_reason), ")"));
+      r.lines.push_back(absl::StrCat(id, ": SKIP (", Sanitize(c.skip_reason), ")"));
+      result.actual = LimboResult::Actual::kSkipped;
+      result.context = c.skip_reason;
+      r.results.push_back(std::move(result));
       continue;
     }
-    Verdict v = verify(c.request);
+    const Verdict& v = verdicts[i];
+    result.actual = v.valid ? LimboResult::Actual::kSuccess : LimboResult::Actual::kFailure;
+    if (!v.valid) {
+      result.context = v.input_error.empty() ? v.error_string
+                                             : absl::StrCat("input error: ", v.input_error);
+    }
+    r.results.push_back(std::move(result));
     bool match = v.valid == c.expected_success;
     if (match) {
       ++r.matched;
-      r.lines.push_back(absl::StrCat(id, ": ", Printable(DescribeVerdict(v)), ", match"));
+      r.lines.push_back(absl::StrCat(id, ": ", Sanitize(DescribeVerdict(v)), ", match"));
     } else {
       ++r.mismatched;
-      r.lines.push_back(absl::StrCat(id, ": ", Printable(DescribeVerdict(v)),
+      r.lines.push_back(absl::StrCat(id, ": ", Sanitize(DescribeVerdict(v)),
                                      ", MISMATCH (expected ",
                                      c.expected_success ? "SUCCESS" : "FAILURE", ")"));
     }
@@ -455,6 +424,32 @@ LimboReport RunLimbo(const std::vector<LimboCase>& cases, const VerifyFn& verify
   r.summary = absl::StrCat("limbo: ", r.total, " cases: ", r.matched, " match, ",
                            r.mismatched, " MISMATCH, ", r.skipped, " skipped");
   return r;
+}
+
+std::string LimboResultsJson(const LimboReport& report, absl::string_view harness) {
+  std::string out = "{\n  \"version\": 1,\n  \"harness\": ";
+  AppendJsonString(harness, &out);
+  out.append(",\n  \"results\": [");
+  for (size_t i = 0; i < report.results.size(); ++i) {
+    const LimboResult& r = report.results[i];
+    out.append(i > 0 ? ",\n    {\"id\": " : "\n    {\"id\": ");
+    AppendJsonString(r.id, &out);
+    out.append(", \"actual_result\": ");
+    switch (r.actual) {
+      case LimboResult::Actual::kSuccess: out.append("\"SUCCESS\""); break;
+      case LimboResult::Actual::kFailure: out.append("\"FAILURE\""); break;
+      case LimboResult::Actual::kSkipped: out.append("\"SKIPPED\""); break;
+    }
+    out.append(", \"context\": ");
+    if (r.context.has_value()) {
+      AppendJsonString(*r.context, &out);
+    } else {
+      out.append("null");
+    }
+    out.push_back('}');
+  }
+  out.append(report.results.empty() ? "]\n}\n" : "\n  ]\n}\n");
+  return out;
 }
 
 }  // namespace vow::x509

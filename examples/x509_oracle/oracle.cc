@@ -1,5 +1,6 @@
 #include "examples/x509_oracle/oracle.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,6 +23,9 @@ namespace {
 constexpr size_t kMaxEndedReports = 256;
 
 std::string ErrorJson(absl::string_view what) { return VerdictToJson(ErrorVerdict(what)); }
+std::string InternalErrorJson(absl::string_view what) {
+  return VerdictToJson(InternalErrorVerdict(what));
+}
 
 std::string LengthPrefix(size_t len) {
   std::string out(4, '\0');
@@ -51,6 +55,16 @@ bool IsHangUp(const absl::Status& s) {
   if (absl::IsOutOfRange(s) || absl::IsDataLoss(s)) return true;
   int err = ErrnoOf(s);
   return err == EPIPE || err == ECONNRESET;
+}
+
+// True if the idle worker on `fd` has hung up or written something unasked.
+bool IdleWorkerGone(int fd) {
+  struct pollfd p = {fd, POLLIN, 0};
+  int rc;
+  do {
+    rc = poll(&p, 1, 0);
+  } while (rc < 0 && errno == EINTR);
+  return rc > 0;
 }
 
 }  // namespace
@@ -125,8 +139,8 @@ std::string Oracle::VerifyPayload(absl::string_view payload) {
   return pool_ != nullptr ? VerifyInPool(payload) : VerifyInFreshWorker(payload);
 }
 
-Verdict Oracle::Verify(const VerifyRequest& request, bool has_time) {
-  std::string json = VerifyPayload(EncodeJob(request, has_time));
+Verdict Oracle::Verify(const VerifyRequest& request, bool has_time, TrustSource trust) {
+  std::string json = VerifyPayload(EncodeJob(request, has_time, trust));
   absl::StatusOr<Verdict> verdict = VerdictFromJson(json);
   if (!verdict.ok()) return ErrorVerdict(verdict.status().message());  // not reached
   return *std::move(verdict);
@@ -146,7 +160,23 @@ std::string Oracle::DescribeEnd(WorkerId id, absl::Duration wait) {
 std::string Oracle::VerifyInPool(absl::string_view payload) {
   absl::Time deadline = absl::Now() + options_.timeout;
   absl::StatusOr<WorkerPool::Lease> lease = pool_->Acquire(options_.timeout);
-  if (!lease.ok()) return ErrorJson(absl::StrCat("no worker available: ", lease.status().message()));
+  if (!lease.ok()) return InternalErrorJson(absl::StrCat("no worker available: ", lease.status().message()));
+  // A pooled worker that died while idle (killed, OOM) has not read this job: one retry
+  // on the next worker. An idle worker never writes unprompted, so a readable or hung-up
+  // channel before the job is sent means it is gone (or misbehaving): replace it.
+  if (IdleWorkerGone(lease->fd())) {
+    pool_->Release(*std::move(lease), /*healthy=*/false);
+    {
+      absl::MutexLock lock(&mu_);
+      ++failed_workers_;
+      ++retried_;
+    }
+    lease = pool_->Acquire(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+    if (!lease.ok()) {
+      return InternalErrorJson(
+          absl::StrCat("no worker available: ", lease.status().message()));
+    }
+  }
   absl::StatusOr<std::string> json = Exchange(lease->fd(), payload, deadline);
   if (json.ok()) {
     pool_->Release(*std::move(lease), /*healthy=*/true);
@@ -166,19 +196,19 @@ std::string Oracle::VerifyInPool(absl::string_view payload) {
     ++failed_workers_;
   }
   std::string end = DescribeEnd(id, absl::Seconds(2));
-  if (hang_up) return ErrorJson(absl::StrCat("worker crashed: ", end));
+  if (hang_up) return InternalErrorJson(absl::StrCat("worker crashed: ", end));
   if (absl::IsDeadlineExceeded(json.status())) {
-    return ErrorJson(absl::StrCat("worker timed out after ",
+    return InternalErrorJson(absl::StrCat("worker timed out after ",
                                   absl::FormatDuration(options_.timeout), "; ", end));
   }
-  return ErrorJson(absl::StrCat("worker failed: ", json.status().message(), "; ", end));
+  return InternalErrorJson(absl::StrCat("worker failed: ", json.status().message(), "; ", end));
 }
 
 std::string Oracle::VerifyInFreshWorker(absl::string_view payload) {
   absl::Time deadline = absl::Now() + options_.timeout;
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-    return ErrorJson(absl::StrCat("socketpair: errno ", errno));
+    return InternalErrorJson(absl::StrCat("socketpair: errno ", errno));
   }
   UniqueFd ours(sv[0]);
   SpawnOptions spawn;
@@ -188,7 +218,7 @@ std::string Oracle::VerifyInFreshWorker(absl::string_view payload) {
   spawn.name = "x509-fresh";
   absl::StatusOr<WorkerId> id = broker_->Spawn(policy_, main_, spawn);
   close(sv[1]);
-  if (!id.ok()) return ErrorJson(absl::StrCat("spawning a worker: ", id.status().message()));
+  if (!id.ok()) return InternalErrorJson(absl::StrCat("spawning a worker: ", id.status().message()));
   absl::StatusOr<std::string> json = Exchange(ours.get(), payload, deadline);
   // EOF tells the worker to exit.
   ours.reset();
@@ -205,13 +235,18 @@ std::string Oracle::VerifyInFreshWorker(absl::string_view payload) {
   if (json.ok() && clean) return *std::move(json);
   absl::MutexLock lock(&mu_);
   ++failed_workers_;
-  if (json.ok()) return ErrorJson(absl::StrCat("worker failed after answering: ", end));
-  if (IsHangUp(json.status())) return ErrorJson(absl::StrCat("worker crashed: ", end));
+  if (json.ok()) return InternalErrorJson(absl::StrCat("worker failed after answering: ", end));
+  if (IsHangUp(json.status())) return InternalErrorJson(absl::StrCat("worker crashed: ", end));
   if (absl::IsDeadlineExceeded(json.status())) {
-    return ErrorJson(absl::StrCat("worker timed out after ",
+    return InternalErrorJson(absl::StrCat("worker timed out after ",
                                   absl::FormatDuration(options_.timeout), "; ", end));
   }
-  return ErrorJson(absl::StrCat("worker failed: ", json.status().message(), "; ", end));
+  return InternalErrorJson(absl::StrCat("worker failed: ", json.status().message(), "; ", end));
+}
+
+uint64_t Oracle::retried_requests() const {
+  absl::MutexLock lock(&mu_);
+  return retried_;
 }
 
 uint64_t Oracle::failed_workers() const {

@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "broker/broker.h"
 #include "broker/worker_pool.h"
+#include "examples/x509_oracle/protocol.h"
 #include "examples/x509_oracle/verify.h"
 #include "policies/policy.h"
 
@@ -46,7 +47,7 @@ struct OracleOptions {
   ClockRule clock;  // default: real time
   // Per request: waiting for an idle worker, sending the job, and getting the verdict.
   absl::Duration timeout = absl::Seconds(30);
-  // The bundle used when a request carries no trusted certificates (absolute path).
+  // The bundle a job with TrustSource::kSystem is verified against (absolute path).
   std::string trust_bundle = kSystemTrustBundle;
   // Test only: workers abort() on kCrashMagic (EnableCrashHookForTesting() is called in
   // the worker, never in this process).
@@ -74,12 +75,17 @@ class Oracle {
   std::string VerifyPayload(absl::string_view payload);
 
   // Convenience: encodes `request` (with its time_unix if has_time, else the worker takes
-  // the clock's time), verifies it in a worker, and decodes the verdict.
-  Verdict Verify(const VerifyRequest& request, bool has_time = true);
+  // the clock's time; its trusted certificates, or the system bundle with kSystem),
+  // verifies it in a worker, and decodes the verdict.
+  Verdict Verify(const VerifyRequest& request, bool has_time = true,
+                 TrustSource trust = TrustSource::kRequest);
 
   // Workers that ended while or after serving a request they did not answer properly
   // (pool mode: each was replaced).
   uint64_t failed_workers() const;
+  // Pool mode: requests that found their worker dead before sending the job and were
+  // sent to another worker instead (the dead one counts in failed_workers()).
+  uint64_t retried_requests() const;
   // Pool mode: idle workers right now (0 in fresh mode).
   size_t idle_workers() const;
   Broker& broker() { return *broker_; }
@@ -102,6 +108,7 @@ class Oracle {
   mutable absl::Mutex mu_;
   std::map<WorkerId, std::string> ended_ ABSL_GUARDED_BY(mu_);  // pool on_exit reports
   uint64_t failed_workers_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t retried_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace vow::x509

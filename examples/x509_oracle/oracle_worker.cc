@@ -111,7 +111,7 @@ int OracleWorkerMain(Client& client, const WorkerConfig& config) {
       verdict = ErrorVerdict(absl::StrCat("bad request frame: ", job.status().message()));
     } else {
       std::string error;
-      if (job->request.trusted.empty()) {
+      if (job->trust == TrustSource::kSystem) {
         if (!bundle.has_value()) bundle = LoadBundle(client, config.bundle_path, &error);
         if (bundle.has_value()) job->request.trusted = *bundle;
       }

@@ -34,6 +34,12 @@ class Reader {
     data_.remove_prefix(1);
     return true;
   }
+  bool U32(uint32_t* v) {
+    if (data_.size() < 4) return false;
+    *v = GetU32(data_.data());
+    data_.remove_prefix(4);
+    return true;
+  }
   bool I64(int64_t* v) {
     if (data_.size() < 8) return false;
     uint64_t u = 0;
@@ -96,26 +102,39 @@ absl::Status RecvExact(int fd, char* buf, size_t len, absl::Time deadline, size_
 
 }  // namespace
 
-std::string EncodeJob(const VerifyRequest& request, bool has_time) {
+std::string EncodeJob(const VerifyRequest& request, bool has_time, TrustSource trust) {
   std::string out;
   out.reserve(kJobHeaderBytes + request.chain.size() + request.untrusted.size() +
-              request.trusted.size() + request.host.size());
+              request.trusted.size() + request.crls.size() + request.host.size());
   out.push_back(static_cast<char>(kJobVersion));
   uint8_t flags = 0;
   if (has_time) flags |= 1;
-  if (request.kind == VerifyRequest::Kind::kClient) flags |= 2;
-  switch (request.host_kind) {
-    case VerifyRequest::HostKind::kAuto: break;
-    case VerifyRequest::HostKind::kDns: flags |= 1 << 2; break;
-    case VerifyRequest::HostKind::kIp: flags |= 2 << 2; break;
-  }
+  if (trust == TrustSource::kSystem) flags |= 2;
+  if (request.subject_cn_fallback) flags |= 4;
   out.push_back(static_cast<char>(flags));
+  uint8_t host_kind = 0;
+  switch (request.host_kind) {
+    case VerifyRequest::HostKind::kAuto: host_kind = 0; break;
+    case VerifyRequest::HostKind::kDns: host_kind = 1; break;
+    case VerifyRequest::HostKind::kIp: host_kind = 2; break;
+    case VerifyRequest::HostKind::kEmail: host_kind = 3; break;
+  }
+  out.push_back(static_cast<char>(host_kind));
+  out.push_back(static_cast<char>(static_cast<uint8_t>(request.purpose)));
+  PutU32(static_cast<uint32_t>(request.max_depth), &out);
   uint64_t t = static_cast<uint64_t>(has_time ? request.time_unix : 0);
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((t >> (8 * i)) & 0xff));
-  for (const std::string* field :
-       {&request.chain, &request.untrusted, &request.trusted, &request.host}) {
+  for (const std::string* field : {&request.chain, &request.untrusted, &request.trusted,
+                                   &request.crls, &request.host}) {
     PutU32(static_cast<uint32_t>(field->size()), &out);
     out.append(*field);
+  }
+  PutU32(static_cast<uint32_t>(request.required_names.size()), &out);
+  for (const PeerName& name : request.required_names) {
+    uint8_t kind = name.kind == PeerName::Kind::kDns ? 0 : name.kind == PeerName::Kind::kIp ? 1 : 2;
+    out.push_back(static_cast<char>(kind));
+    PutU32(static_cast<uint32_t>(name.value.size()), &out);
+    out.append(name.value);
   }
   return out;
 }
@@ -126,32 +145,64 @@ absl::StatusOr<Job> DecodeJob(absl::string_view payload) {
         absl::StrCat("job of ", payload.size(), " bytes exceeds ", kMaxJobBytes));
   }
   Reader r(payload);
-  uint8_t version = 0, flags = 0;
+  uint8_t version = 0, flags = 0, host_kind = 0, purpose = 0;
+  uint32_t depth = 0;
   Job job;
-  if (!r.U8(&version) || !r.U8(&flags) || !r.I64(&job.request.time_unix)) {
-    return absl::InvalidArgumentError("job header cut short");
-  }
+  if (!r.U8(&version)) return absl::InvalidArgumentError("job header cut short");
   if (version != kJobVersion) {
     return absl::InvalidArgumentError(absl::StrCat("job version ", version, " (want ",
                                                    kJobVersion, ")"));
   }
-  if ((flags & 0xf0) != 0) return absl::InvalidArgumentError("unknown job flags");
+  if (!r.U8(&flags) || !r.U8(&host_kind) || !r.U8(&purpose) || !r.U32(&depth) ||
+      !r.I64(&job.request.time_unix)) {
+    return absl::InvalidArgumentError("job header cut short");
+  }
+  if ((flags & 0xf8) != 0) return absl::InvalidArgumentError("unknown job flags");
   job.has_time = (flags & 1) != 0;
   if (!job.has_time) job.request.time_unix = 0;
-  job.request.kind = (flags & 2) != 0 ? VerifyRequest::Kind::kClient : VerifyRequest::Kind::kServer;
-  switch ((flags >> 2) & 3) {
+  job.trust = (flags & 2) != 0 ? TrustSource::kSystem : TrustSource::kRequest;
+  job.request.subject_cn_fallback = (flags & 4) != 0;
+  switch (host_kind) {
     case 0: job.request.host_kind = VerifyRequest::HostKind::kAuto; break;
     case 1: job.request.host_kind = VerifyRequest::HostKind::kDns; break;
     case 2: job.request.host_kind = VerifyRequest::HostKind::kIp; break;
-    default: return absl::InvalidArgumentError("bad host kind");
+    case 3: job.request.host_kind = VerifyRequest::HostKind::kEmail; break;
+    default: return absl::InvalidArgumentError(absl::StrCat("bad host kind ", host_kind));
   }
-  const char* names[] = {"chain", "untrusted", "trusted", "host"};
+  job.request.purpose = purpose;
+  job.request.max_depth = static_cast<int32_t>(depth);
+  const char* names[] = {"chain", "untrusted", "trusted", "crls", "host"};
   std::string* fields[] = {&job.request.chain, &job.request.untrusted, &job.request.trusted,
-                           &job.request.host};
-  for (int i = 0; i < 4; ++i) {
+                           &job.request.crls, &job.request.host};
+  for (int i = 0; i < 5; ++i) {
     if (!r.Bytes(fields[i])) {
       return absl::InvalidArgumentError(absl::StrCat("job field ", names[i], " cut short"));
     }
+  }
+  if (job.trust == TrustSource::kSystem && !job.request.trusted.empty()) {
+    return absl::InvalidArgumentError("job asks for the system trust store and names anchors");
+  }
+  uint32_t count = 0;
+  if (!r.U32(&count)) return absl::InvalidArgumentError("job name count cut short");
+  if (count > kMaxRequiredNames) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("job has ", count, " required names (at most ", kMaxRequiredNames, ")"));
+  }
+  for (uint32_t i = 0; i < count; ++i) {
+    uint8_t kind = 0;
+    PeerName name;
+    if (!r.U8(&kind) || !r.Bytes(&name.value)) {
+      return absl::InvalidArgumentError(absl::StrCat("required name #", i + 1, " cut short"));
+    }
+    switch (kind) {
+      case 0: name.kind = PeerName::Kind::kDns; break;
+      case 1: name.kind = PeerName::Kind::kIp; break;
+      case 2: name.kind = PeerName::Kind::kEmail; break;
+      default:
+        return absl::InvalidArgumentError(
+            absl::StrCat("required name #", i + 1, " has kind ", kind));
+    }
+    job.request.required_names.push_back(std::move(name));
   }
   if (r.left() != 0) {
     return absl::InvalidArgumentError(absl::StrCat(r.left(), " bytes after the job"));
@@ -171,8 +222,8 @@ absl::StatusOr<Verdict> VerdictFromJson(absl::string_view json) {
   absl::StatusOr<JsonValue> value = ParseJson(json);
   if (!value.ok()) return value.status();
   if (!value->is_object()) return absl::InvalidArgumentError("verdict is not an object");
-  if (value->object().size() != 6) {
-    return absl::InvalidArgumentError("verdict must have exactly 6 members");
+  if (value->object().size() != 9) {
+    return absl::InvalidArgumentError("verdict must have exactly 9 members");
   }
   Verdict v;
   const JsonValue* valid = value->Find("valid");
@@ -180,24 +231,62 @@ absl::StatusOr<Verdict> VerdictFromJson(absl::string_view json) {
   const JsonValue* string = value->Find("error_string");
   const JsonValue* depth = value->Find("error_depth");
   const JsonValue* chain = value->Find("chain");
+  const JsonValue* time = value->Find("validation_time");
+  const JsonValue* openssl = value->Find("openssl");
   const JsonValue* input_error = value->Find("input_error");
+  const JsonValue* internal_error = value->Find("internal_error");
   int64_t code_value = 0, depth_value = 0;
   if (valid == nullptr || !valid->is_bool() || code == nullptr || !code->AsInt64(&code_value) ||
       string == nullptr || !string->is_string() || depth == nullptr ||
       !depth->AsInt64(&depth_value) || chain == nullptr || !chain->is_array() ||
-      input_error == nullptr || !input_error->is_string() || code_value < INT32_MIN ||
-      code_value > INT32_MAX || depth_value < INT32_MIN || depth_value > INT32_MAX) {
+      time == nullptr || !(time->is_null() || time->is_string()) || openssl == nullptr ||
+      !openssl->is_string() || input_error == nullptr || !input_error->is_string() ||
+      internal_error == nullptr || !internal_error->is_string() || code_value < INT32_MIN || code_value > INT32_MAX || depth_value < INT32_MIN ||
+      depth_value > INT32_MAX) {
     return absl::InvalidArgumentError("verdict members missing or of the wrong type");
   }
   v.valid = valid->bool_value();
   v.error_code = static_cast<int>(code_value);
   v.error_string = string->string_value();
   v.error_depth = static_cast<int>(depth_value);
-  for (const JsonValue& s : chain->array()) {
-    if (!s.is_string()) return absl::InvalidArgumentError("chain entry is not a string");
-    v.chain_subjects.push_back(s.string_value());
+  for (const JsonValue& c : chain->array()) {
+    if (!c.is_object() || c.object().size() != 5) {
+      return absl::InvalidArgumentError("chain entry is not an object of 5 members");
+    }
+    CertInfo info;
+    std::pair<const char*, std::string*> members[] = {{"subject", &info.subject},
+                                                      {"issuer", &info.issuer},
+                                                      {"not_before", &info.not_before},
+                                                      {"not_after", &info.not_after},
+                                                      {"sha256", &info.sha256}};
+    for (auto& [name, out] : members) {
+      const JsonValue* m = c.Find(name);
+      if (m == nullptr || !m->is_string()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("chain entry member \"", name, "\" missing or not a string"));
+      }
+      *out = m->string_value();
+    }
+    v.chain.push_back(std::move(info));
   }
+  if (time->is_string()) {
+    absl::StatusOr<int64_t> t = ParseRfc3339(time->string_value());
+    if (!t.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("verdict validation_time: ", t.status().message()));
+    }
+    v.validation_time = *t;
+  }
+  v.openssl_version = openssl->string_value();
   v.input_error = input_error->string_value();
+  v.internal_error = internal_error->string_value();
+  return v;
+}
+
+Verdict InternalErrorVerdict(absl::string_view what) {
+  Verdict v;
+  v.valid = false;
+  v.internal_error = std::string(what);
   return v;
 }
 

@@ -7,18 +7,24 @@
 //
 // A job (front end -> worker; also what a `serve` client sends), all integers
 // little-endian:
-//   u8   version, kJobVersion
+//   u8   version, kJobVersion (2)
 //   u8   flags: bit 0   the request names a time (time_unix below); else the worker
 //                       asks the broker's clock (Client::Now())
-//               bit 1   Kind::kClient (else kServer)
-//               bits 2-3 HostKind: 0 auto, 1 DNS, 2 IP (3 is an error)
-//               bits 4-7 zero
+//               bit 1   TrustSource::kSystem: the worker reads the system trust store
+//                       through the broker (then `trusted` must be empty)
+//               bit 2   subject_cn_fallback
+//               bits 3-7 zero
+//   u8   host kind: 0 auto, 1 DNS, 2 IP, 3 e-mail
+//   u8   purpose: 0 none, else an X509_PURPOSE_* id (checked by the worker's Verify)
+//   i32  max_depth (-1: OpenSSL's default)
 //   i64  time_unix
-//   4 x  (u32 length, bytes): chain, untrusted, trusted, host
-//   nothing after the host.
-// An empty `trusted` means "the system trust store", which the worker reads through the
-// broker. A job payload is at most kMaxJobBytes; a `serve` client that announces more gets
-// an error verdict and the connection is closed without reading the payload.
+//   5 x  (u32 length, bytes): chain, untrusted, trusted, crls, host
+//   u32  number of required names (at most kMaxRequiredNames), then for each:
+//        u8 kind (0 DNS, 1 IP, 2 e-mail), u32 length, bytes
+//   nothing after the last name.
+// Without the kSystem bit, an empty `trusted` is an empty trust store. A job payload is
+// at most kMaxJobBytes; a `serve` client that announces more gets an error verdict and
+// the connection is closed without reading the payload.
 //
 // A verdict (worker -> front end -> client): VerdictToJson() of the verdict, at most
 // kMaxVerdictBytes.
@@ -37,22 +43,30 @@
 
 namespace vow::x509 {
 
-inline constexpr uint8_t kJobVersion = 1;
+inline constexpr uint8_t kJobVersion = 2;
 inline constexpr uint32_t kMaxJobBytes = 64u << 20;
 inline constexpr uint32_t kMaxVerdictBytes = 4u << 20;
-// version + flags + time + four lengths.
-inline constexpr size_t kJobHeaderBytes = 1 + 1 + 8 + 4 * 4;
+// version, flags, host kind, purpose, depth, time, five lengths, the name count.
+inline constexpr size_t kJobHeaderBytes = 1 + 1 + 1 + 1 + 4 + 8 + 5 * 4 + 4;
+
+// Where the worker's trust anchors come from.
+enum class TrustSource {
+  kRequest,  // request.trusted, possibly empty (= nothing is trusted)
+  kSystem,   // the system bundle, opened by the worker through the broker
+};
 
 struct Job {
   VerifyRequest request;
   // False: the request names no time; request.time_unix is to be taken from the clock.
   bool has_time = false;
+  TrustSource trust = TrustSource::kRequest;
 };
 
 // The job payload (without the frame's length prefix). Fields longer than 4 GiB - 1 are
 // not representable; the caller keeps the total under kMaxJobBytes (EncodeJob does not
 // check; the receiver does).
-std::string EncodeJob(const VerifyRequest& request, bool has_time);
+std::string EncodeJob(const VerifyRequest& request, bool has_time,
+                      TrustSource trust = TrustSource::kRequest);
 
 // Decodes a job payload. Hostile input: InvalidArgument for anything malformed.
 absl::StatusOr<Job> DecodeJob(absl::string_view payload);
@@ -63,8 +77,10 @@ std::string Frame(absl::string_view payload);
 // The verdict back from its JSON (strict: every field of VerdictToJson, right types).
 absl::StatusOr<Verdict> VerdictFromJson(absl::string_view json);
 
-// An error verdict: valid false, input_error `what`.
+// An error verdict: valid false, input_error `what` (the request was unusable).
 Verdict ErrorVerdict(absl::string_view what);
+// valid false, internal_error `what` (the oracle failed: a worker crashed, timed out...).
+Verdict InternalErrorVerdict(absl::string_view what);
 
 // ---- Stream I/O with deadlines, for the front end and `serve` clients (uses poll,
 // recv/send with MSG_DONTWAIT and MSG_NOSIGNAL: `fd` must be a socket; its blocking mode

@@ -189,7 +189,7 @@ TEST(ServerTest, ConcurrentClientsWithCrashesAndGarbage) {
           absl::StatusOr<Verdict> v = VerdictFromJson(*json);
           if (!v.ok() || v->valid) {
             fail(absl::StrCat("request ", n, ": not an error verdict: ", *json));
-          } else if (kind == 3 && absl::StartsWith(v->input_error, "worker crashed: ")) {
+          } else if (kind == 3 && absl::StartsWith(v->internal_error, "worker crashed: ")) {
             ++crash_ok;
           } else if (kind == 4 && absl::StartsWith(v->input_error, "bad request frame: ")) {
             ++garbage_ok;
@@ -321,7 +321,7 @@ TEST(ServerTest, FreshWorkerPerRequest) {
           continue;
         }
         if (crashing) {
-          EXPECT_THAT(*json, HasSubstr("\"input_error\":\"worker crashed: killed by signal 6"));
+          EXPECT_THAT(*json, HasSubstr("\"internal_error\":\"worker crashed: killed by signal 6"));
         } else {
           EXPECT_EQ(*json, good[n % good.size()].json);
         }

@@ -16,7 +16,11 @@
 #include <memory>
 #include <mutex>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "examples/x509_oracle/json.h"
 
 namespace vow::x509 {
@@ -30,6 +34,9 @@ constexpr int64_t kMaxTime = 253402300799LL;
 
 // A subject DN longer than this is cut (a hostile certificate can carry megabytes).
 constexpr size_t kMaxSubjectBytes = 4096;
+
+// CRLs per request.
+constexpr int kMaxCrls = 1000;
 
 struct BioFree {
   void operator()(BIO* b) const { BIO_free(b); }
@@ -121,10 +128,10 @@ std::string ParseCertificates(const std::string& data, const char* what, int max
   return "";
 }
 
-std::string SubjectRfc2253(X509* cert) {
+std::string NameRfc2253(const X509_NAME* name) {
   BioPtr bio(BIO_new(BIO_s_mem()));
   if (bio == nullptr) return "";
-  if (X509_NAME_print_ex(bio.get(), X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) < 0) {
+  if (X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) {
     ERR_clear_error();
     return "";
   }
@@ -144,6 +151,113 @@ Verdict InputError(std::string why) {
   v.valid = false;
   v.input_error = std::move(why);
   return v;
+}
+
+unsigned int HostFlags(const VerifyRequest& req) {
+  return X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+         (req.subject_cn_fallback ? 0u : X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+}
+
+// Checks one peer name's form (no NUL, bounded). Returns "" or the error.
+std::string CheckNameForm(absl::string_view what, absl::string_view value) {
+  size_t nul = value.find('\0');
+  if (nul != absl::string_view::npos) {
+    return absl::StrCat(what, " contains a NUL byte (at offset ", nul, ")");
+  }
+  if (value.size() > kMaxHostBytes) {
+    return absl::StrCat(what, " is ", value.size(), " bytes long (at most ", kMaxHostBytes,
+                        ")");
+  }
+  if (value.empty()) return absl::StrCat(what, " is empty");
+  return "";
+}
+
+// Parses the PEM CRLs in `data` into `store`. Returns "" or the error.
+std::string AddCrls(const std::string& data, X509_STORE* store) {
+  if (data.empty()) return "";
+  BioPtr bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+  if (bio == nullptr) return "crls: out of memory";
+  int count = 0;
+  for (;;) {
+    ERR_clear_error();
+    X509_CRL* crl = PEM_read_bio_X509_CRL(bio.get(), nullptr, NoPassword, nullptr);
+    if (crl == nullptr) {
+      if (IsEndOfPem(ERR_peek_last_error())) {
+        ERR_clear_error();
+        break;
+      }
+      return absl::StrCat("crls: bad PEM CRL #", count + 1, " (", TakeOpenSslError(), ")");
+    }
+    ++count;
+    int ok = count <= kMaxCrls ? X509_STORE_add_crl(store, crl) : 0;
+    X509_CRL_free(crl);
+    if (count > kMaxCrls) return absl::StrCat("crls: more than ", kMaxCrls, " CRLs");
+    if (ok != 1) {
+      return absl::StrCat("crls: cannot add CRL #", count, " (", TakeOpenSslError(), ")");
+    }
+  }
+  if (count == 0) return "crls: no PEM CRL found";
+  return "";
+}
+
+// After a successful verification: every required name must match the leaf.
+void CheckRequiredNames(const VerifyRequest& req, X509* leaf, Verdict* v) {
+  for (const PeerName& name : req.required_names) {
+    int rc = 0, code = 0;
+    switch (name.kind) {
+      case PeerName::Kind::kDns:
+        rc = X509_check_host(leaf, name.value.data(), name.value.size(), HostFlags(req),
+                             nullptr);
+        code = X509_V_ERR_HOSTNAME_MISMATCH;
+        break;
+      case PeerName::Kind::kIp:
+        rc = X509_check_ip_asc(leaf, name.value.c_str(), 0);
+        code = X509_V_ERR_IP_ADDRESS_MISMATCH;
+        break;
+      case PeerName::Kind::kEmail:
+        rc = X509_check_email(leaf, name.value.data(), name.value.size(), 0);
+        code = X509_V_ERR_EMAIL_MISMATCH;
+        break;
+    }
+    if (rc == 1) continue;
+    ERR_clear_error();
+    v->valid = false;
+    v->error_code = code;
+    v->error_string = absl::StrCat(X509_verify_cert_error_string(code), " (",
+                                   rc == -2 ? "malformed name " : "",
+                                   Sanitize(name.value), ")");
+    v->error_depth = 0;
+    return;
+  }
+}
+
+std::string Asn1TimeToRfc3339(const ASN1_TIME* t) {
+  struct tm tm;
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
+    ERR_clear_error();
+    return "";
+  }
+  return absl::StrFormat("%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+CertInfo DescribeCert(X509* cert) {
+  CertInfo info;
+  info.subject = NameRfc2253(X509_get_subject_name(cert));
+  info.issuer = NameRfc2253(X509_get_issuer_name(cert));
+  info.not_before = Asn1TimeToRfc3339(X509_get0_notBefore(cert));
+  info.not_after = Asn1TimeToRfc3339(X509_get0_notAfter(cert));
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (X509_digest(cert, EVP_sha256(), md, &len) == 1) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (unsigned int i = 0; i < len; ++i) {
+      info.sha256.push_back(kHex[md[i] >> 4]);
+      info.sha256.push_back(kHex[md[i] & 15]);
+    }
+  }
+  ERR_clear_error();
+  return info;
 }
 
 // Applies the host check to `param`. Returns "" or an input error.
@@ -169,6 +283,12 @@ std::string SetHost(const VerifyRequest& req, X509_VERIFY_PARAM* param) {
   } else if (inet_pton(AF_INET6, literal.c_str(), addr) == 1) {
     addr_len = 16;
   }
+  if (req.host_kind == VerifyRequest::HostKind::kEmail) {
+    if (X509_VERIFY_PARAM_set1_email(param, host.data(), host.size()) != 1) {
+      return absl::StrCat("cannot set the e-mail address (", TakeOpenSslError(), ")");
+    }
+    return "";
+  }
   bool as_ip;
   switch (req.host_kind) {
     case VerifyRequest::HostKind::kIp:
@@ -179,6 +299,7 @@ std::string SetHost(const VerifyRequest& req, X509_VERIFY_PARAM* param) {
       as_ip = false;
       break;
     case VerifyRequest::HostKind::kAuto:
+    case VerifyRequest::HostKind::kEmail:
     default:
       if (addr_len == 0 && host.find(':') != std::string::npos) {
         return "host contains ':' but is not a valid IPv6 literal";
@@ -192,8 +313,7 @@ std::string SetHost(const VerifyRequest& req, X509_VERIFY_PARAM* param) {
     }
     return "";
   }
-  X509_VERIFY_PARAM_set_hostflags(
-      param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+  X509_VERIFY_PARAM_set_hostflags(param, HostFlags(req));
   if (X509_VERIFY_PARAM_set1_host(param, host.data(), host.size()) != 1) {
     return absl::StrCat("cannot set the host name (", TakeOpenSslError(), ")");
   }
@@ -206,6 +326,7 @@ Verdict VerifyParsed(const VerifyRequest& req) {
                                          "chain", &req.chain},
                                      {"untrusted", &req.untrusted},
                                      {"trusted", &req.trusted},
+                                     {"crls", &req.crls},
                                      {"host", &req.host}}) {
     if (value->size() > kMaxFieldBytes) {
       return InputError(absl::StrCat(field, " is ", value->size(), " bytes (at most ",
@@ -215,6 +336,22 @@ Verdict VerifyParsed(const VerifyRequest& req) {
   if (req.time_unix < kMinTime || req.time_unix > kMaxTime) {
     return InputError(absl::StrCat("time ", req.time_unix,
                                    " is outside the years 1..9999"));
+  }
+
+  if (req.purpose != kNoPurpose && X509_PURPOSE_get_by_id(req.purpose) < 0) {
+    return InputError(absl::StrCat("purpose ", req.purpose, " is not one OpenSSL knows"));
+  }
+  if (req.max_depth < -1 || req.max_depth > kMaxDepth) {
+    return InputError(absl::StrCat("max_depth ", req.max_depth, " is outside -1..", kMaxDepth));
+  }
+  if (req.required_names.size() > kMaxRequiredNames) {
+    return InputError(absl::StrCat(req.required_names.size(), " required names (at most ",
+                                   kMaxRequiredNames, ")"));
+  }
+  for (size_t i = 0; i < req.required_names.size(); ++i) {
+    std::string err = CheckNameForm(absl::StrCat("required name #", i + 1),
+                                    req.required_names[i].value);
+    if (!err.empty()) return InputError(std::move(err));
   }
 
   StackPtr chain(sk_X509_new_null());
@@ -253,6 +390,9 @@ Verdict VerifyParsed(const VerifyRequest& req) {
     }
   }
 
+  err = AddCrls(req.crls, store.get());
+  if (!err.empty()) return InputError(std::move(err));
+
   CtxPtr ctx(X509_STORE_CTX_new());
   if (ctx == nullptr ||
       X509_STORE_CTX_init(ctx.get(), store.get(), leaf, untrusted.get()) != 1) {
@@ -260,19 +400,22 @@ Verdict VerifyParsed(const VerifyRequest& req) {
                                    ")"));
   }
   X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
-  X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_X509_STRICT | X509_V_FLAG_PARTIAL_CHAIN);
+  X509_VERIFY_PARAM_set_flags(
+      param, X509_V_FLAG_X509_STRICT | X509_V_FLAG_PARTIAL_CHAIN |
+                 (req.crls.empty() ? 0 : X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL));
+  if (req.max_depth >= 0) X509_VERIFY_PARAM_set_depth(param, req.max_depth);
   // Sets X509_V_FLAG_USE_CHECK_TIME: OpenSSL compares with this, never with time().
   X509_VERIFY_PARAM_set_time(param, static_cast<time_t>(req.time_unix));
   X509_VERIFY_PARAM_set_auth_level(param, 2);
-  int purpose = req.kind == VerifyRequest::Kind::kClient ? X509_PURPOSE_SSL_CLIENT
-                                                         : X509_PURPOSE_SSL_SERVER;
-  if (X509_STORE_CTX_set_purpose(ctx.get(), purpose) != 1) {
+  if (req.purpose != kNoPurpose && X509_STORE_CTX_set_purpose(ctx.get(), req.purpose) != 1) {
     return InputError(absl::StrCat("cannot set purpose (", TakeOpenSslError(), ")"));
   }
   err = SetHost(req, param);
   if (!err.empty()) return InputError(std::move(err));
 
   Verdict v;
+  v.validation_time = req.time_unix;
+  v.openssl_version = OpenSSL_version(OPENSSL_VERSION);
   int rc = X509_verify_cert(ctx.get());
   int code = X509_STORE_CTX_get_error(ctx.get());
   if (rc == 1 && code == X509_V_OK) {
@@ -296,11 +439,24 @@ Verdict VerifyParsed(const VerifyRequest& req) {
   STACK_OF(X509)* built = X509_STORE_CTX_get0_chain(ctx.get());
   if (built != nullptr) {
     for (int i = 0; i < sk_X509_num(built); ++i) {
-      v.chain_subjects.push_back(SubjectRfc2253(sk_X509_value(built, i)));
+      v.chain.push_back(DescribeCert(sk_X509_value(built, i)));
     }
   }
+  if (v.valid) CheckRequiredNames(req, leaf, &v);
   return v;
 }
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+bool IsLeap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
 // A throw-away self-signed EC certificate for WarmUpOpenSsl, as PEM; "" on failure.
 std::string MakeWarmUpCertificate() {
@@ -402,13 +558,148 @@ std::string VerdictToJson(const Verdict& v) {
   absl::StrAppend(&out, ",\"error_code\":", v.error_code, ",\"error_string\":");
   AppendJsonString(v.error_string, &out);
   absl::StrAppend(&out, ",\"error_depth\":", v.error_depth, ",\"chain\":[");
-  for (size_t i = 0; i < v.chain_subjects.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    AppendJsonString(v.chain_subjects[i], &out);
+  for (size_t i = 0; i < v.chain.size(); ++i) {
+    const CertInfo& c = v.chain[i];
+    out.append(i > 0 ? ",{\"subject\":" : "{\"subject\":");
+    AppendJsonString(c.subject, &out);
+    out.append(",\"issuer\":");
+    AppendJsonString(c.issuer, &out);
+    out.append(",\"not_before\":");
+    AppendJsonString(c.not_before, &out);
+    out.append(",\"not_after\":");
+    AppendJsonString(c.not_after, &out);
+    out.append(",\"sha256\":");
+    AppendJsonString(c.sha256, &out);
+    out.push_back('}');
   }
-  out.append("],\"input_error\":");
+  out.append("],\"validation_time\":");
+  if (v.validation_time.has_value()) {
+    AppendJsonString(FormatRfc3339(*v.validation_time), &out);
+  } else {
+    out.append("null");
+  }
+  out.append(",\"openssl\":");
+  AppendJsonString(v.openssl_version, &out);
+  out.append(",\"input_error\":");
   AppendJsonString(v.input_error, &out);
+  out.append(",\"internal_error\":");
+  AppendJsonString(v.internal_error, &out);
   out.push_back('}');
+  return out;
+}
+
+absl::StatusOr<int64_t> ParseRfc3339(absl::string_view s) {
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not an RFC 3339 date-time (", why, "): \"", Sanitize(s), "\""));
+  };
+  size_t p = 0;
+  auto digits = [&](int n, int* out) {
+    if (p + n > s.size()) return false;
+    int v = 0;
+    for (int i = 0; i < n; ++i) {
+      char c = s[p + i];
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + (c - '0');
+    }
+    p += n;
+    *out = v;
+    return true;
+  };
+  auto expect = [&](absl::string_view chars) {
+    if (p < s.size() && chars.find(s[p]) != absl::string_view::npos) {
+      ++p;
+      return true;
+    }
+    return false;
+  };
+  int year, month, day, hour, minute, second;
+  if (!digits(4, &year) || !expect("-") || !digits(2, &month) || !expect("-") ||
+      !digits(2, &day)) {
+    return bad("expected YYYY-MM-DD");
+  }
+  if (!expect("Tt ")) return bad("expected 'T' after the date");
+  if (!digits(2, &hour) || !expect(":") || !digits(2, &minute) || !expect(":") ||
+      !digits(2, &second)) {
+    return bad("expected hh:mm:ss");
+  }
+  if (expect(".")) {
+    size_t start = p;
+    while (p < s.size() && s[p] >= '0' && s[p] <= '9') ++p;
+    if (p == start) return bad("expected digits after '.'");
+  }
+  int offset_seconds = 0;
+  if (expect("Zz")) {
+    // UTC
+  } else if (p < s.size() && (s[p] == '+' || s[p] == '-')) {
+    int sign = s[p] == '-' ? -1 : 1;
+    ++p;
+    int oh, om;
+    if (!digits(2, &oh) || !expect(":") || !digits(2, &om) || oh > 23 || om > 59) {
+      return bad("expected a +hh:mm offset");
+    }
+    offset_seconds = sign * (oh * 3600 + om * 60);
+  } else {
+    return bad("expected 'Z' or an offset");
+  }
+  if (p != s.size()) return bad("unexpected characters at the end");
+  static constexpr int kDaysIn[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (month < 1 || month > 12) return bad("month out of range");
+  int max_day = kDaysIn[month - 1] + (month == 2 && IsLeap(year) ? 1 : 0);
+  if (day < 1 || day > max_day) return bad("day out of range");
+  // 60 is a leap second; POSIX time has none, count it as the next second.
+  if (hour > 23 || minute > 59 || second > 60) return bad("time out of range");
+  return DaysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second -
+         offset_seconds;
+}
+
+std::string FormatRfc3339(int64_t t) {
+  // Civil from days (H. Hinnant's algorithm), proleptic Gregorian.
+  int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
+  int64_t secs = t - days * 86400;
+  days += 719468;
+  const int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  const int64_t doe = days - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t y = yoe + era * 400;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  const int64_t d = doy - (153 * mp + 2) / 5 + 1;
+  const int64_t m = mp < 10 ? mp + 3 : mp - 9;
+  if (m <= 2) ++y;
+  return absl::StrFormat("%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d, secs / 3600,
+                         secs / 60 % 60, secs % 60);
+}
+
+std::optional<int> PurposeByName(absl::string_view name) {
+  if (name == "none") return kNoPurpose;
+  for (int i = 0; i < X509_PURPOSE_get_count(); ++i) {
+    X509_PURPOSE* p = X509_PURPOSE_get0(i);
+    if (p != nullptr && name == X509_PURPOSE_get0_sname(p)) return X509_PURPOSE_get_id(p);
+  }
+  return std::nullopt;
+}
+
+std::string PurposeNames() {
+  std::string out = "none";
+  for (int i = 0; i < X509_PURPOSE_get_count(); ++i) {
+    X509_PURPOSE* p = X509_PURPOSE_get0(i);
+    if (p != nullptr) absl::StrAppend(&out, ", ", X509_PURPOSE_get0_sname(p));
+  }
+  return out;
+}
+
+std::string Sanitize(absl::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      out.append(absl::StrFormat("\\x%02x", u));
+    } else {
+      out.push_back(c);
+    }
+  }
   return out;
 }
 

@@ -14,28 +14,26 @@
 //    happened. After it, Verify() makes no open/openat (checked under seccomp in
 //    verify_syscalls_test).
 //
-// Verification policy (fixed; the same in-process and in the sandbox):
-//  - X509_V_FLAG_X509_STRICT: RFC 5280 strictness (critical basicConstraints on CAs,
-//    AKID/SKID presence, no explicit EC parameters, ...). An oracle should answer for
-//    the standard, not for OpenSSL's backwards-compatible leniency; x509-limbo's own
-//    OpenSSL harness sets it too. Real web PKI chains satisfy it.
-//  - X509_V_FLAG_PARTIAL_CHAIN: every certificate in `trusted` is a trust anchor, even
-//    if it is not self-signed (as in nearly every other path builder).
-//  - security level 2 (keys >= 112 bits of security: RSA/DSA >= 2048, no SHA-1/MD5
-//    signatures).
-//  - host names: X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT
-//    (no subject-CN fallback, as in browsers); an IP literal is matched against
-//    iPAddress SANs only.
-//  - purpose: Kind::kServer -> X509_PURPOSE_SSL_SERVER (serverAuth EKU, or no EKU),
-//    Kind::kClient -> X509_PURPOSE_SSL_CLIENT.
-//  - no revocation (no CRLs, no OCSP), no policy checks.
+// Verification settings. Fixed: X509_V_FLAG_X509_STRICT (RFC 5280 strictness, as
+// x509-limbo's OpenSSL harness sets it), X509_V_FLAG_PARTIAL_CHAIN (every trusted
+// certificate is an anchor, as in nearly every other path builder), security level 2
+// (keys >= 112 bits of security, no SHA-1/MD5 signatures), no policy checks. Per request
+// (VerifyRequest below): the purpose (X509_STORE_CTX_set_purpose; none at all is
+// possible), the peer name (host, IP or e-mail; subject-CN fallback or not), names that
+// must all match the leaf, the time (always given: X509_V_FLAG_USE_CHECK_TIME), the
+// maximum depth (X509_VERIFY_PARAM_set_depth), and CRLs (with CRLs, every certificate of
+// the chain is checked: X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL).
 #ifndef VOW_EXAMPLES_X509_ORACLE_VERIFY_H_
 #define VOW_EXAMPLES_X509_ORACLE_VERIFY_H_
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace vow::x509 {
 
@@ -47,23 +45,67 @@ inline constexpr int kMaxChainCerts = 100;          // `chain`
 inline constexpr int kMaxUntrustedCerts = 100;      // `untrusted`
 inline constexpr int kMaxTrustedCerts = 1000;       // `trusted` (Debian's bundle: ~150)
 
+// No X509_STORE_CTX_set_purpose call: no EKU or purpose check at all.
+inline constexpr int kNoPurpose = 0;
+// OpenSSL's X509_PURPOSE_SSL_SERVER / X509_PURPOSE_SSL_CLIENT (x509v3.h).
+inline constexpr int kPurposeSslClient = 1;
+inline constexpr int kPurposeSslServer = 2;
+inline constexpr int kPurposeAny = 7;  // X509_PURPOSE_ANY
+
+struct PeerName {
+  enum class Kind { kDns, kIp, kEmail };
+  Kind kind = Kind::kDns;
+  std::string value;
+};
+
 struct VerifyRequest {
   // PEM (one or more certificates; the first is the leaf, the others are offered as
   // untrusted intermediates) or DER (exactly one certificate, no trailing bytes).
   std::string chain;
   // Optional extra untrusted intermediates, PEM.
   std::string untrusted;
-  // Trust anchors, PEM (the broker supplies the system bundle or the request's).
+  // Trust anchors, PEM (the broker supplies the system bundle or the request's). Empty:
+  // an empty store (nothing is trusted).
   std::string trusted;
+  // CRLs, PEM. Non-empty: revocation is checked for every certificate of the chain
+  // (X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL); a certificate with no CRL from
+  // its issuer then fails with "unable to get certificate CRL".
+  std::string crls;
   // DNS name or IP literal (IPv4 dotted quad, IPv6 with or without brackets). Empty:
   // no name check. May contain hostile bytes: NUL is refused with an input_error.
   std::string host;
-  // How `host` is matched. kAuto: an IP literal if it parses as one, else a DNS name.
-  enum class HostKind { kAuto, kDns, kIp } host_kind = HostKind::kAuto;
+  // How `host` is matched. kAuto: an IP literal if it parses as one, else a DNS name;
+  // kEmail: an RFC 822 address (X509_VERIFY_PARAM_set1_email).
+  enum class HostKind { kAuto, kDns, kIp, kEmail } host_kind = HostKind::kAuto;
+  // DNS names: false (the oracle's default) adds X509_CHECK_FLAG_NEVER_CHECK_SUBJECT (no
+  // subject-CN fallback, as browsers); true leaves OpenSSL's default (the CN is checked
+  // when the leaf has no DNS SAN), as x509-limbo's OpenSSL harness does. Partial
+  // wildcards ("f*.example") are refused either way.
+  bool subject_cn_fallback = false;
+  // Names the leaf must ALL match (x509-limbo's expected_peer_names), checked with
+  // X509_check_host / X509_check_ip / X509_check_email after a successful verification
+  // (OpenSSL's verify parameters hold a set of names of which ANY may match). A miss is
+  // X509_V_ERR_HOSTNAME_MISMATCH / IP_ADDRESS_MISMATCH / EMAIL_MISMATCH at depth 0.
+  std::vector<PeerName> required_names;
   // Validation time, seconds since the epoch (UTC).
   int64_t time_unix = 0;
-  // EKU purpose: serverAuth or clientAuth.
-  enum class Kind { kServer, kClient } kind = Kind::kServer;
+  // The X509_PURPOSE_* id given to X509_STORE_CTX_set_purpose (1..X509_PURPOSE_MAX of
+  // OpenSSL's table), or kNoPurpose.
+  int purpose = kPurposeSslServer;
+  // X509_VERIFY_PARAM_set_depth (0..kMaxDepth), or -1: OpenSSL's default (100).
+  int max_depth = -1;
+};
+
+inline constexpr int kMaxDepth = 1000;
+inline constexpr size_t kMaxRequiredNames = 64;
+
+// One certificate of the chain OpenSSL built.
+struct CertInfo {
+  std::string subject;     // RFC 2253
+  std::string issuer;      // RFC 2253
+  std::string not_before;  // RFC 3339, UTC ("2024-01-01T00:00:00Z")
+  std::string not_after;
+  std::string sha256;      // SHA-256 of the DER, lower-case hex
 };
 
 struct Verdict {
@@ -75,11 +117,20 @@ struct Verdict {
   // Depth (0 = leaf) of the certificate the error is about; -1 when valid or when the
   // request never reached verification.
   int error_depth = -1;
-  // The chain OpenSSL built (as far as it got), leaf first: subject DNs, RFC 2253.
-  std::vector<std::string> chain_subjects;
+  // The chain OpenSSL built (as far as it got), leaf first.
+  std::vector<CertInfo> chain;
+  // The time the verification was made for (seconds since the epoch); none when the
+  // request never reached verification.
+  std::optional<int64_t> validation_time;
+  // OpenSSL_version(OPENSSL_VERSION) of the verifying process ("" before verification).
+  std::string openssl_version;
   // Non-empty when the input itself was unusable (garbage PEM, too many certificates,
   // NUL in host, oversized field...). valid is then false.
   std::string input_error;
+  // Non-empty when the oracle itself failed (set by the front end, never by Verify: the
+  // worker crashed, timed out or answered garbage; no worker could be had). valid is
+  // then false.
+  std::string internal_error;
 };
 
 // One-time OpenSSL initialisation; call in the worker BEFORE lock-down (and once in
@@ -94,7 +145,8 @@ bool WarmUpOpenSsl();
 Verdict Verify(const VerifyRequest& req);
 
 // One JSON object: {"valid":..,"error_code":..,"error_string":..,"error_depth":..,
-// "chain":[..],"input_error":..}. Strings are escaped as JSON requires (control bytes,
+// "chain":[{"subject","issuer","not_before","not_after","sha256"}..],
+// "validation_time":"RFC 3339"|null,"openssl":..,"input_error":..,"internal_error":..}. Strings are escaped as JSON requires (control bytes,
 // quotes, backslash; bytes that are not valid UTF-8 become U+FFFD), so a hostile DN
 // cannot break the framing.
 std::string VerdictToJson(const Verdict& v);
@@ -103,6 +155,23 @@ std::string VerdictToJson(const Verdict& v);
 // kCrashMagic. Lets tests crash a worker on purpose. Never called by production code.
 inline constexpr char kCrashMagic[] = "VOW-TEST-CRASH-7f3a";
 void EnableCrashHookForTesting();
+
+// Seconds since the epoch for an RFC 3339 date-time ("2024-01-01T00:00:00Z",
+// "...T02:00:00.5+02:00"; fractions are truncated).
+absl::StatusOr<int64_t> ParseRfc3339(absl::string_view s);
+
+// OpenSSL's purpose short names ("sslserver", "sslclient", "any", ...; X509_PURPOSE
+// table) -> the id, or "none" -> kNoPurpose; nullopt for an unknown name.
+std::optional<int> PurposeByName(absl::string_view name);
+// Every name PurposeByName accepts, ", "-separated.
+std::string PurposeNames();
+
+// "YYYY-MM-DDThh:mm:ssZ" for seconds since the epoch (years 1..9999).
+std::string FormatRfc3339(int64_t unix_seconds);
+
+// Replaces control bytes (< 0x20, 0x7f) with "\\xNN" so that hostile text (a case id, a
+// subject, an error string) cannot drive a terminal; other bytes are kept.
+std::string Sanitize(absl::string_view s);
 
 }  // namespace vow::x509
 

@@ -3,7 +3,10 @@
 #include "examples/x509_oracle/verify.h"
 
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <unistd.h>
 
@@ -14,6 +17,7 @@
 #include <sstream>
 #include <string>
 
+#include "absl/strings/str_format.h"
 #include "examples/x509_oracle/corpus.h"
 #include "examples/x509_oracle/json.h"
 #include "gmock/gmock.h"
@@ -25,6 +29,12 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
+
+std::vector<std::string> Subjects(const Verdict& v) {
+  std::vector<std::string> out;
+  for (const CertInfo& c : v.chain) out.push_back(c.subject);
+  return out;
+}
 
 class VerifyTest : public ::testing::Test {
  protected:
@@ -49,7 +59,7 @@ TEST_F(VerifyTest, CorpusGivesExpectedVerdicts) {
     if (e.expect_input_error) {
       EXPECT_FALSE(v.valid);
       EXPECT_THAT(v.input_error, Not(IsEmpty()));
-      EXPECT_THAT(v.chain_subjects, IsEmpty());
+      EXPECT_THAT(v.chain, IsEmpty());
       continue;
     }
     EXPECT_THAT(v.input_error, IsEmpty());
@@ -57,7 +67,7 @@ TEST_F(VerifyTest, CorpusGivesExpectedVerdicts) {
     EXPECT_EQ(v.error_code, e.expect_error) << v.error_string;
     EXPECT_EQ(v.error_depth, e.expect_depth);
     EXPECT_EQ(v.error_string, X509_verify_cert_error_string(e.expect_error));
-    EXPECT_THAT(v.chain_subjects, Not(IsEmpty()));
+    EXPECT_THAT(v.chain, Not(IsEmpty()));
   }
 }
 
@@ -68,7 +78,7 @@ TEST_F(VerifyTest, ValidChainReportsBuiltChainLeafFirst) {
   EXPECT_EQ(v.error_code, 0);
   EXPECT_EQ(v.error_string, "ok");
   EXPECT_EQ(v.error_depth, -1);
-  EXPECT_THAT(v.chain_subjects,
+  EXPECT_THAT(Subjects(v),
               ::testing::ElementsAre("CN=www.example.com,O=vow test",
                                      "CN=vow test intermediate,O=vow test",
                                      "CN=vow test root,O=vow test"));
@@ -125,7 +135,7 @@ TEST_F(VerifyTest, ShippedDemoChains) {
   r.chain = ReadTestdata("valid_chain.pem");
   Verdict v = Verify(r);
   EXPECT_TRUE(v.valid) << VerdictToJson(v);
-  EXPECT_THAT(v.chain_subjects,
+  EXPECT_THAT(Subjects(v),
               ::testing::ElementsAre("CN=www.vow.test,O=vow demo",
                                      "CN=vow demo intermediate,O=vow demo",
                                      "CN=vow demo root,O=vow demo"));
@@ -329,19 +339,23 @@ TEST(VerdictToJsonTest, EscapesEverythingHostile) {
   v.error_code = 62;
   v.error_string = "hostname \"mismatch\"\\";
   v.error_depth = 0;
-  v.chain_subjects = {std::string("CN=a\nb\0c\x1f\x7f", 10), "CN=caf\xc3\xa9",
-                      "CN=bad\xff\xc3"};
+  v.chain = {{std::string("CN=a\nb\0c\x1f\x7f", 10), "CN=caf\xc3\xa9", "", "", ""},
+             {"CN=bad\xff\xc3", "", "", "", ""}};
   v.input_error = "tab\there";
   const std::string json = VerdictToJson(v);
   EXPECT_EQ(json,
             "{\"valid\":false,\"error_code\":62,"
             "\"error_string\":\"hostname \\\"mismatch\\\"\\\\\",\"error_depth\":0,"
-            "\"chain\":[\"CN=a\\nb\\u0000c\\u001f\\u007f\",\"CN=caf\xc3\xa9\","
-            "\"CN=bad\xef\xbf\xbd\xef\xbf\xbd\"],\"input_error\":\"tab\\there\"}");
+            "\"chain\":[{\"subject\":\"CN=a\\nb\\u0000c\\u001f\\u007f\",\"issuer\":\"CN=caf\xc3\xa9\","
+            "\"not_before\":\"\",\"not_after\":\"\",\"sha256\":\"\"},"
+            "{\"subject\":\"CN=bad\xef\xbf\xbd\xef\xbf\xbd\",\"issuer\":\"\",\"not_before\":\"\","
+            "\"not_after\":\"\",\"sha256\":\"\"}],\"validation_time\":null,\"openssl\":\"\","
+            "\"input_error\":\"tab\\there\",\"internal_error\":\"\"}");
   // And it parses back to the same strings (except the replaced invalid bytes).
   absl::StatusOr<JsonValue> parsed = ParseJson(json);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
-  EXPECT_EQ(parsed->Find("chain")->array()[0].string_value(), v.chain_subjects[0]);
+  EXPECT_EQ(parsed->Find("chain")->array()[0].Find("subject")->string_value(),
+            v.chain[0].subject);
   EXPECT_EQ(parsed->Find("error_string")->string_value(), v.error_string);
   EXPECT_FALSE(parsed->Find("valid")->bool_value());
 }
@@ -350,10 +364,57 @@ TEST(VerdictToJsonTest, ValidVerdict) {
   Verdict v;
   v.valid = true;
   v.error_string = "ok";
-  v.chain_subjects = {"CN=x", "CN=y"};
+  v.chain = {{"CN=x", "CN=y", "2020-01-01T00:00:00Z", "2045-01-01T00:00:00Z", "00ff"}};
+  v.validation_time = 0;
+  v.openssl_version = "OpenSSL 3.0.17 1 Jul 2025";
   EXPECT_EQ(VerdictToJson(v),
             "{\"valid\":true,\"error_code\":0,\"error_string\":\"ok\",\"error_depth\":-1,"
-            "\"chain\":[\"CN=x\",\"CN=y\"],\"input_error\":\"\"}");
+            "\"chain\":[{\"subject\":\"CN=x\",\"issuer\":\"CN=y\",\"not_before\":"
+            "\"2020-01-01T00:00:00Z\",\"not_after\":\"2045-01-01T00:00:00Z\",\"sha256\":\"00ff\"}],"
+            "\"validation_time\":\"1970-01-01T00:00:00Z\",\"openssl\":\"OpenSSL 3.0.17 1 Jul 2025\","
+            "\"input_error\":\"\",\"internal_error\":\"\"}");
+}
+
+// The chain in the verdict: issuer, validity and the SHA-256 of the DER, per certificate;
+// the time and OpenSSL's version echoed.
+TEST(VerdictTest, DescribesTheChain) {
+  ASSERT_TRUE(WarmUpOpenSsl());
+  VerifyRequest r;
+  r.trusted = ReadTestdata("demo_root.pem");
+  r.chain = ReadTestdata("valid_chain.pem");
+  r.host = "www.vow.test";
+  r.time_unix = 1893456000;  // 2030-01-01
+  Verdict v = Verify(r);
+  ASSERT_TRUE(v.valid) << VerdictToJson(v);
+  ASSERT_EQ(v.chain.size(), 3u);
+  EXPECT_EQ(v.chain[0].issuer, v.chain[1].subject);
+  EXPECT_EQ(v.chain[1].issuer, v.chain[2].subject);
+  EXPECT_EQ(v.chain[2].issuer, v.chain[2].subject);
+  EXPECT_EQ(v.chain[0].not_before, "2020-01-01T00:00:00Z");
+  EXPECT_EQ(v.chain[0].not_after, "2045-01-01T00:00:00Z");
+  // The fingerprint of the root, computed here from its PEM.
+  BIO* bio = BIO_new_mem_buf(r.trusted.data(), static_cast<int>(r.trusted.size()));
+  X509* root = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  ASSERT_NE(root, nullptr);
+  unsigned char md[32];
+  unsigned int len = 0;
+  ASSERT_EQ(X509_digest(root, EVP_sha256(), md, &len), 1);
+  std::string hex;
+  for (unsigned int i = 0; i < len; ++i) hex += absl::StrFormat("%02x", md[i]);
+  X509_free(root);
+  BIO_free(bio);
+  EXPECT_EQ(v.chain[2].sha256, hex);
+  EXPECT_EQ(v.validation_time, 1893456000);
+  EXPECT_EQ(v.openssl_version, OpenSSL_version(OPENSSL_VERSION));
+  EXPECT_EQ(FormatRfc3339(1893456000), "2030-01-01T00:00:00Z");
+  EXPECT_EQ(FormatRfc3339(-62135596800LL), "0001-01-01T00:00:00Z");
+  EXPECT_EQ(FormatRfc3339(253402300799LL), "9999-12-31T23:59:59Z");
+  EXPECT_EQ(FormatRfc3339(-1), "1969-12-31T23:59:59Z");
+  for (int64_t t : {int64_t{-62135596800LL}, int64_t{-86401}, int64_t{0}, int64_t{951782400},
+                    int64_t{253402300799LL}}) {
+    EXPECT_EQ(*ParseRfc3339(FormatRfc3339(t)), t);
+  }
+  EXPECT_EQ(Sanitize(std::string("a\x1b[31m\0b\x7f", 9)), "a\\x1b[31m\\x00b\\x7f");
 }
 
 // --- The crash hook. ---
