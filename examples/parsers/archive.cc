@@ -8,7 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <clocale>
 #include <cstdlib>
+#include <locale.h>
 #include <ctime>
 #include <set>
 #include <string>
@@ -89,6 +91,10 @@ class Extractor {
   // Asks the caller to create directory `name`; false with *why on refusal.
   bool Mkdir(const std::string& name, std::string* why) {
     if (made_.count(name)) return true;
+    if (!job_.unchecked && ++created_ > job_.max_entries) {
+      *why = absl::StrCat("quota: more than ", job_.max_entries, " entries");
+      return false;
+    }
     wire::Writer w;
     w.U8(kMkdir);
     w.Str(name);
@@ -123,7 +129,10 @@ class Extractor {
 
   // Returns false only when the data socket is gone.
   bool Entry(archive* a, archive_entry* e) {
-    const char* raw = archive_entry_pathname(e);
+    // The UTF-8 form (libarchive converts from the archive's charset); the locale's
+    // form only if there is none.
+    const char* raw = archive_entry_pathname_utf8(e);
+    if (raw == nullptr) raw = archive_entry_pathname(e);
     std::string name = raw != nullptr ? raw : "";
     mode_t type = archive_entry_filetype(e);
     const char* hardlink = archive_entry_hardlink(e);
@@ -149,14 +158,14 @@ class Extractor {
     if (type == AE_IFIFO) return Refuse(name, "FIFO");
     if (type == AE_IFSOCK) return Refuse(name, "socket");
     if (type != AE_IFDIR && type != AE_IFREG) return Refuse(name, "unknown entry type");
-    if (++created_ > job_.max_entries) {
-      return Refuse(name, absl::StrCat("quota: more than ", job_.max_entries, " entries"));
-    }
     std::string why;
     if (!MkdirParents(name, &why)) return Refuse(name, absl::StrCat("parent directory: ", why));
     if (type == AE_IFDIR) {
       if (!Mkdir(name, &why)) return Refuse(name, why);
       return true;
+    }
+    if (++created_ > job_.max_entries) {
+      return Refuse(name, absl::StrCat("quota: more than ", job_.max_entries, " entries"));
     }
     mode_t mode = archive_entry_perm(e);
     if (mode & 07000) {
@@ -170,12 +179,20 @@ class Extractor {
     absl::StatusOr<UniqueFd> fd = client_.Open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
     if (!fd.ok()) return Refuse(name, absl::StrCat("broker: ", fd.status().message()));
     uint64_t file_bytes = 0;
+    bool warned = false;
     for (;;) {
       const void* buf = nullptr;
       size_t len = 0;
       la_int64_t offset = 0;
       int rc = archive_read_data_block(a, &buf, &len, &offset);
       if (rc == ARCHIVE_EOF) break;
+      if (rc == ARCHIVE_WARN && !warned) {  // e.g. a bad CRC: the data is damaged
+        warned = true;
+        const char* msg = archive_error_string(a);
+        if (!Refuse(name, absl::StrCat("damaged: ", msg != nullptr ? msg : "warning"))) {
+          return false;
+        }
+      }
       if (rc < ARCHIVE_WARN) {
         return Refuse(name, absl::StrCat("data: ", archive_error_string(a) != nullptr
                                                        ? archive_error_string(a)
@@ -283,12 +300,23 @@ std::string WriteInProcess(int format, const char* name) {
 
 }  // namespace
 
+// C.UTF-8, loaded by the caller (newlocale reads /usr/lib/locale) and used by the
+// worker's thread (uselocale reads nothing): libarchive then converts every name (UTF-16
+// in 7z, CP437 or UTF-8 in zip, pax UTF-8) to UTF-8 instead of failing on non-ASCII.
+locale_t g_utf8 = nullptr;
+
 void WarmUpArchiveLibrary() {
   static bool done = [] {
     tzset();
-    ReadAllInProcess(WriteInProcess(ARCHIVE_FORMAT_7ZIP, "warm\xc3\xa9"));
-    ReadAllInProcess(WriteInProcess(ARCHIVE_FORMAT_ZIP, "warm\xc3\xa9"));
+    // LC_CTYPE only: with LC_MESSAGES not "C", strerror() would look for a catalog file.
+    g_utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", nullptr);
+    locale_t previous = g_utf8 != nullptr ? uselocale(g_utf8) : nullptr;
+    for (int format : {ARCHIVE_FORMAT_7ZIP, ARCHIVE_FORMAT_ZIP, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED,
+                       ARCHIVE_FORMAT_CPIO_SVR4_NOCRC}) {
+      ReadAllInProcess(WriteInProcess(format, "warm\xc3\xa9"));
+    }
     ReadAllInProcess(WriteInProcess(ARCHIVE_FORMAT_ZIP, "warm\x82"));
+    if (previous != nullptr) uselocale(previous);
     return true;
   }();
   (void)done;
@@ -298,6 +326,7 @@ int ExtractWorkerMain(Client& client) {
   // glibc's mktime re-reads /etc/localtime on every call while TZ is unset; with TZ equal
   // to what the caller's tzset() already loaded (WarmUpArchiveLibrary) it reads nothing.
   if (getenv("TZ") == nullptr) setenv("TZ", "/etc/localtime", 1);
+  if (g_utf8 != nullptr) uselocale(g_utf8);
   // A write past RLIMIT_FSIZE then fails with EFBIG instead of killing the worker.
   signal(SIGXFSZ, SIG_IGN);
   std::string frame;
