@@ -37,7 +37,10 @@ bazel test --config=asan \
 
 echo "== 3/3 fuzzers" >&2
 FUZZ_BASE="${HOME}/.cache/bazel-vow-fuzz-$(pwd | md5sum | cut -c1-8)"
-FUZZERS=(//broker:request_fuzzer //broker:fs_policy_fuzzer //policies:policy_file_fuzzer)
+FUZZERS=(//broker:request_fuzzer //broker:fs_policy_fuzzer //policies:policy_file_fuzzer
+  //examples/parsers:fuzz_png //examples/parsers:fuzz_jpeg //examples/parsers:fuzz_gif
+  //examples/parsers:fuzz_webp //examples/parsers:fuzz_tiff //examples/parsers:fuzz_font
+  //examples/parsers:fuzz_archive)
 CC=clang bazel --output_base="$FUZZ_BASE" build --config=fuzz "${FUZZERS[@]}"
 BIN="$FUZZ_BASE/execroot/vow/bazel-out/k8-opt/bin"
 # Each fuzzer starts from its checked-in seeds (copied: the fuzzer adds to its corpus);

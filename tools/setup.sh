@@ -18,6 +18,17 @@ VOW_PACKAGES=(
   libssl-dev
   openssl
   musl-tools        # the musl conformance worker
+  libpng-dev        # examples/parsers: the image, archive and font libraries
+  libjpeg62-turbo-dev
+  libgif-dev
+  libwebp-dev
+  libtiff-dev
+  libarchive-dev
+  libfreetype-dev
+  fonts-dejavu-core # examples/parsers: the font the tests render
+  imagemagick       # examples/parsers: corpus tools
+  libarchive-tools
+  zip
 )
 
 vow_missing_packages() {
