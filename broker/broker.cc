@@ -572,23 +572,11 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
       if (request.kind != RequestKind::kHello) {
         return protocol_error("the first request must be hello");
       }
-      if (request.version != wire::PROTOCOL_VERSION) {
-        return protocol_error(absl::StrCat("protocol version ", request.version, ", expected ",
-                                           wire::PROTOCOL_VERSION));
-      }
       // Every program has a listener: path calls are always the broker's.
       const bool wants = true;
-      if (request.listener_attached != wants || (nfds == 1) != wants) {
-        return protocol_error("hello: the seccomp listener does not match the policy");
-      }
+      absl::Status hello_ok = CheckHello(request, nfds, nfds == 1 ? attached[0].get() : -1, wants);
+      if (!hello_ok.ok()) return protocol_error(std::string(hello_ok.message()));
       if (wants) {
-        // It must really be a seccomp listener: the fd's anon-inode name says so.
-        char link[64];
-        std::string proc = absl::StrCat("/proc/self/fd/", attached[0].get());
-        ssize_t n = readlink(proc.c_str(), link, sizeof(link) - 1);
-        if (n <= 0 || absl::string_view(link, n) != "anon_inode:seccomp notify") {
-          return protocol_error("hello: the attached fd is not a seccomp listener");
-        }
         int flags = fcntl(attached[0].get(), F_GETFL);
         fcntl(attached[0].get(), F_SETFL, flags | O_NONBLOCK);
         w.shared->listener = std::move(attached[0]);
@@ -907,6 +895,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   spec.max_open_fds = policy->policy.limits.max_open_fds;
   spec.cpu_seconds = policy->policy.limits.cpu_seconds;
   spec.memory_bytes = policy->policy.limits.memory_bytes;
+  spec.file_bytes = policy->policy.limits.file_bytes;
   const int stdio_in[3] = {options.stdin_fd, options.stdout_fd, options.stderr_fd};
   for (int i = 0; i < 3; ++i) spec.keep_stdio[i] = stdio_in[i] >= 0;
 

@@ -1,5 +1,7 @@
 #include "broker/request.h"
 
+#include <unistd.h>
+
 #include "absl/strings/str_cat.h"
 #include "capnp/serialize.h"
 #include "ipc/message.h"
@@ -90,6 +92,26 @@ absl::StatusOr<DecodedRequest> DecodeRequest(const capnp::word* data, size_t byt
   }
   if (!error.empty()) return absl::InvalidArgumentError(error);
   return out;
+}
+
+absl::Status CheckHello(const DecodedRequest& hello, int nfds, int attached_fd,
+                        bool listener_expected) {
+  if (hello.version != wire::PROTOCOL_VERSION) {
+    return absl::InvalidArgumentError(absl::StrCat("protocol version ", hello.version,
+                                                   ", expected ", wire::PROTOCOL_VERSION));
+  }
+  if (hello.listener_attached != listener_expected || (nfds == 1) != listener_expected) {
+    return absl::InvalidArgumentError("hello: the seccomp listener does not match the policy");
+  }
+  if (listener_expected) {
+    char link[64];
+    std::string proc = absl::StrCat("/proc/self/fd/", attached_fd);
+    ssize_t n = readlink(proc.c_str(), link, sizeof(link) - 1);
+    if (n <= 0 || absl::string_view(link, n) != "anon_inode:seccomp notify") {
+      return absl::InvalidArgumentError("hello: the attached fd is not a seccomp listener");
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace vow

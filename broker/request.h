@@ -38,6 +38,15 @@ struct DecodedRequest {
   uint64_t args[6] = {0, 0, 0, 0, 0, 0};
 };
 
+// The hello checks (protocol version; the listener flag and the attachment agree with
+// `listener_expected`; an attached fd really is a seccomp listener, by its anon-inode
+// name). `attached_fd` is the fd that came with the message or -1. OK, or the reason the
+// worker is ended. Since the broker's own child sends hello, these guard the broker
+// against its own lock-down code going wrong, and against a worker that manages a hello
+// before the child's (which the phase table refuses anyway).
+absl::Status CheckHello(const DecodedRequest& hello, int nfds, int attached_fd,
+                        bool listener_expected);
+
 // `data` must be 8-byte aligned; `bytes` is the datagram's length.
 absl::StatusOr<DecodedRequest> DecodeRequest(const capnp::word* data, size_t bytes);
 

@@ -34,6 +34,7 @@
 #include "absl/strings/str_split.h"
 #include "base/syscall.h"
 #include "broker/broker.h"
+#include "broker/request.h"
 #include "capnp/any.h"
 #include "capnp/serialize.h"
 #include "gmock/gmock.h"
@@ -161,21 +162,15 @@ TEST_F(ChecksTest, PhaseGetFilterAfterHelloEndsWorker) {
   EXPECT_EQ(r.reason, "request not allowed after hello");
 }
 
-TEST_F(ChecksTest, PhaseExecWorkerMustAskForItsFilterFirst) {
-  for (const char* act : {"raw_open_first", "raw_hello_first"}) {
+// An exec'd program cannot pick its own filter or say its own hello: the broker's child
+// did both before execve, so whatever handshake the program attempts is out of phase.
+TEST_F(ChecksTest, ExecWorkerHandshakeIsTheBrokersChild) {
+  for (const char* act : {"raw_hello_first", "raw_filter_twice", "raw_hello_version",
+                          "raw_hello_fake_listener"}) {
     SCOPED_TRACE(act);
     WorkerResult r = Exec(Policy{}, act);
     EXPECT_EQ(r.kind, Kind::kProtocolError) << r.ToString();
-    EXPECT_EQ(r.reason, "an exec'd worker must ask for its filter first");
-  }
-}
-
-TEST_F(ChecksTest, PhaseExecWorkerMustSayHelloAfterItsFilter) {
-  for (const char* act : {"raw_filter_then_open", "raw_filter_twice"}) {
-    SCOPED_TRACE(act);
-    WorkerResult r = Exec(Policy{}, act);
-    EXPECT_EQ(r.kind, Kind::kProtocolError) << r.ToString();
-    EXPECT_EQ(r.reason, "the first request must be hello");
+    EXPECT_EQ(r.reason, "request not allowed after hello");
   }
 }
 
@@ -193,42 +188,38 @@ TEST_F(ChecksTest, RequestCarryingAnFdEndsWorker) {
   EXPECT_EQ(r.reason, "a request carried file descriptors");
 }
 
-// ---- Hello: version and listener. ----
+// ---- Hello: version and listener (CheckHello, the broker's hello decision). ----
 
-TEST_F(ChecksTest, HelloWithAnotherProtocolVersionEndsWorker) {
-  Policy trap;  // no listener expected: only the version is wrong
-  trap.penalty = Penalty::kTrap;
-  WorkerResult r = Exec(trap, "raw_hello_version");
-  EXPECT_EQ(r.kind, Kind::kProtocolError) << r.ToString();
-  EXPECT_EQ(r.reason, absl::StrCat("protocol version ", wire::PROTOCOL_VERSION + 1,
-                                   ", expected ", wire::PROTOCOL_VERSION));
+DecodedRequest HelloRequest(uint32_t version, bool listener_attached) {
+  DecodedRequest r;
+  r.kind = DecodedRequest::Kind::kHello;
+  r.version = version;
+  r.listener_attached = listener_attached;
+  return r;
 }
 
-TEST_F(ChecksTest, HelloListenerFlagMustMatchThePolicy) {
-  Policy kill;  // penalty kill: a listener is expected
-  Policy trap;  // penalty trap: none is
-  trap.penalty = Penalty::kTrap;
-  struct Case {
-    const char* act;
-    const Policy* policy;
-  } cases[] = {
-      {"raw_hello_no_listener", &kill},  // says none, attaches none
-      {"raw_hello_flag_no_fd", &kill},   // says attached, attaches none
-      {"raw_hello_fd_no_flag", &trap},   // says none, attaches one
-      {"raw_hello_flag_no_fd", &trap},   // says attached where none is expected
-  };
-  for (const Case& c : cases) {
-    SCOPED_TRACE(absl::StrCat(c.act, c.policy == &kill ? " (kill)" : " (trap)"));
-    WorkerResult r = Exec(*c.policy, c.act);
-    EXPECT_EQ(r.kind, Kind::kProtocolError) << r.ToString();
-    EXPECT_EQ(r.reason, "hello: the seccomp listener does not match the policy");
-  }
+TEST(CheckHelloTest, AnotherProtocolVersionIsRefused) {
+  absl::Status s = CheckHello(HelloRequest(wire::PROTOCOL_VERSION + 1, false), 0, -1, false);
+  EXPECT_EQ(s.message(), absl::StrCat("protocol version ", wire::PROTOCOL_VERSION + 1,
+                                      ", expected ", wire::PROTOCOL_VERSION));
 }
 
-TEST_F(ChecksTest, HelloWithAnFdThatIsNotASeccompListenerEndsWorker) {
-  WorkerResult r = Exec(Policy{}, "raw_hello_fake_listener");  // a pipe, flagged as listener
-  EXPECT_EQ(r.kind, Kind::kProtocolError) << r.ToString();
-  EXPECT_EQ(r.reason, "hello: the attached fd is not a seccomp listener");
+TEST(CheckHelloTest, ListenerFlagAndAttachmentMustMatch) {
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  const std::string want = "hello: the seccomp listener does not match the policy";
+  EXPECT_EQ(CheckHello(HelloRequest(wire::PROTOCOL_VERSION, false), 0, -1, true).message(), want);
+  EXPECT_EQ(CheckHello(HelloRequest(wire::PROTOCOL_VERSION, true), 0, -1, true).message(), want);
+  EXPECT_EQ(CheckHello(HelloRequest(wire::PROTOCOL_VERSION, false), 1, p[0], false).message(),
+            want);
+  EXPECT_EQ(CheckHello(HelloRequest(wire::PROTOCOL_VERSION, true), 0, -1, false).message(), want);
+  // A pipe flagged as the listener.
+  EXPECT_EQ(CheckHello(HelloRequest(wire::PROTOCOL_VERSION, true), 1, p[0], true).message(),
+            "hello: the attached fd is not a seccomp listener");
+  // No listener expected, none given: fine.
+  EXPECT_TRUE(CheckHello(HelloRequest(wire::PROTOCOL_VERSION, false), 0, -1, false).ok());
+  close(p[0]);
+  close(p[1]);
 }
 
 TEST_F(ChecksTest, RealExecWorkerPassesTheHandshake) {
@@ -321,7 +312,9 @@ TEST_F(ChecksTest, RateLimitUnderTheLimitWithRefillIsServed) {
 
 TEST_F(ChecksTest, ViolationsKeptUpToTheCap) {
   Policy policy;
-  policy.penalty = Penalty::kTrap;
+  // Penalty errno: the kernel reports each one (worker reports under trap are also
+  // rate-limited, see below).
+  policy.penalty = Penalty::kErrno;
   for (int calls : {7, 1100}) {
     SCOPED_TRACE(calls);
     WorkerResult r = Run(policy, [calls](Client& client) {
@@ -1008,10 +1001,41 @@ TEST(BrokerLifetimeTest, DestructorKillsAndReapsLiveWorkers) {
 
 // ---- Lock-down failures and a failed execve are reported as such. ----
 
+// Trap reports are the worker's word: more than 100 a second end it.
+TEST_F(ChecksTest, ViolationReportsAreRateLimited) {
+  Policy policy;
+  policy.penalty = Penalty::kTrap;
+  for (int calls : {50, 400}) {
+    SCOPED_TRACE(calls);
+    WorkerResult r = Run(policy, [calls](Client& client) {
+      for (int i = 0; i < calls; ++i) (void)!socket(AF_INET, SOCK_STREAM, 0);
+      return client.Now().ok() ? 0 : 2;
+    });
+    if (calls <= 100) {
+      EXPECT_EQ(r.kind, Kind::kExited) << r.ToString();
+      EXPECT_EQ(r.violations.size(), static_cast<size_t>(calls));
+    } else {
+      EXPECT_EQ(r.kind, Kind::kLimitExceeded) << r.ToString();
+      EXPECT_EQ(r.reason, "more than 100 violation reports per second");
+    }
+  }
+}
+
+// The broker's child fails its lock-down (here: the stdout it was given is not an open
+// fd, so moving it into place fails before hello): the program never runs, and the result
+// says so.
 TEST_F(ChecksTest, LockdownFailureIsReported) {
-  WorkerResult r = Exec(Policy{}, "lockdown_bad_channel");
-  EXPECT_EQ(r.kind, Kind::kLockdownFailed) << r.ToString();
-  EXPECT_EQ(r.reason, "the worker exited during lock-down (see its stderr)");
+  auto prepared = broker_->Prepare(Policy{});
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  SpawnOptions options;
+  options.stdout_fd = 1000;  // not open in this process
+  ASSERT_EQ(fcntl(1000, F_GETFD), -1);
+  auto id = broker_->SpawnExec(*prepared, {Runfile("tests/test_worker"), "ok"}, options);
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto r = broker_->Wait(*id, absl::Seconds(30));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->kind, Kind::kLockdownFailed) << r->ToString();
+  EXPECT_EQ(r->reason, "the worker exited during lock-down (see its stderr)");
 }
 
 TEST_F(ChecksTest, FailedExecveIsReported) {

@@ -207,6 +207,15 @@ int LockDown(const LockdownSpec& spec, const char** failed_step) {
     *failed_step = "RLIMIT_CPU";
     if ((rc = SetLimit(RLIMIT_CPU, spec.cpu_seconds)) != 0) return rc;
   }
+  if (spec.file_bytes != 0) {
+    *failed_step = "RLIMIT_FSIZE";
+    if ((rc = SetLimit(RLIMIT_FSIZE, spec.file_bytes)) != 0) return rc;
+    // A write past the limit fails with EFBIG instead of killing the worker.
+    struct sigaction ign;
+    memset(&ign, 0, sizeof(ign));
+    ign.sa_handler = SIG_IGN;
+    if (sigaction(SIGXFSZ, &ign, nullptr) != 0) return -Errno();
+  }
   if (spec.memory_bytes != 0) {
     *failed_step = "RLIMIT_AS";
     if ((rc = SetLimit(RLIMIT_AS, spec.memory_bytes)) != 0) return rc;

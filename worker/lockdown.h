@@ -55,6 +55,7 @@ struct LockdownSpec {
   uint32_t max_open_fds = 0;    // 0: leave the limit as it is
   uint32_t cpu_seconds = 0;
   uint64_t memory_bytes = 0;
+  uint64_t file_bytes = 0;      // RLIMIT_FSIZE (a write past it fails with EFBIG: SIGXFSZ is ignored)
   // The kernel layers (namespaces, identity, Landlock), applied after step 1; null: none.
   const LayerSpec* layers = nullptr;
   // One more fd kept open through step 1 (the program an exec'd worker runs); -1: none.

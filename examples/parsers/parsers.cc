@@ -500,6 +500,7 @@ ExtractResult Parsers::ExtractArchive(int archive_fd, const std::string& dir,
     return result;
   }
   Policy policy = WorkerPolicy(options_);
+  policy.limits.file_bytes = options.max_file_bytes;
   policy.paths.push_back(PathRule{canonical, /*read=*/false, /*write=*/true, /*exec=*/false,
                                   /*create=*/true});
   absl::StatusOr<std::shared_ptr<const PreparedPolicy>> prepared = broker_->Prepare(policy);
@@ -525,10 +526,9 @@ ExtractResult Parsers::ExtractArchive(int archive_fd, const std::string& dir,
     result.error = absl::StrCat("spawning a worker: ", id.status().message());
     return result;
   }
-  // Per-file size, enforced by the kernel: set before the worker sees a byte of the job.
-  pid_t pid = broker_->pid(*id);
-  rlimit fsize{options.max_file_bytes, options.max_file_bytes};
-  bool fsize_set = pid > 0 && prlimit(pid, RLIMIT_FSIZE, &fsize, nullptr) == 0;
+  // Per-file size: RLIMIT_FSIZE from the policy (limits.file_bytes), set by the lock-down
+  // before the worker's own code runs.
+  const bool fsize_set = true;
 
   absl::Time deadline = absl::Now() + options.timeout;
   wire::Writer job;
