@@ -41,15 +41,16 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
-struct Run {
+struct VowRun {
   int status = -1;
   std::string out;  // the program's stdout
   std::string err;  // the program's and vow's stderr
   int code() const { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
 };
 
-// Runs `vow ARGS` (no shell in between), stdin from `stdin_file` (or /dev/null).
-Run RunVow(const std::vector<std::string>& args, const std::string& stdin_file = "/dev/null") {
+// Runs `vow ARGS` (no shell in between), stdin from `stdin_file` (or /dev/null), with
+// $HOME set as in a login session (to a directory no rule names).
+VowRun RunVow(const std::vector<std::string>& args, const std::string& stdin_file = "/dev/null") {
   testing::TempDir io;
   const std::string out_path = io.path() + "/stdout";
   const std::string err_path = io.path() + "/stderr";
@@ -61,6 +62,7 @@ Run RunVow(const std::vector<std::string>& args, const std::string& stdin_file =
     int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (in < 0 || out < 0 || err < 0) _exit(121);
+    setenv("HOME", io.path().c_str(), 1);
     dup2(in, 0);
     dup2(out, 1);
     dup2(err, 2);
@@ -70,7 +72,7 @@ Run RunVow(const std::vector<std::string>& args, const std::string& stdin_file =
     execv(argv[0], argv.data());
     _exit(122);
   }
-  Run run;
+  VowRun run;
   EXPECT_GT(pid, 0);
   EXPECT_EQ(waitpid(pid, &run.status, 0), pid);
   run.out = ReadFile(out_path);
@@ -78,7 +80,7 @@ Run RunVow(const std::vector<std::string>& args, const std::string& stdin_file =
   return run;
 }
 
-std::string Describe(const Run& r) {
+std::string Describe(const VowRun& r) {
   return absl::StrCat("exit ", r.code(), "\n--- stdout:\n", r.out, "\n--- stderr:\n", r.err);
 }
 
@@ -93,18 +95,18 @@ class RealProgramsTest : public ::testing::Test {
 };
 
 TEST_F(RealProgramsTest, Cat) {
-  Run ok = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "cat", file_});
+  VowRun ok = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "cat", file_});
   EXPECT_EQ(ok.code(), 0) << Describe(ok);
   EXPECT_EQ(ok.out, "pear\napple\nfig\n");
 
-  Run no_rpath = RunVow({"run", "-p", "stdio", "-v", "r:" + dir_.path(), "--", "cat", file_});
+  VowRun no_rpath = RunVow({"run", "-p", "stdio", "-v", "r:" + dir_.path(), "--", "cat", file_});
   EXPECT_EQ(no_rpath.code(), 1) << Describe(no_rpath);
   EXPECT_EQ(no_rpath.out, "");
   EXPECT_THAT(no_rpath.err, HasSubstr(absl::StrCat("openat(\"", file_,
                                                    "\", O_RDONLY) refused (EACCES); "
                                                    "promise rpath would allow it")));
 
-  Run no_rule = RunVow({"run", "-p", "stdio rpath", "--", "cat", file_});
+  VowRun no_rule = RunVow({"run", "-p", "stdio rpath", "--", "cat", file_});
   EXPECT_EQ(no_rule.code(), 1) << Describe(no_rule);
   EXPECT_EQ(no_rule.out, "");
   EXPECT_THAT(no_rule.err,
@@ -112,13 +114,13 @@ TEST_F(RealProgramsTest, Cat) {
 }
 
 TEST_F(RealProgramsTest, Sort) {
-  Run ok = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "sort", file_});
+  VowRun ok = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "sort", file_});
   EXPECT_EQ(ok.code(), 0) << Describe(ok);
   EXPECT_EQ(ok.out, "apple\nfig\npear\n");
 
   // A rule for a sibling directory is not a rule for this one.
   std::string other = dir_.MakeDir("other");
-  Run wrong_rule =
+  VowRun wrong_rule =
       RunVow({"run", "-p", "stdio rpath", "-v", "r:" + other, "--", "sort", file_});
   EXPECT_NE(wrong_rule.code(), 0) << Describe(wrong_rule);
   EXPECT_EQ(wrong_rule.out, "");
@@ -127,12 +129,12 @@ TEST_F(RealProgramsTest, Sort) {
 }
 
 TEST_F(RealProgramsTest, Grep) {
-  Run ok = RunVow(
+  VowRun ok = RunVow(
       {"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "grep", "p", file_});
   EXPECT_EQ(ok.code(), 0) << Describe(ok);
   EXPECT_EQ(ok.out, "pear\napple\n");
 
-  Run no_rpath =
+  VowRun no_rpath =
       RunVow({"run", "-p", "stdio", "-v", "r:" + dir_.path(), "--", "grep", "p", file_});
   EXPECT_EQ(no_rpath.code(), 2) << Describe(no_rpath);  // grep: 2 = trouble
   EXPECT_EQ(no_rpath.out, "");
@@ -143,11 +145,11 @@ TEST_F(RealProgramsTest, Ls) {
   dir_.WriteFile("listed/b.txt", "b");
   dir_.WriteFile("listed/a.txt", "a");
   const std::string listed = dir_.path() + "/listed";
-  Run ok = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + listed, "--", "ls", listed});
+  VowRun ok = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + listed, "--", "ls", listed});
   EXPECT_EQ(ok.code(), 0) << Describe(ok);
   EXPECT_EQ(ok.out, "a.txt\nb.txt\n");
 
-  Run no_rule = RunVow({"run", "-p", "stdio rpath", "--", "ls", listed});
+  VowRun no_rule = RunVow({"run", "-p", "stdio rpath", "--", "ls", listed});
   EXPECT_EQ(no_rule.code(), 2) << Describe(no_rule);  // ls: 2 = serious trouble
   EXPECT_EQ(no_rule.out, "");
   EXPECT_THAT(no_rule.err, HasSubstr(absl::StrCat("\"", listed, "\"")));
@@ -155,7 +157,7 @@ TEST_F(RealProgramsTest, Ls) {
 }
 
 TEST_F(RealProgramsTest, GzipAndBack) {
-  Run zipped = RunVow(
+  VowRun zipped = RunVow(
       {"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "gzip", "-c", file_});
   EXPECT_EQ(zipped.code(), 0) << Describe(zipped);
   ASSERT_GE(zipped.out.size(), 2u);
@@ -164,12 +166,12 @@ TEST_F(RealProgramsTest, GzipAndBack) {
 
   // `gunzip` is a shell script that execs gzip (a second program: see the report), so
   // the decompression runs gzip -d directly.
-  Run unzipped = RunVow(
+  VowRun unzipped = RunVow(
       {"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "gzip", "-dc", gz});
   EXPECT_EQ(unzipped.code(), 0) << Describe(unzipped);
   EXPECT_EQ(unzipped.out, "pear\napple\nfig\n");
 
-  Run no_rpath =
+  VowRun no_rpath =
       RunVow({"run", "-p", "stdio", "-v", "r:" + dir_.path(), "--", "gzip", "-dc", gz});
   EXPECT_NE(no_rpath.code(), 0) << Describe(no_rpath);
   EXPECT_EQ(no_rpath.out, "");
@@ -186,17 +188,19 @@ std::string PythonStdlib() {
   return "";
 }
 
+// RunVow sets $HOME: with none (as under Bazel), python3 looks the home directory up with
+// getpwuid(), whose glibc nscd lookup is a unix socket and kills it (see the report).
 TEST_F(RealProgramsTest, Python) {
   const std::string stdlib = PythonStdlib();
   ASSERT_NE(stdlib, "") << "no /usr/lib/python3.N/os.py (tools/setup.sh installs python3)";
   const std::string code = absl::StrCat("print(open('", file_, "').read(), end='')");
-  Run ok = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + stdlib, "-v", "r:" + dir_.path(),
+  VowRun ok = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + stdlib, "-v", "r:" + dir_.path(),
                    "--", "/usr/bin/python3", "-c", code});
   EXPECT_EQ(ok.code(), 0) << Describe(ok);
   EXPECT_EQ(ok.out, "pear\napple\nfig\n");
 
   // Without its standard library, the interpreter cannot start.
-  Run no_stdlib = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--",
+  VowRun no_stdlib = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--",
                           "/usr/bin/python3", "-c", code});
   EXPECT_NE(no_stdlib.code(), 0) << Describe(no_stdlib);
   EXPECT_EQ(no_stdlib.out, "");
@@ -204,7 +208,7 @@ TEST_F(RealProgramsTest, Python) {
   EXPECT_THAT(no_stdlib.err, HasSubstr("refused (ENOENT)"));
 
   // Without the data directory, the stdlib loads and the open is refused.
-  Run no_data = RunVow(
+  VowRun no_data = RunVow(
       {"run", "-p", "stdio rpath", "-v", "r:" + stdlib, "--", "/usr/bin/python3", "-c", code});
   EXPECT_EQ(no_data.code(), 1) << Describe(no_data);
   EXPECT_THAT(no_data.err, HasSubstr("FileNotFoundError"));
@@ -218,7 +222,7 @@ TEST_F(RealProgramsTest, Sqlite3) {
   const std::string db_dir = dir_.MakeDir("db");
   const std::string db = db_dir + "/t.db";
   const std::string sql = "create table t(a); insert into t values (41), (1); select sum(a) from t;";
-  Run ok = RunVow({"run", "-p", "stdio rpath wpath cpath flock", "-v", "rwc:" + db_dir, "--",
+  VowRun ok = RunVow({"run", "-p", "stdio rpath wpath cpath flock", "-v", "rwc:" + db_dir, "--",
                    "sqlite3", "-init", "/dev/null", db, sql});
   EXPECT_EQ(ok.code(), 0) << Describe(ok);
   EXPECT_EQ(ok.out, "42\n");
@@ -227,7 +231,7 @@ TEST_F(RealProgramsTest, Sqlite3) {
 
   // The rule without 'c': the database cannot be created.
   const std::string db2 = db_dir + "/t2.db";
-  Run no_create = RunVow({"run", "-p", "stdio rpath wpath cpath flock", "-v", "rw:" + db_dir,
+  VowRun no_create = RunVow({"run", "-p", "stdio rpath wpath cpath flock", "-v", "rw:" + db_dir,
                           "--", "sqlite3", "-init", "/dev/null", db2, sql});
   EXPECT_NE(no_create.code(), 0) << Describe(no_create);
   EXPECT_EQ(no_create.out, "");
@@ -237,7 +241,7 @@ TEST_F(RealProgramsTest, Sqlite3) {
 
   // Without flock, sqlite's fcntl(F_SETLK) kills it (a violation, not an errno).
   const std::string db3 = db_dir + "/t3.db";
-  Run no_flock = RunVow({"run", "-p", "stdio rpath wpath cpath", "-v", "rwc:" + db_dir, "--",
+  VowRun no_flock = RunVow({"run", "-p", "stdio rpath wpath cpath", "-v", "rwc:" + db_dir, "--",
                          "sqlite3", "-init", "/dev/null", db3, sql});
   EXPECT_NE(no_flock.code(), 0) << Describe(no_flock);
   EXPECT_EQ(no_flock.out, "");
@@ -251,7 +255,7 @@ TEST_F(RealProgramsTest, Sqlite3) {
 TEST_F(RealProgramsTest, DISABLED_Sqlite3NeedsWpathToWrite) {
   const std::string db_dir = dir_.MakeDir("db");
   const std::string db = db_dir + "/t.db";
-  Run no_wpath = RunVow({"run", "-p", "stdio rpath cpath flock", "-v", "rwc:" + db_dir, "--",
+  VowRun no_wpath = RunVow({"run", "-p", "stdio rpath cpath flock", "-v", "rwc:" + db_dir, "--",
                          "sqlite3", "-init", "/dev/null", db, "create table t(a);"});
   EXPECT_NE(no_wpath.code(), 0) << Describe(no_wpath);
   EXPECT_THAT(no_wpath.err, HasSubstr("promise wpath would allow it"));
@@ -259,11 +263,11 @@ TEST_F(RealProgramsTest, DISABLED_Sqlite3NeedsWpathToWrite) {
 
 TEST_F(RealProgramsTest, StaticMusl) {
   const std::string program = Runfile("tests/static_cat");
-  Run ok = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", program, file_});
+  VowRun ok = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", program, file_});
   EXPECT_EQ(ok.code(), 0) << Describe(ok);
   EXPECT_EQ(ok.out, "static: pear\napple\nfig\n");
 
-  Run no_rpath =
+  VowRun no_rpath =
       RunVow({"run", "-p", "stdio", "-v", "r:" + dir_.path(), "--", program, file_});
   EXPECT_EQ(no_rpath.code(), 1) << Describe(no_rpath);
   EXPECT_EQ(no_rpath.out, "");
@@ -273,24 +277,24 @@ TEST_F(RealProgramsTest, StaticMusl) {
 }
 
 TEST_F(RealProgramsTest, ShellBuiltins) {
-  Run read = RunVow({"run", "-p", "stdio", "--", "sh", "-c", "read x; echo \"got $x\""}, file_);
+  VowRun read = RunVow({"run", "-p", "stdio", "--", "sh", "-c", "read x; echo \"got $x\""}, file_);
   EXPECT_EQ(read.code(), 0) << Describe(read);
   EXPECT_EQ(read.out, "got pear\n");
 
   // A pipeline of builtins: dash forks for it (proc), and execs nothing.
   const std::string pipeline = "echo a b | { read x y; echo \"y=$y\"; }";
-  Run ok = RunVow({"run", "-p", "stdio proc", "--", "sh", "-c", pipeline});
+  VowRun ok = RunVow({"run", "-p", "stdio proc", "--", "sh", "-c", pipeline});
   EXPECT_EQ(ok.code(), 0) << Describe(ok);
   EXPECT_EQ(ok.out, "y=b\n");
 
-  Run no_proc = RunVow({"run", "-p", "stdio", "--", "sh", "-c", pipeline});
+  VowRun no_proc = RunVow({"run", "-p", "stdio", "--", "sh", "-c", pipeline});
   EXPECT_NE(no_proc.code(), 0) << Describe(no_proc);
   EXPECT_EQ(no_proc.out, "");
   EXPECT_THAT(no_proc.err, HasSubstr("killed for a forbidden syscall: clone("));
   EXPECT_THAT(no_proc.err, HasSubstr("promise proc would allow it"));
 
   // A redirection from a file the rules allow.
-  Run redirect = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "sh", "-c",
+  VowRun redirect = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "sh", "-c",
                          absl::StrCat("while read x; do echo \"<$x>\"; done < ", file_)});
   EXPECT_EQ(redirect.code(), 0) << Describe(redirect);
   EXPECT_EQ(redirect.out, "<pear>\n<apple>\n<fig>\n");
@@ -300,7 +304,7 @@ TEST_F(RealProgramsTest, ShellBuiltins) {
 
 class HostileProgramTest : public RealProgramsTest {
  protected:
-  Run Hostile(const std::string& promises, std::vector<std::string> rules,
+  VowRun Hostile(const std::string& promises, std::vector<std::string> rules,
               std::vector<std::string> args) {
     std::vector<std::string> cmd = {"run", "-p", promises};
     for (std::string& r : rules) {
@@ -315,7 +319,7 @@ class HostileProgramTest : public RealProgramsTest {
 };
 
 TEST_F(HostileProgramTest, ExecOfASecondProgramRefused) {
-  Run r = Hostile("stdio rpath", {"rx:/usr/bin"}, {"exec"});
+  VowRun r = Hostile("stdio rpath", {"rx:/usr/bin"}, {"exec"});
   EXPECT_EQ(r.code(), 3) << Describe(r);
   EXPECT_THAT(r.out, HasSubstr("refused: execve /usr/bin/true: Permission denied"));
   EXPECT_THAT(r.err, HasSubstr("execve(\"/usr/bin/true\") refused (EACCES); promise exec"));
@@ -323,7 +327,7 @@ TEST_F(HostileProgramTest, ExecOfASecondProgramRefused) {
 
 TEST_F(HostileProgramTest, AnonymousExecutableMemoryKills) {
   for (const char* act : {"anon_exec", "anon_mprotect_exec"}) {
-    Run r = Hostile("stdio", {}, {act});
+    VowRun r = Hostile("stdio", {}, {act});
     EXPECT_NE(r.code(), 0) << act << ": " << Describe(r);
     EXPECT_NE(r.code(), 3) << act << ": an errno, not a kill: " << Describe(r);
     EXPECT_THAT(r.out, Not(HasSubstr("escaped"))) << act;
@@ -338,11 +342,11 @@ TEST_F(HostileProgramTest, LibraryOutsideTheLoaderSetNotMappedExecutable) {
   const std::string lib = dir_.WriteFile("lib/libevil.so", ReadFile(libm));
   const std::string lib_dir = dir_.path() + "/lib";
   // Control: the rule lets it read the copy...
-  Run read = Hostile("stdio rpath", {"r:" + lib_dir}, {"read", lib});
+  VowRun read = Hostile("stdio rpath", {"r:" + lib_dir}, {"read", lib});
   EXPECT_EQ(read.code(), 0) << Describe(read);
   // ...but not map it executable, with or without prot_exec.
   for (const char* promises : {"stdio rpath", "stdio rpath prot_exec"}) {
-    Run r = Hostile(promises, {"r:" + lib_dir}, {"map_library", lib});
+    VowRun r = Hostile(promises, {"r:" + lib_dir}, {"map_library", lib});
     EXPECT_EQ(r.code(), 3) << promises << ": " << Describe(r);
     EXPECT_THAT(r.out, HasSubstr(absl::StrCat("opened ", lib)));
     EXPECT_THAT(r.out, HasSubstr("refused: mmap PROT_EXEC of the opened library: Permission denied"));
@@ -355,11 +359,11 @@ TEST_F(HostileProgramTest, MountNamespaceNotEscaped) {
   const std::string jail = dir_.path() + "/jail";
   ASSERT_EQ(symlink("/etc/passwd", (jail + "/passwd_link").c_str()), 0);
   // Control: the same policy reads what is inside.
-  Run control = Hostile("stdio rpath", {"r:" + jail}, {"read", inside});
+  VowRun control = Hostile("stdio rpath", {"r:" + jail}, {"read", inside});
   EXPECT_EQ(control.code(), 0) << Describe(control);
   EXPECT_THAT(control.out, HasSubstr("read " + inside + ": inside"));
 
-  Run r = Hostile("stdio rpath", {"r:" + jail}, {"escape_mountns", jail});
+  VowRun r = Hostile("stdio rpath", {"r:" + jail}, {"escape_mountns", jail});
   EXPECT_EQ(r.code(), 3) << Describe(r);
   EXPECT_THAT(r.out, Not(HasSubstr("escaped")));
   EXPECT_THAT(r.out, HasSubstr("contained"));
@@ -400,12 +404,12 @@ TEST_F(HostileProgramTest, HostAbstractSocketOutOfReach) {
   EXPECT_EQ(WEXITSTATUS(status), 0) << "the control could not connect";
 
   // With `unix` (sockets allowed), the host's abstract namespace is out of reach.
-  Run with_unix = Hostile("stdio unix", {}, {"abstract_socket", name});
+  VowRun with_unix = Hostile("stdio unix", {}, {"abstract_socket", name});
   EXPECT_EQ(with_unix.code(), 3) << Describe(with_unix);
   EXPECT_THAT(with_unix.out, Not(HasSubstr("escaped")));
   EXPECT_THAT(with_unix.out, HasSubstr("refused: connect to the host's abstract socket"));
   // Without it, the socket call itself kills.
-  Run without = Hostile("stdio", {}, {"abstract_socket", name});
+  VowRun without = Hostile("stdio", {}, {"abstract_socket", name});
   EXPECT_NE(without.code(), 0) << Describe(without);
   EXPECT_THAT(without.out, Not(HasSubstr("escaped")));
   EXPECT_THAT(without.err, HasSubstr("killed for a forbidden syscall: socket(1"));
