@@ -17,7 +17,11 @@ VOW_PACKAGES=(
   libbenchmark-dev
   libssl-dev
   openssl
-  musl-tools        # the musl conformance worker
+  musl-tools        # the musl conformance worker; the static program in //tests:real_programs_test
+  sqlite3           # //tests:real_programs_test runs it unmodified
+  python3           # //tests:real_programs_test runs it unmodified
+  hyperfine         # tools/bench_startup.sh
+  bubblewrap        # tools/bench_startup.sh compares against bwrap
   libpng-dev        # examples/parsers: the image, archive and font libraries
   libjpeg62-turbo-dev
   libgif-dev

@@ -1,0 +1,152 @@
+// An unmodified hostile program for //tests:real_programs_test: it has no vow code in it
+// and is run under `vow run`, which must contain it. argv[1] picks one act. Untrusted side.
+//
+// Exit codes: 0 = the hostile act SUCCEEDED (the sandbox failed); 3 = the act was refused
+// (errno printed as "refused: NAME: strerror"); 2 = usage. Killed by a signal when the
+// sandbox kills it.
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <string>
+
+namespace {
+
+int Refused(const char* what) {
+  printf("refused: %s: %s\n", what, strerror(errno));
+  fflush(stdout);
+  return 3;
+}
+
+// Tries to read `path`; prints its first line when it could.
+int TryRead(const char* path) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return Refused(path);
+  char buf[256];
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n < 0) return Refused(path);
+  buf[n] = '\0';
+  char* nl = strchr(buf, '\n');
+  if (nl != nullptr) *nl = '\0';
+  printf("escaped: read %s: %s\n", path, buf);
+  return 0;
+}
+
+int Exec() {
+  char* const args[] = {const_cast<char*>("/usr/bin/true"), nullptr};
+  char* const env[] = {nullptr};
+  execve(args[0], args, env);
+  return Refused("execve /usr/bin/true");
+}
+
+int AnonExec() {
+  void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return Refused("mmap anonymous PROT_EXEC");
+  printf("escaped: anonymous PROT_EXEC page at %p\n", p);
+  return 0;
+}
+
+int AnonMprotectExec() {
+  void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return Refused("mmap anonymous PROT_READ|PROT_WRITE");
+  if (mprotect(p, 4096, PROT_READ | PROT_EXEC) != 0) return Refused("mprotect PROT_EXEC");
+  printf("escaped: anonymous page made PROT_EXEC at %p\n", p);
+  return 0;
+}
+
+// Opens `path` (a library outside the loader set) and maps it executable.
+int MapLibrary(const char* path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Refused(path);
+  printf("opened %s\n", path);
+  void* p = mmap(nullptr, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+  if (p == MAP_FAILED) return Refused("mmap PROT_EXEC of the opened library");
+  printf("escaped: %s mapped executable at %p\n", path, p);
+  return 0;
+}
+
+// Every way out of the empty root it knows; succeeds if any one of them reads a host file.
+int EscapeMountNs(const char* allowed_dir) {
+  const std::string dir = allowed_dir;
+  const std::string via_dotdot = dir + "/../../../../../etc/passwd";
+  const char* direct[] = {"/proc/1/root/etc/passwd", "/proc/self/root/etc/passwd",
+                          "/proc/self/cwd/etc/passwd", via_dotdot.c_str(), "/etc/passwd"};
+  bool escaped = false;
+  for (const char* path : direct) escaped |= TryRead(path) == 0;
+  // A symlink planted in the allowed directory (if the test made one).
+  const std::string link = dir + "/passwd_link";
+  escaped |= TryRead(link.c_str()) == 0;
+  // chdir into the allowed directory, then climb with relative paths.
+  if (chdir(allowed_dir) != 0) {
+    Refused("chdir into the allowed directory");
+  } else {
+    escaped |= TryRead("../../../../../etc/passwd") == 0;
+    for (int i = 0; i < 8; ++i) {
+      if (chdir("..") != 0) Refused("chdir ..");
+    }
+    escaped |= TryRead("etc/passwd") == 0;
+    char cwd[4096];
+    if (getcwd(cwd, sizeof(cwd)) != nullptr) printf("cwd after climbing: %s\n", cwd);
+  }
+  // A directory fd of the allowed directory, then openat with "..".
+  int dfd = open(allowed_dir, O_RDONLY | O_DIRECTORY);
+  if (dfd < 0) {
+    Refused("open of the allowed directory");
+  } else {
+    int fd = openat(dfd, "../../../../../etc/passwd", O_RDONLY);
+    if (fd >= 0) {
+      printf("escaped: openat(dirfd, ../../etc/passwd)\n");
+      escaped = true;
+      close(fd);
+    } else {
+      Refused("openat(dirfd, ../../etc/passwd)");
+    }
+    close(dfd);
+  }
+  if (escaped) return 0;
+  printf("contained\n");
+  return 3;
+}
+
+int AbstractSocket(const char* name) {
+  int s = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (s < 0) return Refused("socket(AF_UNIX)");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  size_t len = strlen(name);
+  if (len + 1 > sizeof(addr.sun_path)) return 2;
+  memcpy(addr.sun_path + 1, name, len);  // sun_path[0] == '\0': abstract
+  socklen_t addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + len);
+  if (connect(s, reinterpret_cast<sockaddr*>(&addr), addr_len) != 0) {
+    return Refused("connect to the host's abstract socket");
+  }
+  printf("escaped: connected to the host's abstract socket @%s\n", name);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  setvbuf(stdout, nullptr, _IONBF, 0);
+  if (argc < 2) return 2;
+  const std::string act = argv[1];
+  if (act == "exec") return Exec();
+  if (act == "anon_exec") return AnonExec();
+  if (act == "anon_mprotect_exec") return AnonMprotectExec();
+  if (act == "map_library" && argc == 3) return MapLibrary(argv[2]);
+  if (act == "escape_mountns" && argc == 3) return EscapeMountNs(argv[2]);
+  if (act == "abstract_socket" && argc == 3) return AbstractSocket(argv[2]);
+  if (act == "read" && argc == 3) return TryRead(argv[2]) == 0 ? 0 : 3;
+  fprintf(stderr, "usage: %s exec|anon_exec|anon_mprotect_exec|map_library LIB|"
+                  "escape_mountns DIR|abstract_socket NAME|read FILE\n", argv[0]);
+  return 2;
+}

@@ -1,0 +1,420 @@
+// Unmodified programs under `vow run` (issue 9): Debian's own binaries, a static musl
+// binary and a hostile program, none with vow code in them. Each real program runs with
+// the smallest -p/-v that works and its output is checked; then one promise or rule is
+// taken away and the run must fail with the refused call named on stderr.
+// Runs in the test (broker-launching) process; `vow` itself is the broker.
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/test_util.h"
+
+namespace vow {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string Runfile(const std::string& path) {
+  const char* srcdir = getenv("TEST_SRCDIR");
+  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/vow/", path);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+struct VowRun {
+  int status = -1;
+  std::string out;  // the program's stdout
+  std::string err;  // the program's and vow's stderr
+  int code() const { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+};
+
+// Runs `vow ARGS` (no shell in between), stdin from `stdin_file` (or /dev/null), with
+// $HOME set as in a login session (to a directory no rule names).
+VowRun RunVow(const std::vector<std::string>& args, const std::string& stdin_file = "/dev/null") {
+  testing::TempDir io;
+  const std::string out_path = io.path() + "/stdout";
+  const std::string err_path = io.path() + "/stderr";
+  std::vector<std::string> argv_s = {Runfile("broker/vow")};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  pid_t pid = fork();
+  if (pid == 0) {
+    int in = open(stdin_file.c_str(), O_RDONLY);
+    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (in < 0 || out < 0 || err < 0) _exit(121);
+    setenv("HOME", io.path().c_str(), 1);
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(err, 2);
+    std::vector<char*> argv;
+    for (std::string& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(122);
+  }
+  VowRun run;
+  EXPECT_GT(pid, 0);
+  EXPECT_EQ(waitpid(pid, &run.status, 0), pid);
+  run.out = ReadFile(out_path);
+  run.err = ReadFile(err_path);
+  return run;
+}
+
+std::string Describe(const VowRun& r) {
+  return absl::StrCat("exit ", r.code(), "\n--- stdout:\n", r.out, "\n--- stderr:\n", r.err);
+}
+
+class RealProgramsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(access(Runfile("broker/vow").c_str(), X_OK), 0);
+    file_ = dir_.WriteFile("fruit.txt", "pear\napple\nfig\n");
+  }
+  testing::TempDir dir_;
+  std::string file_;
+};
+
+TEST_F(RealProgramsTest, Cat) {
+  VowRun ok = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "cat", file_});
+  EXPECT_EQ(ok.code(), 0) << Describe(ok);
+  EXPECT_EQ(ok.out, "pear\napple\nfig\n");
+
+  VowRun no_rpath = RunVow({"run", "-p", "stdio", "-v", "r:" + dir_.path(), "--", "cat", file_});
+  EXPECT_EQ(no_rpath.code(), 1) << Describe(no_rpath);
+  EXPECT_EQ(no_rpath.out, "");
+  EXPECT_THAT(no_rpath.err, HasSubstr(absl::StrCat("openat(\"", file_,
+                                                   "\", O_RDONLY) refused (EACCES); "
+                                                   "promise rpath would allow it")));
+
+  VowRun no_rule = RunVow({"run", "-p", "stdio rpath", "--", "cat", file_});
+  EXPECT_EQ(no_rule.code(), 1) << Describe(no_rule);
+  EXPECT_EQ(no_rule.out, "");
+  EXPECT_THAT(no_rule.err,
+              HasSubstr(absl::StrCat("openat(\"", file_, "\", O_RDONLY) refused (ENOENT)")));
+}
+
+TEST_F(RealProgramsTest, Sort) {
+  VowRun ok = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "sort", file_});
+  EXPECT_EQ(ok.code(), 0) << Describe(ok);
+  EXPECT_EQ(ok.out, "apple\nfig\npear\n");
+
+  // A rule for a sibling directory is not a rule for this one.
+  std::string other = dir_.MakeDir("other");
+  VowRun wrong_rule =
+      RunVow({"run", "-p", "stdio rpath", "-v", "r:" + other, "--", "sort", file_});
+  EXPECT_NE(wrong_rule.code(), 0) << Describe(wrong_rule);
+  EXPECT_EQ(wrong_rule.out, "");
+  EXPECT_THAT(wrong_rule.err, HasSubstr(absl::StrCat("\"", file_, "\"")));
+  EXPECT_THAT(wrong_rule.err, HasSubstr("refused (ENOENT)"));
+}
+
+TEST_F(RealProgramsTest, Grep) {
+  VowRun ok = RunVow(
+      {"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "grep", "p", file_});
+  EXPECT_EQ(ok.code(), 0) << Describe(ok);
+  EXPECT_EQ(ok.out, "pear\napple\n");
+
+  VowRun no_rpath =
+      RunVow({"run", "-p", "stdio", "-v", "r:" + dir_.path(), "--", "grep", "p", file_});
+  EXPECT_EQ(no_rpath.code(), 2) << Describe(no_rpath);  // grep: 2 = trouble
+  EXPECT_EQ(no_rpath.out, "");
+  EXPECT_THAT(no_rpath.err, HasSubstr("promise rpath would allow it"));
+}
+
+TEST_F(RealProgramsTest, Ls) {
+  dir_.WriteFile("listed/b.txt", "b");
+  dir_.WriteFile("listed/a.txt", "a");
+  const std::string listed = dir_.path() + "/listed";
+  VowRun ok = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + listed, "--", "ls", listed});
+  EXPECT_EQ(ok.code(), 0) << Describe(ok);
+  EXPECT_EQ(ok.out, "a.txt\nb.txt\n");
+
+  VowRun no_rule = RunVow({"run", "-p", "stdio rpath", "--", "ls", listed});
+  EXPECT_EQ(no_rule.code(), 2) << Describe(no_rule);  // ls: 2 = serious trouble
+  EXPECT_EQ(no_rule.out, "");
+  EXPECT_THAT(no_rule.err, HasSubstr(absl::StrCat("\"", listed, "\"")));
+  EXPECT_THAT(no_rule.err, HasSubstr("refused (ENOENT): the policy has no filesystem rules"));
+}
+
+TEST_F(RealProgramsTest, GzipAndBack) {
+  VowRun zipped = RunVow(
+      {"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "gzip", "-c", file_});
+  EXPECT_EQ(zipped.code(), 0) << Describe(zipped);
+  ASSERT_GE(zipped.out.size(), 2u);
+  EXPECT_EQ(zipped.out.substr(0, 2), "\x1f\x8b");  // gzip magic
+  std::string gz = dir_.WriteFile("fruit.txt.gz", zipped.out);
+
+  // `gunzip` is a shell script that execs gzip (a second program: see the report), so
+  // the decompression runs gzip -d directly.
+  VowRun unzipped = RunVow(
+      {"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "gzip", "-dc", gz});
+  EXPECT_EQ(unzipped.code(), 0) << Describe(unzipped);
+  EXPECT_EQ(unzipped.out, "pear\napple\nfig\n");
+
+  VowRun no_rpath =
+      RunVow({"run", "-p", "stdio", "-v", "r:" + dir_.path(), "--", "gzip", "-dc", gz});
+  EXPECT_NE(no_rpath.code(), 0) << Describe(no_rpath);
+  EXPECT_EQ(no_rpath.out, "");
+  EXPECT_THAT(no_rpath.err, HasSubstr(absl::StrCat("\"", gz, "\"")));
+  EXPECT_THAT(no_rpath.err, HasSubstr("promise rpath would allow it"));
+}
+
+// The directory of Python's standard library (/usr/lib/python3.N), found by its os.py.
+std::string PythonStdlib() {
+  for (int minor = 20; minor >= 7; --minor) {
+    std::string dir = absl::StrCat("/usr/lib/python3.", minor);
+    if (access((dir + "/os.py").c_str(), R_OK) == 0) return dir;
+  }
+  return "";
+}
+
+// RunVow sets $HOME: with none (as under Bazel), python3 looks the home directory up with
+// getpwuid(), whose glibc nscd lookup is a unix socket and kills it (see the report).
+TEST_F(RealProgramsTest, Python) {
+  const std::string stdlib = PythonStdlib();
+  ASSERT_NE(stdlib, "") << "no /usr/lib/python3.N/os.py (tools/setup.sh installs python3)";
+  const std::string code = absl::StrCat("print(open('", file_, "').read(), end='')");
+  VowRun ok = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + stdlib, "-v", "r:" + dir_.path(),
+                   "--", "/usr/bin/python3", "-c", code});
+  EXPECT_EQ(ok.code(), 0) << Describe(ok);
+  EXPECT_EQ(ok.out, "pear\napple\nfig\n");
+
+  // Without its standard library, the interpreter cannot start.
+  VowRun no_stdlib = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--",
+                          "/usr/bin/python3", "-c", code});
+  EXPECT_NE(no_stdlib.code(), 0) << Describe(no_stdlib);
+  EXPECT_EQ(no_stdlib.out, "");
+  EXPECT_THAT(no_stdlib.err, HasSubstr(absl::StrCat("\"", stdlib, "/")));
+  EXPECT_THAT(no_stdlib.err, HasSubstr("refused (ENOENT)"));
+
+  // Without the data directory, the stdlib loads and the open is refused.
+  VowRun no_data = RunVow(
+      {"run", "-p", "stdio rpath", "-v", "r:" + stdlib, "--", "/usr/bin/python3", "-c", code});
+  EXPECT_EQ(no_data.code(), 1) << Describe(no_data);
+  EXPECT_THAT(no_data.err, HasSubstr("FileNotFoundError"));
+  EXPECT_THAT(no_data.err,
+              HasSubstr(absl::StrCat("openat(\"", file_, "\", O_RDONLY|O_CLOEXEC) refused (ENOENT)")));
+}
+
+// sqlite3 in an rwc directory. `-init /dev/null`: without it the shell looks for
+// ~/.sqliterc through getpwuid(), whose glibc nscd lookup needs `unix` (see the report).
+TEST_F(RealProgramsTest, Sqlite3) {
+  const std::string db_dir = dir_.MakeDir("db");
+  const std::string db = db_dir + "/t.db";
+  const std::string sql = "create table t(a); insert into t values (41), (1); select sum(a) from t;";
+  VowRun ok = RunVow({"run", "-p", "stdio rpath wpath cpath flock", "-v", "rwc:" + db_dir, "--",
+                   "sqlite3", "-init", "/dev/null", db, sql});
+  EXPECT_EQ(ok.code(), 0) << Describe(ok);
+  EXPECT_EQ(ok.out, "42\n");
+  struct stat st;
+  EXPECT_EQ(stat(db.c_str(), &st), 0) << "the database was not written";
+
+  // The rule without 'c': the database cannot be created.
+  const std::string db2 = db_dir + "/t2.db";
+  VowRun no_create = RunVow({"run", "-p", "stdio rpath wpath cpath flock", "-v", "rw:" + db_dir,
+                          "--", "sqlite3", "-init", "/dev/null", db2, sql});
+  EXPECT_NE(no_create.code(), 0) << Describe(no_create);
+  EXPECT_EQ(no_create.out, "");
+  EXPECT_THAT(no_create.err, HasSubstr(absl::StrCat("openat(\"", db2, "\", O_RDWR|O_CREAT")));
+  EXPECT_THAT(no_create.err, HasSubstr("O_CREAT needs 'c'"));
+  EXPECT_NE(stat(db2.c_str(), &st), 0) << "created without 'c'";
+
+  // Without flock, sqlite's fcntl(F_SETLK) kills it (a violation, not an errno).
+  const std::string db3 = db_dir + "/t3.db";
+  VowRun no_flock = RunVow({"run", "-p", "stdio rpath wpath cpath", "-v", "rwc:" + db_dir, "--",
+                         "sqlite3", "-init", "/dev/null", db3, sql});
+  EXPECT_NE(no_flock.code(), 0) << Describe(no_flock);
+  EXPECT_EQ(no_flock.out, "");
+  EXPECT_THAT(no_flock.err, HasSubstr("killed for a forbidden syscall: fcntl("));
+  EXPECT_THAT(no_flock.err, HasSubstr("promise flock would allow it"));
+}
+
+// OpenBSD's pledge needs wpath as well as cpath to open a file O_RDWR|O_CREAT; vow's
+// PathCall::NeededPromise() asks only for cpath, so sqlite3 writes with no wpath.
+// Disabled until the broker is fixed (broker/path_call.cc; see the h6 report).
+TEST_F(RealProgramsTest, DISABLED_Sqlite3NeedsWpathToWrite) {
+  const std::string db_dir = dir_.MakeDir("db");
+  const std::string db = db_dir + "/t.db";
+  VowRun no_wpath = RunVow({"run", "-p", "stdio rpath cpath flock", "-v", "rwc:" + db_dir, "--",
+                         "sqlite3", "-init", "/dev/null", db, "create table t(a);"});
+  EXPECT_NE(no_wpath.code(), 0) << Describe(no_wpath);
+  EXPECT_THAT(no_wpath.err, HasSubstr("promise wpath would allow it"));
+}
+
+TEST_F(RealProgramsTest, StaticMusl) {
+  const std::string program = Runfile("tests/static_cat");
+  VowRun ok = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", program, file_});
+  EXPECT_EQ(ok.code(), 0) << Describe(ok);
+  EXPECT_EQ(ok.out, "static: pear\napple\nfig\n");
+
+  VowRun no_rpath =
+      RunVow({"run", "-p", "stdio", "-v", "r:" + dir_.path(), "--", program, file_});
+  EXPECT_EQ(no_rpath.code(), 1) << Describe(no_rpath);
+  EXPECT_EQ(no_rpath.out, "");
+  // musl's open() is the open syscall, not openat.
+  EXPECT_THAT(no_rpath.err, HasSubstr(absl::StrCat("open(\"", file_, "\", O_RDONLY")));
+  EXPECT_THAT(no_rpath.err, HasSubstr("promise rpath would allow it"));
+}
+
+TEST_F(RealProgramsTest, ShellBuiltins) {
+  VowRun read = RunVow({"run", "-p", "stdio", "--", "sh", "-c", "read x; echo \"got $x\""}, file_);
+  EXPECT_EQ(read.code(), 0) << Describe(read);
+  EXPECT_EQ(read.out, "got pear\n");
+
+  // A pipeline of builtins: dash forks for it (proc), and execs nothing.
+  const std::string pipeline = "echo a b | { read x y; echo \"y=$y\"; }";
+  VowRun ok = RunVow({"run", "-p", "stdio proc", "--", "sh", "-c", pipeline});
+  EXPECT_EQ(ok.code(), 0) << Describe(ok);
+  EXPECT_EQ(ok.out, "y=b\n");
+
+  VowRun no_proc = RunVow({"run", "-p", "stdio", "--", "sh", "-c", pipeline});
+  EXPECT_NE(no_proc.code(), 0) << Describe(no_proc);
+  EXPECT_EQ(no_proc.out, "");
+  EXPECT_THAT(no_proc.err, HasSubstr("killed for a forbidden syscall: clone("));
+  EXPECT_THAT(no_proc.err, HasSubstr("promise proc would allow it"));
+
+  // A redirection from a file the rules allow.
+  VowRun redirect = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "sh", "-c",
+                         absl::StrCat("while read x; do echo \"<$x>\"; done < ", file_)});
+  EXPECT_EQ(redirect.code(), 0) << Describe(redirect);
+  EXPECT_EQ(redirect.out, "<pear>\n<apple>\n<fig>\n");
+}
+
+// --- Hostile: tests/hostile_program.cc exits 0 when its act succeeded, 3 when refused.
+
+class HostileProgramTest : public RealProgramsTest {
+ protected:
+  VowRun Hostile(const std::string& promises, std::vector<std::string> rules,
+              std::vector<std::string> args) {
+    std::vector<std::string> cmd = {"run", "-p", promises};
+    for (std::string& r : rules) {
+      cmd.push_back("-v");
+      cmd.push_back(r);
+    }
+    cmd.push_back("--");
+    cmd.push_back(Runfile("tests/hostile_program"));
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    return RunVow(cmd);
+  }
+};
+
+TEST_F(HostileProgramTest, ExecOfASecondProgramRefused) {
+  VowRun r = Hostile("stdio rpath", {"rx:/usr/bin"}, {"exec"});
+  EXPECT_EQ(r.code(), 3) << Describe(r);
+  EXPECT_THAT(r.out, HasSubstr("refused: execve /usr/bin/true: Permission denied"));
+  EXPECT_THAT(r.err, HasSubstr("execve(\"/usr/bin/true\") refused (EACCES); promise exec"));
+}
+
+TEST_F(HostileProgramTest, AnonymousExecutableMemoryKills) {
+  for (const char* act : {"anon_exec", "anon_mprotect_exec"}) {
+    VowRun r = Hostile("stdio", {}, {act});
+    EXPECT_NE(r.code(), 0) << act << ": " << Describe(r);
+    EXPECT_NE(r.code(), 3) << act << ": an errno, not a kill: " << Describe(r);
+    EXPECT_THAT(r.out, Not(HasSubstr("escaped"))) << act;
+    EXPECT_THAT(r.err, HasSubstr("killed for a forbidden syscall: m")) << act;
+    EXPECT_THAT(r.err, HasSubstr("promise prot_exec would allow it")) << act;
+  }
+}
+
+TEST_F(HostileProgramTest, LibraryOutsideTheLoaderSetNotMappedExecutable) {
+  const std::string libm = "/lib/x86_64-linux-gnu/libm.so.6";
+  ASSERT_EQ(access(libm.c_str(), R_OK), 0);
+  const std::string lib = dir_.WriteFile("lib/libevil.so", ReadFile(libm));
+  const std::string lib_dir = dir_.path() + "/lib";
+  // Control: the rule lets it read the copy...
+  VowRun read = Hostile("stdio rpath", {"r:" + lib_dir}, {"read", lib});
+  EXPECT_EQ(read.code(), 0) << Describe(read);
+  // ...but not map it executable, with or without prot_exec.
+  for (const char* promises : {"stdio rpath", "stdio rpath prot_exec"}) {
+    VowRun r = Hostile(promises, {"r:" + lib_dir}, {"map_library", lib});
+    EXPECT_EQ(r.code(), 3) << promises << ": " << Describe(r);
+    EXPECT_THAT(r.out, HasSubstr(absl::StrCat("opened ", lib)));
+    EXPECT_THAT(r.out, HasSubstr("refused: mmap PROT_EXEC of the opened library: Permission denied"));
+    EXPECT_THAT(r.err, HasSubstr(absl::StrCat(lib, ", which is not in the loader set")));
+  }
+}
+
+TEST_F(HostileProgramTest, MountNamespaceNotEscaped) {
+  const std::string inside = dir_.WriteFile("jail/inside.txt", "inside\n");
+  const std::string jail = dir_.path() + "/jail";
+  ASSERT_EQ(symlink("/etc/passwd", (jail + "/passwd_link").c_str()), 0);
+  // Control: the same policy reads what is inside.
+  VowRun control = Hostile("stdio rpath", {"r:" + jail}, {"read", inside});
+  EXPECT_EQ(control.code(), 0) << Describe(control);
+  EXPECT_THAT(control.out, HasSubstr("read " + inside + ": inside"));
+
+  VowRun r = Hostile("stdio rpath", {"r:" + jail}, {"escape_mountns", jail});
+  EXPECT_EQ(r.code(), 3) << Describe(r);
+  EXPECT_THAT(r.out, Not(HasSubstr("escaped")));
+  EXPECT_THAT(r.out, HasSubstr("contained"));
+  EXPECT_THAT(r.out, HasSubstr("cwd after climbing: " + jail));
+  for (const char* refusal :
+       {"openat(\"/proc/1/root/etc/passwd\", O_RDONLY) refused",
+        "openat(\"/proc/self/root/etc/passwd\", O_RDONLY) refused",
+        "openat(\"../../../../../etc/passwd\", O_RDONLY) refused",
+        "chdir(\"..\") refused", "openat(fd 3, \"../../../../../etc/passwd\", O_RDONLY) refused"}) {
+    EXPECT_THAT(r.err, HasSubstr(refusal));
+  }
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("openat(\"", jail, "/passwd_link\", O_RDONLY) refused")));
+}
+
+TEST_F(HostileProgramTest, HostAbstractSocketOutOfReach) {
+  const std::string name = absl::StrCat("vow-real-programs-test-", getpid());
+  int listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path + 1, name.data(), name.size());
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(listen(listener, 16), 0);
+
+  // Control: outside vow the program reaches it.
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    execl(Runfile("tests/hostile_program").c_str(), "hostile_program", "abstract_socket",
+          name.c_str(), nullptr);
+    _exit(122);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the control could not connect";
+
+  // With `unix` (sockets allowed), the host's abstract namespace is out of reach.
+  VowRun with_unix = Hostile("stdio unix", {}, {"abstract_socket", name});
+  EXPECT_EQ(with_unix.code(), 3) << Describe(with_unix);
+  EXPECT_THAT(with_unix.out, Not(HasSubstr("escaped")));
+  EXPECT_THAT(with_unix.out, HasSubstr("refused: connect to the host's abstract socket"));
+  // Without it, the socket call itself kills.
+  VowRun without = Hostile("stdio", {}, {"abstract_socket", name});
+  EXPECT_NE(without.code(), 0) << Describe(without);
+  EXPECT_THAT(without.out, Not(HasSubstr("escaped")));
+  EXPECT_THAT(without.err, HasSubstr("killed for a forbidden syscall: socket(1"));
+  close(listener);
+}
+
+}  // namespace
+}  // namespace vow
