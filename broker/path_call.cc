@@ -40,10 +40,43 @@ Promise PathCall::NeededPromise() const {
       return Promise::kProtExec;
     case Op::kConnect:
       return Promise::kInet;  // kUnix for AF_UNIX: the handler decides on the family
+    case Op::kXattrRead:
+    case Op::kStatfs:
+      return Promise::kRpath;
+    case Op::kTruncate:
+      return Promise::kWpath;
+    case Op::kChmod:
+    case Op::kUtimes:
+      return Promise::kFattr;
     case Op::kUnsupported:
       return Promise::kCpath;
   }
   return Promise::kCpath;
+}
+
+PromiseSet PathCall::NeededPromises() const {
+  PromiseSet out;
+  if (op != Op::kOpen) {
+    out.insert(NeededPromise());
+    return out;
+  }
+  const uint32_t acc = flags & O_ACCMODE;
+  const bool path_only = (flags & O_PATH) != 0;
+  if (!path_only && (acc == O_RDONLY || acc == O_RDWR)) out.insert(Promise::kRpath);
+  if (path_only) out.insert(Promise::kRpath);
+  if (acc == O_WRONLY || acc == O_RDWR || (flags & (O_TRUNC | O_APPEND)) != 0) {
+    out.insert(Promise::kWpath);
+  }
+  if ((flags & (O_CREAT | kOTmpfileBit)) != 0) out.insert(Promise::kCpath);
+  return out;
+}
+
+Promise PathCall::MissingPromise(PromiseSet held) const {
+  for (int i = 0; i < kPromiseCount; ++i) {
+    const Promise p = static_cast<Promise>(i);
+    if (NeededPromises().contains(p) && !held.contains(p)) return p;
+  }
+  return NeededPromise();
 }
 
 std::optional<PathCall> DecodePathCall(Arch arch, int nr, const uint64_t args[6]) {
@@ -112,6 +145,32 @@ std::optional<PathCall> DecodePathCall(Arch arch, int nr, const uint64_t args[6]
   } else if (name == "execveat") {
     c.op = Op::kExec, c.dirfd = Int(args[0]), c.path = args[1], c.at_flags = U32(args[4]);
     c.path_may_be_null = true;
+  } else if (name == "getxattr" || name == "lgetxattr" || name == "listxattr" ||
+             name == "llistxattr") {
+    c.op = Op::kXattrRead, c.path = args[0];
+  } else if (name == "truncate") {
+    c.op = Op::kTruncate, c.path = args[0], c.bufsize = args[1];
+  } else if (name == "chmod") {
+    c.op = Op::kChmod, c.path = args[0], c.mode = U32(args[1]);
+  } else if (name == "fchmodat") {
+    c.op = Op::kChmod, c.dirfd = Int(args[0]), c.path = args[1], c.mode = U32(args[2]);
+  } else if (name == "utimensat") {
+    c.op = Op::kUtimes, c.dirfd = Int(args[0]), c.path = args[1], c.buf = args[2],
+    c.at_flags = U32(args[3]), c.path_may_be_null = true;
+  } else if (name == "statfs") {
+    c.op = Op::kStatfs, c.path = args[0], c.buf = args[1];
+  } else if (name == "setxattr" || name == "lsetxattr" || name == "removexattr" ||
+             name == "lremovexattr" || name == "utime" || name == "utimes" ||
+             name == "futimesat" || name == "chown" || name == "lchown" ||
+             name == "fchownat" || name == "link" || name == "linkat" || name == "symlink" ||
+             name == "symlinkat" || name == "mknod" || name == "mknodat") {
+    // Refused (fail closed); the path is read for the report where it is the first
+    // argument.
+    c.op = Op::kUnsupported;
+    const bool at = name == "fchownat" || name == "linkat" || name == "symlinkat" ||
+                    name == "mknodat" || name == "futimesat";
+    c.dirfd = at && name != "symlinkat" ? Int(args[0]) : -100;
+    c.path = name == "symlinkat" ? args[2] : at ? args[1] : args[0];
   } else if (name == "connect") {
     c.op = Op::kConnect, c.dirfd = Int(args[0]), c.buf = args[1], c.bufsize = U32(args[2]);
   } else if (name == "mmap") {

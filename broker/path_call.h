@@ -34,6 +34,11 @@ struct PathCall {
     kExec,      // execve/execveat
     kMmapExec,  // mmap(PROT_EXEC) of a file: fd in dirfd
     kConnect,   // connect(fd = dirfd, addr = buf, addrlen = bufsize)
+    kXattrRead,  // getxattr family: EOPNOTSUPP, quietly
+    kTruncate,  // truncate(path, length = bufsize)
+    kChmod,     // chmod/fchmodat: mode
+    kUtimes,    // utimensat: buf = times (or 0), path may be NULL (the fd)
+    kStatfs,    // statfs: buf
     kUnsupported,  // a path call the broker does not perform (refused, fail closed)
   };
   Op op = Op::kUnsupported;
@@ -58,6 +63,10 @@ struct PathCall {
   // The promise this call needs (rpath for reading, wpath for writing an existing
   // file, cpath for creating or removing; exec for execve). kStdio: none.
   Promise NeededPromise() const;
+  // Every promise the call needs (an O_RDWR|O_CREAT open: rpath, wpath and cpath, as on
+  // OpenBSD); NeededPromise() is the first of them that `held` lacks, or the main one.
+  PromiseSet NeededPromises() const;
+  Promise MissingPromise(PromiseSet held) const;
 };
 
 // nullopt if `nr` on `arch` is not a path call.

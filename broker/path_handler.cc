@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -224,6 +226,30 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
     }
     return a;
   }
+  if (call.op == Op::kUtimes && null_path) {
+    if (!w.promises.contains(Promise::kFattr)) {
+      return Answer::Error(EACCES, "changing times needs a promise", "fattr");
+    }
+    int fd = WorkerFd(w, call.dirfd);
+    if (fd < 0) return Answer::Error(-fd, "not an open fd of the worker");
+    UniqueFd copy(fd);
+    const int fl = fcntl(copy.get(), F_GETFL);
+    if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY || (fl & O_PATH) != 0) {
+      return Answer::Error(EACCES, "changing the times of an fd not open for writing");
+    }
+    struct timespec times[2];
+    if (call.buf != 0) {
+      int rc = ReadWorkerMemory(tid, call.buf, times, sizeof(times));
+      if (rc != 0) return Answer::Error(-rc, "the times are not readable");
+    }
+    // The worker's own fd (it opened it for writing, or owns the file): as futimens.
+    if (futimens(copy.get(), call.buf != 0 ? times : nullptr) != 0) {
+      Answer b = Answer::Error(errno, "futimens");
+      b.refused = false;
+      return b;
+    }
+    return Answer();
+  }
   if (call.op == Op::kMmapExec) {
     int fd = WorkerFd(w, call.dirfd);
     if (fd < 0) return Answer::Error(-fd, "mmap(PROT_EXEC) of something that is not an fd");
@@ -231,8 +257,7 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
     struct stat st;
     std::string target = FdTarget(copy.get());
     if (fstat(copy.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      return Answer::Error(EACCES, "mmap(PROT_EXEC) of something that is not a regular file",
-                           "prot_exec");
+      return Answer::Error(EACCES, "mmap(PROT_EXEC) of something that is not a regular file");
     }
     for (const std::string& dir : loader_real_dirs_) {
       if (absl::StartsWith(target, absl::StrCat(dir, "/"))) {
@@ -243,8 +268,7 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
       }
     }
     return Answer::Error(EACCES, absl::StrCat("mmap(PROT_EXEC) of ", target,
-                                              ", which is not in the loader set"),
-                         "prot_exec");
+                                              ", which is not in the loader set"));
   }
   if (call.op == Op::kGetcwd) {
     std::string cwd;
@@ -316,6 +340,18 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
     abs = Join(dir, path);
   }
 
+  if (call.op == Op::kUnsupported) {
+    const bool chown = absl::StrContains(call.syscall, "chown");
+    return Answer::Error(chown ? EPERM : EACCES,
+                         absl::StrCat(call.syscall, " is not brokered (refused)"));
+  }
+  if (call.op == Op::kXattrRead) {
+    Answer a;
+    a.error = EOPNOTSUPP;
+    a.reason = "extended attributes are not served";
+    return a;
+  }
+
   // 4. Who decides: the worker's rules, else the libc set, else (exec'd image) the
   // loader set. The sets serve reads only and need no promise.
   const FsPolicy* fs = nullptr;
@@ -356,10 +392,10 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
       return a;
     }
   }
-  const Promise needed = call.NeededPromise();
+  const Promise needed = call.MissingPromise(w.promises);
+  const bool promised = (call.NeededPromises().bits() & ~w.promises.bits()) == 0;
   std::string learned_reason;
-  if (w.penalty == Penalty::kLog &&
-      (fs == nullptr || (needs_promise && !w.promises.contains(needed)))) {
+  if (w.penalty == Penalty::kLog && (fs == nullptr || (needs_promise && !promised))) {
     // Learning mode: do it, and record what it needed.
     learned_reason = fs == nullptr ? "no rule covers the path" : "a promise is missing";
     fs = &*learning_;
@@ -378,7 +414,7 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
     a.refused = true;
     return a;
   }
-  if (needs_promise && !w.promises.contains(needed)) {
+  if (needs_promise && !promised) {
     Answer a = Answer::Error(EACCES, "the worker's rules cover the path, but not its promises",
                              std::string(PromiseName(needed)));
     a.path = abs;
@@ -397,7 +433,13 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
   // 5. The call itself.
   switch (call.op) {
     case Op::kOpen: {
-      absl::StatusOr<UniqueFd> fd = fs->Open(abs, call.flags, call.mode, ctx);
+      // An O_PATH file cannot be injected (SECCOMP_IOCTL_NOTIF_ADDFD refuses it): the
+      // worker gets a read-only fd of the same file instead, under the same `r`.
+      uint32_t flags = call.flags;
+      if ((flags & O_PATH) != 0) {
+        flags = O_RDONLY | (flags & (O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      }
+      absl::StatusOr<UniqueFd> fd = fs->Open(abs, flags, call.mode, ctx);
       if (!fd.ok()) {
         int err = ErrnoOf(fd.status());
         return Answer::Error(err != 0 ? err : EACCES, std::string(fd.status().message()));
@@ -470,6 +512,53 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
         if (real.empty() || real[0] != '/') return Answer::Error(ENOENT, "no path");
         absl::MutexLock lock(&w.mu);
         w.cwd = real;
+      }
+      return a;
+    }
+    case Op::kTruncate:
+    case Op::kChmod:
+    case Op::kUtimes:
+    case Op::kStatfs: {
+      absl::StatusOr<FsPolicy::Lookup> found =
+          fs->LookupPath(abs, (call.at_flags & AT_SYMLINK_NOFOLLOW) == 0, ctx);
+      if (!found.ok()) {
+        int err = ErrnoOf(found.status());
+        return Answer::Error(err != 0 ? err : EACCES, std::string(found.status().message()));
+      }
+      Answer a;
+      a.reason = origin;
+      if (call.op != Op::kStatfs && !found->rule.write) {
+        return Answer::Error(EACCES, "changing a file needs 'w'");
+      }
+      const std::string proc = absl::StrCat("/proc/self/fd/", found->fd.get());
+      int rc = 0;
+      if (call.op == Op::kStatfs) {
+        struct statfs sfs;
+        rc = fstatfs(found->fd.get(), &sfs);
+        if (rc == 0 && (rc = WriteWorkerMemory(tid, call.buf, &sfs, sizeof(sfs))) != 0) {
+          return Answer::Error(-rc, "the statfs buffer is not writable");
+        }
+      } else if (call.op == Op::kTruncate) {
+        absl::StatusOr<UniqueFd> wfd = fs->Open(abs, O_WRONLY | O_NONBLOCK, 0, ctx);
+        if (!wfd.ok()) {
+          int err = ErrnoOf(wfd.status());
+          return Answer::Error(err != 0 ? err : EACCES, std::string(wfd.status().message()));
+        }
+        rc = ftruncate(wfd->get(), static_cast<off_t>(call.bufsize));
+      } else if (call.op == Op::kChmod) {
+        rc = chmod(proc.c_str(), call.mode & 0777);  // never setuid, setgid or sticky
+      } else {
+        struct timespec times[2];
+        if (call.buf != 0 &&
+            (rc = ReadWorkerMemory(tid, call.buf, times, sizeof(times))) != 0) {
+          return Answer::Error(-rc, "the times are not readable");
+        }
+        rc = utimensat(AT_FDCWD, proc.c_str(), call.buf != 0 ? times : nullptr, 0);
+      }
+      if (rc != 0) {
+        Answer b = Answer::Error(errno, call.syscall);
+        b.refused = false;
+        return b;
       }
       return a;
     }
@@ -677,10 +766,9 @@ void PathHandler::Handle(WorkerShared& w, const struct seccomp_notif& req,
     r.promise = a.promise;
     r.learning = a.learning;
     r.path = a.path;
-    r.needed = std::string(PromiseName(call.NeededPromise()));
-    r.letter = call.NeededPromise() == Promise::kCpath   ? 'c'
-               : call.NeededPromise() == Promise::kWpath ? 'w'
-                                                         : 'r';
+    const Promise main = call.MissingPromise(w.promises);
+    r.needed = std::string(PromiseName(main));
+    r.letter = main == Promise::kCpath ? 'c' : main == Promise::kWpath ? 'w' : 'r';
     (void)learning;
     absl::MutexLock lock(&w.mu);
     if (w.refusals.size() < 1000) {

@@ -7,6 +7,7 @@
 // policy, a missing layer, the broker); 126 when the program exists but cannot be
 // executed; 127 when it is not found. `vow check` exits 1 for a policy it refuses.
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +246,12 @@ int ExitCodeOf(const std::string& program, const WorkerResult& result) {
   }
   if (result.kind == WorkerResult::Kind::kExited) return result.exit_code;
   if (result.kind == WorkerResult::Kind::kSignaled) return 128 + result.signal;
+  // Ended by the broker (a forbidden syscall, a limit, the protocol): with SIGKILL.
+  if (result.kind == WorkerResult::Kind::kViolation ||
+      result.kind == WorkerResult::Kind::kLimitExceeded ||
+      result.kind == WorkerResult::Kind::kProtocolError) {
+    return 128 + SIGKILL;
+  }
   return kExitVowError;
 }
 

@@ -6,6 +6,7 @@
 #include <seccomp.h>
 #include <stddef.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
@@ -312,6 +313,15 @@ absl::StatusOr<BpfProgram> Compile(PromiseSet promises, Penalty penalty,
                                           PromiseName(p), ")"));
       }
     }
+  }
+  // socket(AF_UNIX) without `unix`: EACCES instead of the penalty. glibc's name-service
+  // lookups (getpwuid: ls -l, sqlite3, python) probe nscd with it first and fall back when
+  // it fails; the socket itself would reach any named datagram socket, so it is not
+  // allowed either.
+  if (!promises.contains(Promise::kUnix)) {
+    int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EACCES), RuleNumber("socket"), 1,
+                              SCMP_A0_32(SCMP_CMP_EQ, AF_UNIX));
+    if (rc != 0 && rc != -EEXIST) return ScmpError(rc, "socket(AF_UNIX) rule");
   }
   if (variant == ProgramVariant::kExecImage) {
     for (const std::string& name : ExecStartupSyscalls()) {

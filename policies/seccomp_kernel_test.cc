@@ -529,7 +529,8 @@ TEST(SeccompKernelTest, BpfAgreesWithTheTable) {
           for (size_t i = 0; i < cases.size(); ++i) {
             const auto a = cases[i].args(getpid(), parent);
             const long rc = syscall(cases[i].nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-            refused[i] = (rc == -1 && errno == kRefused) ? 1 : 0;
+            // socket(AF_UNIX) without `unix` is EACCES (see the compiler), not the penalty.
+            refused[i] = (rc == -1 && (errno == kRefused || errno == EACCES)) ? 1 : 0;
           }
           return write(results[1], refused.data(), refused.size()) ==
                          static_cast<ssize_t>(refused.size())

@@ -252,7 +252,7 @@ TEST_F(RealProgramsTest, Sqlite3) {
 // OpenBSD's pledge needs wpath as well as cpath to open a file O_RDWR|O_CREAT; vow's
 // PathCall::NeededPromise() asks only for cpath, so sqlite3 writes with no wpath.
 // Disabled until the broker is fixed (broker/path_call.cc; see the h6 report).
-TEST_F(RealProgramsTest, DISABLED_Sqlite3NeedsWpathToWrite) {
+TEST_F(RealProgramsTest, Sqlite3NeedsWpathToWrite) {
   const std::string db_dir = dir_.MakeDir("db");
   const std::string db = db_dir + "/t.db";
   VowRun no_wpath = RunVow({"run", "-p", "stdio rpath cpath flock", "-v", "rwc:" + db_dir, "--",
@@ -408,11 +408,11 @@ TEST_F(HostileProgramTest, HostAbstractSocketOutOfReach) {
   EXPECT_EQ(with_unix.code(), 3) << Describe(with_unix);
   EXPECT_THAT(with_unix.out, Not(HasSubstr("escaped")));
   EXPECT_THAT(with_unix.out, HasSubstr("refused: connect to the host's abstract socket"));
-  // Without it, the socket call itself kills.
+  // Without it, socket(AF_UNIX) itself fails with EACCES (glibc's nscd probe must not
+  // kill a program), so nothing is reached either.
   VowRun without = Hostile("stdio", {}, {"abstract_socket", name});
   EXPECT_NE(without.code(), 0) << Describe(without);
   EXPECT_THAT(without.out, Not(HasSubstr("escaped")));
-  EXPECT_THAT(without.err, HasSubstr("killed for a forbidden syscall: socket(1"));
   close(listener);
 }
 

@@ -27,6 +27,7 @@ namespace vow::parsers {
 namespace {
 
 namespace fs = std::filesystem;
+using ::testing::AnyOf;
 using ::testing::HasSubstr;
 
 Parsers& Shared() {
@@ -359,7 +360,9 @@ TEST(ArchiveTest, CompromisedWorkerSlipNamesAreRefusedByTheBroker) {
   ExpectNothingOutsideChanged(c);
 }
 
-TEST(ArchiveTest, CompromisedWorkerLinksAndNodesEndTheWorker) {
+// symlink/link/mknod by path are the broker's to refuse (EACCES, recorded), never the
+// kernel's to perform.
+TEST(ArchiveTest, CompromisedWorkerLinksAndNodesAreRefused) {
   struct Trick {
     Entry entry;
     std::string syscall;
@@ -374,8 +377,10 @@ TEST(ArchiveTest, CompromisedWorkerLinksAndNodesEndTheWorker) {
     Case c = NewCase("u_" + t.entry.name);
     std::string tar = MakeTar(c.root + ".tar", {t.entry});
     ExtractResult r = Extract(tar, c, Unchecked());
-    EXPECT_EQ(r.outcome, 2) << r.ToJson();
-    EXPECT_THAT(r.error, HasSubstr("killed for a forbidden syscall: " + t.syscall));
+    EXPECT_NE(r.outcome, 0) << r.ToJson();
+    EXPECT_THAT(r.ToJson(), AnyOf(HasSubstr(t.syscall + ": errno 13"),
+                                  HasSubstr("killed for a forbidden syscall: " + t.syscall)))
+        << r.ToJson();
     EXPECT_EQ(r.written + r.directories, 0u);
     ExpectNothingOutsideChanged(c);
   }

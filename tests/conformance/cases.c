@@ -552,7 +552,7 @@ static int run_files(int argc, char **argv) {
   FILE *f = fopen(a, "a"); /* O_WRONLY|O_CREAT|O_APPEND */
   CHECK(f != NULL && fputs("+more", f) >= 0 && fclose(f) == 0);
   CHECK(rename(a, b) == 0);
-  fd = open(b, O_RDWR | O_CLOEXEC); /* wpath: an existing file, no O_CREAT */
+  fd = open(b, O_RDWR | O_CLOEXEC); /* rpath+wpath: an existing file, no O_CREAT */
   CHECK(fd >= 0);
   char buf[16] = {0};
   CHECK(read(fd, buf, sizeof(buf)) == 9 && memcmp(buf, "data+more", 9) == 0);

@@ -342,8 +342,9 @@ std::vector<Case> PermittedCases() {
     add(c);
   }
   {
+    // O_RDWR reads and writes: rpath and wpath, as on OpenBSD; O_CREAT adds cpath.
     Case c = simple("files", {"$DIR"});
-    c.promises = PromiseSet{Promise::kStdio, Promise::kCpath, Promise::kWpath};
+    c.promises = PromiseSet{Promise::kStdio, Promise::kRpath, Promise::kCpath, Promise::kWpath};
     c.setup = Setup::kEmptyDir;
     add(c);
   }
