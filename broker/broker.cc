@@ -878,9 +878,19 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
       return ErrnoStatus(errno, absl::StrCat("SpawnExec: cannot open ", exec_argv[0]));
     }
     interpreter = ElfInterpreter(program_fd.get());
-    if (!interpreter.empty()) {
-      layers.files[0] = interpreter.c_str();
-      layers.file_count = 1;
+    if (!interpreter.empty()) layers.files[layers.file_count++] = interpreter.c_str();
+  }
+  // `x` rules: what a program may execute by path (a shell running `cat`). They are bound
+  // read-only into the empty root and get Landlock's EXECUTE, so the kernel itself
+  // resolves an allowed execve there and nothing else.
+  if (exec && policy->policy.promises.contains(Promise::kExec)) {
+    for (const PathRule& rule : policy->policy.paths) {
+      if (!rule.exec) continue;
+      if (layers.file_count >= kMaxLayerFiles) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "SpawnExec: more than ", kMaxLayerFiles - 1, " `x` rules"));
+      }
+      layers.files[layers.file_count++] = rule.path.c_str();
     }
   }
   LockdownSpec spec;

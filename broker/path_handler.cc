@@ -25,6 +25,9 @@
 #include "policies/libc_set.h"
 #include "policies/promises.h"
 
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
 #ifndef SYS_pidfd_getfd
 #define SYS_pidfd_getfd 438
 #endif
@@ -38,8 +41,18 @@ bool IsReadOnlyOpen(uint32_t flags) {
 }
 
 // A copy of the worker's fd `fd` (the same open file description), or -errno.
-int WorkerFd(const WorkerShared& w, int fd) {
-  long rc = syscall(SYS_pidfd_getfd, w.pidfd.get(), fd, 0);
+// A copy of fd `fd` of the thread that made the call (`req.pid` is its tid; after a fork
+// inside the worker it is not the worker's first process), the same open file
+// description, or -errno. The thread's pidfd is taken first and the notification checked
+// afterwards, so a tid reused meanwhile is never read from.
+int WorkerFd(const WorkerShared& w, const struct seccomp_notif& req, int fd) {
+  constexpr unsigned kPidfdThread = O_EXCL;  // PIDFD_THREAD (Linux >= 6.9)
+  long pidfd = syscall(SYS_pidfd_open, static_cast<pid_t>(req.pid), kPidfdThread);
+  if (pidfd < 0) return -ESRCH;
+  UniqueFd owner(static_cast<int>(pidfd));
+  uint64_t id = req.id;
+  if (ioctl(w.listener.get(), SECCOMP_IOCTL_NOTIF_ID_VALID, &id) != 0) return -ESRCH;
+  long rc = syscall(SYS_pidfd_getfd, owner.get(), fd, 0);
   if (rc < 0) return errno == EBADF ? -EBADF : -errno;
   // pidfd_getfd sets O_CLOEXEC on the copy.
   return static_cast<int>(rc);
@@ -206,7 +219,7 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
   // 2. The fd-only forms: answered for the fd, no path involved.
   if (call.op == Op::kStat && (null_path || path.empty()) &&
       (call.at_flags & AT_EMPTY_PATH) != 0) {
-    int fd = WorkerFd(w, call.dirfd);
+    int fd = WorkerFd(w, req, call.dirfd);
     if (fd < 0) return Answer::Error(-fd, "not an open fd of the worker");
     UniqueFd copy(fd);
     Answer a;
@@ -230,7 +243,7 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
     if (!w.promises.contains(Promise::kFattr)) {
       return Answer::Error(EACCES, "changing times needs a promise", "fattr");
     }
-    int fd = WorkerFd(w, call.dirfd);
+    int fd = WorkerFd(w, req, call.dirfd);
     if (fd < 0) return Answer::Error(-fd, "not an open fd of the worker");
     UniqueFd copy(fd);
     const int fl = fcntl(copy.get(), F_GETFL);
@@ -251,7 +264,7 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
     return Answer();
   }
   if (call.op == Op::kMmapExec) {
-    int fd = WorkerFd(w, call.dirfd);
+    int fd = WorkerFd(w, req, call.dirfd);
     if (fd < 0) return Answer::Error(-fd, "mmap(PROT_EXEC) of something that is not an fd");
     UniqueFd copy(fd);
     struct stat st;
@@ -295,9 +308,21 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
       return a;
     }
     if (w.promises.contains(Promise::kExec)) {
+      // The path must be beneath an `x` rule. The kernel then resolves it again in the
+      // worker's own view (CONTINUE): with the mount namespace that view holds only the
+      // `x` rules (bound read-only) and Landlock allows EXECUTE only there, so a string
+      // changed after this check can name nothing else.
+      std::string exe = path;
+      if (!exe.empty() && exe[0] != '/') exe = Join(w.cwd, exe);
+      absl::StatusOr<PathRule> rule =
+          w.fs != nullptr ? w.fs->RuleFor(exe) : absl::StatusOr<PathRule>(
+                                                     absl::NotFoundError("no rules"));
+      if (!rule.ok() || !rule->exec) {
+        return Answer::Error(EACCES, "executing needs an `x` rule for the program");
+      }
       Answer a;
       a.cont = true;
-      a.reason = "promise exec (the new image keeps this filter)";
+      a.reason = "promise exec, an `x` rule (the new image keeps this filter)";
       return a;
     }
     if (w.penalty == Penalty::kLog) {
@@ -313,7 +338,7 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
   // 3. An absolute path, resolved the way the broker sees the worker's directories.
   std::string abs;
   if (call.op == Op::kFchdir) {
-    int fd = WorkerFd(w, call.dirfd);
+    int fd = WorkerFd(w, req, call.dirfd);
     if (fd < 0) return Answer::Error(-fd, "fchdir: not an open fd of the worker");
     UniqueFd copy(fd);
     abs = FdTarget(copy.get());
@@ -329,7 +354,7 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
     absl::MutexLock lock(&w.mu);
     abs = Join(w.cwd, path);
   } else {
-    int fd = WorkerFd(w, call.dirfd);
+    int fd = WorkerFd(w, req, call.dirfd);
     if (fd < 0) return Answer::Error(-fd, "the directory fd is not an open fd of the worker");
     UniqueFd copy(fd);
     std::string dir = FdTarget(copy.get());
@@ -440,6 +465,13 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
         flags = O_RDONLY | (flags & (O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       }
       absl::StatusOr<UniqueFd> fd = fs->Open(abs, flags, call.mode, ctx);
+      // glibc's setlocale() opens a locale category that may be a directory
+      // (C.utf8/LC_MESSAGES) without O_DIRECTORY, then fstats it: in the libc set's
+      // locale tree, a read-only directory fd is what it expects.
+      if (!fd.ok() && ErrnoOf(fd.status()) == EISDIR && fs == &*libc_ &&
+          absl::StartsWith(abs, "/usr/lib/locale/") && (flags & O_ACCMODE) == O_RDONLY) {
+        fd = fs->Open(abs, flags | O_DIRECTORY, call.mode, ctx);
+      }
       if (!fd.ok()) {
         int err = ErrnoOf(fd.status());
         return Answer::Error(err != 0 ? err : EACCES, std::string(fd.status().message()));
@@ -492,6 +524,13 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
           return b;
         }
       } else if (call.op == Op::kReadlink) {
+        struct stat lst;
+        if (call.bufsize == 0) return Answer::Error(EINVAL, "readlink with a size of 0");
+        if (fstatat(fd, "", &lst, AT_EMPTY_PATH) != 0 || !S_ISLNK(lst.st_mode)) {
+          Answer b = Answer::Error(EINVAL, "not a symlink");
+          b.refused = false;
+          return b;
+        }
         char buf[PATH_MAX];
         ssize_t n = readlinkat(fd, "", buf, sizeof(buf));
         if (n < 0) {
@@ -652,7 +691,7 @@ PathHandler::Answer PathHandler::Connect(WorkerShared& w, const struct seccomp_n
     a.error = ENOENT;
     return a;
   }
-  int fd = WorkerFd(w, call.dirfd);
+  int fd = WorkerFd(w, req, call.dirfd);
   if (fd < 0) {
     *described = DescribePathCall(call, "?");
     return Answer::Error(-fd, "not an open fd of the worker");
@@ -731,7 +770,7 @@ PathHandler::Answer PathHandler::Connect(WorkerShared& w, const struct seccomp_n
   a.cloexec = true;
   // FD_CLOEXEC of the worker's fd: from /proc/PID/fdinfo (flags, octal).
   {
-    std::string info = absl::StrCat("/proc/", w.pid, "/fdinfo/", call.dirfd);
+    std::string info = absl::StrCat("/proc/", req.pid, "/fdinfo/", call.dirfd);
     char buf[256] = {};
     int ifd = open(info.c_str(), O_RDONLY | O_CLOEXEC);
     if (ifd >= 0) {

@@ -157,6 +157,8 @@ std::vector<PromiseEntry> BuildTable() {
           .Allow({"sched_yield", "futex", "getrusage", "uname", "umask", "getcpu",
                   "sysinfo"})
           .AllowIf("sched_getaffinity", {Eq(0, "pid", 0, "0 (itself)")})
+          // glibc's pthread_getattr_np() on the main thread names itself by its tid (the pid).
+          .AllowIf("sched_getaffinity", {SelfPid(0, "pid")})
           // Reading its own limits only; changing them needs proc.
           .AllowIf("prlimit64", {Eq(0, "pid", 0, "0 (itself)"), IsNull(2, "new_limit")})
           .Allow({"getrlimit"})
