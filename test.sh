@@ -21,7 +21,7 @@ bazel test --config=asan \
 
 echo "== 3/3 fuzzers" >&2
 FUZZ_BASE="${HOME}/.cache/bazel-vow-fuzz-$(pwd | md5sum | cut -c1-8)"
-FUZZERS=(//broker:request_fuzzer //broker:fs_policy_fuzzer //policies:policy_file_fuzzer)
+FUZZERS=(//broker:request_fuzzer //broker:fs_policy_fuzzer //broker:path_call_fuzzer //policies:policy_file_fuzzer)
 CC=clang bazel --output_base="$FUZZ_BASE" build --config=fuzz "${FUZZERS[@]}"
 BIN="$FUZZ_BASE/execroot/vow/bazel-out/k8-opt/bin"
 for target in "${FUZZERS[@]}"; do
