@@ -37,7 +37,8 @@ bazel test --config=asan \
 
 echo "== 3/3 fuzzers" >&2
 FUZZ_BASE="${HOME}/.cache/bazel-vow-fuzz-$(pwd | md5sum | cut -c1-8)"
-FUZZERS=(//broker:request_fuzzer //broker:fs_policy_fuzzer //policies:policy_file_fuzzer
+FUZZERS=(//broker:request_fuzzer //broker:fs_policy_fuzzer //broker:path_call_fuzzer
+  //policies:policy_file_fuzzer
   //examples/parsers:fuzz_png //examples/parsers:fuzz_jpeg //examples/parsers:fuzz_gif
   //examples/parsers:fuzz_webp //examples/parsers:fuzz_tiff //examples/parsers:fuzz_font
   //examples/parsers:fuzz_archive)

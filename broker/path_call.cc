@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "broker/audit_log.h"
 #include "broker/open_flags.h"
 
@@ -197,7 +198,7 @@ std::string DescribePathCall(const PathCall& call, const std::string& path,
     case Op::kOpen:
       absl::StrAppend(&args, quoted(path), ", ", AuditLog::DescribeOpenFlags(call.flags));
       if ((call.flags & (O_CREAT | kOTmpfileBit)) != 0) {
-        absl::StrAppend(&args, ", 0", absl::Hex(call.mode & 07777));
+        absl::StrAppend(&args, ", ", absl::StrFormat("%04o", call.mode & 07777));
       }
       break;
     case Op::kStat:
@@ -216,7 +217,7 @@ std::string DescribePathCall(const PathCall& call, const std::string& path,
       break;
     }
     case Op::kMkdir:
-      absl::StrAppend(&args, quoted(path), ", 0", absl::Hex(call.mode & 07777));
+      absl::StrAppend(&args, quoted(path), ", ", absl::StrFormat("%04o", call.mode & 07777));
       break;
     case Op::kRename:
       absl::StrAppend(&args, quoted(path), ", ", quoted(path2));

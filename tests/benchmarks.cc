@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -379,6 +380,119 @@ void BM_GetppidUnderStdio(benchmark::State& state) {
 }
 BENCHMARK(BM_GetppidUnderStdio)->UseManualTime()->Iterations(5);
 
+// ---- issue 7: what libc does behind the program's back, sandboxed vs bare ----------
+// One stdio worker with no rule (the libc set serves /etc/localtime) and one bare forked
+// child run the same command loop; batches are interleaved so both see the same machine.
+// Commands: 'o' kBatch x openat("/etc/localtime", O_RDONLY|O_CLOEXEC) + close (brokered
+// by user notification in the worker), 's' kBatch x syscall(SYS_fstat, fd) (fd-only, in
+// the kernel), 'g' kBatch x glibc fstat(fd) (newfstatat(fd, "", AT_EMPTY_PATH): brokered,
+// answered from a pidfd_getfd copy). The child answers each batch's nanoseconds.
+constexpr char kLibcFile[] = "/etc/localtime";
+
+int LibcPathLoop() {
+  int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, kLibcFile, O_RDONLY | O_CLOEXEC));
+  if (fd < 0) return 1;
+  char c;
+  while (read(0, &c, 1) == 1) {
+    uint64_t start = MonotonicNs();
+    for (uint32_t i = 0; i < kBatch; ++i) {
+      struct stat st;
+      if (c == 'o') {
+        int f = static_cast<int>(
+            syscall(SYS_openat, AT_FDCWD, kLibcFile, O_RDONLY | O_CLOEXEC));
+        if (f < 0) return 2;
+        close(f);
+      } else if (c == 's') {
+        if (syscall(SYS_fstat, fd, &st) != 0) return 3;
+      } else {
+        if (fstat(fd, &st) != 0) return 4;
+      }
+    }
+    uint64_t ns = MonotonicNs() - start;
+    if (write(1, &ns, sizeof(ns)) != sizeof(ns)) return 5;
+  }
+  return 0;
+}
+
+class LibcPathFixture {
+ public:
+  LibcPathFixture() {
+    broker_ = std::move(*Broker::Create());
+    int cmd[2], res[2];
+    if (pipe2(cmd, O_CLOEXEC) || pipe2(res, O_CLOEXEC)) abort();
+    Policy policy;  // stdio, no rule: the libc set alone
+    policy.limits.requests_per_second = 0;
+    SpawnOptions options;
+    options.stdin_fd = cmd[0];
+    options.stdout_fd = res[1];
+    auto id = broker_->Spawn(policy, [](Client&) { return LibcPathLoop(); }, options);
+    if (!id.ok()) abort();
+    id_ = *id;
+    close(cmd[0]);
+    close(res[1]);
+    sandboxed_ = {cmd[1], res[0]};
+    if (pipe2(cmd, O_CLOEXEC) || pipe2(res, O_CLOEXEC)) abort();
+    bare_pid_ = fork();
+    if (bare_pid_ == 0) {
+      // Only its own ends: EOF on stdin when the benchmark ends.
+      close(cmd[1]);
+      close(res[0]);
+      close(sandboxed_.cmd);
+      close(sandboxed_.res);
+      dup2(cmd[0], 0);
+      dup2(res[1], 1);
+      _exit(LibcPathLoop());
+    }
+    close(cmd[0]);
+    close(res[1]);
+    bare_ = {cmd[1], res[0]};
+  }
+  // Nanoseconds for one batch of `kind` in the sandboxed or the bare child.
+  double Batch(char kind, bool sandboxed) {
+    const Pipes& p = sandboxed ? sandboxed_ : bare_;
+    uint64_t ns = 0;
+    if (!WriteFull(p.cmd, &kind, 1) || !ReadFull(p.res, &ns, sizeof(ns))) {
+      fprintf(stderr, "libc path benchmark: the %s child failed\n",
+              sandboxed ? "sandboxed" : "bare");
+      abort();
+    }
+    return static_cast<double>(ns);
+  }
+
+ private:
+  struct Pipes {
+    int cmd = -1, res = -1;
+  };
+  std::unique_ptr<Broker> broker_;
+  WorkerId id_;
+  pid_t bare_pid_ = -1;
+  Pipes sandboxed_, bare_;
+};
+
+LibcPathFixture& LibcFixture() {
+  static LibcPathFixture* fixture = new LibcPathFixture();
+  return *fixture;
+}
+
+void LibcPathRatio(benchmark::State& state, char kind) {
+  double bare_ns = 0, sandboxed_ns = 0;
+  for (auto _ : state) {
+    bare_ns += LibcFixture().Batch(kind, false);
+    sandboxed_ns += LibcFixture().Batch(kind, true);
+  }
+  double n = static_cast<double>(state.iterations()) * kBatch;
+  state.counters["bare_us"] = bare_ns / n / 1000;
+  state.counters["stdio_us"] = sandboxed_ns / n / 1000;
+  state.counters["ratio"] = sandboxed_ns / bare_ns;
+}
+
+void BM_LibcSetOpenLocaltime(benchmark::State& state) { LibcPathRatio(state, 'o'); }
+BENCHMARK(BM_LibcSetOpenLocaltime)->Iterations(200);
+void BM_LibcFstatSyscall(benchmark::State& state) { LibcPathRatio(state, 's'); }
+BENCHMARK(BM_LibcFstatSyscall)->Iterations(200);
+void BM_LibcFstatGlibc(benchmark::State& state) { LibcPathRatio(state, 'g'); }
+BENCHMARK(BM_LibcFstatGlibc)->Iterations(200);
+
 // Collects each benchmark's time per iteration so main can print the ratios.
 class RatioReporter : public benchmark::ConsoleReporter {
  public:
@@ -425,6 +539,13 @@ int main(int argc, char** argv) {
                       "BM_ForkExitWait", 1.3);
   reporter.PrintRatio("getppid under stdio / bare", "BM_GetppidUnderStdio", "BM_GetppidBare",
                       1.05);
+  for (const char* name :
+       {"BM_LibcSetOpenLocaltime", "BM_LibcFstatSyscall", "BM_LibcFstatGlibc"}) {
+    if (reporter.counter_ratios_.count(name)) {
+      printf("%-44s %8.3f\n", (std::string(name) + ": stdio / bare").c_str(),
+             reporter.counter_ratios_[name]);
+    }
+  }
   benchmark::Shutdown();
   return 0;
 }

@@ -12,6 +12,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
+#include <wchar.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -28,10 +30,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef __GLIBC__
+#include <iconv.h>
 #include <sys/rseq.h>
 #endif
 
@@ -744,6 +748,160 @@ static int run_enosys_number(int argc, char **argv) {
   return rc == -1 ? VOW_CASE_WRONG : VOW_CASE_RAN;
 }
 
+/* ---- what libc reads behind the program's back (the libc set, issue 7) ------------ */
+/* Each runs in a stdio worker with no rule written: the files libc opens on its own are
+ * the broker's to serve. The glibc worker does not warm anything for the libc_* cases
+ * (conformance_worker.cc); the harness checks that the broker refused nothing. */
+
+/* argv[2], argv[3]: what strftime("%Y-%m-%d %H:%M:%S %Z %z") must give for a winter and a
+ * summer instant in the zone the harness chose (it computed them itself, unsandboxed).
+ * argv[4] (optional): "tzset" to call tzset() first. */
+static int run_libc_localtime(int argc, char **argv) {
+  if (argc < 4) return VOW_CASE_USAGE;
+  const time_t instants[2] = {1609459200 /* 2021-01-01 00:00 UTC */,
+                              1625097600 /* 2021-07-01 00:00 UTC */};
+  if (argc >= 5 && strcmp(argv[4], "tzset") == 0) tzset();
+  char text[96];
+  for (int round = 0; round < 2; ++round) { /* twice: glibc re-checks with TZ unset */
+    for (int i = 0; i < 2; ++i) {
+      struct tm tm;
+      CHECK(localtime_r(&instants[i], &tm) != NULL);
+      CHECK(strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%S %Z %z", &tm) > 0);
+      if (strcmp(text, argv[2 + i]) != 0) {
+        fprintf(stderr, "localtime gave \"%s\", want \"%s\"\n", text, argv[2 + i]);
+        return VOW_CASE_WRONG;
+      }
+      struct tm *shared = localtime(&instants[i]);
+      CHECK(shared != NULL && shared->tm_hour == tm.tm_hour && shared->tm_isdst == tm.tm_isdst);
+    }
+  }
+  return VOW_CASE_OK;
+}
+
+/* argv[2..5]: what sysconf(_SC_NPROCESSORS_ONLN), sysconf(_SC_NPROCESSORS_CONF),
+ * get_nprocs() and get_nprocs_conf() must return (the harness computed them). */
+static int run_libc_nprocs(int argc, char **argv) {
+  if (argc < 6) return VOW_CASE_USAGE;
+  const long got[4] = {sysconf(_SC_NPROCESSORS_ONLN), sysconf(_SC_NPROCESSORS_CONF),
+                       (long)get_nprocs(), (long)get_nprocs_conf()};
+  static const char *const kNames[4] = {"sysconf(_SC_NPROCESSORS_ONLN)",
+                                        "sysconf(_SC_NPROCESSORS_CONF)", "get_nprocs()",
+                                        "get_nprocs_conf()"};
+  for (int i = 0; i < 4; ++i) {
+    const long want = strtol(argv[2 + i], NULL, 10);
+    if (got[i] != want || got[i] < 1) {
+      fprintf(stderr, "%s returned %ld, want %ld\n", kNames[i], got[i], want);
+      return VOW_CASE_WRONG;
+    }
+  }
+  return VOW_CASE_OK;
+}
+
+/* setlocale(LC_ALL, "C.UTF-8"), then UTF-8 really decodes: "\xc3\xa9" is one wide
+ * character, U+00E9, and MB_CUR_MAX allows multibyte sequences. */
+static int run_libc_setlocale(int argc, char **argv) {
+  (void)argc, (void)argv;
+  const char *name = setlocale(LC_ALL, "C.UTF-8");
+  CHECK(name != NULL);
+  CHECK(MB_CUR_MAX > 1);
+  mbstate_t st;
+  memset(&st, 0, sizeof(st));
+  wchar_t wc = 0;
+  CHECK(mbrtowc(&wc, "\xc3\xa9", 2, &st) == 2 && wc == 0xe9);
+  CHECK(setlocale(LC_ALL, "C") != NULL && MB_CUR_MAX == 1);
+  return VOW_CASE_OK;
+}
+
+/* iconv_open("UTF-16", "UTF-8") and one conversion: "h\xc3\xa9" becomes a byte-order
+ * mark and two UTF-16 units (glibc's UTF-16 converter: the gconv cache, then its module). */
+static int run_libc_iconv(int argc, char **argv) {
+  (void)argc, (void)argv;
+#ifdef __GLIBC__
+  iconv_t cd = iconv_open("UTF-16", "UTF-8");
+  CHECK(cd != (iconv_t)-1);
+  char in[] = "h\xc3\xa9";
+  char out[16];
+  char *inp = in, *outp = out;
+  size_t inleft = 3, outleft = sizeof(out);
+  CHECK(iconv(cd, &inp, &inleft, &outp, &outleft) == 0 && inleft == 0);
+  CHECK(sizeof(out) - outleft == 6);
+  unsigned char *u = (unsigned char *)out;
+  const int le = u[0] == 0xff && u[1] == 0xfe;
+  CHECK(le || (u[0] == 0xfe && u[1] == 0xff));
+  const unsigned h = le ? (u[2] | u[3] << 8) : (u[2] << 8 | u[3]);
+  const unsigned e = le ? (u[4] | u[5] << 8) : (u[4] << 8 | u[5]);
+  CHECK(h == 'h' && e == 0xe9);
+  CHECK(iconv_close(cd) == 0);
+  return VOW_CASE_OK;
+#else
+  fprintf(stderr, "iconv case: glibc only\n");
+  return VOW_CASE_UNAVAILABLE;
+#endif
+}
+
+/* pthread_getattr_np() on the main thread: glibc reads /proc/self/maps (the worker's own)
+ * to find the stack's bounds; a local variable must lie inside them. */
+static int run_libc_getattr_np(int argc, char **argv) {
+  (void)argc, (void)argv;
+  pthread_attr_t attr;
+  int rc = pthread_getattr_np(pthread_self(), &attr);
+  if (rc != 0) {
+    report("pthread_getattr_np failed", __LINE__, rc);
+    return VOW_CASE_WRONG;
+  }
+  void *addr = NULL;
+  size_t size = 0;
+  CHECK(pthread_attr_getstack(&attr, &addr, &size) == 0);
+  CHECK(pthread_attr_destroy(&attr) == 0);
+  volatile char local = 0;
+  const uintptr_t p = (uintptr_t)&local, lo = (uintptr_t)addr;
+  if (!(size >= 4096 && p >= lo && p < lo + size)) {
+    fprintf(stderr, "stack [%p, +%zu) does not hold %p\n", addr, size, (void *)&local);
+    return VOW_CASE_WRONG;
+  }
+  return VOW_CASE_OK;
+}
+
+/* A second thread fills its malloc arena with blocks below the mmap threshold, frees
+ * them, and does it again: glibc's thread arena heap grows and then shrinks
+ * (shrink_heap() reads /proc/sys/vm/overcommit_memory once). Contents are checked. */
+static void *arena_thread(void *arg) {
+  (void)arg;
+  enum { kBlocks = 256, kSize = 64 * 1024 };
+  for (int round = 0; round < 3; ++round) {
+    unsigned char *blocks[kBlocks];
+    for (int i = 0; i < kBlocks; ++i) {
+      blocks[i] = malloc(kSize);
+      if (blocks[i] == NULL) return (void *)1;
+      memset(blocks[i], (i + round) & 0xff, kSize);
+    }
+    for (int i = kBlocks - 1; i >= 0; --i) {
+      if (blocks[i][0] != ((i + round) & 0xff) || blocks[i][kSize - 1] != ((i + round) & 0xff)) {
+        return (void *)2;
+      }
+      free(blocks[i]);
+    }
+  }
+  return NULL;
+}
+
+static int run_libc_arena_shrink(int argc, char **argv) {
+  (void)argc, (void)argv;
+  pthread_t t;
+  int rc = pthread_create(&t, NULL, arena_thread, NULL);
+  if (rc != 0) {
+    report("pthread_create failed", __LINE__, rc);
+    return VOW_CASE_WRONG;
+  }
+  void *ret = (void *)-1;
+  CHECK(pthread_join(t, &ret) == 0);
+  if (ret != NULL) {
+    fprintf(stderr, "arena thread failed at step %ld\n", (long)(intptr_t)ret);
+    return VOW_CASE_WRONG;
+  }
+  return VOW_CASE_OK;
+}
+
 /* -------------------------------------------------------------------------------- */
 
 struct named_case {
@@ -798,6 +956,12 @@ static const struct named_case kCases[] = {
     {"x32", run_x32},
     {"int80", run_int80},
     {"enosys_number", run_enosys_number},
+    {"libc_localtime", run_libc_localtime},
+    {"libc_nprocs", run_libc_nprocs},
+    {"libc_setlocale", run_libc_setlocale},
+    {"libc_iconv", run_libc_iconv},
+    {"libc_getattr_np", run_libc_getattr_np},
+    {"libc_arena_shrink", run_libc_arena_shrink},
 };
 
 int vow_conformance_run(int argc, char **argv) {

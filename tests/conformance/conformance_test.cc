@@ -18,7 +18,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sched.h>
+#include <sys/sysinfo.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -56,7 +59,7 @@ enum class Setup {
   kTcpServer,   // $PORT: 127.0.0.1 port that answers "ping" with "pong"
   kUnixServer,  // $SOCK: AF_UNIX stream socket path, same
 };
-enum class Tz { kUtc, kUnset };
+enum class Tz { kUtc, kUnset, kBerlin };
 
 // How the worker must end.
 struct Expect {
@@ -73,6 +76,9 @@ struct Expect {
   // kExited: a path call the broker refused, recorded with this text in it (e.g.
   // "newfstatat(\"/etc/passwd\"").
   std::string refusal;
+  // kExited: the broker refused no path call at all (the libc_* cases: everything libc
+  // reads on its own must be served).
+  bool no_refusals = false;
 };
 
 struct Case {
@@ -94,6 +100,7 @@ struct Case {
   // with --gtest_also_run_disabled_tests. Listed in README.md.
   std::string known_bug;
   bool known_bug_musl_only = false;
+  bool known_bug_glibc_only = false;
   Expect expect;                      // both libcs...
   std::optional<Expect> musl_expect;  // ...unless musl differs
 };
@@ -371,6 +378,115 @@ std::vector<Case> PermittedCases() {
   return cases;
 }
 
+// ---- what libc reads behind the program's back (issue 7) ----------------------------
+
+const char* TzName(Tz tz) {
+  switch (tz) {
+    case Tz::kUtc: return "UTC";
+    case Tz::kUnset: return nullptr;
+    case Tz::kBerlin: return "Europe/Berlin";
+  }
+  return nullptr;
+}
+
+// Sets the harness's own TZ as a worker will see it (nullptr: unset).
+void SetTz(const char* tz) {
+  if (tz == nullptr) {
+    unsetenv("TZ");
+  } else {
+    setenv("TZ", tz, 1);
+  }
+  tzset();
+}
+
+// What the worker's strftime("%Y-%m-%d %H:%M:%S %Z %z") must print for `t` in `tz`,
+// computed here, unsandboxed, with this process's glibc.
+std::string LocalText(Tz tz, time_t t) {
+  SetTz(TzName(tz));
+  struct tm tm;
+  char text[96] = {0};
+  if (localtime_r(&t, &tm) == nullptr ||
+      strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%S %Z %z", &tm) == 0) {
+    text[0] = '\0';
+  }
+  SetTz("UTC");
+  return text;
+}
+
+std::vector<Case> LibcSetCases() {
+  const time_t winter = 1609459200, summer = 1625097600;  // 2021-01-01, 2021-07-01 UTC
+  cpu_set_t affinity;
+  CPU_ZERO(&affinity);
+  const int affine =
+      sched_getaffinity(0, sizeof(affinity), &affinity) == 0 ? CPU_COUNT(&affinity) : -1;
+  std::vector<Case> cases;
+  const struct {
+    Tz tz;
+    const char* name;
+  } zones[] = {{Tz::kUnset, "tz_unset"}, {Tz::kUtc, "tz_utc"}, {Tz::kBerlin, "tz_berlin"}};
+  for (const auto& zone : zones) {
+    auto libc_case = [&](std::string worker_case, std::vector<std::string> args = {}) {
+      Case c;
+      c.name = absl::StrCat(worker_case, "_", zone.name);
+      c.worker_case = std::move(worker_case);
+      c.args = std::move(args);
+      c.tz = zone.tz;
+      c.expect = Exits0();
+      c.expect.no_refusals = true;
+      return c;
+    };
+    const std::string w = LocalText(zone.tz, winter), s = LocalText(zone.tz, summer);
+    cases.push_back(libc_case("libc_localtime", {w, s}));
+    {
+      Case c = libc_case("libc_localtime", {w, s, "tzset"});
+      c.name = absl::StrCat("libc_tzset_", zone.name);
+      cases.push_back(c);
+    }
+    {
+      // glibc reads sysfs (the harness's glibc gives the same answers unsandboxed);
+      // musl 1.2.3 counts the affinity mask for all four.
+      Case c = libc_case(
+          "libc_nprocs",
+          {absl::StrCat(sysconf(_SC_NPROCESSORS_ONLN)), absl::StrCat(sysconf(_SC_NPROCESSORS_CONF)),
+           absl::StrCat(get_nprocs()), absl::StrCat(get_nprocs_conf())});
+      const std::string a = absl::StrCat(affine);
+      c.musl_args = std::vector<std::string>{a, a, a, a};
+      cases.push_back(c);
+    }
+    {
+      Case c = libc_case("libc_setlocale");
+      c.known_bug =
+          "glibc opens /usr/lib/locale/C.utf8/LC_MESSAGES (a directory) O_RDONLY|O_CLOEXEC "
+          "to fstat it and then open LC_MESSAGES/SYS_LC_MESSAGES; the broker answers EISDIR "
+          "(\"the path is a directory and O_DIRECTORY was not asked for\"), so "
+          "setlocale(LC_ALL, \"C.UTF-8\") returns NULL; the EISDIR is audited as deny but "
+          "is not in WorkerResult::refusals";
+      c.known_bug_glibc_only = true;
+      cases.push_back(c);
+    }
+    {
+      Case c = libc_case("libc_iconv");
+      c.musl = false;  // musl's iconv is built in: no files
+      cases.push_back(c);
+    }
+    {
+      Case c = libc_case("libc_getattr_np");
+      c.known_bug =
+          "glibc's pthread_getattr_np() calls sched_getaffinity(its own tid) "
+          "(pthread_getaffinity_np); the stdio filter kills it: \"sched_getaffinity(...) "
+          "refused; promise proc would allow it\"";
+      c.known_bug_glibc_only = true;
+      cases.push_back(c);
+    }
+    {
+      Case c = libc_case("libc_arena_shrink");
+      c.promises = PromiseSet{Promise::kStdio, Promise::kThread};
+      cases.push_back(c);
+    }
+  }
+  return cases;
+}
+
 // Denied in every penalty mode and every promise set.
 std::vector<Case> DeniedCases() {
   struct Act {
@@ -457,6 +573,8 @@ std::vector<Param> AllParams() {
   std::vector<Case> cases = PermittedCases();
   std::vector<Case> denied = DeniedCases();
   cases.insert(cases.end(), denied.begin(), denied.end());
+  std::vector<Case> libc_set = LibcSetCases();
+  cases.insert(cases.end(), libc_set.begin(), libc_set.end());
   for (Libc libc : {Libc::kGlibc, Libc::kMusl}) {
     for (const Case& c : cases) {
       if ((libc == Libc::kGlibc && c.glibc) || (libc == Libc::kMusl && c.musl)) {
@@ -468,7 +586,8 @@ std::vector<Param> AllParams() {
 }
 
 bool IsKnownBug(const Param& p) {
-  return !p.c.known_bug.empty() && (!p.c.known_bug_musl_only || p.libc == Libc::kMusl);
+  return !p.c.known_bug.empty() && (!p.c.known_bug_musl_only || p.libc == Libc::kMusl) &&
+         (!p.c.known_bug_glibc_only || p.libc == Libc::kGlibc);
 }
 
 // Short names in test output instead of a byte dump.
@@ -763,11 +882,11 @@ TEST_P(ConformanceTest, Case) {
   ASSERT_TRUE(prepared.ok()) << prepared.status();
 
   // The environment the worker inherits, for this spawn only.
-  if (c.tz == Tz::kUnset) unsetenv("TZ");
+  if (c.tz != Tz::kUtc) SetTz(TzName(c.tz));
   if (c.rseq_off) setenv("GLIBC_TUNABLES", "glibc.pthread.rseq=0", 1);
   auto id = broker_->SpawnExec(*prepared, argv, options);
   if (c.rseq_off) unsetenv("GLIBC_TUNABLES");
-  if (c.tz == Tz::kUnset) setenv("TZ", "UTC", 1);
+  if (c.tz != Tz::kUtc) SetTz("UTC");
   ASSERT_TRUE(id.ok()) << id.status();
   // The broker dup'ed what the worker needs; a pipe's EOF must not wait on our copy.
   if (c.stdio == Stdio::kPipe) out->worker.reset();
@@ -784,13 +903,15 @@ TEST_P(ConformanceTest, Case) {
   const std::string got_out =
       c.stdio == Stdio::kFile ? ReadFile(out->path) : Drain(out->ours.get());
   const std::string got_err = ReadFile(err_path);
-  std::vector<std::string> seen;
+  std::vector<std::string> seen, refused;
   for (const Violation& v : result->violations) seen.push_back(v.ToString());
+  for (const Refusal& r : result->refusals) refused.push_back(r.ToString());
   const std::string context =
       absl::StrCat("\n  worker: ", absl::StrJoin(argv, " "), "\n  promises: ",
                    c.promises.ToString(), ", penalty ", PenaltyName(c.penalty),
                    "\n  result: ", result->ToString(), "\n  violations: [",
-                   absl::StrJoin(seen, "; "), "]\n  stderr: ", got_err,
+                   absl::StrJoin(seen, "; "), "]\n  refusals: [",
+                   absl::StrJoin(refused, "; "), "]\n  stderr: ", got_err,
                    "\n  stdout: ", got_out);
 
   ASSERT_EQ(result->kind, want.kind) << context;
@@ -802,6 +923,7 @@ TEST_P(ConformanceTest, Case) {
         for (const Refusal& r : result->refusals) absl::StrAppend(&refusals, r.ToString(), "\n");
         EXPECT_TRUE(absl::StrContains(refusals, want.refusal)) << refusals << context;
       }
+      if (want.no_refusals) EXPECT_TRUE(result->refusals.empty()) << context;
       if (want.syscall.empty()) {
         EXPECT_TRUE(result->violations.empty()) << context;
       } else {
