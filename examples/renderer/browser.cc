@@ -36,7 +36,8 @@ constexpr const char* kGraphicsReadPaths[] = {
 Policy RendererPolicy(const BrowserOptions& o, bool graphics) {
   Policy policy;  // stdio, penalty kill
   if (graphics) {
-    policy.promises = PromiseSet{Promise::kStdio, Promise::kRpath};
+    // glib (librsvg, poppler's cairo) starts threads.
+    policy.promises = PromiseSet{Promise::kStdio, Promise::kRpath, Promise::kThread};
     for (const char* path : kGraphicsReadPaths) {
       struct stat st;
       if (stat(path, &st) == 0) policy.paths.push_back(PathRule{path, /*read=*/true});
@@ -303,7 +304,12 @@ std::string Browser::WaitForEnd(WorkerId id, absl::Duration timeout) {
   if (!mu_.AwaitWithTimeout(absl::Condition(&ended), timeout)) {
     return "the renderer was ended (its report did not arrive in time)";
   }
-  return renderers_[id].state;
+  const RendererInfo& info = renderers_[id];
+  std::string message = info.state;
+  for (const std::string& r : info.refusals) {
+    if (r != info.state && !absl::StrContains(info.state, r)) absl::StrAppend(&message, "; ", r);
+  }
+  return message;
 }
 
 void Browser::EndRenderer(Tab& tab) {
@@ -430,9 +436,9 @@ std::vector<RendererInfo> Browser::Renderers() {
   absl::MutexLock lock(&mu_);
   for (auto& [id, info] : renderers_) {
     if (info.live) {
-      info.pid = broker_->pid(id);
-      if (info.pid <= 0 && info.state == "idle") info.state = "ended (report pending)";
-      info.rss_kb = info.pid > 0 ? RssKb(info.pid) : 0;
+      pid_t pid = broker_->pid(id);
+      if (pid <= 0 && info.state == "idle") info.state = "ended while idle (reported on next use)";
+      info.rss_kb = pid > 0 ? RssKb(pid) : 0;
     } else {
       info.rss_kb = 0;
     }

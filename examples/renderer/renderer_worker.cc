@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,7 +35,10 @@ std::string Rejected(const absl::Status& status) {
       break;
     }
     case TestAct::kOpen:
-      (void)!open("/etc/passwd", O_RDONLY);
+      if (open("/etc/passwd", O_RDONLY) < 0) abort();
+      break;
+    case TestAct::kSocket:
+      (void)!socket(AF_INET, SOCK_STREAM, 0);
       break;
     case TestAct::kHang:
       for (;;) pause();

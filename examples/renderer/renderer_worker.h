@@ -28,10 +28,11 @@ enum AnswerFormat : uint8_t { kHtml = 1, kRgba = 2 };
 // What a test-only job makes the renderer do, each one a way a real renderer dies.
 enum class TestAct : uint8_t {
   kSegv = 1,    // a NULL write: SIGSEGV
-  kOpen = 2,    // open("/etc/passwd"): a forbidden syscall under `stdio`
+  kOpen = 2,    // open("/etc/passwd") (refused by the broker), then abort()
   kHang = 3,    // sleeps forever: ended by the wall-time limit
   kMemory = 4,  // allocates until RLIMIT_AS stops it, then aborts
   kSpin = 5,    // burns CPU: ended by RLIMIT_CPU
+  kSocket = 6,  // socket(AF_INET): a syscall no promise of a renderer allows
 };
 
 inline constexpr size_t kMaxDocumentBytes = 64u << 20;

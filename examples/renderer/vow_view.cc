@@ -8,7 +8,7 @@
 // Routes: /                  the file list of DIR
 //         /view/NAME         a tab: NAME rendered (?page=N for PDF, ?reload=1: fresh renderer)
 //         /about:renderers   every renderer: pid, document, state, memory, requests, violations
-// With --test-hooks (tests only) /view/NAME?test=segv|open|hang|memory|spin makes the
+// With --test-hooks (tests only) /view/NAME?test=segv|open|socket|hang|memory|spin makes the
 // document's renderer die in that way.
 #include <signal.h>
 #include <stdio.h>
@@ -65,7 +65,8 @@ class Service final : public kj::HttpService {
           } else if (q.name == "test" && test_hooks_) {
             static const std::pair<const char*, TestAct> kActs[] = {
                 {"segv", TestAct::kSegv}, {"open", TestAct::kOpen}, {"hang", TestAct::kHang},
-                {"memory", TestAct::kMemory}, {"spin", TestAct::kSpin}};
+                {"memory", TestAct::kMemory}, {"spin", TestAct::kSpin},
+                {"socket", TestAct::kSocket}};
             for (const auto& [n, act] : kActs) {
               if (q.value == n) test = act;
             }
