@@ -201,15 +201,19 @@ absl::StatusOr<std::unique_ptr<Browser>> Browser::Create(BrowserOptions options)
 }
 
 Browser::~Browser() {
-  // Hand every lease back before the pools go.
-  absl::MutexLock lock(&mu_);
-  for (auto& [name, tab] : tabs_) {
-    std::lock_guard<std::mutex> tab_lock(tab->mu);
-    if (tab->lease.has_value()) {
-      tab->pool->Release(*std::move(tab->lease), /*healthy=*/false);
-      tab->lease.reset();
-    }
+  // Hand every lease back, then stop the pools while the state their on_exit callback
+  // uses (mu_, renderers_) still exists.
+  std::map<std::string, std::shared_ptr<Tab>> tabs;
+  {
+    absl::MutexLock lock(&mu_);
+    tabs.swap(tabs_);
   }
+  for (auto& [name, tab] : tabs) {
+    std::lock_guard<std::mutex> tab_lock(tab->mu);
+    EndRenderer(*tab);
+  }
+  text_pool_.reset();
+  graphics_pool_.reset();
 }
 
 std::vector<std::string> Browser::ListDocuments() const {
@@ -408,8 +412,14 @@ Page Browser::Open(const std::string& name, uint32_t page_index, bool reload,
     result.renderer = id;
     result.pid = page.pid;
     if (healthy) {
-      absl::MutexLock lock(&mu_);
-      renderers_[id].state = "idle";
+      // One rendering per renderer: it is ended now, so that no renderer ever holds two
+      // documents or outlives its view; the pool has already a warm spare for the next.
+      {
+        absl::MutexLock lock(&mu_);
+        renderers_[id].state = result.kind == Page::Kind::kRejected ? "done (refused the document)"
+                                                                    : "done (rendered)";
+      }
+      EndRenderer(*tab);
       return result;
     }
     {

@@ -5,13 +5,13 @@
 // scripts; pixels are re-encoded to PNG here, so the user's browser never decodes bytes a
 // renderer chose).
 //
-// One renderer per open document ("tab"), taken from a pool of spares that are already
-// forked and locked to `stdio` (WorkerPool). Two pools, two policies: "text" (Markdown,
+// One renderer per document view ("tab"), taken from a pool of spares that are already
+// forked and locked to `stdio` (WorkerPool); it renders that one document and is ended,
+// so no renderer ever sees two documents, and the pool refills its spares. Two pools, two policies: "text" (Markdown,
 // raster images: `stdio`, no path at all) and "graphics" (SVG, PDF: `stdio rpath` with
 // read rules for fontconfig's configuration, the fonts and poppler's data only). A
-// renderer keeps serving its document until it ends: by a crash, a violation, its
-// wall-time limit (counted from its spawn), or a reload; the next request for the
-// document then gets a fresh one. Renderers never see a path of the user's files: the
+// renderer's wall-time limit counts from its spawn (so it includes its time as a
+// spare; a spare that expired idle is skipped). Renderers never see a path of the user's files: the
 // browser reads the document and sends its bytes.
 //
 // Thread-safe.
