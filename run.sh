@@ -16,3 +16,9 @@ for chain in valid expired wrong_host; do
 done
 echo "== vow_cat: a worker locked to stdio reads a file through the broker =="
 ./bazel-bin/examples/vow_cat --audit examples/testdata/pledge.txt
+echo "== vow_view: untrusted documents rendered by locked renderers, in your browser =="
+echo "   ./bazel-bin/examples/renderer/vow_view serve --port 8080 examples/renderer/testdata"
+echo "   then open http://127.0.0.1:8080/ (and http://127.0.0.1:8080/about:renderers)"
+if [[ "${VOW_VIEW:-0}" == 1 ]]; then
+  exec ./bazel-bin/examples/renderer/vow_view serve --port 8080 examples/renderer/testdata
+fi

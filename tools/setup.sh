@@ -33,6 +33,11 @@ VOW_PACKAGES=(
   imagemagick       # examples/parsers: corpus tools
   libarchive-tools
   zip
+  libcmark-dev      # examples/renderer: Markdown -> HTML (CMARK_OPT_SAFE)
+  librsvg2-dev      # examples/renderer: SVG -> pixels
+  libcairo2-dev
+  libpoppler-cpp-dev  # examples/renderer: PDF pages -> pixels
+  chromium          # examples/renderer:chromium_test drives vow_view in headless Chromium
 )
 
 vow_missing_packages() {

@@ -1,0 +1,362 @@
+// The renderer app's browser, driven through its C++ API (the HTTP layer is tested in a
+// real Chromium by chromium_test.sh). Documents are generated here; each renderer is a
+// real locked worker.
+#include "examples/renderer/browser.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <fstream>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "examples/parsers/image.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace vow::renderer {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kSvg[] =
+    R"(<svg xmlns="http://www.w3.org/2000/svg" width="120" height="80">)"
+    R"(<rect width="120" height="80" fill="#3366cc"/>)"
+    R"(<text x="10" y="50" font-family="DejaVu Sans" font-size="30" fill="#ffffff">vow</text></svg>)";
+
+// The same picture with text that tries to include /etc/passwd, and an image from it.
+constexpr char kSvgPasswd[] =
+    R"(<svg xmlns="http://www.w3.org/2000/svg" xmlns:xi="http://www.w3.org/2001/XInclude")"
+    R"( xmlns:xlink="http://www.w3.org/1999/xlink" width="120" height="80">)"
+    R"(<rect width="120" height="80" fill="#3366cc"/>)"
+    R"(<image x="0" y="0" width="120" height="80" xlink:href="file:///etc/passwd"/>)"
+    R"(<text x="2" y="50" font-family="DejaVu Sans" font-size="10" fill="#ffffff">)"
+    R"(<xi:include href="file:///etc/passwd" parse="text"/></text></svg>)";
+constexpr char kSvgEmptyText[] =
+    R"(<svg xmlns="http://www.w3.org/2000/svg" width="120" height="80">)"
+    R"(<rect width="120" height="80" fill="#3366cc"/>)"
+    R"(<text x="2" y="50" font-family="DejaVu Sans" font-size="10" fill="#ffffff"></text></svg>)";
+constexpr char kSvgNet[] =
+    R"(<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink")"
+    R"( width="120" height="80"><rect width="120" height="80" fill="#3366cc"/>)"
+    R"(<image width="120" height="80" xlink:href="http://198.51.100.7/x.png"/></svg>)";
+constexpr char kSvgBlue[] =
+    R"(<svg xmlns="http://www.w3.org/2000/svg" width="120" height="80">)"
+    R"(<rect width="120" height="80" fill="#3366cc"/></svg>)";
+
+std::string BillionLaughs() {
+  std::string s = "<?xml version=\"1.0\"?>\n<!DOCTYPE svg [\n<!ENTITY lol \"lollollollollol\">\n";
+  for (int i = 1; i <= 10; ++i) {
+    std::string prev = i == 1 ? "lol" : absl::StrCat("lol", i - 1);
+    s += absl::StrCat("<!ENTITY lol", i, " \"");
+    for (int k = 0; k < 10; ++k) s += absl::StrCat("&", prev, ";");
+    s += "\">\n";
+  }
+  s += "]>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"100\" height=\"100\">"
+       "<text x=\"0\" y=\"20\">&lol10;</text></svg>\n";
+  return s;
+}
+
+uint32_t Crc(const std::string& type_and_data) {
+  return static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(type_and_data.data()),
+                                     type_and_data.size()));
+}
+
+void PutU32(std::string* s, uint32_t v) {
+  for (int i = 3; i >= 0; --i) s->push_back(static_cast<char>(v >> (8 * i)));
+}
+
+std::string Chunk(const std::string& type, const std::string& data) {
+  std::string out;
+  PutU32(&out, static_cast<uint32_t>(data.size()));
+  std::string body = type + data;
+  out += body;
+  PutU32(&out, Crc(body));
+  return out;
+}
+
+// A real decompression bomb: a 1-bit 40000x40000 gray PNG of zeros, ~200 MB of rows
+// deflated to a few hundred KiB (1.6 Gpx of RGBA if decoded).
+std::string PngBomb() {
+  const uint32_t side = 40000;
+  std::string ihdr;
+  PutU32(&ihdr, side);
+  PutU32(&ihdr, side);
+  ihdr += std::string("\x01\x00\x00\x00\x00", 5);  // bit depth 1, gray, deflate, none, none
+  z_stream z{};
+  deflateInit(&z, 9);
+  std::string row(1 + side / 8, '\0'), out;
+  std::string buf(1 << 16, '\0');
+  for (uint32_t y = 0; y < side; ++y) {
+    z.next_in = reinterpret_cast<Bytef*>(row.data());
+    z.avail_in = row.size();
+    int flush = y + 1 == side ? Z_FINISH : Z_NO_FLUSH;
+    do {
+      z.next_out = reinterpret_cast<Bytef*>(buf.data());
+      z.avail_out = buf.size();
+      deflate(&z, flush);
+      out.append(buf.data(), buf.size() - z.avail_out);
+    } while (z.avail_out == 0);
+  }
+  deflateEnd(&z);
+  return std::string("\x89PNG\r\n\x1a\n", 8) + Chunk("IHDR", ihdr) + Chunk("IDAT", out) +
+         Chunk("IEND", "");
+}
+
+// A one-page PDF with a line of text in Helvetica (poppler finds a substitute font through
+// fontconfig, through the broker).
+std::string Pdf() {
+  std::string content = "BT /F1 36 Tf 40 100 Td (Hello vow) Tj ET";
+  std::vector<std::string> objs = {
+      "<< /Type /Catalog /Pages 2 0 R >>",
+      "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+      "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 200] /Contents 4 0 R "
+      "/Resources << /Font << /F1 5 0 R >> >> >>",
+      absl::StrCat("<< /Length ", content.size(), " >>\nstream\n", content, "\nendstream"),
+      "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"};
+  std::string pdf = "%PDF-1.4\n";
+  std::vector<size_t> offsets;
+  for (size_t i = 0; i < objs.size(); ++i) {
+    offsets.push_back(pdf.size());
+    absl::StrAppend(&pdf, i + 1, " 0 obj\n", objs[i], "\nendobj\n");
+  }
+  size_t xref = pdf.size();
+  absl::StrAppend(&pdf, "xref\n0 ", objs.size() + 1, "\n0000000000 65535 f \n");
+  for (size_t off : offsets) pdf += absl::StrFormat("%010d 00000 n \n", off);
+  absl::StrAppend(&pdf, "trailer\n<< /Size ", objs.size() + 1, " /Root 1 0 R >>\nstartxref\n",
+                  xref, "\n%%EOF\n");
+  return pdf;
+}
+
+class BrowserTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    char tmpl[] = "/tmp/vow_view_test.XXXXXX";
+    dir_ = new std::string(mkdtemp(tmpl));
+    Write("doc.md",
+          "# Hello\n\nSome *text* and [a link](javascript:alert(1)).\n\n"
+          "<script>alert('owned')</script>\n\n<img src=x onerror=alert(2)>\n");
+    Write("pic.svg", kSvg);
+    Write("passwd.svg", kSvgPasswd);
+    Write("empty_text.svg", kSvgEmptyText);
+    Write("net.svg", kSvgNet);
+    Write("blue.svg", kSvgBlue);
+    Write("lol.svg", BillionLaughs());
+    Write("bomb.png", PngBomb());
+    Write("doc.pdf", Pdf());
+    std::string rgba;
+    for (int i = 0; i < 16 * 8; ++i) rgba += std::string("\xff\x00\x00\xff", 4);
+    Write("red.png", *parsers::EncodePngRgba(16, 8, rgba));
+    Write("notes.txt", "no renderer for this");
+  }
+  static void Write(const std::string& name, const std::string& bytes) {
+    std::ofstream(*dir_ + "/" + name, std::ios::binary) << bytes;
+  }
+  static std::unique_ptr<Browser> Make(BrowserOptions o = {}) {
+    o.dir = *dir_;
+    o.test_hooks = true;
+    o.spares = 1;
+    auto b = Browser::Create(o);
+    EXPECT_TRUE(b.ok()) << b.status();
+    return b.ok() ? *std::move(b) : nullptr;
+  }
+  static parsers::DecodedImage Decode(const Page& p) {
+    auto img = parsers::DecodeImageBytes(p.png, 1 << 24, true);
+    EXPECT_TRUE(img.ok()) << img.status();
+    return img.ok() ? *img : parsers::DecodedImage();
+  }
+  static std::string* dir_;
+};
+std::string* BrowserTest::dir_ = nullptr;
+
+TEST_F(BrowserTest, ListsDocuments) {
+  auto b = Make();
+  EXPECT_THAT(b->ListDocuments(), ::testing::Contains("doc.md"));
+  EXPECT_THAT(b->FileListHtml(), HasSubstr("href=\"/view/pic.svg\""));
+}
+
+TEST_F(BrowserTest, MarkdownIsSanitizedHtml) {
+  auto b = Make();
+  Page p = b->Open("doc.md", 0, false);
+  ASSERT_EQ(p.kind, Page::Kind::kHtml) << p.message;
+  EXPECT_THAT(p.html, HasSubstr("<h1>Hello</h1>"));
+  EXPECT_THAT(p.html, HasSubstr("<em>text</em>"));
+  EXPECT_THAT(p.html, Not(HasSubstr("<script")));
+  EXPECT_THAT(p.html, Not(HasSubstr("javascript:")));
+  EXPECT_THAT(p.html, Not(HasSubstr("onerror")));
+  EXPECT_GT(p.pid, 0);
+  std::string tab = b->TabHtml("doc.md", 0, p);
+  EXPECT_THAT(tab, HasSubstr("<article id=\"document\"><h1>Hello</h1>"));
+}
+
+TEST_F(BrowserTest, SvgPngAndPdfRenderToPixels) {
+  auto b = Make();
+  Page svg = b->Open("pic.svg", 0, false);
+  ASSERT_EQ(svg.kind, Page::Kind::kPng) << svg.message;
+
+  EXPECT_EQ(svg.width, 120u);
+  EXPECT_EQ(svg.height, 80u);
+  parsers::DecodedImage img = Decode(svg);
+  ASSERT_EQ(img.rgba.size(), 120u * 80 * 4);
+  EXPECT_EQ(img.rgba.substr(0, 4), std::string("\x33\x66\xcc\xff", 4));
+  // The text was drawn (fonts came through the broker): some white pixels.
+  size_t white = 0;
+  for (size_t i = 0; i < img.rgba.size(); i += 4) white += img.rgba.substr(i, 3) == "\xff\xff\xff";
+  EXPECT_GT(white, 30u);
+
+  Page png = b->Open("red.png", 0, false);
+  ASSERT_EQ(png.kind, Page::Kind::kPng) << png.message;
+  EXPECT_EQ(Decode(png).rgba.substr(0, 4), std::string("\xff\x00\x00\xff", 4));
+
+  Page pdf = b->Open("doc.pdf", 0, false);
+  ASSERT_EQ(pdf.kind, Page::Kind::kPng) << pdf.message;
+  EXPECT_EQ(pdf.pages, 1u);
+  EXPECT_EQ(pdf.width, 400u);  // 300 pt at 96 dpi
+  parsers::DecodedImage page = Decode(pdf);
+  size_t dark = 0;
+  for (size_t i = 0; i < page.rgba.size(); i += 4) dark += static_cast<uint8_t>(page.rgba[i]) < 100;
+  EXPECT_GT(dark, 100u) << "the PDF's text was not drawn";
+  Page missing = b->Open("doc.pdf", 5, false);
+  EXPECT_EQ(missing.kind, Page::Kind::kRejected);
+  EXPECT_THAT(missing.message, HasSubstr("page 6 of 1"));
+
+  Page txt = b->Open("notes.txt", 0, false);
+  EXPECT_EQ(txt.kind, Page::Kind::kError);
+  Page escape = b->Open("../etc/passwd", 0, false);
+  EXPECT_EQ(escape.kind, Page::Kind::kError);
+}
+
+TEST_F(BrowserTest, SvgCannotReadHostFilesOrTheNetwork) {
+  auto b = Make();
+  Page evil = b->Open("passwd.svg", 0, false);
+  Page clean = b->Open("empty_text.svg", 0, false);
+  ASSERT_EQ(clean.kind, Page::Kind::kPng) << clean.message;
+  // Either refused, or drawn with nothing of /etc/passwd in it: the same pixels as the
+  // picture whose text is empty.
+  if (evil.kind == Page::Kind::kPng) {
+    EXPECT_EQ(Decode(evil).rgba, Decode(clean).rgba);
+  } else {
+    EXPECT_EQ(evil.kind, Page::Kind::kRejected) << evil.message;
+  }
+  Page net = b->Open("net.svg", 0, false);
+  Page blue = b->Open("blue.svg", 0, false);
+  ASSERT_EQ(blue.kind, Page::Kind::kPng);
+  if (net.kind == Page::Kind::kPng) {
+    EXPECT_EQ(Decode(net).rgba, Decode(blue).rgba);
+  } else {
+    EXPECT_EQ(net.kind, Page::Kind::kRejected) << net.message;
+  }
+  for (const AuditEntry& e : b->broker().audit().Entries()) {
+    EXPECT_FALSE(e.allowed && absl::StrContains(e.request, "/etc/passwd")) << e.request;
+    EXPECT_FALSE(e.allowed && absl::StrContains(e.request, "connect")) << e.request;
+  }
+}
+
+TEST_F(BrowserTest, BillionLaughsAndDecompressionBombAreRefused) {
+  auto b = Make();
+  absl::Time start = absl::Now();
+  Page lol = b->Open("lol.svg", 0, false);
+  EXPECT_NE(lol.kind, Page::Kind::kPng);
+  EXPECT_NE(lol.kind, Page::Kind::kError);
+  Page bomb = b->Open("bomb.png", 0, false);
+  EXPECT_EQ(bomb.kind, Page::Kind::kRejected) << bomb.message;
+  EXPECT_THAT(bomb.message, HasSubstr("40000"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20));
+  EXPECT_EQ(b->Open("pic.svg", 0, false).kind, Page::Kind::kPng);
+}
+
+TEST_F(BrowserTest, CrashShowsTheReasonAndReloadRecovers) {
+  auto b = Make();
+  Page first = b->Open("doc.md", 0, false);
+  ASSERT_EQ(first.kind, Page::Kind::kHtml);
+  Page segv = b->Open("doc.md", 0, false, TestAct::kSegv);
+  ASSERT_EQ(segv.kind, Page::Kind::kCrashed);
+  EXPECT_NE(segv.renderer, first.renderer);  // a renderer renders one document view
+  EXPECT_THAT(segv.message, HasSubstr("SIGSEGV"));
+  std::string tab = b->TabHtml("doc.md", 0, segv);
+  EXPECT_THAT(tab, HasSubstr("This document crashed"));
+  EXPECT_THAT(tab, HasSubstr("href=\"/view/doc.md?reload=1\""));
+  Page again = b->Open("doc.md", 0, /*reload=*/true);
+  ASSERT_EQ(again.kind, Page::Kind::kHtml);
+  EXPECT_NE(again.renderer, first.renderer);
+  EXPECT_NE(again.pid, first.pid);
+
+  Page socket = b->Open("doc.md", 0, false, TestAct::kSocket);
+  ASSERT_EQ(socket.kind, Page::Kind::kCrashed);
+  EXPECT_THAT(socket.message, HasSubstr("socket("));
+  EXPECT_THAT(socket.message, HasSubstr("promise inet would allow it"));
+  Page open = b->Open("doc.md", 0, false, TestAct::kOpen);
+  ASSERT_EQ(open.kind, Page::Kind::kCrashed);
+  EXPECT_THAT(open.message, HasSubstr("openat(\"/etc/passwd\", O_RDONLY) refused"));
+
+  // Every view gets its own renderer.
+  Page live = b->Open("pic.svg", 0, false);
+  Page reloaded = b->Open("pic.svg", 0, true);
+  EXPECT_NE(live.renderer, reloaded.renderer);
+
+  // The pool reaps an ended renderer on its own thread: wait for its report.
+  std::vector<RendererInfo> rs;
+  for (absl::Time until = absl::Now() + absl::Seconds(5); absl::Now() < until;) {
+    rs = b->Renderers();
+    bool pending = false;
+    for (const RendererInfo& r : rs) pending |= r.id == reloaded.renderer && r.live;
+    if (!pending) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  bool saw_socket = false, saw_live_svg = false;
+  for (const RendererInfo& r : rs) {
+    if (r.id == socket.renderer) {
+      saw_socket = true;
+      EXPECT_FALSE(r.live);
+      EXPECT_EQ(r.document, "doc.md");
+      EXPECT_EQ(r.requests, 1u);
+      EXPECT_GE(r.violations, 1u);
+      EXPECT_THAT(r.state, HasSubstr("socket("));
+    }
+    if (r.id == reloaded.renderer) {
+      saw_live_svg = true;
+      EXPECT_FALSE(r.live);
+      EXPECT_EQ(r.pid, reloaded.pid);
+      EXPECT_EQ(r.pool, "graphics");
+      EXPECT_EQ(r.state, "done (rendered)");
+    }
+  }
+  EXPECT_TRUE(saw_socket);
+  EXPECT_TRUE(saw_live_svg);
+  std::string about = b->AboutHtml();
+  EXPECT_THAT(about, HasSubstr(absl::StrCat("<td>", reloaded.pid, "</td><td>pic.svg</td>")));
+}
+
+TEST_F(BrowserTest, WallTimeEndsAHang) {
+  BrowserOptions o;
+  o.wall_time = absl::Seconds(2);
+  auto b = Make(o);
+  absl::Time start = absl::Now();
+  Page hang = b->Open("doc.md", 0, false, TestAct::kHang);
+  ASSERT_EQ(hang.kind, Page::Kind::kCrashed);
+  EXPECT_THAT(hang.message, HasSubstr("wall time"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(6));
+}
+
+TEST_F(BrowserTest, MemoryAndCpuLimitsEndARenderer) {
+  BrowserOptions o;
+  o.wall_time = absl::Seconds(60);
+  o.memory_bytes = 256u << 20;
+  o.cpu_seconds = 1;
+  auto b = Make(o);
+  Page memory = b->Open("doc.md", 0, false, TestAct::kMemory);
+  ASSERT_EQ(memory.kind, Page::Kind::kCrashed);
+  EXPECT_THAT(memory.message, HasSubstr("SIGABRT"));  // malloc failed at RLIMIT_AS
+  absl::Time start = absl::Now();
+  Page spin = b->Open("doc.md", 0, false, TestAct::kSpin);
+  ASSERT_EQ(spin.kind, Page::Kind::kCrashed);
+  EXPECT_THAT(spin.message, ::testing::AnyOf(HasSubstr("SIGXCPU"), HasSubstr("SIGKILL")));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+}
+
+}  // namespace
+}  // namespace vow::renderer

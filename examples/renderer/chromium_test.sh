@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# vow_view in a real headless Chromium: starts `vow_view serve --test-hooks` on a directory
+# of documents made here, and asserts on the DOM Chromium builds (--dump-dom) for the file
+# list, a Markdown tab (script dropped), an SVG tab (a PNG image of the right size), a
+# crashed tab and its reload, and /about:renderers; and that a screenshot is not blank.
+# Fails (never skips silently) when Chromium is missing.
+set -euo pipefail
+VIEW="$TEST_SRCDIR/$TEST_WORKSPACE/examples/renderer/vow_view"
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+if [[ ! -x "$CHROMIUM" ]]; then
+  echo "FAIL: $CHROMIUM not found: install Debian's chromium (tools/setup.sh does)" >&2
+  exit 1
+fi
+work="$(mktemp -d)"
+docs="$work/docs"
+mkdir -p "$docs"
+server=""
+cleanup() { [[ -n "$server" ]] && kill "$server" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+printf '# Hello from vow\n\nSome *emphasis*.\n\n<script>document.title="owned"</script>\n' > "$docs/doc.md"
+cat > "$docs/pic.svg" <<'SVG'
+<svg xmlns="http://www.w3.org/2000/svg" width="120" height="80"><rect width="120" height="80" fill="#3366cc"/><text x="10" y="50" font-family="DejaVu Sans" font-size="30" fill="#fff">vow</text></svg>
+SVG
+"$VIEW" serve --port 0 --test-hooks --spares 1 "$docs" > "$work/out" 2> "$work/err" &
+server=$!
+for _ in $(seq 100); do grep -q "http://" "$work/out" 2>/dev/null && break; sleep 0.1; done
+url="$(grep -o 'http://127.0.0.1:[0-9]*' "$work/out")" || { cat "$work/err"; exit 1; }
+fails=0
+chrome() {  # chrome OUT_FILE ARGS...
+  local out="$1"; shift
+  timeout 60 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-background-networking \
+    --disable-component-update --disable-sync --no-first-run \
+    --user-data-dir="$(mktemp -d -p "$work")" "$@" > "$out" 2> "$work/chrome.err"
+}
+expect() {  # expect FILE PATTERN WHAT
+  if grep -q -- "$2" "$1"; then echo "ok: $3"; else echo "FAIL: $3 (no '$2')"; fails=$((fails + 1)); fi
+}
+expect_not() {
+  if grep -q -- "$2" "$1"; then echo "FAIL: $3 ('$2' present)"; fails=$((fails + 1)); else echo "ok: $3"; fi
+}
+chrome "$work/list" --dump-dom "$url/"
+expect "$work/list" 'href="/view/doc.md"' "file list links doc.md"
+expect "$work/list" 'href="/view/pic.svg"' "file list links pic.svg"
+chrome "$work/md" --dump-dom "$url/view/doc.md"
+expect "$work/md" '<h1>Hello from vow</h1>' "Markdown rendered"
+expect "$work/md" '<em>emphasis</em>' "Markdown emphasis"
+expect_not "$work/md" '<script' "Markdown script dropped"
+expect_not "$work/md" 'owned' "no script ran"
+chrome "$work/svg" --dump-dom "$url/view/pic.svg"
+expect "$work/svg" 'id="rendering"' "SVG tab has the rendering"
+expect "$work/svg" 'width="120" height="80" src="data:image/png;base64,' "SVG rendered as a 120x80 PNG"
+chrome "$work/crash" --dump-dom "$url/view/doc.md?test=segv"
+expect "$work/crash" 'This document crashed' "crash page"
+expect "$work/crash" 'SIGSEGV' "crash reason"
+expect "$work/crash" 'href="/view/doc.md?reload=1"' "reload link"
+chrome "$work/reload" --dump-dom "$url/view/doc.md?reload=1"
+expect "$work/reload" '<h1>Hello from vow</h1>' "reload renders again"
+chrome "$work/about" --dump-dom "$url/about:renderers"
+expect "$work/about" '<td>doc.md</td>' "about:renderers lists doc.md"
+expect "$work/about" 'crashed: SIGSEGV' "about:renderers shows the crash"
+chrome "$work/shot.log" --screenshot="$work/shot.png" --window-size=400,300 "$url/view/pic.svg"
+if [[ -s "$work/shot.png" ]]; then
+  colors="$(convert "$work/shot.png" -format '%k' info:)"
+  if [[ "$colors" -gt 10 ]]; then echo "ok: screenshot has $colors colors"; else
+    echo "FAIL: screenshot looks blank ($colors colors)"; fails=$((fails + 1)); fi
+else
+  echo "FAIL: no screenshot"; fails=$((fails + 1))
+fi
+if kill -0 "$server"; then echo "ok: vow_view still serving"; else echo "FAIL: vow_view died"; fails=$((fails + 1)); fi
+[[ "$fails" == 0 ]] || { echo "$fails failures"; cat "$work/err"; exit 1; }
+echo PASS
