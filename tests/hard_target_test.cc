@@ -18,6 +18,7 @@
 #include <cstring>
 #include <cstdio>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -458,6 +459,34 @@ TEST_F(HardTargetTest, ExecdProgramCannotInstallAFilterOfItsOwn) {
   bool shadow_refused = false;
   for (const Refusal& f : r.refusals) shadow_refused |= absl::StrContains(f.call, "/etc/shadow");
   EXPECT_TRUE(shadow_refused) << r.ToString();
+}
+
+// ---- Path calls leave no fd behind in the broker. ----
+
+// 100 open() path calls answered with an fd (SECCOMP_IOCTL_NOTIF_ADDFD): the broker's fd
+// table is the same afterwards.
+TEST_F(HardTargetTest, PathCallOpensLeaveNoFdInTheBroker) {
+  testing::TempDir dir;
+  std::string file = dir.WriteFile("f", "x");
+  Policy policy;
+  policy.promises.insert(Promise::kRpath);
+  policy.paths.push_back(PathRule{dir.path(), /*read=*/true});
+  auto prepared = broker_->Prepare(policy);
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  std::set<int> before = testing::OpenFds(getpid());
+  WorkerResult r = Await(broker_->Spawn(*prepared, [&](Client&) {
+    for (int i = 0; i < 100; ++i) {
+      int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return 1;
+      close(fd);
+    }
+    return 0;
+  }));
+  EXPECT_EQ(r.kind, Kind::kExited) << r.ToString();
+  EXPECT_EQ(r.exit_code, 0) << r.ToString();
+  std::set<int> after = testing::OpenFds(getpid());
+  EXPECT_EQ(after, before) << "the broker kept " << after.size() - before.size()
+                           << " fds after 100 path-call opens";
 }
 
 // ---- The libc set serves reads only. ----
