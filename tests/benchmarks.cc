@@ -11,6 +11,8 @@
 //     both in a child. Target: no measurable cost.
 // Timing of 1 and 3 happens inside the worker (CLOCK_MONOTONIC through the vDSO), so the
 // control pipes between the benchmark and the worker are not measured.
+#include <algorithm>
+#include <vector>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -492,6 +494,196 @@ void BM_LibcFstatSyscall(benchmark::State& state) { LibcPathRatio(state, 's'); }
 BENCHMARK(BM_LibcFstatSyscall)->Iterations(200);
 void BM_LibcFstatGlibc(benchmark::State& state) { LibcPathRatio(state, 'g'); }
 BENCHMARK(BM_LibcFstatGlibc)->Iterations(200);
+
+// ---- Issue 8: an innocent worker's open latency beside hostile workers. ----
+// One innocent worker times 2000 brokered opens (p50/p99) four times in the same run:
+// quiet; while 50 hostile workers flood the broker (25 with refused open requests on
+// the channel, 25 with refused open() path calls, each in a tight loop); and while one
+// worker always has a stalled call (its O_TRUNC opens wait in the kernel behind its own
+// 128 MiB pwrites of the same file); and, to tell the broker's share from the CPU's,
+// beside 50 workers that only spin (no request at all). Reported as counters (microseconds) and ratios.
+
+constexpr int kInnocentOpens = 2000;
+constexpr int kFloodWorkers = 50;
+
+struct Percentiles {
+  uint64_t p50 = 0, p99 = 0;
+};
+
+class InnocentWorker {
+ public:
+  explicit InnocentWorker(Broker& broker) : broker_(broker) {
+    int cmd[2], res[2];
+    if (pipe2(cmd, O_CLOEXEC) || pipe2(res, O_CLOEXEC)) abort();
+    Policy policy;
+    policy.paths.push_back(PathRule{kFile, /*read=*/true});
+    SpawnOptions options;
+    options.stdin_fd = cmd[0];
+    options.stdout_fd = res[1];
+    auto id = broker.Spawn(policy, [](Client& client) {
+      char c;
+      std::vector<uint64_t> t(kInnocentOpens);
+      while (read(0, &c, 1) == 1) {
+        for (int i = 0; i < kInnocentOpens; ++i) {
+          uint64_t start = MonotonicNs();
+          int fd = client.OpenRaw(kFile, sizeof(kFile) - 1, O_RDONLY, 0);
+          t[i] = MonotonicNs() - start;
+          if (fd < 0) return 1;
+          close(fd);
+        }
+        std::sort(t.begin(), t.end());
+        uint64_t out[2] = {t[kInnocentOpens / 2], t[kInnocentOpens * 99 / 100]};
+        if (write(1, out, sizeof(out)) != sizeof(out)) return 2;
+      }
+      return 0;
+    }, options);
+    if (!id.ok()) abort();
+    id_ = *id;
+    close(cmd[0]);
+    close(res[1]);
+    cmd_ = cmd[1];
+    res_ = res[0];
+  }
+  ~InnocentWorker() {
+    close(cmd_);
+    (void)broker_.Wait(id_);
+    close(res_);
+  }
+  Percentiles Measure() {
+    uint64_t out[2];
+    char c = 'm';
+    if (!WriteFull(cmd_, &c, 1) || !ReadFull(res_, out, sizeof(out))) abort();
+    return {out[0], out[1]};
+  }
+
+ private:
+  Broker& broker_;
+  WorkerId id_;
+  int cmd_, res_;
+};
+
+// Spawns `n` workers running `main`, each writing one byte to the returned pipe once it
+// is under way; waits for all of them.
+std::vector<WorkerId> SpawnHostile(Broker& broker, const Policy& policy, int n,
+                                   const WorkerMain& main) {
+  int ready[2];
+  if (pipe2(ready, O_CLOEXEC)) abort();
+  SpawnOptions options;
+  options.stdout_fd = ready[1];
+  std::vector<WorkerId> ids;
+  for (int i = 0; i < n; ++i) {
+    auto id = broker.Spawn(policy, main, options);
+    if (!id.ok()) abort();
+    ids.push_back(*id);
+  }
+  close(ready[1]);
+  for (int i = 0; i < n; ++i) {
+    char c;
+    if (!ReadFull(ready[0], &c, 1)) abort();
+  }
+  close(ready[0]);
+  return ids;
+}
+
+void EndAll(Broker& broker, const std::vector<WorkerId>& ids) {
+  for (WorkerId id : ids) broker.Kill(id);
+  for (WorkerId id : ids) (void)broker.Wait(id);
+}
+
+void BM_InnocentLatencyBesideHostileWorkers(benchmark::State& state) {
+  auto broker = std::move(*Broker::Create());
+  InnocentWorker innocent(*broker);
+  Percentiles quiet, flood, spin, stalled;
+  for (auto _ : state) {
+    (void)innocent.Measure();  // warm-up
+    quiet = innocent.Measure();
+
+    // 50 flooding workers: refused requests in a tight loop.
+    Policy refused;
+    refused.promises.insert(Promise::kRpath);
+    refused.paths.push_back(PathRule{"/usr/share/doc", /*read=*/true});
+    std::vector<WorkerId> flooders = SpawnHostile(
+        *broker, refused, kFloodWorkers / 2, [](Client& client) {
+          if (write(1, "f", 1) != 1) return 1;
+          for (;;) (void)client.Open("/etc/shadow", O_RDONLY);
+        });
+    std::vector<WorkerId> more = SpawnHostile(
+        *broker, refused, kFloodWorkers - kFloodWorkers / 2, [](Client&) {
+          if (write(1, "f", 1) != 1) return 1;
+          for (;;) (void)open("/etc/shadow", O_RDONLY | O_CLOEXEC);
+        });
+    flooders.insert(flooders.end(), more.begin(), more.end());
+    flood = innocent.Measure();
+    EndAll(*broker, flooders);
+
+    // The CPU share alone: 50 workers spinning without a single request (on a machine
+    // with fewer cores than workers, the innocent worker waits for a CPU too).
+    std::vector<WorkerId> spinners = SpawnHostile(*broker, Policy{}, kFloodWorkers, [](Client&) {
+      if (write(1, "s", 1) != 1) return 1;
+      for (volatile uint64_t i = 0;; i = i + 1) {
+      }
+    });
+    spin = innocent.Measure();
+    EndAll(*broker, spinners);
+
+    // One worker whose calls stall behind its own pwrites.
+    char dir_template[] = "/tmp/vow-bench.XXXXXX";
+    if (mkdtemp(dir_template) == nullptr) abort();
+    const std::string dir = dir_template;
+    const std::string big = dir + "/big";
+    int f = open(big.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (f < 0) abort();
+    close(f);
+    Policy writer;
+    writer.promises.insert(Promise::kThread);
+    PathRule w;
+    w.path = dir;
+    w.write = true;
+    writer.paths.push_back(w);
+    std::vector<WorkerId> busy = SpawnHostile(*broker, writer, 1, [big](Client& client) {
+      auto fd = client.Open(big, O_WRONLY);
+      if (!fd.ok()) return 1;
+      constexpr size_t kChunk = size_t{128} << 20;
+      void* zeros = mmap(nullptr, kChunk, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                         -1, 0);
+      if (zeros == MAP_FAILED) return 2;
+      const int out = fd->get();
+      std::thread([out, zeros] {
+        for (;;) {
+          if (pwrite(out, zeros, kChunk, 0) < 0) _exit(3);
+        }
+      }).detach();
+      if (!client.Open(big, O_WRONLY | O_TRUNC).ok()) return 4;
+      if (write(1, "b", 1) != 1) return 5;
+      for (;;) (void)client.Open(big, O_WRONLY | O_TRUNC);
+    });
+    stalled = innocent.Measure();
+    EndAll(*broker, busy);
+    unlink(big.c_str());
+    rmdir(dir.c_str());
+    state.SetIterationTime(1);
+  }
+  auto us = [](uint64_t ns) { return static_cast<double>(ns) / 1000.0; };
+  state.counters["quiet_p50_us"] = us(quiet.p50);
+  state.counters["quiet_p99_us"] = us(quiet.p99);
+  state.counters["flood_p50_us"] = us(flood.p50);
+  state.counters["flood_p99_us"] = us(flood.p99);
+  state.counters["spin_p50_us"] = us(spin.p50);
+  state.counters["spin_p99_us"] = us(spin.p99);
+  state.counters["stalled_p50_us"] = us(stalled.p50);
+  state.counters["stalled_p99_us"] = us(stalled.p99);
+  state.counters["flood_p99_ratio"] = static_cast<double>(flood.p99) / quiet.p99;
+  state.counters["stalled_p99_ratio"] = static_cast<double>(stalled.p99) / quiet.p99;
+  printf("innocent open latency (us): quiet p50 %.1f p99 %.1f | 50 flooding workers p50 %.1f "
+         "p99 %.1f (p99 x%.2f) | 50 spinning workers, no requests p50 %.1f p99 %.1f (p99 x%.2f) "
+         "| one stalled worker p50 %.1f p99 %.1f (p99 x%.2f); target "
+         "p99 within 3x of quiet\n",
+         us(quiet.p50), us(quiet.p99), us(flood.p50), us(flood.p99),
+         static_cast<double>(flood.p99) / quiet.p99, us(spin.p50), us(spin.p99),
+         static_cast<double>(spin.p99) / quiet.p99, us(stalled.p50), us(stalled.p99),
+         static_cast<double>(stalled.p99) / quiet.p99);
+}
+BENCHMARK(BM_InnocentLatencyBesideHostileWorkers)->UseManualTime()->Iterations(1);
 
 // Collects each benchmark's time per iteration so main can print the ratios.
 class RatioReporter : public benchmark::ConsoleReporter {

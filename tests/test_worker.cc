@@ -19,11 +19,19 @@
 //   raw_hello_fd_no_flag  getFilter, then hello saying "no listener" but attaching a pipe
 //   raw_hello_fake_listener  getFilter, then hello saying "listener attached" with a pipe
 //   lockdown_bad_channel  LockDownExecWorker() with $VOW_CHANNEL_FD naming a closed fd
+//   own_filter            (issue 8 item 12) before any vow code: install an allow-all
+//                         filter of its own with SECCOMP_FILTER_FLAG_NEW_LISTENER, then
+//                         read /etc/shadow. Exit 10: it got a listener; 11: it read
+//                         /etc/shadow; 0: both refused (errnos on stderr).
+#include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "capnp/message.h"
@@ -112,9 +120,31 @@ int RawAct(const char* act) {
   return 0;
 }
 
+// The own_filter act (see the file comment).
+int OwnFilter() {
+  struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  struct sock_fprog prog = {1, &allow};
+  long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                          SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+  if (listener >= 0) {
+    fprintf(stderr, "own_filter: got a listener, fd %ld\n", listener);
+    return 10;
+  }
+  fprintf(stderr, "own_filter: seccomp(NEW_LISTENER): %s\n", strerror(errno));
+  int fd = open("/etc/shadow", O_RDONLY);
+  char buf[64];
+  if (fd >= 0 && read(fd, buf, sizeof(buf)) > 0) {
+    fprintf(stderr, "own_filter: read /etc/shadow\n");
+    return 11;
+  }
+  fprintf(stderr, "own_filter: /etc/shadow: %s\n", strerror(errno));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && strcmp(argv[1], "own_filter") == 0) return OwnFilter();
   if (argc >= 2 && strncmp(argv[1], "raw_", 4) == 0) return RawAct(argv[1]);
   if (argc >= 2 && strcmp(argv[1], "lockdown_bad_channel") == 0) {
     setenv(vow::kChannelFdEnv, "200", 1);  // not open: asking for the filter fails

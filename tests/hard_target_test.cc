@@ -1,0 +1,513 @@
+// The broker as a hard target (issue 8), items 4, 6, 11 and 12: one hostile act per test,
+// each in a real worker spawned through the public Broker API (forked with a WorkerMain,
+// or //tests:test_worker exec'd). The test process is the broker (trusted side); what the
+// workers do is the hostile side. Each test asserts the refusal or the ending, and where
+// the issue was about stalls, that an innocent worker kept its latency.
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "broker/broker.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/test_util.h"
+#include "worker/client.h"
+
+namespace vow {
+namespace {
+
+using ::testing::HasSubstr;
+using Kind = WorkerResult::Kind;
+
+std::string Runfile(const std::string& path) {
+  const char* srcdir = getenv("TEST_SRCDIR");
+  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/vow/", path);
+}
+
+uint64_t MonotonicNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// /proc/PID/status, read at once (one snapshot).
+std::string ReadStatus(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The value of `field` ("Uid", "CapEff") in a /proc/PID/status text, or "" if absent.
+std::string StatusField(const std::string& status, const std::string& field) {
+  std::istringstream in(status);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, field + ":")) {
+      std::string value = line.substr(field.size() + 1);
+      value.erase(0, value.find_first_not_of(" \t"));
+      return value;
+    }
+  }
+  return "";
+}
+
+// Reads exactly n bytes (the test side of a worker's pipe), with a deadline.
+bool ReadExactly(int fd, void* p, size_t n, int timeout_ms = 30000) {
+  size_t got = 0;
+  while (got < n) {
+    struct pollfd pf = {fd, POLLIN, 0};
+    if (poll(&pf, 1, timeout_ms) != 1) return false;
+    ssize_t r = read(fd, static_cast<char*>(p) + got, n - got);
+    if (r <= 0) return false;
+    got += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+class HardTargetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto broker = Broker::Create();
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    broker_ = std::move(*broker);
+  }
+
+  WorkerResult Await(absl::StatusOr<WorkerId> id, absl::Duration timeout = absl::Seconds(30)) {
+    EXPECT_TRUE(id.ok()) << id.status();
+    if (!id.ok()) return WorkerResult{};
+    auto result = broker_->Wait(*id, timeout);
+    EXPECT_TRUE(result.ok()) << result.status();
+    if (!result.ok()) broker_->Kill(*id);
+    return result.ok() ? *result : WorkerResult{};
+  }
+
+  std::unique_ptr<Broker> broker_;
+};
+
+// ---- Item 4: one worker's stalled call does not stall the others. ----
+
+// A FIFO with no writer: an open for reading blocks until a writer comes, unless
+// O_NONBLOCK. The broker opens with O_NONBLOCK, so the answer comes at once (the worker
+// gets the FIFO without O_NONBLOCK, as it asked). Asked on the channel.
+TEST_F(HardTargetTest, FifoWithoutAWriterOpensAtOnceByRequest) {
+  testing::TempDir dir;
+  std::string fifo = dir.path() + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0) << strerror(errno);
+  Policy policy;
+  policy.paths.push_back(PathRule{dir.path(), /*read=*/true});
+  WorkerResult r = Await(broker_->Spawn(policy, [&](Client& client) {
+    uint64_t t0 = MonotonicNs();
+    auto fd = client.Open(fifo, O_RDONLY);
+    uint64_t took = MonotonicNs() - t0;
+    if (!fd.ok()) return 1;
+    if (took > 2'000'000'000ull) return 2;
+    int fl = fcntl(fd->get(), F_GETFL);
+    return (fl & O_NONBLOCK) == 0 ? 0 : 3;
+  }));
+  EXPECT_EQ(r.kind, Kind::kExited) << r.ToString();
+  EXPECT_EQ(r.exit_code, 0) << r.ToString();
+}
+
+// The same FIFO opened by the worker's own open() (a seccomp path call, served on the pool).
+TEST_F(HardTargetTest, FifoWithoutAWriterOpensAtOnceByPathCall) {
+  testing::TempDir dir;
+  std::string fifo = dir.path() + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0) << strerror(errno);
+  Policy policy;
+  policy.promises.insert(Promise::kRpath);
+  policy.paths.push_back(PathRule{dir.path(), /*read=*/true});
+  WorkerResult r = Await(broker_->Spawn(policy, [&](Client&) {
+    uint64_t t0 = MonotonicNs();
+    int fd = open(fifo.c_str(), O_RDONLY | O_CLOEXEC);
+    uint64_t took = MonotonicNs() - t0;
+    if (fd < 0) return 1;
+    return took > 2'000'000'000ull ? 2 : 0;
+  }));
+  EXPECT_EQ(r.kind, Kind::kExited) << r.ToString();
+  EXPECT_EQ(r.exit_code, 0) << r.ToString();
+}
+
+// Latencies (ns) of `n` brokered opens of `path`, sorted.
+std::vector<uint64_t> TimeOpens(Client& client, const std::string& path, int n) {
+  std::vector<uint64_t> out;
+  for (int i = 0; i < n; ++i) {
+    uint64_t t0 = MonotonicNs();
+    auto fd = client.Open(path, O_RDONLY);
+    uint64_t t = MonotonicNs() - t0;
+    if (!fd.ok()) return {};
+    out.push_back(t);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// A busy worker with only a write rule keeps pwrites of 128 MiB going on one thread
+// while its main thread asks the broker for O_TRUNC opens of the same file, which wait
+// in the kernel behind each pwrite (the inode lock; ~1 s each on this class of machine,
+// where the issue's single 1 GiB pwrite takes 6-10 s and would run into the 10 s call
+// deadline): the broker nearly always has a stalled call of this worker. An innocent worker's 200 opens, timed before and during that, in the
+// same test: its worst open stays under max(300 ms, 100 x its quiet p50) (with
+// opens served on the one serving thread, or one pool thread, it waits out a pwrite:
+// hundreds of ms). Then Kill of the busy worker returns at once.
+TEST_F(HardTargetTest, StalledCallDoesNotStallAnotherWorkerAndKillIsPrompt) {
+  testing::TempDir dir;
+  std::string small = dir.WriteFile("ro/small", "x");
+  std::string big = dir.WriteFile("rw/big", "");
+  constexpr int kOpens = 200;
+
+  // The innocent worker: 200 quiet opens, a report, then waits for the go, 200 more.
+  int innocent_out[2], innocent_go[2];
+  ASSERT_EQ(pipe2(innocent_out, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(innocent_go, O_CLOEXEC), 0);
+  Policy innocent_policy;
+  innocent_policy.paths.push_back(PathRule{dir.path() + "/ro", /*read=*/true});
+  SpawnOptions innocent_options;
+  innocent_options.stdin_fd = innocent_go[0];
+  innocent_options.stdout_fd = innocent_out[1];
+  auto innocent = broker_->Spawn(innocent_policy, [&](Client& client) {
+    std::vector<uint64_t> quiet = TimeOpens(client, small, kOpens);
+    if (quiet.empty()) return 1;
+    uint64_t q[2] = {quiet[kOpens / 2], quiet.back()};
+    if (write(1, q, sizeof(q)) != sizeof(q)) return 2;
+    char go;
+    if (read(0, &go, 1) != 1) return 3;
+    std::vector<uint64_t> loaded = TimeOpens(client, small, kOpens);
+    if (loaded.empty()) return 4;
+    uint64_t l[2] = {loaded[kOpens / 2], loaded.back()};
+    return write(1, l, sizeof(l)) == sizeof(l) ? 0 : 5;
+  }, innocent_options);
+  ASSERT_TRUE(innocent.ok()) << innocent.status();
+  close(innocent_go[0]);
+  close(innocent_out[1]);
+  uint64_t quiet[2] = {0, 0};
+  ASSERT_TRUE(ReadExactly(innocent_out[0], quiet, sizeof(quiet)));
+
+  // The busy worker.
+  int busy_out[2];
+  ASSERT_EQ(pipe2(busy_out, O_CLOEXEC), 0);
+  Policy busy_policy;
+  busy_policy.promises.insert(Promise::kThread);
+  PathRule write_rule;
+  write_rule.path = dir.path() + "/rw";
+  write_rule.write = true;
+  busy_policy.paths.push_back(write_rule);
+  SpawnOptions busy_options;
+  busy_options.stdout_fd = busy_out[1];
+  auto busy = broker_->Spawn(busy_policy, [&](Client& client) {
+    auto fd = client.Open(big, O_WRONLY);
+    if (!fd.ok()) return 1;
+    constexpr size_t kChunk = size_t{128} << 20;
+    void* zeros = mmap(nullptr, kChunk, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                       -1, 0);
+    if (zeros == MAP_FAILED) return 2;
+    const int out = fd->get();
+    std::atomic<uint64_t> rounds{0};
+    std::thread writer([&] {
+      for (;;) {
+        if (pwrite(out, zeros, kChunk, 0) < 0) _exit(3);
+        ++rounds;
+      }
+    });
+    writer.detach();
+    // One O_TRUNC open through, then tell the test: from here on one of this worker's
+    // calls is nearly always waiting behind a pwrite.
+    if (!client.Open(big, O_WRONLY | O_TRUNC).ok()) return 4;
+    if (write(1, "b", 1) != 1) return 5;
+    for (;;) {
+      auto t = client.Open(big, O_WRONLY | O_TRUNC);
+      if (!t.ok()) return 6;
+    }
+  }, busy_options);
+  ASSERT_TRUE(busy.ok()) << busy.status();
+  close(busy_out[1]);
+  char started;
+  if (!ReadExactly(busy_out[0], &started, 1)) {
+    broker_->Kill(*busy);
+    broker_->Kill(*innocent);
+    FAIL() << "the busy worker did not start: " << Await(busy).ToString();
+  }
+  absl::SleepFor(absl::Milliseconds(100));
+
+  ASSERT_EQ(write(innocent_go[1], "g", 1), 1);
+  uint64_t loaded[2] = {0, 0};
+  const bool got = ReadExactly(innocent_out[0], loaded, sizeof(loaded));
+
+  uint64_t t0 = MonotonicNs();
+  broker_->Kill(*busy);
+  const uint64_t kill_ns = MonotonicNs() - t0;
+  WorkerResult busy_result = Await(busy, absl::Seconds(10));
+  const uint64_t reaped_ns = MonotonicNs() - t0;
+  WorkerResult innocent_result = Await(innocent);
+
+  ASSERT_TRUE(got) << "the innocent worker did not report its loaded latencies";
+  EXPECT_EQ(innocent_result.kind, Kind::kExited) << innocent_result.ToString();
+  EXPECT_EQ(innocent_result.exit_code, 0) << innocent_result.ToString();
+  const uint64_t bound = std::max<uint64_t>(300'000'000, 100 * quiet[0]);
+  printf("innocent opens: quiet p50 %lu us, max %lu us; beside a stalled worker p50 %lu us, "
+         "max %lu us; Kill %lu us, reaped after %lu ms\n",
+         quiet[0] / 1000, quiet[1] / 1000, loaded[0] / 1000, loaded[1] / 1000, kill_ns / 1000,
+         reaped_ns / 1000000);
+  EXPECT_LT(loaded[1], bound) << "quiet p50 " << quiet[0] / 1000 << " us, max "
+                              << quiet[1] / 1000 << " us; with a stalled worker p50 "
+                              << loaded[0] / 1000 << " us, max " << loaded[1] / 1000 << " us";
+  EXPECT_LT(kill_ns, 100'000'000u) << "Kill took " << kill_ns / 1000 << " us";
+  EXPECT_EQ(busy_result.kind, Kind::kSignaled) << busy_result.ToString();
+  EXPECT_EQ(busy_result.reason, "killed by the broker") << busy_result.ToString();
+  EXPECT_LT(reaped_ns, 5'000'000'000u) << "the killed worker was reaped after "
+                                       << reaped_ns / 1000000 << " ms";
+  close(innocent_go[1]);
+  close(innocent_out[0]);
+  close(busy_out[0]);
+}
+
+// ---- Item 6: the worker is nobody. ----
+
+// Read from outside (the broker's view of the worker, while it runs).
+TEST_F(HardTargetTest, WorkerIsUid65534WithNoCapabilities) {
+  int go[2], ready[2];
+  ASSERT_EQ(pipe2(go, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(ready, O_CLOEXEC), 0);
+  SpawnOptions options;
+  options.stdin_fd = go[0];
+  options.stdout_fd = ready[1];
+  auto id = broker_->Spawn(Policy{}, [](Client&) {
+    // Locked (WorkerMain runs after the lock-down): say so, then wait.
+    if (write(1, "r", 1) != 1) return 2;
+    char c;
+    return read(0, &c, 1) == 1 ? 0 : 1;
+  }, options);
+  ASSERT_TRUE(id.ok()) << id.status();
+  close(go[0]);
+  close(ready[1]);
+  pid_t pid = broker_->pid(*id);
+  ASSERT_GT(pid, 0);
+  char c;
+  ASSERT_TRUE(ReadExactly(ready[0], &c, 1)) << "the worker did not start";
+  close(ready[0]);
+  const std::string status = ReadStatus(pid);
+  const std::string uid = StatusField(status, "Uid");
+  const std::string cap_eff = StatusField(status, "CapEff");
+  const std::string cap_prm = StatusField(status, "CapPrm");
+  const std::string cap_bnd = StatusField(status, "CapBnd");
+  ASSERT_EQ(write(go[1], "g", 1), 1);
+  close(go[1]);
+  WorkerResult r = Await(id);
+  EXPECT_EQ(r.kind, Kind::kExited) << r.ToString();
+  EXPECT_EQ(uid, "65534\t65534\t65534\t65534") << r.layers << "\n" << status;
+  EXPECT_EQ(cap_eff, "0000000000000000");
+  EXPECT_EQ(cap_prm, "0000000000000000");
+  EXPECT_EQ(cap_bnd, "0000000000000000");
+}
+
+// Through a brokered unix connection the worker claims pid 1 / uid 0 in SCM_CREDENTIALS:
+// the kernel refuses the send; and what the service reads (SO_PASSCRED) is the worker's
+// real pid and uid 65534.
+TEST_F(HardTargetTest, ForgedCredentialsOverABrokeredUnixConnectionAreRefused) {
+  char templ[] = "/tmp/vowcred.XXXXXX";  // sun_path holds 107 bytes
+  ASSERT_NE(mkdtemp(templ), nullptr);
+  const std::string dir = templ;
+  const std::string path = dir + "/sock";
+  int server = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(server, 0);
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, path.data(), path.size());
+  ASSERT_EQ(bind(server, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(server, 4), 0);
+  Policy policy;
+  policy.promises.insert(Promise::kUnix);
+  ConnectRule rule;
+  rule.transport = ConnectRule::Transport::kUnix;
+  rule.unix_path = path;
+  policy.connects.push_back(rule);
+  auto id = broker_->Spawn(policy, [&](Client& client) {
+    auto fd = client.ConnectUnix(path);
+    if (!fd.ok()) return 1;
+    char byte = 'f';
+    struct iovec iov = {&byte, 1};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(struct ucred))] = {};
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_CREDENTIALS;
+    c->cmsg_len = CMSG_LEN(sizeof(struct ucred));
+    struct ucred forged = {1, 0, 0};
+    memcpy(CMSG_DATA(c), &forged, sizeof(forged));
+    if (sendmsg(fd->get(), &msg, MSG_NOSIGNAL) != -1) return 2;  // sent: forged creds
+    const int err = errno;
+    // A plain byte: the service reads who really sent it.
+    byte = 'p';
+    if (write(fd->get(), &byte, 1) != 1) return 3;
+    return 100 + err;
+  });
+  ASSERT_TRUE(id.ok()) << id.status();
+  const pid_t pid = broker_->pid(*id);
+  struct pollfd pf = {server, POLLIN, 0};
+  ASSERT_EQ(poll(&pf, 1, 30000), 1) << "the worker never connected";
+  int conn = accept4(server, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(conn, 0);
+  int one = 1;
+  ASSERT_EQ(setsockopt(conn, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)), 0);
+  WorkerResult r = Await(id);
+  EXPECT_EQ(r.kind, Kind::kExited) << r.ToString();
+  // The kernel refuses the claim (scm_check_creds): uid 0 is not mapped in the worker's
+  // own user namespace (EINVAL), or, without that layer, the worker has neither the
+  // uid nor CAP_SETUID / CAP_SYS_ADMIN (EPERM).
+  const int expected = absl::StrContains(r.layers, "userns: on") ? EINVAL : EPERM;
+  EXPECT_EQ(r.exit_code, 100 + expected)
+      << r.ToString() << " (exit 100+errno of the forged send; 2: it was sent); layers: "
+      << r.layers;
+  // Read everything the worker sent, each byte with its credentials.
+  std::string bytes;
+  std::vector<struct ucred> creds;
+  for (;;) {
+    char byte;
+    struct iovec iov = {&byte, 1};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(struct ucred))] = {};
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(conn, &msg, MSG_DONTWAIT);
+    if (n <= 0) break;
+    bytes.push_back(byte);
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+        struct ucred u;
+        memcpy(&u, CMSG_DATA(c), sizeof(u));
+        creds.push_back(u);
+      }
+    }
+  }
+  EXPECT_EQ(bytes, "p") << "the byte sent with forged credentials arrived";
+  ASSERT_EQ(creds.size(), 1u);
+  EXPECT_EQ(creds[0].pid, pid);
+  EXPECT_EQ(creds[0].uid, 65534u);
+  EXPECT_EQ(creds[0].gid, 65534u);
+  close(conn);
+  close(server);
+  unlink(path.c_str());
+  rmdir(dir.c_str());
+}
+
+// ---- Item 11: an empty datagram ends the worker. ----
+
+TEST_F(HardTargetTest, EmptyDatagramEndsTheWorker) {
+  WorkerResult r = Await(broker_->Spawn(Policy{}, [](Client& client) {
+    const int channel = client.channel_fd();
+    if (send(channel, "", 0, MSG_NOSIGNAL) != 0) return 1;
+    // A broker that took it for EOF stops reading and never ends us: after 2 quiet
+    // seconds exit 0 (seen as kExited). Whatever it still sends is dropped.
+    for (;;) {
+      struct pollfd p = {channel, POLLIN, 0};
+      if (poll(&p, 1, 2000) <= 0) return 0;
+      char buf[256];
+      if (read(channel, buf, sizeof(buf)) <= 0) return 0;
+    }
+  }));
+  EXPECT_EQ(r.kind, Kind::kProtocolError) << r.ToString();
+  EXPECT_EQ(r.reason, "an empty datagram");
+}
+
+// ---- Item 12: an exec'd program cannot install a filter (and listener) of its own. ----
+
+// The broker's child installed the filter before execve: the program's own
+// seccomp(SET_MODE_FILTER, NEW_LISTENER) is refused (recorded as a violation), and it
+// cannot read /etc/shadow (its open is a path call the broker refuses).
+TEST_F(HardTargetTest, ExecdProgramCannotInstallAFilterOfItsOwn) {
+  Policy policy;
+  policy.penalty = Penalty::kErrno;
+  auto prepared = broker_->Prepare(policy);
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  std::string worker = Runfile("tests/test_worker");
+  ASSERT_EQ(access(worker.c_str(), X_OK), 0) << worker;
+  SpawnOptions options;
+  options.stderr_fd = 2;
+  WorkerResult r = Await(broker_->SpawnExec(*prepared, {worker, "own_filter"}, options));
+  EXPECT_EQ(r.kind, Kind::kExited) << r.ToString();
+  EXPECT_EQ(r.exit_code, 0) << r.ToString() << " (10: it got a listener; 11: it read "
+                            << "/etc/shadow)";
+  bool seccomp_refused = false;
+  for (const Violation& v : r.violations) seccomp_refused |= v.syscall == "seccomp";
+  EXPECT_TRUE(seccomp_refused) << r.ToString();
+  bool shadow_refused = false;
+  for (const Refusal& f : r.refusals) shadow_refused |= absl::StrContains(f.call, "/etc/shadow");
+  EXPECT_TRUE(shadow_refused) << r.ToString();
+}
+
+// ---- Path calls leave no fd behind in the broker. ----
+
+// 100 open() path calls answered with an fd (SECCOMP_IOCTL_NOTIF_ADDFD): the broker's fd
+// table is the same afterwards.
+TEST_F(HardTargetTest, PathCallOpensLeaveNoFdInTheBroker) {
+  testing::TempDir dir;
+  std::string file = dir.WriteFile("f", "x");
+  Policy policy;
+  policy.promises.insert(Promise::kRpath);
+  policy.paths.push_back(PathRule{dir.path(), /*read=*/true});
+  auto prepared = broker_->Prepare(policy);
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  std::set<int> before = testing::OpenFds(getpid());
+  WorkerResult r = Await(broker_->Spawn(*prepared, [&](Client&) {
+    for (int i = 0; i < 100; ++i) {
+      int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return 1;
+      close(fd);
+    }
+    return 0;
+  }));
+  EXPECT_EQ(r.kind, Kind::kExited) << r.ToString();
+  EXPECT_EQ(r.exit_code, 0) << r.ToString();
+  std::set<int> after = testing::OpenFds(getpid());
+  EXPECT_EQ(after, before) << "the broker kept " << after.size() - before.size()
+                           << " fds after 100 path-call opens";
+}
+
+// ---- The libc set serves reads only. ----
+
+// /etc/localtime is in the libc set (read by any worker without a rule); a write open of
+// it is answered as if no rule covered it, never by the libc set.
+TEST_F(HardTargetTest, LibcSetServesNoWriteOpens) {
+  if (access("/etc/localtime", R_OK) != 0) GTEST_SKIP() << "no /etc/localtime here";
+  WorkerResult r = Await(broker_->Spawn(Policy{}, [](Client&) {
+    int ro = open("/etc/localtime", O_RDONLY | O_CLOEXEC);
+    if (ro < 0) return 1;
+    close(ro);
+    int rw = open("/etc/localtime", O_WRONLY | O_CLOEXEC);
+    if (rw >= 0) return 2;
+    return errno == ENOENT ? 0 : 100 + errno;
+  }));
+  EXPECT_EQ(r.kind, Kind::kExited) << r.ToString();
+  EXPECT_EQ(r.exit_code, 0) << r.ToString();
+  ASSERT_EQ(r.refusals.size(), 1u) << r.ToString();
+  EXPECT_THAT(r.refusals[0].ToString(), HasSubstr("the policy has no filesystem rules"));
+}
+
+}  // namespace
+}  // namespace vow
