@@ -184,9 +184,15 @@ TEST(DecodePathCall, MmapIsAPathCallOnlyForAnExecutableFileMapping) {
 
 TEST(DecodePathCall, OtherSyscallsAreNotPathCalls) {
   for (int nr : {SYS_read, SYS_write, SYS_close, SYS_fstat, SYS_ioctl, SYS_socket,
-                 SYS_connect, SYS_sendto, SYS_getpid, SYS_clone, SYS_exit_group}) {
+                 SYS_sendto, SYS_getpid, SYS_clone, SYS_exit_group}) {
     EXPECT_FALSE(IsPathCall(Arch::kX86_64, nr)) << nr;
   }
+  // connect is brokered too (the worker's network namespace has no interfaces).
+  PathCall c = Decode(SYS_connect, 4, 0x1000, 16, 0, 0, 0);
+  EXPECT_EQ(c.op, Op::kConnect);
+  EXPECT_EQ(c.dirfd, 4);
+  EXPECT_EQ(c.buf, 0x1000u);
+  EXPECT_EQ(c.bufsize, 16u);
   EXPECT_FALSE(IsPathCall(Arch::kX86_64, -1));
   EXPECT_FALSE(IsPathCall(Arch::kX86_64, 100000));
 }
