@@ -455,13 +455,6 @@ std::vector<Case> LibcSetCases() {
     }
     {
       Case c = libc_case("libc_setlocale");
-      c.known_bug =
-          "glibc opens /usr/lib/locale/C.utf8/LC_MESSAGES (a directory) O_RDONLY|O_CLOEXEC "
-          "to fstat it and then open LC_MESSAGES/SYS_LC_MESSAGES; the broker answers EISDIR "
-          "(\"the path is a directory and O_DIRECTORY was not asked for\"), so "
-          "setlocale(LC_ALL, \"C.UTF-8\") returns NULL; the EISDIR is audited as deny but "
-          "is not in WorkerResult::refusals";
-      c.known_bug_glibc_only = true;
       cases.push_back(c);
     }
     {
@@ -471,11 +464,6 @@ std::vector<Case> LibcSetCases() {
     }
     {
       Case c = libc_case("libc_getattr_np");
-      c.known_bug =
-          "glibc's pthread_getattr_np() calls sched_getaffinity(its own tid) "
-          "(pthread_getaffinity_np); the stdio filter kills it: \"sched_getaffinity(...) "
-          "refused; promise proc would allow it\"";
-      c.known_bug_glibc_only = true;
       cases.push_back(c);
     }
     {
