@@ -25,7 +25,9 @@ namespace {
 
 // Bytes read from one connection per turn of the loop, so one fast sender does not
 // starve the others.
-constexpr size_t kReadPerTurn = 256 * 1024;
+constexpr size_t kReadPerTurn = 4 << 20;
+// One recv into the loop's buffer.
+constexpr size_t kChunk = 1 << 20;
 
 }  // namespace
 
@@ -129,7 +131,8 @@ void Server::EventLoop() {
   uint64_t next_id = 0;
   std::vector<struct pollfd> pfds;
   std::vector<uint64_t> ids;  // pfds[i + 2] belongs to conns[ids[i]]
-  char buf[64 * 1024];
+  char buf[4096];  // refused clients' bytes, discarded
+  std::vector<char> chunk(kChunk);
 
   auto start_writing = [&](Connection& c, std::string json, bool close_after) {
     c.state = Connection::State::kWriting;
@@ -152,22 +155,29 @@ void Server::EventLoop() {
   auto read_some = [&](uint64_t id, Connection& c) {
     size_t budget = kReadPerTurn;
     while (budget > 0) {
-      size_t want;
-      char* into;
+      ssize_t n;
       if (c.header_got < 4) {
-        want = 4 - c.header_got;
-        into = reinterpret_cast<char*>(c.header) + c.header_got;
+        n = recv(c.fd.get(), reinterpret_cast<char*>(c.header) + c.header_got,
+                 4 - c.header_got, MSG_DONTWAIT);
       } else {
-        want = std::min<size_t>({sizeof(buf), c.length - c.payload.size(), budget});
-        into = buf;
+        size_t want = std::min<size_t>({chunk.size(), c.length - c.payload.size(), budget});
+        n = recv(c.fd.get(), chunk.data(), want, MSG_DONTWAIT);
+        if (n > 0) {
+          // Capacity grows with what arrived (at most doubling it), never to the length a
+          // client merely announced.
+          size_t need = c.payload.size() + static_cast<size_t>(n);
+          if (need > c.payload.capacity()) {
+            c.payload.reserve(std::min<size_t>(c.length, std::max(need, 2 * c.payload.size())));
+          }
+          c.payload.append(chunk.data(), static_cast<size_t>(n));
+        }
       }
-      ssize_t n = recv(c.fd.get(), into, want, MSG_DONTWAIT);
       if (n == 0) return false;  // EOF, before or inside a frame
       if (n < 0) {
         if (errno == EINTR) continue;
         return errno == EAGAIN || errno == EWOULDBLOCK;
       }
-      budget -= static_cast<size_t>(n);
+      budget -= std::min(budget, static_cast<size_t>(n));
       if (c.header_got < 4) {
         c.header_got += static_cast<size_t>(n);
         if (c.header_got < 4) continue;
@@ -183,16 +193,12 @@ void Server::EventLoop() {
                         true);
           return true;
         }
-      } else {
-        c.payload.append(buf, static_cast<size_t>(n));
       }
       if (c.payload.size() == c.length) {
         // The whole request is here: only now does it queue for a verifier.
         c.state = Connection::State::kVerifying;
-        {
-          absl::MutexLock lock(&mu_);
-          jobs_.emplace_back(id, std::move(c.payload));
-        }
+        absl::MutexLock lock(&mu_);
+        jobs_.emplace_back(id, std::move(c.payload));
         c.payload = std::string();
         return true;
       }
