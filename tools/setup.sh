@@ -16,6 +16,7 @@ VOW_PACKAGES=(
   libgmock-dev
   libbenchmark-dev
   libssl-dev
+  nlohmann-json3-dev  # examples/x509_oracle/json.cc (header-only)
   openssl
   musl-tools        # the musl conformance worker; the static program in //tests:real_programs_test
   sqlite3           # //tests:real_programs_test runs it unmodified

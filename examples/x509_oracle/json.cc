@@ -1,8 +1,13 @@
 #include "examples/x509_oracle/json.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <iterator>
 #include <limits>
+#include <unordered_set>
+
+#include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -10,340 +15,219 @@
 namespace vow::x509 {
 namespace {
 
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if it is not valid
-// (overlong forms, surrogates and code points above U+10FFFF are invalid).
-size_t Utf8SequenceLength(absl::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = b(i);
-  if (c < 0x80) return 1;
-  size_t n;
-  uint32_t cp;
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-    cp = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    cp = c & 0x0F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(i + k) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b(i + k) & 0x3F);
-  }
-  if (n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) return 0;
-  if (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) return 0;
-  return n;
-}
+// An input iterator over the text that counts the bytes nlohmann's lexer has read, so
+// the builder knows where each value starts (the SAX interface gives no positions).
+class CountingIterator {
+ public:
+  using iterator_category = std::input_iterator_tag;
+  using value_type = char;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const char*;
+  using reference = const char&;
 
-void AppendUtf8(uint32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  CountingIterator(const char* p, size_t* read) : p_(p), read_(read) {}
+  reference operator*() const { return *p_; }
+  CountingIterator& operator++() {
+    ++p_;
+    ++*read_;
+    return *this;
   }
+  CountingIterator operator++(int) {
+    CountingIterator old = *this;
+    ++*this;
+    return old;
+  }
+  bool operator==(const CountingIterator& o) const { return p_ == o.p_; }
+  bool operator!=(const CountingIterator& o) const { return p_ != o.p_; }
+
+ private:
+  const char* p_;
+  size_t* read_;
+};
+
+bool IsNumberByte(char c) {
+  return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
 }
 
 }  // namespace
 
-class JsonParser {
+// nlohmann SAX handler that builds the JsonValue tree and enforces the limits and the
+// rules nlohmann leaves to the caller (duplicate keys).
+//
+// Where a value starts: at every callback the lexer has read through the token it
+// reports (one byte further after a number: its look-ahead). Between two callbacks it
+// reads only whitespace, ',' and ':', so the next value (or key) starts at the first
+// other byte after the previous callback's read position.
+class JsonBuilder : public nlohmann::json_sax<nlohmann::json> {
  public:
-  explicit JsonParser(absl::string_view text) : text_(text) {}
+  JsonBuilder(absl::string_view text, const size_t* read, const JsonLimits& limits)
+      : text_(text), read_(read), limits_(limits) {}
 
-  absl::StatusOr<JsonValue> ParseDocument() {
-    JsonValue v;
-    SkipWhitespace();
-    if (!ParseValue(&v, 0)) return Error();
-    SkipWhitespace();
-    if (pos_ != text_.size()) {
-      Fail(pos_, "unexpected data after the top-level value");
-      return Error();
+  bool null() override { return Scalar(JsonValue::Type::kNull) != nullptr; }
+  bool boolean(bool val) override {
+    JsonValue* v = Scalar(JsonValue::Type::kBool);
+    if (v != nullptr) v->bool_ = val;
+    return v != nullptr;
+  }
+  bool number_integer(number_integer_t) override { return Number(); }
+  bool number_unsigned(number_unsigned_t) override { return Number(); }
+  bool number_float(number_float_t, const string_t&) override { return Number(); }
+  bool string(string_t& val) override {
+    JsonValue* v = Scalar(JsonValue::Type::kString);
+    if (v != nullptr) v->string_ = std::move(val);
+    return v != nullptr;
+  }
+  bool binary(binary_t&) override {  // not produced by the JSON lexer
+    return Fail(*read_, "binary value");
+  }
+  bool start_object(std::size_t) override { return Open(JsonValue::Type::kObject); }
+  bool key(string_t& val) override {
+    size_t at = NextStart();
+    scan_ = *read_;
+    if (!keys_.back().insert(val).second) {
+      std::string quoted;
+      AppendJsonString(val, &quoted);
+      return Fail(at, absl::StrCat("duplicate member name ", quoted));
     }
-    return v;
+    key_ = std::move(val);
+    return true;
+  }
+  bool end_object() override { return Close(); }
+  bool start_array(std::size_t) override { return Open(JsonValue::Type::kArray); }
+  bool end_array() override { return Close(); }
+  bool parse_error(std::size_t position, const std::string& /*last_token*/,
+                   const nlohmann::detail::exception& ex) override {
+    // what(): "[json.exception.parse_error.101] parse error at line 1, column 4: syntax
+    // error while parsing value - unexpected ']'; ...": keep the part after the place,
+    // which is given again (same convention as the other errors) from `position`, the
+    // count of bytes read including the offending one, and the token.
+    absl::string_view what = ex.what();
+    size_t colon = what.find(": ");
+    if (colon != absl::string_view::npos) what.remove_prefix(colon + 2);
+    // The "last read" excerpt holds the input's bytes raw: show them as \xNN.
+    std::string message;
+    for (char c : what) {
+      unsigned char b = static_cast<unsigned char>(c);
+      if (b < 0x20 || b >= 0x7F) {
+        absl::StrAppend(&message, "\\x", absl::Hex(b, absl::kZeroPad2));
+      } else {
+        message.push_back(c);
+      }
+    }
+    // A whole token in the wrong place ("unexpected ..."): point at its first byte. Since
+    // the last callback the parser read whitespace, at most one valid ',' or ':', and the
+    // token, which ends at `position` (the count of bytes read). A token the lexer could
+    // not read (bad string, number, literal): the byte where it stopped.
+    size_t at = position > 0 ? position - 1 : 0;
+    if (what.find(" - unexpected ") != absl::string_view::npos) {
+      auto skip_space = [&](size_t p) {
+        while (p < text_.size() && (text_[p] == ' ' || text_[p] == '\t' || text_[p] == '\n' ||
+                                    text_[p] == '\r')) {
+          ++p;
+        }
+        return p;
+      };
+      size_t p = skip_space(scan_);
+      if (p < text_.size() && (text_[p] == ',' || text_[p] == ':') && p + 1 < position) {
+        p = skip_space(p + 1);
+      }
+      if (p < position || position == 0) at = std::min(p, text_.size());
+    }
+    return Fail(at, std::move(message));
+  }
+
+  absl::StatusOr<JsonValue> Result(bool parsed) {
+    if (!error_.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("JSON ", JsonPosition(text_, error_pos_), ": ", error_));
+    }
+    if (!parsed || !have_root_) {  // not expected: nlohmann reports every failure
+      return absl::InvalidArgumentError("JSON: the parser stopped without a reason");
+    }
+    return std::move(root_);
   }
 
  private:
-  absl::Status Error() const {
-    return absl::InvalidArgumentError(
-        absl::StrCat("JSON ", JsonPosition(text_, error_pos_), ": ", error_));
+  size_t NextStart() const {
+    size_t p = scan_;
+    while (p < text_.size() && (text_[p] == ' ' || text_[p] == '\t' || text_[p] == '\n' ||
+                                text_[p] == '\r' || text_[p] == ',' || text_[p] == ':')) {
+      ++p;
+    }
+    return p;
   }
 
-  bool Fail(size_t pos, std::string what) {
+  bool Fail(size_t at, std::string what) {
     if (error_.empty()) {
-      error_pos_ = pos;
+      error_pos_ = at;
       error_ = std::move(what);
     }
     return false;
   }
 
-  std::string Describe(size_t pos) const {
-    if (pos >= text_.size()) return "end of input";
-    unsigned char c = static_cast<unsigned char>(text_[pos]);
-    if (c >= 0x20 && c < 0x7F) return absl::StrCat("'", std::string(1, c), "'");
-    return absl::StrCat("byte 0x", absl::Hex(c, absl::kZeroPad2));
-  }
-
-  void SkipWhitespace() {
-    while (pos_ < text_.size()) {
-      char c = text_[pos_];
-      if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
-      ++pos_;
+  // A new value at the current place in the tree, or nullptr (error set).
+  JsonValue* Add(JsonValue::Type type) {
+    size_t at = NextStart();
+    scan_ = *read_;
+    if (++values_ > limits_.max_values) {
+      Fail(at, absl::StrCat("more than ", limits_.max_values, " values"));
+      return nullptr;
     }
-  }
-
-  bool ParseValue(JsonValue* v, int depth) {
-    v->offset_ = pos_;
-    if (pos_ >= text_.size()) return Fail(pos_, "expected a value, got end of input");
-    char c = text_[pos_];
-    switch (c) {
-      case '{':
-        return ParseObject(v, depth + 1);
-      case '[':
-        return ParseArray(v, depth + 1);
-      case '"':
-        v->type_ = JsonValue::Type::kString;
-        return ParseString(&v->string_);
-      case 't':
-        v->type_ = JsonValue::Type::kBool;
-        v->bool_ = true;
-        return ParseLiteral("true");
-      case 'f':
-        v->type_ = JsonValue::Type::kBool;
-        v->bool_ = false;
-        return ParseLiteral("false");
-      case 'n':
-        v->type_ = JsonValue::Type::kNull;
-        return ParseLiteral("null");
-      default:
-        if (c == '-' || (c >= '0' && c <= '9')) return ParseNumber(v);
-        return Fail(pos_, absl::StrCat("expected a value, got ", Describe(pos_)));
-    }
-  }
-
-  bool ParseLiteral(absl::string_view word) {
-    if (text_.substr(pos_, word.size()) != word) {
-      return Fail(pos_, absl::StrCat("expected '", word, "', got ", Describe(pos_)));
-    }
-    pos_ += word.size();
-    return true;
-  }
-
-  bool IsDigit(size_t p) const {
-    return p < text_.size() && text_[p] >= '0' && text_[p] <= '9';
-  }
-
-  bool ParseNumber(JsonValue* v) {
-    size_t start = pos_;
-    if (text_[pos_] == '-') ++pos_;
-    if (!IsDigit(pos_)) return Fail(pos_, "expected a digit");
-    if (text_[pos_] == '0') {
-      ++pos_;
-      if (IsDigit(pos_)) return Fail(pos_, "leading zeros are not allowed");
+    JsonValue* v;
+    if (stack_.empty()) {
+      have_root_ = true;
+      v = &root_;
+    } else if (stack_.back()->type_ == JsonValue::Type::kArray) {
+      v = &stack_.back()->array_.emplace_back();
     } else {
-      while (IsDigit(pos_)) ++pos_;
+      v = &stack_.back()->object_.emplace_back(std::move(key_), JsonValue()).second;
     }
-    if (pos_ < text_.size() && text_[pos_] == '.') {
-      ++pos_;
-      if (!IsDigit(pos_)) return Fail(pos_, "expected a digit after '.'");
-      while (IsDigit(pos_)) ++pos_;
-    }
-    if (pos_ < text_.size() && (text_[pos_] == 'e' || text_[pos_] == 'E')) {
-      ++pos_;
-      if (pos_ < text_.size() && (text_[pos_] == '+' || text_[pos_] == '-')) ++pos_;
-      if (!IsDigit(pos_)) return Fail(pos_, "expected a digit in the exponent");
-      while (IsDigit(pos_)) ++pos_;
-    }
-    v->type_ = JsonValue::Type::kNumber;
-    v->string_ = std::string(text_.substr(start, pos_ - start));
+    // Containers on the stack are each the last element of their parent, which grows
+    // only after they are closed: the pointers stay valid.
+    v->type_ = type;
+    v->offset_ = at;
+    return v;
+  }
+
+  JsonValue* Scalar(JsonValue::Type type) { return Add(type); }
+
+  bool Number() {
+    JsonValue* v = Add(JsonValue::Type::kNumber);
+    if (v == nullptr) return false;
+    size_t end = v->offset_;
+    while (end < text_.size() && IsNumberByte(text_[end])) ++end;
+    v->string_ = std::string(text_.substr(v->offset_, end - v->offset_));  // as written
     return true;
   }
 
-  bool ParseHex4(uint32_t* out) {
-    if (pos_ + 4 > text_.size()) return Fail(pos_, "truncated \\u escape");
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) {
-      char c = text_[pos_ + i];
-      v <<= 4;
-      if (c >= '0' && c <= '9') {
-        v |= c - '0';
-      } else if (c >= 'a' && c <= 'f') {
-        v |= c - 'a' + 10;
-      } else if (c >= 'A' && c <= 'F') {
-        v |= c - 'A' + 10;
-      } else {
-        return Fail(pos_ + i, "expected a hex digit in \\u escape");
-      }
+  bool Open(JsonValue::Type type) {
+    if (stack_.size() >= static_cast<size_t>(limits_.max_depth)) {
+      return Fail(NextStart(), absl::StrCat("nesting deeper than ", limits_.max_depth));
     }
-    pos_ += 4;
-    *out = v;
+    JsonValue* v = Add(type);
+    if (v == nullptr) return false;
+    stack_.push_back(v);
+    if (type == JsonValue::Type::kObject) keys_.emplace_back();
     return true;
   }
 
-  bool ParseString(std::string* out) {
-    size_t open = pos_;
-    ++pos_;  // the opening quote
-    for (;;) {
-      // Copy the longest run of plain bytes at once: strings in limbo files are whole
-      // PEM certificates.
-      size_t run = pos_;
-      while (run < text_.size()) {
-        unsigned char c = static_cast<unsigned char>(text_[run]);
-        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) break;
-        ++run;
-      }
-      out->append(text_.data() + pos_, run - pos_);
-      pos_ = run;
-      if (pos_ >= text_.size()) {
-        return Fail(open, "unterminated string (no closing quote)");
-      }
-      unsigned char c = static_cast<unsigned char>(text_[pos_]);
-      if (c == '"') {
-        ++pos_;
-        return true;
-      }
-      if (c < 0x20) {
-        return Fail(pos_, absl::StrCat("unescaped control character ", Describe(pos_),
-                                       " in string"));
-      }
-      if (c >= 0x80) {
-        size_t n = Utf8SequenceLength(text_, pos_);
-        if (n == 0) return Fail(pos_, "invalid UTF-8 in string");
-        out->append(text_.data() + pos_, n);
-        pos_ += n;
-        continue;
-      }
-      // Backslash.
-      ++pos_;
-      if (pos_ >= text_.size()) return Fail(open, "unterminated string (no closing quote)");
-      char e = text_[pos_++];
-      switch (e) {
-        case '"': out->push_back('"'); break;
-        case '\\': out->push_back('\\'); break;
-        case '/': out->push_back('/'); break;
-        case 'b': out->push_back('\b'); break;
-        case 'f': out->push_back('\f'); break;
-        case 'n': out->push_back('\n'); break;
-        case 'r': out->push_back('\r'); break;
-        case 't': out->push_back('\t'); break;
-        case 'u': {
-          size_t at = pos_ - 2;
-          uint32_t cp;
-          if (!ParseHex4(&cp)) return false;
-          if (cp >= 0xDC00 && cp <= 0xDFFF) {
-            return Fail(at, "lone low surrogate in \\u escape");
-          }
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (text_.substr(pos_, 2) != "\\u") {
-              return Fail(at, "high surrogate not followed by a low surrogate");
-            }
-            pos_ += 2;
-            uint32_t lo;
-            if (!ParseHex4(&lo)) return false;
-            if (lo < 0xDC00 || lo > 0xDFFF) {
-              return Fail(at, "high surrogate not followed by a low surrogate");
-            }
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          AppendUtf8(cp, out);
-          break;
-        }
-        default:
-          return Fail(pos_ - 1, absl::StrCat("invalid escape \\", Describe(pos_ - 1)));
-      }
-    }
-  }
-
-  bool ParseArray(JsonValue* v, int depth) {
-    if (depth > kMaxJsonDepth) {
-      return Fail(pos_, absl::StrCat("nesting deeper than ", kMaxJsonDepth));
-    }
-    v->type_ = JsonValue::Type::kArray;
-    ++pos_;  // '['
-    SkipWhitespace();
-    if (pos_ < text_.size() && text_[pos_] == ']') {
-      ++pos_;
-      return true;
-    }
-    for (;;) {
-      SkipWhitespace();
-      v->array_.emplace_back();
-      if (!ParseValue(&v->array_.back(), depth)) return false;
-      SkipWhitespace();
-      if (pos_ >= text_.size()) return Fail(pos_, "expected ',' or ']', got end of input");
-      char c = text_[pos_];
-      if (c == ']') {
-        ++pos_;
-        return true;
-      }
-      if (c != ',') {
-        return Fail(pos_, absl::StrCat("expected ',' or ']', got ", Describe(pos_)));
-      }
-      ++pos_;
-    }
-  }
-
-  bool ParseObject(JsonValue* v, int depth) {
-    if (depth > kMaxJsonDepth) {
-      return Fail(pos_, absl::StrCat("nesting deeper than ", kMaxJsonDepth));
-    }
-    v->type_ = JsonValue::Type::kObject;
-    ++pos_;  // '{'
-    SkipWhitespace();
-    if (pos_ < text_.size() && text_[pos_] == '}') {
-      ++pos_;
-      return true;
-    }
-    for (;;) {
-      SkipWhitespace();
-      if (pos_ >= text_.size() || text_[pos_] != '"') {
-        return Fail(pos_, absl::StrCat("expected a member name in quotes, got ",
-                                       Describe(pos_)));
-      }
-      size_t key_pos = pos_;
-      std::string key;
-      if (!ParseString(&key)) return false;
-      if (v->Find(key) != nullptr) {
-        return Fail(key_pos, absl::StrCat("duplicate member name \"", key, "\""));
-      }
-      SkipWhitespace();
-      if (pos_ >= text_.size() || text_[pos_] != ':') {
-        return Fail(pos_, absl::StrCat("expected ':' after member name, got ",
-                                       Describe(pos_)));
-      }
-      ++pos_;
-      SkipWhitespace();
-      v->object_.emplace_back(std::move(key), JsonValue());
-      if (!ParseValue(&v->object_.back().second, depth)) return false;
-      SkipWhitespace();
-      if (pos_ >= text_.size()) return Fail(pos_, "expected ',' or '}', got end of input");
-      char c = text_[pos_];
-      if (c == '}') {
-        ++pos_;
-        return true;
-      }
-      if (c != ',') {
-        return Fail(pos_, absl::StrCat("expected ',' or '}', got ", Describe(pos_)));
-      }
-      ++pos_;
-    }
+  bool Close() {
+    scan_ = *read_;
+    if (stack_.back()->type_ == JsonValue::Type::kObject) keys_.pop_back();
+    stack_.pop_back();
+    return true;
   }
 
   absl::string_view text_;
-  size_t pos_ = 0;
+  const size_t* read_;
+  JsonLimits limits_;
+  size_t scan_ = 0;
+  size_t values_ = 0;
+  JsonValue root_;
+  bool have_root_ = false;
+  std::vector<JsonValue*> stack_;
+  std::vector<std::unordered_set<std::string>> keys_;  // of the open objects
+  std::string key_;
   size_t error_pos_ = 0;
   std::string error_;
 };
@@ -379,8 +263,23 @@ const char* JsonValue::TypeName(Type t) {
   return "?";
 }
 
-absl::StatusOr<JsonValue> ParseJson(absl::string_view text) {
-  return JsonParser(text).ParseDocument();
+absl::StatusOr<JsonValue> ParseJson(absl::string_view text, const JsonLimits& limits) {
+  if (text.size() > limits.max_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "JSON text of ", text.size(), " bytes exceeds the limit of ", limits.max_bytes));
+  }
+  // nlohmann skips a UTF-8 byte order mark; RFC 8259 forbids sending one.
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("JSON ", JsonPosition(text, 0), ": byte order mark (U+FEFF)"));
+  }
+  size_t read = 0;
+  JsonBuilder builder(text, &read, limits);
+  bool parsed = nlohmann::json::sax_parse(CountingIterator(text.data(), &read),
+                                          CountingIterator(text.data() + text.size(), &read),
+                                          &builder, nlohmann::json::input_format_t::json,
+                                          /*strict=*/true, /*ignore_comments=*/false);
+  return builder.Result(parsed);
 }
 
 std::string JsonPosition(absl::string_view text, size_t offset) {
@@ -398,42 +297,18 @@ std::string JsonPosition(absl::string_view text, size_t offset) {
 }
 
 void AppendJsonString(absl::string_view s, std::string* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out->push_back('"');
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      size_t n = Utf8SequenceLength(s, i);
-      if (n == 0) {
-        out->append("\xEF\xBF\xBD");  // U+FFFD
-        ++i;
-      } else {
-        out->append(s.data() + i, n);
-        i += n;
-      }
-      continue;
+  nlohmann::json j = std::string(s);
+  std::string dumped =
+      j.dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
+  // nlohmann leaves DEL raw (valid JSON); escape it too, so a verdict printed to a
+  // terminal carries no control byte at all. 0x7F is never part of a multi-byte sequence.
+  for (char c : dumped) {
+    if (c == '\x7f') {
+      out->append("\\u007f");
+    } else {
+      out->push_back(c);
     }
-    switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      case '\b': out->append("\\b"); break;
-      case '\f': out->append("\\f"); break;
-      default:
-        if (c < 0x20 || c == 0x7F) {
-          out->append("\\u00");
-          out->push_back(kHex[c >> 4]);
-          out->push_back(kHex[c & 0xF]);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-    ++i;
   }
-  out->push_back('"');
 }
 
 }  // namespace vow::x509

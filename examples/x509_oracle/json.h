@@ -1,12 +1,16 @@
-// A small strict JSON reader (RFC 8259) and a string escaper, for the oracle's broker
-// (x509-limbo files) and its verdicts (both sides).
+// A strict JSON reader (RFC 8259) and a string escaper, for the oracle's broker
+// (x509-limbo files, hostile) and its verdicts (both sides; a verdict read by the broker
+// comes from a worker and is hostile too). Both are nlohmann-json (Debian's
+// nlohmann-json3-dev): its SAX parser does the lexing and grammar; this file adds what
+// the library does not enforce itself and builds the tree.
 //
 // Strict: no comments, no trailing commas, no NaN/Infinity, no leading zeros, no
-// unescaped control characters, valid UTF-8 only, no duplicate keys in an object,
-// nothing but whitespace after the top-level value, nesting at most kMaxJsonDepth.
-// Errors name the place: "line L, column C (byte B): what was expected". Parsing is
-// iterative in the input and recursive only in the nesting (bounded), so a
-// tens-of-megabytes file (the whole x509-limbo suite) is fine.
+// unescaped control characters, valid UTF-8 only (nlohmann's lexer); and here: no
+// duplicate keys in an object, no byte order mark, nesting at most max_depth, at most
+// max_bytes of text and max_values values (each limit refused before or while parsing,
+// never by running out of memory or stack). Errors name the place: "JSON line L, column C
+// (byte B): what was wrong". The parser is iterative; only the tree's destructor recurses,
+// bounded by max_depth.
 #ifndef VOW_EXAMPLES_X509_ORACLE_JSON_H_
 #define VOW_EXAMPLES_X509_ORACLE_JSON_H_
 
@@ -23,6 +27,16 @@
 namespace vow::x509 {
 
 inline constexpr int kMaxJsonDepth = 128;
+// The whole x509-limbo suite is tens of megabytes.
+inline constexpr size_t kMaxJsonBytes = size_t{256} << 20;
+// Values of any kind (a JsonValue is ~100 bytes: at most ~1.6 GB of tree).
+inline constexpr size_t kMaxJsonValues = size_t{16} << 20;
+
+struct JsonLimits {
+  size_t max_bytes = kMaxJsonBytes;
+  int max_depth = kMaxJsonDepth;
+  size_t max_values = kMaxJsonValues;
+};
 
 class JsonValue {
  public:
@@ -57,7 +71,7 @@ class JsonValue {
   static const char* TypeName(Type t);
 
  private:
-  friend class JsonParser;
+  friend class JsonBuilder;
   Type type_ = Type::kNull;
   bool bool_ = false;
   std::string string_;
@@ -67,14 +81,14 @@ class JsonValue {
 };
 
 // Parses `text`. Errors are InvalidArgument with the position (see above).
-absl::StatusOr<JsonValue> ParseJson(absl::string_view text);
+absl::StatusOr<JsonValue> ParseJson(absl::string_view text, const JsonLimits& limits = {});
 
 // "line L, column C (byte B)" for a byte offset into `text` (columns count bytes).
 std::string JsonPosition(absl::string_view text, size_t offset);
 
-// Appends `s` as a quoted JSON string: ", \, and bytes < 0x20 escaped (\n, \t, ...,
-// \u00XX), DEL as \u007f; bytes that are not valid UTF-8 are replaced by U+FFFD, so
-// the output is always valid JSON in valid UTF-8.
+// Appends `s` as a quoted JSON string (nlohmann's serializer): ", \, and bytes < 0x20
+// escaped (\n, \t, ..., \u00XX), DEL as \u007f (added here); bytes that are not valid
+// UTF-8 are replaced by U+FFFD, so the output is always valid JSON in valid UTF-8.
 void AppendJsonString(absl::string_view s, std::string* out);
 
 }  // namespace vow::x509

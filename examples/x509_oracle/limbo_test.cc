@@ -192,7 +192,8 @@ TEST_F(LimboTest, MalformedJsonGivesThePosition) {
   absl::StatusOr<std::vector<LimboCase>> cases = ParseLimbo(ReadTestdata("limbo/malformed.json"));
   ASSERT_FALSE(cases.ok());
   EXPECT_EQ(Msg(cases.status()),
-            "JSON line 6, column 7 (byte 76): expected ',' or '}', got '\"'");
+            "JSON line 6, column 7 (byte 76): syntax error while parsing object - unexpected "
+            "string literal; expected '}'");
 }
 
 TEST_F(LimboTest, SchemaViolationNamesCaseAndPosition) {

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -340,8 +341,17 @@ absl::Status RecvFrame(int fd, uint32_t max_bytes, absl::Time deadline, std::str
 absl::StatusOr<std::string> RoundTrip(int fd, absl::string_view job_payload,
                                       absl::Time deadline) {
   absl::Status s = SendAll(fd, Frame(job_payload), deadline);
-  if (!s.ok()) return s;
   std::string verdict;
+  if (!s.ok()) {
+    // A server that refuses a connection (busy) answers before reading the job and hangs
+    // up; its verdict may be waiting even though the job could not be sent.
+    if (RecvFrame(fd, kMaxVerdictBytes, std::min(deadline, absl::Now() + absl::Seconds(1)),
+                  &verdict)
+            .ok()) {
+      return verdict;
+    }
+    return s;
+  }
   s = RecvFrame(fd, kMaxVerdictBytes, deadline, &verdict);
   if (!s.ok()) return s;
   return verdict;

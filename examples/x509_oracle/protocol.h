@@ -98,7 +98,9 @@ absl::Status SendAll(int fd, absl::string_view data, absl::Time deadline);
 absl::Status RecvFrame(int fd, uint32_t max_bytes, absl::Time deadline, std::string* payload,
                        uint32_t* announced = nullptr);
 
-// A client's round trip: sends Frame(job_payload) and reads one verdict frame.
+// A client's round trip: sends Frame(job_payload) and reads one verdict frame. If the
+// send fails, a verdict the server sent before hanging up (a "server busy" refusal) is
+// still returned.
 absl::StatusOr<std::string> RoundTrip(int fd, absl::string_view job_payload,
                                       absl::Time deadline);
 

@@ -7,8 +7,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
+#include <iostream>
 #include <random>
 #include <string>
 #include <thread>
@@ -230,7 +232,8 @@ TEST(ServerTest, HostileInputGetsErrorVerdictsAndTheServerKeepsServing) {
   ASSERT_TRUE(oracle.ok()) << oracle.status();
   ServerOptions so;
   so.socket_path = SocketPath("hostile.sock");
-  so.io_timeout = absl::Seconds(2);
+  // Each whole frame within this (the 50 MB one too, on a loaded machine).
+  so.io_timeout = absl::Seconds(5);
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(oracle->get(), so);
   ASSERT_TRUE(server.ok()) << server.status();
 
@@ -282,7 +285,7 @@ TEST(ServerTest, HostileInputGetsErrorVerdictsAndTheServerKeepsServing) {
     absl::StatusOr<std::string> meanwhile = Ask(so.socket_path, good);
     ASSERT_TRUE(meanwhile.ok());
     EXPECT_THAT(*meanwhile, StartsWith("{\"valid\":true"));
-    std::string json;  // the server gives up on it after io_timeout (2 s)
+    std::string json;  // the server gives up on it after io_timeout (5 s)
     absl::Status s =
         RecvFrame(silent->get(), kMaxVerdictBytes, absl::Now() + absl::Seconds(10), &json);
     EXPECT_TRUE(absl::IsOutOfRange(s)) << s;
@@ -305,6 +308,7 @@ TEST(ServerTest, FreshWorkerPerRequest) {
   ASSERT_TRUE(oracle.ok()) << oracle.status();
   ServerOptions so;
   so.socket_path = SocketPath("fresh.sock");
+  so.verifiers = 4;
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(oracle->get(), so);
   ASSERT_TRUE(server.ok()) << server.status();
   std::vector<std::thread> threads;
@@ -333,6 +337,133 @@ TEST(ServerTest, FreshWorkerPerRequest) {
   EXPECT_EQ(ok, 24);
   EXPECT_EQ((*oracle)->failed_workers(), 8u);
   EXPECT_EQ((*oracle)->broker().live_workers(), 0u);
+}
+
+// The latency of one good request on a fresh connection.
+absl::Duration TimedAsk(const std::string& path, const Good& g) {
+  absl::Time start = absl::Now();
+  absl::StatusOr<std::string> json = Ask(path, g.payload);
+  absl::Duration took = absl::Now() - start;
+  EXPECT_TRUE(json.ok()) << json.status();
+  if (json.ok()) {
+    EXPECT_EQ(*json, g.json);
+  }
+  return took;
+}
+
+absl::Duration Median(std::vector<absl::Duration> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+TEST(ServerTest, IdleAndSlowlorisClientsDoNotDelayARealClient) {
+  std::vector<Good> good = GoodRequests();
+  absl::StatusOr<std::unique_ptr<Oracle>> oracle = Oracle::Create(PoolOptions(2));
+  ASSERT_TRUE(oracle.ok()) << oracle.status();
+  ServerOptions so;  // the defaults (the CLI's), except the socket
+  so.socket_path = SocketPath("idle.sock");
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(oracle->get(), so);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE(WaitFor([&] { return (*oracle)->idle_workers() == 2; }, absl::Seconds(10)));
+
+  constexpr int kRounds = 7;
+  std::vector<absl::Duration> alone, crowded;
+  for (int i = 0; i < kRounds; ++i) alone.push_back(TimedAsk(so.socket_path, good[i]));
+
+  // 64 connections that send nothing, and 4 that send a request one byte a second.
+  constexpr int kIdle = 64, kSlow = 4;
+  std::vector<UniqueFd> idle;
+  for (int i = 0; i < kIdle; ++i) {
+    absl::StatusOr<UniqueFd> fd = ConnectUnix(so.socket_path);
+    ASSERT_TRUE(fd.ok()) << fd.status();
+    idle.push_back(*std::move(fd));
+  }
+  std::atomic<bool> quit{false};
+  std::atomic<int> slow_dropped{0};
+  std::vector<std::thread> slow;
+  for (int i = 0; i < kSlow; ++i) {
+    slow.emplace_back([&] {
+      absl::StatusOr<UniqueFd> fd = ConnectUnix(so.socket_path);
+      if (!fd.ok()) {
+        ADD_FAILURE() << fd.status();
+        return;
+      }
+      const std::string frame = Frame(good[0].payload);
+      for (size_t at = 0; at < frame.size() && !quit; ++at) {
+        if (!SendAll(fd->get(), frame.substr(at, 1), absl::Now() + absl::Seconds(5)).ok()) {
+          ++slow_dropped;  // the server hung up
+          return;
+        }
+        absl::SleepFor(absl::Seconds(1));
+      }
+    });
+  }
+  // Every one of them accepted and open while the real client is measured.
+  ASSERT_TRUE(WaitFor([&] { return (*server)->connections_served() >= kRounds + kIdle + kSlow; },
+                      absl::Seconds(10)));
+  absl::SleepFor(absl::Milliseconds(1500));  // the slow ones have sent a byte or two
+  for (int i = 0; i < kRounds; ++i) crowded.push_back(TimedAsk(so.socket_path, good[i]));
+  EXPECT_EQ((*server)->connections_timed_out(), 0u) << "the crowd left before the measurement";
+  EXPECT_EQ((*server)->connections_refused(), 0u);
+
+  const absl::Duration a = Median(alone), c = Median(crowded);
+  std::cerr << "median latency: alone " << a << ", crowded " << c << "\n";
+  EXPECT_LT(c, 2 * a + absl::Milliseconds(200))
+      << "median latency alone " << a << ", with " << kIdle << " idle and " << kSlow
+      << " slowloris connections " << c;
+
+  // The crowd is dropped at its deadline (io_timeout from its connect), without an answer.
+  for (UniqueFd& fd : idle) {
+    std::string json;
+    absl::Status s = RecvFrame(fd.get(), kMaxVerdictBytes,
+                               absl::Now() + so.io_timeout + absl::Seconds(10), &json);
+    EXPECT_TRUE(absl::IsOutOfRange(s)) << s;
+  }
+  EXPECT_TRUE(WaitFor([&] { return slow_dropped == kSlow; }, absl::Seconds(10)))
+      << slow_dropped << " of " << kSlow << " slowloris clients dropped";
+  quit = true;
+  for (std::thread& t : slow) t.join();
+  EXPECT_EQ((*server)->connections_timed_out(), static_cast<uint64_t>(kIdle + kSlow));
+  EXPECT_EQ((*oracle)->failed_workers(), 0u);
+}
+
+TEST(ServerTest, ConnectionsBeyondTheLimitAreRefusedAtOnce) {
+  std::vector<Good> good = GoodRequests();
+  absl::StatusOr<std::unique_ptr<Oracle>> oracle = Oracle::Create(PoolOptions(1));
+  ASSERT_TRUE(oracle.ok()) << oracle.status();
+  ServerOptions so;
+  so.socket_path = SocketPath("limit.sock");
+  so.max_connections = 4;
+  so.io_timeout = absl::Seconds(60);  // waiting for a slot would take this long
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(oracle->get(), so);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::vector<UniqueFd> idle;
+  for (int i = 0; i < 4; ++i) {
+    absl::StatusOr<UniqueFd> fd = ConnectUnix(so.socket_path);
+    ASSERT_TRUE(fd.ok()) << fd.status();
+    idle.push_back(*std::move(fd));
+  }
+  ASSERT_TRUE(WaitFor([&] { return (*server)->connections_served() == 4; }, absl::Seconds(10)));
+
+  absl::StatusOr<UniqueFd> fifth = ConnectUnix(so.socket_path);
+  ASSERT_TRUE(fifth.ok()) << fifth.status();
+  absl::StatusOr<std::string> json =
+      RoundTrip(fifth->get(), good[0].payload, absl::Now() + absl::Seconds(20));
+  ASSERT_TRUE(json.ok()) << json.status();
+  absl::StatusOr<Verdict> v = VerdictFromJson(*json);
+  ASSERT_TRUE(v.ok()) << *json;
+  EXPECT_FALSE(v->valid);
+  EXPECT_THAT(v->internal_error, StartsWith("server busy: 4 connections open"));
+  EXPECT_EQ((*server)->connections_refused(), 1u);
+
+  // A slot freed by a client leaving is a slot for the next one.
+  idle.pop_back();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        absl::StatusOr<std::string> j = Ask(so.socket_path, good[1].payload);
+        return j.ok() && *j == good[1].json;
+      },
+      absl::Seconds(10)));
 }
 
 TEST(ServerTest, RefusesToReplaceAFileThatIsNotASocket) {

@@ -103,14 +103,19 @@ constexpr char kLimboUsage[] =
 
 constexpr char kServeUsage[] =
     "usage: x509_oracle serve --socket PATH [--workers N] [--fresh] [--max-connections N]\n"
-    "                         [--timeout SECONDS] [--audit]\n"
-    "A unix-socket server (protocol.h) with a pool of persistent locked workers.\n"
-    "  --workers N          pool size (default 2)\n"
+    "                         [--timeout SECONDS] [--read-timeout SECONDS] [--audit]\n"
+    "A unix-socket server (protocol.h) with a pool of persistent locked workers. One event\n"
+    "loop reads every connection; a request takes a worker only once it has fully arrived,\n"
+    "so idle and slow clients hold no worker and delay nobody.\n"
+    "  --workers N          pool size, and requests verified at once (default 2)\n"
     "  --fresh              a new locked worker per request instead of the pool\n"
-    "  --max-connections N  clients served at once (default 64); idle clients wait in the\n"
-    "                       event loop and hold no slot\n"
-    "  --timeout S          per request, and for a client to finish a frame it started or\n"
-    "                       to send its next one (default 30)\n";
+    "  --max-connections N  open connections at most (default 256); one more gets an\n"
+    "                       internal_error verdict \"server busy: ...\" and is closed\n"
+    "  --timeout S          per request in the oracle: waiting for a worker and verifying\n"
+    "                       (default 30)\n"
+    "  --read-timeout S     for a client to send each whole request, from its connect or\n"
+    "                       its previous verdict, and to take each verdict; a client that\n"
+    "                       sends nothing or too slowly is dropped (default 10)\n";
 
 int Help(const char* usage) {
   fputs(usage, stdout);
@@ -463,7 +468,8 @@ int RunLimboCommand(int argc, char** argv) {
 int RunServe(int argc, char** argv) {
   std::string error;
   std::optional<Args> args =
-      ParseArgs(argc, argv, {"--socket", "--workers", "--max-connections", "--timeout"},
+      ParseArgs(argc, argv,
+                {"--socket", "--workers", "--max-connections", "--timeout", "--read-timeout"},
                 {"--fresh", "--audit", "--help"}, &error);
   if (!args.has_value()) return Usage(kServeUsage, error);
   if (args->switches.count("--help") != 0) return Help(kServeUsage);
@@ -475,14 +481,17 @@ int RunServe(int argc, char** argv) {
   ServerOptions server_options;
   server_options.socket_path = args->values["--socket"];
   size_t timeout_s = 30;
+  size_t read_timeout_s = 10;
   if (!ParseCount(*args, "--workers", 1, 256, &options.pool_size, &error) ||
       !ParseCount(*args, "--max-connections", 1, 4096, &server_options.max_connections,
                   &error) ||
-      !ParseCount(*args, "--timeout", 1, 3600, &timeout_s, &error)) {
+      !ParseCount(*args, "--timeout", 1, 3600, &timeout_s, &error) ||
+      !ParseCount(*args, "--read-timeout", 1, 3600, &read_timeout_s, &error)) {
     return Usage(kServeUsage, error);
   }
   options.timeout = absl::Seconds(static_cast<int64_t>(timeout_s));
-  server_options.io_timeout = options.timeout;
+  server_options.io_timeout = absl::Seconds(static_cast<int64_t>(read_timeout_s));
+  server_options.verifiers = options.pool_size;
   if (args->switches.count("--fresh") != 0) options.workers = OracleOptions::Workers::kFresh;
   options.stderr_fd = STDERR_FILENO;
   options.audit_fd = args->switches.count("--audit") != 0 ? STDERR_FILENO : -1;
