@@ -171,8 +171,13 @@ struct Worker {
   bool listener_registered = false;
   // A brokered call of this worker is running on the pool (one at a time; the listener
   // is not watched meanwhile). Guarded by Impl::mu_.
-  bool call_in_flight = false;
-  absl::Time call_started;
+  // Two kinds, independent: a path call of the worker's threads (its listener is not
+  // watched meanwhile) and an explicit open/connect request (its channel is not read).
+  // A worker's last messages (a trap report) are read even while a path call runs.
+  bool path_call_in_flight = false;
+  bool channel_call_in_flight = false;
+  absl::Time path_call_started;
+  absl::Time channel_call_started;
   // Violation reports in the current second (penalty trap).
   int reports_this_second = 0;
   absl::Time report_second;
@@ -367,8 +372,8 @@ void Broker::Impl::HandleNotification(Worker& w) {
     if (call.has_value()) {
       // Off the loop: the open may block (a FIFO, a hung mount). One call per worker at a
       // time: its listener is not watched until this one is answered.
-      w.call_in_flight = true;
-      w.call_started = absl::Now();
+      w.path_call_in_flight = true;
+      w.path_call_started = absl::Now();
       ArmListener(*w.shared, w.id, false);
       ++calls_in_flight_;
       pool_->Submit([this, shared = w.shared, id = w.id, r = *req, c = *std::move(call)]() mutable {
@@ -476,7 +481,7 @@ void Broker::Impl::ServeChannelCall(WorkerId id, pid_t pid, const PreparedPolicy
     auto it = workers_.find(id);
     if (it != workers_.end() && !it->second->reaped) {
       Worker& w = *it->second;
-      w.call_in_flight = false;
+      w.channel_call_in_flight = false;
       if (rc != 0 && rc != -EPIPE && rc != -ECONNRESET && !w.ending) {
         End(w, WorkerResult::Kind::kProtocolError,
             absl::StrCat("could not send a response: ", strerror(-rc)));
@@ -504,7 +509,7 @@ void Broker::Impl::ServePathCall(std::shared_ptr<WorkerShared> shared, WorkerId 
     auto it = workers_.find(id);
     if (it != workers_.end() && !it->second->reaped) {
       Worker& w = *it->second;
-      w.call_in_flight = false;
+      w.path_call_in_flight = false;
       if (w.listener_registered) ArmListener(*shared, id, true);
     }
   }
@@ -625,10 +630,12 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
       // peer), one at a time per worker: its channel is not read until this is answered.
       // The task answers on its own dup of the channel, so a worker that ends meanwhile
       // cannot make it write to a reused fd number.
+      // A worker that has already exited is not served (its last reports still are).
+      if (w.draining) return true;
       int dup_fd = fcntl(w.channel.fd(), F_DUPFD_CLOEXEC, 0);
       if (dup_fd < 0) return protocol_error(absl::StrCat("dup(channel): ", strerror(errno)));
-      w.call_in_flight = true;
-      w.call_started = absl::Now();
+      w.channel_call_in_flight = true;
+      w.channel_call_started = absl::Now();
       ArmChannel(w, false);
       ++calls_in_flight_;
       pool_->Submit([this, id = w.id, pid = w.pid, policy = w.policy,
@@ -696,7 +703,8 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
 }
 
 void Broker::Impl::HandleChannel(Worker& w, int max_messages) {
-  for (int i = 0; i < max_messages && w.channel.valid() && !w.ending && !w.call_in_flight;
+  for (int i = 0; i < max_messages && w.channel.valid() && !w.ending &&
+                  (w.draining || !w.channel_call_in_flight);
        ++i) {
     int fds[kMaxFdsPerMessage];
     int nfds = 0;
@@ -802,10 +810,12 @@ void Broker::Impl::Loop() {
       Worker& w = *it->second;
       switch (static_cast<Source>(key & 3)) {
         case kChannel:
-          if (w.channel.valid() && !w.call_in_flight) HandleChannel(w, kMessagesPerWakeup);
+          if (w.channel.valid() && !w.channel_call_in_flight) {
+            HandleChannel(w, kMessagesPerWakeup);
+          }
           break;
         case kListener:
-          if (w.listener_registered && !w.call_in_flight) HandleNotification(w);
+          if (w.listener_registered && !w.path_call_in_flight) HandleNotification(w);
           break;
         case kPidfd:
           Reap(w);
@@ -820,7 +830,9 @@ void Broker::Impl::Loop() {
       if (w->reaped || w->ending) continue;
       if (now >= w->deadline) {
         End(*w, WorkerResult::Kind::kLimitExceeded, "wall time limit");
-      } else if (w->call_in_flight && now - w->call_started > kBrokeredCallDeadline) {
+      } else if ((w->path_call_in_flight && now - w->path_call_started > kBrokeredCallDeadline) ||
+                 (w->channel_call_in_flight &&
+                  now - w->channel_call_started > kBrokeredCallDeadline)) {
         End(*w, WorkerResult::Kind::kLimitExceeded,
             absl::StrCat("a brokered call did not finish within ",
                          absl::FormatDuration(kBrokeredCallDeadline)));

@@ -894,8 +894,12 @@ TEST_P(ConformanceTest, Case) {
   std::vector<std::string> seen, refused;
   for (const Violation& v : result->violations) seen.push_back(v.ToString());
   for (const Refusal& r : result->refusals) refused.push_back(r.ToString());
+  std::string audit;
+  for (const AuditEntry& e : broker_->audit().Entries()) {
+    if (e.worker_id == *id) absl::StrAppend(&audit, "\n    ", AuditLog::FormatLine(e));
+  }
   const std::string context =
-      absl::StrCat("\n  worker: ", absl::StrJoin(argv, " "), "\n  promises: ",
+      absl::StrCat("\n  audit:", audit, "\n  worker: ", absl::StrJoin(argv, " "), "\n  promises: ",
                    c.promises.ToString(), ", penalty ", PenaltyName(c.penalty),
                    "\n  result: ", result->ToString(), "\n  violations: [",
                    absl::StrJoin(seen, "; "), "]\n  refusals: [",

@@ -171,7 +171,11 @@ __attribute__((unused)) static void sigsys_reporter(int sig, siginfo_t *info, vo
     g_trap_busy = 1;
     long len = vow_wire_encode_violation(g_trap_buffer, sizeof(g_trap_buffer), 0,
                                          info->si_syscall, info->si_arch, args);
-    if (len > 0) (void)send_message(g_trap_channel, g_trap_buffer, (size_t)len, -1);
+    int rc = len > 0 ? send_message(g_trap_channel, g_trap_buffer, (size_t)len, -1) : -EMSGSIZE;
+    if (rc != 0) {
+      static const char kMsg[] = "vow (musl): the violation report could not be sent\n";
+      (void)!write(2, kMsg, sizeof(kMsg) - 1);
+    }
     g_trap_busy = 0;
   }
 #if defined(__x86_64__)
