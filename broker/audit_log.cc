@@ -162,8 +162,9 @@ bool AuditLog::WriteLine(const std::string& line, absl::Time deadline) {
         if (stop_ && deadline == absl::InfiniteFuture()) deadline = now + kStopDrainTimeout;
       }
       if (now >= deadline) return false;
-      const int slice_ms = static_cast<int>(
-          std::min<int64_t>(50, absl::ToInt64Milliseconds(deadline - now) + 1));
+      // An infinite deadline converts to INT64_MAX milliseconds: compare before adding.
+      const int64_t left_ms = absl::ToInt64Milliseconds(deadline - now);
+      const int slice_ms = static_cast<int>(left_ms >= 50 ? 50 : left_ms + 1);
       pollfd pfd = {write_fd_, POLLOUT, 0};
       int r = poll(&pfd, 1, slice_ms);
       if (r > 0) break;
