@@ -21,17 +21,21 @@ echo "== 2/3 sanitizers (ASan + UBSan)" >&2
 bazel test --config=asan --test_env=ASAN_OPTIONS=detect_leaks=1:handle_segv=0 \
   //ipc:channel_test //broker:request_test //broker:fs_policy_test //broker:net_policy_test \
   //broker:clock_policy_test //broker:policy_check_test //broker:audit_log_test \
+  //broker:path_call_test \
   //broker:request_fuzzer_replay_test //broker:fs_policy_fuzzer_replay_test \
   //policies:policy_file_test //policies:policy_file_fuzzer_replay_test \
   //examples/x509_oracle:json_test //examples/x509_oracle:limbo_test "$@"
 # b) Cross-process tests (they fork workers that _exit or are killed, so no leak report):
 #    the broker, its checks, exec'd workers, the pool, the C conformance worker and its
-#    wire codec, the oracle's differential test and OpenSSL under the broker.
+#    wire codec, hostile path calls and hard-target acts (the path-call handler's
+#    decoding of worker registers and memory), the oracle's differential test and
+#    OpenSSL under the broker.
 #    Not here: //examples/x509_oracle:server_test (clang 14's ASan allocator is not
 #    fork-safe in its multi-threaded parent; see README, Known limits).
 bazel test --config=asan \
   //tests:broker_test //tests:broker_checks_test //tests:exec_worker_test \
   //tests:worker_pool_test //tests/conformance:wire_test //tests/conformance:conformance_test \
+  //tests:path_calls_test //tests:hostile_test //tests:hard_target_test \
   //examples/x509_oracle:verify_test //examples/x509_oracle:verify_syscalls_test \
   //examples/x509_oracle:oracle_test "$@"
 
