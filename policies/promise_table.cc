@@ -5,7 +5,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -26,7 +25,7 @@ static_assert(TCGETS == 0x5401 && TIOCGWINSZ == 0x5413 && FIONREAD == 0x541B &&
 static_assert(TIOCSTI == 0x5412 && TIOCLINUX == 0x541C);
 static_assert(O_CREAT == 0100 && O_TRUNC == 01000 && O_ACCMODE == 3 && O_WRONLY == 1 &&
               O_RDWR == 2);
-static_assert(PROT_EXEC == 4 && AT_EMPTY_PATH == 0x1000 && RLIMIT_CORE == 4);
+static_assert(PROT_EXEC == 4 && AT_EMPTY_PATH == 0x1000);
 static_assert(MSG_FASTOPEN == 0x20000000 && SOCK_STREAM == 1 && SOCK_SEQPACKET == 5);
 static_assert(F_DUPFD == 0 && F_GETFD == 1 && F_SETFD == 2 && F_GETFL == 3 &&
               F_SETFL == 4 && F_GETLK == 5 && F_SETLK == 6 && F_SETLKW == 7 &&
@@ -162,11 +161,6 @@ std::vector<PromiseEntry> BuildTable() {
           .AllowIf("sched_getaffinity", {SelfPid(0, "pid")})
           // Reading its own limits only; changing them needs proc.
           .AllowIf("prlimit64", {Eq(0, "pid", 0, "0 (itself)"), IsNull(2, "new_limit")})
-          // Its own core limit (the lock-down set it to 0, soft and hard, so it can only
-          // stay there; sanitizer runtimes set it at start-up).
-          .AllowIf("prlimit64", {Eq(0, "pid", 0, "0 (itself)"),
-                                 Eq(1, "resource", RLIMIT_CORE, "RLIMIT_CORE")})
-          .AllowIf("setrlimit", {Eq(0, "resource", RLIMIT_CORE, "RLIMIT_CORE")})
           .Allow({"getrlimit"})
           // Sockets it already holds. sendto with a destination needs inet/unix/dns.
           // sendmsg's msg_name and SCM_RIGHTS live in memory seccomp cannot read: the
