@@ -63,7 +63,8 @@ for target in "${FUZZERS[@]}"; do
   path="${path/://}"
   corpus="$(mktemp -d)"
   artifacts="$(mktemp -d)"
-  cp "${SEEDS[$target]}"/* "$corpus"/
+  seeds="${SEEDS[$target]:-}"
+  if [[ -n "$seeds" && -d "$seeds" ]]; then cp "$seeds"/* "$corpus"/; fi
   dict=()
   [[ -n "${DICTS[$target]:-}" ]] && dict=(-dict="${DICTS[$target]}")
   echo "fuzzing $target for ${VOW_FUZZ_SECONDS:-15}s" >&2
