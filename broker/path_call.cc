@@ -227,7 +227,9 @@ std::string DescribePathCall(const PathCall& call, const std::string& path,
       absl::StrAppend(&args, "fd ", call.dirfd);
       break;
     case Op::kConnect:
-      absl::StrAppend(&args, "fd ", call.dirfd, ", ", path.empty() ? "?" : path);
+      // `path` is the address as the handler read it (a unix path is worker bytes).
+      absl::StrAppend(&args, "fd ", call.dirfd, ", ",
+                      path.empty() ? "?" : AuditLog::EscapeBytes(path, 512));
       break;
     case Op::kGetcwd:
       break;

@@ -729,7 +729,7 @@ PathHandler::Answer PathHandler::Connect(WorkerShared& w, const struct seccomp_n
     }
     target.transport = ConnectRule::Transport::kUnix;
     target.unix_path.assign(un->sun_path, strnlen(un->sun_path, path_len));
-    shown = absl::StrCat("unix \"", AuditLog::EscapeBytes(target.unix_path), "\"");
+    shown = absl::StrCat("unix ", target.unix_path);  // escaped by DescribePathCall
   } else {
     *described = DescribePathCall(call, absl::StrCat("family ", addr.ss_family));
     return Answer::Error(EAFNOSUPPORT, "an address family the broker does not connect");
