@@ -1118,6 +1118,12 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
 
 absl::StatusOr<std::shared_ptr<const PreparedPolicy>> Broker::Prepare(const Policy& policy) {
   RETURN_IF_ERROR(ValidatePolicy(policy));
+  // Fail closed: what the broker cannot enforce is refused, not ignored.
+  if (policy.exec_promises.has_value() && *policy.exec_promises != policy.promises) {
+    return absl::UnimplementedError(
+        "execpromises: not enforced yet (an image the worker execs keeps the worker's own "
+        "filter); remove the line or make it equal to `promises`");
+  }
   auto prepared = std::make_shared<PreparedPolicy>();
   prepared->policy = policy;
   ASSIGN_OR_RETURN(prepared->layers, ResolveLayers(policy, ProbeLayers()));

@@ -760,5 +760,17 @@ TEST_F(BrokerTest, BadPolicyRefusedNamingTheRule) {
   EXPECT_THAT(std::string(prepared.status().message()), HasSubstr("relative/dir"));
 }
 
+// What the broker cannot enforce is refused, never silently ignored.
+TEST_F(BrokerTest, ExecpromisesThatNarrowAreRefusedNotIgnored) {
+  Policy policy;
+  policy.promises = PromiseSet{Promise::kStdio, Promise::kRpath, Promise::kExec};
+  policy.exec_promises = PromiseSet{Promise::kStdio};
+  auto prepared = broker_->Prepare(policy);
+  ASSERT_FALSE(prepared.ok());
+  EXPECT_THAT(std::string(prepared.status().message()), HasSubstr("execpromises: not enforced"));
+  policy.exec_promises = policy.promises;
+  EXPECT_TRUE(broker_->Prepare(policy).ok());
+}
+
 }  // namespace
 }  // namespace vow
