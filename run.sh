@@ -16,6 +16,10 @@ for chain in valid expired wrong_host; do
 done
 echo "== vow_cat: a worker locked to stdio reads a file through the broker =="
 ./bazel-bin/examples/vow_cat --audit examples/testdata/pledge.txt
+echo "== vow run: an unmodified program (Debian's cat), locked before its first instruction =="
+echo "   vow run -p 'stdio rpath' -v r:examples/testdata -- cat examples/testdata/pledge.txt /etc/shadow"
+./bazel-bin/broker/vow run -p 'stdio rpath' -v r:examples/testdata -- \
+  cat examples/testdata/pledge.txt /etc/shadow || echo "   (cat exited $?: /etc/shadow has no rule, so the broker answered ENOENT)"
 echo "== vow_view: untrusted documents rendered by locked renderers, in your browser =="
 echo "   ./bazel-bin/examples/renderer/vow_view serve --port 8080 examples/renderer/testdata"
 echo "   then open http://127.0.0.1:8080/ (and http://127.0.0.1:8080/about:renderers)"

@@ -223,6 +223,7 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
     if (fd < 0) return Answer::Error(-fd, "not an open fd of the worker");
     UniqueFd copy(fd);
     Answer a;
+    a.reason = "the worker's own fd";
     if (call.statx) {
       struct statx stx;
       if (statx(copy.get(), "", AT_EMPTY_PATH | (call.at_flags & AT_STATX_SYNC_TYPE),

@@ -13,7 +13,11 @@ const std::vector<LibcSetEntry>& LibcSet() {
       {"/proc/sys/vm/overcommit_memory", false,
        "malloc() when a thread arena shrinks its heap"},
       {"/usr/lib/locale", false, "setlocale() (locale-archive, C.utf8/)"},
-      {"/usr/share/locale/locale.alias", false, "setlocale() resolving an alias"},
+      {"/usr/share/locale/locale.alias", false,
+       "setlocale() resolving an alias (a symlink to /etc/locale.alias on Debian)"},
+      {"/usr/share/locale", false,
+       "setlocale() resolving an alias (locale.alias); strerror()/perror() and gettext() "
+       "looking up translated messages (LC_MESSAGES/*.mo)"},
       {"/usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache", false,
        "iconv_open() (the module cache; the modules themselves are code, not here)"},
       {"/usr/lib/aarch64-linux-gnu/gconv/gconv-modules.cache", false, "iconv_open()"},
