@@ -578,10 +578,10 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
         return protocol_error("the first request must be hello");
       }
       // Every program has a listener: path calls are always the broker's.
-      const bool wants = true;
-      absl::Status hello_ok = CheckHello(request, nfds, nfds == 1 ? attached[0].get() : -1, wants);
+      absl::Status hello_ok =
+          CheckHello(request, nfds, nfds == 1 ? attached[0].get() : -1, /*listener_expected=*/true);
       if (!hello_ok.ok()) return protocol_error(std::string(hello_ok.message()));
-      if (wants) {
+      {
         int flags = fcntl(attached[0].get(), F_GETFL);
         fcntl(attached[0].get(), F_SETFL, flags | O_NONBLOCK);
         w.shared->listener = std::move(attached[0]);
@@ -596,7 +596,7 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
       // The phase changes before the answer is sent: a worker that exits before reading
       // it (it does not wait for it) has still said hello.
       w.phase = Phase::kServing;
-      Audit(w, "hello", true, wants ? "locked; seccomp listener received" : "locked");
+      Audit(w, "hello", true, "locked; seccomp listener received");
       capnp::MallocMessageBuilder builder(64);
       auto response = builder.initRoot<wire::Response>();
       response.setId(id);
@@ -1002,7 +1002,6 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     sh.fs = policy->fs.has_value() ? &*policy->fs : nullptr;
     sh.net = policy->net.has_value() ? &*policy->net : nullptr;
     sh.keep = policy;
-    sh.pidfd.reset(fcntl(static_cast<int>(pidfd), F_DUPFD_CLOEXEC, 0));
     char cwd[PATH_MAX];
     absl::MutexLock lock(&sh.mu);
     sh.cwd = getcwd(cwd, sizeof(cwd)) != nullptr ? cwd : "/";

@@ -73,9 +73,10 @@ PromiseSet PathCall::NeededPromises() const {
 }
 
 Promise PathCall::MissingPromise(PromiseSet held) const {
+  const PromiseSet needed = NeededPromises();
   for (int i = 0; i < kPromiseCount; ++i) {
     const Promise p = static_cast<Promise>(i);
-    if (NeededPromises().contains(p) && !held.contains(p)) return p;
+    if (needed.contains(p) && !held.contains(p)) return p;
   }
   return NeededPromise();
 }

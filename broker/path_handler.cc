@@ -403,9 +403,11 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
     // /proc/self/NAME and /proc/thread-self/NAME of the libc set: the WORKER's files.
     for (const LibcSetEntry& e : LibcProcSelfSet()) {
       std::string target;
-      if (abs == absl::StrCat("/proc/self/", e.path)) target = absl::StrCat("/proc/", w.pid, "/", e.path);
+      // The calling thread's own process (after a fork inside the worker, not the first
+      // one): /proc/TID/NAME names the process of thread TID.
+      if (abs == absl::StrCat("/proc/self/", e.path)) target = absl::StrCat("/proc/", tid, "/", e.path);
       if (abs == absl::StrCat("/proc/thread-self/", e.path)) {
-        target = absl::StrCat("/proc/", w.pid, "/task/", tid, "/", e.path);
+        target = absl::StrCat("/proc/", tid, "/task/", tid, "/", e.path);
       }
       if (target.empty()) continue;
       if (call.op != Op::kOpen) return Answer::Error(EACCES, "only opens of /proc/self files");
@@ -792,7 +794,6 @@ void PathHandler::Handle(WorkerShared& w, const struct seccomp_notif& req,
   // Learning mode: a refusal for a missing promise or rule is recorded and the call is
   // still refused (the broker cannot let the kernel resolve a path: that would be
   // CONTINUE for a path). What it would have needed is in the record.
-  const bool learning = w.penalty == Penalty::kLog;
   const bool allowed = a.error == 0;
   Audit(w, described, allowed,
         a.learning ? absl::StrCat("allowed (learning): ", a.reason)
@@ -809,7 +810,6 @@ void PathHandler::Handle(WorkerShared& w, const struct seccomp_notif& req,
     const Promise main = call.MissingPromise(w.promises);
     r.needed = std::string(PromiseName(main));
     r.letter = main == Promise::kCpath ? 'c' : main == Promise::kWpath ? 'w' : 'r';
-    (void)learning;
     absl::MutexLock lock(&w.mu);
     if (w.refusals.size() < 1000) {
       w.refusals.push_back(std::move(r));

@@ -54,7 +54,6 @@ struct WorkerShared {
   const NetPolicy* net = nullptr;  // the worker's connect rules, or null
   std::shared_ptr<const void> keep;
   UniqueFd listener;  // the seccomp listener (the loop holds the epoll registration)
-  UniqueFd pidfd;     // for pidfd_getfd (a dup of the broker's)
 
   absl::Mutex mu;
   std::string cwd ABSL_GUARDED_BY(mu);  // relative paths resolve against this

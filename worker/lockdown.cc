@@ -29,13 +29,9 @@ namespace {
 // Buffers for the lock-down handshake and for the SIGSYS reporter. Static: a worker is
 // one process, and neither path may touch the heap.
 MessageArena g_handshake_arena;
-alignas(8) capnp::word g_handshake_buffer[kMaxMessageWords];
 MessageArena g_trap_arena;
 std::atomic<bool> g_trap_busy{false};
 int g_trap_channel_fd = -1;
-// The program an exec'd worker receives from the broker.
-constexpr size_t kMaxProgramLen = 4096;  // BPF_MAXINSNS
-sock_filter g_exec_program[kMaxProgramLen];
 
 int Errno() { return errno != 0 ? errno : EIO; }
 

@@ -528,7 +528,6 @@ ExtractResult Parsers::ExtractArchive(int archive_fd, const std::string& dir,
   }
   // Per-file size: RLIMIT_FSIZE from the policy (limits.file_bytes), set by the lock-down
   // before the worker's own code runs.
-  const bool fsize_set = true;
 
   absl::Time deadline = absl::Now() + options.timeout;
   wire::Writer job;
@@ -538,8 +537,7 @@ ExtractResult Parsers::ExtractArchive(int archive_fd, const std::string& dir,
   job.U32(options.max_depth);
   job.U8(options.skip_worker_checks_for_testing ? 1 : 0);
   job.Str(canonical);
-  absl::Status s = fsize_set ? wire::SendFrame(ours.get(), job.out(), deadline)
-                             : absl::InternalError("could not set RLIMIT_FSIZE on the worker");
+  absl::Status s = wire::SendFrame(ours.get(), job.out(), deadline);
   bool finished = false;
   std::string failure;
   uint64_t dirs_made = 0;

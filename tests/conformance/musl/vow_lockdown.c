@@ -44,7 +44,6 @@ struct vow_sock_fprog {
   struct vow_sock_filter *filter;
 };
 
-__attribute__((unused)) static struct vow_sock_filter g_program[VOW_BPF_MAXINSNS];
 static uint64_t g_buffer[VOW_WIRE_MAX_BYTES / 8];
 static uint64_t g_trap_buffer[32];
 static volatile int g_trap_channel = -1;
@@ -129,31 +128,9 @@ static long receive_message(int channel) {
   }
 }
 
-__attribute__((unused)) static int set_limit(int resource, uint64_t value) {
-  struct rlimit rl;
-  rl.rlim_cur = value;
-  rl.rlim_max = value;
-  return setrlimit(resource, &rl) == 0 ? 0 : -errno;
-}
-
-__attribute__((unused)) static int close_all_but(int keep) {
-  unsigned ranges[2][2] = {{3, (unsigned)keep - 1}, {(unsigned)keep + 1, ~0u}};
-  for (int r = 0; r < 2; ++r) {
-    unsigned lo = ranges[r][0], hi = ranges[r][1];
-    if (lo > hi) continue;
-    if (syscall(SYS_close_range, lo, hi, 0) == 0) continue;
-    if (errno != ENOSYS) return -errno;
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -errno;
-    unsigned top = rl.rlim_cur == RLIM_INFINITY ? 1u << 20 : (unsigned)rl.rlim_cur;
-    for (unsigned fd = lo; fd <= hi && fd < top; ++fd) close((int)fd);
-  }
-  return 0;
-}
-
 /* Penalty trap: report the refused call, then make it fail with EPERM. Uses sendmsg
  * only (stdio allows it). */
-__attribute__((unused)) static void sigsys_reporter(int sig, siginfo_t *info, void *context) {
+static void sigsys_reporter(int sig, siginfo_t *info, void *context) {
   (void)sig;
   int saved_errno = errno;
   ucontext_t *uc = (ucontext_t *)context;
