@@ -1,0 +1,170 @@
+// The broker's internals, shared by its files. Runs in the privileged process; every
+// byte a worker sends is hostile. Not a public interface: only broker/broker*.cc include
+// it.
+//
+// The files, after Chromium's split of its broker:
+//   broker.cc             lifecycle: Create/Prepare, Spawn (fork + the child's lock-down),
+//                         Wait, Kill, Reap, the destructor
+//   broker_loop.cc        the privileged serving loop: epoll, reading datagrams and seccomp
+//                         notifications, the task pool hand-off, deadlines
+#ifndef VOW_BROKER_BROKER_INTERNAL_H_
+#define VOW_BROKER_BROKER_INTERNAL_H_
+
+#include <linux/seccomp.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "base/unique_fd.h"
+#include "broker/audit_log.h"
+#include "broker/broker.h"
+#include "broker/fs_policy.h"
+#include "broker/net_policy.h"
+#include "broker/path_call.h"
+#include "broker/path_handler.h"
+#include "broker/request.h"
+#include "broker/task_pool.h"
+#include "capnp/common.h"
+#include "ipc/channel.h"
+#include "ipc/message.h"
+#include "policies/promise_compiler.h"
+#include "worker/layers.h"
+
+namespace vow {
+
+// What a policy becomes once checked: the compiled program and the opened rules.
+class PreparedPolicy {
+ public:
+  Policy policy;
+  std::shared_ptr<const BpfProgram> program;       // for forked workers
+  std::shared_ptr<const BpfProgram> exec_program;  // for exec'd vow workers
+  // For unmodified programs: no SIGSYS reporter can run in them, so penalty trap acts
+  // as errno there.
+  std::shared_ptr<const BpfProgram> exec_program_unmodified;
+  std::optional<FsPolicy> fs;
+  LayerSpec layers;          // resolved against this kernel at Prepare
+  std::string layers_text;   // DescribeLayers()
+  std::optional<NetPolicy> net;
+};
+
+// Where a worker is in the protocol (see the dispatch table in broker.h).
+enum class Phase { kAwaitHello, kServing, kEnded };
+// What an epoll event is about: the low two bits of its key; the rest is the WorkerId.
+enum Source : uint64_t { kChannel = 0, kListener = 1, kPidfd = 2 };
+
+inline uint64_t Key(WorkerId id, Source source) { return (id << 2) | source; }
+
+// "promise rpath would allow it", or "no promise allows this" for "".
+std::string AllowedByText(const std::string& promise);
+
+struct Worker {
+  WorkerId id = 0;
+  pid_t pid = -1;
+  std::shared_ptr<const PreparedPolicy> policy;
+  Channel channel;
+  UniqueFd pidfd;
+  // What the path-call handler needs (listener, cwd, refusals); shared with the task
+  // pool thread serving this worker's current call.
+  std::shared_ptr<WorkerShared> shared;
+  bool listener_registered = false;
+  // A brokered call of this worker is running on the pool (one at a time; the listener
+  // is not watched meanwhile). Guarded by Impl::mu_.
+  // Two kinds, independent: a path call of the worker's threads (its listener is not
+  // watched meanwhile) and an explicit open/connect request (its channel is not read).
+  // A worker's last messages (a trap report) are read even while a path call runs.
+  bool path_call_in_flight = false;
+  bool channel_call_in_flight = false;
+  absl::Time path_call_started;
+  absl::Time channel_call_started;
+  // Violation reports in the current second (penalty trap).
+  int reports_this_second = 0;
+  absl::Time report_second;
+  Phase phase = Phase::kAwaitHello;
+  // Set when the broker decided to end the worker; the result kind/reason win over the
+  // signal that follows.
+  bool ending = false;
+  // Reading what a worker sent before it exited: failures to answer are not its fault.
+  bool draining = false;
+  WorkerResult result;
+  bool reaped = false;
+  // Token bucket for requests_per_second.
+  double tokens = 0;
+  absl::Time last_refill;
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+class Broker::Impl {
+ public:
+  Impl(AuditLog* audit) : audit_(audit) {}
+  ~Impl();
+
+  absl::Status Start();
+  absl::StatusOr<WorkerId> SpawnCommon(std::shared_ptr<const PreparedPolicy> policy,
+                                       const WorkerMain* main,
+                                       const std::vector<std::string>* argv,
+                                       const SpawnOptions& options);
+  absl::StatusOr<WorkerResult> Wait(WorkerId id, absl::Duration timeout);
+  void Kill(WorkerId id);
+  pid_t pid(WorkerId id) const;
+  size_t live() const;
+
+  FilterCache filters_;
+
+ private:
+  // Runs on a pool thread: answers one path call, then re-arms the worker's listener.
+  void ServePathCall(std::shared_ptr<WorkerShared> shared, WorkerId id,
+                     struct seccomp_notif req, PathCall call);
+  void ArmListener(WorkerShared& shared, WorkerId id, bool on);
+  // Runs on a pool thread: an explicit open or connect request, answered on `channel_fd`.
+  void ServeChannelCall(WorkerId id, pid_t pid, const PreparedPolicy& policy, int channel_fd,
+                        const DecodedRequest& request);
+  void ArmChannel(Worker& w, bool on) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Loop();
+  void HandleChannel(Worker& w, int max_messages) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Returns false when the worker was ended.
+  bool HandleMessage(Worker& w, const capnp::word* data, size_t bytes, int* fds, int nfds)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleNotification(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Reap(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void End(Worker& w, WorkerResult::Kind kind, std::string reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecordViolation(Worker& w, Violation v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Audit(const Worker& w, std::string request, bool allowed, std::string reason);
+  bool SendError(Worker& w, uint64_t id, int err, absl::string_view reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool SendFd(Worker& w, uint64_t id, int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a failed send: a vanished worker is left to its pidfd; any other failure ends it.
+  bool SendFailed(Worker& w, int rc, absl::string_view what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Unregister(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  AuditLog* audit_;
+  std::unique_ptr<PathHandler> paths_;
+  std::unique_ptr<TaskPool> pool_;
+  std::atomic<int> calls_in_flight_{0};
+  UniqueFd epoll_;
+  UniqueFd wake_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  mutable absl::Mutex mu_;
+  std::map<WorkerId, std::unique_ptr<Worker>> workers_ ABSL_GUARDED_BY(mu_);
+  WorkerId next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  // Live workers with a wall-time limit.
+  size_t timed_workers_ ABSL_GUARDED_BY(mu_) = 0;
+  // Receive buffer of the serving thread.
+  std::unique_ptr<capnp::word[]> buffer_{new capnp::word[kMaxMessageWords + 1]};
+  struct seccomp_notif_sizes notif_sizes_ = {};
+};
+
+}  // namespace vow
+
+#endif  // VOW_BROKER_BROKER_INTERNAL_H_
