@@ -183,6 +183,11 @@ void Broker::Impl::End(Worker& w, WorkerResult::Kind kind, std::string reason) {
   Unregister(w);
 }
 
+bool Broker::Impl::ProtocolError(Worker& w, std::string reason) {
+  End(w, WorkerResult::Kind::kProtocolError, std::move(reason));
+  return false;
+}
+
 void Broker::Impl::Reap(Worker& w) {
   siginfo_t info;
   memset(&info, 0, sizeof(info));

@@ -18,7 +18,8 @@
 //   connect     -                      -                                yes
 //   clock       -                      -                                yes
 //   violation   -                      -                                penalty trap only
-// "refused" and "-" end the worker.
+// "refused" and "-" end the worker. The table in code: Broker::Impl::kRoutes
+// (broker/broker_dispatch.cc).
 //
 // Threads: Spawn*, Wait, Kill are thread-safe. PR_SET_PDEATHSIG follows the *thread* that
 // forked: a worker dies when the thread that called Spawn* exits, so spawn from a thread

@@ -7,6 +7,18 @@
 //                         Wait, Kill, Reap, the destructor
 //   broker_loop.cc        the privileged serving loop: epoll, reading datagrams and seccomp
 //                         notifications, the task pool hand-off, deadlines
+//   broker_dispatch.cc    the dispatch table (per request kind: its phases, whether it is
+//                         rate-limited, its handler) and HandleMessage, which applies it
+//   broker_hello.cc       handlers, one file per family: hello; files (explicit opens,
+//   broker_files.cc         and the glue to PathHandler for path calls); network
+//   broker_network.cc       (connect); clock; violations (trap reports, the record of
+//   broker_clock.cc         refused syscalls)
+//   broker_violations.cc
+//   broker_wire.cc        encoding the answers (decoding is DecodeRequest, request.cc)
+//
+// Adding a brokered call: its schema entry (ipc/protocol.capnp) and decoding (request.cc),
+// one handler (a Handle* member, in its family's file), the client stub (worker/client.*),
+// and its row in kRoutes (broker_dispatch.cc).
 #ifndef VOW_BROKER_BROKER_INTERNAL_H_
 #define VOW_BROKER_BROKER_INTERNAL_H_
 
@@ -22,6 +34,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -67,6 +80,34 @@ inline uint64_t Key(WorkerId id, Source source) { return (id << 2) | source; }
 // "promise rpath would allow it", or "no promise allows this" for "".
 std::string AllowedByText(const std::string& promise);
 
+using RequestKind = DecodedRequest::Kind;
+
+// A brokered call that yields an fd (open, connect): what `request` resolves to under the
+// worker's policy, an fd or an error whose errno goes back to the worker. Sets
+// `*audit_request` to the request as the audit log shows it. Runs on a pool thread without
+// the broker's lock, and may block in the kernel (a FIFO, a hung mount, a slow peer).
+using ChannelCall = absl::StatusOr<UniqueFd> (*)(pid_t pid, const PreparedPolicy& policy,
+                                                 const DecodedRequest& request,
+                                                 std::string* audit_request);
+// broker_files.cc: an explicit open under the policy's filesystem rules.
+absl::StatusOr<UniqueFd> OpenForWorker(pid_t pid, const PreparedPolicy& policy,
+                                       const DecodedRequest& request, std::string* audit_request);
+// broker_network.cc: a connect under the policy's connect rules.
+absl::StatusOr<UniqueFd> ConnectForWorker(pid_t pid, const PreparedPolicy& policy,
+                                          const DecodedRequest& request,
+                                          std::string* audit_request);
+
+// The wire format of the answers (broker_wire.cc; requests are decoded by DecodeRequest
+// in request.cc). Each encodes one wire::Response and sends it on `channel`, returning
+// Channel::Send's result (0 or -errno).
+int SendHelloReply(const Channel& channel, uint64_t id);
+int SendTime(const Channel& channel, uint64_t id, absl::Time now);
+// The fd (closed here once sent), or the error's errno (EACCES if it has none) and its
+// message (at most 1024 bytes).
+int SendFdOrError(const Channel& channel, uint64_t id, absl::StatusOr<UniqueFd> fd);
+
+// One spawned worker as the broker sees it; guarded by Impl::mu_ (`shared` has its own
+// lock).
 struct Worker {
   WorkerId id = 0;
   pid_t pid = -1;
@@ -121,31 +162,79 @@ class Broker::Impl {
   FilterCache filters_;
 
  private:
-  // Runs on a pool thread: answers one path call, then re-arms the worker's listener.
-  void ServePathCall(std::shared_ptr<WorkerShared> shared, WorkerId id,
-                     struct seccomp_notif req, PathCall call);
-  void ArmListener(WorkerShared& shared, WorkerId id, bool on);
-  // Runs on a pool thread: an explicit open or connect request, answered on `channel_fd`.
-  void ServeChannelCall(WorkerId id, pid_t pid, const PreparedPolicy& policy, int channel_fd,
-                        const DecodedRequest& request);
-  void ArmChannel(Worker& w, bool on) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Loop();
-  void HandleChannel(Worker& w, int max_messages) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Returns false when the worker was ended.
+  // ---- The dispatch table (broker_dispatch.cc). ----
+  // A handler serves one decoded request of a worker, in a phase its row allows, on the
+  // serving thread with mu_ held. `attached` holds the `nfds` fds that came with the
+  // message (only hello takes one; they are closed after the handler unless it moved
+  // them). Returns false when the worker was ended.
+  using Handler = bool (Impl::*)(Worker& w, const DecodedRequest& request, UniqueFd* attached,
+                                 int nfds);
+  // Phases a request is served in (bits); in any other phase it ends the worker.
+  enum PhaseSet : uint8_t { kNoPhase = 0, kBeforeHello = 1 << 0, kAfterHello = 1 << 1 };
+  struct Route {
+    RequestKind kind;
+    uint8_t phases;     // PhaseSet bits
+    bool rate_limited;  // counts against `limit requests_per_second`
+    Handler handler;    // nullptr exactly when phases is kNoPhase
+  };
+  // One row per RequestKind, in enum order (checked at compile time).
+  static const Route kRoutes[];
+  static const size_t kRouteCount;
+  // Decodes one datagram, checks it against the table (phase, attached fds, rate limit)
+  // and calls its handler. Returns false when the worker was ended.
   bool HandleMessage(Worker& w, const capnp::word* data, size_t bytes, int* fds, int nfds)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // ---- The handlers, one file per family. ----
+  // broker_hello.cc: takes the seccomp listener, moves the worker to kServing.
+  bool HandleHello(Worker& w, const DecodedRequest& request, UniqueFd* attached, int nfds)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // broker_files.cc: an explicit open (on the pool; see OpenForWorker).
+  bool HandleOpen(Worker& w, const DecodedRequest& request, UniqueFd* attached, int nfds)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // broker_files.cc. Runs on a pool thread: answers one path call, then re-arms the
+  // worker's listener.
+  void ServePathCall(std::shared_ptr<WorkerShared> shared, WorkerId id,
+                     struct seccomp_notif req, PathCall call);
+  // broker_network.cc: a connect (on the pool; see ConnectForWorker).
+  bool HandleConnect(Worker& w, const DecodedRequest& request, UniqueFd* attached, int nfds)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // broker_clock.cc: the time under the policy's clock rule.
+  bool HandleClock(Worker& w, const DecodedRequest& request, UniqueFd* attached, int nfds)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // broker_violations.cc: a violation report of the worker's SIGSYS handler (penalty trap).
+  bool HandleViolation(Worker& w, const DecodedRequest& request, UniqueFd* attached, int nfds)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecordViolation(Worker& w, Violation v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // ---- The serving loop (broker_loop.cc). ----
+  void Loop();
+  void HandleChannel(Worker& w, int max_messages) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleNotification(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ArmListener(WorkerShared& shared, WorkerId id, bool on);
+  void ArmChannel(Worker& w, bool on) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands `call` to the pool (one channel call per worker at a time: its channel is not
+  // read until the answer is sent). Returns false when the worker was ended.
+  bool SubmitChannelCall(Worker& w, const DecodedRequest& request, ChannelCall call)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs on a pool thread: an explicit open or connect request, answered on `channel_fd`.
+  void ServeChannelCall(WorkerId id, pid_t pid, const PreparedPolicy& policy, int channel_fd,
+                        const DecodedRequest& request, ChannelCall call);
+
+  // ---- Lifecycle (broker.cc). ----
   void Reap(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void End(Worker& w, WorkerResult::Kind kind, std::string reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RecordViolation(Worker& w, Violation v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // End(kProtocolError, reason); returns false (what a handler returns for an ended worker).
+  bool ProtocolError(Worker& w, std::string reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Audit(const Worker& w, std::string request, bool allowed, std::string reason);
+  void Unregister(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // ---- Answers (broker_wire.cc). ----
   bool SendError(Worker& w, uint64_t id, int err, absl::string_view reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool SendFd(Worker& w, uint64_t id, int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // After a failed send: a vanished worker is left to its pidfd; any other failure ends it.
   bool SendFailed(Worker& w, int rc, absl::string_view what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Unregister(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   AuditLog* audit_;
   std::unique_ptr<PathHandler> paths_;

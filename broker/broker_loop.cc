@@ -35,7 +35,6 @@
 namespace vow {
 namespace {
 
-constexpr size_t kMaxViolationsKept = 1000;
 // Messages handled per worker per wake-up, so one flooding worker cannot starve others.
 // One: epoll is level-triggered, so a worker with more queued comes round again after
 // every other ready worker had its turn; and a synchronous worker (the normal case)
@@ -46,30 +45,8 @@ constexpr int kMessagesPerWakeup = 1;
 // its worker: the pool thread may be stuck in the kernel (a hung FUSE mount), but no
 // other worker waits for it.
 constexpr absl::Duration kBrokeredCallDeadline = absl::Seconds(10);
-// How long a brokered TCP connect may take to be established.
-constexpr absl::Duration kConnectDeadline = absl::Seconds(5);
-// Violation reports (penalty trap) a worker may send per second before it is ended.
-constexpr int kMaxViolationReportsPerSecond = 100;
 
 }  // namespace
-
-std::string AllowedByText(const std::string& promise) {
-  return promise.empty() ? "no promise allows this" : absl::StrCat("promise ", promise,
-                                                                   " would allow it");
-}
-
-std::string Violation::ToString() const {
-  return absl::StrCat(syscall, "(", args[0], ", ", args[1], ", ", args[2], ", ", args[3], ", ",
-                      args[4], ", ", args[5], ") refused; ", AllowedByText(allowed_by),
-                      from_kernel ? "" : " (reported by the worker)");
-}
-
-void Broker::Impl::RecordViolation(Worker& w, Violation v) {
-  Audit(w, absl::StrCat("syscall ", v.syscall), false,
-        absl::StrCat("refused by seccomp; ", AllowedByText(v.allowed_by),
-                     v.from_kernel ? "" : " (reported by the worker)"));
-  if (w.result.violations.size() < kMaxViolationsKept) w.result.violations.push_back(std::move(v));
-}
 
 void Broker::Impl::HandleNotification(Worker& w) {
   // The kernel tells us which syscall a worker thread is blocked in. Sizes come from the
@@ -159,52 +136,40 @@ void Broker::Impl::ArmChannel(Worker& w, bool on) {
   epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, w.channel.fd(), &e);
 }
 
+bool Broker::Impl::SubmitChannelCall(Worker& w, const DecodedRequest& request,
+                                     ChannelCall call) {
+  // Off the loop (an open may stall on a FIFO or a hung mount, a connect on a slow
+  // peer), one at a time per worker: its channel is not read until this is answered.
+  // The task answers on its own dup of the channel, so a worker that ends meanwhile
+  // cannot make it write to a reused fd number.
+  // A worker that has already exited is not served (its last reports still are).
+  if (w.draining) return true;
+  int dup_fd = fcntl(w.channel.fd(), F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0) return ProtocolError(w, absl::StrCat("dup(channel): ", strerror(errno)));
+  w.channel_call_in_flight = true;
+  w.channel_call_started = absl::Now();
+  ArmChannel(w, false);
+  ++calls_in_flight_;
+  pool_->Submit([this, id = w.id, pid = w.pid, policy = w.policy,
+                 chan = std::make_shared<UniqueFd>(dup_fd), req = request, call]() {
+    ServeChannelCall(id, pid, *policy, chan->get(), req, call);
+  });
+  return true;
+}
+
 void Broker::Impl::ServeChannelCall(WorkerId id, pid_t pid, const PreparedPolicy& policy,
-                                    int channel_fd, const DecodedRequest& request) {
+                                    int channel_fd, const DecodedRequest& request,
+                                    ChannelCall call) {
   AuditEntry entry;
   entry.worker_id = id;
   entry.pid = pid;
-  absl::StatusOr<UniqueFd> fd = absl::UnavailableError("");
-  if (request.kind == DecodedRequest::Kind::kOpen) {
-    entry.request = absl::StrCat("open path=\"", AuditLog::EscapeBytes(request.path),
-                                 "\" flags=", AuditLog::DescribeOpenFlags(request.flags));
-    OpenContext ctx;
-    ctx.pid = pid;
-    ctx.tid = pid;
-    fd = policy.fs.has_value()
-             ? policy.fs->Open(request.path, request.flags, request.mode, ctx)
-             : absl::StatusOr<UniqueFd>(ErrnoStatus(EACCES, "the policy has no filesystem rules"));
-  } else {
-    const ConnectTarget& target = request.target;
-    entry.request =
-        target.transport == ConnectRule::Transport::kUnix
-            ? absl::StrCat("connect unix path=\"", AuditLog::EscapeBytes(target.unix_path), "\"")
-            : absl::StrCat("connect ",
-                           target.transport == ConnectRule::Transport::kTcp ? "tcp" : "udp",
-                           " address=", AuditLog::EscapeBytes(target.address, 16),
-                           " port=", target.port);
-    fd = policy.net.has_value()
-             ? policy.net->Connect(target, absl::Now() + kConnectDeadline)
-             : absl::StatusOr<UniqueFd>(ErrnoStatus(EACCES, "the policy has no connect rules"));
-  }
+  absl::StatusOr<UniqueFd> fd = call(pid, policy, request, &entry.request);
   entry.allowed = fd.ok();
   entry.reason = fd.ok() ? "allowed by rule" : std::string(fd.status().message());
   audit_->Record(std::move(entry));
-  capnp::MallocMessageBuilder builder(256);
-  auto response = builder.initRoot<wire::Response>();
-  response.setId(request.id);
   Channel channel{UniqueFd(channel_fd)};
-  int rc;
-  if (fd.ok()) {
-    response.setFd();
-    rc = channel.Send(builder, fd->get());
-  } else {
-    auto error = response.initError();
-    error.setErrno(ErrnoOrDefault(fd.status(), EACCES));
-    error.setReason(std::string(fd.status().message().substr(0, 1024)));
-    rc = channel.Send(builder);
-  }
-  (void)channel.release();  // the task's dup is closed by its owner
+  // The broker's copy of the fd is closed once sent.
+  int rc = SendFdOrError(channel, request.id, std::move(fd));
   {
     absl::MutexLock lock(&mu_);
     auto it = workers_.find(id);
@@ -230,206 +195,6 @@ void Broker::Impl::ArmListener(WorkerShared& shared, WorkerId id, bool on) {
   epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, shared.listener.get(), &e);
 }
 
-void Broker::Impl::ServePathCall(std::shared_ptr<WorkerShared> shared, WorkerId id,
-                                 struct seccomp_notif req, PathCall call) {
-  paths_->Handle(*shared, req, call);
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = workers_.find(id);
-    if (it != workers_.end() && !it->second->reaped) {
-      Worker& w = *it->second;
-      w.path_call_in_flight = false;
-      if (w.listener_registered) ArmListener(*shared, id, true);
-    }
-  }
-  --calls_in_flight_;
-}
-
-bool Broker::Impl::SendError(Worker& w, uint64_t id, int err, absl::string_view reason) {
-  capnp::MallocMessageBuilder builder(256);
-  auto response = builder.initRoot<wire::Response>();
-  response.setId(id);
-  auto error = response.initError();
-  error.setErrno(err);
-  error.setReason(std::string(reason.substr(0, 1024)));
-  int rc = w.channel.Send(builder);
-  if (rc != 0) return SendFailed(w, rc, "a response");
-  return true;
-}
-
-bool Broker::Impl::SendFd(Worker& w, uint64_t id, int fd) {
-  capnp::MallocMessageBuilder builder(64);
-  auto response = builder.initRoot<wire::Response>();
-  response.setId(id);
-  response.setFd();
-  int rc = w.channel.Send(builder, fd);
-  if (rc != 0) return SendFailed(w, rc, "a response");
-  return true;
-}
-
-bool Broker::Impl::SendFailed(Worker& w, int rc, absl::string_view what) {
-  if (rc == -EPIPE || rc == -ECONNRESET) {
-    // The worker is gone (it exited or crashed right after asking): not its fault, and its
-    // pidfd will report how it ended. Keep reading what it sent before it went (a trap
-    // report, say) until the channel reports EOF.
-    return true;
-  }
-  // EAGAIN: its socket buffer is full because it does not read its answers.
-  End(w, WorkerResult::Kind::kProtocolError,
-      absl::StrCat("could not send ", what, ": ", strerror(-rc)));
-  return false;
-}
-
-bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t bytes, int* fds,
-                                 int nfds) {
-  // Every attached fd is ours to close unless a handler takes it.
-  UniqueFd attached[kMaxFdsPerMessage];
-  for (int i = 0; i < nfds; ++i) attached[i].reset(fds[i]);
-
-  absl::StatusOr<DecodedRequest> decoded = DecodeRequest(data, bytes);
-  if (!decoded.ok()) {
-    End(w, WorkerResult::Kind::kProtocolError, std::string(decoded.status().message()));
-    return false;
-  }
-  const DecodedRequest& request = *decoded;
-  const uint64_t id = request.id;
-  using RequestKind = DecodedRequest::Kind;
-  auto protocol_error = [&](std::string reason) {
-    End(w, WorkerResult::Kind::kProtocolError, std::move(reason));
-    return false;
-  };
-  if (nfds != 0 && request.kind != RequestKind::kHello) {
-    return protocol_error("a request carried file descriptors");
-  }
-  switch (w.phase) {
-    case Phase::kAwaitHello: {
-      if (request.kind != RequestKind::kHello) {
-        return protocol_error("the first request must be hello");
-      }
-      // Every program has a listener: path calls are always the broker's.
-      absl::Status hello_ok =
-          CheckHello(request, nfds, nfds == 1 ? attached[0].get() : -1, /*listener_expected=*/true);
-      if (!hello_ok.ok()) return protocol_error(std::string(hello_ok.message()));
-      {
-        int flags = fcntl(attached[0].get(), F_GETFL);
-        fcntl(attached[0].get(), F_SETFL, flags | O_NONBLOCK);
-        w.shared->listener = std::move(attached[0]);
-        struct epoll_event e = {};
-        e.events = EPOLLIN;
-        e.data.u64 = Key(w.id, kListener);
-        if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, w.shared->listener.get(), &e) != 0) {
-          return protocol_error(absl::StrCat("epoll_ctl(listener): ", strerror(errno)));
-        }
-        w.listener_registered = true;
-      }
-      // The phase changes before the answer is sent: a worker that exits before reading
-      // it (it does not wait for it) has still said hello.
-      w.phase = Phase::kServing;
-      Audit(w, "hello", true, "locked; seccomp listener received");
-      capnp::MallocMessageBuilder builder(64);
-      auto response = builder.initRoot<wire::Response>();
-      response.setId(id);
-      response.initHello().setVersion(wire::PROTOCOL_VERSION);
-      int rc = w.channel.Send(builder);
-      if (rc != 0) return SendFailed(w, rc, "the answer to hello");
-      return true;
-    }
-    case Phase::kServing:
-      break;
-    case Phase::kEnded:
-      return false;
-  }
-  // Rate limit.
-  uint32_t rps = w.policy->policy.limits.requests_per_second;
-  if (rps != 0 && request.kind != RequestKind::kViolation) {
-    absl::Time now = absl::Now();
-    w.tokens = std::min<double>(rps, w.tokens + absl::ToDoubleSeconds(now - w.last_refill) * rps);
-    w.last_refill = now;
-    if (w.tokens < 1) {
-      End(w, WorkerResult::Kind::kLimitExceeded,
-          absl::StrCat("more than ", rps, " requests per second"));
-      return false;
-    }
-    w.tokens -= 1;
-  }
-  switch (request.kind) {
-    case RequestKind::kOpen:
-    case RequestKind::kConnect: {
-      // Off the loop (an open may stall on a FIFO or a hung mount, a connect on a slow
-      // peer), one at a time per worker: its channel is not read until this is answered.
-      // The task answers on its own dup of the channel, so a worker that ends meanwhile
-      // cannot make it write to a reused fd number.
-      // A worker that has already exited is not served (its last reports still are).
-      if (w.draining) return true;
-      int dup_fd = fcntl(w.channel.fd(), F_DUPFD_CLOEXEC, 0);
-      if (dup_fd < 0) return protocol_error(absl::StrCat("dup(channel): ", strerror(errno)));
-      w.channel_call_in_flight = true;
-      w.channel_call_started = absl::Now();
-      ArmChannel(w, false);
-      ++calls_in_flight_;
-      pool_->Submit([this, id = w.id, pid = w.pid, policy = w.policy,
-                     chan = std::make_shared<UniqueFd>(dup_fd), req = request]() {
-        ServeChannelCall(id, pid, *policy, chan->get(), req);
-      });
-      return true;
-    }
-    case RequestKind::kClock: {
-      absl::StatusOr<absl::Time> now = ClockNow(w.policy->policy.clock);
-      if (!now.ok()) {
-        Audit(w, "clock", false, std::string(now.status().message()));
-        return SendError(w, id, ErrnoOrDefault(now.status(), EPERM), now.status().message());
-      }
-      timespec ts = absl::ToTimespec(*now);
-      capnp::MallocMessageBuilder builder(64);
-      auto response = builder.initRoot<wire::Response>();
-      response.setId(id);
-      auto time = response.initTime();
-      time.setSeconds(ts.tv_sec);
-      time.setNanos(static_cast<uint32_t>(ts.tv_nsec));
-      int rc = w.channel.Send(builder);
-      if (rc != 0) return SendFailed(w, rc, "a response");
-      Audit(w, "clock", true, absl::FormatTime(absl::RFC3339_full, *now, absl::UTCTimeZone()));
-      return true;
-    }
-    case RequestKind::kViolation: {
-      if (w.policy->policy.penalty != Penalty::kTrap) {
-        return protocol_error("a violation report outside penalty trap");
-      }
-      {
-        absl::Time now = absl::Now();
-        if (now - w.report_second >= absl::Seconds(1)) {
-          w.report_second = now;
-          w.reports_this_second = 0;
-        }
-        if (++w.reports_this_second > kMaxViolationReportsPerSecond) {
-          End(w, WorkerResult::Kind::kLimitExceeded,
-              absl::StrCat("more than ", kMaxViolationReportsPerSecond,
-                           " violation reports per second"));
-          return false;
-        }
-      }
-      Violation v;
-      v.nr = request.syscall;
-      v.audit_arch = request.arch;
-      Arch arch = request.arch == AUDIT_ARCH_AARCH64 ? Arch::kAarch64 : Arch::kX86_64;
-      v.syscall = SyscallName(arch, v.nr);
-      SyscallEvent event;
-      event.nr = v.nr;
-      event.audit_arch = request.arch;
-      event.pid = static_cast<uint32_t>(w.pid);
-      for (int i = 0; i < 6; ++i) event.args[i] = v.args[i] = request.args[i];
-      std::optional<Promise> allowing = PromiseAllowing(event);
-      v.allowed_by = allowing.has_value() ? std::string(PromiseName(*allowing)) : "";
-      v.from_kernel = false;
-      RecordViolation(w, std::move(v));
-      return true;
-    }
-    case RequestKind::kHello:
-    case RequestKind::kGetFilter:
-      return protocol_error("request not allowed after hello");
-  }
-  return protocol_error("request not allowed after hello");
-}
 
 void Broker::Impl::HandleChannel(Worker& w, int max_messages) {
   for (int i = 0; i < max_messages && w.channel.valid() && !w.ending &&

@@ -1,0 +1,80 @@
+// The wire format of the broker's answers: each function encodes one wire::Response
+// (ipc/protocol.capnp) and sends it. Requests are decoded by DecodeRequest (request.cc).
+// Runs in the privileged process; nothing here reads worker bytes.
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "base/syscall.h"
+#include "broker/broker_internal.h"
+#include "capnp/message.h"
+#include "ipc/protocol.capnp.h"
+
+namespace vow {
+
+int SendHelloReply(const Channel& channel, uint64_t id) {
+  capnp::MallocMessageBuilder builder(64);
+  auto response = builder.initRoot<wire::Response>();
+  response.setId(id);
+  response.initHello().setVersion(wire::PROTOCOL_VERSION);
+  return channel.Send(builder);
+}
+
+int SendTime(const Channel& channel, uint64_t id, absl::Time now) {
+  timespec ts = absl::ToTimespec(now);
+  capnp::MallocMessageBuilder builder(64);
+  auto response = builder.initRoot<wire::Response>();
+  response.setId(id);
+  auto time = response.initTime();
+  time.setSeconds(ts.tv_sec);
+  time.setNanos(static_cast<uint32_t>(ts.tv_nsec));
+  return channel.Send(builder);
+}
+
+int SendFdOrError(const Channel& channel, uint64_t id, absl::StatusOr<UniqueFd> fd) {
+  capnp::MallocMessageBuilder builder(256);
+  auto response = builder.initRoot<wire::Response>();
+  response.setId(id);
+  int rc;
+  if (fd.ok()) {
+    response.setFd();
+    rc = channel.Send(builder, fd->get());
+  } else {
+    auto error = response.initError();
+    error.setErrno(ErrnoOrDefault(fd.status(), EACCES));
+    error.setReason(std::string(fd.status().message().substr(0, 1024)));
+    rc = channel.Send(builder);
+  }
+  return rc;
+}
+
+bool Broker::Impl::SendError(Worker& w, uint64_t id, int err, absl::string_view reason) {
+  capnp::MallocMessageBuilder builder(256);
+  auto response = builder.initRoot<wire::Response>();
+  response.setId(id);
+  auto error = response.initError();
+  error.setErrno(err);
+  error.setReason(std::string(reason.substr(0, 1024)));
+  int rc = w.channel.Send(builder);
+  if (rc != 0) return SendFailed(w, rc, "a response");
+  return true;
+}
+
+bool Broker::Impl::SendFailed(Worker& w, int rc, absl::string_view what) {
+  if (rc == -EPIPE || rc == -ECONNRESET) {
+    // The worker is gone (it exited or crashed right after asking): not its fault, and its
+    // pidfd will report how it ended. Keep reading what it sent before it went (a trap
+    // report, say) until the channel reports EOF.
+    return true;
+  }
+  // EAGAIN: its socket buffer is full because it does not read its answers.
+  End(w, WorkerResult::Kind::kProtocolError,
+      absl::StrCat("could not send ", what, ": ", strerror(-rc)));
+  return false;
+}
+
+}  // namespace vow
