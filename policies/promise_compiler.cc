@@ -21,6 +21,7 @@
 #include "base/status_macros.h"
 #include "base/unique_fd.h"
 #include "policies/promise_table.h"
+#include "policies/stat_trap_abi.h"
 
 namespace vow {
 namespace {
@@ -142,9 +143,13 @@ class Asm {
 // syscalls go to the broker (`brokered_action`), everything else goes on to
 // libseccomp's program, which starts right after the prologue. Only the number and the
 // arch are read, except for the fd-only stat forms (a NULL path: the kernel decides)
-// and, in an exec'd image, mmap with PROT_EXEC of a file.
+// and, in an exec'd image, mmap with PROT_EXEC of a file. With `stat_trap` (forked
+// workers served by a broker), a stat with a path is sent to the broker only when made at
+// the worker's trampoline (instruction_pointer, patched in by the worker: see
+// stat_trap_abi.h) and trapped anywhere else, so the worker's handler can answer
+// fstat(fd) == newfstatat(fd, "", AT_EMPTY_PATH) without a round trip.
 absl::StatusOr<std::vector<sock_filter>> Prologue(Arch arch, ProgramVariant variant,
-                                                  uint32_t brokered_action) {
+                                                  uint32_t brokered_action, bool stat_trap) {
   const NumberSpace& ns = NumberSpaceFor(arch);
   const bool x86 = arch == Arch::kX86_64;
   Asm a;
@@ -189,11 +194,27 @@ absl::StatusOr<std::vector<sock_filter>> Prologue(Arch arch, ProgramVariant vari
   a.Bind(stat_block);
   {
     const int low_null = a.NewLabel();
+    const int with_path = stat_trap ? a.NewLabel() : broker;
     a.LoadArgLow(1);
-    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0, low_null, broker);
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0, low_null, with_path);
     a.Bind(low_null);
     a.LoadArgHigh(1);
-    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0, allow, broker);
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0, allow, with_path);
+    if (stat_trap) {
+      // A path (maybe ""): from the trampoline -> the broker; from anywhere else -> the
+      // worker's SIGSYS handler, which answers the empty path for the fd (with the NULL
+      // form above) and re-issues anything else from the trampoline. A compromised worker
+      // that jumps to the trampoline itself only reaches the broker, as before.
+      const int trap = a.NewLabel(), low_ok = a.NewLabel();
+      a.Bind(with_path);
+      a.Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, instruction_pointer));
+      a.Jump(BPF_JMP | BPF_JEQ | BPF_K, kStatTrampolineLowPlaceholder, low_ok, trap);
+      a.Bind(low_ok);
+      a.Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, instruction_pointer) + 4);
+      a.Jump(BPF_JMP | BPF_JEQ | BPF_K, kStatTrampolineHighPlaceholder, broker, trap);
+      a.Bind(trap);
+      a.Stmt(BPF_RET | BPF_K, SECCOMP_RET_TRAP | kStatTrapData);
+    }
   }
   // mmap in an exec'd image: PROT_EXEC of a file (fd != -1) is the loader mapping a
   // library: the broker checks the fd; anything else goes on to the promises.
@@ -345,9 +366,30 @@ absl::StatusOr<BpfProgram> Compile(PromiseSet promises, Penalty penalty,
   BpfProgram program;
   program.penalty = penalty;
   program.violation_action = violation_action;
-  ASSIGN_OR_RETURN(program.code, Prologue(arch, variant, brokered_action));
+  // The stat fast path needs a broker behind the trampoline and a worker that runs vow's
+  // handler before its first instruction: forked workers only (an exec'd image's loader
+  // stats libraries before any handler could exist).
+  const bool stat_trap = variant == ProgramVariant::kForkedWorker &&
+                         brokered_action == SECCOMP_RET_USER_NOTIF;
+  ASSIGN_OR_RETURN(program.code, Prologue(arch, variant, brokered_action, stat_trap));
   program.variant = variant;
+  program.stat_trap = stat_trap;
   program.code.insert(program.code.end(), lib->begin(), lib->end());
+  if (stat_trap) {
+    // The worker patches by value: each placeholder must be the k of exactly one jeq.
+    for (uint32_t placeholder :
+         {kStatTrampolineLowPlaceholder, kStatTrampolineHighPlaceholder}) {
+      size_t seen = 0;
+      for (const sock_filter& insn : program.code) {
+        if (insn.k == placeholder) ++seen;
+      }
+      if (seen != 1) {
+        return absl::InternalError(absl::StrCat(
+            "the trampoline placeholder 0x", absl::Hex(placeholder), " occurs ", seen,
+            " times in the program (want exactly once)"));
+      }
+    }
+  }
   if (program.code.size() > BPF_MAXINSNS) {
     return absl::ResourceExhaustedError(
         absl::StrCat("BPF program too long: ", program.code.size(), " instructions"));
