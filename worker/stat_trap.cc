@@ -16,14 +16,13 @@
 #endif
 
 // The trampoline. `vow_stat_trampoline_return` labels the instruction after the syscall
-// instruction: the address the kernel reports for a call made here. Hidden, so no other
-// object can interpose it. Arguments arrive in the C calling convention and are moved to
+// instruction: the address the kernel reports for a call made here (hidden: only this
+// file takes it). Arguments arrive in the C calling convention and are moved to
 // the kernel's (nr first).
 #if defined(__x86_64__)
 asm(R"(
     .text
     .globl VowStatTrampoline
-    .hidden VowStatTrampoline
     .type VowStatTrampoline, @function
 VowStatTrampoline:
     .cfi_startproc
@@ -46,7 +45,6 @@ vow_stat_trampoline_return:
 asm(R"(
     .text
     .globl VowStatTrampoline
-    .hidden VowStatTrampoline
     .type VowStatTrampoline, %function
 VowStatTrampoline:
     .cfi_startproc
