@@ -21,6 +21,7 @@
 #include "base/status_macros.h"
 #include "base/unique_fd.h"
 #include "policies/promise_table.h"
+#include "policies/self_pid.h"
 #include "policies/stat_trap_abi.h"
 
 namespace vow {
@@ -188,7 +189,40 @@ absl::StatusOr<std::vector<sock_filter>> Prologue(Arch arch, ProgramVariant vari
     a.Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), target, next);
     a.Bind(next);
   }
+  const int probe_block = a.NewLabel();
+  if (stat_trap) {
+    const int nr =
+        seccomp_syscall_resolve_name_arch(ScmpArch(arch), "process_vm_readv");
+    if (nr < 0) return absl::InternalError("process_vm_readv is unknown on this arch");
+    const int next = a.NewLabel();
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), probe_block, next);
+    a.Bind(next);
+  }
   a.Always(lib);
+  // The trap handler's probe of a path's first byte: process_vm_readv of the worker's
+  // own memory (pid == self, flags 0), made at the trampoline, is allowed; the kernel
+  // copies the byte or answers EFAULT, where a plain load could fault. Reading one's own
+  // memory grants nothing. Anything else goes on to the promises (which never allow
+  // process_vm_readv).
+  a.Bind(probe_block);
+  if (stat_trap) {
+    const int ip_low = a.NewLabel(), pid = a.NewLabel(), flags_low = a.NewLabel(),
+              flags_high = a.NewLabel();
+    a.Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, instruction_pointer));
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, kStatTrampolineLowPlaceholder, ip_low, lib);
+    a.Bind(ip_low);
+    a.Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, instruction_pointer) + 4);
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, kStatTrampolineHighPlaceholder, pid, lib);
+    a.Bind(pid);
+    a.LoadArgLow(0);  // pid_t: the kernel reads the low 32 bits
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, kSelfPidPlaceholder, flags_low, lib);
+    a.Bind(flags_low);
+    a.LoadArgLow(5);
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0, flags_high, lib);
+    a.Bind(flags_high);
+    a.LoadArgHigh(5);
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0, allow, lib);
+  }
   // newfstatat(fd, NULL, buf, AT_EMPTY_PATH) and statx(fd, NULL, ...): no path to read
   // (Linux >= 6.11 takes NULL as the empty path), so the kernel decides on the fd alone.
   a.Bind(stat_block);
@@ -376,17 +410,18 @@ absl::StatusOr<BpfProgram> Compile(PromiseSet promises, Penalty penalty,
   program.stat_trap = stat_trap;
   program.code.insert(program.code.end(), lib->begin(), lib->end());
   if (stat_trap) {
-    // The worker patches by value: each placeholder must be the k of exactly one jeq.
+    // The worker patches by value: each placeholder must be the k of exactly the jeqs
+    // written above (the stat block's and the probe's), and of nothing else.
     for (uint32_t placeholder :
          {kStatTrampolineLowPlaceholder, kStatTrampolineHighPlaceholder}) {
       size_t seen = 0;
       for (const sock_filter& insn : program.code) {
         if (insn.k == placeholder) ++seen;
       }
-      if (seen != 1) {
+      if (seen != kStatTrampolinePatchSites / 2) {
         return absl::InternalError(absl::StrCat(
             "the trampoline placeholder 0x", absl::Hex(placeholder), " occurs ", seen,
-            " times in the program (want exactly once)"));
+            " times in the program (want ", kStatTrampolinePatchSites / 2, ")"));
       }
     }
   }

@@ -17,6 +17,8 @@
 //      USER_NOTIF only if made at the worker's trampoline, else SECCOMP_RET_TRAP |
 //      kStatTrapData (policies/stat_trap_abi.h): the worker's handler answers the empty
 //      path from the fd and re-issues the rest at the trampoline (worker/stat_trap.h);
+//      in such a program, process_vm_readv(self pid, ..., flags 0) made at the
+//      trampoline -> ALLOW (the handler's fault-free read of the path's first byte);
 //   3. the ENOSYS list (EnosysSyscalls(): clone3, openat2, rseq, io_uring_*...) ->
 //      ERRNO(ENOSYS), whatever the penalty (unless a held promise lists the syscall:
 //      only `thread` lists rseq);

@@ -8,8 +8,10 @@
 // to the broker (SECCOMP_RET_USER_NOTIF), as every path call. The broker compiles before
 // fork and caches the program per policy, so the address is not compiled in: the
 // program holds two placeholder immediates (the low and the high 32 bits of the
-// address), each the k of exactly one `jeq`, and the worker rewrites them with its own
-// trampoline's address before it loads the program (PatchStatTrampoline()).
+// address), and the worker rewrites them with its own trampoline's address before it
+// loads the program (PatchStatTrampoline()). Each placeholder is the k of two `jeq`s: the
+// stat block's, and the probe's (process_vm_readv of the worker's own memory, allowed
+// only at the trampoline: how the handler reads a path's first byte without faulting).
 #ifndef VOW_POLICIES_STAT_TRAP_ABI_H_
 #define VOW_POLICIES_STAT_TRAP_ABI_H_
 
@@ -22,6 +24,9 @@ namespace vow {
 // stat with a path (fail closed: without the handler, SIGSYS ends the worker).
 inline constexpr uint32_t kStatTrampolineLowPlaceholder = 0x7ff0ca11;
 inline constexpr uint32_t kStatTrampolineHighPlaceholder = 0x7ff0ca12;
+
+// How many immediates a stat-trap program holds for the address (two per half).
+inline constexpr unsigned kStatTrampolinePatchSites = 4;
 
 // SECCOMP_RET_DATA of the stat trap: the kernel hands it to the handler as si_errno, which
 // tells it apart from a penalty-trap violation (SECCOMP_RET_TRAP with data 0).

@@ -18,6 +18,7 @@
 #include "ipc/message.h"
 #include "ipc/protocol.capnp.h"
 #include "policies/seccomp_loader.h"
+#include "policies/stat_trap_abi.h"
 #include "worker/stat_trap.h"
 
 #ifndef SYS_close_range
@@ -266,11 +267,8 @@ int LockDown(const LockdownSpec& spec, const char** failed_step) {
   // place before the filter.
   const size_t stat_trap_sites =
       PatchStatTrampoline(spec.program, spec.program_len, StatTrampolineAddress());
-  if (stat_trap_sites != 0 && stat_trap_sites != 2) return -EINVAL;
-  if (stat_trap_sites != 0) {
-    *failed_step = "stat trap";
-    if ((rc = PrepareStatTrap()) != 0) return rc;
-  }
+  if (stat_trap_sites != 0 && stat_trap_sites != kStatTrampolinePatchSites) return -EINVAL;
+  if (stat_trap_sites != 0) PrepareStatTrap();
   if (spec.trap_reporter || stat_trap_sites != 0) {
     *failed_step = "SIGSYS handler";
     g_trap_reporter = spec.trap_reporter;

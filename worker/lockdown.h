@@ -11,8 +11,8 @@
 //   3. rlimits from the policy (open fds, CPU, address space); RLIMIT_CORE 0;
 //   4. the seccomp program, compiled by the broker before fork: the self pid and, in a
 //      forked worker's program, the stat trampoline's address patched in; then the
-//      SIGSYS handler (the stat trap of worker/stat_trap.h with its probe pipe, and the
-//      penalty-trap reporter), then the program loaded with TSYNC (and a
+//      SIGSYS handler (the stat trap of worker/stat_trap.h, and the penalty-trap
+//      reporter), then the program loaded with TSYNC (and a
 //      user-notification listener for the kill/errno/log penalties, and for the path
 //      calls);
 //   5. hello to the broker, carrying the listener (not waiting for the reply: see .cc).

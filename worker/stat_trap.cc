@@ -4,10 +4,9 @@
 #include <fcntl.h>
 #include <linux/audit.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <ucontext.h>
 #include <unistd.h>
-
-#include <atomic>
 
 #include "policies/stat_trap_abi.h"
 
@@ -79,30 +78,23 @@ constexpr uint32_t kNativeAuditArch = AUDIT_ARCH_AARCH64;
 #endif
 
 // Set once by PrepareStatTrap() before the filter exists; read-only afterwards.
-int g_probe[2] = {-1, -1};
 pid_t g_owner = -1;
-// One probe at a time: write and read back must pair up.
-std::atomic_flag g_probe_busy = ATOMIC_FLAG_INIT;
-static_assert(std::atomic<bool>::is_always_lock_free, "the lock must be signal-safe");
 
 enum class FirstByte { kNul, kOther, kUnknown };
 
 // The first byte of `path`, copied by the kernel (see the header).
 FirstByte ProbeFirstByte(const char* path) {
-  if (g_probe[0] < 0) return FirstByte::kUnknown;
-  // A process forked from the worker has a copy of the lock but shares the pipe.
-  if (syscall(SYS_getpid) != g_owner) return FirstByte::kUnknown;
-  while (g_probe_busy.test_and_set(std::memory_order_acquire)) syscall(SYS_sched_yield);
-  FirstByte result = FirstByte::kUnknown;
-  if (syscall(SYS_write, g_probe[1], path, 1) == 1) {
-    // Drain whatever is there (a worker that wrote into the pipe itself only confuses
-    // its own answers); our byte is the last one.
-    char buf[64];
-    const long n = syscall(SYS_read, g_probe[0], buf, sizeof(buf));
-    if (n > 0) result = buf[n - 1] == '\0' ? FirstByte::kNul : FirstByte::kOther;
-  }
-  g_probe_busy.clear(std::memory_order_release);
-  return result;
+  // A process forked from the worker (promise proc) still has the worker's pid in its
+  // filter: its probe would not be allowed.
+  if (g_owner <= 0 || syscall(SYS_getpid) != g_owner) return FirstByte::kUnknown;
+  char byte = 1;
+  struct iovec local = {&byte, 1};
+  struct iovec remote = {const_cast<char*>(path), 1};
+  const long n = VowStatTrampoline(SYS_process_vm_readv, g_owner,
+                                   reinterpret_cast<long>(&local), 1,
+                                   reinterpret_cast<long>(&remote), 1, 0);
+  if (n != 1) return FirstByte::kUnknown;  // EFAULT: unreadable (or anything else)
+  return byte == '\0' ? FirstByte::kNul : FirstByte::kOther;
 }
 
 }  // namespace
@@ -126,14 +118,7 @@ size_t PatchStatTrampoline(sock_filter* code, size_t len, uint64_t address) {
   return patched;
 }
 
-int PrepareStatTrap() {
-  int fds[2];
-  if (syscall(SYS_pipe2, fds, O_NONBLOCK | O_CLOEXEC) != 0) return errno != 0 ? -errno : -EIO;
-  g_probe[0] = fds[0];
-  g_probe[1] = fds[1];
-  g_owner = static_cast<pid_t>(syscall(SYS_getpid));
-  return 0;
-}
+void PrepareStatTrap() { g_owner = static_cast<pid_t>(syscall(SYS_getpid)); }
 
 bool HandleStatTrap(const siginfo_t* info, void* context) {
   if (info == nullptr || context == nullptr || info->si_signo != SIGSYS ||

@@ -12,17 +12,21 @@
 //   - anything else (a real path, no AT_EMPTY_PATH, an unreadable pointer, or a probe
 //     that cannot be made): re-issues the call unchanged at the trampoline, which the
 //     filter sends to the broker (user notification), as it sent every stat before.
-// Trust: the handler grants nothing. Both calls it may make are calls the worker could
-// make itself (the NULL form is allowed everywhere, the trampoline is in the worker's
-// own code and leads to the broker), so a worker that forges the signal, jumps to the
-// trampoline or scribbles on the probe pipe only changes its own answers.
+// Trust: the handler grants nothing. Every call it makes the worker could make itself:
+// the NULL form is allowed everywhere; the re-issued call and the probe below are made at
+// the trampoline, which is the worker's own code (the re-issued call reaches the broker,
+// the probe reads the worker's own memory). A worker that forges the signal, jumps to the
+// trampoline or races its own memory only changes its own answers. One widening, for
+// workers that hold `proc` only: a child it forks inherits the filter with the worker's
+// pid in it, so by jumping to the trampoline the child can read its parent's memory (it
+// could not before: ptrace and process_vm_readv are otherwise always denied).
 //
 // Reading the path's first byte must not fault on a hostile or unmapped pointer: the
-// kernel copies it for us with write(probe, path, 1) into a private non-blocking pipe
-// made before the filter (EFAULT: unreadable), and read() gives it back. One probe at a
-// time per process (a spin lock; SIGSYS handlers run with every other signal blocked,
-// so a thread never re-enters it); a process forked from the worker (promise proc) shares
-// the pipe but not the lock, so it skips the probe and asks the broker.
+// kernel copies it with process_vm_readv(own pid, ..., 1 byte), which the program allows
+// only at the trampoline, for the worker's own pid, with flags 0 (reading one's own
+// memory grants nothing); EFAULT means unreadable. No fd, no lock: each thread probes
+// with its own stack buffer. A process forked from the worker (promise proc) inherits
+// the worker's pid in its filter, so it skips the probe and asks the broker.
 #ifndef VOW_WORKER_STAT_TRAP_H_
 #define VOW_WORKER_STAT_TRAP_H_
 
@@ -40,13 +44,13 @@ namespace vow {
 uint64_t StatTrampolineAddress();
 
 // Rewrites the trampoline placeholders (policies/stat_trap_abi.h) of `code` with
-// `address`. Returns how many immediates it rewrote: 2 for a stat-trap program, 0 for
-// any other. Call after PatchSelfPid().
+// `address`. Returns how many immediates it rewrote: kStatTrampolinePatchSites (4) for a
+// stat-trap program, 0 for any other. Call after PatchSelfPid().
 size_t PatchStatTrampoline(sock_filter* code, size_t len, uint64_t address);
 
-// Makes the probe pipe (non-blocking, close-on-exec, at the lowest free fds) and records
-// the calling process as its owner. Call once, before the filter is loaded. 0 or -errno.
-int PrepareStatTrap();
+// Records the calling process as the one whose pid the program was patched with (the
+// probe's pid). Call in the process that loads the filter, after PatchSelfPid().
+void PrepareStatTrap();
 
 // For a SIGSYS handler: if `info` is the filter's stat trap (SYS_SECCOMP, si_errno ==
 // kStatTrapData, newfstatat or statx of the native arch), answers the call as the file
