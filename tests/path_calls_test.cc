@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -468,6 +469,21 @@ TEST_F(PathCallsTest, FdStatAndViolationReportShareTheSigsysHandler) {
   const std::vector<std::string> stats = StatAudits(*broker_, *id);
   ASSERT_EQ(stats.size(), 1u) << absl::StrJoin(stats, "");
   EXPECT_TRUE(absl::StrContains(stats[0], good_)) << stats[0];
+  ExpectServedAfterwards();
+}
+
+// A SIGSYS that is neither the stat trap nor a penalty-trap violation (the worker sends
+// it to itself) keeps SIGSYS's default action under the worker's handler: it ends the
+// worker, as it did before a handler was installed.
+TEST_F(PathCallsTest, ASentSigsysStillEndsTheWorker) {
+  WorkerResult r = Run(GoodOnly(), [](Client&) {
+    struct stat st;
+    if (fstat(0, &st) != 0 && errno != EBADF) return 1;  // the handler is in place
+    raise(SIGSYS);
+    return 2;
+  });
+  ASSERT_EQ(r.kind, Kind::kSignaled) << Describe(r);
+  EXPECT_EQ(r.signal, SIGSYS) << Describe(r);
   ExpectServedAfterwards();
 }
 

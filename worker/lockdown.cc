@@ -128,16 +128,15 @@ void OnSigsys(int sig, siginfo_t* info, void* context) {
   syscall(SYS_tgkill, getpid(), gettid(), SIGSYS);
 }
 
-// Installs OnSigsys. Every other signal is blocked while it runs (the stat trap's probe
-// must not be re-entered by a handler on the same thread); SIGSYS is not (SA_NODEFER),
-// so a trap inside it is not turned into a kill by the kernel.
+// Installs OnSigsys. SIGSYS stays unblocked while it runs (SA_NODEFER), so a trap inside
+// it is not turned into a kill by the kernel; both cases are re-entrant (the stat trap
+// keeps no state, the reporter skips a report while another is being sent).
 int InstallSigsysHandler() {
   struct sigaction sa;
   memset(&sa, 0, sizeof(sa));
   sa.sa_sigaction = OnSigsys;
   sa.sa_flags = SA_SIGINFO | SA_NODEFER;
-  sigfillset(&sa.sa_mask);
-  sigdelset(&sa.sa_mask, SIGSYS);
+  sigemptyset(&sa.sa_mask);
   if (sigaction(SIGSYS, &sa, nullptr) != 0) return -Errno();
   sigset_t set;
   sigemptyset(&set);

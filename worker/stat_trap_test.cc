@@ -53,8 +53,7 @@ int RunLocked(const BpfProgram& program, bool handler, const std::function<int()
       memset(&sa, 0, sizeof(sa));
       sa.sa_sigaction = OnSigsys;
       sa.sa_flags = SA_SIGINFO | SA_NODEFER;
-      sigfillset(&sa.sa_mask);
-      sigdelset(&sa.sa_mask, SIGSYS);
+      sigemptyset(&sa.sa_mask);
       if (sigaction(SIGSYS, &sa, nullptr) != 0) _exit(102);
     }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) _exit(103);
