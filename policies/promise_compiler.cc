@@ -21,6 +21,8 @@
 #include "base/status_macros.h"
 #include "base/unique_fd.h"
 #include "policies/promise_table.h"
+#include "policies/self_pid.h"
+#include "policies/stat_trap_abi.h"
 
 namespace vow {
 namespace {
@@ -142,9 +144,13 @@ class Asm {
 // syscalls go to the broker (`brokered_action`), everything else goes on to
 // libseccomp's program, which starts right after the prologue. Only the number and the
 // arch are read, except for the fd-only stat forms (a NULL path: the kernel decides)
-// and, in an exec'd image, mmap with PROT_EXEC of a file.
+// and, in an exec'd image, mmap with PROT_EXEC of a file. With `stat_trap` (forked
+// workers served by a broker), a stat with a path is sent to the broker only when made at
+// the worker's trampoline (instruction_pointer, patched in by the worker: see
+// stat_trap_abi.h) and trapped anywhere else, so the worker's handler can answer
+// fstat(fd) == newfstatat(fd, "", AT_EMPTY_PATH) without a round trip.
 absl::StatusOr<std::vector<sock_filter>> Prologue(Arch arch, ProgramVariant variant,
-                                                  uint32_t brokered_action) {
+                                                  uint32_t brokered_action, bool stat_trap) {
   const NumberSpace& ns = NumberSpaceFor(arch);
   const bool x86 = arch == Arch::kX86_64;
   Asm a;
@@ -183,17 +189,66 @@ absl::StatusOr<std::vector<sock_filter>> Prologue(Arch arch, ProgramVariant vari
     a.Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), target, next);
     a.Bind(next);
   }
+  const int probe_block = a.NewLabel();
+  if (stat_trap) {
+    const int nr =
+        seccomp_syscall_resolve_name_arch(ScmpArch(arch), "process_vm_readv");
+    if (nr < 0) return absl::InternalError("process_vm_readv is unknown on this arch");
+    const int next = a.NewLabel();
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), probe_block, next);
+    a.Bind(next);
+  }
   a.Always(lib);
+  // The trap handler's probe of a path's first byte: process_vm_readv of the worker's
+  // own memory (pid == self, flags 0), made at the trampoline, is allowed; the kernel
+  // copies the byte or answers EFAULT, where a plain load could fault. Reading one's own
+  // memory grants nothing. Anything else goes on to the promises (which never allow
+  // process_vm_readv).
+  a.Bind(probe_block);
+  if (stat_trap) {
+    const int ip_low = a.NewLabel(), pid = a.NewLabel(), flags_low = a.NewLabel(),
+              flags_high = a.NewLabel();
+    a.Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, instruction_pointer));
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, kStatTrampolineLowPlaceholder, ip_low, lib);
+    a.Bind(ip_low);
+    a.Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, instruction_pointer) + 4);
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, kStatTrampolineHighPlaceholder, pid, lib);
+    a.Bind(pid);
+    a.LoadArgLow(0);  // pid_t: the kernel reads the low 32 bits
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, kSelfPidPlaceholder, flags_low, lib);
+    a.Bind(flags_low);
+    a.LoadArgLow(5);
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0, flags_high, lib);
+    a.Bind(flags_high);
+    a.LoadArgHigh(5);
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0, allow, lib);
+  }
   // newfstatat(fd, NULL, buf, AT_EMPTY_PATH) and statx(fd, NULL, ...): no path to read
   // (Linux >= 6.11 takes NULL as the empty path), so the kernel decides on the fd alone.
   a.Bind(stat_block);
   {
     const int low_null = a.NewLabel();
+    const int with_path = stat_trap ? a.NewLabel() : broker;
     a.LoadArgLow(1);
-    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0, low_null, broker);
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0, low_null, with_path);
     a.Bind(low_null);
     a.LoadArgHigh(1);
-    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0, allow, broker);
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0, allow, with_path);
+    if (stat_trap) {
+      // A path (maybe ""): from the trampoline -> the broker; from anywhere else -> the
+      // worker's SIGSYS handler, which answers the empty path for the fd (with the NULL
+      // form above) and re-issues anything else from the trampoline. A compromised worker
+      // that jumps to the trampoline itself only reaches the broker, as before.
+      const int trap = a.NewLabel(), low_ok = a.NewLabel();
+      a.Bind(with_path);
+      a.Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, instruction_pointer));
+      a.Jump(BPF_JMP | BPF_JEQ | BPF_K, kStatTrampolineLowPlaceholder, low_ok, trap);
+      a.Bind(low_ok);
+      a.Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, instruction_pointer) + 4);
+      a.Jump(BPF_JMP | BPF_JEQ | BPF_K, kStatTrampolineHighPlaceholder, broker, trap);
+      a.Bind(trap);
+      a.Stmt(BPF_RET | BPF_K, SECCOMP_RET_TRAP | kStatTrapData);
+    }
   }
   // mmap in an exec'd image: PROT_EXEC of a file (fd != -1) is the loader mapping a
   // library: the broker checks the fd; anything else goes on to the promises.
@@ -345,9 +400,31 @@ absl::StatusOr<BpfProgram> Compile(PromiseSet promises, Penalty penalty,
   BpfProgram program;
   program.penalty = penalty;
   program.violation_action = violation_action;
-  ASSIGN_OR_RETURN(program.code, Prologue(arch, variant, brokered_action));
+  // The stat fast path needs a broker behind the trampoline and a worker that runs vow's
+  // handler before its first instruction: forked workers only (an exec'd image's loader
+  // stats libraries before any handler could exist).
+  const bool stat_trap = variant == ProgramVariant::kForkedWorker &&
+                         brokered_action == SECCOMP_RET_USER_NOTIF;
+  ASSIGN_OR_RETURN(program.code, Prologue(arch, variant, brokered_action, stat_trap));
   program.variant = variant;
+  program.stat_trap = stat_trap;
   program.code.insert(program.code.end(), lib->begin(), lib->end());
+  if (stat_trap) {
+    // The worker patches by value: each placeholder must be the k of exactly the jeqs
+    // written above (the stat block's and the probe's), and of nothing else.
+    for (uint32_t placeholder :
+         {kStatTrampolineLowPlaceholder, kStatTrampolineHighPlaceholder}) {
+      size_t seen = 0;
+      for (const sock_filter& insn : program.code) {
+        if (insn.k == placeholder) ++seen;
+      }
+      if (seen != kStatTrampolinePatchSites / 2) {
+        return absl::InternalError(absl::StrCat(
+            "the trampoline placeholder 0x", absl::Hex(placeholder), " occurs ", seen,
+            " times in the program (want ", kStatTrampolinePatchSites / 2, ")"));
+      }
+    }
+  }
   if (program.code.size() > BPF_MAXINSNS) {
     return absl::ResourceExhaustedError(
         absl::StrCat("BPF program too long: ", program.code.size(), " instructions"));

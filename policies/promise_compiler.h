@@ -12,7 +12,13 @@
 //      access, readlink, the create/delete family, chdir, getcwd, execve) ->
 //      SECCOMP_RET_USER_NOTIF, whatever the promises and the penalty: the broker reads
 //      the path, applies the promises and its rules, does the call itself and answers;
-//      newfstatat/statx with a NULL path (fd only) -> ALLOW;
+//      newfstatat/statx with a NULL path (fd only) -> ALLOW; in a forked worker's
+//      program (BpfProgram::stat_trap), newfstatat/statx with any other path ->
+//      USER_NOTIF only if made at the worker's trampoline, else SECCOMP_RET_TRAP |
+//      kStatTrapData (policies/stat_trap_abi.h): the worker's handler answers the empty
+//      path from the fd and re-issues the rest at the trampoline (worker/stat_trap.h);
+//      in such a program, process_vm_readv(self pid, ..., flags 0) made at the
+//      trampoline -> ALLOW (the handler's fault-free read of the path's first byte);
 //   3. the ENOSYS list (EnosysSyscalls(): clone3, openat2, rseq, io_uring_*...) ->
 //      ERRNO(ENOSYS), whatever the penalty (unless a held promise lists the syscall:
 //      only `thread` lists rseq);
@@ -66,6 +72,11 @@ struct BpfProgram {
   // answers them), or the violation action for a program compiled without a broker.
   uint32_t brokered_action = 0;
   ProgramVariant variant = ProgramVariant::kForkedWorker;
+  // True for a forked worker's program served by a broker: stats with a path trap unless
+  // made at the trampoline. The loader must patch the trampoline's address in
+  // (PatchStatTrampoline, worker/stat_trap.h) and install the SIGSYS handler first;
+  // unpatched, every stat with a path traps (without a handler SIGSYS ends the process).
+  bool stat_trap = false;
   // True when violations are SECCOMP_RET_USER_NOTIF (kKill, kErrno, kLog): the loader
   // must ask for a listener fd and the broker must serve it. Without a listener the
   // kernel answers such syscalls with ENOSYS.

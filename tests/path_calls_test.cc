@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -23,6 +24,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "broker/audit_log.h"
 #include "broker/broker.h"
 #include "gtest/gtest.h"
 #include "worker/client.h"
@@ -277,6 +279,211 @@ TEST_F(PathCallsTest, NewfstatatWithEmptyPathFlagOnARealPathIsRefused) {
   EXPECT_TRUE(absl::StrContains(all, "newfstatat(\"/etc/shadow\"")) << all;
   EXPECT_TRUE(absl::StrContains(all, "newfstatat(\"/root\"")) << all;
   EXPECT_TRUE(absl::StrContains(all, "statx(\"/etc/shadow\"")) << all;
+  ExpectServedAfterwards();
+}
+
+// ---- the fd-only stat fast path (worker/stat_trap.h): glibc's fstat(fd) is
+// newfstatat(fd, "", st, AT_EMPTY_PATH); in a forked worker it is answered by the kernel
+// (through the worker's SIGSYS handler), never by the broker, which audits every path
+// call it answers. ----
+
+// Audit lines of worker `id` whose request names a stat (newfstatat or statx).
+std::vector<std::string> StatAudits(Broker& broker, WorkerId id) {
+  std::vector<std::string> out;
+  for (const AuditEntry& e : broker.audit().Entries()) {
+    if (e.worker_id != id) continue;
+    if (absl::StartsWith(e.request, "newfstatat") || absl::StartsWith(e.request, "statx")) {
+      out.push_back(AuditLog::FormatLine(e));
+    }
+  }
+  return out;
+}
+
+TEST_F(PathCallsTest, FdOnlyStatsStayInTheWorker) {
+  struct stat want;
+  ASSERT_EQ(stat(good_.c_str(), &want), 0);
+  const std::string good = good_;
+  auto id = broker_->Spawn(GoodOnly(), [good, want](Client&) {
+    int fd = static_cast<int>(
+        syscall(SYS_openat, AT_FDCWD, good.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd < 0) return 1;
+    for (int i = 0; i < 100; ++i) {
+      struct stat st;
+      memset(&st, 0, sizeof(st));
+      if (fstat(fd, &st) != 0) return 10 + errno;  // glibc: newfstatat(fd, "", ...)
+      if (st.st_ino != want.st_ino || st.st_dev != want.st_dev || st.st_size != 4) return 2;
+      memset(&st, 0, sizeof(st));
+      if (syscall(SYS_newfstatat, fd, "", &st, AT_EMPTY_PATH) != 0) return 100 + errno;
+      if (st.st_ino != want.st_ino) return 3;
+      memset(&st, 0, sizeof(st));
+      if (syscall(SYS_newfstatat, fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+        return 4;
+      }
+      if (st.st_ino != want.st_ino) return 5;
+      struct statx stx;
+      memset(&stx, 0, sizeof(stx));
+      if (syscall(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) != 0) return 6;
+      if (stx.stx_ino != want.st_ino || stx.stx_size != 4) return 7;
+    }
+    // The control: "" without AT_EMPTY_PATH is a path call (ENOENT, like the kernel),
+    // and it does reach the broker (one audit line).
+    struct stat st;
+    if (syscall(SYS_newfstatat, fd, "", &st, 0) != -1 || errno != ENOENT) return 8;
+    return 0;
+  });
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto r = broker_->Wait(*id, absl::Seconds(60));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ExpectExited0(*r);
+  const std::vector<std::string> stats = StatAudits(*broker_, *id);
+  ASSERT_EQ(stats.size(), 1u) << "fd-only stats reached the broker:\n"
+                              << absl::StrJoin(stats, "");
+  EXPECT_TRUE(absl::StrContains(stats[0], "newfstatat")) << stats[0];
+  ExpectServedAfterwards();
+}
+
+// A hostile path pointer with AT_EMPTY_PATH: the handler cannot read its first byte
+// (unmapped, or the never-mapped first page) and hands the call to the broker, which
+// answers EFAULT like the kernel; the worker lives on and fstat still works.
+TEST_F(PathCallsTest, FdStatWithAnUnmappedPathIsEfault) {
+  const std::string good = good_;
+  WorkerResult r = Run(GoodOnly(), [good](Client&) {
+    const long page = sysconf(_SC_PAGESIZE);
+    void* p = mmap(nullptr, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED || munmap(p, page) != 0) return 1;
+    int fd = static_cast<int>(
+        syscall(SYS_openat, AT_FDCWD, good.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd < 0) return 2;
+    struct stat st;
+    if (syscall(SYS_newfstatat, fd, p, &st, AT_EMPTY_PATH) != -1) return 3;
+    if (errno != EFAULT) return 10 + errno;
+    if (syscall(SYS_newfstatat, fd, 1, &st, AT_EMPTY_PATH) != -1) return 4;
+    if (errno != EFAULT) return 100 + errno;
+    struct statx stx;
+    if (syscall(SYS_statx, fd, p, AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) != -1) return 5;
+    if (errno != EFAULT) return 200 + errno;
+    if (fstat(fd, &st) != 0 || st.st_size != 4) return 6;
+    return 0;
+  });
+  ExpectExited0(r);
+  ExpectServedAfterwards();
+}
+
+// Several threads at once, each alternating fstat of its own pipe (the fast path: the
+// inode must be that pipe's) and newfstatat(AT_FDCWD, good, AT_EMPTY_PATH) (a real path:
+// the broker, the inode of `good`). A probe that mixed two threads' bytes would answer a
+// path stat for the cwd, or an fd stat through the broker.
+TEST_F(PathCallsTest, FdOnlyStatsFromSeveralThreads) {
+  struct stat want;
+  ASSERT_EQ(stat(good_.c_str(), &want), 0);
+  const std::string good = good_;
+  auto id = broker_->Spawn(GoodOnly(/*thread=*/true), [good, want](Client&) {
+    constexpr int kThreads = 4;
+    constexpr int kRounds = 300;
+    struct Job {
+      const char* path;
+      ino_t good_ino;
+      int pipe_fd;
+      ino_t pipe_ino;
+      int failure;
+    };
+    static Job jobs[kThreads];
+    for (int t = 0; t < kThreads; ++t) {
+      int p[2];
+      if (pipe2(p, O_CLOEXEC) != 0) return 1;
+      struct stat st;
+      if (syscall(SYS_fstat, p[0], &st) != 0) return 2;
+      jobs[t] = Job{good.c_str(), want.st_ino, p[0], st.st_ino, 0};
+    }
+    auto body = [](void* arg) -> void* {
+      Job* job = static_cast<Job*>(arg);
+      for (int i = 0; i < kRounds && job->failure == 0; ++i) {
+        struct stat st;
+        memset(&st, 0, sizeof(st));
+        if (fstat(job->pipe_fd, &st) != 0) {
+          job->failure = 1;
+        } else if (st.st_ino != job->pipe_ino) {
+          job->failure = 2;
+        }
+        memset(&st, 0, sizeof(st));
+        if (syscall(SYS_newfstatat, AT_FDCWD, job->path, &st, AT_EMPTY_PATH) != 0) {
+          job->failure = 3;
+        } else if (st.st_ino != job->good_ino) {
+          job->failure = 4;
+        }
+      }
+      return nullptr;
+    };
+    pthread_t threads[kThreads];
+    for (int t = 0; t < kThreads; ++t) {
+      if (pthread_create(&threads[t], nullptr, body, &jobs[t]) != 0) return 5;
+    }
+    int failure = 0;
+    for (int t = 0; t < kThreads; ++t) {
+      pthread_join(threads[t], nullptr);
+      if (failure == 0 && jobs[t].failure != 0) failure = 10 * (t + 1) + jobs[t].failure;
+    }
+    return failure;
+  });
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto r = broker_->Wait(*id, absl::Seconds(120));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ExpectExited0(*r);
+  // Only the path stats reached the broker: one per round and thread.
+  const std::vector<std::string> stats = StatAudits(*broker_, *id);
+  size_t path_stats = 0;
+  for (const std::string& line : stats) {
+    if (absl::StrContains(line, good_)) ++path_stats;
+  }
+  EXPECT_EQ(path_stats, stats.size()) << absl::StrJoin(stats, "");
+  EXPECT_EQ(path_stats, 4u * 300u);
+}
+
+// Penalty trap: the SIGSYS handler serves both cases. fstat goes the fast way; a
+// forbidden socket() is still a reported violation (EPERM in the worker); a path stat
+// still reaches the broker.
+TEST_F(PathCallsTest, FdStatAndViolationReportShareTheSigsysHandler) {
+  struct stat want;
+  ASSERT_EQ(stat(good_.c_str(), &want), 0);
+  const std::string good = good_;
+  Policy policy = GoodOnly();
+  policy.penalty = Penalty::kTrap;
+  auto id = broker_->Spawn(policy, [good, want](Client&) {
+    int fd = static_cast<int>(
+        syscall(SYS_openat, AT_FDCWD, good.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd < 0) return 1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_ino != want.st_ino) return 2;
+    if (socket(AF_INET, SOCK_STREAM, 0) != -1 || errno != EPERM) return 3;
+    memset(&st, 0, sizeof(st));
+    if (stat(good.c_str(), &st) != 0 || st.st_ino != want.st_ino) return 4;
+    if (fstat(fd, &st) != 0 || st.st_ino != want.st_ino) return 5;
+    return 0;
+  });
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto r = broker_->Wait(*id, absl::Seconds(60));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ExpectExited0(*r);
+  ASSERT_EQ(r->violations.size(), 1u) << Describe(*r);
+  EXPECT_EQ(r->violations[0].syscall, "socket");
+  const std::vector<std::string> stats = StatAudits(*broker_, *id);
+  ASSERT_EQ(stats.size(), 1u) << absl::StrJoin(stats, "");
+  EXPECT_TRUE(absl::StrContains(stats[0], good_)) << stats[0];
+  ExpectServedAfterwards();
+}
+
+// A SIGSYS that is neither the stat trap nor a penalty-trap violation (the worker sends
+// it to itself) keeps SIGSYS's default action under the worker's handler: it ends the
+// worker, as it did before a handler was installed.
+TEST_F(PathCallsTest, ASentSigsysStillEndsTheWorker) {
+  WorkerResult r = Run(GoodOnly(), [](Client&) {
+    struct stat st;
+    if (fstat(0, &st) != 0 && errno != EBADF) return 1;  // the handler is in place
+    raise(SIGSYS);
+    return 2;
+  });
+  ASSERT_EQ(r.kind, Kind::kSignaled) << Describe(r);
+  EXPECT_EQ(r.signal, SIGSYS) << Describe(r);
   ExpectServedAfterwards();
 }
 

@@ -18,6 +18,8 @@
 #include "ipc/message.h"
 #include "ipc/protocol.capnp.h"
 #include "policies/seccomp_loader.h"
+#include "policies/stat_trap_abi.h"
+#include "worker/stat_trap.h"
 
 #ifndef SYS_close_range
 #define SYS_close_range 436
@@ -32,6 +34,8 @@ MessageArena g_handshake_arena;
 MessageArena g_trap_arena;
 std::atomic<bool> g_trap_busy{false};
 int g_trap_channel_fd = -1;
+// Penalty trap: SIGSYS that is not the stat trap is a violation to report.
+bool g_trap_reporter = false;
 
 int Errno() { return errno != 0 ? errno : EIO; }
 
@@ -103,6 +107,42 @@ void SigsysReporter(int, siginfo_t* info, void* context) {
   uc->uc_mcontext.regs[0] = static_cast<uint64_t>(-EPERM);
 #endif
   errno = saved_errno;
+}
+
+// The worker's one SIGSYS handler. Its two cases are told apart by what the kernel puts
+// in the siginfo: the stat trap (SECCOMP_RET_TRAP | kStatTrapData, si_errno ==
+// kStatTrapData, newfstatat/statx) goes to HandleStatTrap(); anything else to the
+// penalty-trap reporter if the policy has one. A SIGSYS that neither explains (someone
+// sent the signal) gets SIGSYS's default action, as before the handler existed: the
+// handler is reset and the signal raised again (it is not blocked: SA_NODEFER).
+void OnSigsys(int sig, siginfo_t* info, void* context) {
+  if (HandleStatTrap(info, context)) return;
+  if (g_trap_reporter) {
+    SigsysReporter(sig, info, context);
+    return;
+  }
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof(dfl));
+  dfl.sa_handler = SIG_DFL;
+  sigaction(SIGSYS, &dfl, nullptr);
+  syscall(SYS_tgkill, getpid(), gettid(), SIGSYS);
+}
+
+// Installs OnSigsys. SIGSYS stays unblocked while it runs (SA_NODEFER), so a trap inside
+// it is not turned into a kill by the kernel; both cases are re-entrant (the stat trap
+// keeps no state, the reporter skips a report while another is being sent).
+int InstallSigsysHandler() {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_sigaction = OnSigsys;
+  sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGSYS, &sa, nullptr) != 0) return -Errno();
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGSYS);
+  if (sigprocmask(SIG_UNBLOCK, &set, nullptr) != 0) return -Errno();
+  return 0;
 }
 
 // Sends hello (with the listener, if any). It does not wait for the broker's HelloReply:
@@ -218,23 +258,23 @@ int LockDown(const LockdownSpec& spec, const char** failed_step) {
   }
 
   // 4. Seccomp.
-  if (spec.trap_reporter) {
-    *failed_step = "SIGSYS reporter";
-    g_trap_channel_fd = spec.channel_fd;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = SigsysReporter;
-    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGSYS, &sa, nullptr) != 0) return -Errno();
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGSYS);
-    if (sigprocmask(SIG_UNBLOCK, &set, nullptr) != 0) return -Errno();
-  }
   *failed_step = "seccomp";
   if (spec.program == nullptr || spec.program_len == 0) return -EINVAL;
   PatchSelfPid(spec.program, spec.program_len, static_cast<uint32_t>(getpid()));
+  // A forked worker's program traps stats with a path (worker/stat_trap.h): its
+  // placeholders become this process's trampoline address, and the handler must be in
+  // place before the filter.
+  const size_t stat_trap_sites =
+      PatchStatTrampoline(spec.program, spec.program_len, StatTrampolineAddress());
+  if (stat_trap_sites != 0 && stat_trap_sites != kStatTrampolinePatchSites) return -EINVAL;
+  if (stat_trap_sites != 0) PrepareStatTrap();
+  if (spec.trap_reporter || stat_trap_sites != 0) {
+    *failed_step = "SIGSYS handler";
+    g_trap_reporter = spec.trap_reporter;
+    if (spec.trap_reporter) g_trap_channel_fd = spec.channel_fd;
+    if ((rc = InstallSigsysHandler()) != 0) return rc;
+  }
+  *failed_step = "seccomp";
   int listener = -1;
   rc = LoadSeccompProgram(spec.program, spec.program_len,
                           spec.needs_listener ? &listener : nullptr);
@@ -268,16 +308,9 @@ int LockDownExecWorker() {
   // violation before this point kills the process with SIGSYS: it cannot go unseen).
   if (const char* trap = getenv(kTrapEnv); trap != nullptr && strcmp(trap, "1") == 0) {
     g_trap_channel_fd = channel_fd;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = SigsysReporter;
-    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGSYS);
-    if (sigaction(SIGSYS, &sa, nullptr) != 0 || sigprocmask(SIG_UNBLOCK, &set, nullptr) != 0) {
-      WriteStderr("SIGSYS reporter", "", errno);
+    g_trap_reporter = true;
+    if (int rc = InstallSigsysHandler(); rc != 0) {
+      WriteStderr("SIGSYS reporter", "", -rc);
       _exit(kLockdownFailedExit);
     }
   }

@@ -9,9 +9,12 @@
 //   2. PR_SET_PDEATHSIG(SIGKILL) and a check that the parent is still the broker,
 //      PR_SET_DUMPABLE 0, PR_SET_NO_NEW_PRIVS 1;
 //   3. rlimits from the policy (open fds, CPU, address space); RLIMIT_CORE 0;
-//   4. the SIGSYS reporter (penalty trap only), then the seccomp program, compiled by the
-//      broker before fork, loaded with TSYNC (and a user-notification listener for the
-//      kill/errno/log penalties);
+//   4. the seccomp program, compiled by the broker before fork: the self pid and, in a
+//      forked worker's program, the stat trampoline's address patched in; then the
+//      SIGSYS handler (the stat trap of worker/stat_trap.h, and the penalty-trap
+//      reporter), then the program loaded with TSYNC (and a
+//      user-notification listener for the kill/errno/log penalties, and for the path
+//      calls);
 //   5. hello to the broker, carrying the listener (not waiting for the reply: see .cc).
 // Only then does the worker's own code run.
 //
