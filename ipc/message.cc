@@ -28,8 +28,6 @@ int CheckFraming(const void* data, size_t bytes) {
   return 0;
 }
 
-MessageArena::MessageArena() { memset(words_, 0, sizeof(words_)); }
-
 void MessageArena::Reset() {
   memset(words_, 0, dirty_words_ * sizeof(capnp::word));
   dirty_words_ = 0;

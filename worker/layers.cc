@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string>
 
 namespace vow {
 namespace {
@@ -362,7 +364,48 @@ constexpr int kProbePidns = 1 << 5;
   _exit(bits);
 }
 
-LayerSupport Probe() {
+// The first line of a small /proc file, "" if it cannot be read.
+std::string ReadSmallFile(const char* path) {
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char buf[4096];
+  ssize_t n;
+  do {
+    n = read(fd, buf, sizeof(buf) - 1);
+  } while (n < 0 && errno == EINTR);
+  close(fd);
+  if (n <= 0) return "";
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+// A non-negative integer sysctl, -1 if it is absent or unreadable.
+long ReadSysctl(const char* path) {
+  const std::string text = ReadSmallFile(path);
+  if (text.empty() || text[0] < '0' || text[0] > '9') return -1;
+  return strtol(text.c_str(), nullptr, 10);
+}
+
+// The value of "Seccomp:" in /proc/self/status (0: no filter, 2: filtered), -1 if absent.
+int SeccompMode() {
+  const std::string status = ReadSmallFile("/proc/self/status");
+  const size_t at = status.find("\nSeccomp:");
+  if (at == std::string::npos) return -1;
+  size_t i = at + 9;
+  while (i < status.size() && (status[i] == ' ' || status[i] == '\t')) ++i;
+  if (i >= status.size() || status[i] < '0' || status[i] > '9') return -1;
+  return status[i] - '0';
+}
+
+bool HasEffectiveCap(int cap) {
+  __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (syscall(SYS_capget, &header, data) != 0) return false;
+  return (data[cap / 32].effective & (1u << (cap % 32))) != 0;
+}
+
+bool Exists(const char* path) { return access(path, F_OK) == 0; }
+
+LayerSupport ProbeByFork() {
   LayerSupport s;
   s.landlock_abi = LandlockAbi();
   s.is_root = geteuid() == 0;
@@ -383,6 +426,47 @@ LayerSupport Probe() {
   return s;
 }
 
+// The kernel's configuration, read without creating anything; false when it cannot
+// decide (the caller then probes in a child). It decides only when nothing but the
+// kernel's configuration and this process's capabilities stands between the spawn child
+// and its unshare() calls: no seccomp filter on this process (a filter could refuse
+// unshare), /proc and the namespace sysctls readable, and no AppArmor restriction of
+// unprivileged user namespaces.
+bool ProbeByConfig(LayerSupport* out) {
+  if (SeccompMode() != 0) return false;
+  if (ReadSysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") > 0) return false;
+  struct Kind {
+    const char* ns;      // /proc/self/ns/<ns>: the kernel was built with it
+    const char* sysctl;  // its limit; 0 forbids it
+    bool LayerSupport::*field;
+  };
+  static constexpr Kind kKinds[] = {
+      {"/proc/self/ns/mnt", "/proc/sys/user/max_mnt_namespaces", &LayerSupport::mountns},
+      {"/proc/self/ns/net", "/proc/sys/user/max_net_namespaces", &LayerSupport::netns},
+      {"/proc/self/ns/ipc", "/proc/sys/user/max_ipc_namespaces", &LayerSupport::ipcns},
+      {"/proc/self/ns/uts", "/proc/sys/user/max_uts_namespaces", &LayerSupport::utsns},
+      {"/proc/self/ns/pid", "/proc/sys/user/max_pid_namespaces", &LayerSupport::pidns},
+      {"/proc/self/ns/user", "/proc/sys/user/max_user_namespaces", &LayerSupport::userns},
+  };
+  LayerSupport s;
+  s.landlock_abi = LandlockAbi();
+  s.is_root = geteuid() == 0;
+  // unshare() of these needs CAP_SYS_ADMIN; the user namespace is made as `nobody`
+  // after setresuid, which needs CAP_SETUID and CAP_SETGID.
+  const bool admin = HasEffectiveCap(CAP_SYS_ADMIN);
+  const bool can_drop = HasEffectiveCap(CAP_SETUID) && HasEffectiveCap(CAP_SETGID);
+  for (const Kind& k : kKinds) {
+    const long limit = ReadSysctl(k.sysctl);
+    if (limit < 0) return false;
+    const bool user = k.field == &LayerSupport::userns;
+    s.*k.field = Exists(k.ns) && limit > 0 && (user ? can_drop : admin);
+  }
+  // Debian's switch for unprivileged user namespaces (absent upstream: allowed).
+  if (ReadSysctl("/proc/sys/kernel/unprivileged_userns_clone") == 0) s.userns = false;
+  *out = s;
+  return true;
+}
+
 const char* OnOff(bool wanted, bool have) {
   if (wanted) return "on";
   return have ? "off" : "off (not available here)";
@@ -390,10 +474,22 @@ const char* OnOff(bool wanted, bool have) {
 
 }  // namespace
 
+LayerSupport ProbeLayersUncached(ProbeMethod* method) {
+  LayerSupport s;
+  if (ProbeByConfig(&s)) {
+    if (method != nullptr) *method = ProbeMethod::kKernelConfig;
+    return s;
+  }
+  if (method != nullptr) *method = ProbeMethod::kForkedChild;
+  return ProbeByFork();
+}
+
+LayerSupport ProbeLayersByFork() { return ProbeByFork(); }
+
 const LayerSupport& ProbeLayers() {
   static std::once_flag once;
   static LayerSupport support;
-  std::call_once(once, [] { support = Probe(); });
+  std::call_once(once, [] { support = ProbeLayersUncached(nullptr); });
   return support;
 }
 

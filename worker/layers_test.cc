@@ -5,12 +5,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -437,6 +441,86 @@ TEST(LayersTest, ProbeFindsWhatApplyUses) {
   } else {
     EXPECT_NE(MissingLayer(LayerSpec{}, s), "");
   }
+}
+
+// In the child: a seccomp filter that makes unshare() fail with EPERM, for every flag or
+// only when the flags are exactly `only_flag` (0: every unshare).
+bool RefuseUnshare(unsigned long only_flag) {
+  struct sock_filter all[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_unshare, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_filter one[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_unshare, 0, 3),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(only_flag), 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog;
+  if (only_flag == 0) {
+    prog = {static_cast<unsigned short>(sizeof(all) / sizeof(all[0])), all};
+  } else {
+    prog = {static_cast<unsigned short>(sizeof(one) / sizeof(one[0])), one};
+  }
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0;
+}
+
+bool SameSupport(const LayerSupport& a, const LayerSupport& b) {
+  return a.landlock_abi == b.landlock_abi && a.userns == b.userns && a.mountns == b.mountns &&
+         a.netns == b.netns && a.ipcns == b.ipcns && a.utsns == b.utsns && a.pidns == b.pidns &&
+         a.is_root == b.is_root;
+}
+
+// The probe that forks nothing sees what the forked child sees (this test process has
+// no seccomp filter, so it must take the fork-free way).
+TEST(LayersTest, ProbeByConfigAgreesWithTheForkedChild) {
+  ProbeMethod method = ProbeMethod::kForkedChild;
+  const LayerSupport fast = ProbeLayersUncached(&method);
+  EXPECT_EQ(method, ProbeMethod::kKernelConfig);
+  const LayerSupport forked = ProbeLayersByFork();
+  EXPECT_TRUE(SameSupport(fast, forked))
+      << "config: " << DescribeLayers(LayerSpec{}, fast)
+      << "\nforked: " << DescribeLayers(LayerSpec{}, forked);
+}
+
+// Under a seccomp filter (a container's), the configuration cannot tell whether unshare()
+// works: the probe forks, and its child finds every namespace refused.
+TEST(LayersTest, UnderASeccompFilterTheProbeForks) {
+  EXPECT_EQ(InChild([] {
+              if (!RefuseUnshare(0)) return Fail(1, "install the filter");
+              ProbeMethod method = ProbeMethod::kKernelConfig;
+              const LayerSupport s = ProbeLayersUncached(&method);
+              if (method != ProbeMethod::kForkedChild) return Fail(2, "did not fork");
+              if (s.mountns || s.netns || s.ipcns || s.utsns || s.pidns || s.userns) {
+                return Fail(3, "a refused namespace was reported available");
+              }
+              if (MissingLayer(LayerSpec{}, s).empty()) return Fail(4, "nothing missing");
+              return 0;
+            }),
+            0);
+}
+
+// What the fork-free probe cannot see is caught by the spawn child: its unshare() fails
+// and ApplyLayers names the layer; nothing is skipped.
+TEST(LayersTest, RefusedUnshareFailsTheChildNamingTheLayer) {
+  EXPECT_EQ(InChild([] {
+              if (!RefuseUnshare(CLONE_NEWNET)) return Fail(1, "install the filter");
+              LayerSpec spec = Only();
+              spec.netns = true;
+              const char* step = nullptr;
+              const int r = ApplyLayers(spec, &step);
+              if (r != -EPERM) return Fail(2, "ApplyLayers did not fail with EPERM");
+              if (step == nullptr || strcmp(step, "netns: unshare(CLONE_NEWNET)") != 0) {
+                return Fail(3, "the failed step does not name netns");
+              }
+              return 0;
+            }),
+            0);
 }
 
 }  // namespace
