@@ -1,0 +1,174 @@
+// The brokered-call deadline (issue 8 item 11, issue 14 item 1): a brokered call that has
+// not finished after 10 s ends its worker (kLimitExceeded, "a brokered call did not
+// finish within 10s"), whether it came as a request on the channel or as a path call
+// (user notification), while the pool thread stays stuck in the kernel.
+//
+// The stall is made deterministic: a thread of this test writes to a file from a buffer
+// registered with userfaultfd and never resolved, so the write sleeps in the page fault
+// while holding the file's inode lock; a worker's O_TRUNC open of that file (a `w` rule)
+// then waits for the lock in the broker's openat, however the broker opens. The test
+// resolves the fault at the end, which lets the write and the stuck openat finish.
+//
+// The test process is the broker; nothing here installs a sandbox on it. Takes ~11 s.
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <string>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "broker/broker.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/test_util.h"
+#include "worker/client.h"
+
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+namespace vow {
+namespace {
+
+using ::testing::HasSubstr;
+using Kind = WorkerResult::Kind;
+
+// A thread stuck in write(2) on `path` with the file's inode lock held, until Release().
+class StuckWriter {
+ public:
+  explicit StuckWriter(const std::string& path) {
+    // /dev/userfaultfd (root): a context that also handles faults taken by the kernel
+    // (the write's copy from the buffer), which userfaultfd(2) gives only with
+    // CAP_SYS_PTRACE or vm.unprivileged_userfaultfd.
+    int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+    if (dev < 0) {
+      error_ = std::string("open /dev/userfaultfd: ") + strerror(errno);
+      return;
+    }
+    uffd_ = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC);
+    close(dev);
+    if (uffd_ < 0) {
+      error_ = std::string("USERFAULTFD_IOC_NEW: ") + strerror(errno);
+      return;
+    }
+    struct uffdio_api api = {};
+    api.api = UFFD_API;
+    if (ioctl(uffd_, UFFDIO_API, &api) != 0) {
+      error_ = std::string("UFFDIO_API: ") + strerror(errno);
+      return;
+    }
+    page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    buffer_ = mmap(nullptr, page_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buffer_ == MAP_FAILED) {
+      error_ = std::string("mmap: ") + strerror(errno);
+      return;
+    }
+    struct uffdio_register reg = {};
+    reg.range.start = reinterpret_cast<uint64_t>(buffer_);
+    reg.range.len = page_;
+    reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+    if (ioctl(uffd_, UFFDIO_REGISTER, &reg) != 0) {
+      error_ = std::string("UFFDIO_REGISTER: ") + strerror(errno);
+      return;
+    }
+    file_ = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (file_ < 0) {
+      error_ = std::string("open ") + path + ": " + strerror(errno);
+      return;
+    }
+    writer_ = std::thread([this] { write_result_ = write(file_, buffer_, page_); });
+    // The write is stuck once its fault has reached us.
+    struct pollfd p = {uffd_, POLLIN, 0};
+    struct uffd_msg msg;
+    if (poll(&p, 1, 10000) != 1 || read(uffd_, &msg, sizeof(msg)) != sizeof(msg) ||
+        msg.event != UFFD_EVENT_PAGEFAULT) {
+      error_ = "the write did not fault on the registered buffer";
+    }
+  }
+  ~StuckWriter() {
+    Release();
+    if (file_ >= 0) close(file_);
+    if (uffd_ >= 0) close(uffd_);
+    if (buffer_ != MAP_FAILED) munmap(buffer_, page_);
+  }
+  const std::string& error() const { return error_; }
+  // Resolves the fault with a zero page: the write (and whatever waited for its lock)
+  // finishes.
+  void Release() {
+    if (!writer_.joinable()) return;
+    struct uffdio_zeropage zero = {};
+    zero.range.start = reinterpret_cast<uint64_t>(buffer_);
+    zero.range.len = page_;
+    (void)ioctl(uffd_, UFFDIO_ZEROPAGE, &zero);
+    writer_.join();
+  }
+  ssize_t write_result() const { return write_result_; }
+
+ private:
+  std::string error_;
+  int uffd_ = -1;
+  int file_ = -1;
+  void* buffer_ = MAP_FAILED;
+  size_t page_ = 0;
+  std::thread writer_;
+  ssize_t write_result_ = -2;
+};
+
+TEST(CallDeadlineTest, StalledChannelRequestAndPathCallEachEndTheirWorker) {
+  testing::TempDir dir;
+  const std::string file = dir.WriteFile("locked", "contents");
+  auto broker = Broker::Create();
+  ASSERT_TRUE(broker.ok()) << broker.status();
+
+  StuckWriter stuck(file);
+  ASSERT_EQ(stuck.error(), "");
+
+  Policy policy;
+  policy.promises.insert(Promise::kWpath);  // the open() path call
+  PathRule rule;
+  rule.path = dir.path();
+  rule.write = true;
+  policy.paths.push_back(rule);
+  // One worker asks on the channel, the other through a path call; both wait for the
+  // inode lock in the broker's openat and never get an answer.
+  auto by_request = (*broker)->Spawn(policy, [file](Client& client) {
+    auto fd = client.Open(file, O_WRONLY | O_TRUNC);
+    return fd.ok() ? 10 : 11;
+  });
+  ASSERT_TRUE(by_request.ok()) << by_request.status();
+  auto by_path_call = (*broker)->Spawn(policy, [file](Client&) {
+    int fd = open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    return fd >= 0 ? 20 : 21;
+  });
+  ASSERT_TRUE(by_path_call.ok()) << by_path_call.status();
+
+  const absl::Time start = absl::Now();
+  auto request_result = (*broker)->Wait(*by_request, absl::Seconds(40));
+  auto path_call_result = (*broker)->Wait(*by_path_call, absl::Seconds(40));
+  const absl::Duration took = absl::Now() - start;
+  stuck.Release();
+  EXPECT_EQ(stuck.write_result(), static_cast<ssize_t>(sysconf(_SC_PAGESIZE)));
+
+  ASSERT_TRUE(request_result.ok()) << "the worker whose open request stalled was not ended "
+                                      "within 40 s: "
+                                   << request_result.status();
+  EXPECT_EQ(request_result->kind, Kind::kLimitExceeded) << request_result->reason;
+  EXPECT_THAT(request_result->reason, HasSubstr("a brokered call did not finish within 10s"));
+  ASSERT_TRUE(path_call_result.ok()) << "the worker whose open() path call stalled was not "
+                                        "ended within 40 s: "
+                                     << path_call_result.status();
+  EXPECT_EQ(path_call_result->kind, Kind::kLimitExceeded) << path_call_result->reason;
+  EXPECT_THAT(path_call_result->reason,
+              HasSubstr("a brokered call did not finish within 10s"));
+  // Not before the deadline: the calls really were stalled, not refused.
+  EXPECT_GE(took, absl::Seconds(10));
+}
+
+}  // namespace
+}  // namespace vow
