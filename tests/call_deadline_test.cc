@@ -9,14 +9,23 @@
 // then waits for the lock in the broker's openat, however the broker opens. The test
 // resolves the fault at the end, which lets the write and the stuck openat finish.
 //
+// While the calls are stalled, each worker has more queued (a second datagram on the
+// channel, a second thread's path call): the broker must not watch a worker's channel or
+// listener while its call is in flight, or level-triggered epoll reports the queued one
+// on every wake-up and the loop spins. Checked as the test process's CPU time during
+// the stall.
+//
 // The test process is the broker; nothing here installs a sandbox on it. Takes ~11 s.
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <time.h>
 
 #include <string>
 #include <thread>
@@ -28,6 +37,7 @@
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
 #include "worker/client.h"
+#include "worker/lockdown.h"
 
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
@@ -130,25 +140,44 @@ TEST(CallDeadlineTest, StalledChannelRequestAndPathCallEachEndTheirWorker) {
   ASSERT_EQ(stuck.error(), "");
 
   Policy policy;
-  policy.promises.insert(Promise::kWpath);  // the open() path call
+  policy.promises.insert(Promise::kWpath);   // the open() path calls
+  policy.promises.insert(Promise::kThread);  // the second thread
   PathRule rule;
   rule.path = dir.path();
   rule.write = true;
   policy.paths.push_back(rule);
   // One worker asks on the channel, the other through a path call; both wait for the
-  // inode lock in the broker's openat and never get an answer.
+  // inode lock in the broker's openat and never get an answer. 300 ms later each queues
+  // one more: a datagram on the channel, a second thread's path call.
+  const absl::Time start = absl::Now();  // before either call can have started
   auto by_request = (*broker)->Spawn(policy, [file](Client& client) {
+    std::thread([] {
+      usleep(300000);
+      (void)!send(kWorkerChannelFd, "x", 1, MSG_NOSIGNAL);
+    }).detach();
     auto fd = client.Open(file, O_WRONLY | O_TRUNC);
     return fd.ok() ? 10 : 11;
   });
   ASSERT_TRUE(by_request.ok()) << by_request.status();
   auto by_path_call = (*broker)->Spawn(policy, [file](Client&) {
+    std::thread([file] {
+      usleep(300000);
+      (void)open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    }).detach();
     int fd = open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
     return fd >= 0 ? 20 : 21;
   });
   ASSERT_TRUE(by_path_call.ok()) << by_path_call.status();
 
-  const absl::Time start = absl::Now();
+  // The broker's CPU time (this process: every other thread here sleeps) over 7 s of
+  // the stall, from 1 s in.
+  absl::SleepFor(absl::Seconds(1));
+  struct timespec cpu0, cpu1;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
+  absl::SleepFor(absl::Seconds(7));
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+  const absl::Duration cpu = absl::DurationFromTimespec(cpu1) - absl::DurationFromTimespec(cpu0);
+
   auto request_result = (*broker)->Wait(*by_request, absl::Seconds(40));
   auto path_call_result = (*broker)->Wait(*by_path_call, absl::Seconds(40));
   const absl::Duration took = absl::Now() - start;
@@ -168,6 +197,11 @@ TEST(CallDeadlineTest, StalledChannelRequestAndPathCallEachEndTheirWorker) {
               HasSubstr("a brokered call did not finish within 10s"));
   // Not before the deadline: the calls really were stalled, not refused.
   EXPECT_GE(took, absl::Seconds(10));
+  // Idle, the loop wakes every 100 ms for the deadline scan (~ms in all); a spinning
+  // loop takes a CPU's share of the 7 s, seconds even on a loaded machine.
+  EXPECT_LT(cpu, absl::Milliseconds(300))
+      << "the broker used " << cpu << " of CPU in 7 s while two calls were stalled: it "
+      << "watched a worker whose call was in flight";
 }
 
 }  // namespace
