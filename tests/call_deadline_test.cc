@@ -22,6 +22,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -202,6 +203,44 @@ TEST(CallDeadlineTest, StalledChannelRequestAndPathCallEachEndTheirWorker) {
   EXPECT_LT(cpu, absl::Milliseconds(300))
       << "the broker used " << cpu << " of CPU in 7 s while two calls were stalled: it "
       << "watched a worker whose call was in flight";
+}
+
+// A worker that exits while its channel call is in flight: the broker drains what it sent
+// before it went (here a trap report from its other thread), although the channel is
+// not watched while the call is in flight and the call never finishes.
+TEST(CallDeadlineTest, ReportsQueuedDuringACallAreReadWhenTheWorkerExits) {
+  testing::TempDir dir;
+  const std::string file = dir.WriteFile("locked", "contents");
+  auto broker = Broker::Create();
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  StuckWriter stuck(file);
+  ASSERT_EQ(stuck.error(), "");
+
+  Policy policy;
+  policy.penalty = Penalty::kTrap;
+  policy.promises.insert(Promise::kThread);
+  PathRule rule;
+  rule.path = dir.path();
+  rule.write = true;
+  policy.paths.push_back(rule);
+  auto id = (*broker)->Spawn(policy, [file](Client& client) {
+    std::thread([] {
+      usleep(300000);  // the open below is in flight by now
+      (void)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);  // refused: a trap report
+      _exit(7);
+    }).detach();
+    (void)client.Open(file, O_WRONLY | O_TRUNC);  // stalls until the exit
+    return 11;
+  });
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto result = (*broker)->Wait(*id, absl::Seconds(8));  // well before the call deadline
+  stuck.Release();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->kind, Kind::kExited) << result->ToString();
+  EXPECT_EQ(result->exit_code, 7);
+  ASSERT_EQ(result->violations.size(), 1u)
+      << "the trap report sent before the exit was not read: " << result->ToString();
+  EXPECT_EQ(result->violations[0].nr, SYS_socket);
 }
 
 }  // namespace
