@@ -162,6 +162,26 @@ TEST_F(ChecksTest, PhaseGetFilterAfterHelloEndsWorker) {
   EXPECT_EQ(r.reason, "request not allowed after hello");
 }
 
+// A well-formed request followed by one more (zero) word: Cap'n Proto would read the
+// request and ignore the rest, so only the broker's framing check (the segment table
+// must account for every byte) refuses it.
+TEST_F(ChecksTest, RequestWithTrailingBytesEndsWorker) {
+  WorkerResult r = Run(Policy{}, [](Client& client) {
+    capnp::MallocMessageBuilder b;
+    auto req = b.initRoot<wire::Request>();
+    req.setId(3);
+    req.initClock();
+    kj::Array<capnp::word> flat = capnp::messageToFlatArray(b);
+    std::string bytes(reinterpret_cast<const char*>(flat.begin()),
+                      flat.size() * sizeof(capnp::word));
+    bytes.append(8, '\0');
+    (void)!send(client.channel_fd(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    return AwaitEnd(client.channel_fd());
+  });
+  EXPECT_EQ(r.kind, Kind::kProtocolError) << r.ToString();
+  EXPECT_EQ(r.reason, "malformed message framing");
+}
+
 // An exec'd program cannot pick its own filter or say its own hello: the broker's child
 // did both before execve, so whatever handshake the program attempts is out of phase.
 TEST_F(ChecksTest, ExecWorkerHandshakeIsTheBrokersChild) {
