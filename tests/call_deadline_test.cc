@@ -205,6 +205,57 @@ TEST(CallDeadlineTest, StalledChannelRequestAndPathCallEachEndTheirWorker) {
       << "watched a worker whose call was in flight";
 }
 
+// One worker's call stuck in the kernel takes one pool thread, not the broker: another
+// worker's requests and path calls are answered meanwhile (a pool of one thread would
+// queue them behind the stuck call until it finishes, here never).
+TEST(CallDeadlineTest, AnotherWorkerIsServedWhileACallIsStuck) {
+  testing::TempDir dir;
+  const std::string file = dir.WriteFile("locked", "contents");
+  const std::string other = dir.WriteFile("other", "other");
+  auto broker = Broker::Create();
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  StuckWriter stuck(file);
+  ASSERT_EQ(stuck.error(), "");
+
+  Policy writer;
+  PathRule w;
+  w.path = file;
+  w.write = true;
+  writer.paths.push_back(w);
+  auto stalled = (*broker)->Spawn(writer, [file](Client& client) {
+    (void)client.Open(file, O_WRONLY | O_TRUNC);
+    return 11;
+  });
+  ASSERT_TRUE(stalled.ok()) << stalled.status();
+  absl::SleepFor(absl::Milliseconds(300));  // its call is stuck by now
+
+  Policy reader;
+  reader.promises.insert(Promise::kRpath);
+  PathRule r;
+  r.path = other;
+  r.read = true;
+  reader.paths.push_back(r);
+  auto innocent = (*broker)->Spawn(reader, [other](Client& client) {
+    for (int i = 0; i < 20; ++i) {
+      if (!client.Open(other, O_RDONLY).ok()) return 1;
+      int fd = open(other.c_str(), O_RDONLY | O_CLOEXEC);  // a path call
+      if (fd < 0) return 2;
+      close(fd);
+    }
+    return 0;
+  });
+  ASSERT_TRUE(innocent.ok()) << innocent.status();
+  auto result = (*broker)->Wait(*innocent, absl::Seconds(5));
+  (*broker)->Kill(*stalled);
+  stuck.Release();
+  (void)(*broker)->Wait(*stalled, absl::Seconds(10));
+  ASSERT_TRUE(result.ok()) << "the innocent worker's 40 calls were not answered within 5 s "
+                              "while another worker's call was stuck: "
+                           << result.status();
+  EXPECT_EQ(result->kind, Kind::kExited) << result->ToString();
+  EXPECT_EQ(result->exit_code, 0);
+}
+
 // A worker that exits while its channel call is in flight: the broker drains what it sent
 // before it went (here a trap report from its other thread), although the channel is
 // not watched while the call is in flight and the call never finishes.
