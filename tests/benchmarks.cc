@@ -6,7 +6,9 @@
 //     processes (the worker sends a path on a raw socket, a thread of the broker process
 //     opens it and returns the fd). Target: ratio <= 1.25.
 //  2. spawn-to-locked (fork, lock-down, first instruction of the worker function, exit,
-//     reap) vs bare fork + _exit + waitpid. Target: ratio <= 1.3.
+//     reap) vs bare fork + _exit + waitpid of the same process (the caller: one idle
+//     broker, nothing else alive), and vs a small fork (a fresh exec of this binary).
+//     Target: ratio <= 1.3 against the caller's own fork.
 //  3. an allowed syscall (getppid) under the stdio filter vs the same call unfiltered,
 //     both in a child. Target: no measurable cost.
 // Timing of 1 and 3 happens inside the worker (CLOCK_MONOTONIC through the vDSO), so the
@@ -24,6 +26,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -31,6 +34,7 @@
 
 #include "benchmark/benchmark.h"
 #include "broker/broker.h"
+#include "broker/policy_check.h"
 #include "ipc/channel.h"
 #include "policies/promise_compiler.h"
 #include "policies/seccomp_loader.h"
@@ -59,6 +63,311 @@ bool ReadFull(int fd, void* p, size_t n) {
   }
   return true;
 }
+
+// ---- Spawn-to-locked (target 2) and where its time goes. ----------------------------
+// Registered first, so these run before any other benchmark has started a broker, a
+// floor thread or a worker: fork's cost grows with the caller's address space and
+// threads, and a baseline forked beside other benchmarks' leftovers is not the caller's.
+// Both spawn baselines and the target report the process's size (threads, VmSize,
+// VmRSS, VmPTE) when they start, so a reader can see that they fork the same process.
+
+// Threads and the VmSize/VmRSS/VmPTE lines (KiB) of /proc/self/status, as counters.
+void ReportProcessSize(benchmark::State& state) {
+  FILE* f = fopen("/proc/self/status", "re");
+  if (f == nullptr) return;
+  char line[256];
+  while (fgets(line, sizeof(line), f) != nullptr) {
+    for (const char* key : {"Threads", "VmSize", "VmRSS", "VmPTE"}) {
+      size_t len = strlen(key);
+      if (strncmp(line, key, len) == 0 && line[len] == ':') {
+        state.counters[std::string(key) == "Threads" ? "threads" : std::string(key) + "_kB"] =
+            static_cast<double>(strtoull(line + len + 1, nullptr, 10));
+      }
+    }
+  }
+  fclose(f);
+}
+
+long CountThreads() {
+  FILE* f = fopen("/proc/self/status", "re");
+  if (f == nullptr) abort();
+  char line[256];
+  long threads = -1;
+  while (fgets(line, sizeof(line), f) != nullptr) {
+    if (strncmp(line, "Threads:", 8) == 0) threads = strtol(line + 8, nullptr, 10);
+  }
+  fclose(f);
+  return threads;
+}
+
+// True when this process has only its main thread and no child: no other benchmark's
+// broker, floor thread or worker is alive. A broker this group destroyed a moment ago
+// may still have pool threads on their way out: they get a second.
+bool NothingElseAlive(benchmark::State& state) {
+  for (int i = 0; i < 1000 && CountThreads() != 1; ++i) usleep(1000);
+  if (CountThreads() != 1 || waitpid(-1, nullptr, WNOHANG) != -1) {
+    state.SkipWithError("another benchmark's threads or children are alive: the baseline "
+                        "would not be the caller's own fork");
+    return false;
+  }
+  return true;
+}
+
+// The caller's own fork: this process in the state BM_SpawnToLocked's caller is in (one
+// idle broker with a prepared Policy{}, nothing else), fork + _exit + waitpid.
+void BM_ForkExitWait(benchmark::State& state) {
+  if (!NothingElseAlive(state)) return;
+  std::unique_ptr<Broker> broker = std::move(*Broker::Create());
+  auto prepared = *broker->Prepare(Policy{});
+  ReportProcessSize(state);
+  for (auto _ : state) {
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    int status;
+    waitpid(pid, &status, 0);
+  }
+}
+BENCHMARK(BM_ForkExitWait)->UseRealTime()->MinTime(2.0);
+
+// A small fork: a fresh exec of this binary that has done nothing yet (no broker, no
+// thread, no heap of its own; main() runs SmallForkLoop() before anything else) forks,
+// exits and reaps kSmallForks times and reports the mean.
+constexpr char kSmallForkEnv[] = "VOW_BENCHMARKS_SMALL_FORK";
+constexpr int kSmallForks = 200;
+
+int SmallForkLoop() {
+  uint64_t start = MonotonicNs();
+  for (int i = 0; i < kSmallForks; ++i) {
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    if (pid < 0 || waitpid(pid, nullptr, 0) != pid) return 1;
+  }
+  uint64_t ns = (MonotonicNs() - start) / kSmallForks;
+  return WriteFull(1, &ns, sizeof(ns)) ? 0 : 2;
+}
+
+void BM_ForkExitWaitSmall(benchmark::State& state) {
+  if (!NothingElseAlive(state)) return;
+  for (auto _ : state) {
+    int res[2];
+    if (pipe2(res, O_CLOEXEC)) abort();
+    pid_t pid = fork();
+    if (pid == 0) {
+      dup2(res[1], 1);
+      setenv(kSmallForkEnv, "1", 1);
+      execl("/proc/self/exe", "benchmarks", nullptr);
+      _exit(127);
+    }
+    close(res[1]);
+    uint64_t ns = 0;
+    bool ok = ReadFull(res[0], &ns, sizeof(ns));
+    close(res[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    if (!ok || status != 0) {
+      state.SkipWithError("the small-fork helper failed");
+      return;
+    }
+    state.SetIterationTime(static_cast<double>(ns) / 1e9);
+  }
+}
+BENCHMARK(BM_ForkExitWaitSmall)->UseManualTime()->Iterations(10);
+
+void BM_SpawnToLocked(benchmark::State& state) {
+  if (!NothingElseAlive(state)) return;
+  std::unique_ptr<Broker> broker = std::move(*Broker::Create());
+  auto prepared = *broker->Prepare(Policy{});
+  ReportProcessSize(state);
+  for (auto _ : state) {
+    auto id = broker->Spawn(prepared, [](Client&) { return 0; });
+    if (!id.ok()) abort();
+    auto result = broker->Wait(*id);
+    if (!result.ok() || result->kind != WorkerResult::Kind::kExited) abort();
+  }
+}
+BENCHMARK(BM_SpawnToLocked)->UseRealTime()->MinTime(2.0);
+
+// The lock-down BM_SpawnToLocked's workers get, for the diagnostics below: Policy{}
+// (stdio, penalty kill, so a user-notification listener; the default limits) and the
+// layers this kernel has, filled in as the broker's child fills its LockdownSpec
+// (Broker::Impl::SpawnCommon).
+class TargetLockdown {
+ public:
+  TargetLockdown() {
+    auto program = CompilePromises(policy_.promises, policy_.penalty);
+    auto layers = ResolveLayers(policy_, ProbeLayers());
+    if (!program.ok() || !layers.ok()) abort();
+    code_ = program->code;
+    needs_listener_ = program->needs_listener();
+    layers_ = *layers;
+  }
+  TargetLockdown(const TargetLockdown&) = delete;
+  // The spec, with the channel on `channel_fd` (the child patches its own copy of the
+  // program in place).
+  LockdownSpec Spec(int channel_fd) {
+    LockdownSpec spec;
+    spec.channel_fd = channel_fd;
+    spec.layers = &layers_;
+    spec.broker_pid = getpid();
+    spec.program = code_.data();
+    spec.program_len = code_.size();
+    spec.needs_listener = needs_listener_;
+    spec.trap_reporter = policy_.penalty == Penalty::kTrap;
+    spec.max_open_fds = policy_.limits.max_open_fds;
+    spec.cpu_seconds = policy_.limits.cpu_seconds;
+    spec.memory_bytes = policy_.limits.memory_bytes;
+    spec.file_bytes = policy_.limits.file_bytes;
+    for (bool& keep : spec.keep_stdio) keep = false;  // the spawn gives no stdio
+    return spec;
+  }
+  std::vector<sock_filter>& code() { return code_; }
+  bool needs_listener() const { return needs_listener_; }
+
+ private:
+  Policy policy_;
+  std::vector<sock_filter> code_;
+  bool needs_listener_ = false;
+  LayerSpec layers_;
+};
+
+// Diagnostics for spawn-to-locked: the target's lock-down without the broker around it
+// (the child locks down, sends hello with the listener and exits; the parent only waits).
+void BM_ForkLockDownExitWait(benchmark::State& state) {
+  TargetLockdown target;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) abort();
+  static uint64_t* stamps = static_cast<uint64_t*>(
+      mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  double to_child = 0, lockdown = 0, to_reaped = 0;
+  for (auto _ : state) {
+    LockdownSpec spec = target.Spec(kWorkerChannelFd);
+    uint64_t t0 = MonotonicNs();
+    pid_t pid = fork();
+    if (pid == 0) {
+      stamps[0] = MonotonicNs();
+      dup2(sv[1], kWorkerChannelFd);
+      int rc = LockDown(spec, nullptr);
+      stamps[1] = MonotonicNs();
+      _exit(rc == 0 ? 0 : 1);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    if (status != 0) abort();
+    uint64_t t3 = MonotonicNs();
+    to_child += stamps[0] - t0;
+    lockdown += stamps[1] - stamps[0];
+    to_reaped += t3 - stamps[1];
+    // Drain hello; close the listener it carried.
+    char buf[256];
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    for (;;) {
+      struct iovec iov = {buf, sizeof(buf)};
+      struct msghdr msg = {};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof(control);
+      if (recvmsg(sv[0], &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0) break;
+      for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+          int fd;
+          memcpy(&fd, CMSG_DATA(c), sizeof(int));
+          close(fd);
+        }
+      }
+    }
+  }
+  close(sv[0]);
+  close(sv[1]);
+  double n = static_cast<double>(state.iterations());
+  state.counters["fork_to_child_us"] = to_child / n / 1000;
+  state.counters["lockdown_us"] = lockdown / n / 1000;
+  state.counters["exit_to_reaped_us"] = to_reaped / n / 1000;
+}
+BENCHMARK(BM_ForkLockDownExitWait)->UseRealTime()->MinTime(2.0);
+
+// Diagnostic: the target's lock-down up to the seccomp step (fds, layers, prctl,
+// rlimits): a null program stops it there with EINVAL.
+void BM_ForkLockDownBeforeSeccomp(benchmark::State& state) {
+  TargetLockdown target;
+  for (auto _ : state) {
+    int res[2];
+    if (pipe2(res, O_CLOEXEC)) abort();
+    LockdownSpec spec = target.Spec(9);
+    spec.program = nullptr;
+    spec.program_len = 0;
+    pid_t pid = fork();
+    if (pid == 0) {
+      dup2(res[1], 9);
+      uint64_t start = MonotonicNs();
+      int rc = LockDown(spec, nullptr);
+      uint64_t ns = MonotonicNs() - start;
+      (void)!write(9, &ns, sizeof(ns));
+      _exit(rc == -EINVAL ? 0 : 1);
+    }
+    close(res[1]);
+    uint64_t ns = 0;
+    bool ok = ReadFull(res[0], &ns, sizeof(ns));
+    close(res[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    if (!ok || status != 0) {
+      state.SkipWithError("the lock-down failed before its seccomp step");
+      return;
+    }
+    state.SetIterationTime(static_cast<double>(ns) / 1e9);
+  }
+}
+BENCHMARK(BM_ForkLockDownBeforeSeccomp)->UseManualTime()->Iterations(200);
+
+// Diagnostic: the kernel's cost of loading the target's program (measured in the child),
+// with the listener it asks for.
+void BM_LoadStdioProgram(benchmark::State& state) {
+  TargetLockdown target;
+  state.counters["instructions"] = target.code().size();
+  for (auto _ : state) {
+    int res[2];
+    if (pipe2(res, O_CLOEXEC)) abort();
+    pid_t pid = fork();
+    if (pid == 0) {
+      prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+      std::vector<sock_filter>& code = target.code();
+      PatchSelfPid(code.data(), code.size(), static_cast<uint32_t>(getpid()));
+      int listener = -1;
+      uint64_t start = MonotonicNs();
+      if (LoadSeccompProgram(code.data(), code.size(),
+                             target.needs_listener() ? &listener : nullptr) != 0) {
+        _exit(1);
+      }
+      uint64_t ns = MonotonicNs() - start;
+      (void)!write(res[1], &ns, sizeof(ns));
+      _exit(0);
+    }
+    close(res[1]);
+    uint64_t ns = 0;
+    if (!ReadFull(res[0], &ns, sizeof(ns))) abort();
+    close(res[0]);
+    waitpid(pid, nullptr, 0);
+    state.SetIterationTime(static_cast<double>(ns) / 1e9);
+  }
+}
+BENCHMARK(BM_LoadStdioProgram)->UseManualTime()->Iterations(200);
+
+// Not a part of the target: the whole spawn under penalty trap (no listener to create
+// and pass), to show what the listener costs.
+void BM_SpawnToLockedTrap(benchmark::State& state) {
+  std::unique_ptr<Broker> broker = std::move(*Broker::Create());
+  Policy policy;
+  policy.penalty = Penalty::kTrap;
+  auto prepared = *broker->Prepare(policy);
+  for (auto _ : state) {
+    auto id = broker->Spawn(prepared, [](Client&) { return 0; });
+    if (!id.ok()) abort();
+    auto result = broker->Wait(*id);
+    if (!result.ok() || result->kind != WorkerResult::Kind::kExited) abort();
+  }
+}
+BENCHMARK(BM_SpawnToLockedTrap)->UseRealTime()->MinTime(2.0);
 
 // The floor's server: a thread of the broker process answering raw path datagrams with
 // an fd, nothing else (no policy, no encoding, no audit).
@@ -201,145 +510,6 @@ void BM_OpenRatioInterleaved(benchmark::State& state) {
   state.counters["ratio"] = broker_ns / floor_ns;
 }
 BENCHMARK(BM_OpenRatioInterleaved)->Iterations(3000);
-
-void BM_ForkExitWait(benchmark::State& state) {
-  for (auto _ : state) {
-    pid_t pid = fork();
-    if (pid == 0) _exit(0);
-    int status;
-    waitpid(pid, &status, 0);
-  }
-}
-BENCHMARK(BM_ForkExitWait)->UseRealTime()->MinTime(2.0);
-
-void BM_SpawnToLocked(benchmark::State& state) {
-  static std::unique_ptr<Broker> broker = std::move(*Broker::Create());
-  static auto prepared = *broker->Prepare(Policy{});
-  for (auto _ : state) {
-    auto id = broker->Spawn(prepared, [](Client&) { return 0; });
-    if (!id.ok()) abort();
-    auto result = broker->Wait(*id);
-    if (!result.ok() || result->kind != WorkerResult::Kind::kExited) abort();
-  }
-}
-BENCHMARK(BM_SpawnToLocked)->UseRealTime()->MinTime(2.0);
-
-// Diagnostics for spawn-to-locked: the same lock-down without the broker around it (the
-// child locks down and exits, the parent only waits), and the broker with penalty trap
-// (no seccomp listener to create and pass).
-void BM_ForkLockDownExitWait(benchmark::State& state) {
-  auto program = CompilePromises(PromiseSet{Promise::kStdio}, Penalty::kTrap);
-  if (!program.ok()) abort();
-  std::vector<sock_filter> code = program->code;
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) abort();
-  static uint64_t* stamps = static_cast<uint64_t*>(
-      mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
-  double to_child = 0, lockdown = 0, to_reaped = 0;
-  for (auto _ : state) {
-    uint64_t t0 = MonotonicNs();
-    pid_t pid = fork();
-    if (pid == 0) {
-      stamps[0] = MonotonicNs();
-      dup2(sv[1], kWorkerChannelFd);
-      LockdownSpec spec;
-      spec.program = code.data();
-      spec.program_len = code.size();
-      spec.trap_reporter = true;
-      spec.broker_pid = getppid();
-      for (bool& keep : spec.keep_stdio) keep = false;
-      int rc = LockDown(spec, nullptr);
-      stamps[1] = MonotonicNs();
-      _exit(rc == 0 ? 0 : 1);
-    }
-    int status;
-    waitpid(pid, &status, 0);
-    if (status != 0) abort();
-    uint64_t t3 = MonotonicNs();
-    to_child += stamps[0] - t0;
-    lockdown += stamps[1] - stamps[0];
-    to_reaped += t3 - stamps[1];
-    char buf[256];
-    while (recv(sv[0], buf, sizeof(buf), MSG_DONTWAIT) > 0) {
-    }
-  }
-  close(sv[0]);
-  close(sv[1]);
-  double n = static_cast<double>(state.iterations());
-  state.counters["fork_to_child_us"] = to_child / n / 1000;
-  state.counters["lockdown_us"] = lockdown / n / 1000;
-  state.counters["exit_to_reaped_us"] = to_reaped / n / 1000;
-}
-BENCHMARK(BM_ForkLockDownExitWait)->UseRealTime()->MinTime(2.0);
-
-// Diagnostic: lock-down steps 1-3 only (a null program stops it at the seccomp step).
-void BM_ForkLockDownSteps123(benchmark::State& state) {
-  for (auto _ : state) {
-    int res[2];
-    if (pipe2(res, O_CLOEXEC)) abort();
-    pid_t pid = fork();
-    if (pid == 0) {
-      dup2(res[1], 9);
-      uint64_t start = MonotonicNs();
-      LockdownSpec spec;
-      spec.channel_fd = 9;
-      for (bool& keep : spec.keep_stdio) keep = false;
-      int rc = LockDown(spec, nullptr);
-      uint64_t ns = MonotonicNs() - start;
-      (void)!write(9, &ns, sizeof(ns));
-      _exit(rc == -EINVAL ? 0 : 1);
-    }
-    close(res[1]);
-    uint64_t ns = 0;
-    if (!ReadFull(res[0], &ns, sizeof(ns))) abort();
-    close(res[0]);
-    waitpid(pid, nullptr, 0);
-    state.SetIterationTime(static_cast<double>(ns) / 1e9);
-  }
-}
-BENCHMARK(BM_ForkLockDownSteps123)->UseManualTime()->Iterations(200);
-
-// Diagnostic: the kernel's cost of loading the stdio program (measured in the child).
-void BM_LoadStdioProgram(benchmark::State& state) {
-  auto program = CompilePromises(PromiseSet{Promise::kStdio}, Penalty::kTrap);
-  if (!program.ok()) abort();
-  std::vector<sock_filter> code = program->code;
-  state.counters["instructions"] = code.size();
-  for (auto _ : state) {
-    int res[2];
-    if (pipe2(res, O_CLOEXEC)) abort();
-    pid_t pid = fork();
-    if (pid == 0) {
-      prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-      uint64_t start = MonotonicNs();
-      if (LoadSeccompProgram(code.data(), code.size(), nullptr) != 0) _exit(1);
-      uint64_t ns = MonotonicNs() - start;
-      (void)!write(res[1], &ns, sizeof(ns));
-      _exit(0);
-    }
-    close(res[1]);
-    uint64_t ns = 0;
-    if (!ReadFull(res[0], &ns, sizeof(ns))) abort();
-    close(res[0]);
-    waitpid(pid, nullptr, 0);
-    state.SetIterationTime(static_cast<double>(ns) / 1e9);
-  }
-}
-BENCHMARK(BM_LoadStdioProgram)->UseManualTime()->Iterations(200);
-
-void BM_SpawnToLockedTrap(benchmark::State& state) {
-  static std::unique_ptr<Broker> broker = std::move(*Broker::Create());
-  Policy policy;
-  policy.penalty = Penalty::kTrap;
-  static auto prepared = *broker->Prepare(policy);
-  for (auto _ : state) {
-    auto id = broker->Spawn(prepared, [](Client&) { return 0; });
-    if (!id.ok()) abort();
-    auto result = broker->Wait(*id);
-    if (!result.ok() || result->kind != WorkerResult::Kind::kExited) abort();
-  }
-}
-BENCHMARK(BM_SpawnToLockedTrap)->UseRealTime()->MinTime(2.0);
 
 // getppid in a child, before and after it loads the stdio program (no listener needed:
 // nothing is refused).
@@ -716,6 +886,7 @@ class RatioReporter : public benchmark::ConsoleReporter {
 }  // namespace vow
 
 int main(int argc, char** argv) {
+  if (getenv(vow::kSmallForkEnv) != nullptr) return vow::SmallForkLoop();
   benchmark::Initialize(&argc, argv);
   vow::RatioReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
@@ -727,8 +898,10 @@ int main(int argc, char** argv) {
     printf("%-44s %8.3f  (target <= 1.25: %s)\n", "open: broker / floor, interleaved batches", r,
            r <= 1.25 ? "met" : "NOT met");
   }
-  reporter.PrintRatio("spawn-to-locked / fork+exit+wait", "BM_SpawnToLocked",
+  reporter.PrintRatio("spawn-to-locked / the caller's fork+exit+wait", "BM_SpawnToLocked",
                       "BM_ForkExitWait", 1.3);
+  reporter.PrintRatio("spawn-to-locked / a small fork+exit+wait", "BM_SpawnToLocked",
+                      "BM_ForkExitWaitSmall", 1.3);
   reporter.PrintRatio("getppid under stdio / bare", "BM_GetppidUnderStdio", "BM_GetppidBare",
                       1.05);
   for (const char* name :

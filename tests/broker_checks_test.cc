@@ -162,6 +162,26 @@ TEST_F(ChecksTest, PhaseGetFilterAfterHelloEndsWorker) {
   EXPECT_EQ(r.reason, "request not allowed after hello");
 }
 
+// A well-formed request followed by one more (zero) word: Cap'n Proto would read the
+// request and ignore the rest, so only the broker's framing check (the segment table
+// must account for every byte) refuses it.
+TEST_F(ChecksTest, RequestWithTrailingBytesEndsWorker) {
+  WorkerResult r = Run(Policy{}, [](Client& client) {
+    capnp::MallocMessageBuilder b;
+    auto req = b.initRoot<wire::Request>();
+    req.setId(3);
+    req.initClock();
+    kj::Array<capnp::word> flat = capnp::messageToFlatArray(b);
+    std::string bytes(reinterpret_cast<const char*>(flat.begin()),
+                      flat.size() * sizeof(capnp::word));
+    bytes.append(8, '\0');
+    (void)!send(client.channel_fd(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    return AwaitEnd(client.channel_fd());
+  });
+  EXPECT_EQ(r.kind, Kind::kProtocolError) << r.ToString();
+  EXPECT_EQ(r.reason, "malformed message framing");
+}
+
 // An exec'd program cannot pick its own filter or say its own hello: the broker's child
 // did both before execve, so whatever handshake the program attempts is out of phase.
 TEST_F(ChecksTest, ExecWorkerHandshakeIsTheBrokersChild) {
@@ -710,6 +730,16 @@ TEST_F(ConnectChecksTest, TcpNetworkPrefix) {
   EXPECT_EQ(ConnectOnce(policy, ConnectRule::Transport::kTcp, "127.0.0.1", server.port(), &a),
             EACCES);
   EXPECT_FALSE(a.allowed);
+  // A prefix that ends inside a byte: 127.0.0.0/9 covers 127.0.0.1 but not 127.128.0.1
+  // (the same first byte; the second differs in its top bit only).
+  policy.connects[0].prefix_len = 9;
+  EXPECT_EQ(ConnectOnce(policy, ConnectRule::Transport::kTcp, "127.0.0.1", server.port(), &a), 0);
+  EXPECT_TRUE(a.allowed);
+  EXPECT_EQ(server.AcceptAndRead(), "vow!");
+  EXPECT_EQ(ConnectOnce(policy, ConnectRule::Transport::kTcp, "127.128.0.1", server.port(), &a),
+            EACCES);
+  EXPECT_FALSE(a.allowed);
+  EXPECT_THAT(a.reason, HasSubstr("no connect rule"));
 }
 
 TEST_F(ConnectChecksTest, Udp) {
@@ -800,8 +830,9 @@ TEST_F(ConnectChecksTest, Ipv6) {
 
 // ---- Lock-down, seen from outside and from inside the worker. ----
 
-TEST_F(ChecksTest, LockdownAttributesAndRlimitsInTheWorker) {
-  Policy policy;
+// Spawns a worker under `policy` (limits set here) and checks what the lock-down set, from
+// inside the worker and from /proc/PID.
+void ExpectLockdownAttributes(Broker& broker, Policy policy) {
   policy.limits.max_open_fds = 37;
   policy.limits.cpu_seconds = 11;
   policy.limits.memory_bytes = 1ull << 30;
@@ -811,7 +842,7 @@ TEST_F(ChecksTest, LockdownAttributesAndRlimitsInTheWorker) {
   SpawnOptions options;
   options.stdin_fd = gate[0];
   options.stdout_fd = out[1];
-  auto id = broker_->Spawn(policy, [](Client&) {
+  auto id = broker.Spawn(policy, [](Client&) {
     struct rlimit nofile, cpu, as, core;
     getrlimit(RLIMIT_NOFILE, &nofile);
     getrlimit(RLIMIT_CPU, &cpu);
@@ -840,12 +871,12 @@ TEST_F(ChecksTest, LockdownAttributesAndRlimitsInTheWorker) {
   ssize_t n = read(out[0], buf, sizeof(buf));
   ASSERT_GT(n, 0);
   std::string inside(buf, static_cast<size_t>(n));
-  pid_t pid = broker_->pid(*id);
+  pid_t pid = broker.pid(*id);
   ASSERT_GT(pid, 0);
   std::string status = ReadFile(absl::StrCat("/proc/", pid, "/status"));
   std::string limits = ReadFile(absl::StrCat("/proc/", pid, "/limits"));
   close(gate[1]);
-  auto r = broker_->Wait(*id, absl::Seconds(30));
+  auto r = broker.Wait(*id, absl::Seconds(30));
   close(out[0]);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->kind, Kind::kExited) << r->ToString();
@@ -857,6 +888,20 @@ TEST_F(ChecksTest, LockdownAttributesAndRlimitsInTheWorker) {
   EXPECT_THAT(limits, ::testing::ContainsRegex("Max open files +37 +37"));
   EXPECT_THAT(limits, ::testing::ContainsRegex("Max cpu time +11 +11"));
   EXPECT_THAT(limits, ::testing::ContainsRegex("Max core file size +0 +0"));
+}
+
+TEST_F(ChecksTest, LockdownAttributesAndRlimitsInTheWorker) {
+  ExpectLockdownAttributes(*broker_, Policy{});
+}
+
+// The same without the layers and with the broker's identity kept: the identity change
+// clears "dumpable" and the layers set NO_NEW_PRIVS on their own, so only here are the
+// lock-down's own PR_SET_DUMPABLE and PR_SET_NO_NEW_PRIVS the only ones.
+TEST_F(ChecksTest, LockdownAttributesWithoutLayersOrIdentityChange) {
+  Policy policy;
+  for (LayerMode& mode : policy.layers.modes) mode = LayerMode::kOff;
+  policy.identity.kind = Identity::Kind::kKeep;
+  ExpectLockdownAttributes(*broker_, policy);
 }
 
 TEST_F(ChecksTest, StdioNotGivenBecomesDevNull) {

@@ -29,6 +29,8 @@ cleanup() {
 }
 trap cleanup EXIT
 (cd "$ROOT" && git ls-files -z -co --exclude-standard | tar --null -T - -cf -) | tar -xf - -C "$WORK"
+# The list as it is now: editing it during a run must not shift the lines being read.
+cp "$LIST" "$WORK/.mutate.list" || exit 2
 
 # Applies or checks one mutation in $WORK. Prints OK, NOT-FOUND or NOT-UNIQUE.
 apply() {  # mode file snippet replacement occurrence
@@ -94,7 +96,7 @@ while IFS= read -r line || [[ -n "$line" ]]; do
   [[ "$result" == CAUGHT ]] || failures=$((failures + 1))
   echo "   $result" >&2
   ROWS+=("| $index | $label | $targets | $result |")
-done <"$LIST"
+done <"$WORK/.mutate.list"
 
 echo "| # | mutation | targets | result |"
 echo "| --- | --- | --- | --- |"
