@@ -19,6 +19,7 @@
 #include <limits.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <new>
@@ -978,7 +979,8 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
       char line[160];
       int len = snprintf(line, sizeof(line), "vow: worker lock-down failed at %s: %s\n",
                          step != nullptr ? step : "?", strerrordesc_np(-rc));
-      if (len > 0) (void)!write(2, line, static_cast<size_t>(len));
+      // snprintf returns the untruncated length: write only what is in `line`.
+      if (len > 0) (void)!write(2, line, std::min(static_cast<size_t>(len), sizeof(line) - 1));
       _exit(kLockdownFailedExit);
     }
     if (exec) {
@@ -989,11 +991,13 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
       syscall(SYS_execveat, spec.keep_fd, "", exec_argv.data(), exec_env.data(),
               AT_EMPTY_PATH);
       // execve is answered before the image is replaced: report why it failed.
+      const int err = errno;
       char line[160];
       int len = snprintf(line, sizeof(line), "vow: execve %s: %s\n", exec_argv[0],
-                         strerrordesc_np(errno));
-      if (len > 0) (void)!write(2, line, static_cast<size_t>(len));
-      _exit(errno == ENOENT ? 127 : 126);
+                         strerrordesc_np(err));
+      // snprintf returns the untruncated length: write only what is in `line`.
+      if (len > 0) (void)!write(2, line, std::min(static_cast<size_t>(len), sizeof(line) - 1));
+      _exit(err == ENOENT ? 127 : 126);
     }
     alignas(Client) static unsigned char storage[sizeof(Client)];
     Client* client = new (storage) Client(kWorkerChannelFd);
