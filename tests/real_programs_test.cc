@@ -410,6 +410,14 @@ TEST_F(RealProgramsTest, Python) {
   EXPECT_THAT(no_data.err, HasSubstr("FileNotFoundError"));
   EXPECT_THAT(no_data.err,
               HasSubstr(absl::StrCat("openat(\"", file_, "\", O_RDONLY|O_CLOEXEC) refused (ENOENT)")));
+
+  // A python3 script (#!/usr/bin/python3) runs under the same rule, with none for itself.
+  const std::string script =
+      dir_.WriteFile("hello.py", "#!/usr/bin/python3\nimport sys\nprint(sys.argv)\n");
+  ASSERT_EQ(chmod(script.c_str(), 0755), 0);
+  VowRun py = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + stdlib, "--", script, "a"});
+  EXPECT_EQ(py.code(), 0) << Describe(py);
+  EXPECT_EQ(py.out, absl::StrCat("['", script, "', 'a']\n"));
 }
 
 // sqlite3 in an rwc directory. `-init /dev/null`: without it the shell looks for
