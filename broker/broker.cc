@@ -20,6 +20,9 @@
 #include <limits.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <map>
 #include <new>
 
 #include "absl/strings/str_cat.h"
@@ -33,6 +36,9 @@
 #include "broker/path_handler.h"
 #include "broker/policy_check.h"
 #include "broker/task_pool.h"
+#include "broker/request.h"
+#include "broker/script.h"
+#include "capnp/serialize.h"
 #include "ipc/channel.h"
 #include "policies/promise_compiler.h"
 #include "worker/client.h"
@@ -277,11 +283,36 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   // no path there), its loader bind-mounted at its own path.
   UniqueFd program_fd;
   std::string interpreter;
+  UniqueFd script_fd;  // the program, when it is a #! script
+  std::string script_path;
+  std::vector<std::string> script_argv;
   LayerSpec layers = policy->layers;
   if (exec) {
     program_fd.reset(open(exec_argv[0], O_RDONLY | O_CLOEXEC));
     if (!program_fd.valid()) {
       return ErrnoStatus(errno, absl::StrCat("SpawnExec: cannot open ", exec_argv[0]));
+    }
+    // A #! script: the broker runs its interpreter by fd as it would any program (the
+    // same loader set, bind and Landlock EXECUTE), with the script's path as the
+    // argument, and answers the interpreter's read-only open of exactly that path from
+    // the file opened here (WorkerShared::script_fd; README "Scripts").
+    ASSIGN_OR_RETURN(std::optional<Shebang> shebang, ReadShebang(program_fd.get()));
+    if (shebang.has_value()) {
+      script_path = exec_argv[0];
+      if (script_path[0] != '/') {
+        char cwd[PATH_MAX];
+        if (getcwd(cwd, sizeof(cwd)) == nullptr) return ErrnoStatus(errno, "getcwd");
+        script_path = absl::StrCat(strcmp(cwd, "/") == 0 ? "" : cwd, "/", script_path);
+      }
+      script_argv.push_back(shebang->interpreter);
+      if (shebang->arg.has_value()) script_argv.push_back(*shebang->arg);
+      script_argv.push_back(script_path);
+      for (size_t i = 1; i < argv->size(); ++i) script_argv.push_back((*argv)[i]);
+      exec_argv.clear();
+      for (const std::string& a : script_argv) exec_argv.push_back(const_cast<char*>(a.c_str()));
+      exec_argv.push_back(nullptr);
+      script_fd = std::move(program_fd);
+      program_fd = std::move(shebang->interpreter_fd);
     }
     interpreter = ElfInterpreter(program_fd.get());
     if (!interpreter.empty()) layers.files[layers.file_count++] = interpreter.c_str();
@@ -346,7 +377,8 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
       char line[160];
       int len = snprintf(line, sizeof(line), "vow: worker lock-down failed at %s: %s\n",
                          step != nullptr ? step : "?", strerrordesc_np(-rc));
-      if (len > 0) (void)!write(2, line, static_cast<size_t>(len));
+      // snprintf returns the untruncated length: write only what is in `line`.
+      if (len > 0) (void)!write(2, line, std::min(static_cast<size_t>(len), sizeof(line) - 1));
       _exit(kLockdownFailedExit);
     }
     if (exec) {
@@ -357,11 +389,13 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
       syscall(SYS_execveat, spec.keep_fd, "", exec_argv.data(), exec_env.data(),
               AT_EMPTY_PATH);
       // execve is answered before the image is replaced: report why it failed.
+      const int err = errno;
       char line[160];
       int len = snprintf(line, sizeof(line), "vow: execve %s: %s\n", exec_argv[0],
-                         strerrordesc_np(errno));
-      if (len > 0) (void)!write(2, line, static_cast<size_t>(len));
-      _exit(errno == ENOENT ? 127 : 126);
+                         strerrordesc_np(err));
+      // snprintf returns the untruncated length: write only what is in `line`.
+      if (len > 0) (void)!write(2, line, std::min(static_cast<size_t>(len), sizeof(line) - 1));
+      _exit(err == ENOENT ? 127 : 126);
     }
     alignas(Client) static unsigned char storage[sizeof(Client)];
     Client* client = new (storage) Client(kWorkerChannelFd);
@@ -392,6 +426,8 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     sh.promises = policy->policy.promises;
     sh.penalty = policy->policy.penalty;
     sh.exec_image = exec;
+    sh.script_path = script_path;
+    sh.script_fd = std::move(script_fd);
     sh.libc_set = true;
     sh.fs = policy->fs.has_value() ? &*policy->fs : nullptr;
     sh.net = policy->net.has_value() ? &*policy->net : nullptr;

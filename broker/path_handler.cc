@@ -378,6 +378,21 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
     return a;
   }
 
+  // The #! script being run: its interpreter reads it by the path the broker gave it,
+  // read-only, from the file the broker checked at spawn (a new open file description,
+  // not the path again), with no rule or promise: running a script is reading it.
+  if (w.script_fd.valid() && abs == w.script_path && call.op == Op::kOpen &&
+      IsReadOnlyOpen(call.flags) && (call.flags & (O_DIRECTORY | O_PATH)) == 0) {
+    int fd = open(absl::StrCat("/proc/self/fd/", w.script_fd.get()).c_str(),
+                  O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Answer::Error(errno, "reopening the #! script");
+    Answer a;
+    a.fd.reset(fd);
+    a.cloexec = (call.flags & O_CLOEXEC) != 0;
+    a.reason = "the #! script being run";
+    return a;
+  }
+
   // 4. Who decides: the worker's rules, else the libc set, else (exec'd image) the
   // loader set. The sets serve reads only and need no promise.
   const FsPolicy* fs = nullptr;

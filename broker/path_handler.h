@@ -49,6 +49,10 @@ struct WorkerShared {
   PromiseSet promises;
   Penalty penalty = Penalty::kKill;
   bool exec_image = false;
+  // The program is a #! script run by its interpreter: the interpreter's read-only opens
+  // of exactly `script_path` are answered from `script_fd` (broker.cc, SpawnCommon).
+  std::string script_path;
+  UniqueFd script_fd;
   bool libc_set = true;
   const FsPolicy* fs = nullptr;  // the worker's rules, or null; owned by `keep`
   const NetPolicy* net = nullptr;  // the worker's connect rules, or null

@@ -3,19 +3,25 @@
 // the smallest -p/-v that works and its output is checked; then one promise or rule is
 // taken away and the run must fail with the refused call named on stderr.
 // Runs in the test (broker-launching) process; `vow` itself is the broker.
+#include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -164,8 +170,7 @@ TEST_F(RealProgramsTest, GzipAndBack) {
   EXPECT_EQ(zipped.out.substr(0, 2), "\x1f\x8b");  // gzip magic
   std::string gz = dir_.WriteFile("fruit.txt.gz", zipped.out);
 
-  // `gunzip` is a shell script that execs gzip (a second program: see the report), so
-  // the decompression runs gzip -d directly.
+  // gzip -d directly (gunzip, a script, is in GzipThenGunzipScriptInRwcDirectory).
   VowRun unzipped = RunVow(
       {"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "gzip", "-dc", gz});
   EXPECT_EQ(unzipped.code(), 0) << Describe(unzipped);
@@ -177,6 +182,197 @@ TEST_F(RealProgramsTest, GzipAndBack) {
   EXPECT_EQ(no_rpath.out, "");
   EXPECT_THAT(no_rpath.err, HasSubstr(absl::StrCat("\"", gz, "\"")));
   EXPECT_THAT(no_rpath.err, HasSubstr("promise rpath would allow it"));
+}
+
+// gzip, then Debian's gunzip, a `#!/bin/sh` script that ends in `exec gzip -d "$@"`: the
+// broker runs /bin/sh by fd with the script's path as its argument and serves the
+// script's read itself (README "Scripts"); the script's own execve of gzip needs `exec`
+// and an `x` rule like any second program. In place (`gzip FILE`) is not used: the
+// broker creates files as root and gzip's fchmod() of the new file as uid 65534 fails
+// with EPERM (exit 2), so the output is written with a shell redirection.
+TEST_F(RealProgramsTest, GzipThenGunzipScriptInRwcDirectory) {
+  ASSERT_EQ(setenv("PATH", "/usr/bin:/bin", 1), 0);  // dash searches it for gzip
+  char magic[2] = {};
+  {
+    std::ifstream in("/usr/bin/gunzip", std::ios::binary);
+    in.read(magic, 2);
+  }
+  ASSERT_EQ(std::string(magic, 2), "#!") << "/usr/bin/gunzip is no longer a script";
+  const std::string dir = dir_.MakeDir("rwc");
+  const std::string txt = dir_.WriteFile("rwc/fruit.txt", "pear\napple\nfig\n");
+  const std::string gz = txt + ".gz";
+  VowRun zipped = RunVow({"run", "-p", "stdio rpath wpath cpath exec", "-v", "rwc:" + dir, "-v",
+                          "x:/usr/bin/gzip", "--", "sh", "-c",
+                          absl::StrCat("exec gzip -c ", txt, " > ", gz)});
+  EXPECT_EQ(zipped.code(), 0) << Describe(zipped);
+  const std::string gz_bytes = ReadFile(gz);
+  ASSERT_GE(gz_bytes.size(), 2u) << Describe(zipped);
+  EXPECT_EQ(gz_bytes.substr(0, 2), "\x1f\x8b");  // gzip magic
+
+  // No rule names /usr/bin/gunzip or /bin/sh: the script is the program being run.
+  const std::vector<std::string> gunzip = {"--", "gunzip", "-c", gz};
+  auto with = [&](std::vector<std::string> head) {
+    head.insert(head.end(), gunzip.begin(), gunzip.end());
+    return head;
+  };
+  VowRun unzipped = RunVow(with({"run", "-p", "stdio rpath exec", "-v", "r:" + dir, "-v",
+                                 "x:/usr/bin/gzip"}));
+  EXPECT_EQ(unzipped.code(), 0) << Describe(unzipped);
+  EXPECT_EQ(unzipped.out, "pear\napple\nfig\n");
+
+  // Without the `x` rule, the script's exec of gzip is refused and named.
+  VowRun no_x = RunVow(with({"run", "-p", "stdio rpath exec", "-v", "r:" + dir}));
+  EXPECT_NE(no_x.code(), 0) << Describe(no_x);
+  EXPECT_EQ(no_x.out, "");
+  EXPECT_THAT(no_x.err, HasSubstr("execve(\"/usr/bin/gzip\") refused (EACCES)"));
+
+  // Without `exec`, the same.
+  VowRun no_exec = RunVow(with({"run", "-p", "stdio rpath", "-v", "r:" + dir, "-v",
+                                "x:/usr/bin/gzip"}));
+  EXPECT_NE(no_exec.code(), 0) << Describe(no_exec);
+  EXPECT_EQ(no_exec.out, "");
+  EXPECT_THAT(no_exec.err, HasSubstr("execve(\"/usr/bin/gzip\") refused (EACCES); promise exec"));
+
+  // Without the rule for the directory, gzip cannot open the file.
+  VowRun no_rule =
+      RunVow(with({"run", "-p", "stdio rpath exec", "-v", "x:/usr/bin/gzip"}));
+  EXPECT_NE(no_rule.code(), 0) << Describe(no_rule);
+  EXPECT_EQ(no_rule.out, "");
+  EXPECT_THAT(no_rule.err, HasSubstr(absl::StrCat("\"", gz, "\"")));
+  EXPECT_THAT(no_rule.err, HasSubstr("refused (ENOENT)"));
+}
+
+// Scripts of our own: the interpreter's argument, $0, and what the broker refuses.
+TEST_F(RealProgramsTest, Scripts) {
+  const std::string dir = dir_.MakeDir("scripts");
+  auto script = [&](const std::string& name, const std::string& text) {
+    std::string path = dir_.WriteFile("scripts/" + name, text);
+    EXPECT_EQ(chmod(path.c_str(), 0755), 0);
+    return path;
+  };
+  // The single argument of the #! line is passed (-e: stop at `false`), $0 is the path.
+  const std::string args = script("args", "#!/bin/sh -e\necho \"0=$0 1=$1\"\nfalse\necho no\n");
+  VowRun r = RunVow({"run", "--", args, "one"});
+  EXPECT_EQ(r.code(), 1) << Describe(r);
+  EXPECT_EQ(r.out, absl::StrCat("0=", args, " 1=one\n"));
+
+  // The script is served read-only: appending to it is refused, the file unchanged.
+  const std::string text = "#!/bin/sh\necho x >> \"$0\" && echo appended\necho done\nexit 3\n";
+  const std::string self = script("self", text);
+  VowRun append = RunVow({"run", "-p", "stdio wpath", "--", self});
+  EXPECT_EQ(append.code(), 3) << Describe(append);  // a failing exit: vow lists refusals
+  EXPECT_EQ(append.out, "done\n");
+  EXPECT_THAT(append.err, HasSubstr(absl::StrCat("openat(\"", self, "\", O_WRONLY")));
+  EXPECT_EQ(ReadFile(self), text);
+
+  // Refused before anything runs (exit 125, vow's own error), each with its reason.
+  struct Bad {
+    std::string name, text, error;
+  };
+  const std::string plain = dir_.WriteFile("scripts/interp_not_executable", "#!/bin/sh\n");
+  ASSERT_EQ(chmod(plain.c_str(), 0644), 0);
+  for (const Bad& bad : std::vector<Bad>{
+           {"relative", "#!sh\necho no\n", "its #! interpreter \"sh\" is not an absolute path"},
+           {"empty", "#!   \necho no\n", "its #! line names no interpreter"},
+           {"long", absl::StrCat("#!/bin/sh ", std::string(300, 'a'), "\necho no\n"),
+            "its #! line does not end within its first 256 bytes"},
+           {"missing", "#!/nonexistent/sh\necho no\n",
+            "its #! interpreter /nonexistent/sh: No such file"},
+           {"dir", "#!/usr/bin\necho no\n",
+            "its #! interpreter /usr/bin is not an executable regular file"},
+           {"noexec", absl::StrCat("#!", plain, "\necho no\n"),
+            absl::StrCat("its #! interpreter ", plain, " is not an executable regular file")},
+           {"nested", absl::StrCat("#!", args, "\necho no\n"),
+            absl::StrCat("its #! interpreter ", args, " is itself a #! script (one level only)")},
+       }) {
+    const std::string path = script(bad.name, bad.text);
+    VowRun b = RunVow({"run", "--", path});
+    EXPECT_EQ(b.code(), 125) << bad.name << ": " << Describe(b);
+    EXPECT_EQ(b.out, "") << bad.name;
+    EXPECT_THAT(b.err, HasSubstr(bad.error)) << bad.name;
+  }
+}
+
+// A tiny HTTP server on 127.0.0.1 (an ephemeral port): every connection gets one fixed
+// response. The broker makes the worker's connects in the host's network namespace.
+class LoopbackHttpServer {
+ public:
+  explicit LoopbackHttpServer(std::string body) : body_(std::move(body)) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        listen(fd_, 16) != 0 || getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      ADD_FAILURE() << "loopback server: " << strerror(errno);
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~LoopbackHttpServer() {
+    shutdown(fd_, SHUT_RDWR);  // wakes accept()
+    if (thread_.joinable()) thread_.join();
+    close(fd_);
+  }
+  int port() const { return port_; }
+  int served() const { return served_.load(); }
+
+ private:
+  void Serve() {
+    for (;;) {
+      int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) return;
+      char req[4096];
+      (void)!read(c, req, sizeof(req));
+      const std::string resp = absl::StrCat("HTTP/1.0 200 OK\r\nContent-Length: ", body_.size(),
+                                            "\r\nConnection: close\r\n\r\n", body_);
+      (void)!write(c, resp.data(), resp.size());
+      close(c);
+      ++served_;
+    }
+  }
+  std::string body_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<int> served_{0};
+  std::thread thread_;
+};
+
+TEST_F(RealProgramsTest, CurlToALoopbackServer) {
+  LoopbackHttpServer server("hello from the loopback\n");
+  ASSERT_NE(server.port(), 0);
+  const std::string url = absl::StrCat("http://127.0.0.1:", server.port(), "/");
+  const std::string allowed = dir_.WriteFile(
+      "curl.policy",
+      absl::StrCat("promises stdio inet\nconnect tcp 127.0.0.1:", server.port(), "\n"));
+  VowRun ok = RunVow({"run", "--policy", allowed, "--", "curl", "-sS", url});
+  EXPECT_EQ(ok.code(), 0) << Describe(ok);
+  EXPECT_EQ(ok.out, "hello from the loopback\n");
+  EXPECT_EQ(server.served(), 1);
+
+  // A rule for another port is not a rule for this one.
+  const std::string other = dir_.WriteFile(
+      "other.policy",
+      absl::StrCat("promises stdio inet\nconnect tcp 127.0.0.1:", server.port() + 1, "\n"));
+  VowRun wrong_port = RunVow({"run", "--policy", other, "--", "curl", "-sS", url});
+  EXPECT_EQ(wrong_port.code(), 7) << Describe(wrong_port);  // curl: couldn't connect
+  EXPECT_EQ(wrong_port.out, "");
+  EXPECT_THAT(wrong_port.err,
+              HasSubstr(absl::StrCat("connect(fd 5, 127.0.0.1:", server.port(),
+                                     ") refused (EACCES): no connect rule allows tcp "
+                                     "127.0.0.1 port ",
+                                     server.port())));
+
+  // No connect rule at all.
+  VowRun no_rule = RunVow({"run", "-p", "stdio inet", "--", "curl", "-sS", url});
+  EXPECT_EQ(no_rule.code(), 7) << Describe(no_rule);
+  EXPECT_EQ(no_rule.out, "");
+  EXPECT_THAT(no_rule.err, HasSubstr(absl::StrCat("connect(fd 5, 127.0.0.1:", server.port(),
+                                                  ") refused (EACCES): the policy has no "
+                                                  "connect rules")));
+  EXPECT_EQ(server.served(), 1) << "a refused connect reached the server";
 }
 
 // The directory of Python's standard library (/usr/lib/python3.N), found by its os.py.
@@ -214,6 +410,14 @@ TEST_F(RealProgramsTest, Python) {
   EXPECT_THAT(no_data.err, HasSubstr("FileNotFoundError"));
   EXPECT_THAT(no_data.err,
               HasSubstr(absl::StrCat("openat(\"", file_, "\", O_RDONLY|O_CLOEXEC) refused (ENOENT)")));
+
+  // A python3 script (#!/usr/bin/python3) runs under the same rule, with none for itself.
+  const std::string script =
+      dir_.WriteFile("hello.py", "#!/usr/bin/python3\nimport sys\nprint(sys.argv)\n");
+  ASSERT_EQ(chmod(script.c_str(), 0755), 0);
+  VowRun py = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + stdlib, "--", script, "a"});
+  EXPECT_EQ(py.code(), 0) << Describe(py);
+  EXPECT_EQ(py.out, absl::StrCat("['", script, "', 'a']\n"));
 }
 
 // sqlite3 in an rwc directory. `-init /dev/null`: without it the shell looks for

@@ -21,6 +21,7 @@ VOW_PACKAGES=(
   musl-tools        # the musl conformance worker; the static program in //tests:real_programs_test
   sqlite3           # //tests:real_programs_test runs it unmodified
   python3           # //tests:real_programs_test runs it unmodified
+  curl              # //tests:real_programs_test runs it unmodified (gzip is Essential)
   hyperfine         # tools/bench_startup.sh
   bubblewrap        # tools/bench_startup.sh compares against bwrap
   libpng-dev        # examples/parsers: the image, archive and font libraries

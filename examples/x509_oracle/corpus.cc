@@ -52,6 +52,7 @@ struct CertSpec {
   std::string san;              // "DNS:a,IP:1.2.3.4"; empty: none
   std::string eku;              // "serverAuth"; empty: none
   std::string name_constraints; // "permitted;DNS:example.com"; empty: none
+  size_t opaque_ext_bytes = 0;  // > 0: an opaque non-critical extension this long
 };
 
 void AddExt(X509* cert, X509V3_CTX* v3, int nid, const std::string& value) {
@@ -107,6 +108,29 @@ Cert Issue(const CertSpec& spec, const Cert* issuer) {
   if (!spec.name_constraints.empty()) {
     AddExt(x, &v3, NID_name_constraints, "critical," + spec.name_constraints);
   }
+  if (spec.opaque_ext_bytes > 0) {
+    // 1.3.6.1.4.1.32473 is the documentation enterprise number (RFC 5612).
+    ASN1_OBJECT* oid = OBJ_txt2obj("1.3.6.1.4.1.32473.1.1", 1);
+    ASN1_OCTET_STRING* value = ASN1_OCTET_STRING_new();
+    std::string bytes(spec.opaque_ext_bytes, '\0');
+    uint32_t state = 0x9e3779b9u;  // xorshift: not compressible, not all zeros
+    for (char& b : bytes) {
+      state ^= state << 13;
+      state ^= state >> 17;
+      state ^= state << 5;
+      b = static_cast<char>(state);
+    }
+    if (oid == nullptr || value == nullptr ||
+        ASN1_OCTET_STRING_set(value, reinterpret_cast<const unsigned char*>(bytes.data()),
+                              static_cast<int>(bytes.size())) != 1) {
+      Die("the opaque extension");
+    }
+    X509_EXTENSION* ext = X509_EXTENSION_create_by_OBJ(nullptr, oid, 0, value);
+    if (ext == nullptr || X509_add_ext(x, ext, -1) != 1) Die("X509_add_ext (opaque)");
+    X509_EXTENSION_free(ext);
+    ASN1_OCTET_STRING_free(value);
+    ASN1_OBJECT_free(oid);
+  }
   if (X509_sign(x, issuer_key, EVP_sha256()) <= 0) Die("X509_sign");
   return c;
 }
@@ -154,6 +178,15 @@ ValidChainPems MakeValidChain() {
   Cert root = Issue(CaSpec("vow test root"), nullptr);
   Cert inter = Issue(CaSpec("vow test intermediate", 0), &root);
   Cert leaf = Issue(LeafSpec("www.example.com", "DNS:www.example.com"), &inter);
+  return {Pem(root.cert.get()), Pem(inter.cert.get()), Pem(leaf.cert.get())};
+}
+
+ValidChainPems MakeValidChainWithLargeLeaf(size_t leaf_bytes) {
+  Cert root = Issue(CaSpec("vow test root"), nullptr);
+  Cert inter = Issue(CaSpec("vow test intermediate", 0), &root);
+  CertSpec spec = LeafSpec("www.example.com", "DNS:www.example.com");
+  spec.opaque_ext_bytes = leaf_bytes;
+  Cert leaf = Issue(spec, &inter);
   return {Pem(root.cert.get()), Pem(inter.cert.get()), Pem(leaf.cert.get())};
 }
 

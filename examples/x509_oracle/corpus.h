@@ -6,6 +6,7 @@
 #ifndef VOW_EXAMPLES_X509_ORACLE_CORPUS_H_
 #define VOW_EXAMPLES_X509_ORACLE_CORPUS_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -45,6 +46,11 @@ struct ValidChainPems {
   std::string leaf;
 };
 ValidChainPems MakeValidChain();
+
+// The same, with a leaf whose DER is at least `leaf_bytes` long: the bulk is one opaque,
+// non-critical extension (a private OID, an OCTET STRING of pseudo-random bytes), which
+// verification must carry and ignore.
+ValidChainPems MakeValidChainWithLargeLeaf(size_t leaf_bytes);
 
 // A generated x509-limbo suite (JSON text, schema version 1) of `cases` testcases that
 // covers every field the oracle reads: validation_kind SERVER and CLIENT;

@@ -18,6 +18,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "examples/x509_oracle/corpus.h"
 #include "examples/x509_oracle/oracle.h"
@@ -464,6 +465,66 @@ TEST(ServerTest, ConnectionsBeyondTheLimitAreRefusedAtOnce) {
         return j.ok() && *j == good[1].json;
       },
       absl::Seconds(10)));
+}
+
+// The DER size of the PEM certificate `pem` (its base64 body: 3 bytes per 4 characters).
+size_t PemDerBytes(const std::string& pem) {
+  size_t chars = 0, pad = 0;
+  bool in_body = false;
+  for (absl::string_view line : absl::StrSplit(pem, '\n')) {
+    if (absl::StartsWith(line, "-----BEGIN")) {
+      in_body = true;
+    } else if (absl::StartsWith(line, "-----END")) {
+      break;
+    } else if (in_body) {
+      chars += line.size();
+      pad += static_cast<size_t>(std::count(line.begin(), line.end(), '='));
+    }
+  }
+  return chars / 4 * 3 - pad;
+}
+
+// `x509_oracle serve` as the CLI starts it (pooled workers, its defaults), fresh for each
+// leaf size: a valid chain whose leaf is 64 KiB, 1 MiB and 10 MiB must be verified on the
+// first request and on every one after (issue 7: pooled workers were killed on ordinary
+// 64 KiB certificates by glibc malloc's read of /proc/sys/vm/overcommit_memory).
+TEST(ServerTest, LargeLeavesOnAFreshServerEveryRequest) {
+  ASSERT_TRUE(WarmUpOpenSsl());
+  constexpr int kRequests = 20;
+  for (size_t size : {size_t{64} << 10, size_t{1} << 20, size_t{10} << 20}) {
+    SCOPED_TRACE(absl::StrCat("leaf of ", size, " bytes"));
+    absl::Time start = absl::Now();
+    ValidChainPems pems = MakeValidChainWithLargeLeaf(size);
+    ASSERT_GE(PemDerBytes(pems.leaf), size);
+    ASSERT_LT(PemDerBytes(pems.leaf), size + 4096);
+    const VerifyRequest request = testing::ValidRequest(pems);
+    const Verdict in_process = Verify(request);
+    ASSERT_TRUE(in_process.valid) << VerdictToJson(in_process);
+    const std::string expected = VerdictToJson(in_process);
+    const std::string payload = EncodeJob(request, true);
+
+    OracleOptions o;  // the CLI's defaults: a pool of 2, the real clock (the job has a time)
+    absl::StatusOr<std::unique_ptr<Oracle>> oracle = Oracle::Create(o);
+    ASSERT_TRUE(oracle.ok()) << oracle.status();
+    ServerOptions so;
+    so.socket_path = SocketPath(absl::StrCat("large-", size, ".sock"));
+    so.verifiers = o.pool_size;
+    absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(oracle->get(), so);
+    ASSERT_TRUE(server.ok()) << server.status();
+    int valid = 0;
+    for (int i = 0; i < kRequests; ++i) {
+      absl::StatusOr<std::string> json = Ask(so.socket_path, payload);
+      ASSERT_TRUE(json.ok()) << "request " << i << ": " << json.status();
+      EXPECT_EQ(*json, expected) << "request " << i;
+      if (*json == expected) ++valid;
+    }
+    EXPECT_EQ(valid, kRequests);
+    EXPECT_EQ((*oracle)->failed_workers(), 0u);
+    (*server)->Stop();
+    std::cerr << "leaf of " << PemDerBytes(pems.leaf) << " bytes: " << kRequests
+              << " requests on a fresh server in " << absl::FormatDuration(absl::Now() - start)
+              << " (with generating the chain)\n";
+  }
 }
 
 TEST(ServerTest, RefusesToReplaceAFileThatIsNotASocket) {
