@@ -217,7 +217,8 @@ class Broker::Impl {
   // read until the answer is sent). Returns false when the worker was ended.
   bool SubmitChannelCall(Worker& w, const DecodedRequest& request, ChannelCall call)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Runs on a pool thread: an explicit open or connect request, answered on `channel_fd`.
+  // Runs on a pool thread: an explicit open or connect request, answered on `channel_fd`,
+  // which it owns (a dup of the worker's channel; closed here once answered).
   void ServeChannelCall(WorkerId id, pid_t pid, const PreparedPolicy& policy, int channel_fd,
                         const DecodedRequest& request, ChannelCall call);
 

@@ -152,7 +152,10 @@ bool Broker::Impl::SubmitChannelCall(Worker& w, const DecodedRequest& request,
   ++calls_in_flight_;
   pool_->Submit([this, id = w.id, pid = w.pid, policy = w.policy,
                  chan = std::make_shared<UniqueFd>(dup_fd), req = request, call]() {
-    ServeChannelCall(id, pid, *policy, chan->get(), req, call);
+    // ServeChannelCall owns the fd from here on; the shared copy closes it only for a
+    // task dropped unrun (the pool shutting down). Closing it twice would close whatever
+    // took the number meanwhile: another call's channel (answers to the wrong worker).
+    ServeChannelCall(id, pid, *policy, chan->release(), req, call);
   });
   return true;
 }

@@ -470,7 +470,13 @@ class OpenFixture {
   // Nanoseconds for one batch of kBatch opens.
   double Batch(char kind) {
     uint64_t ns = 0;
-    if (!WriteFull(cmd_, &kind, 1) || !ReadFull(res_, &ns, sizeof(ns))) abort();
+    if (!WriteFull(cmd_, &kind, 1) || !ReadFull(res_, &ns, sizeof(ns))) {
+      // Say why the worker stopped answering before giving up on the run.
+      auto result = broker_->Wait(id_);
+      fprintf(stderr, "open benchmark: the worker stopped answering: %s\n",
+              result.ok() ? result->reason.c_str() : result.status().ToString().c_str());
+      abort();
+    }
     return static_cast<double>(ns);
   }
 
