@@ -364,6 +364,38 @@ TEST_F(OpenTest, AllowedFileOpensWithCloexec) {
   EXPECT_EQ(contents2, "contents");
 }
 
+// Several workers opening back to back: every answer reaches its own worker. (Each
+// channel call is answered on a dup of the worker's channel; a task that closed its dup
+// twice closed the number the loop had just reused for the next call's dup, so a worker
+// was ended with "could not send a response: Bad file descriptor", or got an answer on
+// the wrong channel.)
+TEST_F(OpenTest, ManyWorkersOpeningAtOnceEachGetTheirOwnAnswers) {
+  constexpr int kWorkers = 4;
+  constexpr int kOpens = 4000;
+  std::vector<WorkerId> ids;
+  for (int i = 0; i < kWorkers; ++i) {
+    auto id = broker_->Spawn(policy_, [this](Client& client) {
+      for (int n = 0; n < kOpens; ++n) {
+        int fd = client.OpenRaw(file_.data(), file_.size(), O_RDONLY, 0);
+        if (fd < 0) return 1;
+        char buf[16];
+        ssize_t got = read(fd, buf, sizeof(buf));
+        close(fd);
+        if (got != 8 || memcmp(buf, "contents", 8) != 0) return 2;
+      }
+      return 0;
+    });
+    ASSERT_TRUE(id.ok()) << id.status();
+    ids.push_back(*id);
+  }
+  for (WorkerId id : ids) {
+    auto result = broker_->Wait(id, absl::Seconds(120));
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->kind, Kind::kExited) << result->ToString();
+    EXPECT_EQ(result->exit_code, 0) << result->ToString();
+  }
+}
+
 struct RefusedOpen {
   const char* name;
   int expected_errno;
