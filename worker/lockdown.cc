@@ -19,6 +19,7 @@
 #include "ipc/protocol.capnp.h"
 #include "policies/seccomp_loader.h"
 #include "policies/stat_trap_abi.h"
+#include "worker/sigsys_context.h"
 #include "worker/stat_trap.h"
 
 #ifndef SYS_close_range
@@ -69,19 +70,8 @@ int SetLimit(int resource, uint64_t value) {
 // makes the refused call return -EPERM. Uses sendmsg only.
 void SigsysReporter(int, siginfo_t* info, void* context) {
   int saved_errno = errno;
-  ucontext_t* uc = static_cast<ucontext_t*>(context);
-  uint64_t args[6] = {0, 0, 0, 0, 0, 0};
-#if defined(__x86_64__)
-  const greg_t* r = uc->uc_mcontext.gregs;
-  args[0] = r[REG_RDI];
-  args[1] = r[REG_RSI];
-  args[2] = r[REG_RDX];
-  args[3] = r[REG_R10];
-  args[4] = r[REG_R8];
-  args[5] = r[REG_R9];
-#elif defined(__aarch64__)
-  for (int i = 0; i < 6; ++i) args[i] = uc->uc_mcontext.regs[i];
-#endif
+  uint64_t args[6];
+  SigsysArgs(context, args);
   bool expected = false;
   if (g_trap_channel_fd >= 0 && g_trap_busy.compare_exchange_strong(expected, true)) {
     g_trap_arena.Reset();
@@ -101,11 +91,7 @@ void SigsysReporter(int, siginfo_t* info, void* context) {
     }
     g_trap_busy.store(false);
   }
-#if defined(__x86_64__)
-  uc->uc_mcontext.gregs[REG_RAX] = -EPERM;
-#elif defined(__aarch64__)
-  uc->uc_mcontext.regs[0] = static_cast<uint64_t>(-EPERM);
-#endif
+  SetSigsysResult(context, -EPERM);
   errno = saved_errno;
 }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "policies/stat_trap_abi.h"
+#include "worker/sigsys_context.h"
 
 #ifndef SYS_SECCOMP
 #define SYS_SECCOMP 1
@@ -128,19 +129,10 @@ bool HandleStatTrap(const siginfo_t* info, void* context) {
     return false;
   }
   const int saved_errno = errno;
-  ucontext_t* uc = static_cast<ucontext_t*>(context);
+  uint64_t raw[6];
+  SigsysArgs(context, raw);
   long args[6];
-#if defined(__x86_64__)
-  const greg_t* r = uc->uc_mcontext.gregs;
-  args[0] = r[REG_RDI];
-  args[1] = r[REG_RSI];
-  args[2] = r[REG_RDX];
-  args[3] = r[REG_R10];
-  args[4] = r[REG_R8];
-  args[5] = r[REG_R9];
-#else
-  for (int i = 0; i < 6; ++i) args[i] = static_cast<long>(uc->uc_mcontext.regs[i]);
-#endif
+  for (int i = 0; i < 6; ++i) args[i] = static_cast<long>(raw[i]);
   const long nr = info->si_syscall;
   // newfstatat(dirfd, path, st, flags); statx(dirfd, path, flags, mask, buf).
   const long flags = nr == SYS_newfstatat ? args[3] : args[2];
@@ -153,11 +145,7 @@ bool HandleStatTrap(const siginfo_t* info, void* context) {
   // path, the trampoline's address sends it to the broker.
   const long result =
       VowStatTrampoline(nr, args[0], path_arg, args[2], args[3], args[4], args[5]);
-#if defined(__x86_64__)
-  uc->uc_mcontext.gregs[REG_RAX] = result;
-#else
-  uc->uc_mcontext.regs[0] = static_cast<uint64_t>(result);
-#endif
+  SetSigsysResult(context, result);
   errno = saved_errno;
   return true;
 }
