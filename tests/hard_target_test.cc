@@ -725,6 +725,109 @@ TEST_F(HardTargetTest, ManyWorkersRefusedAtOnceAreThrottledTogether) {
   watch.Poll();
   for (auto& id : ids) episodes += watch.Episodes(*id);
   EXPECT_GE(episodes, 1) << "1200 refusals at once from 12 workers: none throttled";
+
+  // Once the flood is over the shared bucket refills (256 at 512/s: 0.5 s): a worker
+  // refused 100 times alone gets its whole burst again.
+  usleep(700'000);
+  WorkerResult alone = Await(broker_->Spawn(policy, [](Client&) {
+    for (int i = 0; i < 100; ++i) {
+      if (open("/etc/shadow", O_RDONLY | O_CLOEXEC) >= 0 || errno != ENOENT) return 2;
+    }
+    return 0;
+  }));
+  EXPECT_EQ(alone.kind, Kind::kExited) << alone.ToString();
+  EXPECT_EQ(alone.exit_code, 0) << alone.ToString();
+  EXPECT_EQ(alone.refusals.size(), 100u);
+  watch.Poll();
+  int all_episodes = 0;
+  for (const AuditEntry& e : broker_->audit().Entries()) {
+    if (e.request == "throttle") ++all_episodes;
+  }
+  EXPECT_EQ(all_episodes, episodes)
+      << "100 refusals of a lone worker after the flood were throttled: the shared bucket "
+         "did not refill";
+}
+
+// An episode ends when the worker has calmed down (its bucket is full again, 128 at
+// 32/s: 4 s): a second flood is throttled and audited again. The bucket holds at most
+// the burst: 4.6 s idle do not buy the second flood 147 refusals.
+TEST_F(HardTargetTest, ThrottleEpisodeEndsWhenTheWorkerCalmsDown) {
+  Policy policy;
+  policy.promises.insert(Promise::kRpath);
+  auto refused = [](int n) {
+    for (int i = 0; i < n; ++i) {
+      if (open("/etc/shadow", O_RDONLY | O_CLOEXEC) >= 0 || errno != ENOENT) return false;
+    }
+    return true;
+  };
+  Counted w = SpawnCounted(*broker_, policy, [&refused](Client&) {
+    if (!refused(130)) return 1;
+    if (write(1, "1", 1) != 1) return 2;
+    usleep(4'600'000);
+    return refused(140) ? 0 : 3;
+  });
+  ASSERT_TRUE(w.id.ok()) << w.id.status();
+  ThrottleWatch watch(*broker_);
+  char c;
+  ASSERT_TRUE(ReadExactly(w.out, &c, 1));
+  watch.Poll();
+  EXPECT_EQ(watch.Episodes(*w.id), 1) << "130 refusals in a burst were not throttled";
+  WorkerResult r = Await(w.id);
+  close(w.go);
+  close(w.out);
+  watch.Poll();
+  EXPECT_EQ(r.kind, Kind::kExited) << r.ToString();
+  EXPECT_EQ(r.exit_code, 0) << r.ToString();
+  EXPECT_EQ(r.refusals.size(), 270u);
+  EXPECT_EQ(watch.Episodes(*w.id), 2) << "the second flood, after 4.6 s of calm, was not "
+                                         "throttled and audited as a new episode";
+}
+
+// Only the broker's refusals count: an allowed directory's missing files (ENOENT from the
+// file system, by request and by path call) are answers, not refusals.
+TEST_F(HardTargetTest, MissingFilesUnderARuleAreNotRefusals) {
+  testing::TempDir dir;
+  const std::string missing = dir.path() + "/missing";
+  Policy policy;
+  policy.promises.insert(Promise::kRpath);
+  policy.paths.push_back(PathRule{dir.path(), /*read=*/true});
+  ThrottleWatch watch(*broker_);
+  absl::StatusOr<WorkerId> id = broker_->Spawn(policy, [&missing](Client& client) {
+    for (int i = 0; i < 200; ++i) {
+      if (client.OpenRaw(missing.data(), missing.size(), O_RDONLY, 0) != -ENOENT) return 1;
+      if (open(missing.c_str(), O_RDONLY | O_CLOEXEC) >= 0 || errno != ENOENT) return 2;
+    }
+    return 0;
+  });
+  ASSERT_TRUE(id.ok()) << id.status();
+  WorkerResult r = Await(id);
+  watch.Poll();
+  EXPECT_EQ(r.kind, Kind::kExited) << r.ToString();
+  EXPECT_EQ(r.exit_code, 0) << r.ToString();
+  EXPECT_EQ(r.refusals.size(), 0u);
+  EXPECT_EQ(watch.Episodes(*id), 0) << "400 answers ENOENT were counted as refusals";
+}
+
+// Learning mode (penalty log) is not throttled: its refusals are what it is there to
+// record.
+TEST_F(HardTargetTest, LearningModeIsNotThrottled) {
+  Policy policy;
+  policy.promises.insert(Promise::kRpath);
+  policy.penalty = Penalty::kLog;
+  ThrottleWatch watch(*broker_);
+  absl::StatusOr<WorkerId> id = broker_->Spawn(policy, [](Client& client) {
+    for (int i = 0; i < 200; ++i) {
+      auto fd = client.Open("/etc/shadow", O_RDONLY);
+      if (fd.ok() || !absl::IsPermissionDenied(fd.status())) return 1;
+    }
+    return 0;
+  });
+  ASSERT_TRUE(id.ok()) << id.status();
+  WorkerResult r = Await(id);
+  watch.Poll();
+  EXPECT_EQ(r.kind, Kind::kExited) << r.ToString();
+  EXPECT_EQ(r.exit_code, 0) << r.ToString();
+  EXPECT_EQ(watch.Episodes(*id), 0) << "200 refusals in learning mode were throttled";
 }
 
 }  // namespace
