@@ -749,8 +749,8 @@ TEST_F(HardTargetTest, ManyWorkersRefusedAtOnceAreThrottledTogether) {
 }
 
 // An episode ends when the worker has calmed down (its bucket is full again, 128 at
-// 32/s: 4 s): a second flood is throttled and audited again. The bucket holds at most
-// the burst: 4.6 s idle do not buy the second flood 147 refusals.
+// 32/s: 4 s): a second flood is throttled and audited again. Each flood is 160 refusals
+// (as above: 32 past the burst, so a slow machine still empties the bucket).
 TEST_F(HardTargetTest, ThrottleEpisodeEndsWhenTheWorkerCalmsDown) {
   Policy policy;
   policy.promises.insert(Promise::kRpath);
@@ -761,26 +761,53 @@ TEST_F(HardTargetTest, ThrottleEpisodeEndsWhenTheWorkerCalmsDown) {
     return true;
   };
   Counted w = SpawnCounted(*broker_, policy, [&refused](Client&) {
-    if (!refused(130)) return 1;
+    if (!refused(160)) return 1;
     if (write(1, "1", 1) != 1) return 2;
-    usleep(4'600'000);
-    return refused(140) ? 0 : 3;
+    usleep(4'400'000);
+    return refused(160) ? 0 : 3;
   });
   ASSERT_TRUE(w.id.ok()) << w.id.status();
   ThrottleWatch watch(*broker_);
   char c;
   ASSERT_TRUE(ReadExactly(w.out, &c, 1));
   watch.Poll();
-  EXPECT_EQ(watch.Episodes(*w.id), 1) << "130 refusals in a burst were not throttled";
+  EXPECT_EQ(watch.Episodes(*w.id), 1) << "160 refusals in a burst were not throttled";
   WorkerResult r = Await(w.id);
   close(w.go);
   close(w.out);
   watch.Poll();
   EXPECT_EQ(r.kind, Kind::kExited) << r.ToString();
   EXPECT_EQ(r.exit_code, 0) << r.ToString();
-  EXPECT_EQ(r.refusals.size(), 270u);
-  EXPECT_EQ(watch.Episodes(*w.id), 2) << "the second flood, after 4.6 s of calm, was not "
+  EXPECT_EQ(r.refusals.size(), 320u);
+  EXPECT_EQ(watch.Episodes(*w.id), 2) << "the second flood, after 4.4 s of calm, was not "
                                          "throttled and audited as a new episode";
+}
+
+// The bucket holds at most the burst: a worker refused once and then idle for 1.5 s
+// (127 + 48 tokens without the cap) is throttled by 160 refusals in a burst.
+TEST_F(HardTargetTest, IdleTimeDoesNotBuyMoreThanTheBurst) {
+  Policy policy;
+  policy.promises.insert(Promise::kRpath);
+  ThrottleWatch watch(*broker_);
+  absl::StatusOr<WorkerId> id = broker_->Spawn(policy, [](Client&) {
+    auto refused = [](int n) {
+      for (int i = 0; i < n; ++i) {
+        if (open("/etc/shadow", O_RDONLY | O_CLOEXEC) >= 0 || errno != ENOENT) return false;
+      }
+      return true;
+    };
+    if (!refused(1)) return 1;
+    usleep(1'500'000);
+    return refused(160) ? 0 : 2;
+  });
+  ASSERT_TRUE(id.ok()) << id.status();
+  WorkerResult r = Await(id);
+  watch.Poll();
+  EXPECT_EQ(r.kind, Kind::kExited) << r.ToString();
+  EXPECT_EQ(r.exit_code, 0) << r.ToString();
+  EXPECT_EQ(r.refusals.size(), 161u);
+  EXPECT_EQ(watch.Episodes(*id), 1) << "160 refusals after 1.5 s idle were not throttled: "
+                                       "the bucket filled past its burst";
 }
 
 // Only the broker's refusals count: an allowed directory's missing files (ENOENT from the
