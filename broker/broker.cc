@@ -207,6 +207,10 @@ void Broker::Impl::Reap(Worker& w) {
   }
   // After the drain: a hello still queued counts (a worker may exit right after it).
   const bool was_serving = w.phase == Phase::kServing;
+  if (w.throttled) {
+    w.throttled = false;
+    --throttled_workers_;
+  }
   Unregister(w);
   epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.pidfd.get(), nullptr);
   w.reaped = true;

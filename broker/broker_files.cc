@@ -36,14 +36,24 @@ absl::StatusOr<UniqueFd> OpenForWorker(pid_t pid, const PreparedPolicy& policy,
 
 void Broker::Impl::ServePathCall(std::shared_ptr<WorkerShared> shared, WorkerId id,
                                  struct seccomp_notif req, PathCall call) {
+  // A refused path call is one PathHandler recorded (the refusals it keeps plus those it
+  // dropped past its cap); it counts against the worker's refusal throttle.
+  auto refusals = [&shared] {
+    absl::MutexLock lock(&shared->mu);
+    return shared->refusals.size() + shared->refusals_dropped;
+  };
+  const size_t refused_before = refusals();
   paths_->Handle(*shared, req, call);
+  const bool refused = refusals() != refused_before;
   {
     absl::MutexLock lock(&mu_);
     auto it = workers_.find(id);
     if (it != workers_.end() && !it->second->reaped) {
       Worker& w = *it->second;
       w.path_call_in_flight = false;
-      if (w.listener_registered) ArmListener(*shared, id, true);
+      if (!(refused && NoteRefusal(w)) && !w.throttled && w.listener_registered) {
+        ArmListener(*shared, id, true);
+      }
     }
   }
   --calls_in_flight_;

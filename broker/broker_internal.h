@@ -27,6 +27,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -106,6 +107,23 @@ int SendTime(const Channel& channel, uint64_t id, absl::Time now);
 // message (at most 1024 bytes).
 int SendFdOrError(const Channel& channel, uint64_t id, absl::StatusOr<UniqueFd> fd);
 
+// The refusal throttle: a worker's refused calls (a path call or request the broker
+// said no to; not a syscall refused under penalty errno) draw from a token bucket of this
+// burst, refilled at this rate. When it is empty the broker stops reading the worker
+// (its channel and listener leave epoll) until a token is back: the worker waits in its
+// own call, not runnable, and costs the broker nothing. Ordinary programs never get
+// near it: a dynamic loader, libc and python3's start-up are refused ~10 times
+// (README). Learning mode (penalty log) is not throttled.
+inline constexpr double kRefusalBurst = 128;
+inline constexpr double kRefusalsPerSecond = 32;
+// Many workers at once: all refusals of the broker also draw from one shared bucket.
+// While it is empty, a worker that has used more than kRefusalBurstUnderPressure of its
+// own burst is throttled as if its own were empty (50 flooders get 8 fast refusals each,
+// not 128; one program alone still gets its whole burst).
+inline constexpr double kGlobalRefusalBurst = 256;
+inline constexpr double kGlobalRefusalsPerSecond = 512;
+inline constexpr double kRefusalBurstUnderPressure = 8;
+
 // One spawned worker as the broker sees it; guarded by Impl::mu_ (`shared` has its own
 // lock).
 struct Worker {
@@ -142,6 +160,14 @@ struct Worker {
   double tokens = 0;
   absl::Time last_refill;
   absl::Time deadline = absl::InfiniteFuture();
+  // The refusal throttle (kRefusalBurst). `throttled`: the channel and the listener are
+  // out of epoll until `throttled_until`. An episode lasts until the bucket is full again
+  // and is audited once.
+  double refusal_tokens = kRefusalBurst;
+  absl::Time refusal_refill = absl::InfinitePast();
+  bool throttled = false;
+  absl::Time throttled_until = absl::InfinitePast();
+  bool throttle_episode = false;
 };
 
 class Broker::Impl {
@@ -221,6 +247,12 @@ class Broker::Impl {
   // which it owns (a dup of the worker's channel; closed here once answered).
   void ServeChannelCall(WorkerId id, pid_t pid, const PreparedPolicy& policy, int channel_fd,
                         const DecodedRequest& request, ChannelCall call);
+  // The refusal throttle: takes a token for one refusal; when none is left the worker is
+  // throttled (its channel and listener leave epoll). Returns true if it is throttled.
+  // Called from pool threads too (mu_ held).
+  bool NoteRefusal(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Puts a throttled worker's channel and listener back in epoll.
+  void Unthrottle(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // ---- Lifecycle (broker.cc). ----
   void Reap(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -250,6 +282,13 @@ class Broker::Impl {
   WorkerId next_id_ ABSL_GUARDED_BY(mu_) = 1;
   // Live workers with a wall-time limit.
   size_t timed_workers_ ABSL_GUARDED_BY(mu_) = 0;
+  // Throttled workers, and the earliest time one of them is due back (Unix ns; read by
+  // the loop before it takes mu_, to choose its epoll timeout).
+  size_t throttled_workers_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<int64_t> next_unthrottle_ns_{std::numeric_limits<int64_t>::max()};
+  // The broker-wide refusal bucket (kGlobalRefusalBurst).
+  double global_refusal_tokens_ ABSL_GUARDED_BY(mu_) = kGlobalRefusalBurst;
+  absl::Time global_refusal_refill_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   // Receive buffer of the serving thread.
   std::unique_ptr<capnp::word[]> buffer_{new capnp::word[kMaxMessageWords + 1]};
   struct seccomp_notif_sizes notif_sizes_ = {};

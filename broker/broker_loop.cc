@@ -13,6 +13,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <limits>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "base/status_macros.h"
@@ -170,6 +174,8 @@ void Broker::Impl::ServeChannelCall(WorkerId id, pid_t pid, const PreparedPolicy
   entry.allowed = fd.ok();
   entry.reason = fd.ok() ? "allowed by rule" : std::string(fd.status().message());
   audit_->Record(std::move(entry));
+  // A refusal is the broker's decision (EACCES/EPERM), not the file system's answer.
+  const int err = fd.ok() ? 0 : ErrnoOrDefault(fd.status(), EACCES);
   Channel channel{UniqueFd(channel_fd)};
   // The broker's copy of the fd is closed once sent.
   int rc = SendFdOrError(channel, request.id, std::move(fd));
@@ -182,12 +188,97 @@ void Broker::Impl::ServeChannelCall(WorkerId id, pid_t pid, const PreparedPolicy
       if (rc != 0 && rc != -EPIPE && rc != -ECONNRESET && !w.ending) {
         End(w, WorkerResult::Kind::kProtocolError,
             absl::StrCat("could not send a response: ", strerror(-rc)));
-      } else {
+      } else if (!((err == EACCES || err == EPERM) && NoteRefusal(w)) && !w.throttled) {
         ArmChannel(w, true);
       }
     }
   }
   --calls_in_flight_;
+}
+
+bool Broker::Impl::NoteRefusal(Worker& w) {
+  if (w.policy->policy.penalty == Penalty::kLog) return false;  // learning mode
+  if (w.ending || w.reaped || w.draining) return w.throttled;
+  const absl::Time now = absl::Now();
+  if (w.refusal_refill != absl::InfinitePast()) {
+    w.refusal_tokens =
+        std::min(kRefusalBurst, w.refusal_tokens +
+                                    absl::ToDoubleSeconds(now - w.refusal_refill) *
+                                        kRefusalsPerSecond);
+  }
+  w.refusal_refill = now;
+  if (w.refusal_tokens >= kRefusalBurst) w.throttle_episode = false;  // it calmed down
+  w.refusal_tokens -= 1;
+  if (global_refusal_refill_ != absl::InfinitePast()) {
+    global_refusal_tokens_ = std::min(
+        kGlobalRefusalBurst,
+        global_refusal_tokens_ +
+            absl::ToDoubleSeconds(now - global_refusal_refill_) * kGlobalRefusalsPerSecond);
+  }
+  global_refusal_refill_ = now;
+  const bool pressure = global_refusal_tokens_ < 1 &&
+                        w.refusal_tokens < kRefusalBurst - kRefusalBurstUnderPressure;
+  if (global_refusal_tokens_ >= 1) global_refusal_tokens_ -= 1;
+  if (w.refusal_tokens >= 1 && !pressure) return w.throttled;
+  if (!w.throttled) {
+    // Out of epoll rather than disarmed: a hang-up on a disarmed fd would still wake the
+    // loop. Its next request (or path call) waits in the kernel meanwhile.
+    if (w.channel.valid()) epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.channel.fd(), nullptr);
+    if (w.listener_registered) {
+      epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.shared->listener.get(), nullptr);
+    }
+    w.throttled = true;
+    ++throttled_workers_;
+  }
+  w.throttled_until =
+      now + absl::Seconds(std::max(1.0, 1 - w.refusal_tokens) / kRefusalsPerSecond);
+  const int64_t due = absl::ToUnixNanos(w.throttled_until);
+  // A pool thread wakes the loop, or it would sleep through the due time (its epoll
+  // timeout was chosen before this throttle).
+  if (due < next_unthrottle_ns_.load()) {  // written under mu_ only
+    next_unthrottle_ns_ = due;
+    if (std::this_thread::get_id() != thread_.get_id()) {
+      uint64_t one = 1;
+      (void)!write(wake_.get(), &one, sizeof(one));
+    }
+  }
+  if (!w.throttle_episode) {
+    w.throttle_episode = true;
+    Audit(w, "throttle", false,
+          absl::StrCat(pressure ? absl::StrCat("more than ", kRefusalBurstUnderPressure,
+                                               " refused calls while the broker refuses more "
+                                               "than ", kGlobalRefusalsPerSecond, " a second")
+                                : absl::StrCat("more than ", kRefusalBurst,
+                                               " refused calls in a burst"),
+                       ": its calls are served at ", kRefusalsPerSecond,
+                       " refusals per second until it calms down (audited once per episode)"));
+  }
+  return true;
+}
+
+void Broker::Impl::Unthrottle(Worker& w) {
+  if (!w.throttled) return;
+  w.throttled = false;
+  --throttled_workers_;
+  if (w.ending || w.reaped) return;
+  struct epoll_event e = {};
+  if (w.channel.valid()) {
+    e.events = w.channel_call_in_flight ? 0 : EPOLLIN;
+    e.data.u64 = Key(w.id, kChannel);
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, w.channel.fd(), &e) != 0) {
+      End(w, WorkerResult::Kind::kProtocolError,
+          absl::StrCat("epoll_ctl(channel) after a throttle: ", strerror(errno)));
+      return;
+    }
+  }
+  if (w.listener_registered) {
+    e.events = w.path_call_in_flight ? 0 : EPOLLIN;
+    e.data.u64 = Key(w.id, kListener);
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, w.shared->listener.get(), &e) != 0) {
+      End(w, WorkerResult::Kind::kProtocolError,
+          absl::StrCat("epoll_ctl(listener) after a throttle: ", strerror(errno)));
+    }
+  }
 }
 
 void Broker::Impl::ArmListener(WorkerShared& shared, WorkerId id, bool on) {
@@ -245,32 +336,82 @@ void Broker::Impl::Loop() {
   struct epoll_event events[kMaxEvents];
   while (!stop_) {
     int timeout_ms = 100;
+    const int64_t due = next_unthrottle_ns_.load();
+    if (due != std::numeric_limits<int64_t>::max()) {
+      const int64_t left_ns = due - absl::ToUnixNanos(absl::Now());
+      timeout_ms = left_ns <= 0 ? 0
+                                : static_cast<int>(
+                                      std::min<int64_t>(100, (left_ns + 999999) / 1000000));
+    }
     int n = epoll_wait(epoll_.get(), events, kMaxEvents, timeout_ms);
     if (n < 0 && errno != EINTR) break;
     absl::MutexLock lock(&mu_);
+    // Fair, and the calm first: one message per ready worker per turn, and in a turn the
+    // workers that have used less than half their refusal burst are served before those
+    // that have used more (a flooder still in its burst waits behind an innocent worker,
+    // never the other way round). Decided before serving anything, so each event is
+    // served once.
+    const absl::Time turn = absl::Now();
+    bool late[kMaxEvents];
     for (int i = 0; i < n; ++i) {
-      uint64_t key = events[i].data.u64;
-      if (key == ~0ull) {
-        uint64_t value;
-        (void)!read(wake_.get(), &value, sizeof(value));
-        continue;
-      }
+      late[i] = false;
+      const uint64_t key = events[i].data.u64;
+      if (key == ~0ull || static_cast<Source>(key & 3) == kPidfd) continue;
       auto it = workers_.find(key >> 2);
       if (it == workers_.end()) continue;
-      Worker& w = *it->second;
-      switch (static_cast<Source>(key & 3)) {
-        case kChannel:
-          if (w.channel.valid() && !w.channel_call_in_flight) {
-            HandleChannel(w, kMessagesPerWakeup);
-          }
-          break;
-        case kListener:
-          if (w.listener_registered && !w.path_call_in_flight) HandleNotification(w);
-          break;
-        case kPidfd:
-          Reap(w);
-          break;
+      const Worker& w = *it->second;
+      const double tokens =
+          w.refusal_refill == absl::InfinitePast()
+              ? kRefusalBurst
+              : w.refusal_tokens +
+                    absl::ToDoubleSeconds(turn - w.refusal_refill) * kRefusalsPerSecond;
+      late[i] = tokens < kRefusalBurst / 2;
+    }
+    for (int pass = 0; pass < 2; ++pass) {
+      for (int i = 0; i < n; ++i) {
+        if (late[i] != (pass == 1)) continue;
+        uint64_t key = events[i].data.u64;
+        if (key == ~0ull) {
+          uint64_t value;
+          (void)!read(wake_.get(), &value, sizeof(value));
+          continue;
+        }
+        auto it = workers_.find(key >> 2);
+        if (it == workers_.end()) continue;
+        Worker& w = *it->second;
+        switch (static_cast<Source>(key & 3)) {
+          case kChannel:
+            if (w.channel.valid() && !w.channel_call_in_flight && !w.throttled) {
+              HandleChannel(w, kMessagesPerWakeup);
+            }
+            break;
+          case kListener:
+            if (w.listener_registered && !w.path_call_in_flight && !w.throttled) {
+              HandleNotification(w);
+            }
+            break;
+          case kPidfd:
+            Reap(w);
+            break;
+        }
       }
+    }
+    // Throttled workers whose bucket has a token again go back into epoll.
+    if (throttled_workers_ != 0 &&
+        absl::ToUnixNanos(absl::Now()) >= next_unthrottle_ns_.load()) {
+      const absl::Time now = absl::Now();
+      int64_t next = std::numeric_limits<int64_t>::max();
+      for (auto& [id, w] : workers_) {
+        if (!w->throttled) continue;
+        if (now >= w->throttled_until || w->ending || w->reaped) {
+          Unthrottle(*w);
+        } else {
+          next = std::min(next, absl::ToUnixNanos(w->throttled_until));
+        }
+      }
+      next_unthrottle_ns_ = next;
+    } else if (throttled_workers_ == 0) {
+      next_unthrottle_ns_ = std::numeric_limits<int64_t>::max();
     }
     // Wall-time limits and brokered-call deadlines: scanned only while some live worker
     // has one, so a broker without them pays nothing per wake-up.
