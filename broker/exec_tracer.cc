@@ -251,12 +251,40 @@ class Helper {
          now.rax == 0;
     if (o == Outcome::kGone) return o;
     if (!ok) return Outcome::kFailed;
+    // A return value of 0 proves nothing: a filter of the program's own can answer
+    // seccomp with ERRNO(0) without running it. The newest filter of the tracee must be
+    // exactly the program written above (one the program installed itself before exec,
+    // if identical, narrows it just the same).
+    if (!NewestFilterIsOurs(tid)) return Outcome::kFailed;
     if (ptrace(PTRACE_POKETEXT, tid, reinterpret_cast<void*>(saved.rip),
                reinterpret_cast<void*>(word)) != 0 ||
         ptrace(PTRACE_SETREGS, tid, nullptr, &saved) != 0) {
       return Outcome::kFailed;
     }
     return Outcome::kDone;
+  }
+
+  // PTRACE_SECCOMP_GET_FILTER counts from the OLDEST filter (index 0): the newest is
+  // the last index that exists (ENOENT past it). The kernel bounds a process's filters
+  // (32768 instructions in all, at least 5 per filter).
+  bool NewestFilterIsOurs(pid_t tid) {
+    static sock_filter got[BPF_MAXINSNS];
+    long newest = -1;
+    long n = -1;
+    for (unsigned long i = 0; i < 32768; ++i) {
+      const long c = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, reinterpret_cast<void*>(i), nullptr);
+      if (c < 0) {
+        if (errno != ENOENT) return false;
+        break;
+      }
+      newest = static_cast<long>(i);
+      n = c;
+    }
+    if (newest < 0 || n != static_cast<long>(len_)) return false;
+    if (ptrace(PTRACE_SECCOMP_GET_FILTER, tid, reinterpret_cast<void*>(newest), got) != n) {
+      return false;
+    }
+    return memcmp(got, code_, len_ * sizeof(sock_filter)) == 0;
   }
 
   void Resume(pid_t tid, int sig) {

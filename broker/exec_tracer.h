@@ -9,7 +9,9 @@
 // execpromises program (CompileExecPromises), before its first instruction: the
 // program and its sock_fprog are written below the stack pointer (past the red zone),
 // a `syscall` instruction is poked at the entry point, the tracee is run to that call's
-// exit, the result checked, the bytes and registers restored. The filter is inherited
+// exit, the result checked (0, and the tracee's newest filter, read back with
+// PTRACE_SECCOMP_GET_FILTER, is exactly this program), the bytes and registers
+// restored. The filter is inherited
 // by forks and kept across later execs, so an image that is already narrow is left
 // alone. Any failure kills the tracee (fail closed); the helper's death kills every
 // tracee (EXITKILL), and the helper dies with the thread that spawned the worker.

@@ -178,5 +178,23 @@ TEST_F(ExecPromisesTest, AnImageThatCannotBeNarrowedIsKilled) {
   EXPECT_THAT(wide.out, HasSubstr("pear"));
 }
 
+// A program that makes seccomp "succeed" without running it (ERRNO(0)) before it execs:
+// the injected call returns 0 but adds nothing; the tracer reads the filter back and
+// kills the image. Without execpromises the exec'd shell (holding proc) can fork.
+TEST_F(ExecPromisesTest, AFakedSeccompSuccessIsCaught) {
+  const std::string program = Runfile("tests/seccomp_program");
+  std::vector<std::string> args = {"run", "-p", "stdio exec proc", "--execpromises",
+                                   "stdio exec", "-v", "rx:/bin/sh", "-v", "rx:/usr/bin/dash",
+                                   "-v", "rx:/bin/cat", "--", program, "errno0", "/bin/sh",
+                                   "-c", "echo a | /bin/cat"};
+  VowRun r = RunVow(args);
+  EXPECT_EQ(r.code(), 128 + SIGKILL) << Describe(r);
+  EXPECT_EQ(r.out, "errno0: rc=0\n") << Describe(r);
+  args.erase(args.begin() + 3, args.begin() + 5);  // no --execpromises
+  VowRun wide = RunVow(args);
+  EXPECT_EQ(wide.code(), 0) << Describe(wide);
+  EXPECT_EQ(wide.out, "errno0: rc=0\na\n") << Describe(wide);
+}
+
 }  // namespace
 }  // namespace vow

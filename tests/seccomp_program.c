@@ -6,6 +6,9 @@
 //   tsync     seccomp(SET_MODE_FILTER, TSYNC): flags other than 0 are refused.
 //   narrow    seccomp(SET_MODE_FILTER, 0) of a filter making getppid fail with EPERM:
 //             allowed (it only narrows); prints what getppid then returns.
+//   errno0 PROGRAM ARGS...  adds a filter answering seccomp with ERRNO(0) (success,
+//             without running it), then execs PROGRAM: the tracer's injected seccomp
+//             returns 0 there, and it must see that no filter was added.
 //   fill PROGRAM ARGS...  adds filters (flags 0) until the kernel's limit on a process's
 //             filter instructions refuses another, then execs PROGRAM: the execpromises
 //             tracer cannot add its filter to that image and must kill it.
@@ -49,6 +52,21 @@ int main(int argc, char** argv) {
     long ppid = syscall(SYS_getppid);
     printf("narrow: rc=%ld getppid=%ld errno=%s\n", rc, ppid, ppid < 0 ? strerror(errno) : "-");
     return rc == 0 ? 0 : 1;
+  }
+  if (strcmp(argv[1], "errno0") == 0 && argc >= 3) {
+    // seccomp now "succeeds" without doing anything; then exec PROGRAM.
+    struct sock_filter fake_seccomp[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_seccomp, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    long rc = Seccomp(0, fake_seccomp, 4);
+    printf("errno0: rc=%ld\n", rc);
+    fflush(stdout);
+    execv(argv[2], argv + 2);
+    printf("errno0: execv: %s\n", strerror(errno));
+    return 1;
   }
   if (strcmp(argv[1], "fill") == 0 && argc >= 3) {
     static struct sock_filter big[BPF_MAXINSNS];
