@@ -328,7 +328,9 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
       }
       Answer a;
       a.cont = true;
-      a.reason = w.tracer != nullptr ? "promise exec, an `x` rule (the new image gets the execpromises)" : "promise exec, an `x` rule (the new image keeps this filter)";
+      a.reason = w.tracer != nullptr
+                     ? "promise exec, an `x` rule (the new image gets the execpromises)"
+                     : "promise exec, an `x` rule (the new image keeps this filter)";
       return a;
     }
     if (w.penalty == Penalty::kLog) {

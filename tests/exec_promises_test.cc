@@ -144,6 +144,25 @@ TEST_F(ExecPromisesTest, TheKernelFilterIsNarrowed) {
   EXPECT_EQ(with_proc.out, "a\ninner=0\nb\n") << Describe(with_proc);
 }
 
+// A fork of a narrowed image is narrow too, at the broker (its opens) as in the kernel:
+// the exec'd shell's subshell (a fork, no exec) is refused the file the program reads.
+TEST_F(ExecPromisesTest, AForkOfANarrowedImageStaysNarrow) {
+  const std::string script = absl::StrCat(
+      "read l < ", file_, "; echo sh:$l; /bin/sh -c '(read m < ", file_,
+      "; echo sub:$m)'; exit 3");
+  std::vector<std::string> extra = {"--execpromises", "stdio exec proc", "-v", "rx:/bin/sh",
+                                    "-v", "rx:/usr/bin/dash"};
+  VowRun r = RunVow(Run(extra, script));
+  EXPECT_EQ(r.code(), 3) << Describe(r);
+  EXPECT_EQ(r.out, "sh:pear\nsub:\n") << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("openat(\"", file_, "\", O_RDONLY) refused (EACCES); "
+                                            "promise rpath would allow it")));
+  // With rpath in the execpromises the subshell reads it.
+  extra[1] = "stdio rpath exec proc";
+  VowRun wide = RunVow(Run(extra, script));
+  EXPECT_EQ(wide.out, "sh:pear\nsub:pear\n") << Describe(wide);
+}
+
 // A filter with flags 0 narrows the program and is allowed; a listener of its own (which
 // would answer its own path calls instead of the broker) and TSYNC are refused.
 TEST_F(ExecPromisesTest, SeccompFlagsMustBeZero) {
