@@ -230,7 +230,8 @@ class Helper {
     errno = 0;
     const long word = ptrace(PTRACE_PEEKTEXT, tid, reinterpret_cast<void*>(saved.rip), nullptr);
     if (errno != 0) return Outcome::kFailed;
-    const long patched = static_cast<long>((static_cast<unsigned long>(word) & ~0xffffUL) | 0x050fUL);
+    const long patched =
+        static_cast<long>((static_cast<unsigned long>(word) & ~0xffffUL) | 0x050fUL);
     if (ptrace(PTRACE_POKETEXT, tid, reinterpret_cast<void*>(saved.rip),
                reinterpret_cast<void*>(patched)) != 0) {
       return Outcome::kFailed;
@@ -411,7 +412,9 @@ absl::StatusOr<std::unique_ptr<ExecTracer>> ExecTracer::Start(pid_t pid,
     munmap(mem, kMaxFull * sizeof(std::atomic<int32_t>));
     return ErrnoStatus(err, "execpromises: fork of the tracer");
   }
-  if (err != 0) return ErrnoStatus(err, "execpromises: the tracer could not PTRACE_SEIZE the worker");
+  if (err != 0) {
+    return ErrnoStatus(err, "execpromises: the tracer could not PTRACE_SEIZE the worker");
+  }
   return tracer;
 #endif
 }
