@@ -31,6 +31,7 @@
 #include "base/syscall.h"
 #include "base/unique_fd.h"
 #include "broker/broker_internal.h"
+#include "broker/exec_tracer.h"
 #include "broker/fs_policy.h"
 #include "broker/net_policy.h"
 #include "broker/path_handler.h"
@@ -417,6 +418,22 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     waitpid(pid, nullptr, 0);
     return ErrnoStatus(err, "pidfd_open");
   }
+  // execpromises: the tracer seizes the child before its first execve (which waits for
+  // the broker, so it cannot have happened yet).
+  std::shared_ptr<const ExecTracer> tracer;
+  if (policy->exec_narrowing != nullptr) {
+    absl::StatusOr<std::unique_ptr<ExecTracer>> started =
+        exec ? ExecTracer::Start(pid, *policy->exec_narrowing)
+             : absl::UnimplementedError(
+                   "execpromises: only for exec'd programs (SpawnExec, vow run)");
+    if (!started.ok()) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+      close(static_cast<int>(pidfd));
+      return started.status();
+    }
+    tracer = *std::move(started);
+  }
   auto w = std::make_unique<Worker>();
   w->pid = pid;
   w->policy = policy;
@@ -428,6 +445,8 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     WorkerShared& sh = *w->shared;
     sh.pid = pid;
     sh.promises = policy->policy.promises;
+    sh.tracer = std::move(tracer);
+    if (policy->policy.exec_promises.has_value()) sh.exec_promises = *policy->policy.exec_promises;
     sh.penalty = policy->policy.penalty;
     sh.exec_image = exec;
     sh.script_path = script_path;
@@ -551,13 +570,12 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
 
 absl::StatusOr<std::shared_ptr<const PreparedPolicy>> Broker::Prepare(const Policy& policy) {
   RETURN_IF_ERROR(ValidatePolicy(policy));
-  // Fail closed: what the broker cannot enforce is refused, not ignored.
-  if (policy.exec_promises.has_value() && *policy.exec_promises != policy.promises) {
-    return absl::UnimplementedError(
-        "execpromises: not enforced yet (an image the worker execs keeps the worker's own "
-        "filter); remove the line or make it equal to `promises`");
-  }
   auto prepared = std::make_shared<PreparedPolicy>();
+  if (policy.exec_promises.has_value() && *policy.exec_promises != policy.promises) {
+    ASSIGN_OR_RETURN(BpfProgram narrowing,
+                     CompileExecPromises(*policy.exec_promises, policy.penalty));
+    prepared->exec_narrowing = std::make_shared<const BpfProgram>(std::move(narrowing));
+  }
   prepared->policy = policy;
   ASSIGN_OR_RETURN(prepared->layers, ResolveLayers(policy, ProbeLayers()));
   prepared->layers_text = DescribeLayers(prepared->layers, ProbeLayers());

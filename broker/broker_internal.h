@@ -65,6 +65,9 @@ class PreparedPolicy {
   // For unmodified programs: no SIGSYS reporter can run in them, so penalty trap acts
   // as errno there.
   std::shared_ptr<const BpfProgram> exec_program_unmodified;
+  // Set when the policy's execpromises are narrower than its promises: the filter the
+  // exec tracer (exec_tracer.h) adds to every image an exec'd worker execs.
+  std::shared_ptr<const BpfProgram> exec_narrowing;
   std::optional<FsPolicy> fs;
   LayerSpec layers;          // resolved against this kernel at Prepare
   std::string layers_text;   // DescribeLayers()

@@ -33,6 +33,11 @@
 #endif
 
 namespace vow {
+
+PromiseSet CallerPromises(const WorkerShared& w, pid_t tid) {
+  if (w.tracer == nullptr || w.tracer->HoldsFullPromises(tid)) return w.promises;
+  return w.exec_promises;
+}
 namespace {
 
 bool IsReadOnlyOpen(uint32_t flags) {
@@ -241,7 +246,7 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
     return a;
   }
   if (call.op == Op::kUtimes && null_path) {
-    if (!w.promises.contains(Promise::kFattr)) {
+    if (!CallerPromises(w, static_cast<pid_t>(req.pid)).contains(Promise::kFattr)) {
       return Answer::Error(EACCES, "changing times needs a promise", "fattr");
     }
     int fd = WorkerFd(w, req, call.dirfd);
@@ -308,7 +313,7 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
       a.reason = "the broker's execve of the program";
       return a;
     }
-    if (w.promises.contains(Promise::kExec)) {
+    if (CallerPromises(w, static_cast<pid_t>(req.pid)).contains(Promise::kExec)) {
       // The path must be beneath an `x` rule. The kernel then resolves it again in the
       // worker's own view (CONTINUE): with the mount namespace that view holds only the
       // `x` rules (bound read-only) and Landlock allows EXECUTE only there, so a string
@@ -323,7 +328,9 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
       }
       Answer a;
       a.cont = true;
-      a.reason = "promise exec, an `x` rule (the new image keeps this filter)";
+      a.reason = w.tracer != nullptr
+                     ? "promise exec, an `x` rule (the new image gets the execpromises)"
+                     : "promise exec, an `x` rule (the new image keeps this filter)";
       return a;
     }
     if (w.penalty == Penalty::kLog) {
@@ -435,8 +442,9 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
       return a;
     }
   }
-  const Promise needed = call.MissingPromise(w.promises);
-  const bool promised = (call.NeededPromises().bits() & ~w.promises.bits()) == 0;
+  const PromiseSet held = CallerPromises(w, static_cast<pid_t>(req.pid));
+  const Promise needed = call.MissingPromise(held);
+  const bool promised = (call.NeededPromises().bits() & ~held.bits()) == 0;
   std::string learned_reason;
   if (w.penalty == Penalty::kLog && (fs == nullptr || (needs_promise && !promised))) {
     // Learning mode: do it, and record what it needed.
@@ -753,7 +761,7 @@ PathHandler::Answer PathHandler::Connect(WorkerShared& w, const struct seccomp_n
     return Answer::Error(EAFNOSUPPORT, "an address family the broker does not connect");
   }
   *described = DescribePathCall(call, shown);
-  if (!w.promises.contains(needed)) {
+  if (!CallerPromises(w, static_cast<pid_t>(req.pid)).contains(needed)) {
     return Answer::Error(EACCES, "the promise for this address family is missing",
                          std::string(PromiseName(needed)));
   }
@@ -766,7 +774,7 @@ PathHandler::Answer PathHandler::Connect(WorkerShared& w, const struct seccomp_n
       return Answer::Error(EPROTOTYPE, "only stream and datagram sockets are connected");
     }
   }
-  if (!w.promises.contains(needed)) {
+  if (!CallerPromises(w, static_cast<pid_t>(req.pid)).contains(needed)) {
     return Answer::Error(EACCES, "the promise for this address family is missing",
                          std::string(PromiseName(needed)));
   }
@@ -822,7 +830,7 @@ void PathHandler::Handle(WorkerShared& w, const struct seccomp_notif& req,
     r.promise = a.promise;
     r.learning = a.learning;
     r.path = a.path;
-    const Promise main = call.MissingPromise(w.promises);
+    const Promise main = call.MissingPromise(CallerPromises(w, static_cast<pid_t>(req.pid)));
     r.needed = std::string(PromiseName(main));
     r.letter = main == Promise::kCpath ? 'c' : main == Promise::kWpath ? 'w' : 'r';
     absl::MutexLock lock(&w.mu);

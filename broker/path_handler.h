@@ -32,6 +32,7 @@
 #include "absl/synchronization/mutex.h"
 #include "base/unique_fd.h"
 #include "broker/audit_log.h"
+#include "broker/exec_tracer.h"
 #include "broker/fs_policy.h"
 #include "broker/net_policy.h"
 #include "broker/path_call.h"
@@ -58,6 +59,11 @@ struct WorkerShared {
   const NetPolicy* net = nullptr;  // the worker's connect rules, or null
   std::shared_ptr<const void> keep;
   UniqueFd listener;  // the seccomp listener (the loop holds the epoll registration)
+  // With execpromises narrower than `promises` (exec'd programs only): the tracer that
+  // narrows every image the worker execs, and what those images (and their forks) hold.
+  // Path calls are decided with CallerPromises(), never `promises` alone.
+  std::shared_ptr<const ExecTracer> tracer;
+  PromiseSet exec_promises;
 
   absl::Mutex mu;
   std::string cwd ABSL_GUARDED_BY(mu);  // relative paths resolve against this
@@ -65,6 +71,11 @@ struct WorkerShared {
   std::vector<Refusal> refusals ABSL_GUARDED_BY(mu);
   uint64_t refusals_dropped ABSL_GUARDED_BY(mu) = 0;
 };
+
+// The promises of the thread that made a call: the worker's own, or, for an image the
+// worker exec'd (and its forks), the execpromises, as the exec tracer knows them (a
+// thread it does not know gets the execpromises).
+PromiseSet CallerPromises(const WorkerShared& w, pid_t tid);
 
 class PathHandler {
  public:

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "base/status_macros.h"
 #include "broker/policy_check.h"
 #include "policies/policy_file.h"
@@ -21,8 +22,9 @@ struct Option {
   char short_name;        // 0: none
   bool takes_value;
 };
-constexpr std::array<Option, 7> kOptions = {{
+constexpr std::array<Option, 8> kOptions = {{
     {"promises", 'p', true},
+    {"execpromises", 0, true},
     {"unveil", 'v', true},
     {"policy", 0, true},
     {"audit", 0, false},
@@ -61,6 +63,9 @@ absl::Status Apply(const Option& o, const std::string& value, RunFlags* flags) {
   const std::string name = o.long_name;
   if (name == "promises") {
     flags->promises = value;
+  } else if (name == "execpromises") {
+    if (flags->exec_promises.has_value()) return Usage("--execpromises is given twice");
+    flags->exec_promises = value;
   } else if (name == "unveil") {
     flags->unveils.push_back(value);
   } else if (name == "policy") {
@@ -230,6 +235,22 @@ absl::StatusOr<Policy> PolicyFromRunFlags(const RunFlags& flags, const std::stri
           "\" (without a promises line a file has \"stdio\"); set them in one place"));
     }
     policy.promises = promises;
+  }
+  if (flags.exec_promises.has_value()) {
+    absl::StatusOr<PromiseSet> parsed = ParsePromisesFlag(*flags.exec_promises);
+    if (!parsed.ok()) {
+      absl::string_view m = parsed.status().message();
+      absl::ConsumePrefix(&m, "-p: ");
+      return absl::InvalidArgumentError(absl::StrCat("--execpromises: ", m));
+    }
+    const PromiseSet exec = *parsed;
+    if (policy.exec_promises.has_value() && !(exec == *policy.exec_promises)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--execpromises \"", exec.ToString(), "\" conflicts with ", flags.policy_file,
+          ", whose execpromises are \"", policy.exec_promises->ToString(),
+          "\"; set them in one place"));
+    }
+    policy.exec_promises = exec;
   }
   for (const std::string& v : flags.unveils) {
     ASSIGN_OR_RETURN(const PathRule rule, ParseUnveilFlag(v, cwd));

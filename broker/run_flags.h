@@ -3,6 +3,9 @@
 //
 //   -p, --promises PROMISES   the promise set, exactly (stdio is not implied), e.g.
 //                             -p 'stdio rpath'; unknown names are errors with a suggestion
+//   --execpromises PROMISES   what an image the program execs gets (OpenBSD's
+//                             execpromises): a subset of -p, which must hold exec;
+//                             enforced by the exec tracer (broker/exec_tracer.h)
 //   -v, --unveil [PERM:]PATH  a filesystem rule; PERM is made of r w x c (default r), as
 //                             Cosmopolitan's pledge -v; PATH is made absolute against the
 //                             current directory and normalized (. and .. removed); a
@@ -29,6 +32,7 @@ namespace vow {
 
 struct RunFlags {
   std::optional<std::string> promises;  // -p, as written
+  std::optional<std::string> exec_promises;  // --execpromises, as written
   std::vector<std::string> unveils;     // each -v, as written
   std::string policy_file;              // --policy; "" if none
   bool audit = false;

@@ -156,6 +156,34 @@ TEST_F(PolicyFromRunFlagsTest, FlagsAlone) {
             "-v w:/etc conflicts with the rule \"/etc r\" of an earlier -v for the same path");
 }
 
+TEST_F(PolicyFromRunFlagsTest, ExecPromises) {
+  RunFlags f = Flags({"-p", "stdio rpath exec proc", "--execpromises=stdio", "sh"});
+  EXPECT_EQ(f.exec_promises, "stdio");
+  absl::StatusOr<Policy> p = PolicyFromRunFlags(f, "/");
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(p->exec_promises.has_value());
+  EXPECT_TRUE(*p->exec_promises == PromiseSet{Promise::kStdio});
+  EXPECT_EQ(FlagError({"--execpromises", "stdio", "--execpromises", "stdio"}),
+            "--execpromises is given twice");
+  f.exec_promises = "stdio rpat";
+  EXPECT_EQ(PolicyFromRunFlags(f, "/").status().message(),
+            "--execpromises: unknown promise \"rpat\"; did you mean \"rpath\"?");
+  // Validated as the broker does: a subset of the promises, which must hold exec.
+  f.exec_promises = "stdio inet";
+  EXPECT_THAT(std::string(PolicyFromRunFlags(f, "/").status().message()),
+              HasSubstr("which the promises do not hold"));
+  f.promises = "stdio rpath";
+  f.exec_promises = "stdio";
+  EXPECT_THAT(std::string(PolicyFromRunFlags(f, "/").status().message()),
+              HasSubstr("need the exec promise"));
+  f = RunFlags{};
+  f.policy_file = WriteFile("e.policy", "promises stdio exec\nexecpromises stdio exec\n");
+  f.exec_promises = "stdio";
+  EXPECT_EQ(PolicyFromRunFlags(f, "/").status().message(),
+            "--execpromises \"stdio\" conflicts with " + f.policy_file +
+                ", whose execpromises are \"stdio exec\"; set them in one place");
+}
+
 TEST_F(PolicyFromRunFlagsTest, WithAPolicyFile) {
   RunFlags f;
   f.policy_file = WriteFile("a.policy", "promises stdio rpath\nunveil /etc r\nlayers -netns\n");

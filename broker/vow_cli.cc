@@ -66,6 +66,8 @@ constexpr char kRunHelp[] =
     "options (each also as --name=value):\n"
     "  -p, --promises 'P...'   the promises, exactly (stdio is not implied);\n"
     "                          default: stdio\n"
+    "  --execpromises 'P...'   what a program PROGRAM execs gets (OpenBSD's execpromises):\n"
+    "                          a subset of -p, which must hold exec; default: the same\n"
     "  -v, --unveil [PERM:]PATH  allow PATH (and beneath it) with PERM made of r (read),\n"
     "                          w (write), x (execute), c (create); default r; repeatable.\n"
     "                          A relative PATH is taken from the current directory\n"

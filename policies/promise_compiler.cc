@@ -484,6 +484,21 @@ absl::StatusOr<BpfProgram> CompilePromisesWithAction(PromiseSet promises,
   return program;
 }
 
+absl::StatusOr<BpfProgram> CompileExecPromises(PromiseSet exec_promises, Penalty penalty,
+                                               Arch arch) {
+  // A violation of the narrower set alone (the worker's own filter allows the call):
+  // nothing listens on this filter, so the kernel acts by itself.
+  uint32_t action = SCMP_ACT_KILL_PROCESS;
+  if (penalty == Penalty::kErrno || penalty == Penalty::kTrap) action = SCMP_ACT_ERRNO(EPERM);
+  if (penalty == Penalty::kLog) action = SCMP_ACT_LOG;
+  // Path calls: ALLOW here, so the worker's own filter decides them (USER_NOTIF to the
+  // broker, which applies the caller's promises: broker/exec_tracer.h).
+  auto program = Compile(exec_promises, penalty, action, arch, ProgramVariant::kExecImage,
+                         SECCOMP_RET_ALLOW);
+  if (program.ok()) program->brokered_action = SECCOMP_RET_ALLOW;
+  return program;
+}
+
 absl::StatusOr<std::shared_ptr<const BpfProgram>> FilterCache::Get(PromiseSet promises,
                                                                    Penalty penalty,
                                                                    Arch arch,

@@ -94,6 +94,18 @@ struct BpfProgram {
 [[nodiscard]] absl::StatusOr<BpfProgram> CompilePromisesWithAction(
     PromiseSet promises, uint32_t violation_action, Arch arch = NativeArch());
 
+// The filter the execpromises tracer (broker/exec_tracer.h) adds to an image a worker
+// execs, on top of the worker's own exec-image filter (which stays: filters stack, and
+// the kernel takes the strictest answer of all of them). Compiled like an exec image's
+// program for `exec_promises`, except that it has no listener: path calls (and the
+// loader's mmap(PROT_EXEC) of a file) are ALLOWed here so the worker's own filter sends
+// them to the broker, which applies the caller's promises; a syscall only the narrower
+// set refuses gets KILL_PROCESS (penalty kill), ERRNO(EPERM) (errno, trap: an unmodified
+// program runs no reporter) or LOG (learning).
+[[nodiscard]] absl::StatusOr<BpfProgram> CompileExecPromises(PromiseSet exec_promises,
+                                                             Penalty penalty,
+                                                             Arch arch = NativeArch());
+
 // Thread-safe cache keyed by (promises, penalty, arch): each distinct policy is compiled
 // once; later calls share the program (immutable).
 class FilterCache {

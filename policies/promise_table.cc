@@ -1,6 +1,7 @@
 #include "policies/promise_table.h"
 
 #include <fcntl.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -162,6 +163,16 @@ std::vector<PromiseEntry> BuildTable() {
           // Reading its own limits only; changing them needs proc.
           .AllowIf("prlimit64", {Eq(0, "pid", 0, "0 (itself)"), IsNull(2, "new_limit")})
           .Allow({"getrlimit"})
+          // Adding a seccomp filter only narrows what the caller may do (the kernel runs
+          // every filter and takes the strictest answer). Flags exactly 0: NEW_LISTENER
+          // would give the program a listener for its own filter, whose USER_NOTIF
+          // answers win over the broker's for an equal action, and CONTINUE would then
+          // let the kernel resolve a path call itself; TSYNC, LOG and SPEC_ALLOW are not
+          // needed. The execpromises tracer (broker/exec_tracer.h) injects exactly this
+          // call into an exec'd image, so it must pass the image's own filter.
+          .AllowIf("seccomp", {Eq(0, "operation", SECCOMP_SET_MODE_FILTER,
+                                  "SECCOMP_SET_MODE_FILTER"),
+                               Eq(1, "flags", 0, "0")})
           // Sockets it already holds. sendto with a destination needs inet/unix/dns.
           // sendmsg's msg_name and SCM_RIGHTS live in memory seccomp cannot read: the
           // broker never hands over a socket on which an address could matter (UDP is
@@ -530,7 +541,7 @@ const std::vector<std::string>& AlwaysDeniedSyscalls() {
       "ptrace", "process_vm_readv", "process_vm_writev", "bpf", "perf_event_open",
       "userfaultfd", "keyctl", "add_key", "request_key", "unshare", "setns", "mount",
       "umount2", "pivot_root", "chroot", "kexec_load", "kexec_file_load", "init_module",
-      "finit_module", "delete_module", "seccomp", "personality", "acct", "swapon",
+      "finit_module", "delete_module", "personality", "acct", "swapon",
       "swapoff", "reboot", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
       "iopl", "ioperm", "modify_ldt", "quotactl", "syslog", "open_by_handle_at",
       "name_to_handle_at", "fanotify_init", "move_mount", "open_tree", "fsopen",

@@ -589,3 +589,73 @@ TEST(SeccompKernelTest, LoaderRejectsBadPrograms) {
 
 }  // namespace
 }  // namespace vow
+
+namespace vow {
+namespace {
+
+// stdio lets a program add a filter of its own with flags 0 (it only narrows), never
+// with a listener (NEW_LISTENER: its own answers would replace the broker's), TSYNC or
+// any other flag, and never strict mode.
+TEST(SeccompKernelTest, StdioAddsFiltersOnlyWithFlagsZero) {
+  const BpfProgram program = TestProgram({Promise::kStdio});
+  const int status = RunLocked(program, [&] {
+    struct sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+    struct sock_fprog prog = {1, allow};
+    for (unsigned flags : {SECCOMP_FILTER_FLAG_NEW_LISTENER, SECCOMP_FILTER_FLAG_TSYNC,
+                           SECCOMP_FILTER_FLAG_LOG, SECCOMP_FILTER_FLAG_SPEC_ALLOW}) {
+      CHILD_CHECK(Fails(syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog), kRefused));
+    }
+    // Garbage in the high half of the flags register is ignored by the kernel (unsigned
+    // int) and by the filter alike; the low half must be 0.
+    CHILD_CHECK(syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, 0xff00000000ul, &prog) == 0);
+    CHILD_CHECK(Fails(syscall(__NR_seccomp, SECCOMP_SET_MODE_STRICT, 0, nullptr), kRefused));
+    CHILD_CHECK(Fails(syscall(__NR_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, nullptr), kRefused));
+    CHILD_CHECK(syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0);
+    return 0;
+  });
+  EXPECT_TRUE(ExitedOk(status)) << Describe(status);
+}
+
+// The execpromises program (what the exec tracer injects): path calls are ALLOWed so
+// the worker's own filter beneath decides them (here: its violation action), and what
+// only the narrower set refuses gets EPERM (errno) or kills (kill), whatever the outer
+// filter allows.
+TEST(SeccompKernelTest, ExecPromisesProgramNarrowsAndLeavesPathCallsToTheOuterFilter) {
+  const BpfProgram outer = TestProgram({Promise::kStdio, Promise::kInet, Promise::kRpath});
+  auto narrow = CompileExecPromises({Promise::kStdio}, Penalty::kErrno);
+  ASSERT_TRUE(narrow.ok()) << narrow.status();
+  EXPECT_EQ(narrow->brokered_action, SECCOMP_RET_ALLOW);
+  EXPECT_FALSE(narrow->needs_listener());
+  auto load_narrow = [&](const BpfProgram& p) {
+    struct sock_fprog fprog = {static_cast<unsigned short>(p.code.size()),
+                               const_cast<sock_filter*>(p.code.data())};
+    return syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog);
+  };
+  int status = RunLocked(outer, [&] {
+    CHILD_CHECK(load_narrow(*narrow) == 0);
+    CHILD_CHECK(Fails(socket(AF_INET, SOCK_STREAM, 0), EPERM));  // outer allows, narrow not
+    CHILD_CHECK(Fails(openat(AT_FDCWD, "/dev/null", O_RDONLY), kRefused));  // the outer's
+    CHILD_CHECK(getpid() > 0);
+    return 0;
+  });
+  EXPECT_TRUE(ExitedOk(status)) << Describe(status);
+  // Alone: a path call passes the narrowing program (the outer filter is what stops it).
+  status = RunLocked(outer, [&] { return 0; }, [&] {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) _exit(103);
+    if (load_narrow(*narrow) != 0) _exit(104);
+    const int fd = openat(AT_FDCWD, "/dev/null", O_RDONLY);
+    _exit(fd >= 0 ? 0 : 105);
+  });
+  EXPECT_TRUE(ExitedOk(status)) << Describe(status);
+  auto kill = CompileExecPromises({Promise::kStdio}, Penalty::kKill);
+  ASSERT_TRUE(kill.ok()) << kill.status();
+  status = RunLocked(outer, [&] {
+    CHILD_CHECK(load_narrow(*kill) == 0);
+    socket(AF_INET, SOCK_STREAM, 0);
+    return 0;
+  });
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) << Describe(status);
+}
+
+}  // namespace
+}  // namespace vow
