@@ -460,7 +460,7 @@ absl::StatusOr<FsPolicy::Target> FsPolicy::Resolve(absl::string_view path,
     real = written->real_path;
   }
   Target target;
-  target.normalized = normalized;
+  target.normalized = std::move(normalized);
   target.rule = MatchReal(real);
   if (target.rule == nullptr) target.rule = written;  // a deny rule that does not exist
   target.index = static_cast<size_t>(target.rule - rules_.data());
