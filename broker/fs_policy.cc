@@ -7,11 +7,13 @@
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -384,6 +386,17 @@ absl::StatusOr<FsPolicy> FsPolicy::Create(const std::vector<PathRule>& rules) {
       if (!superset) a.nested_narrower = true;
     }
   }
+  // Which rules may open directly (see kDirect in the header): the rule's own mount, an
+  // ordinary file system, and no device can be opened through it by surprise.
+  for (Rule& rule : policy.rules_) {
+    struct statfs dir_fs;
+    if (fstatfs(rule.dir.get(), &dir_fs) != 0) continue;  // the lookup path, always
+    const int64_t type = static_cast<int64_t>(dir_fs.f_type);
+    const bool nodev = (dir_fs.f_flags & ST_NODEV) != 0;
+    rule.direct_open = !rule.nested_narrower && !rule.proc_root &&
+                       PseudoFsName(type) == nullptr && type != PROC_SUPER_MAGIC &&
+                       (!rule.is_dir || nodev);
+  }
   return policy;
 }
 
@@ -447,7 +460,7 @@ absl::StatusOr<FsPolicy::Target> FsPolicy::Resolve(absl::string_view path,
     real = written->real_path;
   }
   Target target;
-  target.normalized = normalized;
+  target.normalized = std::move(normalized);
   target.rule = MatchReal(real);
   if (target.rule == nullptr) target.rule = written;  // a deny rule that does not exist
   target.index = static_cast<size_t>(target.rule - rules_.data());
@@ -591,14 +604,65 @@ absl::StatusOr<FsPolicy::Lookup> FsPolicy::LookupPath(absl::string_view path,
   return out;
 }
 
+bool FsPolicy::DirectOpen(const Rule& rule, uint32_t flags) {
+  return rule.direct_open && (flags & (O_CREAT | O_PATH | kTmpfileBit)) == 0;
+}
+
+bool FsPolicy::OpensDirectly(absl::string_view path, uint32_t flags,
+                             const OpenContext& context) const {
+  absl::StatusOr<Target> target = Resolve(path, context);
+  return target.ok() && CheckFlagSyntax(flags).ok() && DirectOpen(*target->rule, flags);
+}
+
+std::optional<absl::StatusOr<UniqueFd>> FsPolicy::OpenDirect(const Target& target,
+                                                              uint32_t flags,
+                                                              const OpenContext& context) const {
+  const Rule* rule = target.rule;
+  struct open_how how = {};
+  how.flags = flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV |
+                (rule->is_dir ? 0 : RESOLVE_NO_SYMLINKS);
+  absl::StatusOr<long> rc = Syscall("openat2", [&] {
+    return syscall(SYS_openat2, rule->dir.get(), target.rest.c_str(), &how, sizeof(how));
+  });
+  if (!rc.ok()) return std::nullopt;
+  UniqueFd fd(static_cast<int>(*rc));
+  struct stat st;
+  absl::StatusOr<long> stat_rc = Syscall("fstat", [&] { return fstat(fd.get(), &st); });
+  if (!stat_rc.ok()) return absl::StatusOr<UniqueFd>(stat_rc.status());
+  if (S_ISDIR(st.st_mode) && (flags & O_DIRECTORY) == 0) {
+    // Opening a directory has no side effect; it is closed here.
+    return absl::StatusOr<UniqueFd>(
+        Refuse(EISDIR, "the path is a directory and O_DIRECTORY was not asked for"));
+  }
+  if ((S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) && rule->is_dir) {
+    // The rule's mount is nodev, so the kernel refused this open: never reached.
+    return absl::StatusOr<UniqueFd>(Refuse(
+        EACCES, absl::StrCat("the path is a device beneath ", RuleName(target.index, rule->rule),
+                             ", a directory rule on a nodev mount that opened it anyway")));
+  }
+  // On the rule's own mount (RESOLVE_NO_XDEV), an ordinary file system: passes unless
+  // st_dev says otherwise (then it asks fstatfs, as the lookup does).
+  absl::Status landed = CheckLanded(target, fd.get(), st, context);
+  if (!landed.ok()) return absl::StatusOr<UniqueFd>(landed);
+  return Finish(std::move(fd), flags);
+}
+
 absl::StatusOr<UniqueFd> FsPolicy::Open(absl::string_view path, uint32_t flags, uint32_t mode,
                                         const OpenContext& context) const {
   RETURN_IF_ERROR(CheckFlagSyntax(flags));
   ASSIGN_OR_RETURN(Target target, Resolve(path, context));
   const Rule* rule = target.rule;
-  const std::string rule_name = RuleName(target.index, rule->rule);
+  // Built only for a refusal (it escapes the rule's path: not for every open).
+  auto rule_name = [&] { return RuleName(target.index, rule->rule); };
   RETURN_IF_ERROR(CheckPermissions(target.index, rule->rule, flags));
   const std::string& rest = target.rest;
+  if (DirectOpen(*rule, flags)) {
+    std::optional<absl::StatusOr<UniqueFd>> direct = OpenDirect(target, flags, context);
+    if (direct.has_value()) return *std::move(direct);
+    // The openat2 failed (nothing was opened, so nothing happened): the lookup below
+    // decides again and gives the reason.
+  }
 
   const bool path_only = (flags & O_PATH) != 0;
   const bool tmpfile = (flags & kTmpfileBit) != 0;
@@ -624,7 +688,7 @@ absl::StatusOr<UniqueFd> FsPolicy::Open(absl::string_view path, uint32_t flags, 
         break;
       }
       const int err = ErrnoOf(rc.status());
-      if (err != ENOENT || !create) return OpenError(err, how.resolve, rule_name, "openat2");
+      if (err != ENOENT || !create) return OpenError(err, how.resolve, rule_name(), "openat2");
     }
     // Not there and O_CREAT: create a new regular file (O_EXCL), never through a
     // symlink into a narrower nested rule.
@@ -638,7 +702,7 @@ absl::StatusOr<UniqueFd> FsPolicy::Open(absl::string_view path, uint32_t flags, 
     if (!rc.ok()) {
       const int err = ErrnoOf(rc.status());
       if (err == EEXIST && (flags & O_EXCL) == 0) continue;  // appeared meanwhile: look up
-      return OpenError(err, how.resolve, rule_name, "openat2(O_CREAT|O_EXCL)");
+      return OpenError(err, how.resolve, rule_name(), "openat2(O_CREAT|O_EXCL)");
     }
     UniqueFd fd(static_cast<int>(*rc));
     struct stat st;
@@ -648,7 +712,7 @@ absl::StatusOr<UniqueFd> FsPolicy::Open(absl::string_view path, uint32_t flags, 
     return Finish(std::move(fd), flags);
   }
   if (!looked_up.valid()) {
-    return Refuse(EEXIST, absl::StrCat("O_CREAT beneath ", rule_name,
+    return Refuse(EEXIST, absl::StrCat("O_CREAT beneath ", rule_name(),
                                        ": the name exists but does not lead to a file (a "
                                        "dangling symlink is not followed to create its "
                                        "target), or it kept changing"));
@@ -667,7 +731,7 @@ absl::StatusOr<UniqueFd> FsPolicy::Open(absl::string_view path, uint32_t flags, 
     return Refuse(EACCES, absl::StrCat("the path is a ",
                                        S_ISCHR(st.st_mode) ? "character" : "block",
                                        " device, opened only through a rule that names it "
-                                       "exactly, and ", rule_name, " is a directory rule"));
+                                       "exactly, and ", rule_name(), " is a directory rule"));
   }
   RETURN_IF_ERROR(CheckLanded(target, looked_up.get(), st, context));
   RETURN_IF_ERROR(RecheckNested(rule, looked_up.get(), flags, /*any_letter=*/false));
@@ -686,7 +750,7 @@ absl::StatusOr<UniqueFd> FsPolicy::Open(absl::string_view path, uint32_t flags, 
                     static_cast<int>(open_flags & ~(O_CREAT | O_NOFOLLOW)));
     });
   }
-  if (!rc.ok()) return Refuse(ErrnoOf(rc.status()), absl::StrCat("open beneath ", rule_name));
+  if (!rc.ok()) return Refuse(ErrnoOf(rc.status()), absl::StrCat("open beneath ", rule_name()));
   return Finish(UniqueFd(static_cast<int>(*rc)), flags);
 }
 

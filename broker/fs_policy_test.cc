@@ -3,15 +3,23 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <signal.h>
+#include <sys/inotify.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/syscall.h"
 #include "gmock/gmock.h"
@@ -600,6 +608,206 @@ TEST(FsPolicyDeviceTest, FileRuleNamingTheDeviceOpensIt) {
   ASSERT_TRUE(fd.ok()) << fd.status();
   EXPECT_EQ(write(fd->get(), "x", 1), 1);
   EXPECT_EQ(ErrnoOf(p->Open("/dev/zero", O_RDONLY, 0).status()), EACCES);
+}
+
+
+// ---- kDirect: one openat2 with the worker's flags, only where nothing can surprise ----
+
+// Watches a file for IN_OPEN: an O_PATH lookup does not count, a real open (a device's
+// driver running) does.
+class OpenWatch {
+ public:
+  explicit OpenWatch(const std::string& path) {
+    fd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd_ >= 0 && inotify_add_watch(fd_, path.c_str(), IN_OPEN) < 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~OpenWatch() {
+    if (fd_ >= 0) close(fd_);
+  }
+  bool ok() const { return fd_ >= 0; }
+  bool Opened() {
+    alignas(struct inotify_event) char buf[4096];
+    return read(fd_, buf, sizeof(buf)) > 0;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+bool IsNodev(const std::string& path) {
+  struct statfs sfs;
+  return statfs(path.c_str(), &sfs) == 0 && (sfs.f_flags & ST_NODEV) != 0;
+}
+
+TEST_F(FsPolicyTest, DirectOpenOnlyWhereNothingCanSurprise) {
+  FsPolicy file_rule = Make({Rule(root_ + "/single/only.txt", "rwx")});
+  const std::string only = root_ + "/single/only.txt";
+  EXPECT_TRUE(file_rule.OpensDirectly(only, O_RDONLY));
+  EXPECT_TRUE(file_rule.OpensDirectly(only, O_RDWR | O_TRUNC | O_APPEND));
+  EXPECT_FALSE(file_rule.OpensDirectly(only, O_RDWR | O_CREAT)) << "creates: the lookup";
+  EXPECT_FALSE(file_rule.OpensDirectly(only, O_PATH | O_CLOEXEC));
+  absl::StatusOr<UniqueFd> fd = file_rule.Open(only, O_RDONLY, 0);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  EXPECT_EQ(fcntl(fd->get(), F_GETFL) & O_NONBLOCK, 0) << "O_NONBLOCK must be cleared";
+  EXPECT_EQ(fcntl(fd->get(), F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+  EXPECT_EQ(ReadAll(fd->get()), "only");
+
+  // A directory rule where a device node could be opened by surprise: the lookup first.
+  if (!IsNodev(allowed_)) {
+    FsPolicy dir_rule = Make({Rule(allowed_, "rw")});
+    EXPECT_FALSE(dir_rule.OpensDirectly(allowed_ + "/file.txt", O_RDONLY));
+  }
+  // Pseudo file systems and proc: the lookup first.
+  FsPolicy proc = Make({Rule("/proc", "r")});
+  EXPECT_FALSE(proc.OpensDirectly("/proc/self/status", O_RDONLY, OpenContext{getpid(), getpid()}));
+  FsPolicy proc_file = Make({Rule("/proc/cpuinfo", "r")});
+  EXPECT_FALSE(proc_file.OpensDirectly("/proc/cpuinfo", O_RDONLY));
+}
+
+TEST_F(FsPolicyTest, FileRuleOpensDirectlyAndStillRefusesWhatTheLookupRefuses) {
+  FsPolicy p = Make({Rule(allowed_ + "/fifo", "rw"), Rule(allowed_ + "/sub", "r"),
+                     Rule(root_ + "/single/only.txt", "r")});
+  ASSERT_TRUE(p.OpensDirectly(allowed_ + "/fifo", O_RDONLY));
+  // A FIFO without a writer does not block; O_NONBLOCK is cleared afterwards.
+  absl::StatusOr<UniqueFd> fd = p.Open(allowed_ + "/fifo", O_RDONLY, 0);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  EXPECT_EQ(fcntl(fd->get(), F_GETFL) & O_NONBLOCK, 0);
+  fd->reset();
+  EXPECT_EQ(Err(p, allowed_ + "/fifo", O_WRONLY), ENXIO) << "no reader: ENXIO, not a wait";
+  // The file rule's name swapped for a directory: EISDIR, as through the lookup.
+  ASSERT_EQ(rename((root_ + "/single/only.txt").c_str(), (root_ + "/single/was.txt").c_str()),
+            0);
+  ASSERT_EQ(mkdir((root_ + "/single/only.txt").c_str(), 0755), 0);
+  EXPECT_EQ(Err(p, root_ + "/single/only.txt", O_RDONLY), EISDIR);
+  ASSERT_EQ(rmdir((root_ + "/single/only.txt").c_str()), 0);
+  // ... or for a symlink: ELOOP.
+  ASSERT_EQ(symlink("sibling.txt", (root_ + "/single/only.txt").c_str()), 0);
+  EXPECT_EQ(Err(p, root_ + "/single/only.txt", O_RDONLY), ELOOP);
+}
+
+TEST_F(FsPolicyTest, DeviceBeneathADirectoryRuleIsNeverOpened) {
+  // A device node beneath a directory rule on a mount without nodev: refused, and its
+  // driver never ran (no IN_OPEN), so it cannot have been opened to be looked at.
+  const std::string dev = allowed_ + "/null";
+  if (mknod(dev.c_str(), S_IFCHR | 0666, makedev(1, 3)) != 0) {
+    GTEST_SKIP() << "mknod: " << strerror(errno);
+  }
+  if (IsNodev(allowed_)) GTEST_SKIP() << "the test directory is on a nodev mount";
+  FsPolicy p = Make({Rule(allowed_, "rw")});
+  OpenWatch watch(dev);
+  ASSERT_TRUE(watch.ok());
+  EXPECT_EQ(Err(p, dev, O_RDONLY), EACCES);
+  EXPECT_EQ(Err(p, dev, O_WRONLY | O_TRUNC), EACCES);
+  EXPECT_FALSE(watch.Opened()) << "the device was opened before the decision";
+  // The watch sees a real open.
+  int real = open(dev.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(real, 0);
+  close(real);
+  EXPECT_TRUE(watch.Opened());
+}
+
+// Runs `body` in a forked child with its own mount namespace (mounts stay private to
+// it). The child's answer: "" for success, "skip: ..." or a failure text.
+std::string InMountNamespace(const std::function<std::string()>& body) {
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) return "pipe failed";
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(pipefd[0]);
+    std::string out;
+    if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE,
+                                           nullptr) != 0) {
+      out = absl::StrCat("skip: no private mount namespace: ", strerror(errno));
+    } else {
+      out = body();
+    }
+    (void)!write(pipefd[1], out.data(), out.size());
+    _exit(0);
+  }
+  close(pipefd[1]);
+  std::string out;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(pipefd[0], buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  close(pipefd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status)) return absl::StrCat("child died: status ", status);
+  return out;
+}
+
+TEST_F(FsPolicyTest, DirectoryRuleOnANodevMountOpensDirectly) {
+  const std::string top = root_ + "/nodev";
+  ASSERT_EQ(mkdir(top.c_str(), 0755), 0);
+  std::string result = InMountNamespace([&]() -> std::string {
+    if (mount("tmpfs", top.c_str(), "tmpfs", MS_NODEV, "mode=0755") != 0) {
+      return absl::StrCat("skip: mount tmpfs nodev: ", strerror(errno));
+    }
+    // top/file.txt, top/null (a device, on the nodev mount), top/ro/ro.txt (a narrower
+    // rule), top/link_ro -> ro, top/sub: another tmpfs WITHOUT nodev holding a device.
+    for (const char* d : {"/ro", "/dir", "/sub"}) mkdir((top + d).c_str(), 0755);
+    int fd = open((top + "/file.txt").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, "hello", 5) != 5) return "cannot write file.txt";
+    close(fd);
+    fd = open((top + "/ro/ro.txt").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, "ro", 2) != 2) return "cannot write ro.txt";
+    close(fd);
+    if (symlink("ro", (top + "/link_ro").c_str()) != 0) return "symlink failed";
+    if (mknod((top + "/null").c_str(), S_IFCHR | 0666, makedev(1, 3)) != 0) {
+      return absl::StrCat("skip: mknod: ", strerror(errno));
+    }
+    if (mount("tmpfs", (top + "/sub").c_str(), "tmpfs", 0, "mode=0755") != 0) {
+      return absl::StrCat("cannot mount the submount: ", strerror(errno));
+    }
+    const std::string sub_dev = top + "/sub/null";
+    if (mknod(sub_dev.c_str(), S_IFCHR | 0666, makedev(1, 3)) != 0) return "mknod in sub";
+
+    absl::StatusOr<FsPolicy> p = FsPolicy::Create({Rule(top, "rw")});
+    if (!p.ok()) return std::string(p.status().message());
+    std::string errors;
+    auto expect = [&](bool ok, absl::string_view what) {
+      if (!ok) absl::StrAppend(&errors, what, "; ");
+    };
+    expect(p->OpensDirectly(top + "/file.txt", O_RDONLY), "file.txt is not opened directly");
+    absl::StatusOr<UniqueFd> f = p->Open(top + "/file.txt", O_RDWR, 0);
+    expect(f.ok() && ReadAll(f->get()) == "hello", "file.txt does not open");
+    expect(f.ok() && (fcntl(f->get(), F_GETFL) & O_NONBLOCK) == 0, "O_NONBLOCK left set");
+    expect(ErrnoOf(p->Open(top + "/dir", O_RDONLY, 0).status()) == EISDIR,
+           "a directory without O_DIRECTORY");
+    expect(p->Open(top + "/dir", O_RDONLY | O_DIRECTORY, 0).ok(), "O_DIRECTORY refused");
+    {
+      OpenWatch watch(top + "/null");
+      expect(ErrnoOf(p->Open(top + "/null", O_RDONLY, 0).status()) == EACCES,
+             "a device on the nodev mount is not EACCES");
+      expect(!watch.Opened(), "the device on the nodev mount was opened");
+    }
+    {
+      // Through the submount (no nodev): the direct open may not cross into it, the
+      // lookup refuses the device without opening it.
+      OpenWatch watch(sub_dev);
+      expect(watch.ok(), "no inotify watch");
+      absl::StatusOr<UniqueFd> d = p->Open(sub_dev, O_RDONLY, 0);
+      expect(ErrnoOf(d.status()) == EACCES, "the device in the submount is not EACCES");
+      expect(!watch.Opened(), "the device in the submount was opened (RESOLVE_NO_XDEV?)");
+    }
+    // A narrower nested rule: the lookup decides, before anything is truncated.
+    absl::StatusOr<FsPolicy> nested = FsPolicy::Create({Rule(top, "rw"), Rule(top + "/ro", "r")});
+    if (!nested.ok()) return std::string(nested.status().message());
+    expect(!nested->OpensDirectly(top + "/link_ro/ro.txt", O_WRONLY | O_TRUNC),
+           "a rule with a narrower nested rule opens directly");
+    expect(ErrnoOf(nested->Open(top + "/link_ro/ro.txt", O_WRONLY | O_TRUNC, 0).status()) ==
+               EACCES,
+           "writing into the nested r rule through a symlink");
+    struct stat st;
+    expect(stat((top + "/ro/ro.txt").c_str(), &st) == 0 && st.st_size == 2,
+           "ro.txt was truncated");
+    return errors;
+  });
+  if (absl::StartsWith(result, "skip: ")) GTEST_SKIP() << result;
+  EXPECT_EQ(result, "");
 }
 
 }  // namespace

@@ -20,6 +20,8 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <optional>
+#include <cstddef>
 #include <vector>
 
 #include "absl/strings/str_replace.h"
@@ -141,6 +143,103 @@ TEST(PromiseCompilerTest, MeasureStdio) {
   std::printf("stdio (%s): %zu BPF instructions, compiled in %.0f us on average\n",
               std::string(ArchName(NativeArch())).c_str(), size, us);
   EXPECT_LT(size, 400u);  // loose: catches an accidental blow-up, not a tweak
+}
+
+// The kernel's constant-action cache (kernel/seccomp.c, seccomp_cache_prepare_bitmap,
+// since 5.11): when a filter is attached, the kernel runs it once per syscall number of
+// the native arch with an emulator that knows only loads of `nr` and `arch`, ALU AND,
+// JA/JEQ/JGE/JGT/JSET with constants and RET with a constant. A number whose path
+// reaches RET_ALLOW that way is marked, and later calls with it skip the filter. A load
+// of an argument or of the instruction pointer on that path, or any other instruction,
+// means "not cached": the whole program runs on every such call. This is the same
+// emulation (seccomp_is_const_allow), so the test fails when the program's structure
+// puts an argument or IP check in front of the number dispatch.
+bool KernelCachesAllow(const std::vector<sock_filter>& code, uint32_t audit_arch, int nr) {
+  uint32_t reg = 0;
+  for (size_t pc = 0; pc < code.size(); ++pc) {
+    const sock_filter& insn = code[pc];
+    switch (insn.code) {
+      case BPF_LD | BPF_W | BPF_ABS:
+        if (insn.k == offsetof(struct seccomp_data, nr)) {
+          reg = static_cast<uint32_t>(nr);
+        } else if (insn.k == offsetof(struct seccomp_data, arch)) {
+          reg = audit_arch;
+        } else {
+          return false;  // an argument or the instruction pointer: not constant
+        }
+        break;
+      case BPF_RET | BPF_K:
+        return insn.k == SECCOMP_RET_ALLOW;
+      case BPF_JMP | BPF_JA:
+        pc += insn.k;
+        break;
+      case BPF_JMP | BPF_JEQ | BPF_K:
+      case BPF_JMP | BPF_JGE | BPF_K:
+      case BPF_JMP | BPF_JGT | BPF_K:
+      case BPF_JMP | BPF_JSET | BPF_K: {
+        bool taken = false;
+        switch (BPF_OP(insn.code)) {
+          case BPF_JEQ: taken = reg == insn.k; break;
+          case BPF_JGE: taken = reg >= insn.k; break;
+          case BPF_JGT: taken = reg > insn.k; break;
+          case BPF_JSET: taken = (reg & insn.k) != 0; break;
+        }
+        pc += taken ? insn.jt : insn.jf;
+        break;
+      }
+      case BPF_ALU | BPF_AND | BPF_K:
+        reg &= insn.k;
+        break;
+      default:
+        return false;
+    }
+  }
+  return false;  // ran off the end
+}
+
+TEST(PromiseCompilerTest, KernelCacheCoversEveryUnconditionalStdioSyscall) {
+  // The emulator itself: a 1-instruction allow-all is cached, an argument load is not.
+  const std::vector<sock_filter> allow_all = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+  const std::vector<sock_filter> arg_first = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+  ASSERT_TRUE(KernelCachesAllow(allow_all, AUDIT_ARCH_X86_64, 110));
+  ASSERT_FALSE(KernelCachesAllow(arg_first, AUDIT_ARCH_X86_64, 110));
+
+  const PromiseEntry& stdio = PromiseTableEntry(Promise::kStdio);
+  for (Arch arch : {Arch::kX86_64, Arch::kAarch64}) {
+    for (ProgramVariant variant : {ProgramVariant::kForkedWorker, ProgramVariant::kExecImage}) {
+      for (Penalty penalty : {Penalty::kKill, Penalty::kTrap}) {
+        auto program = CompilePromises({Promise::kStdio}, penalty, arch, variant);
+        ASSERT_TRUE(program.ok()) << program.status();
+        int cached = 0, conditional = 0;
+        for (const SyscallRule& rule : stdio.rules) {
+          std::optional<int> nr = SyscallNumber(arch, rule.syscall);
+          if (!nr.has_value()) continue;  // not on this arch
+          bool unconditional = false;
+          for (const SyscallRule& other : stdio.rules) {
+            if (other.syscall == rule.syscall && other.conditions.empty()) unconditional = true;
+          }
+          const bool is_cached = KernelCachesAllow(program->code, AuditArch(arch), *nr);
+          if (unconditional) {
+            EXPECT_TRUE(is_cached) << ArchName(arch) << " variant "
+                                   << static_cast<int>(variant) << ": " << rule.syscall
+                                   << " (allowed with any arguments) is not in the "
+                                      "kernel's constant-action cache";
+            cached += is_cached;
+          } else {
+            // Checked per call (argument filters): never wrongly cached as ALLOW.
+            EXPECT_FALSE(is_cached) << ArchName(arch) << ": " << rule.syscall;
+            ++conditional;
+          }
+        }
+        EXPECT_GT(cached, 40) << ArchName(arch);
+        EXPECT_GT(conditional, 0) << ArchName(arch);
+        // A foreign arch never reaches ALLOW through the cache.
+        EXPECT_FALSE(KernelCachesAllow(program->code, 0x40000003 /* i386 */, 20));
+      }
+    }
+  }
 }
 
 TEST(FilterCacheTest, CompilesEachPolicyOnce) {
