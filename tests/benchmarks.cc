@@ -200,6 +200,12 @@ class TargetLockdown {
     code_ = program->code;
     needs_listener_ = program->needs_listener();
     layers_ = *layers;
+    // Forked workers enter their policy's shared empty root (SpawnCommon, MakeSharedRoot).
+    if (layers_.mountns && layers_.drop_identity) {
+      const int root = MakeSharedRoot(layers_, nullptr);
+      if (root < 0) abort();
+      layers_.shared_root_fd = root;
+    }
   }
   TargetLockdown(const TargetLockdown&) = delete;
   // The spec, with the channel on `channel_fd` (the child patches its own copy of the
@@ -218,6 +224,7 @@ class TargetLockdown {
     spec.memory_bytes = policy_.limits.memory_bytes;
     spec.file_bytes = policy_.limits.file_bytes;
     for (bool& keep : spec.keep_stdio) keep = false;  // the spawn gives no stdio
+    spec.keep_fd = layers_.shared_root_fd;  // the child's copy; ApplyLayers closes it
     return spec;
   }
   std::vector<sock_filter>& code() { return code_; }
