@@ -5,7 +5,9 @@
 #include <linux/capability.h>
 #include <linux/securebits.h>
 #include <sched.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -359,6 +361,58 @@ int ApplyLayers(const LayerSpec& spec, const char** failed_step) {
 
 // ---- Broker side. ----
 
+namespace {
+
+// What MakeSharedRoot's child answers: 0 and the namespace's fd, or -errno and its step
+// (a static string: the child shares this address space, so the pointer means the same).
+struct SharedRootReply {
+  int rc;
+  const char* step;
+};
+
+struct SharedRootArgs {
+  const LayerSpec* spec;
+  int sock;
+};
+
+// MakeSharedRoot's child (clone with CLONE_VM | CLONE_VFORK): it shares the broker's
+// memory while the calling thread is suspended, so it touches nothing but its own stack:
+// raw syscalls only, no heap, no locks; every signal stays blocked.
+int SharedRootChild(void* arg) {
+  const SharedRootArgs& args = *static_cast<const SharedRootArgs*>(arg);
+  SharedRootReply reply = {0, nullptr};
+  int ns_fd = -1;
+  [&] {
+    reply.step = "mountns: unshare(CLONE_NEWNS)";
+    if (syscall(SYS_unshare, CLONE_NEWNS) != 0) return void(reply.rc = -Errno());
+    reply.step = "mountns: open /proc/self/ns/mnt";
+    ns_fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+    if (ns_fd < 0) return void(reply.rc = -Errno());
+    FdList files;
+    if ((reply.rc = OpenListedFiles(*args.spec, &files, &reply.step)) != 0) return;
+    reply.rc = EnterEmptyRoot(*args.spec, files, &reply.step);
+  }();
+  struct iovec iov = {&reply, sizeof(reply)};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (reply.rc == 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &ns_fd, sizeof(int));
+  }
+  return sendmsg(args.sock, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof(reply)) ? 0 : 1;
+}
+
+constexpr size_t kSharedRootStack = 256 * 1024;
+
+}  // namespace
+
 int MakeSharedRoot(const LayerSpec& spec, const char** failed_step) {
   const char* unused = nullptr;
   const char** step = failed_step != nullptr ? failed_step : &unused;
@@ -369,49 +423,34 @@ int MakeSharedRoot(const LayerSpec& spec, const char** failed_step) {
   int sv[2];
   *step = "mountns: socketpair for the shared root";
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -Errno();
-  // What the child answers: 0 and the namespace's fd, or -errno and its step (a static
-  // string: the child is a fork of this process, so the pointer means the same here).
-  struct Reply {
-    int rc;
-    const char* step;
-  };
-  const pid_t pid = fork();
-  if (pid < 0) {
+  *step = "mountns: the shared root's child stack";
+  void* stack = mmap(nullptr, kSharedRootStack, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) {
     const int err = Errno();
     close(sv[0]);
     close(sv[1]);
     return -err;
   }
-  if (pid == 0) {
-    // The child: raw syscalls only (the broker is multithreaded).
-    Reply reply = {0, nullptr};
-    int ns_fd = -1;
-    [&] {
-      reply.step = "mountns: unshare(CLONE_NEWNS)";
-      if (syscall(SYS_unshare, CLONE_NEWNS) != 0) return void(reply.rc = -Errno());
-      reply.step = "mountns: open /proc/self/ns/mnt";
-      ns_fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
-      if (ns_fd < 0) return void(reply.rc = -Errno());
-      FdList files;
-      if ((reply.rc = OpenListedFiles(spec, &files, &reply.step)) != 0) return;
-      reply.rc = EnterEmptyRoot(spec, files, &reply.step);
-    }();
-    struct iovec iov = {&reply, sizeof(reply)};
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    struct msghdr msg = {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (reply.rc == 0) {
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof(control);
-      struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int));
-      memcpy(CMSG_DATA(c), &ns_fd, sizeof(int));
-    }
-    _exit(sendmsg(sv[1], &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof(reply)) ? 0 : 1);
+  // CLONE_VM | CLONE_VFORK: no copy of the broker's page tables (and no fork event for a
+  // userfaultfd context or an atfork handler); the calling thread sleeps until the child
+  // has exited. Its own fd table and fs (root, cwd): the pivot is the child's alone.
+  SharedRootArgs args = {&spec, sv[1]};
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t pid = clone(SharedRootChild, static_cast<char*>(stack) + kSharedRootStack,
+                          CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  const int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) {
+    munmap(stack, kSharedRootStack);
+    close(sv[0]);
+    close(sv[1]);
+    *step = "mountns: clone the shared root's child";
+    return -(clone_errno != 0 ? clone_errno : EIO);
   }
+  using Reply = SharedRootReply;
   close(sv[1]);
   Reply reply = {-EPROTO, "mountns: the shared root's child sent no answer"};
   int ns_fd = -1;
@@ -436,6 +475,7 @@ int MakeSharedRoot(const LayerSpec& spec, const char** failed_step) {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  munmap(stack, kSharedRootStack);
   if (n != static_cast<ssize_t>(sizeof(reply))) {
     reply = {-EPROTO, "mountns: the shared root's child sent no answer"};
   }

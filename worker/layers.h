@@ -90,9 +90,11 @@ struct LayerSpec {
 int ApplyLayers(const LayerSpec& spec, const char** failed_step);
 
 // Makes step 3's mount namespace once (an empty read-only root with spec's listed files
-// bind-mounted, exactly as ApplyLayers makes it) in a short-lived forked child, and returns
-// an fd of it (O_CLOEXEC) for LayerSpec::shared_root_fd, or -errno with `*failed_step`
-// naming the step. Runs in the broker: it forks (the child makes raw syscalls only).
+// bind-mounted, exactly as ApplyLayers makes it) in a short-lived child, and returns an
+// fd of it (O_CLOEXEC) for LayerSpec::shared_root_fd, or -errno with `*failed_step`
+// naming the step. Runs in the broker. The child is a clone with CLONE_VM | CLONE_VFORK
+// (no copy of the broker's page tables; raw syscalls on its own stack, signals blocked);
+// the calling thread sleeps until it has exited.
 //
 // What sharing the root gives up, and why it is nothing: the workers that enter it see
 // the same read-only tmpfs, in a mount namespace owned by the broker's user namespace.
