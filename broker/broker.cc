@@ -62,6 +62,25 @@ namespace {
 // What a worker sent before it exited is read up to this many messages.
 constexpr int kMaxDrainMessages = 4096;
 
+// The fd of `policy`'s shared root (PreparedPolicy::shared_root), made on first use; -1
+// when its workers make their own mount namespace or have none (no mountns, or the
+// broker's identity kept: see MakeSharedRoot). Owned by the policy: valid while the
+// caller holds it.
+absl::StatusOr<int> SharedRootFor(const PreparedPolicy& policy) {
+  if (!policy.layers.mountns || !policy.layers.drop_identity) return -1;
+  absl::MutexLock lock(&policy.shared_root_mu);
+  if (!policy.shared_root.valid()) {
+    const char* step = nullptr;
+    const int fd = MakeSharedRoot(policy.layers, &step);
+    if (fd < 0) {
+      return ErrnoStatus(-fd, absl::StrCat("spawn: making the policy's shared root failed at ",
+                                           step != nullptr ? step : "?"));
+    }
+    policy.shared_root.reset(fd);
+  }
+  return policy.shared_root.get();
+}
+
 }  // namespace
 
 // The dynamic loader an ELF program names (PT_INTERP), or "" for a static program or
@@ -292,6 +311,12 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   std::string script_path;
   std::vector<std::string> script_argv;
   LayerSpec layers = policy->layers;
+  // A forked worker enters its policy's shared empty root (its layers are the policy's
+  // own); an exec'd one binds its program's loader, so it makes its own.
+  int shared_root = -1;
+  if (!exec) {
+    ASSIGN_OR_RETURN(shared_root, SharedRootFor(*policy));
+  }
   if (exec) {
     program_fd.reset(open(exec_argv[0], O_RDONLY | O_CLOEXEC));
     if (!program_fd.valid()) {
@@ -361,8 +386,10 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     sigprocmask(SIG_SETMASK, &all, nullptr);
     // Move the fds we keep above the range we are about to fill, then into place.
     int moved[5];
+    // The fifth: the program (exec), or the shared root (kept through LockDown's
+    // close_range as keep_fd; ApplyLayers closes it once entered).
     const int sources[5] = {stdio_in[0], stdio_in[1], stdio_in[2], theirs.fd(),
-                            program_fd.get()};
+                            exec ? program_fd.get() : shared_root};
     for (int i = 0; i < 5; ++i) {
       moved[i] = sources[i] >= 0 ? fcntl(sources[i], F_DUPFD_CLOEXEC, 10) : -1;
       if (sources[i] >= 0 && moved[i] < 0) _exit(kLockdownFailedExit);
@@ -371,6 +398,9 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
       spec.keep_fd = moved[4];
       layers.exec_fds[0] = moved[4];
       layers.exec_fd_count = 1;
+    } else if (moved[4] >= 0) {
+      spec.keep_fd = moved[4];
+      layers.shared_root_fd = moved[4];
     }
     for (int i = 0; i < 4; ++i) {
       if (moved[i] >= 0 && dup2(moved[i], i) < 0) _exit(kLockdownFailedExit);

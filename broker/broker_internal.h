@@ -72,6 +72,11 @@ class PreparedPolicy {
   LayerSpec layers;          // resolved against this kernel at Prepare
   std::string layers_text;   // DescribeLayers()
   std::optional<NetPolicy> net;
+  // The empty root (mount namespace) the forked workers of this policy enter instead of
+  // each making its own (MakeSharedRoot, worker/layers.h): made at the first forked spawn
+  // by SharedRootFor (broker.cc), then kept for the policy's lifetime.
+  mutable absl::Mutex shared_root_mu;
+  mutable UniqueFd shared_root ABSL_GUARDED_BY(shared_root_mu);
 };
 
 // Where a worker is in the protocol (see the dispatch table in broker.h).

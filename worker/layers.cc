@@ -5,9 +5,12 @@
 #include <linux/capability.h>
 #include <linux/securebits.h>
 #include <sched.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -83,6 +86,18 @@ int MakeParents(char* path) {
     const int e = errno;
     *p = '/';
     if (r != 0 && e != EEXIST) return -e;
+  }
+  return 0;
+}
+
+// Step 2's O_PATH fds of the listed files.
+int OpenListedFiles(const LayerSpec& spec, FdList* files, const char** step) {
+  *step = "layers: open a listed file";
+  for (size_t i = 0; i < spec.file_count; ++i) {
+    if (spec.files[i] == nullptr || spec.files[i][0] != '/') return -EINVAL;
+    const int fd = open(spec.files[i], O_PATH | O_CLOEXEC);
+    if (fd < 0) return -Errno();
+    files->fds[files->count++] = fd;
   }
   return 0;
 }
@@ -299,8 +314,22 @@ int ApplyLayers(const LayerSpec& spec, const char** failed_step) {
       {spec.ipcns, CLONE_NEWIPC, "ipcns: unshare(CLONE_NEWIPC)"},
       {spec.utsns, CLONE_NEWUTS, "utsns: unshare(CLONE_NEWUTS)"},
   };
+  const bool shared_root = spec.mountns && spec.shared_root_fd >= 0;
+  if (shared_root) {
+    // A shared root could be changed by a worker that kept the broker's capabilities.
+    *step = "mountns: a shared root needs the identity drop";
+    if (!spec.drop_identity) return -EINVAL;
+    // setns refuses an fd that is not a mount namespace (EINVAL); it sets the root and
+    // the working directory to that namespace's root, the empty one.
+    *step = "mountns: setns(shared root)";
+    if (syscall(SYS_setns, spec.shared_root_fd, CLONE_NEWNS) != 0) return -Errno();
+    *step = "mountns: close the shared root's fd";
+    if (close(spec.shared_root_fd) != 0) return -Errno();
+    *step = "mountns: chdir / in the shared root";
+    if (chdir("/") != 0) return -Errno();
+  }
   for (const Namespace& ns : namespaces) {
-    if (!ns.wanted) continue;
+    if (!ns.wanted || (shared_root && ns.flag == CLONE_NEWNS)) continue;
     *step = ns.step;
     if (syscall(SYS_unshare, ns.flag) != 0) return -Errno();
   }
@@ -309,18 +338,13 @@ int ApplyLayers(const LayerSpec& spec, const char** failed_step) {
     if (sethostname("vow", 3) != 0) return -Errno();
   }
   // Opened after unshare(CLONE_NEWNS): a bind mount's source must be a mount of the
-  // caller's own namespace.
+  // caller's own namespace. In a shared root they are its read-only bind mounts (the
+  // same inodes), which is what Landlock's rules (step 5) are about.
   FdList files;
-  *step = "layers: open a listed file";
-  for (size_t i = 0; i < spec.file_count; ++i) {
-    if (spec.files[i] == nullptr || spec.files[i][0] != '/') return -EINVAL;
-    const int fd = open(spec.files[i], O_PATH | O_CLOEXEC);
-    if (fd < 0) return -Errno();
-    files.fds[files.count++] = fd;
-  }
+  if (const int r = OpenListedFiles(spec, &files, step); r != 0) return r;
 
   // 3.
-  if (spec.mountns) {
+  if (spec.mountns && !shared_root) {
     if (const int r = EnterEmptyRoot(spec, files, step); r != 0) return r;
   }
   // 4.
@@ -336,6 +360,136 @@ int ApplyLayers(const LayerSpec& spec, const char** failed_step) {
 }
 
 // ---- Broker side. ----
+
+namespace {
+
+// What MakeSharedRoot's child answers: 0 and the namespace's fd, or -errno and its step
+// (a static string: the child shares this address space, so the pointer means the same).
+struct SharedRootReply {
+  int rc;
+  const char* step;
+};
+
+struct SharedRootArgs {
+  const LayerSpec* spec;
+  int sock;
+};
+
+// MakeSharedRoot's child (clone with CLONE_VM | CLONE_VFORK): it shares the broker's
+// memory while the calling thread is suspended, so it touches nothing but its own stack:
+// raw syscalls only, no heap, no locks; every signal stays blocked.
+int SharedRootChild(void* arg) {
+  const SharedRootArgs& args = *static_cast<const SharedRootArgs*>(arg);
+  SharedRootReply reply = {0, nullptr};
+  int ns_fd = -1;
+  [&] {
+    reply.step = "mountns: unshare(CLONE_NEWNS)";
+    if (syscall(SYS_unshare, CLONE_NEWNS) != 0) return void(reply.rc = -Errno());
+    reply.step = "mountns: open /proc/self/ns/mnt";
+    ns_fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+    if (ns_fd < 0) return void(reply.rc = -Errno());
+    FdList files;
+    if ((reply.rc = OpenListedFiles(*args.spec, &files, &reply.step)) != 0) return;
+    reply.rc = EnterEmptyRoot(*args.spec, files, &reply.step);
+  }();
+  struct iovec iov = {&reply, sizeof(reply)};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (reply.rc == 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &ns_fd, sizeof(int));
+  }
+  return sendmsg(args.sock, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof(reply)) ? 0 : 1;
+}
+
+constexpr size_t kSharedRootStack = 256 * 1024;
+
+}  // namespace
+
+int MakeSharedRoot(const LayerSpec& spec, const char** failed_step) {
+  const char* unused = nullptr;
+  const char** step = failed_step != nullptr ? failed_step : &unused;
+  *step = "mountns: a shared root needs the identity drop";
+  if (!spec.mountns || !spec.drop_identity) return -EINVAL;
+  *step = "layers: too many listed files or fds";
+  if (spec.file_count > kMaxLayerFiles) return -E2BIG;
+  int sv[2];
+  *step = "mountns: socketpair for the shared root";
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -Errno();
+  *step = "mountns: the shared root's child stack";
+  void* stack = mmap(nullptr, kSharedRootStack, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) {
+    const int err = Errno();
+    close(sv[0]);
+    close(sv[1]);
+    return -err;
+  }
+  // CLONE_VM | CLONE_VFORK: no copy of the broker's page tables (and no fork event for a
+  // userfaultfd context or an atfork handler); the calling thread sleeps until the child
+  // has exited. Its own fd table and fs (root, cwd): the pivot is the child's alone.
+  SharedRootArgs args = {&spec, sv[1]};
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t pid = clone(SharedRootChild, static_cast<char*>(stack) + kSharedRootStack,
+                          CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  const int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) {
+    munmap(stack, kSharedRootStack);
+    close(sv[0]);
+    close(sv[1]);
+    *step = "mountns: clone the shared root's child";
+    return -(clone_errno != 0 ? clone_errno : EIO);
+  }
+  using Reply = SharedRootReply;
+  close(sv[1]);
+  Reply reply = {-EPROTO, "mountns: the shared root's child sent no answer"};
+  int ns_fd = -1;
+  struct iovec iov = {&reply, sizeof(reply)};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  ssize_t n;
+  do {
+    n = recvmsg(sv[0], &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); n > 0 && c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+        c->cmsg_len == CMSG_LEN(sizeof(int))) {
+      memcpy(&ns_fd, CMSG_DATA(c), sizeof(int));
+    }
+  }
+  close(sv[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  munmap(stack, kSharedRootStack);
+  if (n != static_cast<ssize_t>(sizeof(reply))) {
+    reply = {-EPROTO, "mountns: the shared root's child sent no answer"};
+  }
+  if (reply.rc == 0 && (ns_fd < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
+    reply = {-EPROTO, "mountns: the shared root's child failed"};
+  }
+  *step = reply.step;
+  if (reply.rc != 0) {
+    if (ns_fd >= 0) close(ns_fd);
+    return reply.rc < 0 ? reply.rc : -EPROTO;
+  }
+  *step = nullptr;
+  return ns_fd;
+}
 
 namespace {
 

@@ -76,12 +76,35 @@ struct LayerSpec {
   // An existing host directory the new root's tmpfs is mounted on before pivot_root
   // (inside the new mount namespace only; the host's directory is untouched).
   const char* scratch_dir = "/tmp";
+  // With mountns: an fd of a mount namespace made by MakeSharedRoot() for a spec with the
+  // same listed files and scratch_dir, entered with setns() instead of making a new one
+  // (step 3 then costs a setns, and the worker's exit tears down no mount namespace).
+  // ApplyLayers closes it once entered: the worker never holds it. -1: make a new one.
+  // Only with drop_identity (see MakeSharedRoot()).
+  int shared_root_fd = -1;
 };
 
 // Steps 1-5 of the file comment. 0 or -errno; `*failed_step` names the failed step.
 // Async-signal-safe, heap-free. Only in a single-threaded process (a forked child):
 // the id changes are raw syscalls that affect the calling thread only.
 int ApplyLayers(const LayerSpec& spec, const char** failed_step);
+
+// Makes step 3's mount namespace once (an empty read-only root with spec's listed files
+// bind-mounted, exactly as ApplyLayers makes it) in a short-lived child, and returns an
+// fd of it (O_CLOEXEC) for LayerSpec::shared_root_fd, or -errno with `*failed_step`
+// naming the step. Runs in the broker. The child is a clone with CLONE_VM | CLONE_VFORK
+// (no copy of the broker's page tables; raw syscalls on its own stack, signals blocked);
+// the calling thread sleeps until it has exited.
+//
+// What sharing the root gives up, and why it is nothing: the workers that enter it see
+// the same read-only tmpfs, in a mount namespace owned by the broker's user namespace.
+// Changing a mount there needs CAP_SYS_ADMIN in that user namespace, which a worker that
+// dropped its identity (no capabilities, then its own user namespace) never has, and the
+// tmpfs and every bind mount are read-only: no worker can change what another sees, or
+// leave anything in it. A spec that keeps the broker's identity (root, every capability)
+// could remount it, so it is refused here (-EINVAL). The other namespaces (net, IPC, UTS,
+// user, PID) stay one per worker.
+int MakeSharedRoot(const LayerSpec& spec, const char** failed_step);
 
 // Clone flags the broker must pass when it creates the child for `spec` (CLONE_NEWPID
 // for pidns), so that the program is pid 1 of its own PID namespace without a second

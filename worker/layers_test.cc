@@ -16,6 +16,7 @@
 #include <sys/msg.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -521,6 +522,117 @@ TEST(LayersTest, RefusedUnshareFailsTheChildNamingTheLayer) {
               return 0;
             }),
             0);
+}
+
+// ---- The shared root (MakeSharedRoot): made once, entered by many workers. ----
+
+// The inode of the namespace an fd (or a path) names.
+ino_t NsInode(int dirfd, const char* path) {
+  struct stat st;
+  if (fstatat(dirfd, path, &st, path[0] == '\0' ? AT_EMPTY_PATH : 0) != 0) return 0;
+  return st.st_ino;
+}
+
+TEST(LayersTest, SharedRootIsTheEmptyRootAndTheWorkerDropsItsFd) {
+  const char* step = nullptr;
+  const int root = MakeSharedRoot(LayerSpec{}, &step);
+  ASSERT_GE(root, 0) << (step ? step : "?") << ": " << strerror(-root);
+  const ino_t root_ino = NsInode(root, "");
+  ASSERT_NE(root_ino, 0u);
+  ASSERT_NE(root_ino, NsInode(AT_FDCWD, "/proc/self/ns/mnt"));
+  // Two workers in turn: each enters the same namespace, sees nothing of the host and
+  // cannot write to the root.
+  for (int worker = 0; worker < 2; ++worker) {
+    EXPECT_EQ(InChild([&] {
+                const int self = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (self < 0) return Fail(1, "open /proc/self");
+                LayerSpec spec;
+                spec.shared_root_fd = root;
+                if (int r = Apply(spec); r != 0) return r;
+                if (NsInode(self, "ns/mnt") != root_ino) return Fail(2, "not in the shared root");
+                if (OpenErrno("/etc/passwd") != ENOENT) return Fail(3, "/etc/passwd not ENOENT");
+                if (OpenErrno("/tmp") != ENOENT) return Fail(4, "/tmp is there");
+                if (mkdir("/x", 0700) == 0 || errno != EROFS) return Fail(5, "mkdir not EROFS");
+                char cwd[64];
+                if (getcwd(cwd, sizeof(cwd)) == nullptr || strcmp(cwd, "/") != 0) {
+                  return Fail(6, "cwd is not the root");
+                }
+                // The namespace's fd is closed once entered: the worker never holds it.
+                if (fcntl(root, F_GETFD) != -1 || errno != EBADF) return Fail(7, "fd still open");
+                return 0;
+              }),
+              0);
+  }
+  // Without the shared root each worker has its own namespace.
+  EXPECT_EQ(InChild([&] {
+              const int self = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
+              if (int r = Apply(LayerSpec{}); r != 0) return r;
+              const ino_t ino = NsInode(self, "ns/mnt");
+              return ino != 0 && ino != root_ino ? 0 : Fail(1, "shares the namespace");
+            }),
+            0);
+  close(root);
+}
+
+TEST(LayersTest, SharedRootWithListedFilesBindsThem) {
+  LayerSpec spec;
+  spec.files[0] = "/bin/true";
+  spec.file_count = 1;
+  const char* step = nullptr;
+  const int root = MakeSharedRoot(spec, &step);
+  ASSERT_GE(root, 0) << (step ? step : "?") << ": " << strerror(-root);
+  EXPECT_EQ(InChild([&] {
+              LayerSpec in = spec;
+              in.shared_root_fd = root;
+              if (int r = Apply(in); r != 0) return r;
+              if (access("/bin/true", X_OK) != 0) return Fail(1, "the listed file is not there");
+              if (OpenErrno("/bin/false") != ENOENT) return Fail(2, "an unlisted file is there");
+              return 0;
+            }),
+            0);
+  close(root);
+}
+
+// A worker that keeps the broker's identity (every capability) could remount a shared
+// root under its siblings: neither side accepts it.
+TEST(LayersTest, SharedRootNeedsTheIdentityDrop) {
+  LayerSpec keep;
+  keep.userns = false;
+  keep.drop_identity = false;
+  const char* step = nullptr;
+  EXPECT_EQ(MakeSharedRoot(keep, &step), -EINVAL);
+  const int root = MakeSharedRoot(LayerSpec{}, &step);
+  ASSERT_GE(root, 0) << (step ? step : "?") << ": " << strerror(-root);
+  EXPECT_EQ(InChild([&] {
+              LayerSpec spec = keep;
+              spec.shared_root_fd = root;
+              const char* failed = nullptr;
+              if (ApplyLayers(spec, &failed) != -EINVAL) return Fail(1, "not refused");
+              if (failed == nullptr || strstr(failed, "identity drop") == nullptr) {
+                return Fail(2, "the step does not say why");
+              }
+              return 0;
+            }),
+            0);
+  close(root);
+}
+
+// An fd that is not a mount namespace is refused by setns: the worker does not start.
+TEST(LayersTest, SharedRootThatIsNoMountNamespaceFails) {
+  const int net = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(net, 0);
+  EXPECT_EQ(InChild([&] {
+              LayerSpec spec;
+              spec.shared_root_fd = net;
+              const char* failed = nullptr;
+              if (ApplyLayers(spec, &failed) != -EINVAL) return Fail(1, "not refused");
+              if (failed == nullptr || strstr(failed, "setns") == nullptr) {
+                return Fail(2, "the step does not name setns");
+              }
+              return 0;
+            }),
+            0);
+  close(net);
 }
 
 }  // namespace
