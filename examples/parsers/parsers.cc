@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -39,7 +40,9 @@ Policy WorkerPolicy(const ParserOptions& options) {
 }
 
 // Parses and checks an image answer. The worker is hostile: every field is bounded.
-ImageResult ParseImageAnswer(absl::string_view answer, const ImageOptions& options) {
+// `window`: the pixel window the job asked the worker to use (null: it did not ask).
+ImageResult ParseImageAnswer(absl::string_view answer, const ImageOptions& options,
+                             const char* window = nullptr, size_t window_size = 0) {
   ImageResult result;
   wire::Reader r(answer);
   uint8_t status = 0;
@@ -64,14 +67,20 @@ ImageResult ParseImageAnswer(absl::string_view answer, const ImageOptions& optio
         i.warnings.emplace_back(w);
       }
       uint64_t pixels = static_cast<uint64_t>(i.width) * i.height;
+      uint8_t where = 0xff;
       bool sane = r.ok() && format >= 1 && format <= 5 && i.width > 0 && i.height > 0 &&
                   pixels <= options.max_pixels && i.channels >= 1 && i.channels <= 64 &&
-                  i.bit_depth >= 1 && i.bit_depth <= 64 && i.frames >= 1 && r.U32(&npix) &&
-                  npix == r.left() &&
-                  (npix == 0 ? !options.keep_pixels : npix == pixels * 4);
-      if (sane) {
+                  i.bit_depth >= 1 && i.bit_depth <= 64 && i.frames >= 1 && r.U8(&where) &&
+                  r.U32(&npix) && (npix == 0 ? !options.keep_pixels : npix == pixels * 4);
+      // Pixels in the window only if this side asked for it, and only within it (the
+      // window cannot shrink: sealed before the worker got it).
+      bool placed = where == wire::kInline
+                        ? npix == r.left()
+                        : where == wire::kInWindow && window != nullptr && npix > 0 &&
+                              npix <= window_size && r.left() == 0;
+      if (sane && placed) {
         i.format = static_cast<ImageFormat>(format);
-        result.rgba = std::string(r.Rest());
+        result.rgba = where == wire::kInline ? std::string(r.Rest()) : std::string(window, npix);
         result.outcome = Outcome::kOk;
         return result;
       }
@@ -212,6 +221,7 @@ absl::StatusOr<std::unique_ptr<Parsers>> Parsers::Create(ParserOptions options) 
   ASSIGN_OR_RETURN(p->policy_, p->broker_->Prepare(WorkerPolicy(p->options_)));
   WorkerConfig config;
   config.crash_for_testing = p->options_.crash_for_testing;
+  config.hostile_for_testing = p->options_.hostile_for_testing;
   p->main_ = [config](Client& client) { return ParserWorkerMain(client, config); };
   if (p->options_.pool_size == 0) return p;  // fresh workers only (--to, extraction)
   WorkerPool::Options pool_options;
@@ -221,6 +231,7 @@ absl::StatusOr<std::unique_ptr<Parsers>> Parsers::Create(ParserOptions options) 
   Parsers* self = p.get();
   pool_options.on_exit = [self](WorkerId id, const WorkerResult& result) {
     absl::MutexLock lock(&self->mu_);
+    self->windows_.erase(id);
     self->ended_[id] = DescribeWorkerEnd(result);
     while (self->ended_.size() > kMaxEndedReports) self->ended_.erase(self->ended_.begin());
   };
@@ -245,7 +256,50 @@ std::string Parsers::DescribeEnd(WorkerId id, absl::Duration wait) {
   return what;
 }
 
+Parsers::PixelWindow::~PixelWindow() {
+  if (map != nullptr) munmap(const_cast<char*>(map), size);
+}
+
+absl::StatusOr<std::shared_ptr<Parsers::PixelWindow>> Parsers::WindowFor(WorkerId id,
+                                                                          bool* fresh) {
+  *fresh = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = windows_.find(id);
+    if (it != windows_.end()) return it->second;
+  }
+  auto window = std::make_shared<PixelWindow>();
+  window->fd = UniqueFd(memfd_create("vow-parsers-pixels", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!window->fd) return ErrnoStatus(errno, "memfd_create for a pixel window");
+  window->size = static_cast<size_t>(options_.window_bytes);
+  if (ftruncate(window->fd.get(), static_cast<off_t>(window->size)) != 0) {
+    return ErrnoStatus(errno, "ftruncate of a pixel window");
+  }
+  // Sealed before the worker sees it: it cannot shrink the window under this side's
+  // mapping (a read past the end would be SIGBUS here), grow it, or lift the seals.
+  if (fcntl(window->fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    return ErrnoStatus(errno, "sealing a pixel window");
+  }
+  void* m = mmap(nullptr, window->size, PROT_READ, MAP_SHARED, window->fd.get(), 0);
+  if (m == MAP_FAILED) return ErrnoStatus(errno, "mapping a pixel window");
+  window->map = static_cast<const char*>(m);
+  *fresh = true;
+  return window;
+}
+
 bool Parsers::PoolExchange(const std::string& job, size_t max_answer, std::string* answer,
+                           std::string* error) {
+  return PoolExchange(
+      job, max_answer, /*with_window=*/false,
+      [answer](absl::string_view got, const PixelWindow*) {
+        *answer = std::string(got);
+        return true;
+      },
+      error);
+}
+
+bool Parsers::PoolExchange(const std::string& job, size_t max_answer, bool with_window,
+                           const std::function<bool(absl::string_view, const PixelWindow*)>& take,
                            std::string* error) {
   if (pool_ == nullptr) {
     *error = "this Parsers has no pool (pool_size 0)";
@@ -257,10 +311,31 @@ bool Parsers::PoolExchange(const std::string& job, size_t max_answer, std::strin
     *error = absl::StrCat("no worker available: ", lease.status().message());
     return false;
   }
-  absl::Status s = wire::SendFrame(lease->fd(), job, deadline);
-  if (s.ok()) s = wire::RecvFrame(lease->fd(), max_answer, deadline, answer);
-  if (s.ok()) {
+  std::shared_ptr<PixelWindow> window;
+  bool fresh = false;
+  if (with_window) {
+    absl::StatusOr<std::shared_ptr<PixelWindow>> w = WindowFor(lease->id(), &fresh);
+    if (!w.ok()) {
+      pool_->Release(*std::move(lease), /*healthy=*/true);
+      *error = std::string(w.status().message());
+      return false;
+    }
+    window = *std::move(w);
+  }
+  std::string got;
+  absl::Status s = wire::SendFrame(lease->fd(), job, deadline, fresh ? window->fd.get() : -1);
+  if (s.ok()) s = wire::RecvFrame(lease->fd(), max_answer, deadline, &got);
+  if (s.ok() && fresh) {
+    absl::MutexLock lock(&mu_);
+    windows_[lease->id()] = window;
+  }
+  // The pixels are taken out of the window before the worker can get another job.
+  if (s.ok() && take(got, window.get())) {
     pool_->Release(*std::move(lease), /*healthy=*/true);
+    return true;
+  }
+  if (s.ok()) {  // a malformed answer: this worker is not trusted with another job
+    pool_->Release(*std::move(lease), /*healthy=*/false);
     return true;
   }
   WorkerId id = lease->id();
@@ -294,7 +369,9 @@ std::string ImageJob(absl::string_view bytes, const ImageOptions& options, bool 
   wire::Writer w;
   w.U8(wire::kImage);
   w.U64(options.max_pixels);
-  w.U8((options.keep_pixels ? wire::kKeepPixels : 0) | (write_png ? wire::kWritePng : 0));
+  // Pooled jobs (not write_png: a fresh worker, no window) may use the pixel window.
+  w.U8((options.keep_pixels ? wire::kKeepPixels : 0) | (write_png ? wire::kWritePng : 0) |
+       (options.keep_pixels && !write_png ? wire::kPixelsInWindow : 0));
   w.Str(out_png);
   w.Raw(bytes);
   return std::move(w.out());
@@ -319,14 +396,36 @@ ImageResult Parsers::DecodeImage(absl::string_view bytes, const ImageOptions& op
   if (bytes.size() > options.max_bytes || bytes.size() > kMaxJobBytes - 4096) {
     return TooBig(bytes, std::min<uint64_t>(options.max_bytes, kMaxJobBytes - 4096));
   }
-  std::string answer, error;
-  if (!PoolExchange(ImageJob(bytes, options, false, ""), MaxImageAnswer(options), &answer,
-                    &error)) {
-    ImageResult result;
+  std::string job = ImageJob(bytes, options, false, "");
+  bool with_window = options.keep_pixels && options_.window_bytes > 0;
+  if (!with_window) job[9] &= ~wire::kPixelsInWindow;  // kind, u64 max_pixels, then flags
+  return PooledImage(job, options, with_window);
+}
+
+ImageResult Parsers::PooledImage(const std::string& job, const ImageOptions& options,
+                                 bool with_window) {
+  ImageResult result;
+  std::string error;
+  auto take = [&](absl::string_view answer, const PixelWindow* window) {
+    result = ParseImageAnswer(answer, options, window != nullptr ? window->map : nullptr,
+                              window != nullptr ? window->size : 0);
+    return result.outcome != Outcome::kFailed;
+  };
+  if (!PoolExchange(job, MaxImageAnswer(options), with_window, take, &error)) {
+    result = ImageResult();
     result.error = error;
-    return result;
   }
-  return ParseImageAnswer(answer, options);
+  return result;
+}
+
+ImageResult Parsers::HostileDecodeForTesting(uint8_t mode, absl::string_view bytes,
+                                             const ImageOptions& options) {
+  std::string job = ImageJob(bytes, options, false, "");
+  bool with_window = mode != 3;
+  if (!with_window) job[9] &= ~wire::kPixelsInWindow;  // kind, u64 max_pixels, then flags
+  job.insert(job.begin(), static_cast<char>(wire::kHostile));
+  job[1] = static_cast<char>(mode);
+  return PooledImage(job, options, with_window);
 }
 
 ImageResult Parsers::CrashWorkerForTesting() {
