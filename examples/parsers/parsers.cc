@@ -42,7 +42,8 @@ Policy WorkerPolicy(const ParserOptions& options) {
 }
 
 // Parses and checks an image answer. The worker is hostile: every field is bounded.
-// `window`: the pixel window the job asked the worker to use (null: it did not ask).
+// `window`, `window_size`: the pixel window the job asked the worker to use (null and 0:
+// it did not ask).
 ImageResult ParseImageAnswer(absl::string_view answer, const ImageOptions& options,
                              const char* window = nullptr, size_t window_size = 0) {
   ImageResult result;
@@ -74,12 +75,12 @@ ImageResult ParseImageAnswer(absl::string_view answer, const ImageOptions& optio
                   pixels <= options.max_pixels && i.channels >= 1 && i.channels <= 64 &&
                   i.bit_depth >= 1 && i.bit_depth <= 64 && i.frames >= 1 && r.U8(&where) &&
                   r.U32(&npix) && (npix == 0 ? !options.keep_pixels : npix == pixels * 4);
-      // Pixels in the window only if this side asked for it, and only within it (the
-      // window cannot shrink: sealed before the worker got it).
+      // Pixels in the window only if this side asked for it (no window: window_size 0),
+      // and only within it (the window cannot shrink: sealed before the worker got it).
       bool placed = where == wire::kInline
                         ? npix == r.left()
-                        : where == wire::kInWindow && window != nullptr && npix > 0 &&
-                              npix <= window_size && r.left() == 0;
+                        : where == wire::kInWindow && npix > 0 && npix <= window_size &&
+                              r.left() == 0;
       if (sane && placed) {
         i.format = static_cast<ImageFormat>(format);
         result.rgba = where == wire::kInline ? std::string(r.Rest()) : std::string(window, npix);
