@@ -73,12 +73,13 @@ struct Job {
   uint64_t max_entries = 0, max_file_bytes = 0, max_total_bytes = 0;
   uint32_t max_depth = 0;
   bool unchecked = false;
+  std::string unchecked_data;  // test only: what it also sends past the quotas
   std::string dir;
 };
 
 class Extractor {
  public:
-  Extractor(Client& client, Job job) : client_(client), job_(std::move(job)) {}
+  explicit Extractor(Job job) : job_(std::move(job)) {}
 
   bool Refuse(absl::string_view name, absl::string_view reason) {
     wire::Writer w;
@@ -174,11 +175,24 @@ class Extractor {
     return WriteFile(a, name, (mode & 0777) | 0600);
   }
 
+  // Asks the caller to create file `name`; then streams its data (kData). The caller
+  // creates it beneath DIR and writes only what the quotas allow.
   bool WriteFile(archive* a, const std::string& name, mode_t mode) {
-    std::string path = absl::StrCat(job_.dir, "/", name);
-    absl::StatusOr<UniqueFd> fd = client_.Open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
-    if (!fd.ok()) return Refuse(name, absl::StrCat("broker: ", fd.status().message()));
-    uint64_t file_bytes = 0;
+    wire::Writer w;
+    w.U8(kFile);
+    w.Str(name);
+    w.U32(static_cast<uint32_t>(mode));
+    std::string answer;
+    bool eof = false;
+    if (!wire::WriteFrameBlocking(1, w.out()) ||
+        !wire::ReadFrameBlocking(1, 8192, &answer, &eof)) {
+      return false;
+    }
+    wire::Reader r(answer);
+    uint8_t err = 1;
+    absl::string_view reason;
+    if (!r.U8(&err) || !r.Str(&reason, 4096)) return false;
+    if (err != 0) return Refuse(name, reason);
     bool warned = false;
     for (;;) {
       const void* buf = nullptr;
@@ -199,7 +213,7 @@ class Extractor {
                                                        : "read error"));
       }
       if (job_.unchecked) {
-        // a compromised worker ignores the quotas; the kernel and the caller do not
+        // a compromised worker ignores the quotas; the caller does not
       } else if (offset < 0 || static_cast<uint64_t>(offset) + len > job_.max_file_bytes) {
         return Refuse(name, absl::StrCat("quota: file larger than ", job_.max_file_bytes,
                                          " bytes (truncated)"));
@@ -208,23 +222,21 @@ class Extractor {
                                          " bytes in total (truncated)"));
       }
       const char* p = static_cast<const char*>(buf);
-      size_t left = len;
-      off_t at = offset;
-      while (left > 0) {
-        ssize_t n = pwrite(fd->get(), p, left, at);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return Refuse(name, absl::StrCat("write failed, errno ", errno));
-        p += n;
-        left -= static_cast<size_t>(n);
-        at += n;
+      for (size_t done = 0; done < len;) {
+        size_t n = std::min(len - done, kMaxDataBytes);
+        wire::Writer d;
+        d.U8(kData);
+        d.U64(static_cast<uint64_t>(offset) + done);
+        d.Raw(absl::string_view(p + done, n));
+        if (!wire::WriteFrameBlocking(1, d.out())) return false;
+        done += n;
       }
       total_ += len;
-      file_bytes = std::max<uint64_t>(file_bytes, offset + len);
     }
     return true;
   }
 
-  // Test only: what a compromised worker would do. Raw names go to the broker; links
+  // Test only: what a compromised worker would do. Raw names go to the caller; links
   // and nodes are attempted with the raw syscalls (seccomp ends the worker).
   bool Unchecked(archive* a, archive_entry* e, const std::string& name, mode_t type,
                  const char* hardlink, const char* symlink_target) {
@@ -246,13 +258,23 @@ class Extractor {
       if (!Mkdir(name, &why)) return Refuse(name, why);
       return true;
     }
+    if (!job_.unchecked_data.empty()) {  // and, past every quota, data of its own
+      if (!WriteFile(a, name, archive_entry_perm(e))) return false;
+      for (uint64_t at : {job_.max_file_bytes - 1, job_.max_file_bytes * 3}) {
+        wire::Writer d;
+        d.U8(kData);
+        d.U64(at);
+        d.Raw(job_.unchecked_data);
+        if (!wire::WriteFrameBlocking(1, d.out())) return false;
+      }
+      return true;
+    }
     return WriteFile(a, name, archive_entry_perm(e));
   }
 
   uint64_t entries = 0;
 
  private:
-  Client& client_;
   Job job_;
   std::set<std::string> made_;
   std::vector<std::string> refused_links_;
@@ -327,8 +349,6 @@ int ExtractWorkerMain(Client& client) {
   // to what the caller's tzset() already loaded (WarmUpArchiveLibrary) it reads nothing.
   if (getenv("TZ") == nullptr) setenv("TZ", "/etc/localtime", 1);
   if (g_utf8 != nullptr) uselocale(g_utf8);
-  // A write past RLIMIT_FSIZE then fails with EFBIG instead of killing the worker.
-  signal(SIGXFSZ, SIG_IGN);
   std::string frame;
   bool eof = false;
   if (!wire::ReadFrameBlocking(1, 64 * 1024, &frame, &eof)) return eof ? 0 : 1;
@@ -341,8 +361,9 @@ int ExtractWorkerMain(Client& client) {
     return 1;
   }
   job.unchecked = (flags & 1) != 0;
+  if (job.unchecked && (flags & 2) != 0) job.unchecked_data = std::string(1 << 20, 'H');
   job.dir = std::string(dir);
-  Extractor x(client, std::move(job));
+  Extractor x(std::move(job));
 
   archive* a = archive_read_new();
   archive_read_support_filter_gzip(a);

@@ -8,20 +8,22 @@
 //    sockets are refused), drops setuid/setgid/sticky bits (reported as a refusal);
 //  - asks the CALLER (a kMkdir message on the data socket) for every directory; the
 //    caller validates the name again and creates it beneath DIR with O_NOFOLLOW steps;
-//  - asks the BROKER for every file: Client::Open("DIR/name", O_WRONLY|O_CREAT|O_EXCL,
-//    mode & 0777) under the policy's only rule, DIR with `c` and `w`; the broker
-//    resolves it beneath DIR (openat2 RESOLVE_BENEATH), refuses `..`, and masks the mode;
-//  - writes the data into that fd, counting against the quotas.
+//  - asks the CALLER for every file (kFile: name, mode), then streams its data (kData:
+//    offset, bytes); the worker never holds an fd of a file in DIR. The caller checks
+//    the name again, counts the entry, creates the file beneath DIR itself (openat2
+//    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, O_CREAT | O_EXCL, mode & 0777), and writes
+//    each piece only as far as the per-file and total quotas allow;
+//  - counts against the quotas itself too (to refuse early, with the entry's name).
 // The worker's own checks are the first line only. What holds against a compromised
 // worker (tested with skip_worker_checks_for_testing, which sends raw names to the
-// broker and tries links and nodes with the raw syscalls):
-//  - the broker's open rules (nothing beneath DIR can name anything outside it);
-//  - seccomp: `stdio` has no symlink, link, mknod, chmod, rename or unlink;
-//  - per-file size: RLIMIT_FSIZE, set on the worker by the caller (prlimit) before the
-//    job is sent; `stdio` cannot raise it;
-//  - total bytes and entry count: the caller scans DIR every kScanInterval while the
-//    worker runs and kills it when a quota is exceeded, and once more at the end; the
-//    figures in ExtractResult (written, bytes) come from that scan, not from the worker;
+// caller, writes past every quota, and tries links and nodes with the raw syscalls):
+//  - the caller's name checks and openat2 (nothing beneath DIR can name anything outside
+//    it); the worker's policy has no path rule at all;
+//  - seccomp: `stdio` has no open, symlink, link, mknod, chmod, rename or unlink;
+//  - entry count, per-file size and total bytes: decided by the caller at each kFile and
+//    kData before anything reaches the disk (a file's size counts as its highest written
+//    offset, so holes count too); the figures in ExtractResult (written, bytes) come from
+//    a scan of DIR at the end, not from the worker;
 //  - wall time: the request's timeout (the worker is killed).
 #ifndef VOW_EXAMPLES_PARSERS_ARCHIVE_H_
 #define VOW_EXAMPLES_PARSERS_ARCHIVE_H_
@@ -47,10 +49,12 @@ struct ExtractOptions {
   uint64_t max_total_bytes = 4ull << 30;  // all files
   uint32_t max_depth = 32;                // path components
   absl::Duration timeout = absl::Minutes(10);
-  absl::Duration scan_interval = absl::Milliseconds(100);
-  // Test only: the worker skips its own name and type checks, asks the broker for raw
-  // names, and tries symlink/link/mknod itself, as a compromised worker would.
+  // Test only: the worker skips its own name, type and quota checks, asks the caller for
+  // raw names, and tries symlink/link/mknod itself, as a compromised worker would.
   bool skip_worker_checks_for_testing = false;
+  // Test only, with skip_worker_checks_for_testing: after each file the worker also sends
+  // 1 MiB at offset max_file_bytes - 1 and 1 MiB at 3 * max_file_bytes.
+  bool write_past_quotas_for_testing = false;
 };
 
 struct Refusal {
@@ -74,12 +78,15 @@ struct ExtractResult {
 absl::Status CheckEntryName(absl::string_view name, uint32_t max_depth);
 
 // Extraction job (caller -> worker): u64 max_entries, max_file_bytes, max_total_bytes,
-// u32 max_depth, u8 flags (1: skip worker checks), string dir.
+// u32 max_depth, u8 flags (1: skip worker checks, 2: write past quotas), string dir.
 // Worker -> caller messages: u8 kind then:
 //   kMkdir:    string name           (answered by the caller: u8 0 or an errno, string why)
+//   kFile:     string name, u32 mode (answered likewise; it becomes the current file)
+//   kData:     u64 offset, then at most kMaxDataBytes of the current file's data
 //   kRefused:  string name, string reason
 //   kFinished: u64 entries, string archive_error (empty: the archive was read to its end)
-enum ExtractMessage : uint8_t { kMkdir = 1, kRefused = 2, kFinished = 3 };
+enum ExtractMessage : uint8_t { kMkdir = 1, kRefused = 2, kFinished = 3, kFile = 4, kData = 5 };
+inline constexpr size_t kMaxDataBytes = 1 << 20;
 
 // The extraction worker: one job, then it returns.
 int ExtractWorkerMain(Client& client);

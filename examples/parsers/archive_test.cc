@@ -2,7 +2,7 @@
 // format and compression), hostile archives made with libarchive's writer, each checked
 // for its result AND for a tree outside DIR that did not change; the same hostile
 // archives through a worker that skips its own checks (a compromised worker), where the
-// broker, seccomp, RLIMIT_FSIZE and the caller's scan must hold.
+// caller's checks and quotas (it creates and writes every file) and seccomp must hold.
 #include <archive.h>
 #include <archive_entry.h>
 #include <sys/stat.h>
@@ -347,16 +347,16 @@ ExtractOptions Unchecked() {
   return options;
 }
 
-TEST(ArchiveTest, CompromisedWorkerSlipNamesAreRefusedByTheBroker) {
+TEST(ArchiveTest, CompromisedWorkerSlipNamesAreRefusedByTheCaller) {
   Case c = NewCase("u_slip");
   std::string tar = MakeTar(c.root + ".tar", {{.name = "../outside/evil.txt", .data = "x"},
                                               {.name = "sub/../../outside/secret.txt", .data = "x"},
                                               {.name = "ok.txt", .data = "fine"}});
   ExtractResult r = Extract(tar, c, Unchecked());
   EXPECT_EQ(r.outcome, 1) << r.ToJson();
-  EXPECT_THAT(ReasonFor(r, "../outside/evil.txt"), HasSubstr("broker: "));
-  EXPECT_THAT(ReasonFor(r, "sub/../../outside/secret.txt"), HasSubstr("broker: "));
-  EXPECT_EQ(ReadAll(c.into + "/ok.txt"), "fine");
+  EXPECT_THAT(ReasonFor(r, "../outside/evil.txt"), HasSubstr("refused by the caller: "));
+  EXPECT_THAT(ReasonFor(r, "sub/../../outside/secret.txt"), HasSubstr("refused by the caller: "));
+  EXPECT_EQ(ReadAll(c.into + "/ok.txt"), "fine") << r.ToJson();
   ExpectNothingOutsideChanged(c);
 }
 
@@ -386,7 +386,26 @@ TEST(ArchiveTest, CompromisedWorkerLinksAndNodesAreRefused) {
   }
 }
 
-TEST(ArchiveTest, CompromisedWorkerQuotasHoldInTheKernelAndTheCaller) {
+// What is in DIR, by lstat: files, directories, their total size and the largest.
+struct Disk {
+  uint64_t files = 0, dirs = 0, bytes = 0, largest = 0;
+};
+Disk OnDisk(const std::string& dir) {
+  Disk d;
+  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
+       ++it) {
+    struct stat st;
+    if (lstat(it->path().c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) ++d.dirs;
+    if (!S_ISREG(st.st_mode)) continue;
+    ++d.files;
+    d.bytes += st.st_size;
+    d.largest = std::max<uint64_t>(d.largest, st.st_size);
+  }
+  return d;
+}
+
+TEST(ArchiveTest, CompromisedWorkerQuotasHoldInTheCaller) {
   Case c = NewCase("u_fsize");
   ExtractOptions options = Unchecked();
   options.max_file_bytes = 1 << 20;
@@ -395,26 +414,56 @@ TEST(ArchiveTest, CompromisedWorkerQuotasHoldInTheKernelAndTheCaller) {
                             true);
   ExtractResult r = Extract(tgz, c, options);
   EXPECT_EQ(r.outcome, 1) << r.ToJson();
-  EXPECT_THAT(ReasonFor(r, "zeros"), HasSubstr("errno 27"));  // EFBIG: RLIMIT_FSIZE
+  EXPECT_THAT(ReasonFor(r, "zeros"), HasSubstr("quota: file larger than 1048576 bytes (stopped by the caller)"));
   EXPECT_EQ(fs::file_size(c.into + "/zeros"), 1u << 20);
   struct stat st;
   ASSERT_EQ(lstat((c.into + "/suid").c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 07000, 0u) << "the broker masks the mode to 0777";
+  EXPECT_EQ(st.st_mode & 07000, 0u) << "the caller masks the mode to 0777";
   ExpectNothingOutsideChanged(c);
 
   Case t = NewCase("u_total");
   std::vector<Entry> many;
   for (int i = 0; i < 6; ++i) many.push_back({.name = absl::StrCat("f", i), .data = std::string(1 << 20, 'z')});
   options = Unchecked();
-  options.max_total_bytes = 2 << 20;
+  options.max_total_bytes = (2 << 20) + 100;
   options.max_entries = 3;
   r = Extract(MakeTar(t.root + ".tar.gz", many, true), t, options);
-  EXPECT_NE(r.outcome, 0) << r.ToJson();
-  bool quota = false;
-  for (const Refusal& f : r.refused) quota |= f.reason.rfind("quota: ", 0) == 0;
-  quota |= r.error.rfind("quota: ", 0) == 0;
-  EXPECT_TRUE(quota) << r.ToJson();
+  EXPECT_EQ(r.outcome, 1) << r.ToJson();
+  EXPECT_THAT(ReasonFor(r, "f2"), HasSubstr("quota: archive larger than 2097252 bytes in total (stopped by the caller)"));
+  EXPECT_THAT(ReasonFor(r, "f3"), HasSubstr("quota: more than 3 entries"));
+  EXPECT_THAT(ReasonFor(r, "f5"), HasSubstr("quota: more than 3 entries"));
+  Disk d = OnDisk(t.into);
+  EXPECT_EQ(d.files, 3u);
+  EXPECT_EQ(d.bytes, (2u << 20) + 100) << "exactly up to the total quota, not a byte past";
+  EXPECT_EQ(r.bytes, d.bytes);
   ExpectNothingOutsideChanged(t);
+}
+
+// A worker that writes past every quota on purpose: for each file, 1 MiB more at
+// max_file_bytes - 1 and 1 MiB at 3 * max_file_bytes, many files, and a total far above
+// the quota. What lands on disk stays within each quota at every moment: the caller cuts
+// every write before it reaches the disk.
+TEST(ArchiveTest, AWorkerWritingPastEveryQuotaLeavesTheDiskWithinThem) {
+  Case c = NewCase("u_past");
+  std::vector<Entry> entries;
+  for (int i = 0; i < 8; ++i) entries.push_back({.name = absl::StrCat("f", i), .data = std::string(300000, 'a')});
+  ExtractOptions options = Unchecked();
+  options.write_past_quotas_for_testing = true;
+  options.max_file_bytes = 512 << 10;
+  options.max_total_bytes = 1 << 20;
+  options.max_entries = 5;
+  ExtractResult r = Extract(MakeTar(c.root + ".tar", entries), c, options);
+  EXPECT_EQ(r.outcome, 1) << r.ToJson();
+  Disk d = OnDisk(c.into);
+  EXPECT_LE(d.files + d.dirs, 5u);
+  EXPECT_LE(d.largest, 512u << 10);
+  EXPECT_LE(d.bytes, 1u << 20);
+  EXPECT_EQ(d.largest, 512u << 10) << "f0 was filled up to the per-file quota, then cut";
+  EXPECT_EQ(d.bytes, 1u << 20) << "then the total ran out";
+  EXPECT_THAT(ReasonFor(r, "f0"), HasSubstr("quota: file larger than 524288 bytes (stopped by the caller)"));
+  EXPECT_THAT(ReasonFor(r, "f7"), HasSubstr("quota: more than 5 entries"));
+  EXPECT_THAT(r.ToJson(), HasSubstr("bytes in total (stopped by the caller)"));
+  ExpectNothingOutsideChanged(c);
 }
 
 TEST(ArchiveTest, CommandExitCodesAndJson) {

@@ -245,5 +245,68 @@ TEST(ImageTest, TheCrashJobIsRefusedByWorkersWithoutTheTestHook) {
   EXPECT_THAT(r.error, HasSubstr("unknown job kind 238"));
 }
 
+// The pixel window: pixels that fit come back through it, larger ones inline, and a
+// hostile worker can neither shrink it under the caller (sealed) nor make the caller read
+// past it or read a window it did not ask for.
+std::unique_ptr<Parsers> HostilePool(uint64_t window_bytes) {
+  ParserOptions options;
+  options.pool_size = 1;
+  options.window_bytes = window_bytes;
+  options.hostile_for_testing = true;
+  auto p = Parsers::Create(options);
+  if (!p.ok()) abort();
+  return *std::move(p);
+}
+
+TEST(ImageTest, PixelsComeThroughTheWindowOrInlineWhenLarger) {
+  std::unique_ptr<Parsers> p = HostilePool(1 << 20);
+  for (uint32_t side : {16u, 400u, 700u}) {  // 1 KiB and 625 KiB fit; 1.9 MiB does not
+    std::string rgba = TestPattern(side, side, 64, true, false);
+    std::string png = *EncodeTestImage(ImageFormat::kPng, side, side, rgba);
+    for (int i = 0; i < 2; ++i) {  // the second time the worker already holds the window
+      ImageResult r = p->DecodeImage(png);
+      ASSERT_EQ(r.outcome, Outcome::kOk) << side << ": " << r.error;
+      EXPECT_TRUE(r.rgba == rgba) << side << ": pixels differ";
+    }
+  }
+}
+
+TEST(ImageTest, AWorkerCannotShrinkThePixelWindowUnderTheCaller) {
+  std::unique_ptr<Parsers> p = HostilePool(1 << 20);
+  std::string rgba = TestPattern(200, 150, 64, true, false);
+  std::string png = *EncodeTestImage(ImageFormat::kPng, 200, 150, rgba);
+  // Without the seal the worker's ftruncate(0) would make the caller's copy a SIGBUS.
+  ImageResult r = p->HostileDecodeForTesting(1, png);
+  ASSERT_EQ(r.outcome, Outcome::kOk) << r.error;
+  EXPECT_TRUE(r.rgba == rgba);
+}
+
+TEST(ImageTest, PixelsClaimedPastTheWindowOrInAWindowNotAskedForAreRefused) {
+  std::unique_ptr<Parsers> p = HostilePool(1 << 20);
+  std::string png = *EncodeTestImage(ImageFormat::kPng, 20, 10, TestPattern(20, 10, 0, 0, 0));
+  ImageOptions options;
+  options.max_pixels = 1ull << 30;  // so that only the window's size stands in the way
+  uint64_t failed = p->failed_workers();
+  ImageResult past = p->HostileDecodeForTesting(2, png, options);
+  EXPECT_EQ(past.outcome, Outcome::kFailed);
+  EXPECT_THAT(past.error, HasSubstr("malformed or out of bounds"));
+  ImageResult unasked = p->HostileDecodeForTesting(3, png, options);
+  EXPECT_EQ(unasked.outcome, Outcome::kFailed);
+  EXPECT_THAT(unasked.error, HasSubstr("malformed or out of bounds"));
+  EXPECT_EQ(p->failed_workers(), failed) << "not a crash: a bad answer";
+  // The worker that answered so is replaced; the next call works.
+  ImageResult next = p->DecodeImage(png);
+  EXPECT_EQ(next.outcome, Outcome::kOk) << next.error;
+}
+
+TEST(ImageTest, TheHostileJobIsRefusedByWorkersWithoutTheTestHook) {
+  auto p = Parsers::Create(ParserOptions{.pool_size = 1});
+  ASSERT_TRUE(p.ok()) << p.status();
+  std::string png = *EncodeTestImage(ImageFormat::kPng, 2, 2, TestPattern(2, 2, 0, 0, 0));
+  ImageResult r = (*p)->HostileDecodeForTesting(1, png);
+  EXPECT_EQ(r.outcome, Outcome::kRejected);
+  EXPECT_THAT(r.error, HasSubstr("unknown job kind 237"));
+}
+
 }  // namespace
 }  // namespace vow::parsers

@@ -4,8 +4,11 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <linux/openat2.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,7 +42,10 @@ Policy WorkerPolicy(const ParserOptions& options) {
 }
 
 // Parses and checks an image answer. The worker is hostile: every field is bounded.
-ImageResult ParseImageAnswer(absl::string_view answer, const ImageOptions& options) {
+// `window`, `window_size`: the pixel window the job asked the worker to use (null and 0:
+// it did not ask).
+ImageResult ParseImageAnswer(absl::string_view answer, const ImageOptions& options,
+                             const char* window = nullptr, size_t window_size = 0) {
   ImageResult result;
   wire::Reader r(answer);
   uint8_t status = 0;
@@ -64,14 +70,20 @@ ImageResult ParseImageAnswer(absl::string_view answer, const ImageOptions& optio
         i.warnings.emplace_back(w);
       }
       uint64_t pixels = static_cast<uint64_t>(i.width) * i.height;
+      uint8_t where = 0xff;
       bool sane = r.ok() && format >= 1 && format <= 5 && i.width > 0 && i.height > 0 &&
                   pixels <= options.max_pixels && i.channels >= 1 && i.channels <= 64 &&
-                  i.bit_depth >= 1 && i.bit_depth <= 64 && i.frames >= 1 && r.U32(&npix) &&
-                  npix == r.left() &&
-                  (npix == 0 ? !options.keep_pixels : npix == pixels * 4);
-      if (sane) {
+                  i.bit_depth >= 1 && i.bit_depth <= 64 && i.frames >= 1 && r.U8(&where) &&
+                  r.U32(&npix) && (npix == 0 ? !options.keep_pixels : npix == pixels * 4);
+      // Pixels in the window only if this side asked for it (no window: window_size 0),
+      // and only within it (the window cannot shrink: sealed before the worker got it).
+      bool placed = where == wire::kInline
+                        ? npix == r.left()
+                        : where == wire::kInWindow && npix > 0 && npix <= window_size &&
+                              r.left() == 0;
+      if (sane && placed) {
         i.format = static_cast<ImageFormat>(format);
-        result.rgba = std::string(r.Rest());
+        result.rgba = where == wire::kInline ? std::string(r.Rest()) : std::string(window, npix);
         result.outcome = Outcome::kOk;
         return result;
       }
@@ -212,6 +224,7 @@ absl::StatusOr<std::unique_ptr<Parsers>> Parsers::Create(ParserOptions options) 
   ASSIGN_OR_RETURN(p->policy_, p->broker_->Prepare(WorkerPolicy(p->options_)));
   WorkerConfig config;
   config.crash_for_testing = p->options_.crash_for_testing;
+  config.hostile_for_testing = p->options_.hostile_for_testing;
   p->main_ = [config](Client& client) { return ParserWorkerMain(client, config); };
   if (p->options_.pool_size == 0) return p;  // fresh workers only (--to, extraction)
   WorkerPool::Options pool_options;
@@ -221,6 +234,7 @@ absl::StatusOr<std::unique_ptr<Parsers>> Parsers::Create(ParserOptions options) 
   Parsers* self = p.get();
   pool_options.on_exit = [self](WorkerId id, const WorkerResult& result) {
     absl::MutexLock lock(&self->mu_);
+    self->windows_.erase(id);
     self->ended_[id] = DescribeWorkerEnd(result);
     while (self->ended_.size() > kMaxEndedReports) self->ended_.erase(self->ended_.begin());
   };
@@ -245,7 +259,50 @@ std::string Parsers::DescribeEnd(WorkerId id, absl::Duration wait) {
   return what;
 }
 
+Parsers::PixelWindow::~PixelWindow() {
+  if (map != nullptr) munmap(const_cast<char*>(map), size);
+}
+
+absl::StatusOr<std::shared_ptr<Parsers::PixelWindow>> Parsers::WindowFor(WorkerId id,
+                                                                          bool* fresh) {
+  *fresh = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = windows_.find(id);
+    if (it != windows_.end()) return it->second;
+  }
+  auto window = std::make_shared<PixelWindow>();
+  window->fd = UniqueFd(memfd_create("vow-parsers-pixels", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!window->fd) return ErrnoStatus(errno, "memfd_create for a pixel window");
+  window->size = static_cast<size_t>(options_.window_bytes);
+  if (ftruncate(window->fd.get(), static_cast<off_t>(window->size)) != 0) {
+    return ErrnoStatus(errno, "ftruncate of a pixel window");
+  }
+  // Sealed before the worker sees it: it cannot shrink the window under this side's
+  // mapping (a read past the end would be SIGBUS here), grow it, or lift the seals.
+  if (fcntl(window->fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    return ErrnoStatus(errno, "sealing a pixel window");
+  }
+  void* m = mmap(nullptr, window->size, PROT_READ, MAP_SHARED, window->fd.get(), 0);
+  if (m == MAP_FAILED) return ErrnoStatus(errno, "mapping a pixel window");
+  window->map = static_cast<const char*>(m);
+  *fresh = true;
+  return window;
+}
+
 bool Parsers::PoolExchange(const std::string& job, size_t max_answer, std::string* answer,
+                           std::string* error) {
+  return PoolExchange(
+      job, max_answer, /*with_window=*/false,
+      [answer](absl::string_view got, const PixelWindow*) {
+        *answer = std::string(got);
+        return true;
+      },
+      error);
+}
+
+bool Parsers::PoolExchange(const std::string& job, size_t max_answer, bool with_window,
+                           const std::function<bool(absl::string_view, const PixelWindow*)>& take,
                            std::string* error) {
   if (pool_ == nullptr) {
     *error = "this Parsers has no pool (pool_size 0)";
@@ -257,10 +314,31 @@ bool Parsers::PoolExchange(const std::string& job, size_t max_answer, std::strin
     *error = absl::StrCat("no worker available: ", lease.status().message());
     return false;
   }
-  absl::Status s = wire::SendFrame(lease->fd(), job, deadline);
-  if (s.ok()) s = wire::RecvFrame(lease->fd(), max_answer, deadline, answer);
-  if (s.ok()) {
+  std::shared_ptr<PixelWindow> window;
+  bool fresh = false;
+  if (with_window) {
+    absl::StatusOr<std::shared_ptr<PixelWindow>> w = WindowFor(lease->id(), &fresh);
+    if (!w.ok()) {
+      pool_->Release(*std::move(lease), /*healthy=*/true);
+      *error = std::string(w.status().message());
+      return false;
+    }
+    window = *std::move(w);
+  }
+  std::string got;
+  absl::Status s = wire::SendFrame(lease->fd(), job, deadline, fresh ? window->fd.get() : -1);
+  if (s.ok()) s = wire::RecvFrame(lease->fd(), max_answer, deadline, &got);
+  if (s.ok() && fresh) {
+    absl::MutexLock lock(&mu_);
+    windows_[lease->id()] = window;
+  }
+  // The pixels are taken out of the window before the worker can get another job.
+  if (s.ok() && take(got, window.get())) {
     pool_->Release(*std::move(lease), /*healthy=*/true);
+    return true;
+  }
+  if (s.ok()) {  // a malformed answer: this worker is not trusted with another job
+    pool_->Release(*std::move(lease), /*healthy=*/false);
     return true;
   }
   WorkerId id = lease->id();
@@ -294,7 +372,9 @@ std::string ImageJob(absl::string_view bytes, const ImageOptions& options, bool 
   wire::Writer w;
   w.U8(wire::kImage);
   w.U64(options.max_pixels);
-  w.U8((options.keep_pixels ? wire::kKeepPixels : 0) | (write_png ? wire::kWritePng : 0));
+  // Pooled jobs (not write_png: a fresh worker, no window) may use the pixel window.
+  w.U8((options.keep_pixels ? wire::kKeepPixels : 0) | (write_png ? wire::kWritePng : 0) |
+       (options.keep_pixels && !write_png ? wire::kPixelsInWindow : 0));
   w.Str(out_png);
   w.Raw(bytes);
   return std::move(w.out());
@@ -319,14 +399,36 @@ ImageResult Parsers::DecodeImage(absl::string_view bytes, const ImageOptions& op
   if (bytes.size() > options.max_bytes || bytes.size() > kMaxJobBytes - 4096) {
     return TooBig(bytes, std::min<uint64_t>(options.max_bytes, kMaxJobBytes - 4096));
   }
-  std::string answer, error;
-  if (!PoolExchange(ImageJob(bytes, options, false, ""), MaxImageAnswer(options), &answer,
-                    &error)) {
-    ImageResult result;
+  std::string job = ImageJob(bytes, options, false, "");
+  bool with_window = options.keep_pixels && options_.window_bytes > 0;
+  if (!with_window) job[9] &= ~wire::kPixelsInWindow;  // kind, u64 max_pixels, then flags
+  return PooledImage(job, options, with_window);
+}
+
+ImageResult Parsers::PooledImage(const std::string& job, const ImageOptions& options,
+                                 bool with_window) {
+  ImageResult result;
+  std::string error;
+  auto take = [&](absl::string_view answer, const PixelWindow* window) {
+    result = ParseImageAnswer(answer, options, window != nullptr ? window->map : nullptr,
+                              window != nullptr ? window->size : 0);
+    return result.outcome != Outcome::kFailed;
+  };
+  if (!PoolExchange(job, MaxImageAnswer(options), with_window, take, &error)) {
+    result = ImageResult();
     result.error = error;
-    return result;
   }
-  return ParseImageAnswer(answer, options);
+  return result;
+}
+
+ImageResult Parsers::HostileDecodeForTesting(uint8_t mode, absl::string_view bytes,
+                                             const ImageOptions& options) {
+  std::string job = ImageJob(bytes, options, false, "");
+  bool with_window = mode != 3;
+  if (!with_window) job[9] &= ~wire::kPixelsInWindow;  // kind, u64 max_pixels, then flags
+  job.insert(job.begin(), static_cast<char>(wire::kHostile));
+  job[1] = static_cast<char>(mode);
+  return PooledImage(job, options, with_window);
 }
 
 ImageResult Parsers::CrashWorkerForTesting() {
@@ -477,6 +579,18 @@ int MkdirBeneath(int root_fd, absl::string_view name) {
   return 0;
 }
 
+// Creates file `name` (already checked) beneath `root_fd`: openat2 with RESOLVE_BENEATH
+// and RESOLVE_NO_SYMLINKS, so neither `..` nor a symlink anywhere on the way can lead out.
+absl::StatusOr<UniqueFd> CreateBeneath(int root_fd, const std::string& name, mode_t mode) {
+  open_how how{};
+  how.flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  how.mode = mode & 0777;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  long fd = syscall(SYS_openat2, root_fd, name.c_str(), &how, sizeof(how));
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("creating ", name, " beneath DIR"));
+  return UniqueFd(static_cast<int>(fd));
+}
+
 }  // namespace
 
 ExtractResult Parsers::ExtractArchive(int archive_fd, const std::string& dir,
@@ -499,11 +613,9 @@ ExtractResult Parsers::ExtractArchive(int archive_fd, const std::string& dir,
     result.error = absl::StrCat("--into ", dir, ": ", strerror(errno));
     return result;
   }
-  Policy policy = WorkerPolicy(options_);
-  policy.limits.file_bytes = options.max_file_bytes;
-  policy.paths.push_back(PathRule{canonical, /*read=*/false, /*write=*/true, /*exec=*/false,
-                                  /*create=*/true});
-  absl::StatusOr<std::shared_ptr<const PreparedPolicy>> prepared = broker_->Prepare(policy);
+  // No path rule: the worker opens nothing; every file is created and written here.
+  absl::StatusOr<std::shared_ptr<const PreparedPolicy>> prepared =
+      broker_->Prepare(WorkerPolicy(options_));
   if (!prepared.ok()) {
     result.error = std::string(prepared.status().message());
     return result;
@@ -526,21 +638,23 @@ ExtractResult Parsers::ExtractArchive(int archive_fd, const std::string& dir,
     result.error = absl::StrCat("spawning a worker: ", id.status().message());
     return result;
   }
-  // Per-file size: RLIMIT_FSIZE from the policy (limits.file_bytes), set by the lock-down
-  // before the worker's own code runs.
-
   absl::Time deadline = absl::Now() + options.timeout;
   wire::Writer job;
   job.U64(options.max_entries);
   job.U64(options.max_file_bytes);
   job.U64(options.max_total_bytes);
   job.U32(options.max_depth);
-  job.U8(options.skip_worker_checks_for_testing ? 1 : 0);
+  job.U8((options.skip_worker_checks_for_testing ? 1 : 0) |
+         (options.write_past_quotas_for_testing ? 2 : 0));
   job.Str(canonical);
   absl::Status s = wire::SendFrame(ours.get(), job.out(), deadline);
   bool finished = false;
   std::string failure;
-  uint64_t dirs_made = 0;
+  uint64_t entries_made = 0;  // files and directories created here
+  uint64_t total = 0;         // sum of the files' sizes (highest offset written)
+  UniqueFd file;              // the current file (kFile), written by kData
+  std::string file_name;
+  uint64_t file_size = 0;
   auto refuse = [&result](absl::string_view name, absl::string_view reason) {
     if (result.refused.size() < kMaxRefusals) {
       result.refused.push_back({std::string(name), std::string(reason)});
@@ -561,30 +675,61 @@ ExtractResult Parsers::ExtractArchive(int archive_fd, const std::string& dir,
     }
     return "";
   };
-  while (s.ok() && !finished) {
-    std::string frame;
-    absl::Time until = std::min(deadline, absl::Now() + options.scan_interval);
-    s = wire::RecvFrame(ours.get(), 16 * 1024, until, &frame);
-    if (absl::IsDeadlineExceeded(s) && absl::Now() < deadline) {
-      // The worker may be writing without a word: check the quotas on the disk itself.
-      Scan scan;
-      ScanTree(root.get(), "", 0, &scan);
-      std::string quota = over_quota(scan);
-      if (!quota.empty()) {
-        broker_->Kill(*id);
-        failure = absl::StrCat(quota, "; the worker was killed");
+  // Writes [offset, offset + data.size()) of the current file, cut to what the per-file
+  // and total quotas leave; whatever is cut refuses the file (once).
+  auto write_data = [&](uint64_t offset, absl::string_view data) {
+    if (!file) return;  // refused, or no file: nothing reaches the disk
+    uint64_t end = offset + data.size();
+    std::string why;
+    uint64_t limit = options.max_file_bytes;
+    if (end > limit || end < offset) {
+      why = absl::StrCat("quota: file larger than ", options.max_file_bytes,
+                         " bytes (stopped by the caller)");
+      end = limit;
+    }
+    // The total grows by what the file grows: the most it may reach is file_size plus
+    // what is left of the total.
+    uint64_t left = options.max_total_bytes - std::min(total, options.max_total_bytes);
+    if (end > file_size && end - file_size > left) {
+      why = absl::StrCat("quota: archive larger than ", options.max_total_bytes,
+                         " bytes in total (stopped by the caller)");
+      end = file_size + left;
+    }
+    const char* p = data.data();
+    for (uint64_t at = offset; at < end;) {
+      ssize_t n = pwrite(file.get(), p, static_cast<size_t>(end - at), static_cast<off_t>(at));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        why = absl::StrCat("write: ", strerror(n < 0 ? errno : EIO));
         break;
       }
-      s = absl::OkStatus();
-      continue;
+      p += n;
+      at += static_cast<uint64_t>(n);
+      if (at > file_size) {
+        total += at - file_size;
+        file_size = at;
+      }
     }
+    if (!why.empty()) {
+      refuse(file_name, why);
+      file.reset();
+    }
+  };
+  while (s.ok() && !finished) {
+    std::string frame;
+    s = wire::RecvFrame(ours.get(), kMaxDataBytes + 64, deadline, &frame);
     if (!s.ok()) break;
     wire::Reader r(frame);
     uint8_t kind = 0;
     absl::string_view a, b;
-    uint64_t entries = 0;
+    uint64_t entries = 0, offset = 0;
+    uint32_t mode = 0;
     r.U8(&kind);
-    if (kind == kMkdir && r.Str(&a, 4096) && r.left() == 0) {
+    if (kind == kData && r.U64(&offset)) {
+      write_data(offset, r.Rest());
+    } else if ((kind == kMkdir && r.Str(&a, 4096) && r.left() == 0) ||
+               (kind == kFile && r.Str(&a, 4096) && r.U32(&mode) && r.left() == 0)) {
+      file.reset();
       std::string name(a);
       absl::Status check = CheckEntryName(name, options.max_depth);
       int err = 0;
@@ -592,11 +737,24 @@ ExtractResult Parsers::ExtractArchive(int archive_fd, const std::string& dir,
       if (!check.ok()) {
         err = EINVAL;
         why = absl::StrCat("refused by the caller: ", check.message());
-      } else if (++dirs_made > options.max_entries) {
+      } else if (entries_made >= options.max_entries) {
         err = EDQUOT;
         why = absl::StrCat("quota: more than ", options.max_entries, " entries");
-      } else if ((err = MkdirBeneath(root.get(), name)) != 0) {
-        why = absl::StrCat("mkdir: ", strerror(err));
+      } else if (kind == kMkdir) {
+        ++entries_made;
+        if ((err = MkdirBeneath(root.get(), name)) != 0) why = absl::StrCat("mkdir: ", strerror(err));
+      } else {
+        absl::StatusOr<UniqueFd> fd = CreateBeneath(root.get(), name, mode & 0777);
+        if (fd.ok()) {
+          ++entries_made;
+          file = *std::move(fd);
+          file_name = name;
+          file_size = 0;
+        } else {
+          err = ErrnoOf(fd.status());
+          if (err == 0) err = EIO;
+          why = absl::StrCat("refused by the caller: ", fd.status().message());
+        }
       }
       wire::Writer w;
       w.U8(static_cast<uint8_t>(std::min(err, 255)));

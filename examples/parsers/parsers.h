@@ -15,6 +15,7 @@
 #define VOW_EXAMPLES_PARSERS_PARSERS_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,6 +24,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "base/unique_fd.h"
 #include "broker/broker.h"
 #include "broker/worker_pool.h"
 #include "examples/parsers/archive.h"
@@ -37,8 +39,14 @@ struct ParserOptions {
   uint64_t worker_memory_bytes = 4ull << 30;   // RLIMIT_AS of every worker
   int stderr_fd = -1;                          // the workers' fd 2; -1: /dev/null
   int audit_fd = -1;                           // the broker's audit log; -1: in memory
+  // Each pooled worker gets a pixel window of this size (a memfd, sparse, sealed by
+  // this side against shrinking and growing) for pixels of up to this many bytes;
+  // larger ones come through the data socket.
+  uint64_t window_bytes = 256u << 20;
   // Test only: workers crash (SIGSEGV) on CrashWorkerForTesting().
   bool crash_for_testing = false;
+  // Test only: workers honour HostileDecodeForTesting().
+  bool hostile_for_testing = false;
 };
 
 // How a request ended.
@@ -99,6 +107,11 @@ class Parsers {
 
   // Test only (crash_for_testing): sends a job that makes a pooled worker crash.
   ImageResult CrashWorkerForTesting();
+  // Test only (hostile_for_testing): DecodeImage, but the worker misbehaves with its
+  // pixel window in the way `mode` says (worker.cc HostileMode: 1 shrinks it, 2 claims
+  // pixels past its end, 3 answers "in the window" to a job that did not ask).
+  ImageResult HostileDecodeForTesting(uint8_t mode, absl::string_view bytes,
+                                      const ImageOptions& options = {});
 
   Broker& broker() { return *broker_; }
   size_t idle_workers() const { return pool_ != nullptr ? pool_->idle() : 0; }
@@ -106,9 +119,26 @@ class Parsers {
 
  private:
   explicit Parsers(ParserOptions options) : options_(std::move(options)) {}
-  // One job to a pooled worker: the answer, or a kFailed description in *error.
+  // This side's view of a worker's pixel window: read-only, shared; the worker may
+  // write it at any time, so pixels are copied out while the worker is still leased.
+  struct PixelWindow {
+    UniqueFd fd;
+    const char* map = nullptr;
+    size_t size = 0;
+    ~PixelWindow();
+  };
+  // One job to a pooled worker: `take` gets the answer (and the worker's pixel window if
+  // `with_window`, sent along with the job the first time) while the worker is still
+  // leased, and says whether the answer was well-formed; a malformed one ends the
+  // worker. False with a kFailed description in *error if the exchange failed.
+  bool PoolExchange(const std::string& job, size_t max_answer, bool with_window,
+                    const std::function<bool(absl::string_view, const PixelWindow*)>& take,
+                    std::string* error);
   bool PoolExchange(const std::string& job, size_t max_answer, std::string* answer,
                     std::string* error);
+  ImageResult PooledImage(const std::string& job, const ImageOptions& options,
+                          bool with_window);
+  absl::StatusOr<std::shared_ptr<PixelWindow>> WindowFor(WorkerId id, bool* fresh);
   std::string DescribeEnd(WorkerId id, absl::Duration wait);
 
   ParserOptions options_;
@@ -118,6 +148,7 @@ class Parsers {
   std::unique_ptr<WorkerPool> pool_;
   mutable absl::Mutex mu_;
   std::map<WorkerId, std::string> ended_ ABSL_GUARDED_BY(mu_);
+  std::map<WorkerId, std::shared_ptr<PixelWindow>> windows_ ABSL_GUARDED_BY(mu_);
   uint64_t failed_workers_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -88,12 +89,61 @@ absl::Status RecvAll(int fd, char* buf, size_t len, absl::Time deadline, size_t*
   return absl::OkStatus();
 }
 
+// recvmsg that takes an fd sent with the bytes into *received (the first one; any other
+// is closed), so that no fd is left queued or lost.
+ssize_t RecvTakingFds(int fd, char* buf, size_t len, UniqueFd* received) {
+  iovec iov{buf, len};
+  alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+  if (n < 0) return n;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int passed = -1;
+      memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (!*received) {
+        *received = UniqueFd(passed);
+      } else {
+        close(passed);
+      }
+    }
+  }
+  return n;
+}
+
 }  // namespace
 
-absl::Status SendFrame(int fd, absl::string_view payload, absl::Time deadline) {
+absl::Status SendFrame(int fd, absl::string_view payload, absl::Time deadline, int pass_fd) {
   Writer w;
   w.U32(static_cast<uint32_t>(payload.size()));
   std::string header = std::move(w.out());
+  while (pass_fd >= 0) {  // the fd rides on the header's first byte
+    iovec iov{header.data(), 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+    ssize_t n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n == 1) break;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN) return ErrnoStatus(errno, "sendmsg to worker");
+    absl::Status s = WaitFor(fd, POLLOUT, deadline);
+    if (!s.ok()) return s;
+  }
+  if (pass_fd >= 0) header.erase(0, 1);
   for (absl::string_view part : {absl::string_view(header), payload}) {
     size_t done = 0;
     while (done < part.size()) {
@@ -129,12 +179,14 @@ absl::Status RecvFrame(int fd, size_t max_bytes, absl::Time deadline, std::strin
   return RecvAll(fd, payload->data(), len, deadline, &got);
 }
 
-bool ReadFrameBlocking(int fd, size_t max_bytes, std::string* payload, bool* eof) {
+bool ReadFrameBlocking(int fd, size_t max_bytes, std::string* payload, bool* eof,
+                       UniqueFd* received) {
   *eof = false;
-  auto read_full = [fd](char* buf, size_t len) {
+  auto read_full = [fd, received](char* buf, size_t len) {
     size_t got = 0;
     while (got < len) {
-      ssize_t n = read(fd, buf + got, len - got);
+      ssize_t n = received != nullptr ? RecvTakingFds(fd, buf + got, len - got, received)
+                                      : read(fd, buf + got, len - got);
       if (n > 0) {
         got += static_cast<size_t>(n);
       } else if (n < 0 && errno == EINTR) {

@@ -6,13 +6,21 @@
 // integers are little-endian; a "string" is a u32 length and its bytes.
 //
 // Jobs (caller -> worker), first byte the kind:
-//   kImage: u64 max_pixels, u8 flags (kKeepPixels, kWritePng), string out_path (empty
-//           unless kWritePng), then the image bytes (the rest of the frame)
+//   kImage: u64 max_pixels, u8 flags (kKeepPixels, kWritePng, kPixelsInWindow), string
+//           out_path (empty unless kWritePng), then the image bytes (the rest of the frame)
 //   kFont:  u32 pixel_size, u64 max_pixels, string text (UTF-8), then the font bytes
 //   kCrash: test only; honoured only by a worker started with crash_for_testing
+//   kHostile: test only (hostile_for_testing): u8 mode, then an image job; the worker
+//           misbehaves with its pixel window (see worker.h)
+// A job frame may carry one fd (SCM_RIGHTS on its first byte): the caller's pixel window
+// for this worker, a memfd the caller sized and sealed against shrinking and growing.
+// The worker maps it (shared, writable) and keeps it for later jobs.
 // Answers (worker -> caller), first byte kOk or kRejected:
 //   image kOk:  u8 format, u32 width, height, channels, bit_depth, frames,
-//               u32 n + n strings (warnings), string pixels (RGBA or empty)
+//               u32 n + n strings (warnings), u8 where (kInline, kInWindow),
+//               u32 npixels (bytes of RGBA, or 0), then npixels bytes if kInline (only
+//               with kPixelsInWindow may `where` be kInWindow: the pixels are then the
+//               window's first npixels bytes)
 //   font kOk:   string family, string style, u32 width, height, u32 n + n glyphs
 //               (u32 codepoint, glyph_index; i32 advance, bearing_x, bearing_y;
 //               u32 width, height), string pixels (8-bit gray, width * height)
@@ -26,11 +34,13 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "base/unique_fd.h"
 
 namespace vow::parsers::wire {
 
-enum Kind : uint8_t { kImage = 1, kFont = 2, kCrash = 0xEE };
-enum Flags : uint8_t { kKeepPixels = 1, kWritePng = 2 };
+enum Kind : uint8_t { kImage = 1, kFont = 2, kHostile = 0xED, kCrash = 0xEE };
+enum Flags : uint8_t { kKeepPixels = 1, kWritePng = 2, kPixelsInWindow = 4 };
+enum Where : uint8_t { kInline = 0, kInWindow = 1 };
 enum Answer : uint8_t { kOk = 0, kRejected = 1 };
 enum Code : uint8_t { kInvalid = 0, kLimit = 1 };
 
@@ -83,8 +93,10 @@ class Reader {
 // ---- Caller side: poll() with a deadline; `fd` is a socket (send/recv with
 // MSG_DONTWAIT | MSG_NOSIGNAL; its blocking mode is not changed). ----
 
-// DeadlineExceeded, or the errno status (EPIPE: the worker is gone).
-absl::Status SendFrame(int fd, absl::string_view payload, absl::Time deadline);
+// DeadlineExceeded, or the errno status (EPIPE: the worker is gone). `pass_fd` >= 0 is
+// sent with the frame's first byte (SCM_RIGHTS); the caller keeps its own copy.
+absl::Status SendFrame(int fd, absl::string_view payload, absl::Time deadline,
+                       int pass_fd = -1);
 // One frame of at most `max_bytes`. OutOfRange: EOF before the frame (the worker hung up);
 // DataLoss: EOF inside it; ResourceExhausted: announced length above the maximum.
 absl::Status RecvFrame(int fd, size_t max_bytes, absl::Time deadline, std::string* payload);
@@ -92,7 +104,10 @@ absl::Status RecvFrame(int fd, size_t max_bytes, absl::Time deadline, std::strin
 // ---- Worker side: blocking. ----
 // False on EOF or error, or a frame above `max_bytes`. *eof says whether it was a clean
 // EOF before the frame.
-bool ReadFrameBlocking(int fd, size_t max_bytes, std::string* payload, bool* eof);
+// With `received` non-null, an fd sent with the frame (SCM_RIGHTS, close-on-exec) is
+// stored there (any further fds are closed); otherwise fds are not accepted.
+bool ReadFrameBlocking(int fd, size_t max_bytes, std::string* payload, bool* eof,
+                       UniqueFd* received = nullptr);
 bool WriteFrameBlocking(int fd, absl::string_view payload);
 
 }  // namespace vow::parsers::wire

@@ -2,6 +2,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <string>
@@ -32,7 +35,37 @@ bool WriteAll(int fd, absl::string_view data) {
   return true;
 }
 
-std::string ImageJob(Client& client, wire::Reader& r) {
+// The caller's pixel window (wire.h): a memfd the caller sealed against shrinking and
+// growing, mapped here shared and writable for the worker's life.
+struct Window {
+  UniqueFd fd;
+  char* map = nullptr;
+  size_t size = 0;
+
+  void Reset(UniqueFd new_fd) {
+    if (map != nullptr) munmap(map, size);
+    map = nullptr;
+    size = 0;
+    fd = std::move(new_fd);
+    struct stat st;
+    if (!fd || fstat(fd.get(), &st) != 0 || st.st_size <= 0) return;
+    void* m = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED,
+                   fd.get(), 0);
+    if (m == MAP_FAILED) return;
+    map = static_cast<char*>(m);
+    size = static_cast<size_t>(st.st_size);
+  }
+};
+
+// Test only (hostile_for_testing): how a kHostile job misbehaves.
+enum HostileMode : uint8_t {
+  kNone = 0,
+  kShrinkWindow = 1,   // ftruncate the window to 0 before answering "in the window"
+  kOverclaim = 2,      // claim pixels in the window beyond its end
+  kWindowUnasked = 3,  // answer "in the window" to a job that did not ask for it
+};
+
+std::string ImageJob(Client& client, wire::Reader& r, Window& window, uint8_t hostile) {
   uint64_t max_pixels = 0;
   uint8_t flags = 0;
   absl::string_view out_path;
@@ -69,9 +102,37 @@ std::string ImageJob(Client& client, wire::Reader& r) {
   w.U32(i.frames);
   w.U32(static_cast<uint32_t>(i.warnings.size()));
   for (const std::string& warning : i.warnings) w.Str(warning);
-  w.U32(static_cast<uint32_t>(image->rgba.size()));
+  const std::string& rgba = image->rgba;
+  bool in_window = (flags & wire::kPixelsInWindow) != 0 && window.map != nullptr &&
+                   !rgba.empty() && rgba.size() <= window.size;
+  if (hostile == kShrinkWindow) {
+    (void)!ftruncate(window.fd.get(), 0);  // sealed by the caller: fails with EPERM
+  }
+  if (hostile == kOverclaim && window.map != nullptr) {
+    // width * 4 bytes, 1 row, past the window's end
+    std::string out = std::move(w.out());
+    uint32_t width = static_cast<uint32_t>(window.size / 4 + 1024);
+    memcpy(&out[2], &width, 4);  // after kOk and the format byte (little-endian hosts)
+    uint32_t one = 1;
+    memcpy(&out[6], &one, 4);
+    wire::Writer tail;
+    tail.U8(wire::kInWindow);
+    tail.U32(width * 4);
+    return out + tail.out();
+  }
+  if (hostile == kWindowUnasked) in_window = true;
+  if (in_window) {
+    if (window.map != nullptr && rgba.size() <= window.size) {
+      memcpy(window.map, rgba.data(), rgba.size());
+    }
+    w.U8(wire::kInWindow);
+    w.U32(static_cast<uint32_t>(rgba.size()));
+    return std::move(w.out());
+  }
+  w.U8(wire::kInline);
+  w.U32(static_cast<uint32_t>(rgba.size()));
   std::string out = std::move(w.out());
-  out += image->rgba;
+  out += rgba;
   return out;
 }
 
@@ -108,15 +169,22 @@ std::string FontJob(wire::Reader& r) {
 
 int ParserWorkerMain(Client& client, const WorkerConfig& config) {
   std::string job;
+  Window window;
   for (;;) {
     bool eof = false;
-    if (!wire::ReadFrameBlocking(0, kMaxJobBytes, &job, &eof)) return eof ? 0 : 1;
+    UniqueFd passed;
+    if (!wire::ReadFrameBlocking(0, kMaxJobBytes, &job, &eof, &passed)) return eof ? 0 : 1;
+    if (passed) window.Reset(std::move(passed));
     wire::Reader r(job);
     uint8_t kind = 0;
     r.U8(&kind);
     std::string answer;
+    uint8_t hostile = kNone;
+    if (kind == wire::kHostile && config.hostile_for_testing && r.U8(&hostile)) {
+      kind = wire::kImage;
+    }
     if (kind == wire::kImage) {
-      answer = ImageJob(client, r);
+      answer = ImageJob(client, r, window, hostile);
     } else if (kind == wire::kFont) {
       answer = FontJob(r);
     } else if (kind == wire::kCrash && config.crash_for_testing) {

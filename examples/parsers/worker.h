@@ -15,9 +15,13 @@ struct WorkerConfig {
   // Test only: a kCrash job makes the worker dereference a bad pointer (SIGSEGV). Off,
   // a kCrash job is refused like any unknown job.
   bool crash_for_testing = false;
+  // Test only: a kHostile job makes the worker misbehave with its pixel window (shrink
+  // it, claim pixels past its end, answer "in the window" unasked). Off, it is refused.
+  bool hostile_for_testing = false;
 };
 
-// Serves image and font jobs (wire.h) from fd 0, answering on fd 1, until EOF. For a
+// Serves image and font jobs (wire.h) from fd 0, answering on fd 1, until EOF. A job may
+// bring the caller's pixel window (a sealed memfd); large pixels are then written there. For a
 // kWritePng image job the worker asks the broker (client.Open, O_WRONLY|O_CREAT|O_EXCL)
 // for the output file and writes the clean PNG into the fd it gets.
 int ParserWorkerMain(Client& client, const WorkerConfig& config);
