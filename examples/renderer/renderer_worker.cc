@@ -1,6 +1,7 @@
 #include "examples/renderer/renderer_worker.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -62,6 +63,11 @@ std::string Rejected(const absl::Status& status) {
 }  // namespace
 
 int RendererMain(Client&, bool test_hooks) {
+  // glibc gives each thread that meets contention an arena of its own, reserving 64 MiB of
+  // address space each: with glib's threads (pango's font sorting, ...) a few of those
+  // would exhaust a small RLIMIT_AS, and pthread_create fails (GLib-ERROR: "Error creating
+  // thread", SIGTRAP) at random. Two arenas keep the limit a limit on memory actually used.
+  mallopt(M_ARENA_MAX, 2);
   for (;;) {
     std::string job;
     bool eof = false;
