@@ -180,8 +180,12 @@ absl::StatusOr<std::unique_ptr<Browser>> Browser::Create(BrowserOptions options)
   if (!broker.ok()) return broker.status();
   b->broker_ = *std::move(broker);
   bool hooks = b->options_.test_hooks;
-  WorkerMain main = [hooks](Client& client) { return RendererMain(client, hooks); };
   for (bool graphics : {false, true}) {
+    std::optional<DocType> warm_up;
+    if (b->options_.warm_up) warm_up = graphics ? DocType::kSvg : DocType::kMarkdown;
+    WorkerMain main = [hooks, warm_up](Client& client) {
+      return RendererMain(client, hooks, warm_up);
+    };
     auto prepared = b->broker_->Prepare(RendererPolicy(b->options_, graphics));
     if (!prepared.ok()) return prepared.status();
     WorkerPool::Options po;

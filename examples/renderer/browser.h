@@ -54,6 +54,7 @@ struct BrowserOptions {
   uint32_t cpu_seconds = 10;                       // RLIMIT_CPU per renderer
   uint64_t max_pixels = kDefaultMaxPixels;
   uint64_t max_document_bytes = 32u << 20;
+  bool warm_up = true;  // spares initialize their libraries before their first document
   bool test_hooks = false;  // tests only: TestAct jobs are honoured (?test=...)
   int audit_fd = -1;        // the broker's audit log; -1: in memory
   int stderr_fd = -1;       // the renderers' fd 2; -1: /dev/null
