@@ -3,6 +3,7 @@
 // real locked worker.
 #include "examples/renderer/browser.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -139,6 +140,9 @@ std::string Pdf() {
 class BrowserTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    // As vow_view does: renderers are forked from this process and inherit its address
+    // space, which counts against their RLIMIT_AS.
+    mallopt(M_ARENA_MAX, 2);
     char tmpl[] = "/tmp/vow_view_test.XXXXXX";
     dir_ = new std::string(mkdtemp(tmpl));
     Write("doc.md",

@@ -4,7 +4,8 @@
 # list, a Markdown tab (script dropped) that keeps its renderer across re-renders, an SVG
 # tab (a PNG image of the right size, another renderer), a crashed tab that stays crashed
 # until its reload starts a fresh renderer, /about:renderers (per tab), closing a tab
-# (its renderer ends); and that a screenshot is not blank.
+# (its renderer ends), 30 tabs opened at once over HTTP (30 renderers); and that a
+# screenshot is not blank.
 # Fails (never skips silently) when Chromium is missing.
 set -euo pipefail
 VIEW="$TEST_SRCDIR/$TEST_WORKSPACE/examples/renderer/vow_view"
@@ -80,6 +81,26 @@ chrome "$work/gone" --dump-dom "$url/tab/$tab"
 expect "$work/gone" "there is no tab $tab" "a closed tab is gone"
 chrome "$work/about2" --dump-dom "$url/about:renderers"
 expect "$work/about2" "<td>$pid2</td><td>doc.md</td><td>text</td><td>ended: tab closed</td>" "closing the tab ended its renderer"
+# 30 tabs opened at once over HTTP (curl follows the 303 to each tab): each renders in a
+# renderer of its own, and about:renderers (in Chromium) counts them while they are open.
+curls=()
+for i in $(seq 30); do
+  timeout 60 curl -s -L -o "$work/many.$i" -w '%{http_code}\n' "$url/view/doc.md" > "$work/many.$i.code" &
+  curls+=($!)
+done
+wait "${curls[@]}" || true  # (not the server: a bare `wait` would wait for it too)
+many_ok=0; many_pids=""
+for i in $(seq 30); do
+  if [[ "$(cat "$work/many.$i.code")" == 200 ]] && grep -q '<h1>Hello from vow</h1>' "$work/many.$i"; then
+    many_ok=$((many_ok + 1))
+    many_pids+="$(grep -o 'id="pid">[0-9]*' "$work/many.$i" | grep -o '[0-9]*$')"$'\n'
+  fi
+done
+many_distinct="$(printf '%s' "$many_pids" | sort -u | grep -c .)" || many_distinct=0
+if [[ "$many_ok" == 30 && "$many_distinct" == 30 ]]; then echo "ok: 30 tabs at once, 30 renderers"; else
+  echo "FAIL: 30 tabs at once: $many_ok rendered, $many_distinct distinct renderers"; fails=$((fails + 1)); fi
+chrome "$work/about3" --dump-dom "$url/about:renderers"
+expect "$work/about3" 'id="tabs">31<' "about:renderers counts 31 open tabs (30 + the SVG tab)"
 chrome "$work/shot.log" --screenshot="$work/shot.png" --window-size=400,300 "$url/view/pic.svg"
 if [[ -s "$work/shot.png" ]]; then
   colors="$(convert "$work/shot.png" -format '%k' info:)"

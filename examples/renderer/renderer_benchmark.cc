@@ -13,6 +13,7 @@
 //    from 4 threads over random tabs: p50/p99 latency, the broker's RSS before and with
 //    the tabs open, the renderers' PSS sum. Runs first, before anything renders
 //    in-process (which would load the libraries into the broker's own memory).
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -249,6 +250,7 @@ BENCHMARK(BM_FirstRendering)
 
 int main(int argc, char** argv) {
   using namespace vow::renderer;
+  mallopt(M_ARENA_MAX, 2);  // as vow_view does: renderers inherit this address space
   char tmpl[] = "/tmp/vow_view_bench.XXXXXX";
   dir = new std::string(mkdtemp(tmpl));
   std::ofstream(*dir + "/doc.md") << Markdown();

@@ -15,6 +15,7 @@
 //                            requests, violations
 // With --test-hooks (tests only) /tab/ID?test=segv|open|socket|hang|memory|spin makes the
 // tab's renderer die in that way.
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -221,6 +222,10 @@ int Serve(int argc, char** argv) {
 }  // namespace vow::renderer
 
 int main(int argc, char** argv) {
+  // Renderers are forked from this process and inherit its address space, which counts
+  // against their RLIMIT_AS (--memory): glibc's 64 MiB arena per request thread grew it
+  // past the limit (a renderer spawned then could not even start a thread).
+  mallopt(M_ARENA_MAX, 2);
   if (argc < 2 || std::string(argv[1]) != "serve") return vow::renderer::Usage();
   try {
     return vow::renderer::Serve(argc, argv);
