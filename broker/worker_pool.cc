@@ -44,8 +44,12 @@ void WorkerPool::Run() {
     bool spawn = false;
     {
       absl::MutexLock lock(&mu_);
-      auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stop_ || !dead_.empty() || (live_ < options_.size && spawn_error_.ok());
+      auto want = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        size_t have = options_.size_counts_idle ? idle_.size() : live_;
+        return have < options_.size && live_ < options_.max_live && spawn_error_.ok();
+      };
+      auto work = [this, &want]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stop_ || !dead_.empty() || want();
       };
       if (!mu_.AwaitWithTimeout(absl::Condition(&work), absl::Seconds(1))) {
         spawn_error_ = absl::OkStatus();  // retry spawning after a failure
@@ -53,7 +57,7 @@ void WorkerPool::Run() {
       }
       if (stop_) break;
       dead.swap(dead_);
-      spawn = live_ < options_.size && spawn_error_.ok();
+      spawn = want();
       if (spawn) ++live_;
     }
     for (WorkerId id : dead) {

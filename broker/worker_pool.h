@@ -13,6 +13,7 @@
 #ifndef VOW_BROKER_WORKER_POOL_H_
 #define VOW_BROKER_WORKER_POOL_H_
 
+#include <cstdint>
 #include <deque>
 #include <set>
 #include <functional>
@@ -30,6 +31,12 @@ class WorkerPool {
  public:
   struct Options {
     size_t size = 2;
+    // false: `size` workers exist at all times, idle or lent (a fixed pool). true: `size`
+    // idle workers are kept warm and lent ones do not count, so that a caller may hold a
+    // worker for long (a renderer per tab) while the pool refills; `max_live` caps the
+    // workers alive in total, idle or lent.
+    bool size_counts_idle = false;
+    size_t max_live = SIZE_MAX;
     int stderr_fd = -1;  // given to every worker as fd 2; -1: /dev/null
     std::string name = "pool";
     // Called on the pool's thread with the result of every worker that ended.

@@ -180,12 +180,19 @@ absl::StatusOr<std::unique_ptr<Browser>> Browser::Create(BrowserOptions options)
   if (!broker.ok()) return broker.status();
   b->broker_ = *std::move(broker);
   bool hooks = b->options_.test_hooks;
-  WorkerMain main = [hooks](Client& client) { return RendererMain(client, hooks); };
   for (bool graphics : {false, true}) {
+    std::optional<DocType> warm_up;
+    if (b->options_.warm_up) warm_up = graphics ? DocType::kSvg : DocType::kMarkdown;
+    WorkerMain main = [hooks, warm_up](Client& client) {
+      return RendererMain(client, hooks, warm_up);
+    };
     auto prepared = b->broker_->Prepare(RendererPolicy(b->options_, graphics));
     if (!prepared.ok()) return prepared.status();
     WorkerPool::Options po;
     po.size = std::max<size_t>(1, b->options_.spares);
+    // Tabs hold their renderers: the spares are kept warm beside them.
+    po.size_counts_idle = true;
+    po.max_live = po.size + b->options_.max_tabs;
     po.stderr_fd = b->options_.stderr_fd;
     po.name = graphics ? "renderer-graphics" : "renderer-text";
     const char* pool_name = graphics ? "graphics" : "text";
@@ -203,12 +210,12 @@ absl::StatusOr<std::unique_ptr<Browser>> Browser::Create(BrowserOptions options)
 Browser::~Browser() {
   // Hand every lease back, then stop the pools while the state their on_exit callback
   // uses (mu_, renderers_) still exists.
-  std::map<std::string, std::shared_ptr<Tab>> tabs;
+  std::map<TabId, std::shared_ptr<Tab>> tabs;
   {
     absl::MutexLock lock(&mu_);
     tabs.swap(tabs_);
   }
-  for (auto& [name, tab] : tabs) {
+  for (auto& [id, tab] : tabs) {
     std::lock_guard<std::mutex> tab_lock(tab->mu);
     EndRenderer(*tab);
   }
@@ -322,61 +329,159 @@ void Browser::EndRenderer(Tab& tab) {
   tab.lease.reset();
 }
 
-Page Browser::Open(const std::string& name, uint32_t page_index, bool reload,
-                   std::optional<TestAct> test) {
-  Page page;
-  absl::StatusOr<std::string> bytes = ReadDocument(name);
-  absl::StatusOr<DocType> type = DocTypeForName(name);
-  if (!bytes.ok() || !type.ok()) {
-    page.kind = Page::Kind::kError;
-    page.message = std::string(!bytes.ok() ? bytes.status().message() : type.status().message());
-    return page;
+absl::Status Browser::LeaseRenderer(Tab& tab) {
+  // A spare may have reached its wall time while idle: skip the ones that ended.
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    absl::StatusOr<WorkerPool::Lease> lease = tab.pool->Acquire(absl::Seconds(10));
+    if (!lease.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("no renderer available: ", lease.status().message()));
+    }
+    pid_t pid = broker_->pid(lease->id());
+    if (pid <= 0) {
+      tab.pool->Release(*std::move(lease), /*healthy=*/false);
+      continue;
+    }
+    tab.lease = *std::move(lease);
+    tab.crash.clear();
+    absl::MutexLock lock(&mu_);
+    RendererInfo& info = renderers_[tab.lease->id()];
+    info.id = tab.lease->id();
+    info.tab = tab.id;
+    info.pid = pid;
+    info.document = tab.document;
+    info.pool = tab.pool == graphics_pool_.get() ? "graphics" : "text";
+    info.state = "idle";
+    return absl::OkStatus();
   }
-  page.type = *type;
+  return absl::UnavailableError("no live renderer available");
+}
+
+absl::StatusOr<TabId> Browser::OpenTab(const std::string& name) {
+  absl::StatusOr<std::string> bytes = ReadDocument(name);
+  if (!bytes.ok()) return bytes.status();
+  absl::StatusOr<DocType> type = DocTypeForName(name);
+  if (!type.ok()) return type.status();
+  auto tab = std::make_shared<Tab>();
+  tab->document = name;
+  tab->type = *type;
+  tab->pool = (*type == DocType::kSvg || *type == DocType::kPdf) ? graphics_pool_.get()
+                                                                 : text_pool_.get();
+  {
+    absl::MutexLock lock(&mu_);
+    if (tabs_.size() >= options_.max_tabs) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(tabs_.size(), " tabs are open, the limit is ", options_.max_tabs,
+                       "; close one first"));
+    }
+    tab->id = next_tab_++;
+    tabs_[tab->id] = tab;  // counts against max_tabs while its renderer is leased
+  }
+  std::lock_guard<std::mutex> tab_lock(tab->mu);
+  absl::Status leased = LeaseRenderer(*tab);
+  if (!leased.ok()) {
+    absl::MutexLock lock(&mu_);
+    tabs_.erase(tab->id);
+    return leased;
+  }
+  return tab->id;
+}
+
+bool Browser::CloseTab(TabId id) {
   std::shared_ptr<Tab> tab;
   {
     absl::MutexLock lock(&mu_);
-    std::shared_ptr<Tab>& slot = tabs_[name];
-    if (slot == nullptr) slot = std::make_shared<Tab>();
-    tab = slot;
+    auto it = tabs_.find(id);
+    if (it == tabs_.end()) return false;
+    tab = it->second;
+    tabs_.erase(it);
   }
-  std::lock_guard<std::mutex> tab_lock(tab->mu);
-  if (tab->lease.has_value() && (reload || broker_->pid(tab->lease->id()) <= 0)) {
-    if (reload && broker_->pid(tab->lease->id()) > 0) {
-      absl::MutexLock lock(&mu_);
-      renderers_[tab->lease->id()].state = "reloaded";
+  std::lock_guard<std::mutex> tab_lock(tab->mu);  // after a rendering in flight
+  if (tab->lease.has_value()) {
+    absl::MutexLock lock(&mu_);
+    renderers_[tab->lease->id()].state = "ended: tab closed";
+  }
+  EndRenderer(*tab);
+  return true;
+}
+
+std::vector<TabInfo> Browser::Tabs() {
+  std::vector<std::shared_ptr<Tab>> tabs;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, tab] : tabs_) tabs.push_back(tab);
+  }
+  std::vector<TabInfo> out;
+  for (auto& tab : tabs) {
+    TabInfo info;
+    info.id = tab->id;
+    info.document = tab->document;
+    std::unique_lock<std::mutex> tab_lock(tab->mu, std::try_to_lock);
+    if (tab_lock.owns_lock()) {
+      info.crashed = !tab->crash.empty();
+      if (tab->lease.has_value()) info.renderer = tab->lease->id();
+    } else {
+      absl::MutexLock lock(&mu_);  // rendering: the renderers table knows it
+      for (const auto& [rid, r] : renderers_) {
+        if (r.tab == tab->id && r.live) info.renderer = rid;
+      }
     }
+    info.pid = info.renderer != 0 ? broker_->pid(info.renderer) : -1;
+    out.push_back(info);
+  }
+  return out;
+}
+
+bool Browser::WaitForSpares(size_t n, absl::Duration timeout) {
+  absl::Time until = absl::Now() + timeout;
+  while (text_pool_->idle() < n || graphics_pool_->idle() < n) {
+    if (absl::Now() >= until) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return true;
+}
+
+Page Browser::Render(TabId tab_id, uint32_t page_index, bool reload,
+                     std::optional<TestAct> test) {
+  Page page;
+  page.tab = tab_id;
+  std::shared_ptr<Tab> tab;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = tabs_.find(tab_id);
+    if (it != tabs_.end()) tab = it->second;
+  }
+  if (tab == nullptr) {
+    page.kind = Page::Kind::kError;
+    page.message = absl::StrCat("there is no tab ", tab_id, " (closed, or never opened)");
+    return page;
+  }
+  page.type = tab->type;
+  std::lock_guard<std::mutex> tab_lock(tab->mu);
+  if (tab->lease.has_value() && broker_->pid(tab->lease->id()) <= 0) {
+    // It died between two requests (a limit while idle, or killed from outside).
+    WorkerId id = tab->lease->id();
     EndRenderer(*tab);
+    tab->crash = WaitForEnd(id, absl::Seconds(5));
   }
   if (!tab->lease.has_value()) {
-    WorkerPool* pool = (*type == DocType::kSvg || *type == DocType::kPdf) ? graphics_pool_.get()
-                                                                          : text_pool_.get();
-    // A spare may have reached its wall time while idle: skip the ones that ended.
-    for (int attempt = 0; attempt < 4 && !tab->lease.has_value(); ++attempt) {
-      absl::StatusOr<WorkerPool::Lease> lease = pool->Acquire(absl::Seconds(10));
-      if (!lease.ok()) {
-        page.kind = Page::Kind::kError;
-        page.message = absl::StrCat("no renderer available: ", lease.status().message());
-        return page;
-      }
-      if (broker_->pid(lease->id()) <= 0) {
-        pool->Release(*std::move(lease), /*healthy=*/false);
-        continue;
-      }
-      tab->lease = *std::move(lease);
-      tab->pool = pool;
-    }
-    if (!tab->lease.has_value()) {
-      page.kind = Page::Kind::kError;
-      page.message = "no live renderer available";
+    if (!reload) {
+      page.kind = Page::Kind::kCrashed;
+      page.message = tab->crash.empty() ? "the renderer ended" : tab->crash;
       return page;
     }
-    absl::MutexLock lock(&mu_);
-    RendererInfo& info = renderers_[tab->lease->id()];
-    info.id = tab->lease->id();
-    info.pid = broker_->pid(info.id);
-    info.document = name;
-    info.pool = tab->pool == graphics_pool_.get() ? "graphics" : "text";
+    absl::Status leased = LeaseRenderer(*tab);
+    if (!leased.ok()) {
+      page.kind = Page::Kind::kError;
+      page.message = std::string(leased.message());
+      return page;
+    }
+  }
+  absl::StatusOr<std::string> bytes = ReadDocument(tab->document);
+  if (!bytes.ok()) {
+    page.kind = Page::Kind::kError;
+    page.message = std::string(bytes.status().message());
+    return page;
   }
   WorkerId id = tab->lease->id();
   page.renderer = id;
@@ -393,51 +498,52 @@ Page Browser::Open(const std::string& name, uint32_t page_index, bool reload,
     job.U8(static_cast<uint8_t>(*test));
   } else {
     job.U8(kRender);
-    job.U8(static_cast<uint8_t>(*type));
+    job.U8(static_cast<uint8_t>(tab->type));
     job.U32(page_index);
     job.U64(options_.max_pixels);
     job.Raw(*bytes);
   }
-  // The renderer's own wall-time limit ends a hang; this deadline only guards against a
-  // broker that failed to.
-  absl::Time deadline = absl::Now() + options_.wall_time + absl::Seconds(5);
+  absl::Time deadline = absl::Now() + options_.render_timeout;
   std::string answer;
   absl::Status s = wire::SendFrame(tab->lease->fd(), job.out(), deadline);
   size_t max_answer = options_.max_pixels * 4 + (1 << 20);
-  if (*type == DocType::kMarkdown) max_answer = kMaxDocumentBytes * 8 + 64;
+  if (tab->type == DocType::kMarkdown) max_answer = kMaxDocumentBytes * 8 + 64;
   if (s.ok()) s = wire::RecvFrame(tab->lease->fd(), max_answer, deadline, &answer);
   if (s.ok()) {
     bool healthy = false;
-    Page result = ParseAnswer(answer, *type, options_.max_pixels, &healthy);
+    Page result = ParseAnswer(answer, tab->type, options_.max_pixels, &healthy);
     result.renderer = id;
     result.pid = page.pid;
-    if (healthy) {
-      // One rendering per renderer: it is ended now, so that no renderer ever holds two
-      // documents or outlives its view; the pool has already a warm spare for the next.
-      {
-        absl::MutexLock lock(&mu_);
-        renderers_[id].state = result.kind == Page::Kind::kRejected ? "done (refused the document)"
-                                                                    : "done (rendered)";
-      }
-      EndRenderer(*tab);
-      return result;
-    }
+    result.tab = tab_id;
     {
       absl::MutexLock lock(&mu_);
-      renderers_[id].state = "ended: answered garbage";
+      // A healthy renderer stays with its tab for the next request.
+      renderers_[id].state = healthy ? "idle" : "ended: answered garbage";
     }
-    EndRenderer(*tab);
+    if (!healthy) {
+      tab->crash = result.message;
+      EndRenderer(*tab);
+    }
     return result;
   }
-  if (IsHangUp(s)) {
+  bool hang_up = IsHangUp(s);
+  if (hang_up) {
     // Let the broker reap it first, so that its report says how it died.
     absl::Time until = absl::Now() + absl::Seconds(2);
     while (broker_->pid(id) > 0 && absl::Now() < until) absl::SleepFor(absl::Milliseconds(2));
+  } else if (absl::IsDeadlineExceeded(s) && broker_->pid(id) > 0) {
+    absl::MutexLock lock(&mu_);
+    renderers_[id].state =
+        absl::StrCat("ended: no answer within the render time limit (",
+                     absl::FormatDuration(options_.render_timeout), ")");
   }
   EndRenderer(*tab);
   std::string end = WaitForEnd(id, absl::Seconds(5));
   page.kind = Page::Kind::kCrashed;
-  page.message = IsHangUp(s) ? end : absl::StrCat("renderer failed (", s.message(), "); ", end);
+  page.message = hang_up || absl::IsDeadlineExceeded(s)
+                     ? end
+                     : absl::StrCat("renderer failed (", s.message(), "); ", end);
+  tab->crash = page.message;
   return page;
 }
 
@@ -468,14 +574,17 @@ std::string Browser::FileListHtml() const {
   return html + "</ul></body></html>";
 }
 
-std::string Browser::TabHtml(const std::string& name, uint32_t page_index, const Page& p) const {
+std::string Browser::TabHtml(TabId tab, const std::string& name, uint32_t page_index,
+                             const Page& p) const {
   std::string html = absl::StrCat(Head(absl::StrCat(name, " - vow_view")), "<h1 id=\"title\">",
                                   HtmlEscape(name), "</h1>");
-  std::string url = absl::StrCat("/view/", HtmlEscape(UrlEscape(name)));
+  std::string url = absl::StrCat("/tab/", tab);
+  absl::StrAppend(&html, "<p><small><span id=\"tab\">tab ", tab, "</span>");
   if (p.pid > 0) {
-    absl::StrAppend(&html, "<p id=\"renderer\"><small>renderer pid ", p.pid, " (",
-                    DocTypeName(p.type), ")</small></p>");
+    absl::StrAppend(&html, ", renderer pid <span id=\"pid\">", p.pid, "</span> (",
+                    DocTypeName(p.type), ")");
   }
+  absl::StrAppend(&html, " <a id=\"close\" href=\"", url, "/close\">close tab</a></small></p>");
   switch (p.kind) {
     case Page::Kind::kHtml:
       absl::StrAppend(&html, "<article id=\"document\">", p.html, "</article>");
@@ -509,7 +618,7 @@ std::string Browser::TabHtml(const std::string& name, uint32_t page_index, const
                       "<div id=\"crashed\"><h2>This document crashed</h2><p>Its renderer "
                       "ended: <span id=\"reason\">",
                       HtmlEscape(p.message), "</span></p><p><a id=\"reload\" href=\"", url,
-                      "?reload=1\">Reload</a> (starts a fresh renderer)</p></div>");
+                      "?reload=1\">Reload</a> (starts a fresh renderer in this tab)</p></div>");
       break;
     case Page::Kind::kError:
       absl::StrAppend(&html, "<div id=\"refused\"><h2>Cannot open this document</h2><p id=\"reason\">",
@@ -522,20 +631,28 @@ std::string Browser::TabHtml(const std::string& name, uint32_t page_index, const
 std::string Browser::AboutHtml() {
   std::string html = absl::StrCat(
       Head("renderers - vow_view"),
-      "<h1>Renderers</h1><table id=\"renderers\"><tr><th>id</th><th>pid</th><th>document</th>"
+      "<h1>Renderers</h1><table id=\"renderers\"><tr><th>id</th><th>tab</th><th>pid</th>"
+      "<th>document</th>"
       "<th>pool</th><th>state</th><th>memory (KiB)</th><th>requests</th><th>violations</th>"
       "</tr>");
   for (const RendererInfo& r : Renderers()) {
     std::string refusals;
     for (const std::string& v : r.refusals) absl::StrAppend(&refusals, "<br><small>", HtmlEscape(v), "</small>");
     absl::StrAppend(&html, "<tr class=\"", r.live ? "live" : "ended", "\"><td>", r.id,
-                    "</td><td>", r.pid > 0 ? absl::StrCat(r.pid) : "-", "</td><td>",
+                    "</td><td>", r.tab > 0 ? absl::StrCat(r.tab) : "-", "</td><td>",
+                    r.pid > 0 ? absl::StrCat(r.pid) : "-", "</td><td>",
                     HtmlEscape(r.document), "</td><td>", r.pool, "</td><td>",
                     HtmlEscape(r.state), "</td><td>", r.live ? absl::StrCat(r.rss_kb) : "-",
                     "</td><td>", r.requests, "</td><td>", r.violations, refusals, "</td></tr>");
   }
-  absl::StrAppend(&html, "</table><p>live workers: ", broker_->live_workers(),
-                  " (including warm spares)</p></body></html>");
+  size_t tabs = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    tabs = tabs_.size();
+  }
+  absl::StrAppend(&html, "</table><p>open tabs: <span id=\"tabs\">", tabs,
+                  "</span>; live workers: <span id=\"live\">", broker_->live_workers(),
+                  "</span> (including warm spares)</p></body></html>");
   return html;
 }
 

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # vow_view in a real headless Chromium: starts `vow_view serve --test-hooks` on a directory
 # of documents made here, and asserts on the DOM Chromium builds (--dump-dom) for the file
-# list, a Markdown tab (script dropped), an SVG tab (a PNG image of the right size), a
-# crashed tab and its reload, and /about:renderers; and that a screenshot is not blank.
+# list, a Markdown tab (script dropped) that keeps its renderer across re-renders, an SVG
+# tab (a PNG image of the right size, another renderer), a crashed tab that stays crashed
+# until its reload starts a fresh renderer, /about:renderers (per tab), closing a tab
+# (its renderer ends), 30 tabs opened at once over HTTP (30 renderers); and that a
+# screenshot is not blank.
 # Fails (never skips silently) when Chromium is missing.
 set -euo pipefail
 VIEW="$TEST_SRCDIR/$TEST_WORKSPACE/examples/renderer/vow_view"
@@ -46,18 +49,58 @@ expect "$work/md" '<h1>Hello from vow</h1>' "Markdown rendered"
 expect "$work/md" '<em>emphasis</em>' "Markdown emphasis"
 expect_not "$work/md" '<script' "Markdown script dropped"
 expect_not "$work/md" 'owned' "no script ran"
+# /view/doc.md opened a tab (303 to /tab/N) with a renderer of its own.
+tab="$(grep -o 'id="tab">tab [0-9]*' "$work/md" | grep -o '[0-9]*$')" || tab=""
+pid="$(grep -o 'id="pid">[0-9]*' "$work/md" | grep -o '[0-9]*$')" || pid=""
+if [[ -z "$tab" || -z "$pid" ]]; then echo "FAIL: no tab id or pid in the tab page"; cat "$work/md"; exit 1; fi
+echo "ok: doc.md opened as tab $tab, renderer pid $pid"
+chrome "$work/again" --dump-dom "$url/tab/$tab"
+expect "$work/again" "id=\"pid\">$pid<" "the tab re-renders in the same renderer"
 chrome "$work/svg" --dump-dom "$url/view/pic.svg"
 expect "$work/svg" 'id="rendering"' "SVG tab has the rendering"
 expect "$work/svg" 'width="120" height="80" src="data:image/png;base64,' "SVG rendered as a 120x80 PNG"
-chrome "$work/crash" --dump-dom "$url/view/doc.md?test=segv"
+expect_not "$work/svg" "id=\"pid\">$pid<" "the SVG tab has another renderer"
+chrome "$work/crash" --dump-dom "$url/tab/$tab?test=segv"
 expect "$work/crash" 'This document crashed' "crash page"
 expect "$work/crash" 'SIGSEGV' "crash reason"
-expect "$work/crash" 'href="/view/doc.md?reload=1"' "reload link"
-chrome "$work/reload" --dump-dom "$url/view/doc.md?reload=1"
+expect "$work/crash" "href=\"/tab/$tab?reload=1\"" "reload link"
+chrome "$work/still" --dump-dom "$url/tab/$tab"
+expect "$work/still" 'This document crashed' "the tab stays crashed until a reload"
+chrome "$work/reload" --dump-dom "$url/tab/$tab?reload=1"
 expect "$work/reload" '<h1>Hello from vow</h1>' "reload renders again"
+pid2="$(grep -o 'id="pid">[0-9]*' "$work/reload" | grep -o '[0-9]*$')" || pid2=""
+if [[ -n "$pid2" && "$pid2" != "$pid" ]]; then echo "ok: reload started a fresh renderer ($pid2)"; else
+  echo "FAIL: reload did not start a fresh renderer ('$pid2' vs '$pid')"; fails=$((fails + 1)); fi
 chrome "$work/about" --dump-dom "$url/about:renderers"
-expect "$work/about" '<td>doc.md</td>' "about:renderers lists doc.md"
+expect "$work/about" "<td>$tab</td><td>$pid2</td><td>doc.md</td><td>text</td><td>idle</td>" "about:renderers lists the tab's live renderer"
+expect "$work/about" "<td>$tab</td><td>$pid</td><td>doc.md</td>" "about:renderers lists the tab's crashed renderer"
 expect "$work/about" 'crashed: SIGSEGV' "about:renderers shows the crash"
+chrome "$work/close" --dump-dom "$url/tab/$tab/close"
+expect "$work/close" 'tab closed' "close tab"
+chrome "$work/gone" --dump-dom "$url/tab/$tab"
+expect "$work/gone" "there is no tab $tab" "a closed tab is gone"
+chrome "$work/about2" --dump-dom "$url/about:renderers"
+expect "$work/about2" "<td>$pid2</td><td>doc.md</td><td>text</td><td>ended: tab closed</td>" "closing the tab ended its renderer"
+# 30 tabs opened at once over HTTP (curl follows the 303 to each tab): each renders in a
+# renderer of its own, and about:renderers (in Chromium) counts them while they are open.
+curls=()
+for i in $(seq 30); do
+  timeout 60 curl -s -L -o "$work/many.$i" -w '%{http_code}\n' "$url/view/doc.md" > "$work/many.$i.code" &
+  curls+=($!)
+done
+wait "${curls[@]}" || true  # (not the server: a bare `wait` would wait for it too)
+many_ok=0; many_pids=""
+for i in $(seq 30); do
+  if [[ "$(cat "$work/many.$i.code")" == 200 ]] && grep -q '<h1>Hello from vow</h1>' "$work/many.$i"; then
+    many_ok=$((many_ok + 1))
+    many_pids+="$(grep -o 'id="pid">[0-9]*' "$work/many.$i" | grep -o '[0-9]*$')"$'\n'
+  fi
+done
+many_distinct="$(printf '%s' "$many_pids" | sort -u | grep -c .)" || many_distinct=0
+if [[ "$many_ok" == 30 && "$many_distinct" == 30 ]]; then echo "ok: 30 tabs at once, 30 renderers"; else
+  echo "FAIL: 30 tabs at once: $many_ok rendered, $many_distinct distinct renderers"; fails=$((fails + 1)); fi
+chrome "$work/about3" --dump-dom "$url/about:renderers"
+expect "$work/about3" 'id="tabs">31<' "about:renderers counts 31 open tabs (30 + the SVG tab)"
 chrome "$work/shot.log" --screenshot="$work/shot.png" --window-size=400,300 "$url/view/pic.svg"
 if [[ -s "$work/shot.png" ]]; then
   colors="$(convert "$work/shot.png" -format '%k' info:)"

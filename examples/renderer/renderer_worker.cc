@@ -1,6 +1,7 @@
 #include "examples/renderer/renderer_worker.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -61,7 +62,20 @@ std::string Rejected(const absl::Status& status) {
 
 }  // namespace
 
-int RendererMain(Client&, bool test_hooks) {
+int RendererMain(Client&, bool test_hooks, std::optional<DocType> warm_up) {
+  // glibc gives each thread that meets contention an arena of its own, reserving 64 MiB of
+  // address space each: with glib's threads (pango's font sorting, ...) a few of those
+  // would exhaust a small RLIMIT_AS, and pthread_create fails (GLib-ERROR: "Error creating
+  // thread", SIGTRAP) at random. Two arenas keep the limit a limit on memory actually used.
+  mallopt(M_ARENA_MAX, 2);
+  if (warm_up.has_value()) {
+    // Our own constant documents; the result is not used (a failure shows on a real job).
+    static constexpr char kWarmSvg[] =
+        R"(<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8">)"
+        R"(<text x="0" y="8" font-family="sans-serif" font-size="8">a</text></svg>)";
+    (void)Render(*warm_up, *warm_up == DocType::kMarkdown ? "# a\n\n*b*\n" : kWarmSvg, 0,
+                 kDefaultMaxPixels);
+  }
   for (;;) {
     std::string job;
     bool eof = false;

@@ -16,6 +16,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+
+#include "examples/renderer/render.h"
 
 namespace vow {
 class Client;
@@ -37,8 +40,12 @@ enum class TestAct : uint8_t {
 
 inline constexpr size_t kMaxDocumentBytes = 64u << 20;
 
-// Serves jobs from fd 0 until EOF. Returns the worker's exit code.
-int RendererMain(Client& client, bool test_hooks);
+// Serves jobs from fd 0 until EOF. Returns the worker's exit code. `warm_up`: before the
+// first job (as a spare, before any document is seen) render a small built-in document of
+// that type, so that the libraries are initialized (fontconfig reads its configuration and
+// cache through the broker) off the request path.
+int RendererMain(Client& client, bool test_hooks,
+                 std::optional<DocType> warm_up = std::nullopt);
 
 }  // namespace vow::renderer
 

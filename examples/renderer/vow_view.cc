@@ -2,19 +2,26 @@
 // worker. The process itself is the "browser": it owns the HTTP socket (127.0.0.1 only),
 // the files and the renderers (see browser.h).
 //
-//   vow_view serve [--port P] [--spares N] [--wall-time S] [--memory MiB] [--cpu S]
-//                  [--audit] DIR
+//   vow_view serve [--port P] [--spares N] [--wall-time S] [--render-timeout S]
+//                  [--max-tabs N] [--memory MiB] [--cpu S] [--audit] DIR
 //
 // Routes: /                  the file list of DIR
-//         /view/NAME         a tab: NAME rendered (?page=N for PDF, ?reload=1: fresh renderer)
-//         /about:renderers   every renderer: pid, document, state, memory, requests, violations
-// With --test-hooks (tests only) /view/NAME?test=segv|open|socket|hang|memory|spin makes the
-// document's renderer die in that way.
+//         /view/NAME         opens a tab for NAME (leases it a warm renderer) and redirects
+//                            (303) to it
+//         /tab/ID            the tab: its document rendered by the tab's renderer (?page=N
+//                            for PDF; ?reload=1 after a crash: a fresh renderer)
+//         /tab/ID/close      closes the tab and ends its renderer
+//         /about:renderers   every tab's renderer: tab, pid, document, state, memory,
+//                            requests, violations
+// With --test-hooks (tests only) /tab/ID?test=segv|open|socket|hang|memory|spin makes the
+// tab's renderer die in that way.
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <memory>
 #include <thread>
@@ -34,6 +41,7 @@ namespace {
 struct Reply {
   unsigned status = 200;
   std::string body;
+  std::string location;  // non-empty: a 303 redirect there
 };
 
 class Service final : public kj::HttpService {
@@ -53,6 +61,29 @@ class Service final : public kj::HttpService {
       }
       if (path.size() == 2 && path[0] == "view") {
         std::string name(path[1].cStr(), path[1].size());
+        return OffLoop(response, [this, name]() {
+          absl::StatusOr<TabId> tab = browser_.OpenTab(name);
+          if (!tab.ok()) {
+            Page p;
+            p.kind = Page::Kind::kError;
+            p.message = std::string(tab.status().message());
+            return Reply{404, browser_.TabHtml(0, name, 0, p)};
+          }
+          return Reply{303, "", absl::StrCat("/tab/", *tab)};
+        });
+      }
+      TabId tab = 0;
+      if ((path.size() == 2 || (path.size() == 3 && path[2] == "close")) && path[0] == "tab" &&
+          absl::SimpleAtoi(path[1].cStr(), &tab) && tab > 0) {
+        if (path.size() == 3) {
+          return OffLoop(response, [this, tab]() {
+            bool closed = browser_.CloseTab(tab);
+            return Reply{closed ? 200u : 404u,
+                         absl::StrCat("<!doctype html><title>vow_view</title><p id=\"closed\">",
+                                      closed ? "tab closed" : "no such tab",
+                                      "</p><p><a href=\"/\">files</a></p>")};
+          });
+        }
         uint32_t page = 0;
         bool reload = false;
         std::optional<TestAct> test;
@@ -72,27 +103,38 @@ class Service final : public kj::HttpService {
             }
           }
         }
-        // Rendering blocks: it runs on its own thread, the event loop keeps serving.
-        auto paf = kj::newPromiseAndCrossThreadFulfiller<Reply>();
-        // (kj::Own's destructor may throw, which std::thread's state may not hold.)
-        using Fulfiller = kj::Own<kj::CrossThreadPromiseFulfiller<Reply>>;
-        std::shared_ptr<Fulfiller> fulfiller(new Fulfiller(kj::mv(paf.fulfiller)));
-        std::thread([this, name, page, reload, test, fulfiller]() {
-          Page p = browser_.Open(name, page, reload, test);
-          Reply reply{p.kind == Page::Kind::kError ? 404u : 200u,
-                      browser_.TabHtml(name, page, p)};
-          (*fulfiller)->fulfill(kj::mv(reply));
-        }).detach();
-        return paf.promise.then(
-            [this, &response](Reply reply) { return Send(response, kj::mv(reply)); });
+        return OffLoop(response, [this, tab, page, reload, test]() {
+          Page p = browser_.Render(tab, page, reload, test);
+          std::string name = "(closed tab)";
+          for (const TabInfo& t : browser_.Tabs()) {
+            if (t.id == tab) name = t.document;
+          }
+          return Reply{p.kind == Page::Kind::kError ? 404u : 200u,
+                       browser_.TabHtml(tab, name, page, p)};
+        });
       }
     }
     return Send(response, {404, "<!doctype html><p>not found</p>"});
   }
 
  private:
+  // Runs `make` (which blocks: it talks to renderers) on its own thread; the event loop
+  // keeps serving.
+  kj::Promise<void> OffLoop(Response& response, std::function<Reply()> make) {
+    auto paf = kj::newPromiseAndCrossThreadFulfiller<Reply>();
+    // (kj::Own's destructor may throw, which std::thread's state may not hold.)
+    using Fulfiller = kj::Own<kj::CrossThreadPromiseFulfiller<Reply>>;
+    std::shared_ptr<Fulfiller> fulfiller(new Fulfiller(kj::mv(paf.fulfiller)));
+    std::thread([make = std::move(make), fulfiller]() {
+      (*fulfiller)->fulfill(make());
+    }).detach();
+    return paf.promise.then(
+        [this, &response](Reply reply) { return Send(response, kj::mv(reply)); });
+  }
+
   kj::Promise<void> Send(Response& response, Reply reply) {
     kj::HttpHeaders headers(table_);
+    if (!reply.location.empty()) headers.set(kj::HttpHeaderId::LOCATION, reply.location);
     headers.set(kj::HttpHeaderId::CONTENT_TYPE, "text/html; charset=utf-8");
     // No script runs in any page, whatever a renderer returned; images only inline.
     headers.add("Content-Security-Policy",
@@ -101,7 +143,8 @@ class Service final : public kj::HttpService {
     headers.add("X-Content-Type-Options", "nosniff");
     headers.add("Cache-Control", "no-store");
     auto body = kj::heap<std::string>(std::move(reply.body));
-    auto stream = response.send(reply.status, reply.status == 200 ? "OK" : "Error", headers,
+    const char* text = reply.status == 200 ? "OK" : reply.status == 303 ? "See Other" : "Error";
+    auto stream = response.send(reply.status, text, headers,
                                 static_cast<uint64_t>(body->size()));
     auto write = stream->write(body->data(), body->size());
     return write.attach(kj::mv(stream), kj::mv(body));
@@ -115,7 +158,8 @@ class Service final : public kj::HttpService {
 int Usage() {
   fprintf(stderr,
           "usage: vow_view serve [--port P] [--spares N] [--wall-time SECONDS] "
-          "[--memory MIB] [--cpu SECONDS] [--audit] DIR\n");
+          "[--render-timeout SECONDS] [--max-tabs N] [--memory MIB] [--cpu SECONDS] "
+          "[--audit] DIR\n");
   return 2;
 }
 
@@ -134,6 +178,10 @@ int Serve(int argc, char** argv) {
       options.spares = v;
     } else if (a == "--wall-time" && value(&v) && v >= 1) {
       options.wall_time = absl::Seconds(v);
+    } else if (a == "--render-timeout" && value(&v) && v >= 1) {
+      options.render_timeout = absl::Seconds(v);
+    } else if (a == "--max-tabs" && value(&v) && v >= 1 && v <= 4096) {
+      options.max_tabs = v;
     } else if (a == "--memory" && value(&v) && v >= 64) {
       options.memory_bytes = v << 20;
     } else if (a == "--cpu" && value(&v) && v >= 1) {
@@ -174,6 +222,10 @@ int Serve(int argc, char** argv) {
 }  // namespace vow::renderer
 
 int main(int argc, char** argv) {
+  // Renderers are forked from this process and inherit its address space, which counts
+  // against their RLIMIT_AS (--memory): glibc's 64 MiB arena per request thread grew it
+  // past the limit (a renderer spawned then could not even start a thread).
+  mallopt(M_ARENA_MAX, 2);
   if (argc < 2 || std::string(argv[1]) != "serve") return vow::renderer::Usage();
   try {
     return vow::renderer::Serve(argc, argv);
