@@ -199,7 +199,18 @@ void Broker::Impl::Unregister(Worker& w) {
 }
 
 void Broker::Impl::End(Worker& w, WorkerResult::Kind kind, std::string reason) {
-  if (w.ending || w.reaped || w.draining) return;
+  if (w.ending || w.reaped) return;
+  if (w.draining) {
+    // It has exited already (Reap is reading what it sent last): nothing to kill, but a
+    // worker that broke the protocol and exited at once is reported as having broken it,
+    // not as exited. Other kinds found while draining (a trap report) keep the exit.
+    if (kind != WorkerResult::Kind::kProtocolError) return;
+    w.ending = true;
+    w.result.kind = kind;
+    w.result.reason = absl::StrCat(reason, " (read after it exited)");
+    Audit(w, "end", false, w.result.reason);
+    return;
+  }
   w.ending = true;
   w.result.kind = kind;
   w.result.reason = reason;

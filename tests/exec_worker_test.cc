@@ -98,6 +98,15 @@ TEST_F(ExecWorkerTest, GarbageEndsTheWorker) {
   EXPECT_EQ(result.kind, Kind::kProtocolError) << result.ToString();
 }
 
+// Garbage and an immediate exit: the broker often reads the bytes only when it reaps the
+// worker (the drain). It broke the protocol all the same, and the result says so.
+TEST_F(ExecWorkerTest, GarbageThenExitIsStillAProtocolError) {
+  for (int i = 0; i < 20; ++i) {
+    WorkerResult result = Exec(Policy{}, {"garbage_exit"});
+    ASSERT_EQ(result.kind, Kind::kProtocolError) << "run " << i << ": " << result.ToString();
+  }
+}
+
 TEST_F(ExecWorkerTest, LearningModeFindsTheSmallestPromiseSet) {
   Policy policy;
   policy.penalty = Penalty::kLog;

@@ -4,7 +4,8 @@
 //   open_direct       open a file itself (forbidden under stdio)
 //   brokered PATH     open PATH through the broker, copy it to stdout
 //   learn_mix         a direct read-only open, an inet socket, then exit 0 (for `vow learn`)
-//   garbage           send bytes that are not a message on the channel
+//   garbage           send bytes that are not a message on the channel, then read it
+//   garbage_exit      the same, then exit 13 at once (before the broker has read them)
 // Acts that break the handshake run *before* any lock-down (a hostile program that never
 // calls LockDownExecWorker): each sends its out-of-phase or forged request, then reads the
 // channel once (a broker that accepts the request answers; one that refuses it kills us)
@@ -178,6 +179,12 @@ int main(int argc, char** argv) {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     if (s >= 0) close(s);
     return 0;
+  }
+  if (strcmp(act, "garbage_exit") == 0) {
+    char junk[64];
+    memset(junk, 0xab, sizeof(junk));
+    (void)!write(channel, junk, sizeof(junk));
+    return 13;
   }
   if (strcmp(act, "garbage") == 0) {
     char junk[64];

@@ -496,6 +496,16 @@ std::vector<pid_t> LockedDescendants() {
   return out;
 }
 
+// True once `pid` has exited (a zombie not yet reaped, or reaped and gone).
+bool IsDeadOrGone(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  size_t close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() &&
+         (line[close + 2] == 'Z' || line[close + 2] == 'X');
+}
+
 // A pooled worker killed while idle costs no request: the request finds it gone before
 // sending the job and goes to a fresh worker.
 TEST(OraclePoolTest, WorkerKilledWhileIdleCostsNoRequest) {
@@ -516,8 +526,14 @@ TEST(OraclePoolTest, WorkerKilledWhileIdleCostsNoRequest) {
     }
     ASSERT_EQ(workers.size(), 1u) << "round " << round;
     ASSERT_EQ(kill(workers[0], SIGKILL), 0);
-    // Until the broker reaps it, the channel reports the hang-up.
-    absl::SleepFor(absl::Milliseconds(20));
+    // kill() only queues the signal: on a loaded machine the worker may not have run
+    // (and died) for a while, and a request sent to it before then is a request it was
+    // killed during, not one it was idle for. Wait until it is dead (a zombie, or reaped).
+    until = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < until && !IsDeadOrGone(workers[0])) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    ASSERT_TRUE(IsDeadOrGone(workers[0])) << "round " << round;
     Verdict v = oracle->Verify(r);
     EXPECT_TRUE(v.valid) << VerdictToJson(v);
     EXPECT_THAT(v.internal_error, IsEmpty());
