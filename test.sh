@@ -27,7 +27,8 @@ bazel test --config=asan --test_env=ASAN_OPTIONS=detect_leaks=1:handle_segv=0 \
   //examples/x509_oracle:json_test //examples/x509_oracle:limbo_test "$@"
 # b) Cross-process tests with forked workers (they _exit or are killed, so no leak
 #    report): the broker, the pool, hostile path calls (the path-call handler decoding
-#    worker registers and memory), the C wire codec, OpenSSL under the broker.
+#    worker registers and memory), calls stuck in the kernel past the broker's end
+#    (call_deadline_test), the C wire codec, OpenSSL under the broker.
 #    Not here: tests that EXEC a sanitized worker binary (exec_worker_test,
 #    broker_checks_test, hard_target_test, conformance_test): the broker's child loads
 #    the worker's filter before execve, and the ASan runtime's own start-up
@@ -37,7 +38,7 @@ bazel test --config=asan --test_env=ASAN_OPTIONS=detect_leaks=1:handle_segv=0 \
 #    parent: a pooled worker can hang; see README, Known limits).
 bazel test --config=asan \
   //tests:broker_test //tests:worker_pool_test //tests/conformance:wire_test \
-  //tests:path_calls_test //tests:hostile_test \
+  //tests:path_calls_test //tests:hostile_test //tests:call_deadline_test \
   //examples/x509_oracle:verify_test //examples/x509_oracle:verify_syscalls_test "$@"
 
 echo "== 3/3 fuzzers" >&2

@@ -162,8 +162,15 @@ Broker::Impl::~Impl() {
   }
   stop_ = true;
   // Tasks still running hold their worker's state; the handler they use lives as long as
-  // the pool's threads can (it is leaked if a task is stuck in the kernel).
+  // the pool's threads can (it is leaked if a task is stuck in the kernel), without the
+  // audit log, and what they would do to the broker afterwards they drop (BrokerLife). Tasks
+  // finishing now are waited for here (the writer lock), the rest see `gone`.
   pool_.reset();
+  {
+    absl::MutexLock lock(&life_->mu);
+    life_->gone = true;
+  }
+  if (paths_ != nullptr) paths_->DetachAudit();
   if (calls_in_flight_.load() != 0) (void)paths_.release();
   uint64_t one = 1;
   (void)!write(wake_.get(), &one, sizeof(one));

@@ -5,6 +5,7 @@
 // process; the path is the worker's bytes.
 #include <errno.h>
 
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -19,13 +20,51 @@ namespace vow {
 
 bool Broker::Impl::HandleOpen(Worker& w, const DecodedRequest& request, UniqueFd* attached,
                               int nfds) {
+  // What can be decided without waiting (a refusal by the rules' strings, or a read or
+  // write open of a file whose path is in the dentry cache on a local file system: kInline
+  // in fs_policy.h) is answered here, without the hand-off to a pool thread and back; the
+  // rest goes to the pool. A worker that has exited is not served (as SubmitChannelCall).
+  if (!w.draining && w.policy->fs.has_value()) {
+    OpenContext ctx;
+    ctx.pid = w.pid;
+    ctx.tid = w.pid;
+    std::optional<absl::StatusOr<UniqueFd>> decided =
+        w.policy->fs->OpenWithoutBlocking(request.path, request.flags, ctx);
+    if (decided.has_value()) {
+      return AnswerOnLoop(w, request, OpenAuditText(request), *std::move(decided));
+    }
+  }
   return SubmitChannelCall(w, request, &OpenForWorker);
+}
+
+bool Broker::Impl::AnswerOnLoop(Worker& w, const DecodedRequest& request,
+                                std::string audit_request, absl::StatusOr<UniqueFd> fd) {
+  AuditEntry entry;
+  entry.worker_id = w.id;
+  entry.pid = w.pid;
+  entry.request = std::move(audit_request);
+  entry.allowed = fd.ok();
+  entry.reason = fd.ok() ? "allowed by rule" : std::string(fd.status().message());
+  audit_->Record(std::move(entry));
+  const int err = fd.ok() ? 0 : ErrnoOrDefault(fd.status(), EACCES);
+  // The channel is non-blocking: a worker that does not read its answers fills its
+  // socket buffer and is ended here (EAGAIN), never waited for.
+  const int rc = SendFdOrError(w.channel, request.id, std::move(fd));
+  if (rc != 0 && rc != -EPIPE && rc != -ECONNRESET) {
+    return ProtocolError(w, absl::StrCat("could not send a response: ", strerror(-rc)));
+  }
+  if ((err == EACCES || err == EPERM) && NoteRefusal(w)) return false;
+  return !w.throttled;
+}
+
+std::string OpenAuditText(const DecodedRequest& request) {
+  return absl::StrCat("open path=\"", AuditLog::EscapeBytes(request.path),
+                      "\" flags=", AuditLog::DescribeOpenFlags(request.flags));
 }
 
 absl::StatusOr<UniqueFd> OpenForWorker(pid_t pid, const PreparedPolicy& policy,
                                        const DecodedRequest& request, std::string* audit_request) {
-  *audit_request = absl::StrCat("open path=\"", AuditLog::EscapeBytes(request.path),
-                                "\" flags=", AuditLog::DescribeOpenFlags(request.flags));
+  *audit_request = OpenAuditText(request);
   OpenContext ctx;
   ctx.pid = pid;
   ctx.tid = pid;
@@ -35,7 +74,8 @@ absl::StatusOr<UniqueFd> OpenForWorker(pid_t pid, const PreparedPolicy& policy,
 }
 
 void Broker::Impl::ServePathCall(std::shared_ptr<WorkerShared> shared, WorkerId id,
-                                 struct seccomp_notif req, PathCall call) {
+                                 struct seccomp_notif req, PathCall call,
+                                 PathHandler* paths, std::shared_ptr<BrokerLife> life) {
   // A refused path call is one PathHandler recorded (the refusals it keeps plus those it
   // dropped past its cap); it counts against the worker's refusal throttle.
   auto refusals = [&shared] {
@@ -43,8 +83,12 @@ void Broker::Impl::ServePathCall(std::shared_ptr<WorkerShared> shared, WorkerId 
     return shared->refusals.size() + shared->refusals_dropped;
   };
   const size_t refused_before = refusals();
-  paths_->Handle(*shared, req, call);
+  // May block in the kernel. The handler outlives the broker while calls are in flight
+  // (the destructor leaks it then), and its audit log is detached when the broker goes.
+  paths->Handle(*shared, req, call);
   const bool refused = refusals() != refused_before;
+  absl::ReaderMutexLock alive(&life->mu);
+  if (life->gone) return;
   {
     absl::MutexLock lock(&mu_);
     auto it = workers_.find(id);

@@ -101,10 +101,22 @@ using ChannelCall = absl::StatusOr<UniqueFd> (*)(pid_t pid, const PreparedPolicy
 // broker_files.cc: an explicit open under the policy's filesystem rules.
 absl::StatusOr<UniqueFd> OpenForWorker(pid_t pid, const PreparedPolicy& policy,
                                        const DecodedRequest& request, std::string* audit_request);
+// The audit log's text of an explicit open request.
+std::string OpenAuditText(const DecodedRequest& request);
 // broker_network.cc: a connect under the policy's connect rules.
 absl::StatusOr<UniqueFd> ConnectForWorker(pid_t pid, const PreparedPolicy& policy,
                                           const DecodedRequest& request,
                                           std::string* audit_request);
+
+// What a pool task may touch of the broker once its blocking call returns: the broker's
+// destructor sets `gone` under the writer lock; a task finishes (audits, answers, re-arms,
+// counts) only under the reader lock with `gone` false, and one that finds it gone drops
+// its answer (its fds close). A call stuck in the kernel past the broker's end (a hung
+// mount) so never touches freed memory.
+struct BrokerLife {
+  absl::Mutex mu;
+  bool gone ABSL_GUARDED_BY(mu) = false;
+};
 
 // The wire format of the answers (broker_wire.cc; requests are decoded by DecodeRequest
 // in request.cc). Each encodes one wire::Response and sends it on `channel`, returning
@@ -223,13 +235,17 @@ class Broker::Impl {
   // broker_hello.cc: takes the seccomp listener, moves the worker to kServing.
   bool HandleHello(Worker& w, const DecodedRequest& request, UniqueFd* attached, int nfds)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // broker_files.cc: an explicit open (on the pool; see OpenForWorker).
+  // broker_files.cc: an explicit open: answered here when FsPolicy::OpenWithoutBlocking
+  // decides it (kInline in fs_policy.h), else on the pool (see OpenForWorker).
   bool HandleOpen(Worker& w, const DecodedRequest& request, UniqueFd* attached, int nfds)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // broker_files.cc. Runs on a pool thread: answers one path call, then re-arms the
   // worker's listener.
+  // `paths` is paths_ as the loop saw it, `life` see BrokerLife (this object may be gone when
+  // the call returns).
   void ServePathCall(std::shared_ptr<WorkerShared> shared, WorkerId id,
-                     struct seccomp_notif req, PathCall call);
+                     struct seccomp_notif req, PathCall call, PathHandler* paths,
+                     std::shared_ptr<BrokerLife> life);
   // broker_network.cc: a connect (on the pool; see ConnectForWorker).
   bool HandleConnect(Worker& w, const DecodedRequest& request, UniqueFd* attached, int nfds)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -251,10 +267,17 @@ class Broker::Impl {
   // read until the answer is sent). Returns false when the worker was ended.
   bool SubmitChannelCall(Worker& w, const DecodedRequest& request, ChannelCall call)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A channel call decided on the serving thread: audited, answered on the worker's
+  // channel, a refusal counted by the throttle. Returns false when the worker was ended
+  // or throttled (its channel is not read on).
+  bool AnswerOnLoop(Worker& w, const DecodedRequest& request, std::string audit_request,
+                    absl::StatusOr<UniqueFd> fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs on a pool thread: an explicit open or connect request, answered on `channel_fd`,
   // which it owns (a dup of the worker's channel; closed here once answered).
+  // `life`: see BrokerLife (this object may be gone when the call returns).
   void ServeChannelCall(WorkerId id, pid_t pid, const PreparedPolicy& policy, int channel_fd,
-                        const DecodedRequest& request, ChannelCall call);
+                        const DecodedRequest& request, ChannelCall call,
+                        std::shared_ptr<BrokerLife> life);
   // The refusal throttle: takes a token for one refusal; when none is left the worker is
   // throttled (its channel and listener leave epoll). Returns true if it is throttled.
   // Called from pool threads too (mu_ held).
@@ -278,6 +301,8 @@ class Broker::Impl {
   bool SendFailed(Worker& w, int rc, absl::string_view what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   AuditLog* audit_;
+  // See BrokerLife; captured by each pool task.
+  std::shared_ptr<BrokerLife> life_ = std::make_shared<BrokerLife>();
   std::unique_ptr<PathHandler> paths_;
   std::unique_ptr<TaskPool> pool_;
   std::atomic<int> calls_in_flight_{0};

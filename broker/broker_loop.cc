@@ -86,8 +86,9 @@ void Broker::Impl::HandleNotification(Worker& w) {
       w.path_call_started = absl::Now();
       ArmListener(*w.shared, w.id, false);
       ++calls_in_flight_;
-      pool_->Submit([this, shared = w.shared, id = w.id, r = *req, c = *std::move(call)]() mutable {
-        ServePathCall(std::move(shared), id, r, std::move(c));
+      pool_->Submit([this, shared = w.shared, id = w.id, r = *req, c = *std::move(call),
+                     paths = paths_.get(), life = life_]() mutable {
+        ServePathCall(std::move(shared), id, r, std::move(c), paths, std::move(life));
       });
       return;
     }
@@ -155,28 +156,31 @@ bool Broker::Impl::SubmitChannelCall(Worker& w, const DecodedRequest& request,
   ArmChannel(w, false);
   ++calls_in_flight_;
   pool_->Submit([this, id = w.id, pid = w.pid, policy = w.policy,
-                 chan = std::make_shared<UniqueFd>(dup_fd), req = request, call]() {
+                 chan = std::make_shared<UniqueFd>(dup_fd), req = request, call, life = life_]() {
     // ServeChannelCall owns the fd from here on; the shared copy closes it only for a
     // task dropped unrun (the pool shutting down). Closing it twice would close whatever
     // took the number meanwhile: another call's channel (answers to the wrong worker).
-    ServeChannelCall(id, pid, *policy, chan->release(), req, call);
+    ServeChannelCall(id, pid, *policy, chan->release(), req, call, life);
   });
   return true;
 }
 
 void Broker::Impl::ServeChannelCall(WorkerId id, pid_t pid, const PreparedPolicy& policy,
                                     int channel_fd, const DecodedRequest& request,
-                                    ChannelCall call) {
+                                    ChannelCall call, std::shared_ptr<BrokerLife> life) {
+  Channel channel{UniqueFd(channel_fd)};
   AuditEntry entry;
   entry.worker_id = id;
   entry.pid = pid;
+  // May block in the kernel; touches nothing of the broker (the policy is the task's).
   absl::StatusOr<UniqueFd> fd = call(pid, policy, request, &entry.request);
+  absl::ReaderMutexLock alive(&life->mu);
+  if (life->gone) return;  // the broker is gone: the fd and the channel dup close here
   entry.allowed = fd.ok();
   entry.reason = fd.ok() ? "allowed by rule" : std::string(fd.status().message());
   audit_->Record(std::move(entry));
   // A refusal is the broker's decision (EACCES/EPERM), not the file system's answer.
   const int err = fd.ok() ? 0 : ErrnoOrDefault(fd.status(), EACCES);
-  Channel channel{UniqueFd(channel_fd)};
   // The broker's copy of the fd is closed once sent.
   int rc = SendFdOrError(channel, request.id, std::move(fd));
   {

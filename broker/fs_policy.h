@@ -71,6 +71,19 @@
 //     openat2 fails for any reason (EXDEV: another mount on the way), nothing was
 //     opened and steps 5-6 decide as above. Cost: openat2 + fstat (+ F_SETFL) instead
 //     of openat2(O_PATH) + fstat + open(/proc/self/fd/N) (+ F_SETFL) + close.
+//  kInline. OpenWithoutBlocking(): the decisions the broker's serving thread may make
+//     itself, because nothing in them can wait for anyone: the string checks (syntax,
+//     the covering rule, its letters: their refusals), and the kDirect open of a rule
+//     marked inline at Create (a kDirect rule on ext2/3/4, tmpfs, xfs or btrfs, never
+//     overlayfs, FUSE or a network file system, whose open itself may wait on another
+//     process or do I/O; a directory rule on a nodev mount, or a file rule that named a
+//     regular file at Create) for a request without O_TRUNC, with RESOLVE_CACHED added:
+//     the kernel walks the path from the dentry cache only and fails with EAGAIN rather
+//     than read a directory from disk or wait for a lookup lock (and refuses O_TRUNC,
+//     O_CREAT and O_TMPFILE outright). O_NONBLOCK makes a FIFO and a file lease answer
+//     at once. Anything else (a cache miss, any failure of the open) is "not decided":
+//     the caller hands the request to Open() on another thread, which decides from
+//     scratch, so the outcome is the same either way, only where it runs differs.
 //
 // Thread-safety: a FsPolicy is immutable after Create(); Open() may be called from many
 // threads. It owns one O_PATH fd per rule until it is destroyed.
@@ -150,6 +163,11 @@ class FsPolicy {
   // The reason text of a refusal because no rule covers a path.
   static const char kNoRule[];
 
+  // kInline above: Open()'s decision when it can be made without waiting (a refusal by
+  // the string checks, or a cached direct open); nullopt otherwise (call Open()).
+  std::optional<absl::StatusOr<UniqueFd>> OpenWithoutBlocking(
+      absl::string_view path, uint32_t flags, const OpenContext& context = {}) const;
+
   // True if Open(path, flags) would take the direct open (kDirect above) first. For
   // tests and measurements; Open() decides the same way.
   bool OpensDirectly(absl::string_view path, uint32_t flags,
@@ -176,6 +194,8 @@ class FsPolicy {
     bool proc_root = false;
     // Opens beneath this rule may take the direct open (kDirect in the file comment).
     bool direct_open = false;
+    // ... and may do so on the serving thread (kInline in the file comment).
+    bool inline_open = false;
   };
 
   FsPolicy() = default;
@@ -199,8 +219,10 @@ class FsPolicy {
   // kDirect: whether `flags` beneath `rule` may open directly, and the open itself;
   // nullopt when the openat2 failed (the lookup then decides).
   static bool DirectOpen(const Rule& rule, uint32_t flags);
+  // `extra_resolve`: RESOLVE_CACHED for kInline.
   std::optional<absl::StatusOr<UniqueFd>> OpenDirect(const Target& target, uint32_t flags,
-                                                     const OpenContext& context) const;
+                                                     const OpenContext& context,
+                                                     uint64_t extra_resolve = 0) const;
   // Clears the O_NONBLOCK the broker added, unless asked for.
   static absl::StatusOr<UniqueFd> Finish(UniqueFd fd, uint32_t flags);
 

@@ -812,3 +812,133 @@ TEST_F(FsPolicyTest, DirectoryRuleOnANodevMountOpensDirectly) {
 
 }  // namespace
 }  // namespace vow
+
+namespace vow {
+namespace {
+
+// kInline (fs_policy.h): what the serving thread may decide itself.
+class InlineOpenTest : public FsPolicyTest {
+ protected:
+  // The test's tree is on a local file system kInline takes (ext4 or tmpfs here).
+  bool LocalTree() {
+    struct statfs fs;
+    if (statfs(root_.c_str(), &fs) != 0) return false;
+    return fs.f_type == 0xEF53 || fs.f_type == 0x01021994;
+  }
+};
+
+TEST_F(InlineOpenTest, StringRefusalsAreDecidedWithoutTheFileSystem) {
+  FsPolicy p = Make({Rule(allowed_ + "/file.txt", "r")});
+  auto outside = p.OpenWithoutBlocking(root_ + "/secret.txt", O_RDONLY);
+  ASSERT_TRUE(outside.has_value());
+  ASSERT_FALSE(outside->ok());
+  EXPECT_EQ(ErrnoOf(outside->status()), EACCES);
+  auto dotdot = p.OpenWithoutBlocking(allowed_ + "/../secret.txt", O_RDONLY);
+  ASSERT_TRUE(dotdot.has_value());
+  EXPECT_EQ(ErrnoOf(dotdot->status()), EACCES);
+  // The letters: a write open under an `r` rule.
+  auto write = p.OpenWithoutBlocking(allowed_ + "/file.txt", O_WRONLY);
+  ASSERT_TRUE(write.has_value());
+  EXPECT_EQ(ErrnoOf(write->status()), EACCES);
+}
+
+TEST_F(InlineOpenTest, ACachedRegularFileUnderAFileRuleOpensInline) {
+  if (!LocalTree()) GTEST_SKIP() << root_ << " is not on ext4 or tmpfs";
+  FsPolicy p = Make({Rule(allowed_ + "/file.txt", "rw")});
+  ASSERT_EQ(Err(p, allowed_ + "/file.txt", O_RDONLY), 0);  // the dentries are cached now
+  auto fd = p.OpenWithoutBlocking(allowed_ + "/file.txt", O_RDONLY);
+  ASSERT_TRUE(fd.has_value()) << "a cached file under a file rule was not decided inline";
+  ASSERT_TRUE(fd->ok()) << fd->status();
+  EXPECT_EQ(ReadAll((*fd)->get()), "hello");
+  EXPECT_EQ(fcntl((*fd)->get(), F_GETFD), FD_CLOEXEC);
+  EXPECT_EQ(fcntl((*fd)->get(), F_GETFL) & O_NONBLOCK, 0);  // the broker's O_NONBLOCK cleared
+  // O_TRUNC (the inode lock, which another writer may hold) is never inline.
+  EXPECT_FALSE(p.OpenWithoutBlocking(allowed_ + "/file.txt", O_WRONLY | O_TRUNC).has_value());
+  EXPECT_EQ(ReadAll(open((allowed_ + "/file.txt").c_str(), O_RDONLY | O_CLOEXEC)), "hello");
+}
+
+TEST_F(InlineOpenTest, DevicesFifosAndDirectoryRulesOfDeviceMountsAreNotInline) {
+  // A file rule that names a device: its open may wait on a driver.
+  FsPolicy dev = Make({Rule("/dev/null", "rw")});
+  EXPECT_FALSE(dev.OpenWithoutBlocking("/dev/null", O_RDONLY).has_value());
+  EXPECT_EQ(Err(dev, "/dev/null", O_RDONLY), 0);  // the pool's Open() serves it
+  // A file rule that names a FIFO.
+  FsPolicy fifo = Make({Rule(allowed_ + "/fifo", "rw")});
+  EXPECT_FALSE(fifo.OpenWithoutBlocking(allowed_ + "/fifo", O_RDONLY).has_value());
+  // A directory rule on a mount where device nodes open (not nodev): the lookup decides.
+  struct statvfs vfs;
+  ASSERT_EQ(statvfs(root_.c_str(), &vfs), 0);
+  if ((vfs.f_flag & ST_NODEV) == 0) {
+    FsPolicy dir = Make({Rule(allowed_, "r")});
+    EXPECT_FALSE(dir.OpenWithoutBlocking(allowed_ + "/file.txt", O_RDONLY).has_value());
+  }
+}
+
+// A path whose dentries are not in the cache (dropped here: root, vm.drop_caches) is
+// not decided inline: walking it may read the disk.
+TEST_F(InlineOpenTest, AnUncachedPathIsLeftToThePool) {
+  if (!LocalTree()) GTEST_SKIP() << root_ << " is not on ext4 or tmpfs";
+  struct statfs fs;
+  ASSERT_EQ(statfs(root_.c_str(), &fs), 0);
+  if (fs.f_type == 0x01021994) GTEST_SKIP() << "tmpfs keeps every dentry";
+  const std::string path = allowed_ + "/cold.txt";
+  WriteFile(path, "cold");
+  FsPolicy p = Make({Rule(path, "r")});
+  int drop = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+  if (drop < 0) GTEST_SKIP() << "/proc/sys/vm/drop_caches: " << strerror(errno);
+  sync();
+  bool uncached = false;
+  for (int i = 0; i < 5 && !uncached; ++i) {
+    ASSERT_EQ(write(drop, "2", 1), 1);
+    auto fd = p.OpenWithoutBlocking(path, O_RDONLY);
+    uncached = !fd.has_value();
+  }
+  close(drop);
+  EXPECT_TRUE(uncached) << "a path whose dentry was dropped was still opened inline";
+  EXPECT_EQ(Err(p, path, O_RDONLY), 0);  // Open() (the pool's) serves it
+}
+
+// A regular file under a file rule that became a FIFO after Create: answered at once (the
+// broker's O_NONBLOCK), never waited for.
+TEST_F(InlineOpenTest, AFifoSwappedInIsAnsweredWithoutWaiting) {
+  if (!LocalTree()) GTEST_SKIP() << root_ << " is not on ext4 or tmpfs";
+  const std::string path = allowed_ + "/swapped";
+  WriteFile(path, "x");
+  FsPolicy p = Make({Rule(path, "rw")});
+  ASSERT_EQ(unlink(path.c_str()), 0);
+  ASSERT_EQ(mkfifo(path.c_str(), 0644), 0);
+  ASSERT_EQ(access(path.c_str(), F_OK), 0);  // cached
+  // A reader with no writer and a writer with no reader would each block without
+  // O_NONBLOCK (this test would time out).
+  auto reader = p.OpenWithoutBlocking(path, O_RDONLY);
+  if (reader.has_value()) ASSERT_TRUE(reader->ok()) << reader->status();
+  auto writer = p.OpenWithoutBlocking(path, O_WRONLY);
+  if (writer.has_value() && reader.has_value()) EXPECT_TRUE(writer->ok()) << writer->status();
+}
+
+// A file with a write lease held by another process's open: opening it must break the
+// lease, which waits up to /proc/sys/fs/lease-break-time (45 s) for the holder. Inline,
+// the broker's O_NONBLOCK makes the kernel say EWOULDBLOCK instead: not decided here (the
+// pool waits, bounded by the call deadline).
+TEST_F(InlineOpenTest, ALeasedFileIsNotWaitedFor) {
+  if (!LocalTree()) GTEST_SKIP() << root_ << " is not on ext4 or tmpfs";
+  const std::string path = allowed_ + "/leased";
+  WriteFile(path, "leased");
+  FsPolicy p = Make({Rule(path, "rw")});
+  int holder = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(holder, 0);
+  if (fcntl(holder, F_SETLEASE, F_WRLCK) != 0) {
+    close(holder);
+    GTEST_SKIP() << "F_SETLEASE: " << strerror(errno);
+  }
+  signal(SIGIO, SIG_IGN);  // the lease-break notice
+  const absl::Time start = absl::Now();
+  auto fd = p.OpenWithoutBlocking(path, O_RDONLY);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_FALSE(fd.has_value() && fd->ok()) << "opened a leased file inline";
+  fcntl(holder, F_SETLEASE, F_UNLCK);
+  close(holder);
+}
+
+}  // namespace
+}  // namespace vow

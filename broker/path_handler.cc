@@ -161,7 +161,13 @@ void PathHandler::Audit(const WorkerShared& w, const std::string& what, bool all
   entry.request = what;
   entry.allowed = allowed;
   entry.reason = reason;
-  audit_->Record(std::move(entry));
+  absl::ReaderMutexLock lock(&audit_mu_);
+  if (audit_ != nullptr) audit_->Record(std::move(entry));
+}
+
+void PathHandler::DetachAudit() {
+  absl::MutexLock lock(&audit_mu_);
+  audit_ = nullptr;
 }
 
 PathHandler::Answer PathHandler::Decide(WorkerShared& w, const struct seccomp_notif& req,

@@ -85,9 +85,13 @@ class PathHandler {
   // Answers one notification (already received) for `w`. Blocking; call off the loop.
   void Handle(WorkerShared& w, const struct seccomp_notif& req, const PathCall& call);
 
+  // From now on nothing is audited (the broker and its audit log are going away while a
+  // call may still be stuck in the kernel). Thread-safe.
+  void DetachAudit();
+
  private:
   struct Answer;
-  PathHandler(AuditLog* audit) : audit_(audit) {}
+  explicit PathHandler(AuditLog* audit) : audit_(audit) {}
   Answer Decide(WorkerShared& w, const struct seccomp_notif& req, const PathCall& call,
                 std::string* described);
   Answer DecideInner(WorkerShared& w, const struct seccomp_notif& req, const PathCall& call,
@@ -97,7 +101,8 @@ class PathHandler {
   void Audit(const WorkerShared& w, const std::string& what, bool allowed,
              const std::string& reason);
 
-  AuditLog* audit_;
+  absl::Mutex audit_mu_;
+  AuditLog* audit_ ABSL_GUARDED_BY(audit_mu_);
   std::optional<FsPolicy> libc_;
   std::optional<FsPolicy> loader_;
   std::optional<FsPolicy> learning_;  // "/" rwc: what learning mode performs calls under

@@ -294,5 +294,46 @@ TEST(CallDeadlineTest, ReportsQueuedDuringACallAreReadWhenTheWorkerExits) {
   EXPECT_EQ(result->violations[0].nr, SYS_socket);
 }
 
+// The broker destroyed while a channel request and a path call are stuck in the kernel,
+// which finish afterwards: their pool tasks find the broker gone (BrokerLife) and drop
+// their answers, touching none of its freed memory. Before, a task finishing during or
+// after the destructor took the freed broker's mutex and worker map (heap corruption,
+// "malloc(): unaligned tcache chunk detected" in CI; ASan, which runs this test in
+// ./test.sh, reports the use after free).
+TEST(CallDeadlineTest, TheBrokerGoesWhileCallsAreStuck) {
+  testing::TempDir dir;
+  const std::string file = dir.WriteFile("locked", "contents");
+  StuckWriter stuck(file);  // outlives the broker
+  ASSERT_EQ(stuck.error(), "");
+  auto broker = Broker::Create();
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  Policy policy;
+  policy.promises.insert(Promise::kWpath);
+  PathRule rule;
+  rule.path = dir.path();
+  rule.write = true;
+  policy.paths.push_back(rule);
+  for (int i = 0; i < 2; ++i) {
+    auto id = (*broker)->Spawn(policy, [file, i](Client& client) {
+      if (i == 0) return client.Open(file, O_WRONLY | O_TRUNC).ok() ? 10 : 11;
+      return open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC) >= 0 ? 20 : 21;
+    });
+    ASSERT_TRUE(id.ok()) << id.status();
+  }
+  absl::SleepFor(absl::Milliseconds(500));  // both calls are stuck by now
+  broker->reset();                           // kills both workers; the calls stay stuck
+  stuck.Release();                           // the calls finish, the broker is gone
+  absl::SleepFor(absl::Milliseconds(300));   // their tasks run to the end meanwhile
+  EXPECT_EQ(stuck.write_result(), static_cast<ssize_t>(sysconf(_SC_PAGESIZE)));
+  // A broker made afterwards works.
+  auto again = Broker::Create();
+  ASSERT_TRUE(again.ok()) << again.status();
+  auto id = (*again)->Spawn(Policy{}, [](Client&) { return 3; });
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto result = (*again)->Wait(*id, absl::Seconds(10));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 3) << result->ToString();
+}
+
 }  // namespace
 }  // namespace vow
