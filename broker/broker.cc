@@ -160,7 +160,12 @@ Broker::Impl::~Impl() {
       }
     }
   }
+  // The serving loop first: it submits to the pool and hands out paths_, so it must have
+  // stopped before either goes.
   stop_ = true;
+  uint64_t one = 1;
+  (void)!write(wake_.get(), &one, sizeof(one));
+  if (thread_.joinable()) thread_.join();
   // Tasks still running hold their worker's state; the handler they use lives as long as
   // the pool's threads can (it is leaked if a task is stuck in the kernel), without the
   // audit log, and what they would do to the broker afterwards they drop (BrokerLife). Tasks
@@ -172,9 +177,6 @@ Broker::Impl::~Impl() {
   }
   if (paths_ != nullptr) paths_->DetachAudit();
   if (calls_in_flight_.load() != 0) (void)paths_.release();
-  uint64_t one = 1;
-  (void)!write(wake_.get(), &one, sizeof(one));
-  if (thread_.joinable()) thread_.join();
   absl::MutexLock lock(&mu_);
   for (auto& [id, w] : workers_) {
     if (!w->reaped && w->pid > 0) {

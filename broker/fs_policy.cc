@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -399,13 +400,7 @@ absl::StatusOr<FsPolicy> FsPolicy::Create(const std::vector<PathRule>& rules) {
     // kInline: local file systems whose open of a regular file does not wait on anyone.
     const bool local = type == EXT4_SUPER_MAGIC || type == TMPFS_MAGIC ||
                        type == XFS_SUPER_MAGIC || type == BTRFS_SUPER_MAGIC;
-    bool regular_file = false;
-    if (!rule.is_dir) {
-      struct stat st;
-      regular_file = fstatat(rule.dir.get(), rule.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                     S_ISREG(st.st_mode);
-    }
-    rule.inline_open = rule.direct_open && local && (rule.is_dir ? nodev : regular_file);
+    rule.inline_open = !rule.nested_narrower && !rule.proc_root && local;
   }
   return policy;
 }
@@ -645,21 +640,52 @@ std::optional<absl::StatusOr<UniqueFd>> FsPolicy::OpenWithoutBlocking(
   if (absl::Status letters = CheckPermissions(target->index, rule->rule, flags); !letters.ok()) {
     return Decided(absl::StatusOr<UniqueFd>(letters));
   }
-  if (!cached_resolve || !rule->inline_open || !DirectOpen(*rule, flags) ||
-      (flags & O_TRUNC) != 0) {
+  // Read-only opens of a regular file only: no O_TRUNC (the inode lock), no create, no
+  // directory, no write (quota, journal).
+  if (!cached_resolve || !rule->inline_open || (flags & O_ACCMODE) != O_RDONLY ||
+      (flags & (O_CREAT | O_PATH | kTmpfileBit | O_TRUNC | O_DIRECTORY)) != 0) {
     return std::nullopt;
   }
-  return OpenDirect(*target, flags, context, RESOLVE_CACHED);
+  // 1. The walk, O_PATH (the object is not opened: a FIFO's or device's open never runs),
+  //    from the dentry cache only, through no symlink, on the rule's own mount.
+  struct open_how how = {};
+  how.flags = O_PATH | O_CLOEXEC | (flags & O_NOFOLLOW);
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV |
+                RESOLVE_NO_SYMLINKS | RESOLVE_CACHED;
+  const long walked =
+      syscall(SYS_openat2, rule->dir.get(), target->rest.c_str(), &how, sizeof(how));
+  if (walked < 0) return std::nullopt;
+  UniqueFd path_fd(static_cast<int>(walked));
+  // 2. What it is: a regular file (its type can no longer change) whose open reads
+  //    nothing more (not fs-verity, not fscrypt).
+  struct statx sx;
+  if (statx(path_fd.get(), "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO,
+            &sx) != 0 ||
+      !S_ISREG(sx.stx_mode) ||
+      (sx.stx_attributes & (STATX_ATTR_VERITY | STATX_ATTR_ENCRYPTED)) != 0) {
+    return std::nullopt;
+  }
+  struct stat st = {};
+  st.st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+  st.st_ino = sx.stx_ino;
+  st.st_mode = sx.stx_mode;
+  if (!CheckLanded(*target, path_fd.get(), st, context).ok()) return std::nullopt;
+  // 3. That inode opened, through /proc/self/fd.
+  const std::string number = absl::StrCat(path_fd.get());
+  const int fd = openat(proc_fd_.get(), number.c_str(),
+                        static_cast<int>((flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) &
+                                         ~static_cast<uint32_t>(O_NOFOLLOW)));
+  if (fd < 0) return std::nullopt;
+  return Decided(Finish(UniqueFd(fd), flags));
 }
 
 std::optional<absl::StatusOr<UniqueFd>> FsPolicy::OpenDirect(const Target& target,
                                                               uint32_t flags,
-                                                              const OpenContext& context,
-                                                              uint64_t extra_resolve) const {
+                                                              const OpenContext& context) const {
   const Rule* rule = target.rule;
   struct open_how how = {};
   how.flags = flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV | extra_resolve |
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV |
                 (rule->is_dir ? 0 : RESOLVE_NO_SYMLINKS);
   absl::StatusOr<long> rc = Syscall("openat2", [&] {
     return syscall(SYS_openat2, rule->dir.get(), target.rest.c_str(), &how, sizeof(how));

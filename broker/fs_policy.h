@@ -71,19 +71,23 @@
 //     openat2 fails for any reason (EXDEV: another mount on the way), nothing was
 //     opened and steps 5-6 decide as above. Cost: openat2 + fstat (+ F_SETFL) instead
 //     of openat2(O_PATH) + fstat + open(/proc/self/fd/N) (+ F_SETFL) + close.
-//  kInline. OpenWithoutBlocking(): the decisions the broker's serving thread may make
-//     itself, because nothing in them can wait for anyone: the string checks (syntax,
-//     the covering rule, its letters: their refusals), and the kDirect open of a rule
-//     marked inline at Create (a kDirect rule on ext2/3/4, tmpfs, xfs or btrfs, never
-//     overlayfs, FUSE or a network file system, whose open itself may wait on another
-//     process or do I/O; a directory rule on a nodev mount, or a file rule that named a
-//     regular file at Create) for a request without O_TRUNC, with RESOLVE_CACHED added:
-//     the kernel walks the path from the dentry cache only and fails with EAGAIN rather
-//     than read a directory from disk or wait for a lookup lock (and refuses O_TRUNC,
-//     O_CREAT and O_TMPFILE outright). O_NONBLOCK makes a FIFO and a file lease answer
-//     at once. Anything else (a cache miss, any failure of the open) is "not decided":
-//     the caller hands the request to Open() on another thread, which decides from
-//     scratch, so the outcome is the same either way, only where it runs differs.
+//  kInline. OpenWithoutBlocking(): the decisions the broker's serving thread makes
+//     itself, because nothing in them waits for another process: the string checks
+//     (syntax, the covering rule, its letters: their refusals), and a read-only open (no
+//     O_TRUNC, O_CREAT, O_TMPFILE, O_PATH or O_DIRECTORY) beneath a rule marked inline at
+//     Create (no narrower nested rule, not proc, on ext2/3/4, tmpfs, xfs or btrfs: never
+//     overlayfs, FUSE or a network file system). It walks with openat2(O_PATH, the resolve
+//     flags of step 5 | RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS | RESOLVE_CACHED): from the
+//     dentry cache only (EAGAIN rather than read a directory or take a lookup lock; a
+//     path through a symlink, whose body may be long, is left to the pool), the object
+//     not opened; then statx on that fd: only a regular file that is neither fs-verity
+//     nor fscrypt (whose open reads more), whose type can no longer change, is opened,
+//     through /proc/self/fd. A FIFO's open (whose pipe mutex another process can hold
+//     with splice) or a device's never runs here. What remains in that open: the inode's
+//     ACL, read from disk the first time (bounded local I/O; a block device that never
+//     answers, such as NBD, is not told apart) and an IMA policy, if the host has one.
+//     Anything else is "not decided": the caller hands the request to Open() on the pool,
+//     which decides from scratch, so the outcome is the same either way.
 //
 // Thread-safety: a FsPolicy is immutable after Create(); Open() may be called from many
 // threads. It owns one O_PATH fd per rule until it is destroyed.
@@ -219,10 +223,8 @@ class FsPolicy {
   // kDirect: whether `flags` beneath `rule` may open directly, and the open itself;
   // nullopt when the openat2 failed (the lookup then decides).
   static bool DirectOpen(const Rule& rule, uint32_t flags);
-  // `extra_resolve`: RESOLVE_CACHED for kInline.
   std::optional<absl::StatusOr<UniqueFd>> OpenDirect(const Target& target, uint32_t flags,
-                                                     const OpenContext& context,
-                                                     uint64_t extra_resolve = 0) const;
+                                                     const OpenContext& context) const;
   // Clears the O_NONBLOCK the broker added, unless asked for.
   static absl::StatusOr<UniqueFd> Finish(UniqueFd fd, uint32_t flags);
 

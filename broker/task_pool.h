@@ -5,9 +5,10 @@
 // Submit() never blocks: a task goes to an idle thread, or a new thread is started
 // when none is idle (up to `max_threads`; beyond that tasks queue). A task stuck in the
 // kernel therefore holds only its own thread. Threads beyond `min_threads` exit after
-// being idle for a while. The destructor waits for running tasks: tasks must not block
-// forever on something the owner controls (the broker ends a worker whose call outlives
-// its deadline; a thread stuck in the kernel is detached at destruction instead).
+// being idle for a while. The destructor drops queued tasks and does NOT wait for
+// running ones (a thread may be stuck in the kernel for good): each thread holds the
+// pool's state, and a task must hold what it uses (the broker's tasks check BrokerLife
+// before touching the broker).
 #ifndef VOW_BROKER_TASK_POOL_H_
 #define VOW_BROKER_TASK_POOL_H_
 

@@ -805,5 +805,35 @@ TEST_F(BrokerTest, ExecpromisesForAForkedWorkerAreRefusedNotIgnored) {
   EXPECT_THAT(std::string(id.status().message()), HasSubstr("execpromises: only for exec'd"));
 }
 
+// The broker destroyed while its workers keep it busy (explicit opens answered on the
+// loop or the pool, open() path calls on the pool): its destructor stops the serving loop
+// before the pool and the path handler go, or the loop could submit to a pool already
+// gone or hand a task a freed handler (ASan runs this test in ./test.sh).
+TEST(BrokerLifetimeTest, DestroyedWhileWorkersAreBusy) {
+  for (int round = 0; round < 15; ++round) {
+    auto broker = Broker::Create();
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    Policy policy;
+    policy.promises.insert(Promise::kRpath);
+    PathRule rule;
+    rule.path = "/etc";
+    rule.read = true;
+    policy.paths.push_back(rule);
+    for (int i = 0; i < 4; ++i) {
+      auto id = (*broker)->Spawn(policy, [](Client& client) {
+        for (;;) {
+          (void)client.Open("/etc/hostname", O_RDONLY);
+          int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+          if (fd >= 0) close(fd);
+        }
+        return 0;
+      });
+      ASSERT_TRUE(id.ok()) << id.status();
+    }
+    absl::SleepFor(absl::Milliseconds(20 + 3 * round));
+    broker->reset();
+  }
+}
+
 }  // namespace
 }  // namespace vow

@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "base/syscall.h"
 #include "examples/parsers/image.h"
 #include "examples/parsers/wire.h"
@@ -152,6 +153,30 @@ std::string UrlEscape(absl::string_view name) {
 }
 
 }  // namespace
+
+std::vector<std::string> PdfActiveContent(absl::string_view pdf) {
+  static constexpr absl::string_view kNames[] = {"/JavaScript", "/JS",        "/Launch",
+                                                 "/SubmitForm", "/ImportData", "/GoToR",
+                                                 "/URI"};
+  // A PDF name ends at white space or a delimiter (ISO 32000-1, 7.2.2).
+  auto ends_name = [](char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\0' ||
+           c == '(' || c == ')' || c == '<' || c == '>' || c == '[' || c == ']' || c == '{' ||
+           c == '}' || c == '/' || c == '%';
+  };
+  std::vector<std::string> found;
+  for (absl::string_view name : kNames) {
+    for (size_t at = pdf.find(name); at != absl::string_view::npos;
+         at = pdf.find(name, at + 1)) {
+      const size_t end = at + name.size();
+      if (end == pdf.size() || ends_name(pdf[end])) {
+        found.emplace_back(name);
+        break;
+      }
+    }
+  }
+  return found;
+}
 
 std::string HtmlEscape(absl::string_view text) {
   std::string out;
@@ -512,6 +537,16 @@ Page Browser::Render(TabId tab_id, uint32_t page_index, bool reload,
   if (s.ok()) {
     bool healthy = false;
     Page result = ParseAnswer(answer, tab->type, options_.max_pixels, &healthy);
+    if (tab->type == DocType::kPdf && healthy) {
+      std::vector<std::string> active = PdfActiveContent(*bytes);
+      if (!active.empty()) {
+        result.notice = absl::StrCat(
+            "This PDF contains active content (", absl::StrJoin(active, ", "),
+            "). vow_view never runs it: the renderer only draws the page, locked to stdio "
+            "(no files, no network, no programs). What is hidden in compressed object "
+            "streams is not listed here, and is not run either.");
+      }
+    }
     result.renderer = id;
     result.pid = page.pid;
     result.tab = tab_id;
@@ -595,6 +630,9 @@ std::string Browser::TabHtml(TabId tab, const std::string& name, uint32_t page_i
       absl::StrAppend(&html, "<img id=\"rendering\" alt=\"", HtmlEscape(name), "\" width=\"",
                       p.width, "\" height=\"", p.height, "\" src=\"data:image/png;base64,",
                       b64.cStr(), "\">");
+      if (!p.notice.empty()) {
+        absl::StrAppend(&html, "<p id=\"notice\">", HtmlEscape(p.notice), "</p>");
+      }
       if (p.pages > 1) {
         absl::StrAppend(&html, "<p id=\"pages\">page ", page_index + 1, " of ", p.pages);
         if (page_index > 0) {

@@ -74,6 +74,9 @@ struct Page {
   std::string png;
   uint32_t width = 0, height = 0, pages = 1;
   std::string message;
+  // PDF: the active content the broker saw in the file (PdfActiveContent), said on the
+  // page; never run.
+  std::string notice;
   DocType type = DocType::kMarkdown;
   WorkerId renderer = 0;
   pid_t pid = -1;
@@ -168,6 +171,12 @@ class Browser {
 
 // HTML-escapes text (& < > " ').
 std::string HtmlEscape(absl::string_view text);
+
+// The PDF names of active content (/JavaScript, /JS, /Launch, /SubmitForm, /ImportData,
+// /GoToR, /URI) that appear in `pdf`'s bytes, in that order, each once. A byte scan of the
+// file as it is (the broker does not parse worker-bound documents): what sits in
+// compressed object streams is not seen. Nothing in vow_view runs any of them.
+std::vector<std::string> PdfActiveContent(absl::string_view pdf);
 
 }  // namespace vow::renderer
 

@@ -3,7 +3,10 @@
 // real locked worker.
 #include "examples/renderer/browser.h"
 
+#include <arpa/inet.h>
 #include <malloc.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -114,15 +117,20 @@ std::string PngBomb() {
 
 // A one-page PDF with a line of text in Helvetica (poppler finds a substitute font through
 // fontconfig, through the broker).
-std::string Pdf() {
+// `catalog` and `page` are extra entries of the catalog and the page dictionaries,
+// `more` extra objects (numbered from 6).
+std::string Pdf(const std::string& catalog = "", const std::string& page = "",
+                const std::vector<std::string>& more = {}) {
   std::string content = "BT /F1 36 Tf 40 100 Td (Hello vow) Tj ET";
   std::vector<std::string> objs = {
-      "<< /Type /Catalog /Pages 2 0 R >>",
+      absl::StrCat("<< /Type /Catalog /Pages 2 0 R ", catalog, ">>"),
       "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-      "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 200] /Contents 4 0 R "
-      "/Resources << /Font << /F1 5 0 R >> >> >>",
+      absl::StrCat("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 200] /Contents 4 0 R "
+                   "/Resources << /Font << /F1 5 0 R >> >> ",
+                   page, ">>"),
       absl::StrCat("<< /Length ", content.size(), " >>\nstream\n", content, "\nendstream"),
       "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"};
+  objs.insert(objs.end(), more.begin(), more.end());
   std::string pdf = "%PDF-1.4\n";
   std::vector<size_t> offsets;
   for (size_t i = 0; i < objs.size(); ++i) {
@@ -137,12 +145,47 @@ std::string Pdf() {
   return pdf;
 }
 
+// A listener on 127.0.0.1 that the hostile PDF's actions name; nothing should connect.
+int g_listener_port = 0;
+
+// The same page as Pdf(), with every kind of action a viewer might run: JavaScript on
+// open (which would fetch from the test's listener and write a file), a document-level
+// JavaScript name tree, a Launch of /bin/sh creating a marker file, SubmitForm and URI to
+// the listener, a page-open additional action, and a link annotation (no border) over the
+// whole page that launches.
+std::string ActivePdf() {
+  const std::string url = absl::StrCat("http://127.0.0.1:", g_listener_port, "/pwned");
+  const std::string marker = absl::StrCat(::testing::TempDir(), "/pdf_launched");
+  return Pdf("/OpenAction 6 0 R /Names << /JavaScript << /Names [(x) 7 0 R] >> >> ",
+             "/AA << /O 8 0 R >> /Annots [9 0 R] ",
+             {absl::StrCat("<< /S /JavaScript /JS (app.launchURL\\(\"", url,
+                           "\"\\); this.exportDataObject\\({cName: \"x\", nLaunch: 2}\\);) "
+                           "/Next 10 0 R >>"),
+              absl::StrCat("<< /S /JavaScript /JS (app.alert\\(1\\)) >>"),
+              absl::StrCat("<< /S /Launch /F (/bin/sh) /Win << /F (cmd.exe) >> "
+                           "/P (-c \"touch ", marker, "\") >>"),
+              "<< /Type /Annot /Subtype /Link /Rect [0 0 300 200] /Border [0 0 0] "
+              "/A 8 0 R >>",
+              absl::StrCat("<< /S /SubmitForm /F << /FS /URL /F (", url, ") >> /Next 11 0 R >>"),
+              absl::StrCat("<< /S /URI /URI (", url, ") >>")});
+}
+
 class BrowserTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     // As vow_view does: renderers are forked from this process and inherit its address
     // space, which counts against their RLIMIT_AS.
     mallopt(M_ARENA_MAX, 2);
+    listener_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in addr = {};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (listener_ >= 0 && bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+        listen(listener_, 8) == 0 &&
+        getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      g_listener_port = ntohs(addr.sin_port);
+    }
     char tmpl[] = "/tmp/vow_view_test.XXXXXX";
     dir_ = new std::string(mkdtemp(tmpl));
     Write("doc.md",
@@ -156,6 +199,7 @@ class BrowserTest : public ::testing::Test {
     Write("lol.svg", BillionLaughs());
     Write("bomb.png", PngBomb());
     Write("doc.pdf", Pdf());
+    Write("active.pdf", ActivePdf());
     std::string rgba;
     for (int i = 0; i < 16 * 8; ++i) rgba += std::string("\xff\x00\x00\xff", 4);
     Write("red.png", *parsers::EncodePngRgba(16, 8, rgba));
@@ -193,7 +237,9 @@ class BrowserTest : public ::testing::Test {
     return img.ok() ? *img : parsers::DecodedImage();
   }
   static std::string* dir_;
+  static int listener_;
 };
+int BrowserTest::listener_ = -1;
 std::string* BrowserTest::dir_ = nullptr;
 
 TEST_F(BrowserTest, ListsDocuments) {
@@ -278,6 +324,42 @@ TEST_F(BrowserTest, SvgCannotReadHostFilesOrTheNetwork) {
     EXPECT_FALSE(e.allowed && absl::StrContains(e.request, "/etc/passwd")) << e.request;
     EXPECT_FALSE(e.allowed && absl::StrContains(e.request, "connect")) << e.request;
   }
+}
+
+// A PDF that asks to run JavaScript, launch a shell, submit a form and open URLs: drawn
+// as the same page without them (nothing is run: poppler draws, the renderer is locked to
+// stdio), the page says what it contained, nothing reached the listener, no file was made.
+TEST_F(BrowserTest, APdfsJavaScriptAndLaunchActionsAreNeverRun) {
+  ASSERT_NE(g_listener_port, 0);
+  auto b = Make();
+  Page plain = Show(*b, "doc.pdf");
+  Page active = Show(*b, "active.pdf");
+  ASSERT_EQ(plain.kind, Page::Kind::kPng) << plain.message;
+  ASSERT_EQ(active.kind, Page::Kind::kPng) << active.message;
+  EXPECT_EQ(Decode(active).rgba, Decode(plain).rgba);
+  EXPECT_EQ(plain.notice, "");
+  for (const char* name : {"/JavaScript", "/JS", "/Launch", "/SubmitForm", "/URI"}) {
+    EXPECT_THAT(active.notice, HasSubstr(name));
+  }
+  EXPECT_THAT(b->TabHtml(active.tab, "active.pdf", 0, active),
+              HasSubstr("<p id=\"notice\">This PDF contains active content"));
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_LT(accept(listener_, nullptr, nullptr), 0) << "something connected to the listener";
+  EXPECT_EQ(errno, EAGAIN);
+  EXPECT_NE(access((::testing::TempDir() + "/pdf_launched").c_str(), F_OK), 0);
+  for (const AuditEntry& e : b->broker().audit().Entries()) {
+    EXPECT_FALSE(e.allowed && absl::StrContains(e.request, "connect")) << e.request;
+    EXPECT_FALSE(absl::StrContains(e.request, "/bin/sh")) << e.request;
+  }
+  for (const RendererInfo& r : b->Renderers()) EXPECT_EQ(r.violations, 0u) << r.document;
+}
+
+TEST(PdfActiveContentTest, NamesEndAtDelimiters) {
+  EXPECT_THAT(PdfActiveContent("<< /S /JavaScript /JS (x) >>"),
+              ::testing::ElementsAre("/JavaScript", "/JS"));
+  EXPECT_THAT(PdfActiveContent("<</S/Launch/F(x)>>"), ::testing::ElementsAre("/Launch"));
+  EXPECT_THAT(PdfActiveContent("/JSON /URIs /Launcher"), ::testing::IsEmpty());
+  EXPECT_THAT(PdfActiveContent("/URI"), ::testing::ElementsAre("/URI"));
 }
 
 TEST_F(BrowserTest, BillionLaughsAndDecompressionBombAreRefused) {
