@@ -14,6 +14,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_join.h"
 #include "base/syscall.h"
 #include "examples/parsers/image.h"
@@ -137,8 +139,18 @@ Page ParseAnswer(absl::string_view answer, DocType type, uint64_t max_pixels, bo
 const char* kStyle =
     "<style>body{font-family:sans-serif;margin:1em 2em}nav a{margin-right:1em}"
     "#crashed,#refused{border:2px solid #c33;padding:1em;background:#fee}"
+    "#notice{border:1px solid #c90;padding:.5em;background:#ffd}"
     "table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px}"
     "img#rendering{border:1px solid #ccc;max-width:100%}</style>";
+
+size_t CountSubstr(absl::string_view text, absl::string_view what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != absl::string_view::npos;
+       at = text.find(what, at + what.size())) {
+    ++n;
+  }
+  return n;
+}
 
 std::string Head(absl::string_view title) {
   return absl::StrCat("<!doctype html><html><head><meta charset=\"utf-8\"><title>",
@@ -174,6 +186,47 @@ std::vector<std::string> PdfActiveContent(absl::string_view pdf) {
         break;
       }
     }
+  }
+  return found;
+}
+
+std::vector<std::string> SvgOutsideReferences(absl::string_view svg) {
+  static constexpr absl::string_view kSchemes[] = {"file:", "http:", "https:", "ftp:"};
+  bool seen[std::size(kSchemes)] = {};
+  auto note = [&](absl::string_view value) {
+    value = absl::StripLeadingAsciiWhitespace(value);
+    for (size_t i = 0; i < std::size(kSchemes); ++i) {
+      if (absl::StartsWithIgnoreCase(value, kSchemes[i])) seen[i] = true;
+    }
+  };
+  // href="..." / href='...' (any prefix: xlink:href, xi:include's href).
+  for (size_t at = svg.find("href"); at != absl::string_view::npos;
+       at = svg.find("href", at + 4)) {
+    size_t i = at + 4;
+    while (i < svg.size() && absl::ascii_isspace(static_cast<unsigned char>(svg[i]))) ++i;
+    if (i >= svg.size() || svg[i] != '=') continue;
+    ++i;
+    while (i < svg.size() && absl::ascii_isspace(static_cast<unsigned char>(svg[i]))) ++i;
+    if (i >= svg.size() || (svg[i] != '"' && svg[i] != '\'')) continue;
+    const size_t end = svg.find(svg[i], i + 1);
+    note(svg.substr(i + 1, end == absl::string_view::npos ? absl::string_view::npos
+                                                           : end - i - 1));
+  }
+  // CSS url(...), quoted or not.
+  for (size_t at = svg.find("url("); at != absl::string_view::npos;
+       at = svg.find("url(", at + 4)) {
+    absl::string_view rest = svg.substr(at + 4);
+    rest = absl::StripLeadingAsciiWhitespace(rest);
+    if (!rest.empty() && (rest[0] == '"' || rest[0] == '\'')) rest.remove_prefix(1);
+    note(rest.substr(0, std::min<size_t>(rest.size(), 16)));
+  }
+  std::vector<std::string> found;
+  for (size_t i = 0; i < std::size(kSchemes); ++i) {
+    if (seen[i]) found.emplace_back(kSchemes[i]);
+  }
+  if (svg.find("SYSTEM") != absl::string_view::npos &&
+      svg.find("<!ENTITY") != absl::string_view::npos) {
+    found.emplace_back("external entity");
   }
   return found;
 }
@@ -537,6 +590,25 @@ Page Browser::Render(TabId tab_id, uint32_t page_index, bool reload,
   if (s.ok()) {
     bool healthy = false;
     Page result = ParseAnswer(answer, tab->type, options_.max_pixels, &healthy);
+    if (tab->type == DocType::kSvg && healthy) {
+      std::vector<std::string> outside = SvgOutsideReferences(*bytes);
+      if (!outside.empty()) {
+        result.notice = absl::StrCat(
+            "This SVG refers to outside resources (", absl::StrJoin(outside, ", "),
+            "). None was loaded: its renderer may read only fonts and their configuration "
+            "and has no network; what is drawn is the document without them.");
+      }
+    }
+    if (tab->type == DocType::kMarkdown && healthy) {
+      const size_t removed = CountSubstr(result.html, "<!-- raw HTML omitted -->");
+      if (removed != 0) {
+        result.notice = absl::StrCat(
+            "Raw HTML was removed from this document ", removed,
+            removed == 1 ? " time" : " times",
+            " (it could carry scripts or event handlers); links to javascript:, vbscript:, "
+            "file: and data: other than images are emptied.");
+      }
+    }
     if (tab->type == DocType::kPdf && healthy) {
       std::vector<std::string> active = PdfActiveContent(*bytes);
       if (!active.empty()) {
@@ -622,6 +694,9 @@ std::string Browser::TabHtml(TabId tab, const std::string& name, uint32_t page_i
   absl::StrAppend(&html, " <a id=\"close\" href=\"", url, "/close\">close tab</a></small></p>");
   switch (p.kind) {
     case Page::Kind::kHtml:
+      if (!p.notice.empty()) {
+        absl::StrAppend(&html, "<p id=\"notice\">", HtmlEscape(p.notice), "</p>");
+      }
       absl::StrAppend(&html, "<article id=\"document\">", p.html, "</article>");
       break;
     case Page::Kind::kPng: {

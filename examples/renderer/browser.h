@@ -178,6 +178,12 @@ std::string HtmlEscape(absl::string_view text);
 // compressed object streams is not seen. Nothing in vow_view runs any of them.
 std::vector<std::string> PdfActiveContent(absl::string_view pdf);
 
+// The outside resources an SVG names, by scheme ("file:", "http:", "https:", "ftp:", and
+// "external entity" for a DOCTYPE's SYSTEM or PUBLIC identifier), in that order, each once:
+// the values of href attributes (href, xlink:href, xi:include's href) and of CSS url(...).
+// A byte scan (namespace declarations are not references); never loaded.
+std::vector<std::string> SvgOutsideReferences(absl::string_view svg);
+
 }  // namespace vow::renderer
 
 #endif  // VOW_EXAMPLES_RENDERER_BROWSER_H_

@@ -259,6 +259,8 @@ TEST_F(BrowserTest, MarkdownIsSanitizedHtml) {
   EXPECT_THAT(p.html, Not(HasSubstr("onerror")));
   EXPECT_GT(p.pid, 0);
   std::string tab = b->TabHtml(p.tab, "doc.md", 0, p);
+  EXPECT_THAT(p.notice, HasSubstr("Raw HTML was removed from this document 2 times"));
+  EXPECT_THAT(tab, HasSubstr("<p id=\"notice\">Raw HTML was removed"));
   EXPECT_THAT(tab, HasSubstr("<article id=\"document\"><h1>Hello</h1>"));
   EXPECT_THAT(tab, HasSubstr(absl::StrCat("href=\"/tab/", p.tab, "/close\"")));
 }
@@ -324,6 +326,15 @@ TEST_F(BrowserTest, SvgCannotReadHostFilesOrTheNetwork) {
     EXPECT_FALSE(e.allowed && absl::StrContains(e.request, "/etc/passwd")) << e.request;
     EXPECT_FALSE(e.allowed && absl::StrContains(e.request, "connect")) << e.request;
   }
+  // And the pages say so.
+  EXPECT_THAT(evil.notice, HasSubstr("outside resources (file:)"));
+  EXPECT_THAT(net.notice, HasSubstr("outside resources (http:)"));
+  EXPECT_EQ(blue.notice, "");
+  EXPECT_EQ(clean.notice, "");
+  if (evil.kind == Page::Kind::kPng) {
+    EXPECT_THAT(b->TabHtml(evil.tab, "passwd.svg", 0, evil),
+                HasSubstr("<p id=\"notice\">This SVG refers to outside resources"));
+  }
 }
 
 // A PDF that asks to run JavaScript, launch a shell, submit a form and open URLs: drawn
@@ -352,6 +363,19 @@ TEST_F(BrowserTest, APdfsJavaScriptAndLaunchActionsAreNeverRun) {
     EXPECT_FALSE(absl::StrContains(e.request, "/bin/sh")) << e.request;
   }
   for (const RendererInfo& r : b->Renderers()) EXPECT_EQ(r.violations, 0u) << r.document;
+}
+
+TEST(SvgOutsideReferencesTest, ReferencesNotNamespaces) {
+  EXPECT_THAT(SvgOutsideReferences(kSvgBlue), ::testing::IsEmpty());
+  EXPECT_THAT(SvgOutsideReferences(kSvgPasswd), ::testing::ElementsAre("file:"));
+  EXPECT_THAT(SvgOutsideReferences(kSvgNet), ::testing::ElementsAre("http:"));
+  EXPECT_THAT(SvgOutsideReferences("<a href = 'HTTPS://x'/><g style=\"fill:url( ftp://y)\"/>"),
+              ::testing::ElementsAre("https:", "ftp:"));
+  EXPECT_THAT(SvgOutsideReferences("<!DOCTYPE s [<!ENTITY e SYSTEM \"/etc/passwd\">]><svg/>"),
+              ::testing::ElementsAre("external entity"));
+  EXPECT_THAT(SvgOutsideReferences(BillionLaughs()), ::testing::IsEmpty());
+  EXPECT_THAT(SvgOutsideReferences("<use href=\"#local\"/><a href=\"file:"),
+              ::testing::ElementsAre("file:"));  // an unterminated value at the end
 }
 
 TEST(PdfActiveContentTest, NamesEndAtDelimiters) {
