@@ -371,12 +371,16 @@ TEST_F(OpenTest, AllowedFileOpensWithCloexec) {
 // the wrong channel.)
 TEST_F(OpenTest, ManyWorkersOpeningAtOnceEachGetTheirOwnAnswers) {
   constexpr int kWorkers = 4;
-  constexpr int kOpens = 4000;
+  constexpr int kOpens = 8000;
   std::vector<WorkerId> ids;
   for (int i = 0; i < kWorkers; ++i) {
-    auto id = broker_->Spawn(policy_, [this](Client& client) {
+    // Half the opens through the `inside` symlink: those go to the task pool (the inline
+    // open takes no symlink), the others are answered on the serving thread.
+    const std::string inside = allowed_ + "/inside";
+    auto id = broker_->Spawn(policy_, [this, inside](Client& client) {
       for (int n = 0; n < kOpens; ++n) {
-        int fd = client.OpenRaw(file_.data(), file_.size(), O_RDONLY, 0);
+        const std::string& path = n % 2 == 0 ? file_ : inside;
+        int fd = client.OpenRaw(path.data(), path.size(), O_RDONLY, 0);
         if (fd < 0) return 1;
         char buf[16];
         ssize_t got = read(fd, buf, sizeof(buf));
