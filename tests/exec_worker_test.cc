@@ -107,6 +107,14 @@ TEST_F(ExecWorkerTest, GarbageThenExitIsStillAProtocolError) {
   }
 }
 
+// The same, deterministically: a throttled worker's channel is out of epoll, so garbage it
+// sends just before exiting is read only by the drain when it is reaped.
+TEST_F(ExecWorkerTest, GarbageFromAThrottledWorkerIsAProtocolError) {
+  WorkerResult result = Exec(Policy{}, {"throttled_garbage"});
+  EXPECT_EQ(result.kind, Kind::kProtocolError) << result.ToString();
+  EXPECT_THAT(result.reason, HasSubstr("read after it exited"));
+}
+
 TEST_F(ExecWorkerTest, LearningModeFindsTheSmallestPromiseSet) {
   Policy policy;
   policy.penalty = Penalty::kLog;

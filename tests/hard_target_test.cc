@@ -589,9 +589,15 @@ TEST_F(HardTargetTest, FloodOfRefusalsIsThrottledAndAnInnocentWorkerIsNot) {
     uint64_t out[2] = {count, MonotonicNs() - t0};
     return write(1, out, sizeof(out)) == sizeof(out) ? 0 : 3;
   };
+  // Every other request names a symlink leading out of the rule: refused on a pool
+  // thread (the inline open takes no symlink), the others on the serving thread; both
+  // count against the throttle.
+  const std::string escape = dir.path() + "/escape";
+  ASSERT_EQ(symlink("/etc/shadow", escape.c_str()), 0);
   Counted by_request = SpawnCounted(*broker_, policy, [&](Client& client) {
-    return window(client, [](Client& c) {
-      auto fd = c.Open("/etc/shadow", O_RDONLY);
+    uint64_t n = 0;
+    return window(client, [&n, &escape](Client& c) {
+      auto fd = c.Open(n++ % 2 == 0 ? std::string("/etc/shadow") : escape, O_RDONLY);
       return !fd.ok() && absl::IsPermissionDenied(fd.status());
     });
   });

@@ -6,6 +6,9 @@
 //   learn_mix         a direct read-only open, an inet socket, then exit 0 (for `vow learn`)
 //   garbage           send bytes that are not a message on the channel, then read it
 //   garbage_exit      the same, then exit 13 at once (before the broker has read them)
+//   throttled_garbage 140 refused opens (the broker throttles it: its channel is not read
+//                     for a while), then the same bytes and exit 13 at once: the broker
+//                     reads them only when it reaps it (the drain)
 // Acts that break the handshake run *before* any lock-down (a hostile program that never
 // calls LockDownExecWorker): each sends its out-of-phase or forged request, then reads the
 // channel once (a broker that accepts the request answers; one that refuses it kills us)
@@ -179,6 +182,16 @@ int main(int argc, char** argv) {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     if (s >= 0) close(s);
     return 0;
+  }
+  if (strcmp(act, "throttled_garbage") == 0) {
+    vow::Client client(channel);
+    for (int i = 0; i < 140; ++i) {
+      if (client.Open("/etc/shadow", O_RDONLY).ok()) return 14;
+    }
+    char junk[64];
+    memset(junk, 0xab, sizeof(junk));
+    (void)!write(channel, junk, sizeof(junk));
+    return 13;
   }
   if (strcmp(act, "garbage_exit") == 0) {
     char junk[64];
