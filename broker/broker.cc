@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -79,6 +80,20 @@ absl::StatusOr<int> SharedRootFor(const PreparedPolicy& policy) {
     policy.shared_root.reset(fd);
   }
   return policy.shared_root.get();
+}
+
+// This process's address space (VmSize), from /proc/self/statm.
+absl::StatusOr<uint64_t> AddressSpaceBytes() {
+  UniqueFd fd(open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus(errno, "spawn: open /proc/self/statm");
+  char buf[128];
+  const ssize_t n = read(fd.get(), buf, sizeof(buf) - 1);
+  if (n <= 0) return ErrnoStatus(n < 0 ? errno : EIO, "spawn: read /proc/self/statm");
+  buf[n] = '\0';
+  char* end = nullptr;
+  const unsigned long long pages = strtoull(buf, &end, 10);
+  if (end == buf) return absl::InternalError("spawn: /proc/self/statm has no size");
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
 }  // namespace
@@ -392,6 +407,14 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   spec.max_open_fds = policy->policy.limits.max_open_fds;
   spec.cpu_seconds = policy->policy.limits.cpu_seconds;
   spec.memory_bytes = policy->policy.limits.memory_bytes;
+  if (!exec && spec.memory_bytes != 0) {
+    // A forked worker starts with this process's address space (its threads' stacks,
+    // malloc's arenas, its libraries), most of it reserved, not used: under an absolute
+    // RLIMIT_AS a worker forked from a grown caller could not map anything. Its limit is
+    // on top of what it starts with (README, "Limits"). An exec'd image starts afresh.
+    ASSIGN_OR_RETURN(uint64_t inherited, AddressSpaceBytes());
+    spec.memory_bytes += inherited;
+  }
   spec.file_bytes = policy->policy.limits.file_bytes;
   const int stdio_in[3] = {options.stdin_fd, options.stdout_fd, options.stderr_fd};
   for (int i = 0; i < 3; ++i) spec.keep_stdio[i] = stdio_in[i] >= 0;

@@ -73,7 +73,7 @@ struct Limits {
   uint32_t requests_per_second = 0;       // broker-side, token bucket; excess ends the worker
   uint32_t max_message_bytes = 64 * 1024; // clamped to ipc's kMaxMessageBytes
   uint32_t cpu_seconds = 0;               // RLIMIT_CPU
-  uint64_t memory_bytes = 0;              // RLIMIT_AS
+  uint64_t memory_bytes = 0;              // RLIMIT_AS (forked: on top of the inherited size)
   uint64_t file_bytes = 0;                // RLIMIT_FSIZE: the largest file it may write (API only)
   absl::Duration wall_time = absl::ZeroDuration();  // the broker kills the worker after it
 };

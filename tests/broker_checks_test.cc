@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -837,6 +838,42 @@ TEST_F(ConnectChecksTest, Ipv6) {
 
 // Spawns a worker under `policy` (limits set here) and checks what the lock-down set, from
 // inside the worker and from /proc/PID.
+// This process's VmSize in bytes.
+uint64_t VmSizeBytes() {
+  std::string statm = ReadFile("/proc/self/statm");
+  return strtoull(statm.c_str(), nullptr, 10) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+// A forked worker's memory limit counts from the address space it starts with: forked
+// from a caller that has reserved 512 MiB (PROT_NONE, as thread stacks and malloc arenas
+// are), a worker limited to 64 MiB can still allocate 32 MiB, and not 128 MiB. (Under an
+// absolute RLIMIT_AS it could allocate nothing: vow_view's renderers died of SIGSEGV in
+// their libraries when forked from a grown browser.)
+TEST_F(ChecksTest, AForkedWorkersMemoryLimitIsOnTopOfWhatItStartsWith) {
+  void* reserved = mmap(nullptr, 512ull << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+                        MAP_NORESERVE, -1, 0);
+  ASSERT_NE(reserved, MAP_FAILED);
+  Policy policy;
+  policy.limits.memory_bytes = 64ull << 20;
+  auto id = broker_->Spawn(policy, [](Client&) {
+    void* small = mmap(nullptr, 32ull << 20, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (small == MAP_FAILED) return 1;
+    memset(small, 1, 32ull << 20);
+    void* big = mmap(nullptr, 128ull << 20, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return big == MAP_FAILED ? 0 : 2;
+  });
+  munmap(reserved, 512ull << 20);
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto r = broker_->Wait(*id, absl::Seconds(30));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->kind, Kind::kExited) << r->ToString();
+  EXPECT_EQ(r->exit_code, 0) << (r->exit_code == 1 ? "32 MiB could not be mapped"
+                                 : r->exit_code == 2 ? "128 MiB could be mapped: no limit"
+                                                     : r->ToString());
+}
+
 void ExpectLockdownAttributes(Broker& broker, Policy policy) {
   policy.limits.max_open_fds = 37;
   policy.limits.cpu_seconds = 11;
@@ -886,8 +923,15 @@ void ExpectLockdownAttributes(Broker& broker, Policy policy) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->kind, Kind::kExited) << r->ToString();
 
+  // RLIMIT_AS: 1 GiB on top of the address space the forked worker started with (this
+  // process's, at the spawn: within 64 MiB of what it is now).
+  unsigned long long as = 0;
+  ASSERT_EQ(sscanf(inside.c_str(), "%*s %*s %*s %*s %*s as=%llu", &as), 1) << inside;
+  const uint64_t vm = VmSizeBytes();
+  EXPECT_GE(as, (1ull << 30) + vm - (64ull << 20)) << inside << " VmSize " << vm;
+  EXPECT_LE(as, (1ull << 30) + vm + (64ull << 20)) << inside << " VmSize " << vm;
   EXPECT_EQ(inside, absl::StrCat("dumpable=0 pdeathsig=", SIGKILL, " nnp=1 nofile=37 cpu=11 as=",
-                                 1ull << 30, " core=0\n"));
+                                 as, " core=0\n"));
   EXPECT_THAT(status, HasSubstr("NoNewPrivs:\t1\n"));
   EXPECT_THAT(status, HasSubstr("Seccomp:\t2\n"));
   EXPECT_THAT(limits, ::testing::ContainsRegex("Max open files +37 +37"));
