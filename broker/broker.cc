@@ -532,10 +532,10 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     absl::MutexLock lock(&sh.mu);
     sh.cwd = getcwd(cwd, sizeof(cwd)) != nullptr ? cwd : "/";
   }
-  w->last_refill = absl::Now();
+  w->last_refill = MonotonicNow();
   w->tokens = policy->policy.limits.requests_per_second;
   if (policy->policy.limits.wall_time > absl::ZeroDuration()) {
-    w->deadline = absl::Now() + policy->policy.limits.wall_time;
+    w->deadline = MonotonicNow() + policy->policy.limits.wall_time;
   }
   absl::MutexLock lock(&mu_);
   WorkerId id = next_id_++;
@@ -570,7 +570,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
 
 absl::StatusOr<WorkerResult> Broker::Impl::Wait(WorkerId id, absl::Duration timeout) {
   absl::Time deadline = timeout == absl::InfiniteDuration() ? absl::InfiniteFuture()
-                                                            : absl::Now() + timeout;
+                                                            : MonotonicNow() + timeout;
   absl::MutexLock lock(&mu_);
   for (;;) {
     auto it = workers_.find(id);
@@ -586,7 +586,7 @@ absl::StatusOr<WorkerResult> Broker::Impl::Wait(WorkerId id, absl::Duration time
     // less per worker. Whoever sees the exit first reaps it, under mu_. The pidfd stays
     // open while we poll: only Wait() erases a worker, and one thread waits per worker.
     struct pollfd p = {w.pidfd.get(), POLLIN, 0};
-    absl::Duration left = deadline - absl::Now();
+    absl::Duration left = deadline - MonotonicNow();
     if (left <= absl::ZeroDuration()) {
       return absl::DeadlineExceededError(absl::StrCat("worker ", id, " still running"));
     }

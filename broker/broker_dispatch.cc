@@ -74,7 +74,7 @@ bool Broker::Impl::HandleMessage(Worker& w, const capnp::word* data, size_t byte
   // Rate limit.
   uint32_t rps = w.policy->policy.limits.requests_per_second;
   if (rps != 0 && route.rate_limited) {
-    absl::Time now = absl::Now();
+    absl::Time now = MonotonicNow();
     w.tokens = std::min<double>(rps, w.tokens + absl::ToDoubleSeconds(now - w.last_refill) * rps);
     w.last_refill = now;
     if (w.tokens < 1) {

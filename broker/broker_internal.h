@@ -23,6 +23,7 @@
 #define VOW_BROKER_BROKER_INTERNAL_H_
 
 #include <linux/seccomp.h>
+#include <time.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -107,6 +108,17 @@ std::string OpenAuditText(const DecodedRequest& request);
 absl::StatusOr<UniqueFd> ConnectForWorker(pid_t pid, const PreparedPolicy& policy,
                                           const DecodedRequest& request,
                                           std::string* audit_request);
+
+// The clock of the broker's own deadlines, limits and rates (wall time, call deadlines,
+// the rate limit, the refusal throttle, violation reports per second): CLOCK_MONOTONIC as
+// an absl::Time, so that a step of the system clock neither ends a worker early nor
+// extends it. Only differences between two readings mean anything: never mix it with
+// absl::Now().
+inline absl::Time MonotonicNow() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return absl::TimeFromTimespec(ts);
+}
 
 // What a pool task may touch of the broker once its blocking call returns: the broker's
 // destructor sets `gone` under the writer lock; a task finishes (audits, answers, re-arms,

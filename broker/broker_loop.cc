@@ -83,7 +83,7 @@ void Broker::Impl::HandleNotification(Worker& w) {
       // Off the loop: the open may block (a FIFO, a hung mount). One call per worker at a
       // time: its listener is not watched until this one is answered.
       w.path_call_in_flight = true;
-      w.path_call_started = absl::Now();
+      w.path_call_started = MonotonicNow();
       ArmListener(*w.shared, w.id, false);
       ++calls_in_flight_;
       pool_->Submit([this, shared = w.shared, id = w.id, r = *req, c = *std::move(call),
@@ -152,7 +152,7 @@ bool Broker::Impl::SubmitChannelCall(Worker& w, const DecodedRequest& request,
   int dup_fd = fcntl(w.channel.fd(), F_DUPFD_CLOEXEC, 0);
   if (dup_fd < 0) return ProtocolError(w, absl::StrCat("dup(channel): ", strerror(errno)));
   w.channel_call_in_flight = true;
-  w.channel_call_started = absl::Now();
+  w.channel_call_started = MonotonicNow();
   ArmChannel(w, false);
   ++calls_in_flight_;
   pool_->Submit([this, id = w.id, pid = w.pid, policy = w.policy,
@@ -203,7 +203,7 @@ void Broker::Impl::ServeChannelCall(WorkerId id, pid_t pid, const PreparedPolicy
 bool Broker::Impl::NoteRefusal(Worker& w) {
   if (w.policy->policy.penalty == Penalty::kLog) return false;  // learning mode
   if (w.ending || w.reaped || w.draining) return w.throttled;
-  const absl::Time now = absl::Now();
+  const absl::Time now = MonotonicNow();
   if (w.refusal_refill != absl::InfinitePast()) {
     w.refusal_tokens =
         std::min(kRefusalBurst, w.refusal_tokens +
@@ -342,7 +342,7 @@ void Broker::Impl::Loop() {
     int timeout_ms = 100;
     const int64_t due = next_unthrottle_ns_.load();
     if (due != std::numeric_limits<int64_t>::max()) {
-      const int64_t left_ns = due - absl::ToUnixNanos(absl::Now());
+      const int64_t left_ns = due - absl::ToUnixNanos(MonotonicNow());
       timeout_ms = left_ns <= 0 ? 0
                                 : static_cast<int>(
                                       std::min<int64_t>(100, (left_ns + 999999) / 1000000));
@@ -355,7 +355,7 @@ void Broker::Impl::Loop() {
     // that have used more (a flooder still in its burst waits behind an innocent worker,
     // never the other way round). Decided before serving anything, so each event is
     // served once.
-    const absl::Time turn = absl::Now();
+    const absl::Time turn = MonotonicNow();
     bool late[kMaxEvents];
     for (int i = 0; i < n; ++i) {
       late[i] = false;
@@ -402,8 +402,8 @@ void Broker::Impl::Loop() {
     }
     // Throttled workers whose bucket has a token again go back into epoll.
     if (throttled_workers_ != 0 &&
-        absl::ToUnixNanos(absl::Now()) >= next_unthrottle_ns_.load()) {
-      const absl::Time now = absl::Now();
+        absl::ToUnixNanos(MonotonicNow()) >= next_unthrottle_ns_.load()) {
+      const absl::Time now = MonotonicNow();
       int64_t next = std::numeric_limits<int64_t>::max();
       for (auto& [id, w] : workers_) {
         if (!w->throttled) continue;
@@ -420,7 +420,7 @@ void Broker::Impl::Loop() {
     // Wall-time limits and brokered-call deadlines: scanned only while some live worker
     // has one, so a broker without them pays nothing per wake-up.
     if (timed_workers_ == 0 && calls_in_flight_.load() == 0) continue;
-    absl::Time now = absl::Now();
+    absl::Time now = MonotonicNow();
     for (auto& [id, w] : workers_) {
       if (w->reaped || w->ending) continue;
       if (now >= w->deadline) {

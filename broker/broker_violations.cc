@@ -45,7 +45,7 @@ bool Broker::Impl::HandleViolation(Worker& w, const DecodedRequest& request, Uni
     return ProtocolError(w, "a violation report outside penalty trap");
   }
   {
-    absl::Time now = absl::Now();
+    absl::Time now = MonotonicNow();
     if (now - w.report_second >= absl::Seconds(1)) {
       w.report_second = now;
       w.reports_this_second = 0;
