@@ -53,17 +53,8 @@ using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using Kind = WorkerResult::Kind;
 
-std::string Runfile(const std::string& path) {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/vow/", path);
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using testing::Runfile;
+using testing::ReadFile;
 
 class ChecksTest : public ::testing::Test {
  protected:

@@ -24,60 +24,12 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testing::Describe;
+using testing::ReadFile;
+using testing::Runfile;
+using testing::RunVow;
+using testing::VowRun;
 
-std::string Runfile(const std::string& path) {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/vow/", path);
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-struct VowRun {
-  int status = -1;
-  std::string out;
-  std::string err;
-  int code() const { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
-};
-
-VowRun RunVow(const std::vector<std::string>& args) {
-  testing::TempDir io;
-  const std::string out_path = io.path() + "/stdout";
-  const std::string err_path = io.path() + "/stderr";
-  std::vector<std::string> argv_s = {Runfile("broker/vow")};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  pid_t pid = fork();
-  if (pid == 0) {
-    int in = open("/dev/null", O_RDONLY);
-    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (in < 0 || out < 0 || err < 0) _exit(121);
-    setenv("HOME", io.path().c_str(), 1);
-    setenv("PATH", "/usr/bin:/bin", 1);
-    dup2(in, 0);
-    dup2(out, 1);
-    dup2(err, 2);
-    std::vector<char*> argv;
-    for (std::string& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(122);
-  }
-  VowRun run;
-  EXPECT_GT(pid, 0);
-  EXPECT_EQ(waitpid(pid, &run.status, 0), pid);
-  run.out = ReadFile(out_path);
-  run.err = ReadFile(err_path);
-  return run;
-}
-
-std::string Describe(const VowRun& r) {
-  return absl::StrCat("exit ", r.code(), "\n--- stdout:\n", r.out, "\n--- stderr:\n", r.err);
-}
 
 class ExecPromisesTest : public ::testing::Test {
  protected:

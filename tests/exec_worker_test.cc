@@ -21,10 +21,7 @@ namespace {
 using ::testing::HasSubstr;
 using Kind = WorkerResult::Kind;
 
-std::string Runfile(const std::string& path) {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/vow/", path);
-}
+using testing::Runfile;
 
 class ExecWorkerTest : public ::testing::Test {
  protected:

@@ -40,10 +40,7 @@ namespace {
 using ::testing::HasSubstr;
 using Kind = WorkerResult::Kind;
 
-std::string Runfile(const std::string& path) {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/vow/", path);
-}
+using testing::Runfile;
 
 uint64_t MonotonicNs() {
   struct timespec ts;

@@ -6,6 +6,7 @@
 
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -30,6 +31,28 @@ std::set<int> OpenFds(pid_t pid);
 
 // Reads everything from `fd` until EOF.
 std::string ReadAll(int fd);
+
+// A data dependency of the test, by its path in the workspace (e.g. "broker/vow").
+std::string Runfile(const std::string& path);
+
+// The whole file at `path` ("" if it cannot be read).
+std::string ReadFile(const std::string& path);
+
+// One run of the `vow` command.
+struct VowRun {
+  int status = -1;  // as from waitpid
+  std::string out;  // the program's stdout
+  std::string err;  // the program's and vow's stderr
+  int code() const;  // the exit code, or 128 + the signal
+};
+
+// Runs `vow ARGS` (the //broker:vow data dependency; no shell in between), stdin from
+// `stdin_file`, with $HOME set to a directory no rule names (as in a login session) and
+// PATH=/usr/bin:/bin.
+VowRun RunVow(const std::vector<std::string>& args, const std::string& stdin_file = "/dev/null");
+
+// A run's exit code, stdout and stderr, for a failure message.
+std::string Describe(const VowRun& run);
 
 }  // namespace vow::testing
 

@@ -99,26 +99,40 @@ class Extractor {
     wire::Writer w;
     w.U8(kMkdir);
     w.Str(name);
+    std::string reason;
+    switch (AskCaller(w, &reason)) {
+      case Answer::kNone:
+        *why = "the caller did not answer";
+        return false;
+      case Answer::kMalformed:
+        *why = "malformed answer from the caller";
+        return false;
+      case Answer::kRefused:
+        *why = std::move(reason);
+        return false;
+      case Answer::kDone:
+        break;
+    }
+    made_.insert(name);
+    return true;
+  }
+
+  // Sends the request in `w` and reads the caller's answer (its errno byte and reason).
+  enum class Answer { kDone, kRefused, kNone, kMalformed };
+  Answer AskCaller(wire::Writer& w, std::string* reason) {
     std::string answer;
     bool eof = false;
     if (!wire::WriteFrameBlocking(1, w.out()) ||
         !wire::ReadFrameBlocking(1, 8192, &answer, &eof)) {
-      *why = "the caller did not answer";
-      return false;
+      return Answer::kNone;
     }
     wire::Reader r(answer);
     uint8_t err = 1;
-    absl::string_view reason;
-    if (!r.U8(&err) || !r.Str(&reason, 4096)) {
-      *why = "malformed answer from the caller";
-      return false;
-    }
-    if (err != 0) {
-      *why = std::string(reason);
-      return false;
-    }
-    made_.insert(name);
-    return true;
+    absl::string_view text;
+    if (!r.U8(&err) || !r.Str(&text, 4096)) return Answer::kMalformed;
+    if (err == 0) return Answer::kDone;
+    *reason = std::string(text);
+    return Answer::kRefused;
   }
 
   bool MkdirParents(const std::string& name, std::string* why) {
@@ -182,17 +196,10 @@ class Extractor {
     w.U8(kFile);
     w.Str(name);
     w.U32(static_cast<uint32_t>(mode));
-    std::string answer;
-    bool eof = false;
-    if (!wire::WriteFrameBlocking(1, w.out()) ||
-        !wire::ReadFrameBlocking(1, 8192, &answer, &eof)) {
-      return false;
-    }
-    wire::Reader r(answer);
-    uint8_t err = 1;
-    absl::string_view reason;
-    if (!r.U8(&err) || !r.Str(&reason, 4096)) return false;
-    if (err != 0) return Refuse(name, reason);
+    std::string reason;
+    const Answer answer = AskCaller(w, &reason);
+    if (answer == Answer::kRefused) return Refuse(name, reason);
+    if (answer != Answer::kDone) return false;
     bool warned = false;
     for (;;) {
       const void* buf = nullptr;
