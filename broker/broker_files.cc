@@ -39,14 +39,7 @@ bool Broker::Impl::HandleOpen(Worker& w, const DecodedRequest& request, UniqueFd
 
 bool Broker::Impl::AnswerOnLoop(Worker& w, const DecodedRequest& request,
                                 std::string audit_request, absl::StatusOr<UniqueFd> fd) {
-  AuditEntry entry;
-  entry.worker_id = w.id;
-  entry.pid = w.pid;
-  entry.request = std::move(audit_request);
-  entry.allowed = fd.ok();
-  entry.reason = fd.ok() ? "allowed by rule" : std::string(fd.status().message());
-  audit_->Record(std::move(entry));
-  const int err = fd.ok() ? 0 : ErrnoOrDefault(fd.status(), EACCES);
+  const int err = AuditChannelCall(*audit_, w.id, w.pid, std::move(audit_request), fd);
   // The channel is non-blocking: a worker that does not read its answers fills its
   // socket buffer and is ended here (EAGAIN), never waited for.
   const int rc = SendFdOrError(w.channel, request.id, std::move(fd));

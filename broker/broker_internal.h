@@ -102,6 +102,10 @@ using ChannelCall = absl::StatusOr<UniqueFd> (*)(pid_t pid, const PreparedPolicy
 // broker_files.cc: an explicit open under the policy's filesystem rules.
 absl::StatusOr<UniqueFd> OpenForWorker(pid_t pid, const PreparedPolicy& policy,
                                        const DecodedRequest& request, std::string* audit_request);
+// Records the audit entry of a decided channel call (`request` as the log shows it) and
+// returns the errno the worker gets: 0 if allowed, a refusal's (EACCES if it has none).
+int AuditChannelCall(AuditLog& audit, WorkerId id, pid_t pid, std::string request,
+                     const absl::StatusOr<UniqueFd>& fd);
 // The audit log's text of an explicit open request.
 std::string OpenAuditText(const DecodedRequest& request);
 // broker_network.cc: a connect under the policy's connect rules.

@@ -169,18 +169,13 @@ void Broker::Impl::ServeChannelCall(WorkerId id, pid_t pid, const PreparedPolicy
                                     int channel_fd, const DecodedRequest& request,
                                     ChannelCall call, std::shared_ptr<BrokerLife> life) {
   Channel channel{UniqueFd(channel_fd)};
-  AuditEntry entry;
-  entry.worker_id = id;
-  entry.pid = pid;
+  std::string audit_request;
   // May block in the kernel; touches nothing of the broker (the policy is the task's).
-  absl::StatusOr<UniqueFd> fd = call(pid, policy, request, &entry.request);
+  absl::StatusOr<UniqueFd> fd = call(pid, policy, request, &audit_request);
   absl::ReaderMutexLock alive(&life->mu);
   if (life->gone) return;  // the broker is gone: the fd and the channel dup close here
-  entry.allowed = fd.ok();
-  entry.reason = fd.ok() ? "allowed by rule" : std::string(fd.status().message());
-  audit_->Record(std::move(entry));
   // A refusal is the broker's decision (EACCES/EPERM), not the file system's answer.
-  const int err = fd.ok() ? 0 : ErrnoOrDefault(fd.status(), EACCES);
+  const int err = AuditChannelCall(*audit_, id, pid, std::move(audit_request), fd);
   // The broker's copy of the fd is closed once sent.
   int rc = SendFdOrError(channel, request.id, std::move(fd));
   {
@@ -198,6 +193,18 @@ void Broker::Impl::ServeChannelCall(WorkerId id, pid_t pid, const PreparedPolicy
     }
   }
   --calls_in_flight_;
+}
+
+int AuditChannelCall(AuditLog& audit, WorkerId id, pid_t pid, std::string request,
+                     const absl::StatusOr<UniqueFd>& fd) {
+  AuditEntry entry;
+  entry.worker_id = id;
+  entry.pid = pid;
+  entry.request = std::move(request);
+  entry.allowed = fd.ok();
+  entry.reason = fd.ok() ? "allowed by rule" : std::string(fd.status().message());
+  audit.Record(std::move(entry));
+  return fd.ok() ? 0 : ErrnoOrDefault(fd.status(), EACCES);
 }
 
 bool Broker::Impl::NoteRefusal(Worker& w) {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <signal.h>
+#include <linux/magic.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/mount.h>
@@ -827,7 +828,7 @@ class InlineOpenTest : public FsPolicyTest {
   bool LocalTree() {
     struct statfs fs;
     if (statfs(root_.c_str(), &fs) != 0) return false;
-    return fs.f_type == 0xEF53 || fs.f_type == 0x01021994;
+    return fs.f_type == EXT4_SUPER_MAGIC || fs.f_type == TMPFS_MAGIC;
   }
 };
 
@@ -960,7 +961,7 @@ TEST_F(InlineOpenTest, AnUncachedPathIsLeftToThePool) {
   if (!LocalTree()) GTEST_SKIP() << root_ << " is not on ext4 or tmpfs";
   struct statfs fs;
   ASSERT_EQ(statfs(root_.c_str(), &fs), 0);
-  if (fs.f_type == 0x01021994) GTEST_SKIP() << "tmpfs keeps every dentry";
+  if (fs.f_type == TMPFS_MAGIC) GTEST_SKIP() << "tmpfs keeps every dentry";
   const std::string path = allowed_ + "/cold.txt";
   WriteFile(path, "cold");
   FsPolicy p = Make({Rule(path, "r")});
