@@ -10,6 +10,8 @@ const std::vector<LibcSetEntry>& LibcSet() {
        "sysconf(_SC_NPROCESSORS_ONLN), get_nprocs()"},
       {"/sys/devices/system/cpu/possible", false,
        "sysconf(_SC_NPROCESSORS_CONF), get_nprocs_conf()"},
+      {"/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", false,
+       "the Go runtime at start-up (osinit: the huge page size, for its heap's madvise)"},
       {"/proc/sys/vm/overcommit_memory", false,
        "malloc() when a thread arena shrinks its heap"},
       {"/usr/lib/locale", false, "setlocale() (locale-archive, C.utf8/)"},

@@ -416,6 +416,177 @@ TEST_F(RealProgramsTest, Sqlite3NeedsWpathToWrite) {
   EXPECT_THAT(no_wpath.err, HasSubstr("promise wpath would allow it"));
 }
 
+// Debian's age (1.1.1), a Go program: age-keygen is pure Go (its runtime starts threads
+// with its own clone), age links glibc (cgo: pthread_create, clone3 then clone). A Go
+// runtime starts threads before main, so `thread` is always needed; it reads the huge
+// page size from sysfs at start-up (the libc set), and preempts its own threads with
+// tgkill(getpid(), tid, SIGURG) (stdio: signals to itself). Nothing else beyond stdio.
+class AgeTest : public RealProgramsTest {
+ protected:
+  void SetUp() override {
+    RealProgramsTest::SetUp();
+    ASSERT_EQ(access("/usr/bin/age", X_OK), 0) << "tools/setup.sh installs age";
+    keys_ = dir_.MakeDir("keys");
+    key_ = keys_ + "/key.txt";
+  }
+  // age-keygen -o KEY under `promises` and `rules`.
+  VowRun Keygen(const std::string& promises, const std::vector<std::string>& rules) {
+    std::vector<std::string> cmd = {"run", "-p", promises};
+    for (const std::string& r : rules) {
+      cmd.push_back("-v");
+      cmd.push_back(r);
+    }
+    for (const char* a : {"--", "/usr/bin/age-keygen", "-o"}) cmd.push_back(a);
+    cmd.push_back(key_);
+    return RunVow(cmd);
+  }
+  std::string keys_, key_;
+};
+
+TEST_F(AgeTest, KeygenIntoAnRwcDirectory) {
+  VowRun ok = Keygen("stdio thread wpath cpath", {"wc:" + keys_});
+  EXPECT_EQ(ok.code(), 0) << Describe(ok);
+  const std::string key = ReadFile(key_);
+  EXPECT_THAT(key, ::testing::StartsWith("# created: "));
+  EXPECT_THAT(key, HasSubstr("\nAGE-SECRET-KEY-1"));
+  // The public key in the file is the one printed on stderr.
+  const size_t at = key.find("# public key: ");
+  ASSERT_NE(at, std::string::npos) << key;
+  const std::string recipient = key.substr(at + 14, key.find('\n', at) - at - 14);
+  EXPECT_THAT(recipient, ::testing::StartsWith("age1"));
+  EXPECT_THAT(ok.err, HasSubstr("Public key: " + recipient + "\n"));
+
+  // Each taken away in turn: nothing is written.
+  struct Case {
+    std::string what, promises, rule, refusal;
+    int code;
+  };
+  dir_.MakeDir("elsewhere");
+  const std::string open = absl::StrCat("openat(\"", key_,
+                                        "\", O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0600) refused ");
+  for (const Case& c : std::vector<Case>{
+           // The Go runtime's first thread, before main: a kill, not an errno.
+           {"no thread", "stdio wpath cpath", "wc:" + keys_,
+            "killed for a forbidden syscall: clone(", 128 + SIGKILL},
+           {"no wpath", "stdio thread cpath", "wc:" + keys_,
+            open + "(EACCES); promise wpath would allow it", 1},
+           {"no cpath", "stdio thread wpath", "wc:" + keys_,
+            open + "(EACCES); promise cpath would allow it", 1},
+           {"no c", "stdio thread wpath cpath", "w:" + keys_,
+            open + "(EACCES): O_CREAT needs 'c'", 1},
+           {"no w", "stdio thread wpath cpath", "c:" + keys_,
+            open + "(EACCES): writing needs 'w'", 1},
+           {"no rule", "stdio thread wpath cpath", "r:" + dir_.path() + "/elsewhere",
+            open + "(ENOENT)", 1},
+       }) {
+    ASSERT_EQ(unlink(key_.c_str()) == 0 || errno == ENOENT, true);
+    VowRun r = Keygen(c.promises, {c.rule});
+    EXPECT_EQ(r.code(), c.code) << c.what << ": " << Describe(r);
+    EXPECT_THAT(r.err, HasSubstr(c.refusal)) << c.what;
+    if (c.what == "no thread") {
+      EXPECT_THAT(r.err, HasSubstr("promise thread would allow it"));
+    }
+    // The runtime's read of the huge page size is in the libc set, never a refusal.
+    EXPECT_THAT(r.err, Not(HasSubstr("hpage_pmd_size"))) << c.what;
+    EXPECT_NE(access(key_.c_str(), F_OK), 0) << c.what << ": the key was written";
+  }
+}
+
+TEST_F(AgeTest, EncryptThenDecrypt) {
+  VowRun keygen = Keygen("stdio thread wpath cpath", {"wc:" + keys_});
+  ASSERT_EQ(keygen.code(), 0) << Describe(keygen);
+  const std::string key = ReadFile(key_);
+  const size_t at = key.find("# public key: ");
+  ASSERT_NE(at, std::string::npos) << key;
+  const std::string recipient = key.substr(at + 14, key.find('\n', at) - at - 14);
+
+  const std::string plain_dir = dir_.MakeDir("plain");
+  const std::string in = dir_.WriteFile("plain/in.txt", "pear\napple\nfig\n");
+  const std::string sealed = dir_.MakeDir("sealed");
+  const std::string out = sealed + "/out.age";
+  const std::string elsewhere = dir_.MakeDir("elsewhere");
+  auto encrypt = [&](const std::string& promises, const std::string& in_rule,
+                     const std::string& out_rule) {
+    return RunVow({"run", "-p", promises, "-v", in_rule, "-v", out_rule, "--", "/usr/bin/age",
+                   "-e", "-r", recipient, "-o", out, in});
+  };
+  auto decrypt = [&](const std::string& promises, const std::string& key_rule,
+                     const std::string& sealed_rule) {
+    return RunVow({"run", "-p", promises, "-v", key_rule, "-v", sealed_rule, "--",
+                   "/usr/bin/age", "-d", "-i", key_, out});
+  };
+  const std::string enc_promises = "stdio thread rpath wpath cpath";
+  // Go's os.Create opens O_RDWR, so the output directory needs 'r' as well as 'wc'.
+  VowRun enc = encrypt(enc_promises, "r:" + plain_dir, "rwc:" + sealed);
+  EXPECT_EQ(enc.code(), 0) << Describe(enc);
+  EXPECT_THAT(ReadFile(out), ::testing::StartsWith("age-encryption.org/v1\n-> X25519 "));
+  EXPECT_THAT(ReadFile(out), Not(HasSubstr("apple")));
+
+  VowRun dec = decrypt("stdio thread rpath", "r:" + keys_, "r:" + sealed);
+  EXPECT_EQ(dec.code(), 0) << Describe(dec);
+  EXPECT_EQ(dec.out, "pear\napple\nfig\n");
+
+  // The ciphertext on stdin: no rule for it at all.
+  VowRun piped = RunVow({"run", "-p", "stdio thread rpath", "-v", "r:" + keys_, "--",
+                         "/usr/bin/age", "-d", "-i", key_},
+                        out);
+  EXPECT_EQ(piped.code(), 0) << Describe(piped);
+  EXPECT_EQ(piped.out, "pear\napple\nfig\n");
+
+  // Encryption, each taken away in turn.
+  const std::string open_out =
+      absl::StrCat("openat(\"", out, "\", O_RDWR|O_CREAT|O_TRUNC|O_CLOEXEC, 0666) refused ");
+  const std::string open_in = absl::StrCat("openat(\"", in, "\", O_RDONLY|O_CLOEXEC) refused ");
+  struct Case {
+    std::string what, promises, in_rule, out_rule, refusal;
+    int code;
+  };
+  for (const Case& c : std::vector<Case>{
+           // age links glibc: pthread_create's clone3 gets ENOSYS, its clone is the kill.
+           {"no thread", "stdio rpath wpath cpath", "r:" + plain_dir, "rwc:" + sealed,
+            "killed for a forbidden syscall: clone(", 128 + SIGKILL},
+           {"no rpath", "stdio thread wpath cpath", "r:" + plain_dir, "rwc:" + sealed,
+            open_in + "(EACCES); promise rpath would allow it", 1},
+           {"no rule for the input", enc_promises, "r:" + elsewhere, "rwc:" + sealed,
+            open_in + "(ENOENT)", 1},
+           {"no r on the output", enc_promises, "r:" + plain_dir, "wc:" + sealed,
+            open_out + "(EACCES): reading needs 'r'", 1},
+           {"no c on the output", enc_promises, "r:" + plain_dir, "rw:" + sealed,
+            open_out + "(EACCES): O_CREAT needs 'c'", 1},
+           {"no cpath", "stdio thread rpath wpath", "r:" + plain_dir, "rwc:" + sealed,
+            open_out + "(EACCES); promise cpath would allow it", 1},
+       }) {
+    ASSERT_EQ(unlink(out.c_str()), 0) << c.what;
+    VowRun r = encrypt(c.promises, c.in_rule, c.out_rule);
+    EXPECT_EQ(r.code(), c.code) << c.what << ": " << Describe(r);
+    EXPECT_THAT(r.err, HasSubstr(c.refusal)) << c.what;
+    EXPECT_THAT(r.err, Not(HasSubstr("hpage_pmd_size"))) << c.what;
+    EXPECT_EQ(ReadFile(out), "") << c.what << ": ciphertext written";
+    // Put the good ciphertext back for the next case and the decryptions below.
+    VowRun again = encrypt(enc_promises, "r:" + plain_dir, "rwc:" + sealed);
+    ASSERT_EQ(again.code(), 0) << Describe(again);
+  }
+
+  // Decryption, each taken away in turn.
+  const std::string open_key =
+      absl::StrCat("openat(\"", key_, "\", O_RDONLY|O_CLOEXEC) refused ");
+  for (const Case& c : std::vector<Case>{
+           {"no thread", "stdio rpath", "r:" + keys_, "r:" + sealed,
+            "killed for a forbidden syscall: clone(", 128 + SIGKILL},
+           {"no rpath", "stdio thread", "r:" + keys_, "r:" + sealed,
+            "(EACCES); promise rpath would allow it", 1},
+           {"no rule for the key", "stdio thread rpath", "r:" + elsewhere, "r:" + sealed,
+            open_key + "(ENOENT)", 1},
+           {"no rule for the ciphertext", "stdio thread rpath", "r:" + keys_, "r:" + elsewhere,
+            absl::StrCat("openat(\"", out, "\", O_RDONLY|O_CLOEXEC) refused (ENOENT)"), 1},
+       }) {
+    VowRun r = decrypt(c.promises, c.in_rule, c.out_rule);
+    EXPECT_EQ(r.code(), c.code) << c.what << ": " << Describe(r);
+    EXPECT_EQ(r.out, "") << c.what;
+    EXPECT_THAT(r.err, HasSubstr(c.refusal)) << c.what;
+  }
+}
+
 TEST_F(RealProgramsTest, StaticMusl) {
   const std::string program = Runfile("tests/static_cat");
   VowRun ok = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", program, file_});

@@ -22,6 +22,7 @@ VOW_PACKAGES=(
   sqlite3           # //tests:real_programs_test runs it unmodified
   python3           # //tests:real_programs_test runs it unmodified
   curl              # //tests:real_programs_test runs it unmodified (gzip is Essential)
+  age               # //tests:real_programs_test runs it unmodified (a Go program)
   hyperfine         # tools/bench_startup.sh
   bubblewrap        # tools/bench_startup.sh compares against bwrap
   libpng-dev        # examples/parsers: the image, archive and font libraries
