@@ -397,6 +397,18 @@ void Broker::Impl::Loop() {
             }
             break;
           case kListener:
+            if ((events[i].events & (EPOLLHUP | EPOLLERR)) != 0) {
+              // The filter has no task left (the kernel says so with EPOLLHUP, armed or
+              // not): no notification can come any more. Its pidfd says when it is
+              // reaped, which can be long after (a big address space is still being
+              // torn down); watched until then, the level-triggered hang-up would spin
+              // this loop (seen: ~15,000 turns while a 1 GiB worker exited).
+              if (w.listener_registered) {
+                epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.shared->listener.get(), nullptr);
+                w.listener_registered = false;
+              }
+              break;
+            }
             if (w.listener_registered && !w.path_call_in_flight && !w.throttled) {
               HandleNotification(w);
             }
