@@ -420,7 +420,8 @@ TEST_F(RealProgramsTest, Sqlite3NeedsWpathToWrite) {
 // with its own clone), age links glibc (cgo: pthread_create, clone3 then clone). A Go
 // runtime starts threads before main, so `thread` is always needed; it reads the huge
 // page size from sysfs at start-up (the libc set), and preempts its own threads with
-// tgkill(getpid(), tid, SIGURG) (stdio: signals to itself). Nothing else beyond stdio.
+// tgkill(getpid(), tid, SIGURG) (stdio: signals to itself). The runtime needs nothing
+// else beyond stdio; the files need rpath/wpath/cpath and rules as for any program.
 class AgeTest : public RealProgramsTest {
  protected:
   void SetUp() override {
