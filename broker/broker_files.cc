@@ -43,6 +43,10 @@ bool Broker::Impl::AnswerOnLoop(Worker& w, const DecodedRequest& request,
   // The channel is non-blocking: a worker that does not read its answers fills its
   // socket buffer and is ended here (EAGAIN), never waited for.
   const int rc = SendFdOrError(w.channel, request.id, std::move(fd));
+  if (rc == kAnswersUnread) {
+    End(w, WorkerResult::Kind::kLimitExceeded, UnreadAnswersReason());
+    return false;
+  }
   if (rc != 0 && rc != -EPIPE && rc != -ECONNRESET) {
     return ProtocolError(w, absl::StrCat("could not send a response: ", strerror(-rc)));
   }

@@ -141,7 +141,29 @@ int SendHelloReply(const Channel& channel, uint64_t id);
 int SendTime(const Channel& channel, uint64_t id, absl::Time now);
 // The fd (closed here once sent), or the error's errno (EACCES if it has none) and its
 // message (at most 1024 bytes).
+// An fd is sent only while the worker's channel holds at most kMaxUnreadAnswerBytes of
+// answers it has not read (SIOCOUTQ on the broker's end): otherwise nothing is sent, the
+// fd is closed and the result is kAnswersUnread, and the caller ends the worker. When the
+// kernel refuses the fd (ETOOMANYREFS: too many fds in flight for the broker's user, see
+// kMaxUnreadAnswerBytes) the worker gets an ENFILE error answer instead, and the result
+// is that answer's.
 int SendFdOrError(const Channel& channel, uint64_t id, absl::StatusOr<UniqueFd> fd);
+// SendFdOrError's result when the worker has too many answers unread (not an errno).
+inline constexpr int kAnswersUnread = 1;
+// An fd sent over a unix socket is "in flight" until the peer reads it, and the kernel
+// charges it to the sending user: past RLIMIT_NOFILE fds in flight, a sender without
+// CAP_SYS_RESOURCE or CAP_SYS_ADMIN gets ETOOMANYREFS for every fd it sends, to any
+// worker (unix_inflight, too_many_unix_fds). So one worker that asks for fds and never
+// reads them could make every other worker's opens fail. A worker's client reads each
+// answer before it asks again (at most its HelloReply and one answer are ever unread);
+// one with more than this many bytes of answers unread is ended before it gets another
+// fd. The kernel charges each answer at least its buffer overhead (768 bytes for an fd
+// answer on Linux 6.18 x86-64), so this is at most 21 fds in flight per worker there, and
+// at most 21 x (live workers) in all: a broker that is not root keeps its RLIMIT_NOFILE
+// above that.
+inline constexpr int kMaxUnreadAnswerBytes = 16 * 1024;
+// How a worker ended for kAnswersUnread says it.
+std::string UnreadAnswersReason();
 
 // The refusal throttle: a worker's refused calls (a path call or request the broker
 // said no to; not a syscall refused under penalty errno) draw from a token bucket of this

@@ -184,7 +184,9 @@ void Broker::Impl::ServeChannelCall(WorkerId id, pid_t pid, const PreparedPolicy
     if (it != workers_.end() && !it->second->reaped) {
       Worker& w = *it->second;
       w.channel_call_in_flight = false;
-      if (rc != 0 && rc != -EPIPE && rc != -ECONNRESET && !w.ending) {
+      if (rc == kAnswersUnread && !w.ending) {
+        End(w, WorkerResult::Kind::kLimitExceeded, UnreadAnswersReason());
+      } else if (rc != 0 && rc != -EPIPE && rc != -ECONNRESET && !w.ending) {
         End(w, WorkerResult::Kind::kProtocolError,
             absl::StrCat("could not send a response: ", strerror(-rc)));
       } else if (!((err == EACCES || err == EPERM) && NoteRefusal(w)) && !w.throttled) {

@@ -3,7 +3,10 @@
 // Runs in the privileged process; nothing here reads worker bytes.
 #include <errno.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+
+#include <linux/sockios.h>
 
 #include <string>
 
@@ -41,8 +44,16 @@ int SendFdOrError(const Channel& channel, uint64_t id, absl::StatusOr<UniqueFd> 
   response.setId(id);
   int rc;
   if (fd.ok()) {
+    int unread = 0;
+    if (ioctl(channel.fd(), SIOCOUTQ, &unread) != 0) return -errno;
+    if (unread > kMaxUnreadAnswerBytes) return kAnswersUnread;
     response.setFd();
     rc = channel.Send(builder, fd->get());
+    if (rc == -ETOOMANYREFS) {
+      return SendFdOrError(channel, id,
+                           ErrnoStatus(ENFILE, "the broker has too many file descriptors in "
+                                               "flight to workers (sendmsg: ETOOMANYREFS)"));
+    }
   } else {
     auto error = response.initError();
     error.setErrno(ErrnoOrDefault(fd.status(), EACCES));
@@ -50,6 +61,11 @@ int SendFdOrError(const Channel& channel, uint64_t id, absl::StatusOr<UniqueFd> 
     rc = channel.Send(builder);
   }
   return rc;
+}
+
+std::string UnreadAnswersReason() {
+  return absl::StrCat("does not read its answers: more than ", kMaxUnreadAnswerBytes,
+                      " bytes of answers unread, no more file descriptors sent");
 }
 
 bool Broker::Impl::SendError(Worker& w, uint64_t id, int err, absl::string_view reason) {

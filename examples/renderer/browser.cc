@@ -141,7 +141,7 @@ const char* kStyle =
     "#crashed,#refused{border:2px solid #c33;padding:1em;background:#fee}"
     "#notice{border:1px solid #c90;padding:.5em;background:#ffd}"
     "table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px}"
-    "img#rendering{border:1px solid #ccc;max-width:100%}</style>";
+    "img#rendering{border:1px solid #ccc;max-width:100%}form{display:inline}</style>";
 
 size_t CountSubstr(absl::string_view text, absl::string_view what) {
   size_t n = 0;
@@ -674,8 +674,11 @@ std::string Browser::FileListHtml() const {
   std::string html = absl::StrCat(Head("vow_view"), "<h1>Documents</h1><ul id=\"files\">");
   for (const std::string& name : ListDocuments()) {
     absl::StatusOr<DocType> type = DocTypeForName(name);
-    absl::StrAppend(&html, "<li><a target=\"_blank\" href=\"/view/", HtmlEscape(UrlEscape(name)),
-                    "\">", HtmlEscape(name), "</a> <small>",
+    // Opening a tab starts a renderer: a POST (vow_view serves GET only for what changes
+    // nothing).
+    absl::StrAppend(&html, "<li><form method=\"post\" target=\"_blank\" action=\"/view/",
+                    HtmlEscape(UrlEscape(name)), "\"><button>", HtmlEscape(name),
+                    "</button></form> <small>",
                     type.ok() ? DocTypeName(*type) : "no renderer", "</small></li>");
   }
   return html + "</ul></body></html>";
@@ -691,7 +694,8 @@ std::string Browser::TabHtml(TabId tab, const std::string& name, uint32_t page_i
     absl::StrAppend(&html, ", renderer pid <span id=\"pid\">", p.pid, "</span> (",
                     DocTypeName(p.type), ")");
   }
-  absl::StrAppend(&html, " <a id=\"close\" href=\"", url, "/close\">close tab</a></small></p>");
+  absl::StrAppend(&html, " <form method=\"post\" action=\"", url,
+                  "/close\"><button id=\"close\">close tab</button></form></small></p>");
   switch (p.kind) {
     case Page::Kind::kHtml:
       if (!p.notice.empty()) {
@@ -730,8 +734,9 @@ std::string Browser::TabHtml(TabId tab, const std::string& name, uint32_t page_i
       absl::StrAppend(&html,
                       "<div id=\"crashed\"><h2>This document crashed</h2><p>Its renderer "
                       "ended: <span id=\"reason\">",
-                      HtmlEscape(p.message), "</span></p><p><a id=\"reload\" href=\"", url,
-                      "?reload=1\">Reload</a> (starts a fresh renderer in this tab)</p></div>");
+                      HtmlEscape(p.message), "</span></p><form method=\"post\" action=\"", url,
+                      "?reload=1\"><button id=\"reload\">Reload</button> (starts a fresh "
+                      "renderer in this tab)</form></div>");
       break;
     case Page::Kind::kError:
       absl::StrAppend(&html, "<div id=\"refused\"><h2>Cannot open this document</h2><p id=\"reason\">",

@@ -245,7 +245,7 @@ std::string* BrowserTest::dir_ = nullptr;
 TEST_F(BrowserTest, ListsDocuments) {
   auto b = Make();
   EXPECT_THAT(b->ListDocuments(), ::testing::Contains("doc.md"));
-  EXPECT_THAT(b->FileListHtml(), HasSubstr("href=\"/view/pic.svg\""));
+  EXPECT_THAT(b->FileListHtml(), HasSubstr("action=\"/view/pic.svg\""));
 }
 
 TEST_F(BrowserTest, MarkdownIsSanitizedHtml) {
@@ -262,7 +262,7 @@ TEST_F(BrowserTest, MarkdownIsSanitizedHtml) {
   EXPECT_THAT(p.notice, HasSubstr("Raw HTML was removed from this document 2 times"));
   EXPECT_THAT(tab, HasSubstr("<p id=\"notice\">Raw HTML was removed"));
   EXPECT_THAT(tab, HasSubstr("<article id=\"document\"><h1>Hello</h1>"));
-  EXPECT_THAT(tab, HasSubstr(absl::StrCat("href=\"/tab/", p.tab, "/close\"")));
+  EXPECT_THAT(tab, HasSubstr(absl::StrCat("action=\"/tab/", p.tab, "/close\"")));
 }
 
 TEST_F(BrowserTest, SvgPngAndPdfRenderToPixels) {
@@ -470,7 +470,7 @@ TEST_F(BrowserTest, CrashShowsTheReasonAndReloadRecovers) {
   EXPECT_THAT(segv.message, HasSubstr("SIGSEGV"));
   std::string html = b->TabHtml(*tab, "doc.md", 0, segv);
   EXPECT_THAT(html, HasSubstr("This document crashed"));
-  EXPECT_THAT(html, HasSubstr(absl::StrCat("href=\"/tab/", *tab, "?reload=1\"")));
+  EXPECT_THAT(html, HasSubstr(absl::StrCat("action=\"/tab/", *tab, "?reload=1\"")));
   // Until a reload the tab stays crashed, and no renderer is leased to it.
   Page still = b->Render(*tab, 0, false);
   EXPECT_EQ(still.kind, Page::Kind::kCrashed);
