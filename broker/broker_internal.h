@@ -44,6 +44,7 @@
 #include "broker/audit_log.h"
 #include "broker/broker.h"
 #include "broker/fs_policy.h"
+#include "broker/namespace_stock.h"
 #include "broker/net_policy.h"
 #include "broker/path_call.h"
 #include "broker/path_handler.h"
@@ -222,6 +223,9 @@ class Broker::Impl {
   size_t live() const;
 
   FilterCache filters_;
+  // Fresh network and IPC namespaces for forked workers (SpawnCommon); its thread starts
+  // at the first forked spawn that asks for either.
+  NamespaceStock namespaces_;
 
  private:
   // ---- The dispatch table (broker_dispatch.cc). ----
