@@ -26,6 +26,7 @@
 #include <map>
 #include <new>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "base/status_macros.h"
@@ -424,6 +425,10 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   // right after the fork: the child's copies are the only ones left.
   NamespaceStock::Fresh fresh;
   if (!exec && (layers.netns || layers.ipcns)) fresh = namespaces_.Take();
+  // The stock makes the replacement only once this spawn's fork and registration are done.
+  absl::Cleanup refill = [&] {
+    if (!exec && (layers.netns || layers.ipcns)) namespaces_.Done();
+  };
   const int fresh_net = layers.netns ? fresh.net.get() : -1;
   const int fresh_ipc = layers.ipcns ? fresh.ipc.get() : -1;
 

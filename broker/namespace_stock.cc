@@ -23,6 +23,7 @@ NamespaceStock::~NamespaceStock() {
 
 NamespaceStock::Fresh NamespaceStock::Take() {
   absl::MutexLock lock(&mu_);
+  ++in_progress_;
   if (!started_) {
     started_ = true;
     thread_ = std::thread([this] { Run(); });
@@ -32,7 +33,12 @@ NamespaceStock::Fresh NamespaceStock::Take() {
     fresh = std::move(ready_.front());
     ready_.pop_front();  // the stock keeps no copy: this pair is the caller's alone
   }
-  return fresh;  // the maker sees ready_ shrink (its Await condition) and refills
+  return fresh;
+}
+
+void NamespaceStock::Done() {
+  absl::MutexLock lock(&mu_);
+  if (in_progress_ > 0) --in_progress_;  // the maker's Await condition sees it
 }
 
 size_t NamespaceStock::Ready(int timeout_ms) {
@@ -66,7 +72,7 @@ void NamespaceStock::Run() {
     {
       absl::MutexLock lock(&mu_);
       auto wanted = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-        return stop_ || ready_.size() < depth_;
+        return stop_ || (ready_.size() < depth_ && in_progress_ == 0);
       };
       mu_.Await(absl::Condition(&wanted));
       if (stop_) return;

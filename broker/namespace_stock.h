@@ -49,10 +49,16 @@ class NamespaceStock {
   NamespaceStock& operator=(const NamespaceStock&) = delete;
 
   // One pair from the stock (the caller owns it and must give it to one worker only),
-  // or two invalid fds when the stock is empty: then the worker makes its own. Asks the
-  // thread for a replacement; starts the thread on the first call. Never blocks on the
-  // making of a namespace.
+  // or two invalid fds when the stock is empty: then the worker makes its own. Tells the
+  // thread to make none until Done(); starts the thread on the first call. Never blocks
+  // on the making of a namespace.
   Fresh Take();
+  // Ends what Take() began: the thread may make the replacement now. Each Take() is
+  // followed by one Done(), after the caller's fork: making a namespace while the caller
+  // forks would put a running thread of the caller's address space on the other CPU, and
+  // every page the fork write-protects (and every copy-on-write fault after it) would
+  // then need a TLB shoot-down IPI to it (README "Spawn").
+  void Done();
 
   // For tests and benchmarks: how many pairs are ready now; waits up to `timeout_ms` for
   // the stock to be full first (0: no wait).
@@ -67,6 +73,7 @@ class NamespaceStock {
   absl::Mutex mu_;
   std::deque<Fresh> ready_ ABSL_GUARDED_BY(mu_);
   bool started_ ABSL_GUARDED_BY(mu_) = false;
+  int in_progress_ ABSL_GUARDED_BY(mu_) = 0;  // Take()s not yet Done()
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::string failure_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;

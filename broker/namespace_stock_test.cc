@@ -34,6 +34,7 @@ TEST(NamespaceStockTest, EachPairIsFreshAndHandedOutOnce) {
   NamespaceStock::Fresh first = stock.Take();
   EXPECT_FALSE(first.net.valid());
   EXPECT_FALSE(first.ipc.valid());
+  stock.Done();
   ASSERT_EQ(stock.Ready(10000), 3u) << stock.failure();
   std::set<ino_t> seen;
   for (int i = 0; i < 9; ++i) {
@@ -41,8 +42,9 @@ TEST(NamespaceStockTest, EachPairIsFreshAndHandedOutOnce) {
     NamespaceStock::Fresh fresh = stock.Take();
     ASSERT_TRUE(fresh.net.valid());
     ASSERT_TRUE(fresh.ipc.valid());
-    // The taken pair is out of the stock.
-    EXPECT_EQ(stock.Ready(), 2u);
+    // The taken pair is out of the stock, and no replacement is made before Done().
+    EXPECT_EQ(stock.Ready(20), 2u);
+    stock.Done();
     const ino_t net = Inode(fresh.net.get());
     const ino_t ipc = Inode(fresh.ipc.get());
     EXPECT_NE(net, home_net);
@@ -62,6 +64,7 @@ TEST(NamespaceStockTest, TheMakerThreadGoesBackHome) {
   const ino_t home_ipc = InodeOf("/proc/self/ns/ipc");
   NamespaceStock stock(2);
   (void)stock.Take();
+  stock.Done();
   ASSERT_EQ(stock.Ready(10000), 2u) << stock.failure();
   DIR* tasks = opendir("/proc/self/task");
   ASSERT_NE(tasks, nullptr);
