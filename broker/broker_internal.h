@@ -15,6 +15,8 @@
 //   broker_clock.cc         refused syscalls)
 //   broker_violations.cc
 //   broker_wire.cc        encoding the answers (decoding is DecodeRequest, request.cc)
+//   namespace_stock.cc    fresh network and IPC namespaces made ahead of time for
+//                         forked workers (its own thread; used by Spawn)
 //
 // Adding a brokered call: its schema entry (ipc/protocol.capnp) and decoding (request.cc),
 // one handler (a Handle* member, in its family's file), the client stub (worker/client.*),
