@@ -29,9 +29,9 @@ NamespaceStock::Fresh NamespaceStock::Take() {
     thread_ = std::thread([this] { Run(); });
   }
   Fresh fresh;
-  if (!ready_.empty()) {
-    fresh = std::move(ready_.front());
-    ready_.pop_front();  // the stock keeps no copy: this pair is the caller's alone
+  if (count_ > 0) {
+    // Moved out: the stock keeps no copy, this pair is the caller's alone.
+    fresh = std::move(ready_[--count_]);
   }
   return fresh;
 }
@@ -45,11 +45,11 @@ size_t NamespaceStock::Ready(int timeout_ms) {
   absl::MutexLock lock(&mu_);
   if (timeout_ms > 0) {
     auto full = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-      return ready_.size() >= depth_ || !failure_.empty();
+      return count_ >= depth_ || !failure_.empty();
     };
     mu_.AwaitWithTimeout(absl::Condition(&full), absl::Milliseconds(timeout_ms));
   }
-  return ready_.size();
+  return count_;
 }
 
 std::string NamespaceStock::failure() {
@@ -72,7 +72,7 @@ void NamespaceStock::Run() {
     {
       absl::MutexLock lock(&mu_);
       auto wanted = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-        return stop_ || (ready_.size() < depth_ && in_progress_ == 0);
+        return stop_ || (count_ < depth_ && in_progress_ == 0);
       };
       mu_.Await(absl::Condition(&wanted));
       if (stop_) return;
@@ -91,7 +91,7 @@ void NamespaceStock::Run() {
     if (!fresh.net.valid()) return fail("open the new network namespace", net_errno);
     if (!fresh.ipc.valid()) return fail("open the new IPC namespace", ipc_errno);
     absl::MutexLock lock(&mu_);
-    ready_.push_back(std::move(fresh));
+    ready_[count_++] = std::move(fresh);
   }
 }
 

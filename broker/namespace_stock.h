@@ -23,8 +23,8 @@
 #ifndef VOW_BROKER_NAMESPACE_STOCK_H_
 #define VOW_BROKER_NAMESPACE_STOCK_H_
 
+#include <array>
 #include <cstddef>
-#include <deque>
 #include <string>
 #include <thread>
 
@@ -41,8 +41,9 @@ class NamespaceStock {
     UniqueFd ipc;
   };
 
-  // Keeps up to `depth` pairs ready.
-  explicit NamespaceStock(size_t depth = 4) : depth_(depth) {}
+  static constexpr size_t kMaxDepth = 8;
+  // Keeps up to `depth` pairs ready (at most kMaxDepth).
+  explicit NamespaceStock(size_t depth = 4) : depth_(depth < kMaxDepth ? depth : kMaxDepth) {}
   // Stops the thread (waits for a namespace being made) and closes what is in stock.
   ~NamespaceStock();
   NamespaceStock(const NamespaceStock&) = delete;
@@ -71,7 +72,11 @@ class NamespaceStock {
 
   const size_t depth_;
   absl::Mutex mu_;
-  std::deque<Fresh> ready_ ABSL_GUARDED_BY(mu_);
+  // A fixed array, not a container that allocates: the maker thread never calls malloc,
+  // so glibc gives it no arena of its own (64 MiB of address space every forked worker
+  // would inherit).
+  std::array<Fresh, kMaxDepth> ready_ ABSL_GUARDED_BY(mu_);
+  size_t count_ ABSL_GUARDED_BY(mu_) = 0;  // ready_[0, count_) hold pairs
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   int in_progress_ ABSL_GUARDED_BY(mu_) = 0;  // Take()s not yet Done()
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
