@@ -21,7 +21,7 @@ echo "== 2/3 sanitizers (ASan + UBSan)" >&2
 bazel test --config=asan --test_env=ASAN_OPTIONS=detect_leaks=1:handle_segv=0 \
   //ipc:channel_test //broker:request_test //broker:fs_policy_test //broker:net_policy_test \
   //broker:clock_policy_test //broker:policy_check_test //broker:audit_log_test \
-  //broker:path_call_test \
+  //broker:path_call_test //broker:namespace_stock_test \
   //broker:request_fuzzer_replay_test //broker:fs_policy_fuzzer_replay_test \
   //policies:policy_file_test //policies:policy_file_fuzzer_replay_test \
   //examples/x509_oracle:json_test //examples/x509_oracle:limbo_test "$@"
@@ -37,7 +37,7 @@ bazel test --config=asan --test_env=ASAN_OPTIONS=detect_leaks=1:handle_segv=0 \
 #    :oracle_test (clang 14's ASan allocator is not fork-safe in a multi-threaded
 #    parent: a pooled worker can hang; see README, Known limits).
 bazel test --config=asan \
-  //tests:broker_test //tests:worker_pool_test //tests/conformance:wire_test \
+  //tests:broker_test //tests:worker_pool_test //tests:spawn_test //tests/conformance:wire_test \
   //tests:path_calls_test //tests:hostile_test //tests:call_deadline_test \
   //examples/x509_oracle:verify_test //examples/x509_oracle:verify_syscalls_test "$@"
 

@@ -26,6 +26,7 @@
 #include <map>
 #include <new>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "base/status_macros.h"
@@ -419,6 +420,18 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   const int stdio_in[3] = {options.stdin_fd, options.stdout_fd, options.stderr_fd};
   for (int i = 0; i < 3; ++i) spec.keep_stdio[i] = stdio_in[i] >= 0;
 
+  // A forked worker's network and IPC namespaces: fresh ones from the stock, made ahead
+  // of time (invalid when it is empty: the child then unshares its own). Closed here
+  // right after the fork: the child's copies are the only ones left.
+  NamespaceStock::Fresh fresh;
+  if (!exec && (layers.netns || layers.ipcns)) fresh = namespaces_.Take();
+  // The stock makes the replacement only once this spawn's fork and registration are done.
+  absl::Cleanup refill = [&] {
+    if (!exec && (layers.netns || layers.ipcns)) namespaces_.Done();
+  };
+  const int fresh_net = layers.netns ? fresh.net.get() : -1;
+  const int fresh_ipc = layers.ipcns ? fresh.ipc.get() : -1;
+
   fflush(nullptr);  // or the child would flush the parent's buffered output a second time
   pid_t pid = fork();
   if (pid < 0) return ErrnoStatus(errno, "fork");
@@ -428,12 +441,14 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, nullptr);
     // Move the fds we keep above the range we are about to fill, then into place.
-    int moved[5];
+    int moved[7];
     // The fifth: the program (exec), or the shared root (kept through LockDown's
-    // close_range as keep_fd; ApplyLayers closes it once entered).
-    const int sources[5] = {stdio_in[0], stdio_in[1], stdio_in[2], theirs.fd(),
-                            exec ? program_fd.get() : shared_root};
-    for (int i = 0; i < 5; ++i) {
+    // close_range as keep_fd; ApplyLayers closes it once entered). The sixth and
+    // seventh: the fresh network and IPC namespaces (kept by LockDown as the layers'
+    // fds; ApplyLayers enters and closes them).
+    const int sources[7] = {stdio_in[0], stdio_in[1], stdio_in[2], theirs.fd(),
+                            exec ? program_fd.get() : shared_root, fresh_net, fresh_ipc};
+    for (int i = 0; i < 7; ++i) {
       moved[i] = sources[i] >= 0 ? fcntl(sources[i], F_DUPFD_CLOEXEC, 10) : -1;
       if (sources[i] >= 0 && moved[i] < 0) _exit(kLockdownFailedExit);
     }
@@ -445,6 +460,8 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
       spec.keep_fd = moved[4];
       layers.shared_root_fd = moved[4];
     }
+    layers.fresh_net_fd = moved[5];
+    layers.fresh_ipc_fd = moved[6];
     for (int i = 0; i < 4; ++i) {
       if (moved[i] >= 0 && dup2(moved[i], i) < 0) _exit(kLockdownFailedExit);
     }
@@ -484,6 +501,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   }
 
   theirs = Channel();  // close the child's end here
+  fresh = NamespaceStock::Fresh();  // the namespaces are the child's alone now
   long pidfd = syscall(SYS_pidfd_open, pid, 0);
   if (pidfd < 0) {
     int err = errno;

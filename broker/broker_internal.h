@@ -15,6 +15,8 @@
 //   broker_clock.cc         refused syscalls)
 //   broker_violations.cc
 //   broker_wire.cc        encoding the answers (decoding is DecodeRequest, request.cc)
+//   namespace_stock.cc    fresh network and IPC namespaces made ahead of time for
+//                         forked workers (its own thread; used by Spawn)
 //
 // Adding a brokered call: its schema entry (ipc/protocol.capnp) and decoding (request.cc),
 // one handler (a Handle* member, in its family's file), the client stub (worker/client.*),
@@ -44,6 +46,7 @@
 #include "broker/audit_log.h"
 #include "broker/broker.h"
 #include "broker/fs_policy.h"
+#include "broker/namespace_stock.h"
 #include "broker/net_policy.h"
 #include "broker/path_call.h"
 #include "broker/path_handler.h"
@@ -244,6 +247,9 @@ class Broker::Impl {
   size_t live() const;
 
   FilterCache filters_;
+  // Fresh network and IPC namespaces for forked workers (SpawnCommon); its thread starts
+  // at the first forked spawn that asks for either.
+  NamespaceStock namespaces_;
 
  private:
   // ---- The dispatch table (broker_dispatch.cc). ----

@@ -2,10 +2,12 @@
 // worker/layers.h): the forked workers of one prepared policy share one read-only mount
 // namespace, and nothing else; workers that keep the broker's identity never share one.
 // The test process is the broker; it looks at its workers' namespaces in /proc.
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -130,6 +132,72 @@ TEST_F(SpawnTest, WorkersThatKeepTheIdentityShareNothing) {
   ASSERT_GT(b, 0);
   EXPECT_NE(NsInode(a, "mnt"), NsInode(getpid(), "mnt"));
   EXPECT_NE(NsInode(a, "mnt"), NsInode(b, "mnt"));
+}
+
+// The inodes of the namespaces of `type` ("net:[...]") this process holds as fds: the
+// broker's namespace stock (broker/namespace_stock.h) among them.
+std::set<ino_t> HeldNamespaces(const char* type) {
+  std::set<ino_t> held;
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return held;
+  const std::string prefix = absl::StrCat(type, ":[");
+  while (struct dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string link = absl::StrCat("/proc/self/fd/", e->d_name);
+    char target[64] = {};
+    if (readlink(link.c_str(), target, sizeof(target) - 1) <= 0) continue;
+    if (std::string(target).rfind(prefix, 0) != 0) continue;
+    struct stat st;
+    if (stat(link.c_str(), &st) == 0) held.insert(st.st_ino);
+  }
+  closedir(dir);
+  return held;
+}
+
+// Forked workers get fresh network and IPC namespaces made ahead of time by the broker:
+// each worker its own (never one another worker has, never the broker's), and the broker
+// keeps no fd of a namespace it handed out.
+TEST_F(SpawnTest, FreshNamespacesFromTheStockAreNeverShared) {
+  auto policy = broker_->Prepare(Policy{});
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  {
+    Parked first(*broker_);  // starts the stock (this one makes its own)
+    ASSERT_GT(first.Spawn(*policy), 0);
+  }
+  // Wait for the stock to fill (four pairs).
+  std::set<ino_t> stocked_net, stocked_ipc;
+  for (int i = 0; i < 1000; ++i) {
+    stocked_net = HeldNamespaces("net");
+    stocked_ipc = HeldNamespaces("ipc");
+    if (stocked_net.size() >= 4 && stocked_ipc.size() >= 4) break;
+    usleep(10000);
+  }
+  ASSERT_GE(stocked_net.size(), 4u);
+  ASSERT_GE(stocked_ipc.size(), 4u);
+  // More workers alive at once than the stock holds: some from the stock, some from the
+  // refills or their own unshare.
+  Parked parked(*broker_);
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 7; ++i) {
+    pids.push_back(parked.Spawn(*policy));
+    ASSERT_GT(pids.back(), 0);
+  }
+  for (const char* type : {"net", "ipc"}) {
+    SCOPED_TRACE(type);
+    const std::set<ino_t>& stocked = std::string(type) == "net" ? stocked_net : stocked_ipc;
+    const std::set<ino_t> held = HeldNamespaces(type);
+    std::set<ino_t> seen;
+    int from_stock = 0;
+    for (pid_t pid : pids) {
+      const ino_t ino = NsInode(pid, type);
+      ASSERT_NE(ino, 0u);
+      EXPECT_NE(ino, NsInode(getpid(), type)) << "a worker in the broker's namespace";
+      EXPECT_TRUE(seen.insert(ino).second) << "two workers in one namespace";
+      EXPECT_EQ(held.count(ino), 0u) << "the broker still holds a worker's namespace";
+      from_stock += stocked.count(ino);
+    }
+    EXPECT_GE(from_stock, 1) << "no worker got a namespace from the stock";
+  }
 }
 
 }  // namespace

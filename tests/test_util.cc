@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace vow::testing {
@@ -57,7 +58,16 @@ std::set<int> OpenFds(pid_t pid) {
   int own = dirfd(d);
   while (struct dirent* e = readdir(d)) {
     int fd;
-    if (absl::SimpleAtoi(e->d_name, &fd) && !(pid == getpid() && fd == own)) fds.insert(fd);
+    if (!absl::SimpleAtoi(e->d_name, &fd) || (pid == getpid() && fd == own)) continue;
+    if (pid == getpid()) {
+      char target[64] = {};
+      const std::string link = absl::StrCat(dir, "/", e->d_name);
+      if (readlink(link.c_str(), target, sizeof(target) - 1) > 0 &&
+          (absl::StartsWith(target, "net:[") || absl::StartsWith(target, "ipc:["))) {
+        continue;  // the namespace stock's
+      }
+    }
+    fds.insert(fd);
   }
   closedir(d);
   return fds;

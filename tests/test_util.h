@@ -26,7 +26,11 @@ class TempDir {
   std::string path_;
 };
 
-// The fds open in process `pid` (read from /proc/<pid>/fd).
+// The fds open in process `pid` (read from /proc/<pid>/fd). For this process (the
+// broker of the tests), without its network and IPC namespace fds: the broker's
+// NamespaceStock (broker/namespace_stock.h) takes and refills them at its own pace, so
+// their number and slots change between two looks. That the broker keeps no namespace it
+// handed out is spawn_test's FreshNamespacesFromTheStockAreNeverShared.
 std::set<int> OpenFds(pid_t pid);
 
 // Reads everything from `fd` until EOF.

@@ -299,6 +299,13 @@ int ApplyLayers(const LayerSpec& spec, const char** failed_step) {
   *step = "pidns: not pid 1 of a new PID namespace (clone with LayerCloneFlags())";
   if (spec.pidns && syscall(SYS_getpid) != 1) return -EINVAL;
 
+  // A fresh namespace's fd for a layer that is off would leave the worker in the
+  // broker's namespace while holding another one: a caller's mistake, refused.
+  *step = "layers: a fresh namespace's fd for a namespace that is off";
+  if ((!spec.netns && spec.fresh_net_fd >= 0) || (!spec.ipcns && spec.fresh_ipc_fd >= 0)) {
+    return -EINVAL;
+  }
+
   *step = "layers: PR_SET_NO_NEW_PRIVS";
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -Errno();
 
@@ -307,12 +314,17 @@ int ApplyLayers(const LayerSpec& spec, const char** failed_step) {
     bool wanted;
     int flag;
     const char* step;
+    int fresh_fd;  // a fresh namespace of this type to setns() into; -1: unshare()
+    const char* setns_step;
+    const char* close_step;
   };
   const Namespace namespaces[] = {
-      {spec.mountns, CLONE_NEWNS, "mountns: unshare(CLONE_NEWNS)"},
-      {spec.netns, CLONE_NEWNET, "netns: unshare(CLONE_NEWNET)"},
-      {spec.ipcns, CLONE_NEWIPC, "ipcns: unshare(CLONE_NEWIPC)"},
-      {spec.utsns, CLONE_NEWUTS, "utsns: unshare(CLONE_NEWUTS)"},
+      {spec.mountns, CLONE_NEWNS, "mountns: unshare(CLONE_NEWNS)", -1, nullptr, nullptr},
+      {spec.netns, CLONE_NEWNET, "netns: unshare(CLONE_NEWNET)", spec.fresh_net_fd,
+       "netns: setns(fresh namespace)", "netns: close the fresh namespace's fd"},
+      {spec.ipcns, CLONE_NEWIPC, "ipcns: unshare(CLONE_NEWIPC)", spec.fresh_ipc_fd,
+       "ipcns: setns(fresh namespace)", "ipcns: close the fresh namespace's fd"},
+      {spec.utsns, CLONE_NEWUTS, "utsns: unshare(CLONE_NEWUTS)", -1, nullptr, nullptr},
   };
   const bool shared_root = spec.mountns && spec.shared_root_fd >= 0;
   if (shared_root) {
@@ -330,6 +342,14 @@ int ApplyLayers(const LayerSpec& spec, const char** failed_step) {
   }
   for (const Namespace& ns : namespaces) {
     if (!ns.wanted || (shared_root && ns.flag == CLONE_NEWNS)) continue;
+    if (ns.fresh_fd >= 0) {
+      // setns refuses an fd of another namespace type (EINVAL).
+      *step = ns.setns_step;
+      if (syscall(SYS_setns, ns.fresh_fd, ns.flag) != 0) return -Errno();
+      *step = ns.close_step;
+      if (close(ns.fresh_fd) != 0) return -Errno();
+      continue;
+    }
     *step = ns.step;
     if (syscall(SYS_unshare, ns.flag) != 0) return -Errno();
   }

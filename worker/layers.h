@@ -14,7 +14,8 @@
 //
 // Order inside ApplyLayers (each step checked, the first failure ends it):
 //   1. PR_SET_NO_NEW_PRIVS;
-//   2. unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) as asked, then
+//   2. unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) as asked (or
+//      setns() into the shared root / a fresh net or IPC namespace the broker made), then
 //      O_PATH fds of the listed files (host paths still resolve; a bind mount's source
 //      must belong to the new mount namespace);
 //      pidns: no unshare (it would only move the children), a check that this process
@@ -82,6 +83,15 @@ struct LayerSpec {
   // ApplyLayers closes it once entered: the worker never holds it. -1: make a new one.
   // Only with drop_identity (see MakeSharedRoot()).
   int shared_root_fd = -1;
+  // With netns / ipcns: an fd of a fresh, unused network / IPC namespace made ahead of
+  // time by the broker (its NamespaceStock, broker/namespace_stock.h), entered with
+  // setns() instead of unshare() (step 2 then costs a setns: the ~0.4 ms of making a
+  // network namespace is off the spawn path). ApplyLayers closes it once entered. Each
+  // is given to exactly one worker and never reused (the broker's side of the promise);
+  // like an unshare()d one it is owned by the broker's user namespace, where a worker that
+  // dropped its identity has no capability. -1: unshare() a new one here.
+  int fresh_net_fd = -1;
+  int fresh_ipc_fd = -1;
 };
 
 // Steps 1-5 of the file comment. 0 or -errno; `*failed_step` names the failed step.

@@ -22,8 +22,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <net/if.h>
+#include <sys/ioctl.h>
+
 #include <functional>
 #include <string>
+#include <thread>
 
 #include "gtest/gtest.h"
 
@@ -633,6 +637,115 @@ TEST(LayersTest, SharedRootThatIsNoMountNamespaceFails) {
             }),
             0);
   close(net);
+}
+
+// A fresh network + IPC namespace made as the broker's NamespaceStock makes it: by a
+// thread of this (root) process, held as fds. `*net` and `*ipc` get them.
+void MakeFresh(int* net, int* ipc) {
+  *net = *ipc = -1;
+  std::thread maker([&] {
+    if (unshare(CLONE_NEWNET | CLONE_NEWIPC) != 0) return;
+    *net = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    *ipc = open("/proc/thread-self/ns/ipc", O_RDONLY | O_CLOEXEC);
+  });
+  maker.join();  // the thread ends; the fds keep the namespaces
+}
+
+// Brings up `lo` in the current network namespace: 0 or errno. Needs CAP_NET_ADMIN over
+// the namespace.
+int BringUpLoopback() {
+  const int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return errno;
+  struct ifreq ifr = {};
+  strcpy(ifr.ifr_name, "lo");
+  int err = 0;
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) != 0) {
+    err = errno;
+  } else {
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) err = errno;
+  }
+  close(s);
+  return err;
+}
+
+// A worker enters the fresh namespaces the broker made (setns, fd closed) and has no
+// capability over them: it cannot bring up lo, rename the interface or set the host name.
+TEST(LayersTest, FreshNamespacesGiveTheWorkerNoCapability) {
+  int net = -1, ipc = -1;
+  MakeFresh(&net, &ipc);
+  ASSERT_GE(net, 0);
+  ASSERT_GE(ipc, 0);
+  const ino_t net_ino = NsInode(net, "");
+  const ino_t ipc_ino = NsInode(ipc, "");
+  ASSERT_NE(net_ino, NsInode(AT_FDCWD, "/proc/self/ns/net"));
+  EXPECT_EQ(InChild([&] {
+              const int self = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
+              if (self < 0) return Fail(1, "open /proc/self");
+              LayerSpec spec;
+              spec.fresh_net_fd = net;
+              spec.fresh_ipc_fd = ipc;
+              if (int r = Apply(spec); r != 0) return r;
+              if (NsInode(self, "ns/net") != net_ino) return Fail(2, "not in the fresh netns");
+              if (NsInode(self, "ns/ipc") != ipc_ino) return Fail(3, "not in the fresh ipcns");
+              if (fcntl(net, F_GETFD) != -1 || errno != EBADF) return Fail(4, "net fd open");
+              if (fcntl(ipc, F_GETFD) != -1 || errno != EBADF) return Fail(5, "ipc fd open");
+              if (BringUpLoopback() != EPERM) return Fail(6, "lo came up (or not EPERM)");
+              if (sethostname("x", 1) == 0 || errno != EPERM) return Fail(7, "sethostname");
+              return 0;
+            }),
+            0);
+  close(net);
+  close(ipc);
+  // The same namespace entered by a worker that keeps the broker's identity: it can (the
+  // check above can fail; the identity drop and the user namespace are what forbid it).
+  MakeFresh(&net, &ipc);
+  ASSERT_GE(net, 0);
+  EXPECT_EQ(InChild([&] {
+              LayerSpec spec = Only();
+              spec.netns = true;
+              spec.fresh_net_fd = net;
+              if (int r = Apply(spec); r != 0) return r;
+              return BringUpLoopback() == 0 ? 0 : Fail(1, "root could not bring lo up");
+            }),
+            0);
+  close(net);
+  close(ipc);
+}
+
+// An fd of another namespace type is refused by setns; an fd for a layer that is off is
+// refused before anything changes.
+TEST(LayersTest, FreshNamespaceOfTheWrongKindFails) {
+  int net = -1, ipc = -1;
+  MakeFresh(&net, &ipc);
+  ASSERT_GE(net, 0);
+  ASSERT_GE(ipc, 0);
+  EXPECT_EQ(InChild([&] {
+              LayerSpec spec;
+              spec.fresh_net_fd = ipc;  // swapped
+              spec.fresh_ipc_fd = net;
+              const char* failed = nullptr;
+              if (ApplyLayers(spec, &failed) != -EINVAL) return Fail(1, "not refused");
+              if (failed == nullptr || strcmp(failed, "netns: setns(fresh namespace)") != 0) {
+                return Fail(2, "the step does not name the setns");
+              }
+              return 0;
+            }),
+            0);
+  EXPECT_EQ(InChild([&] {
+              LayerSpec spec;
+              spec.netns = false;
+              spec.fresh_net_fd = net;
+              const char* failed = nullptr;
+              if (ApplyLayers(spec, &failed) != -EINVAL) return Fail(1, "not refused");
+              if (failed == nullptr || strstr(failed, "namespace that is off") == nullptr) {
+                return Fail(2, "the step does not say why");
+              }
+              return 0;
+            }),
+            0);
+  close(net);
+  close(ipc);
 }
 
 }  // namespace

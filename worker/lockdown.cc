@@ -40,8 +40,9 @@ bool g_trap_reporter = false;
 
 int Errno() { return errno != 0 ? errno : EIO; }
 
-int CloseAllBut(int keep) {
-  // Closes [3, keep) and (keep, max]. close_range exists since Linux 5.9.
+// Closes every fd from 3 up except the `n` fds in `keep` (each >= 3; duplicates and -1
+// entries ignored). close_range exists since Linux 5.9.
+int CloseAllBut(int* keep, size_t n) {
   auto close_range = [](unsigned lo, unsigned hi) -> int {
     if (lo > hi) return 0;
     if (syscall(SYS_close_range, lo, hi, 0) == 0) return 0;
@@ -53,9 +54,26 @@ int CloseAllBut(int keep) {
     for (unsigned fd = lo; fd <= hi && fd < top; ++fd) close(static_cast<int>(fd));
     return 0;
   };
-  int rc = close_range(3, static_cast<unsigned>(keep) - 1);
-  if (rc != 0) return rc;
-  return close_range(static_cast<unsigned>(keep) + 1, ~0u);
+  // Insertion sort: a handful of fds, no library call.
+  for (size_t i = 1; i < n; ++i) {
+    for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; --j) {
+      const int t = keep[j - 1];
+      keep[j - 1] = keep[j];
+      keep[j] = t;
+    }
+  }
+  unsigned next = 3;  // the lowest fd not yet closed or kept
+  for (size_t i = 0; i < n; ++i) {
+    if (keep[i] < 0) continue;
+    if (keep[i] < 3) return -EBADF;
+    const unsigned fd = static_cast<unsigned>(keep[i]);
+    if (fd < next) continue;  // a duplicate
+    if (fd > next) {
+      if (const int rc = close_range(next, fd - 1); rc != 0) return rc;
+    }
+    next = fd + 1;
+  }
+  return close_range(next, ~0u);
 }
 
 int SetLimit(int resource, uint64_t value) {
@@ -186,16 +204,16 @@ int LockDown(const LockdownSpec& spec, const char** failed_step) {
   }
   *failed_step = "close_range";
   if (spec.channel_fd < 3) return -EBADF;
-  if (spec.keep_fd >= 0 && spec.keep_fd != spec.channel_fd) {
-    // Close around both: [3, lo), (lo, hi), (hi, max].
-    const int lo = spec.keep_fd < spec.channel_fd ? spec.keep_fd : spec.channel_fd;
-    const int hi = spec.keep_fd < spec.channel_fd ? spec.channel_fd : spec.keep_fd;
-    if (lo < 3) return -EBADF;
-    if (lo > 3 && syscall(SYS_close_range, 3, lo - 1, 0) != 0) return -Errno();
-    if (hi > lo + 1 && syscall(SYS_close_range, lo + 1, hi - 1, 0) != 0) return -Errno();
-    if (syscall(SYS_close_range, hi + 1, ~0u, 0) != 0) return -Errno();
-  } else if ((rc = CloseAllBut(spec.channel_fd)) != 0) {
-    return rc;
+  {
+    // The channel, keep_fd and the namespace fds the layers enter (ApplyLayers closes
+    // those once entered).
+    int keep[5] = {spec.channel_fd, spec.keep_fd, -1, -1, -1};
+    if (spec.layers != nullptr) {
+      keep[2] = spec.layers->shared_root_fd;
+      keep[3] = spec.layers->fresh_net_fd;
+      keep[4] = spec.layers->fresh_ipc_fd;
+    }
+    if ((rc = CloseAllBut(keep, 5)) != 0) return rc;
   }
 
   // 1b. The layers.

@@ -2,8 +2,10 @@
 //
 // Order (DESIGN.md), each step checked, the first failure ends the sequence:
 //   1. stdio fds the spawn did not ask for become /dev/null (so a later fd can never land
-//      on 0/1/2 and receive a stray printf), then every fd except 0-2 and the channel is
-//      closed (close_range);
+//      on 0/1/2 and receive a stray printf), then every fd except 0-2, the channel,
+//      keep_fd and the namespace fds the layers enter (LayerSpec::shared_root_fd,
+//      fresh_net_fd, fresh_ipc_fd; ApplyLayers closes them once entered) is closed
+//      (close_range);
 //   1b. the layers (worker/layers.h: namespaces, the unprivileged identity, Landlock),
 //      before PDEATHSIG because a change of identity clears the parent-death signal;
 //   2. PR_SET_PDEATHSIG(SIGKILL) and a check that the parent is still the broker,

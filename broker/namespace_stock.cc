@@ -1,0 +1,98 @@
+#include "broker/namespace_stock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace vow {
+
+NamespaceStock::~NamespaceStock() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+NamespaceStock::Fresh NamespaceStock::Take() {
+  absl::MutexLock lock(&mu_);
+  ++in_progress_;
+  if (!started_) {
+    started_ = true;
+    thread_ = std::thread([this] { Run(); });
+  }
+  Fresh fresh;
+  if (count_ > 0) {
+    // Moved out: the stock keeps no copy, this pair is the caller's alone.
+    fresh = std::move(ready_[--count_]);
+  }
+  return fresh;
+}
+
+void NamespaceStock::Done() {
+  absl::MutexLock lock(&mu_);
+  if (in_progress_ > 0) --in_progress_;  // the maker's Await condition sees it
+}
+
+size_t NamespaceStock::Ready(int timeout_ms) {
+  absl::MutexLock lock(&mu_);
+  if (timeout_ms > 0) {
+    auto full = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return count_ >= depth_ || !failure_.empty();
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&full), absl::Milliseconds(timeout_ms));
+  }
+  return count_;
+}
+
+std::string NamespaceStock::failure() {
+  absl::MutexLock lock(&mu_);
+  return failure_;
+}
+
+void NamespaceStock::Run() {
+  auto fail = [this](const char* what, int err) {
+    absl::MutexLock lock(&mu_);
+    failure_ = absl::StrCat("namespace stock: ", what, ": ", strerror(err));
+  };
+  // The broker's own namespaces, to come back to after each unshare.
+  UniqueFd home_net(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+  UniqueFd home_ipc(open("/proc/thread-self/ns/ipc", O_RDONLY | O_CLOEXEC));
+  if (!home_net.valid() || !home_ipc.valid()) {
+    return fail("open /proc/thread-self/ns of the broker", errno);
+  }
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto wanted = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return stop_ || (count_ < depth_ && in_progress_ == 0);
+      };
+      mu_.Await(absl::Condition(&wanted));
+      if (stop_) return;
+    }
+    // Only this thread moves: namespaces are per thread (net and IPC may be unshared by
+    // one thread of a multithreaded process).
+    if (unshare(CLONE_NEWNET | CLONE_NEWIPC) != 0) return fail("unshare", errno);
+    Fresh fresh;
+    fresh.net.reset(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    const int net_errno = errno;
+    fresh.ipc.reset(open("/proc/thread-self/ns/ipc", O_RDONLY | O_CLOEXEC));
+    const int ipc_errno = errno;
+    // Back home before anything else; a thread that cannot go back does nothing more.
+    if (setns(home_net.get(), CLONE_NEWNET) != 0) return fail("setns back (net)", errno);
+    if (setns(home_ipc.get(), CLONE_NEWIPC) != 0) return fail("setns back (ipc)", errno);
+    if (!fresh.net.valid()) return fail("open the new network namespace", net_errno);
+    if (!fresh.ipc.valid()) return fail("open the new IPC namespace", ipc_errno);
+    absl::MutexLock lock(&mu_);
+    ready_[count_++] = std::move(fresh);
+  }
+}
+
+}  // namespace vow
