@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -92,6 +93,24 @@ void BM_DecodeInProcess(benchmark::State& state) {
 // the first two 1 MiB iterations, all that a 1 s run takes, the whole figure.
 BENCHMARK(BM_DecodeInProcess)->Arg(0)->Arg(100 << 10)->Arg(1 << 20)->Threads(2)->UseRealTime()
     ->MinWarmUpTime(1);
+
+// Diagnostic, the strictest baseline: in-process into one caller buffer reused for every
+// image (DecodeImageInto: no allocation, no zero-fill of a fresh std::string).
+void BM_DecodeInProcessIntoBuffer(benchmark::State& state) {
+  const std::string& file = Jpeg(state.range(0));
+  std::unique_ptr<char, decltype(&free)> buffer(
+      static_cast<char*>(aligned_alloc(kPixelBufferAlignment, 64 << 20)), &free);
+  PixelBuffer out{buffer.get(), 64 << 20};
+  for (auto _ : state) {
+    auto r = DecodeImageInto(file, kDefaultMaxPixels, out);
+    if (!r.ok() || !r->in_buffer) state.SkipWithError("decode failed");
+    benchmark::DoNotOptimize(r);
+    benchmark::DoNotOptimize(buffer.get());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_DecodeInProcessIntoBuffer)->Arg(100 << 10)->Arg(1 << 20)->Threads(2)
+    ->UseRealTime()->MinWarmUpTime(1);
 
 void BM_DecodeWarmPool(benchmark::State& state) {
   const std::string& file = Jpeg(state.range(0));
