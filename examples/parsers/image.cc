@@ -2,6 +2,7 @@
 
 #include <csetjmp>
 #include <cstdio>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 
@@ -36,6 +37,26 @@ absl::Status CheckSize(ImageFormat f, uint64_t w, uint64_t h, uint64_t max_pixel
   return absl::OkStatus();
 }
 
+// Where the first frame's w * h * 4 bytes of RGBA go (w * h already checked against the
+// limit): the caller's buffer if they fit, zeroed first if `zero` (for a decoder that may
+// leave pixels unwritten: the buffer's old bytes must not show through), else `*own`,
+// zero-filled.
+absl::StatusOr<char*> PixelsFor(ImageFormat f, uint64_t w, uint64_t h, PixelBuffer out,
+                                bool zero, std::string* own, bool* in_buffer) {
+  if (w * h > SIZE_MAX / 4) {  // a limit above what a size_t of bytes can hold
+    return absl::ResourceExhaustedError(absl::StrCat(
+        ImageFormatName(f), ": ", w, "x", h, " pixels do not fit in memory (checked from the header)"));
+  }
+  size_t n = static_cast<size_t>(w * h * 4);
+  if (out.data != nullptr && n <= out.size) {
+    *in_buffer = true;
+    if (zero) memset(out.data, 0, n);
+    return out.data;
+  }
+  own->assign(n, '\0');
+  return own->data();
+}
+
 // ---- PNG ------------------------------------------------------------------------------
 
 struct PngState {
@@ -44,6 +65,7 @@ struct PngState {
   std::vector<std::string>* warnings = nullptr;
   std::string error;
   std::string rgba;
+  bool in_buffer = false;
   std::vector<png_bytep> rows;
   std::string out;  // encoder
 };
@@ -67,7 +89,7 @@ void PngWarning(png_structp png, png_const_charp msg) {
 }
 
 absl::StatusOr<DecodedImage> DecodePng(absl::string_view bytes, uint64_t max_pixels,
-                                       bool keep) {
+                                       PixelBuffer into) {
   auto state = std::make_unique<PngState>();
   DecodedImage result;
   result.info.format = ImageFormat::kPng;
@@ -111,15 +133,22 @@ absl::StatusOr<DecodedImage> DecodePng(absl::string_view bytes, uint64_t max_pix
   if (png_get_rowbytes(png, info) != static_cast<size_t>(w) * 4) {
     png_error(png, "unexpected row size after the RGBA transforms");
   }
-  state->rgba.resize(static_cast<size_t>(w) * h * 4);
+  // Every pixel is written: each belongs to one of the interlace passes.
+  absl::StatusOr<char*> pixels = PixelsFor(ImageFormat::kPng, w, h, into, /*zero=*/false,
+                                           &state->rgba, &state->in_buffer);
+  if (!pixels.ok()) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    return pixels.status();
+  }
   state->rows.resize(h);
   for (png_uint_32 y = 0; y < h; ++y) {
-    state->rows[y] = reinterpret_cast<png_bytep>(&state->rgba[static_cast<size_t>(y) * w * 4]);
+    state->rows[y] = reinterpret_cast<png_bytep>(*pixels + static_cast<size_t>(y) * w * 4);
   }
   png_read_image(png, state->rows.data());
   png_read_end(png, nullptr);
   png_destroy_read_struct(&png, &info, nullptr);
-  if (keep) result.rgba = std::move(state->rgba);
+  result.rgba = std::move(state->rgba);
+  result.in_buffer = state->in_buffer;
   return result;
 }
 
@@ -187,11 +216,11 @@ struct JpegState {
   jpeg_decompress_struct cinfo;
   JpegError err;
   std::string rgba;
-  std::string row;
+  bool in_buffer = false;
 };
 
 absl::StatusOr<DecodedImage> DecodeJpeg(absl::string_view bytes, uint64_t max_pixels,
-                                        bool keep) {
+                                        PixelBuffer into) {
   auto s = std::make_unique<JpegState>();
   DecodedImage result;
   result.info.format = ImageFormat::kJpeg;
@@ -225,24 +254,30 @@ absl::StatusOr<DecodedImage> DecodeJpeg(absl::string_view bytes, uint64_t max_pi
   if (s->cinfo.output_components != 4) {
     (*s->cinfo.err->error_exit)(reinterpret_cast<j_common_ptr>(&s->cinfo));
   }
-  s->rgba.resize(static_cast<size_t>(w) * h * 4);
+  // Every row is written (a damaged or truncated stream still yields all of them, with
+  // a warning: jpeg_mem_src never suspends).
+  absl::StatusOr<char*> pixels =
+      PixelsFor(ImageFormat::kJpeg, w, h, into, /*zero=*/false, &s->rgba, &s->in_buffer);
+  if (!pixels.ok()) {
+    jpeg_destroy_decompress(&s->cinfo);
+    return pixels.status();
+  }
+  unsigned char* px = reinterpret_cast<unsigned char*>(*pixels);
   while (s->cinfo.output_scanline < h) {
-    JSAMPROW row = reinterpret_cast<JSAMPROW>(
-        &s->rgba[static_cast<size_t>(s->cinfo.output_scanline) * w * 4]);
+    JSAMPROW row = px + static_cast<size_t>(s->cinfo.output_scanline) * w * 4;
     jpeg_read_scanlines(&s->cinfo, &row, 1);
   }
   jpeg_finish_decompress(&s->cinfo);
   jpeg_destroy_decompress(&s->cinfo);
   if (cmyk) {  // Adobe-style inverted CMYK to RGB
-    for (size_t i = 0; i < s->rgba.size(); i += 4) {
-      unsigned k = static_cast<unsigned char>(s->rgba[i + 3]);
-      for (int c = 0; c < 3; ++c) {
-        s->rgba[i + c] = static_cast<char>(static_cast<unsigned char>(s->rgba[i + c]) * k / 255);
-      }
-      s->rgba[i + 3] = static_cast<char>(0xff);
+    for (size_t i = 0, n = static_cast<size_t>(w) * h * 4; i < n; i += 4) {
+      unsigned k = px[i + 3];
+      for (int c = 0; c < 3; ++c) px[i + c] = static_cast<unsigned char>(px[i + c] * k / 255);
+      px[i + 3] = 0xff;
     }
   }
-  if (keep) result.rgba = std::move(s->rgba);
+  result.rgba = std::move(s->rgba);
+  result.in_buffer = s->in_buffer;
   return result;
 }
 
@@ -266,7 +301,8 @@ absl::Status GifFail(int err) {
   return absl::InvalidArgumentError(absl::StrCat("gif: ", msg != nullptr ? msg : "error ", err));
 }
 
-absl::StatusOr<DecodedImage> DecodeGif(absl::string_view bytes, uint64_t max_pixels, bool keep) {
+absl::StatusOr<DecodedImage> DecodeGif(absl::string_view bytes, uint64_t max_pixels,
+                                       PixelBuffer into) {
   GifSource src{bytes, 0};
   int err = 0;
   GifFileType* gif = DGifOpen(&src, GifRead, &err);
@@ -285,7 +321,11 @@ absl::StatusOr<DecodedImage> DecodeGif(absl::string_view bytes, uint64_t max_pix
   if (!limit.ok()) return limit;
   result.info.width = sw;
   result.info.height = sh;
-  std::string canvas(static_cast<size_t>(sw) * sh * 4, '\0');
+  // Zeroed: pixels no frame covers, and transparent ones, stay 0.
+  absl::StatusOr<char*> pixels = PixelsFor(ImageFormat::kGif, sw, sh, into, /*zero=*/true,
+                                           &result.rgba, &result.in_buffer);
+  if (!pixels.ok()) return pixels.status();
+  char* canvas = *pixels;
   std::string line;
   int transparent = -1;
   uint32_t frames = 0;
@@ -370,7 +410,6 @@ absl::StatusOr<DecodedImage> DecodeGif(absl::string_view bytes, uint64_t max_pix
   }
   if (frames == 0) return absl::InvalidArgumentError("gif: no image in the file");
   result.info.frames = frames;
-  if (keep) result.rgba = std::move(canvas);
   return result;
 }
 
@@ -390,7 +429,7 @@ const char* Vp8StatusName(VP8StatusCode c) {
 }
 
 absl::StatusOr<DecodedImage> DecodeWebp(absl::string_view bytes, uint64_t max_pixels,
-                                        bool keep) {
+                                        PixelBuffer into) {
   const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
   WebPBitstreamFeatures f;
   VP8StatusCode st = WebPGetFeatures(data, bytes.size(), &f);
@@ -407,9 +446,13 @@ absl::StatusOr<DecodedImage> DecodeWebp(absl::string_view bytes, uint64_t max_pi
   result.info.channels = f.has_alpha ? 4 : 3;
   result.info.bit_depth = 8;
   result.info.frames = 1;
-  std::string rgba(static_cast<size_t>(f.width) * f.height * 4, '\0');
-  if (WebPDecodeRGBAInto(data, bytes.size(), reinterpret_cast<uint8_t*>(rgba.data()),
-                         rgba.size(), f.width * 4) == nullptr) {
+  // A successful decode writes every pixel (a failed one is not used).
+  absl::StatusOr<char*> pixels = PixelsFor(ImageFormat::kWebp, f.width, f.height, into,
+                                           /*zero=*/false, &result.rgba, &result.in_buffer);
+  if (!pixels.ok()) return pixels.status();
+  size_t n = static_cast<size_t>(f.width) * f.height * 4;
+  if (WebPDecodeRGBAInto(data, bytes.size(), reinterpret_cast<uint8_t*>(*pixels), n,
+                         f.width * 4) == nullptr) {
     // Decode again incrementally only to learn why; the one-shot call says nothing.
     WebPDecoderConfig config;
     WebPInitDecoderConfig(&config);
@@ -418,7 +461,6 @@ absl::StatusOr<DecodedImage> DecodeWebp(absl::string_view bytes, uint64_t max_pi
     return absl::InvalidArgumentError(
         absl::StrCat("webp: ", Vp8StatusName(st == VP8_STATUS_OK ? VP8_STATUS_BITSTREAM_ERROR : st)));
   }
-  if (keep) result.rgba = std::move(rgba);
   return result;
 }
 
@@ -470,7 +512,7 @@ int TiffWarningExt(TIFF*, void* user, const char* module, const char* fmt, va_li
 }
 
 absl::StatusOr<DecodedImage> DecodeTiff(absl::string_view bytes, uint64_t max_pixels,
-                                        bool keep) {
+                                        PixelBuffer into) {
   DecodedImage result;
   result.info.format = ImageFormat::kTiff;
   TiffState s;
@@ -502,8 +544,15 @@ absl::StatusOr<DecodedImage> DecodeTiff(absl::string_view bytes, uint64_t max_pi
   result.info.height = h;
   result.info.channels = spp;
   result.info.bit_depth = bps;
-  std::vector<uint32_t> raster(static_cast<size_t>(w) * h);
-  if (!TIFFReadRGBAImageOriented(tif, w, h, raster.data(), ORIENTATION_TOPLEFT, 0)) {
+  // libtiff's raster (one uint32 per pixel, R in the low byte) is decoded in place and
+  // turned into RGBA bytes below. Zeroed first, as a precaution: in every damaged file
+  // tried (image_test) libtiff wrote every row (a strip it cannot read repeats the last
+  // one), but with stop_on_error 0 that is its behaviour, not its promise.
+  absl::StatusOr<char*> pixels = PixelsFor(ImageFormat::kTiff, w, h, into, /*zero=*/true,
+                                           &result.rgba, &result.in_buffer);
+  if (!pixels.ok()) return pixels.status();
+  uint32_t* raster = reinterpret_cast<uint32_t*>(*pixels);  // aligned (kPixelBufferAlignment)
+  if (!TIFFReadRGBAImageOriented(tif, w, h, raster, ORIENTATION_TOPLEFT, 0)) {
     return fail("the image data could not be read");
   }
   // Count the directories (libtiff refuses IFD loops), then report errors seen so far.
@@ -512,14 +561,14 @@ absl::StatusOr<DecodedImage> DecodeTiff(absl::string_view bytes, uint64_t max_pi
     if (++frames > kMaxGifFrames) break;
   }
   result.info.frames = frames;
-  if (keep) {
-    result.rgba.resize(raster.size() * 4);
-    for (size_t i = 0; i < raster.size(); ++i) {
-      result.rgba[4 * i] = static_cast<char>(TIFFGetR(raster[i]));
-      result.rgba[4 * i + 1] = static_cast<char>(TIFFGetG(raster[i]));
-      result.rgba[4 * i + 2] = static_cast<char>(TIFFGetB(raster[i]));
-      result.rgba[4 * i + 3] = static_cast<char>(TIFFGetA(raster[i]));
-    }
+  // In place: pixel i's four bytes are read as one uint32 before they are rewritten.
+  unsigned char* px = reinterpret_cast<unsigned char*>(*pixels);
+  for (size_t i = 0, n = static_cast<size_t>(w) * h; i < n; ++i) {
+    uint32_t v = raster[i];
+    px[4 * i] = static_cast<unsigned char>(TIFFGetR(v));
+    px[4 * i + 1] = static_cast<unsigned char>(TIFFGetG(v));
+    px[4 * i + 2] = static_cast<unsigned char>(TIFFGetB(v));
+    px[4 * i + 3] = static_cast<unsigned char>(TIFFGetA(v));
   }
   if (!s.error.empty()) AddWarning(&result.info.warnings, s.error);
   return result;
@@ -559,18 +608,30 @@ absl::StatusOr<ImageFormat> SniffImageFormat(absl::string_view b) {
       "not a PNG, JPEG, GIF, WebP or TIFF file (no known signature)");
 }
 
-absl::StatusOr<DecodedImage> DecodeImageBytes(absl::string_view bytes, uint64_t max_pixels,
-                                              bool keep_pixels) {
+absl::StatusOr<DecodedImage> DecodeImageInto(absl::string_view bytes, uint64_t max_pixels,
+                                             PixelBuffer out) {
+  if (reinterpret_cast<uintptr_t>(out.data) % kPixelBufferAlignment != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pixel buffer at ", reinterpret_cast<uintptr_t>(out.data), " is not aligned to ",
+        kPixelBufferAlignment, " bytes"));
+  }
   absl::StatusOr<ImageFormat> format = SniffImageFormat(bytes);
   if (!format.ok()) return format.status();
   switch (*format) {
-    case ImageFormat::kPng: return DecodePng(bytes, max_pixels, keep_pixels);
-    case ImageFormat::kJpeg: return DecodeJpeg(bytes, max_pixels, keep_pixels);
-    case ImageFormat::kGif: return DecodeGif(bytes, max_pixels, keep_pixels);
-    case ImageFormat::kWebp: return DecodeWebp(bytes, max_pixels, keep_pixels);
-    case ImageFormat::kTiff: return DecodeTiff(bytes, max_pixels, keep_pixels);
+    case ImageFormat::kPng: return DecodePng(bytes, max_pixels, out);
+    case ImageFormat::kJpeg: return DecodeJpeg(bytes, max_pixels, out);
+    case ImageFormat::kGif: return DecodeGif(bytes, max_pixels, out);
+    case ImageFormat::kWebp: return DecodeWebp(bytes, max_pixels, out);
+    case ImageFormat::kTiff: return DecodeTiff(bytes, max_pixels, out);
   }
   return absl::InvalidArgumentError("unknown format");
+}
+
+absl::StatusOr<DecodedImage> DecodeImageBytes(absl::string_view bytes, uint64_t max_pixels,
+                                              bool keep_pixels) {
+  absl::StatusOr<DecodedImage> image = DecodeImageInto(bytes, max_pixels, PixelBuffer());
+  if (image.ok() && !keep_pixels) image->rgba = std::string();
+  return image;
 }
 
 absl::StatusOr<std::string> EncodePngRgba(uint32_t width, uint32_t height,

@@ -48,15 +48,33 @@ struct ImageInfo {
 struct DecodedImage {
   ImageInfo info;
   // The first frame as 8-bit RGBA, row-major, width * height * 4 bytes (empty if the
-  // pixels were not asked for).
+  // pixels were not asked for, or if they went to the caller's PixelBuffer).
   std::string rgba;
+  // DecodeImageInto: the pixels are the first width * height * 4 bytes of the caller's
+  // buffer (and `rgba` is empty).
+  bool in_buffer = false;
 };
+
+// Where the caller wants the pixels: `size` writable bytes at `data`, aligned to
+// kPixelBufferAlignment. A decoder writes at most width * height * 4 bytes there, and only
+// after the header's limits were checked; an image that does not fit goes to
+// DecodedImage::rgba instead. Every one of those bytes is written by a successful decode
+// (nothing of what the buffer held before shows through).
+struct PixelBuffer {
+  char* data = nullptr;
+  size_t size = 0;
+};
+inline constexpr size_t kPixelBufferAlignment = 16;
 
 // Decodes the whole first frame (and walks every frame of a GIF), so damage anywhere in
 // the data is seen. Errors: InvalidArgument "<format>: <library message>" for a file
 // the library rejects; ResourceExhausted for a limit.
 absl::StatusOr<DecodedImage> DecodeImageBytes(absl::string_view bytes, uint64_t max_pixels,
                                               bool keep_pixels);
+// The same, with the pixels decoded straight into `out` if they fit (in_buffer), else into
+// `rgba`. InvalidArgument if out.data is not aligned to kPixelBufferAlignment.
+absl::StatusOr<DecodedImage> DecodeImageInto(absl::string_view bytes, uint64_t max_pixels,
+                                             PixelBuffer out);
 
 // A PNG (8-bit RGBA, no ancillary chunks) of `rgba` (width * height * 4 bytes).
 absl::StatusOr<std::string> EncodePngRgba(uint32_t width, uint32_t height,

@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -108,6 +110,119 @@ TEST(ImageTest, CorpusDecodesLikeInProcessAndLosslessFormatsGiveTheSourcePixels)
                     c.format == ImageFormat::kPng || gif || c.format == ImageFormat::kTiff;
     if (lossless) EXPECT_TRUE(r.rgba == rgba) << what << ": not the source pixels";
   }
+}
+
+// DecodeImageInto (how a worker decodes straight into its pixel window): the same pixels
+// as DecodeImageBytes, every byte of them written (a buffer full of 0xA5 shows nothing
+// through), not one byte past width * height * 4, and a buffer too small left untouched.
+constexpr char kFill = static_cast<char>(0xA5);
+constexpr size_t kGuard = 4096;
+
+void ExpectIntoLikeBytes(const std::string& file, const std::string& what) {
+  absl::StatusOr<DecodedImage> want = DecodeImageBytes(file, kDefaultMaxPixels, true);
+  if (!want.ok()) {
+    char probe[64] __attribute__((aligned(16)));
+    absl::StatusOr<DecodedImage> got = DecodeImageInto(file, kDefaultMaxPixels, {probe, 64});
+    EXPECT_EQ(got.status(), want.status()) << what;
+    return;
+  }
+  size_t n = want->rgba.size();
+  ASSERT_EQ(n, static_cast<size_t>(want->info.width) * want->info.height * 4) << what;
+  for (size_t size : {n + kGuard, n, n - 1}) {
+    std::unique_ptr<char, decltype(&free)> buffer(
+        static_cast<char*>(aligned_alloc(kPixelBufferAlignment, (n + kGuard + 15) / 16 * 16)),
+        &free);
+    memset(buffer.get(), kFill, n + kGuard);
+    absl::StatusOr<DecodedImage> got = DecodeImageInto(file, kDefaultMaxPixels, {buffer.get(), size});
+    ASSERT_TRUE(got.ok()) << what << ": " << got.status();
+    EXPECT_EQ(got->info.warnings, want->info.warnings) << what;
+    absl::string_view past(buffer.get() + n, kGuard);
+    EXPECT_EQ(past.find_first_not_of(kFill), absl::string_view::npos)
+        << what << ", buffer of " << size << ": written past width * height * 4";
+    if (size >= n) {
+      EXPECT_TRUE(got->in_buffer) << what;
+      EXPECT_TRUE(got->rgba.empty()) << what;
+      EXPECT_TRUE(absl::string_view(buffer.get(), n) == want->rgba)
+          << what << ", buffer of " << size << ": pixels differ (or old bytes show through)";
+    } else {
+      EXPECT_FALSE(got->in_buffer) << what;
+      EXPECT_TRUE(got->rgba == want->rgba) << what;
+      EXPECT_EQ(absl::string_view(buffer.get(), n).find_first_not_of(kFill),
+                absl::string_view::npos)
+          << what << ": a buffer too small was written";
+    }
+  }
+}
+
+TEST(ImageTest, DecodeIntoABufferGivesTheSamePixelsAndWritesNothingElse) {
+  std::string rgba = TestPattern(200, 150, 64, false, true);
+  for (ImageFormat f : {ImageFormat::kPng, ImageFormat::kJpeg, ImageFormat::kGif,
+                        ImageFormat::kWebp, ImageFormat::kTiff}) {
+    std::string name = ImageFormatName(f);
+    ExpectIntoLikeBytes(*EncodeTestImage(f, 37, 23, TestPattern(37, 23, 16, false, true), 101),
+                        name + " 37x23");
+    std::string file = *EncodeTestImage(f, 200, 150, rgba, 80);
+    ExpectIntoLikeBytes(file, name + " 200x150");
+    for (size_t cut : {file.size() / 2, file.size() - 1}) {
+      ExpectIntoLikeBytes(file.substr(0, cut), absl::StrCat(name, " cut at ", cut));
+    }
+    for (size_t at = 8; at < file.size(); at += file.size() / 17 + 1) {
+      std::string broken = file;
+      broken[at] ^= 0x5a;
+      ExpectIntoLikeBytes(broken, absl::StrCat(name, " byte ", at, " flipped"));
+    }
+  }
+  // A GIF whose logical screen is larger than its frame: the pixels no frame covers are 0.
+  std::string gif = *EncodeTestImage(ImageFormat::kGif, 50, 40, TestPattern(50, 40, 8, false, true));
+  gif[6] = 80;  // screen 80 x 60 (little-endian u16s)
+  gif[8] = 60;
+  ExpectIntoLikeBytes(gif, "gif with a larger screen");
+}
+
+TEST(ImageTest, DecodeIntoRefusesAMisalignedBuffer) {
+  std::string png = *EncodeTestImage(ImageFormat::kPng, 2, 2, TestPattern(2, 2, 0, 0, 0));
+  char buffer[64] __attribute__((aligned(16)));
+  absl::StatusOr<DecodedImage> r = DecodeImageInto(png, kDefaultMaxPixels, {buffer + 4, 32});
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("is not aligned to 16 bytes"));
+}
+
+// A TIFF claiming (2^32 - 1) x (2^30 + 1) under a limit of 2^64 pixels: width * height * 4
+// bytes would wrap to about 2^34; it is refused before anything is allocated or written.
+TEST(ImageTest, PixelBytesThatOverflowAreRefused) {
+  std::string tiff = *EncodeTestImage(ImageFormat::kTiff, 2, 2, TestPattern(2, 2, 0, 0, 0));
+  ASSERT_EQ(tiff.substr(0, 4), absl::string_view("II*\0", 4));
+  auto u16 = [&](size_t at) {
+    return static_cast<unsigned char>(tiff[at]) | static_cast<unsigned char>(tiff[at + 1]) << 8;
+  };
+  auto u32 = [&](size_t at) { return u16(at) | static_cast<uint32_t>(u16(at + 2)) << 16; };
+  size_t ifd = u32(4);
+  int patched = 0;
+  for (int k = 0, n = u16(ifd); k < n; ++k) {
+    size_t e = ifd + 2 + 12 * k;
+    // ImageWidth 2^32 - 1; ImageLength and RowsPerStrip 2^30 + 1 (one strip, as before);
+    // 1 bit per sample, so that libtiff's own strip size (2^61 bytes) does not overflow.
+    const char wide[10] = {4, 0, 1, 0, 0, 0, -1, -1, -1, -1};  // LONG
+    const char tall[10] = {4, 0, 1, 0, 0, 0, 1, 0, 0, 0x40};
+    const char one_bit[10] = {3, 0, 1, 0, 0, 0, 1, 0, 0, 0};  // SHORT
+    switch (u16(e)) {
+      case 256: tiff.replace(e + 2, 10, wide, 10); break;
+      case 257: case 278: tiff.replace(e + 2, 10, tall, 10); break;
+      case 258: tiff.replace(e + 2, 10, one_bit, 10); break;
+      default: continue;
+    }
+    ++patched;
+  }
+  ASSERT_EQ(patched, 4);
+  char buffer[64] __attribute__((aligned(16)));
+  memset(buffer, kFill, sizeof(buffer));
+  for (PixelBuffer out : {PixelBuffer{}, PixelBuffer{buffer, sizeof(buffer)}}) {
+    absl::StatusOr<DecodedImage> r = DecodeImageInto(tiff, UINT64_MAX, out);
+    EXPECT_TRUE(absl::IsResourceExhausted(r.status())) << r.status();
+    EXPECT_THAT(r.status().message(), HasSubstr("4294967295x1073741825 pixels do not fit"));
+  }
+  EXPECT_EQ(absl::string_view(buffer, sizeof(buffer)).find_first_not_of(kFill),
+            absl::string_view::npos);
 }
 
 TEST(ImageTest, JsonHasEveryField) {

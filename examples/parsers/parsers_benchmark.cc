@@ -3,14 +3,17 @@
 // with 2 threads in-process, for 1x1, ~100 KiB and ~1 MiB JPEGs (RGBA pixels returned in
 // both), with per-request p50/p99; archive extraction MB/s in a worker vs `bsdtar -x` on the same tar.
 #include <fcntl.h>
+#include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -67,6 +70,63 @@ class Latencies {
   std::vector<int64_t> ns_;
 };
 
+// CPU time (ns) of this process (CLOCK_PROCESS_CPUTIME_ID: all threads, those that have
+// exited too, like a finished benchmark thread) and of every descendant (the pool's
+// workers, which live on), from /proc/PID/task/TID/schedstat. On this shared VM wall-clock throughput swings with
+// the other builds; CPU per image does not, and images/s with both CPUs busy is 2 CPUs
+// over it.
+int64_t TreeCpuNs() {
+  std::map<int, std::vector<int>> children;
+  for (const fs::directory_entry& e : fs::directory_iterator("/proc")) {
+    std::string name = e.path().filename();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(e.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    int ppid = 0;
+    char state = 0;
+    if (sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) == 2) {
+      children[ppid].push_back(atoi(name.c_str()));
+    }
+  }
+  timespec self;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &self);
+  int64_t total = self.tv_sec * 1000000000ll + self.tv_nsec;
+  std::vector<int> todo = children[getpid()];
+  while (!todo.empty()) {
+    int pid = todo.back();
+    todo.pop_back();
+    for (int child : children[pid]) todo.push_back(child);
+    std::error_code ec;
+    for (const fs::directory_entry& t :
+         fs::directory_iterator(absl::StrCat("/proc/", pid, "/task"), ec)) {
+      std::ifstream in(t.path() / "schedstat");
+      int64_t ns = 0;
+      if (in >> ns) total += ns;
+    }
+  }
+  return total;
+}
+
+// Reports the process tree's CPU per image (cpu_ms), measured by thread 0 around the timed
+// loop (the loop starts and ends at a barrier of all benchmark threads).
+class TreeCpu {
+ public:
+  explicit TreeCpu(benchmark::State& state) : state_(state) {
+    if (state.thread_index() == 0) start_ = TreeCpuNs();
+  }
+  void Report() {
+    if (state_.thread_index() != 0 || state_.iterations() == 0) return;
+    double images = static_cast<double>(state_.iterations()) * state_.threads();
+    state_.counters["cpu_ms"] = (TreeCpuNs() - start_) / 1e6 / images;
+  }
+
+ private:
+  benchmark::State& state_;
+  int64_t start_ = 0;
+};
+
 int64_t NowNs() {
   timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -76,6 +136,7 @@ int64_t NowNs() {
 void BM_DecodeInProcess(benchmark::State& state) {
   const std::string& file = Jpeg(state.range(0));
   Latencies latencies;
+  TreeCpu cpu(state);
   for (auto _ : state) {
     int64_t t0 = NowNs();
     auto r = DecodeImageBytes(file, kDefaultMaxPixels, true);
@@ -83,6 +144,7 @@ void BM_DecodeInProcess(benchmark::State& state) {
     benchmark::DoNotOptimize(r);
     latencies.Add(NowNs() - t0);
   }
+  cpu.Report();
   state.SetItemsProcessed(state.iterations());
   state.SetLabel(absl::StrCat(file.size(), " bytes"));
   latencies.Report(state);
@@ -93,10 +155,43 @@ void BM_DecodeInProcess(benchmark::State& state) {
 BENCHMARK(BM_DecodeInProcess)->Arg(0)->Arg(100 << 10)->Arg(1 << 20)->Threads(2)->UseRealTime()
     ->MinWarmUpTime(1);
 
+// Diagnostic, the strictest baseline: in-process into one caller buffer per thread, made
+// and faulted in once, reused for every image (DecodeImageInto: no allocation, no
+// zero-fill of a fresh std::string).
+void BM_DecodeInProcessIntoBuffer(benchmark::State& state) {
+  const std::string& file = Jpeg(state.range(0));
+  constexpr size_t kBytes = 32 << 20;
+  static char* buffers[2] = {};
+  static absl::Mutex mu(absl::kConstInit);
+  char* buffer;
+  {
+    absl::MutexLock lock(&mu);
+    char*& mine = buffers[state.thread_index() % 2];
+    if (mine == nullptr) {
+      mine = static_cast<char*>(aligned_alloc(kPixelBufferAlignment, kBytes));
+      memset(mine, 0, kBytes);
+    }
+    buffer = mine;
+  }
+  PixelBuffer out{buffer, kBytes};
+  TreeCpu cpu(state);
+  for (auto _ : state) {
+    auto r = DecodeImageInto(file, kDefaultMaxPixels, out);
+    if (!r.ok() || !r->in_buffer) state.SkipWithError("decode failed");
+    benchmark::DoNotOptimize(r);
+    benchmark::DoNotOptimize(buffer);
+  }
+  cpu.Report();
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_DecodeInProcessIntoBuffer)->Arg(100 << 10)->Arg(1 << 20)->Threads(2)
+    ->UseRealTime()->MinWarmUpTime(1);
+
 void BM_DecodeWarmPool(benchmark::State& state) {
   const std::string& file = Jpeg(state.range(0));
   Parsers& p = Pool();
   Latencies latencies;
+  TreeCpu cpu(state);
   for (auto _ : state) {
     int64_t t0 = NowNs();
     ImageResult r = p.DecodeImage(file);
@@ -104,6 +199,7 @@ void BM_DecodeWarmPool(benchmark::State& state) {
     benchmark::DoNotOptimize(r);
     latencies.Add(NowNs() - t0);
   }
+  cpu.Report();
   state.SetItemsProcessed(state.iterations());
   state.SetLabel(absl::StrCat(file.size(), " bytes"));
   latencies.Report(state);
@@ -118,10 +214,12 @@ void BM_DecodeWarmPoolNoPixels(benchmark::State& state) {
   Parsers& p = Pool();
   ImageOptions options;
   options.keep_pixels = false;
+  TreeCpu cpu(state);
   for (auto _ : state) {
     ImageResult r = p.DecodeImage(file, options);
     if (r.outcome != Outcome::kOk) state.SkipWithError(r.error.c_str());
   }
+  cpu.Report();
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_DecodeWarmPoolNoPixels)->Arg(100 << 10)->Arg(1 << 20)->Threads(2)->UseRealTime()

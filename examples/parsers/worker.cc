@@ -73,12 +73,22 @@ std::string ImageJob(Client& client, wire::Reader& r, Window& window, uint8_t ho
     return Rejected(absl::InvalidArgumentError("malformed image job"));
   }
   bool write_png = (flags & wire::kWritePng) != 0;
-  absl::StatusOr<DecodedImage> image =
-      DecodeImageBytes(r.Rest(), max_pixels, write_png || (flags & wire::kKeepPixels) != 0);
+  bool keep = (flags & wire::kKeepPixels) != 0;
+  // Pixels that fit in the window are decoded straight into it (no copy here); the
+  // decoder writes width * height * 4 bytes there only after the limits were checked.
+  PixelBuffer into;
+  if ((flags & wire::kPixelsInWindow) != 0 && keep && window.map != nullptr) {
+    into = PixelBuffer{window.map, window.size};
+  }
+  absl::StatusOr<DecodedImage> image = DecodeImageInto(r.Rest(), max_pixels, into);
   if (!image.ok()) return Rejected(image.status());
+  size_t npix = static_cast<size_t>(image->info.width) * image->info.height * 4;
+  absl::string_view pixels =
+      image->in_buffer ? absl::string_view(window.map, npix) : absl::string_view(image->rgba);
+  if (!keep && !write_png) pixels = {};
   if (write_png) {
     absl::StatusOr<std::string> png =
-        EncodePngRgba(image->info.width, image->info.height, image->rgba);
+        EncodePngRgba(image->info.width, image->info.height, pixels);
     if (!png.ok()) return Rejected(png.status());
     absl::StatusOr<UniqueFd> fd = client.Open(out_path, O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (!fd.ok()) {
@@ -89,7 +99,7 @@ std::string ImageJob(Client& client, wire::Reader& r, Window& window, uint8_t ho
       return Rejected(absl::InvalidArgumentError(
           absl::StrCat("writing ", out_path, " failed, errno ", errno)));
     }
-    if ((flags & wire::kKeepPixels) == 0) image->rgba.clear();
+    if (!keep) pixels = {};
   }
   wire::Writer w;
   const ImageInfo& i = image->info;
@@ -102,9 +112,7 @@ std::string ImageJob(Client& client, wire::Reader& r, Window& window, uint8_t ho
   w.U32(i.frames);
   w.U32(static_cast<uint32_t>(i.warnings.size()));
   for (const std::string& warning : i.warnings) w.Str(warning);
-  const std::string& rgba = image->rgba;
-  bool in_window = (flags & wire::kPixelsInWindow) != 0 && window.map != nullptr &&
-                   !rgba.empty() && rgba.size() <= window.size;
+  bool in_window = image->in_buffer && !pixels.empty();
   if (hostile == kShrinkWindow) {
     (void)!ftruncate(window.fd.get(), 0);  // sealed by the caller: fails with EPERM
   }
@@ -120,19 +128,21 @@ std::string ImageJob(Client& client, wire::Reader& r, Window& window, uint8_t ho
     tail.U32(width * 4);
     return out + tail.out();
   }
-  if (hostile == kWindowUnasked) in_window = true;
-  if (in_window) {
-    if (window.map != nullptr && rgba.size() <= window.size) {
-      memcpy(window.map, rgba.data(), rgba.size());
+  if (hostile == kWindowUnasked) {
+    if (window.map != nullptr && pixels.size() <= window.size) {
+      memcpy(window.map, pixels.data(), pixels.size());
     }
+    in_window = true;
+  }
+  if (in_window) {
     w.U8(wire::kInWindow);
-    w.U32(static_cast<uint32_t>(rgba.size()));
+    w.U32(static_cast<uint32_t>(pixels.size()));
     return std::move(w.out());
   }
   w.U8(wire::kInline);
-  w.U32(static_cast<uint32_t>(rgba.size()));
+  w.U32(static_cast<uint32_t>(pixels.size()));
   std::string out = std::move(w.out());
-  out += rgba;
+  out.append(pixels.data(), pixels.size());
   return out;
 }
 
