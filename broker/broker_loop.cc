@@ -397,8 +397,18 @@ void Broker::Impl::Loop() {
             }
             break;
           case kListener:
-            if (w.listener_registered && !w.path_call_in_flight && !w.throttled) {
+            if (w.listener_registered && !w.path_call_in_flight && !w.throttled &&
+                (events[i].events & EPOLLIN) != 0) {
               HandleNotification(w);
+            }
+            // No task uses the filter any more (the worker is exiting): no notification
+            // can come. A hang-up is reported even on a disarmed fd, level-triggered, so
+            // it would wake the loop over and over until the pidfd reports the exit (the
+            // rest of the kernel's exit: the mount namespace's RCU wait, the address
+            // space); stop watching the listener instead.
+            if ((events[i].events & EPOLLHUP) != 0 && w.listener_registered) {
+              epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.shared->listener.get(), nullptr);
+              w.listener_registered = false;
             }
             break;
           case kPidfd:
