@@ -82,6 +82,19 @@ absl::StatusOr<int> SharedRootFor(const PreparedPolicy& policy) {
   return policy.shared_root.get();
 }
 
+// The seccomp program a spawn loads, compiled on first use and then shared (the cache
+// is keyed by promises, penalty, arch and variant): a forked worker's; an exec'd vow
+// worker's (kKeep); an unmodified program's (kClose), where no SIGSYS reporter can run,
+// so penalty trap acts as errno.
+absl::StatusOr<std::shared_ptr<const BpfProgram>> ProgramFor(FilterCache& filters,
+                                                             const Policy& policy, bool exec,
+                                                             bool keep_channel) {
+  if (!exec) return filters.Get(policy.promises, policy.penalty);
+  const Penalty penalty =
+      !keep_channel && policy.penalty == Penalty::kTrap ? Penalty::kErrno : policy.penalty;
+  return filters.Get(policy.promises, penalty, NativeArch(), ProgramVariant::kExecImage);
+}
+
 // This process's address space (VmSize), from /proc/self/statm.
 absl::StatusOr<uint64_t> AddressSpaceBytes() {
   UniqueFd fd(open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
@@ -315,10 +328,9 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   // Everything the child needs is prepared here: after fork it may only make raw syscalls.
   const bool exec = main == nullptr;
   const bool keep_channel = !exec || options.exec_channel == SpawnOptions::ExecChannel::kKeep;
-  const BpfProgram& compiled = !exec           ? *policy->program
-                               : keep_channel ? *policy->exec_program
-                                              : *policy->exec_program_unmodified;
-  std::vector<sock_filter> program = compiled.code;  // the child patches its copy
+  ASSIGN_OR_RETURN(std::shared_ptr<const BpfProgram> compiled,
+                   ProgramFor(filters_, policy->policy, exec, keep_channel));
+  std::vector<sock_filter> program = compiled->code;  // the child patches its copy
   std::vector<std::string> env_storage;
   std::vector<char*> exec_argv, exec_env;
   if (argv != nullptr) {
@@ -401,7 +413,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   spec.broker_pid = getpid();
   spec.program = program.data();
   spec.program_len = program.size();
-  spec.needs_listener = compiled.needs_listener();
+  spec.needs_listener = compiled->needs_listener();
   // exec resets signal handlers: an exec'd image's violations go to the broker instead.
   spec.trap_reporter = !exec && policy->policy.penalty == Penalty::kTrap;
   spec.max_open_fds = policy->policy.limits.max_open_fds;
@@ -652,15 +664,6 @@ absl::StatusOr<std::shared_ptr<const PreparedPolicy>> Broker::Prepare(const Poli
   prepared->policy = policy;
   ASSIGN_OR_RETURN(prepared->layers, ResolveLayers(policy, ProbeLayers()));
   prepared->layers_text = DescribeLayers(prepared->layers, ProbeLayers());
-  ASSIGN_OR_RETURN(prepared->program, impl_->filters_.Get(policy.promises, policy.penalty));
-  ASSIGN_OR_RETURN(prepared->exec_program,
-                   impl_->filters_.Get(policy.promises, policy.penalty, NativeArch(),
-                                       ProgramVariant::kExecImage));
-  ASSIGN_OR_RETURN(prepared->exec_program_unmodified,
-                   impl_->filters_.Get(policy.promises,
-                                       policy.penalty == Penalty::kTrap ? Penalty::kErrno
-                                                                        : policy.penalty,
-                                       NativeArch(), ProgramVariant::kExecImage));
   if (!policy.paths.empty()) {
     ASSIGN_OR_RETURN(FsPolicy fs, FsPolicy::Create(policy.paths));
     prepared->fs.emplace(std::move(fs));

@@ -118,9 +118,11 @@ class Broker {
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
 
-  // Checks `policy` (an error names the bad rule), compiles its seccomp program (cached
-  // per distinct promise set and penalty) and opens its filesystem rules. A prepared
-  // policy can spawn any number of workers.
+  // Checks `policy` (an error names the bad rule), resolves its layers and opens its
+  // filesystem rules. A prepared policy can spawn any number of workers. Its seccomp
+  // program is compiled at the first spawn that loads it (a forked worker's, an exec'd
+  // image's), then shared by every later spawn of the broker with the same promises and
+  // penalty.
   absl::StatusOr<std::shared_ptr<const PreparedPolicy>> Prepare(const Policy& policy);
 
   // Forks a worker that locks itself down and then runs `main`.

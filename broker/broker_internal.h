@@ -57,15 +57,12 @@
 
 namespace vow {
 
-// What a policy becomes once checked: the compiled program and the opened rules.
+// What a policy becomes once checked: the opened rules and the resolved layers. Its
+// seccomp program is compiled at the first spawn that loads it (ProgramFor in broker.cc,
+// through the broker's FilterCache), so `vow run` compiles only the exec'd image's.
 class PreparedPolicy {
  public:
   Policy policy;
-  std::shared_ptr<const BpfProgram> program;       // for forked workers
-  std::shared_ptr<const BpfProgram> exec_program;  // for exec'd vow workers
-  // For unmodified programs: no SIGSYS reporter can run in them, so penalty trap acts
-  // as errno there.
-  std::shared_ptr<const BpfProgram> exec_program_unmodified;
   // Set when the policy's execpromises are narrower than its promises: the filter the
   // exec tracer (exec_tracer.h) adds to every image an exec'd worker execs.
   std::shared_ptr<const BpfProgram> exec_narrowing;
