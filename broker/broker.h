@@ -131,11 +131,15 @@ class Broker {
   absl::StatusOr<WorkerId> Spawn(const Policy& policy, WorkerMain main,
                                  const SpawnOptions& options = {});
 
-  // Forks and executes `argv` (argv[0] is a path). The broker's child locks itself down
-  // completely (the policy's filter, compiled for an exec'd image) BEFORE execve, so the
-  // program runs locked from its first instruction, whether or not it is a vow worker;
-  // the filter lets exactly that execve through, and the dynamic loader's opens and
-  // library mappings are served by the broker from the loader set.
+  // Starts a child and executes `argv` (argv[0] is a path). The broker's child locks
+  // itself down completely (the policy's filter, compiled for an exec'd image) BEFORE
+  // execve, so the program runs locked from its first instruction, whether or not it is a
+  // vow worker; the filter lets exactly that execve through, and the dynamic loader's
+  // opens and library mappings are served by the broker from the loader set. The child
+  // is a clone that shares this process's memory until it execs (as posix_spawn's vfork:
+  // no copy of the broker's address space), so SpawnExec returns once the program has
+  // replaced it (or it has failed and exited); the exec spawns of one process lock down
+  // one at a time.
   absl::StatusOr<WorkerId> SpawnExec(std::shared_ptr<const PreparedPolicy> policy,
                                      const std::vector<std::string>& argv,
                                      const SpawnOptions& options = {});

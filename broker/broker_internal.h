@@ -3,7 +3,8 @@
 // it.
 //
 // The files, after Chromium's split of its broker:
-//   broker.cc             lifecycle: Create/Prepare, Spawn (fork + the child's lock-down),
+//   broker.cc             lifecycle: Create/Prepare, Spawn (fork, or for SpawnExec a
+//                         CLONE_VM child: ExecChild; the child's lock-down),
 //                         Wait, Kill, Reap, the destructor
 //   broker_loop.cc        the privileged serving loop: epoll, reading datagrams and seccomp
 //                         notifications, the task pool hand-off, deadlines
