@@ -641,6 +641,9 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   // Destroyed before everything above, which its child reads until it has exec'd.
   ExecChild exec_child;
   pid_t pid;
+  // Output this process buffered goes out before the worker's (and a forked child would
+  // flush it a second time).
+  fflush(nullptr);
   if (exec) {
     ExecChildArgs args;
     for (int i = 0; i < 5; ++i) args.sources[i] = sources[i];
@@ -651,7 +654,6 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     args.envp = exec_env.data();
     ASSIGN_OR_RETURN(pid, exec_child.Start(args));
   } else {
-    fflush(nullptr);  // or the child would flush the parent's buffered output a second time
     pid = fork();
     if (pid < 0) return ErrnoStatus(errno, "fork");
   }
