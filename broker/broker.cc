@@ -1,5 +1,6 @@
-// Lifecycle of the broker and its workers: Create/Prepare, Spawn (fork, the child's
-// lock-down, execve), Wait, Kill, Reap and the destructor. Runs in the privileged process.
+// Lifecycle of the broker and its workers: Create/Prepare, Spawn (fork, or a CLONE_VM
+// child for SpawnExec; the child's lock-down, execve), Wait, Kill, Reap and the
+// destructor. Runs in the privileged process.
 // The serving loop is in broker_loop.cc; see broker_internal.h for the map of the files.
 #include "broker/broker.h"
 
@@ -17,6 +18,9 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sched.h>
 #include <elf.h>
 #include <limits.h>
 #include <unistd.h>
@@ -83,6 +87,19 @@ absl::StatusOr<int> SharedRootFor(const PreparedPolicy& policy) {
   return policy.shared_root.get();
 }
 
+// The seccomp program a spawn loads, compiled on first use and then shared (the cache
+// is keyed by promises, penalty, arch and variant): a forked worker's; an exec'd vow
+// worker's (kKeep); an unmodified program's (kClose), where no SIGSYS reporter can run,
+// so penalty trap acts as errno.
+absl::StatusOr<std::shared_ptr<const BpfProgram>> ProgramFor(FilterCache& filters,
+                                                             const Policy& policy, bool exec,
+                                                             bool keep_channel) {
+  if (!exec) return filters.Get(policy.promises, policy.penalty);
+  const Penalty penalty =
+      !keep_channel && policy.penalty == Penalty::kTrap ? Penalty::kErrno : policy.penalty;
+  return filters.Get(policy.promises, penalty, NativeArch(), ProgramVariant::kExecImage);
+}
+
 // This process's address space (VmSize), from /proc/self/statm.
 absl::StatusOr<uint64_t> AddressSpaceBytes() {
   UniqueFd fd(open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
@@ -97,7 +114,212 @@ absl::StatusOr<uint64_t> AddressSpaceBytes() {
   return static_cast<uint64_t>(pages) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
+// ---- The spawn child: async-signal-safe and heap-free (a fork of the multithreaded
+// broker, or a clone that shares its memory). ----
+
+// Writes "vow: <what><detail>: <error>" to stderr (best effort: it may be /dev/null).
+void ChildError(const char* what, const char* detail, int err) {
+  char line[160];
+  const int len = snprintf(line, sizeof(line), "vow: %s%s: %s\n", what, detail,
+                           strerrordesc_np(err) != nullptr ? strerrordesc_np(err) : "?");
+  // snprintf returns the untruncated length: write only what is in `line`.
+  if (len > 0) (void)!write(2, line, std::min(static_cast<size_t>(len), sizeof(line) - 1));
+}
+
+// The fds a spawn's child is given: stdio (3), the channel, the program or the shared
+// root, the fresh network and IPC namespaces.
+constexpr int kChildFdSources = 7;
+
+// Puts the spawn's fds in place: sources[0..2] (stdio; -1: none) and sources[3] (the
+// channel) at 0-3; sources[4..6] (the program or the shared root, the fresh network and
+// IPC namespaces; -1: none) are returned in extras[0..2]. Each is first moved above 10,
+// so that none lands on another. False if a move failed.
+bool PlaceChildFds(const int sources[kChildFdSources], int extras[kChildFdSources - 4]) {
+  int moved[kChildFdSources];
+  for (int i = 0; i < kChildFdSources; ++i) {
+    moved[i] = sources[i] >= 0 ? fcntl(sources[i], F_DUPFD_CLOEXEC, 10) : -1;
+    if (sources[i] >= 0 && moved[i] < 0) return false;
+  }
+  for (int i = 0; i < 4; ++i) {
+    if (moved[i] >= 0 && dup2(moved[i], i) < 0) return false;
+  }
+  for (int i = 4; i < kChildFdSources; ++i) extras[i - 4] = moved[i];
+  return true;
+}
+
+// What an exec'd worker's child needs, made before the clone. The child shares the
+// broker's memory: the calling thread does not touch any of it (nor what it points to)
+// until the child has exec'd or exited (ExecChild::Release and the destructor).
+struct ExecChildArgs {
+  int go_read = -1;   // one byte arrives when the worker is registered with the broker
+  int go_write = -1;  // the calling thread's end (closed in the child)
+  int sources[kChildFdSources] = {-1, -1, -1, -1, -1, -1, -1};  // see PlaceChildFds; [4]: the program
+  const LockdownSpec* spec = nullptr;
+  const LayerSpec* layers = nullptr;
+  bool keep_channel = false;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+};
+
+// The exec'd worker's child (clone with CLONE_VM; see ExecChild). Until the go byte it
+// makes only raw syscalls that cannot fail, so it never writes errno, which lives in the
+// calling thread's TLS while that thread still runs; from the go byte on that thread is
+// asleep until this child execs or exits. Every signal is blocked when it starts.
+int ExecChildMain(void* arg) {
+  const ExecChildArgs& a = *static_cast<const ExecChildArgs*>(arg);
+  syscall(SYS_close, a.go_write);
+  char go = 0;
+  if (syscall(SYS_read, a.go_read, &go, 1) != 1) _exit(kLockdownFailedExit);  // abandoned
+  syscall(SYS_close, a.go_read);
+  // The broker's signal handlers would run on the broker's own memory here: back to the
+  // default (exec would reset them anyway), then the worker's mask starts empty.
+  for (int sig = 1; sig < NSIG; ++sig) {
+    struct sigaction sa;
+    if (sigaction(sig, nullptr, &sa) != 0) continue;
+    if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) continue;
+    sa.sa_handler = SIG_DFL;
+    sa.sa_flags = 0;
+    if (sigaction(sig, &sa, nullptr) != 0) _exit(kLockdownFailedExit);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  // Its own copies: LockDown patches nothing here, but the layers get this child's fds.
+  LayerSpec layers = *a.layers;
+  LockdownSpec spec = *a.spec;
+  spec.layers = &layers;
+  int program = -1;
+  int extras[kChildFdSources - 4];
+  if (!PlaceChildFds(a.sources, extras)) _exit(kLockdownFailedExit);
+  program = extras[0];
+  spec.keep_fd = program;
+  layers.exec_fds[0] = program;
+  layers.exec_fd_count = 1;
+  const char* step = nullptr;
+  const int rc = LockDown(spec, &step);
+  if (rc != 0) {
+    ChildError("worker lock-down failed at ", step != nullptr ? step : "?", -rc);
+    _exit(kLockdownFailedExit);
+  }
+  // Locked: this execve is the one the broker lets through (the filter sends it to the
+  // broker, which allows exactly the first one of this process).
+  if (!a.keep_channel) close(kWorkerChannelFd);
+  // By fd: with an empty root the program has no path in this mount namespace.
+  syscall(SYS_execveat, program, "", a.argv, a.envp, AT_EMPTY_PATH);
+  // execve is answered before the image is replaced: report why it failed.
+  const int err = errno;
+  ChildError("execve ", a.argv[0], err);
+  _exit(err == ENOENT ? 127 : 126);
+}
+
+// Held by an ExecChild from its clone until it has exec'd or exited: LockDown's hello
+// uses a static arena (worker/lockdown.cc), and children that share the broker's memory
+// share that one too, so two at a time (two threads, or two brokers) would write it at
+// once. Never taken by a serving loop, so a child waiting for its broker is never stuck
+// behind it.
+absl::Mutex g_exec_child_mu(absl::kConstInit);
+
+constexpr size_t kExecChildStack = 256 * 1024;
+constexpr size_t kExecChildGuard = 4096;
+
 }  // namespace
+
+// SpawnExec's child, cloned with CLONE_VM instead of forked: no copy of the broker's page
+// tables, no copy-on-write faults (each a TLB shoot-down in a multithreaded broker) and no
+// teardown of a copied address space. It is posix_spawn's vfork, in two steps, because the
+// broker must answer the child's execve: Start() clones it and it waits on a pipe; the
+// caller registers the worker (its channel and listener are served from then on);
+// Release() lets it run and sleeps, every signal blocked, until the kernel clears
+// `tid_` (CLONE_CHILD_CLEARTID: the child has exec'd or exited). Until then the child
+// runs on this thread's memory (its errno too), so the caller neither returns nor frees
+// anything the child reads. The destructor abandons a child never released (it reads
+// EOF and exits; the error paths have killed and reaped it already) and frees the stack.
+class ExecChild {
+ public:
+  ExecChild() = default;
+  ExecChild(const ExecChild&) = delete;
+  ExecChild& operator=(const ExecChild&) = delete;
+  ~ExecChild() {
+    if (args_.go_write >= 0) close(args_.go_write);
+    if (args_.go_read >= 0) close(args_.go_read);
+    WaitForExecOrExit();
+    if (stack_ != nullptr) munmap(stack_, kExecChildStack + kExecChildGuard);
+  }
+
+  // Clones the child; `args` must stay as they are until Release() has returned.
+  absl::StatusOr<pid_t> Start(const ExecChildArgs& args) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    g_exec_child_mu.Lock();
+    locked_ = true;
+    args_ = args;
+    // A socket, not a pipe: Release() sends with MSG_NOSIGNAL (a child killed meanwhile
+    // must not leave a SIGPIPE pending on the caller).
+    int go[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) != 0) {
+      return ErrnoStatus(errno, "SpawnExec: socketpair");
+    }
+    args_.go_read = go[0];
+    args_.go_write = go[1];
+    void* stack = mmap(nullptr, kExecChildStack + kExecChildGuard, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    if (stack == MAP_FAILED) return ErrnoStatus(errno, "SpawnExec: mmap of the child's stack");
+    stack_ = stack;
+    // An overflow faults instead of writing below the stack.
+    if (mprotect(stack, kExecChildGuard, PROT_NONE) != 0) {
+      return ErrnoStatus(errno, "SpawnExec: guard page");
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    const pid_t pid = clone(ExecChildMain,
+                            static_cast<char*>(stack) + kExecChildGuard + kExecChildStack,
+                            CLONE_VM | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD,
+                            &args_, reinterpret_cast<pid_t*>(&tid_), nullptr,
+                            reinterpret_cast<pid_t*>(&tid_));
+    const int err = errno;
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (pid < 0) return ErrnoStatus(err, "SpawnExec: clone");
+    started_ = true;
+    return pid;
+  }
+
+  // Lets the child run and waits until it has exec'd or exited.
+  void Release() {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    // A child killed meanwhile reads nothing; the wait below sees it gone.
+    (void)!send(args_.go_write, "g", 1, MSG_NOSIGNAL);
+    WaitForExecOrExit();
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+
+ private:
+  void WaitForExecOrExit() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if (locked_ && !started_) {
+      locked_ = false;
+      g_exec_child_mu.Unlock();
+    }
+    if (!started_) return;
+    // Every signal is blocked (Release) or the child cannot run anymore (it was reaped, or
+    // has only its exit left): FUTEX_WAIT ends with the kernel's wake-up, or EAGAIN when
+    // the word changed first, never with EINTR.
+    for (int32_t tid = tid_.load(); tid != 0; tid = tid_.load()) {
+      syscall(SYS_futex, reinterpret_cast<int32_t*>(&tid_), FUTEX_WAIT, tid, nullptr, nullptr, 0);
+    }
+    started_ = false;
+    locked_ = false;
+    g_exec_child_mu.Unlock();
+  }
+
+  ExecChildArgs args_;
+  void* stack_ = nullptr;
+  bool locked_ = false;  // holds g_exec_child_mu
+  bool started_ = false;
+  // The child's pid, written by the kernel before it runs (CLONE_PARENT_SETTID), cleared
+  // and woken when it execs or exits (CLONE_CHILD_CLEARTID).
+  std::atomic<int32_t> tid_{0};
+  static_assert(sizeof(std::atomic<int32_t>) == sizeof(pid_t));
+};
 
 // The dynamic loader an ELF program names (PT_INTERP), or "" for a static program or
 // something that is not a 64-bit ELF file of this machine. Reads the trusted program
@@ -316,10 +538,9 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   // Everything the child needs is prepared here: after fork it may only make raw syscalls.
   const bool exec = main == nullptr;
   const bool keep_channel = !exec || options.exec_channel == SpawnOptions::ExecChannel::kKeep;
-  const BpfProgram& compiled = !exec           ? *policy->program
-                               : keep_channel ? *policy->exec_program
-                                              : *policy->exec_program_unmodified;
-  std::vector<sock_filter> program = compiled.code;  // the child patches its copy
+  ASSIGN_OR_RETURN(std::shared_ptr<const BpfProgram> compiled,
+                   ProgramFor(filters_, policy->policy, exec, keep_channel));
+  std::vector<sock_filter> program = compiled->code;  // the child patches its copy
   std::vector<std::string> env_storage;
   std::vector<char*> exec_argv, exec_env;
   if (argv != nullptr) {
@@ -402,7 +623,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   spec.broker_pid = getpid();
   spec.program = program.data();
   spec.program_len = program.size();
-  spec.needs_listener = compiled.needs_listener();
+  spec.needs_listener = compiled->needs_listener();
   // exec resets signal handlers: an exec'd image's violations go to the broker instead.
   spec.trap_reporter = !exec && policy->policy.penalty == Penalty::kTrap;
   spec.max_open_fds = policy->policy.limits.max_open_fds;
@@ -432,65 +653,50 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   const int fresh_net = layers.netns ? fresh.net.get() : -1;
   const int fresh_ipc = layers.ipcns ? fresh.ipc.get() : -1;
 
-  fflush(nullptr);  // or the child would flush the parent's buffered output a second time
-  pid_t pid = fork();
-  if (pid < 0) return ErrnoStatus(errno, "fork");
+  // The fifth fd: the program (exec), or the shared root (kept through LockDown's
+  // close_range as keep_fd; ApplyLayers closes it once entered). The sixth and seventh:
+  // the fresh network and IPC namespaces (kept by LockDown as the layers' fds;
+  // ApplyLayers enters and closes them).
+  const int sources[kChildFdSources] = {stdio_in[0], stdio_in[1], stdio_in[2], theirs.fd(),
+                                        exec ? program_fd.get() : shared_root, fresh_net,
+                                        fresh_ipc};
+  // Destroyed before everything above, which its child reads until it has exec'd.
+  ExecChild exec_child;
+  pid_t pid;
+  // Output this process buffered goes out before the worker's (and a forked child would
+  // flush it a second time).
+  fflush(nullptr);
+  if (exec) {
+    ExecChildArgs args;
+    for (int i = 0; i < kChildFdSources; ++i) args.sources[i] = sources[i];
+    args.spec = &spec;
+    args.layers = &layers;
+    args.keep_channel = keep_channel;
+    args.argv = exec_argv.data();
+    args.envp = exec_env.data();
+    ASSIGN_OR_RETURN(pid, exec_child.Start(args));
+  } else {
+    pid = fork();
+    if (pid < 0) return ErrnoStatus(errno, "fork");
+  }
   if (pid == 0) {
-    // The child. Async-signal-safe calls only until LockDown() has returned.
+    // The forked worker. Async-signal-safe calls only until LockDown() has returned.
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, nullptr);
-    // Move the fds we keep above the range we are about to fill, then into place.
-    int moved[7];
-    // The fifth: the program (exec), or the shared root (kept through LockDown's
-    // close_range as keep_fd; ApplyLayers closes it once entered). The sixth and
-    // seventh: the fresh network and IPC namespaces (kept by LockDown as the layers'
-    // fds; ApplyLayers enters and closes them).
-    const int sources[7] = {stdio_in[0], stdio_in[1], stdio_in[2], theirs.fd(),
-                            exec ? program_fd.get() : shared_root, fresh_net, fresh_ipc};
-    for (int i = 0; i < 7; ++i) {
-      moved[i] = sources[i] >= 0 ? fcntl(sources[i], F_DUPFD_CLOEXEC, 10) : -1;
-      if (sources[i] >= 0 && moved[i] < 0) _exit(kLockdownFailedExit);
+    int extras[kChildFdSources - 4];
+    if (!PlaceChildFds(sources, extras)) _exit(kLockdownFailedExit);
+    if (extras[0] >= 0) {
+      spec.keep_fd = extras[0];
+      layers.shared_root_fd = extras[0];
     }
-    if (exec) {
-      spec.keep_fd = moved[4];
-      layers.exec_fds[0] = moved[4];
-      layers.exec_fd_count = 1;
-    } else if (moved[4] >= 0) {
-      spec.keep_fd = moved[4];
-      layers.shared_root_fd = moved[4];
-    }
-    layers.fresh_net_fd = moved[5];
-    layers.fresh_ipc_fd = moved[6];
-    for (int i = 0; i < 4; ++i) {
-      if (moved[i] >= 0 && dup2(moved[i], i) < 0) _exit(kLockdownFailedExit);
-    }
+    layers.fresh_net_fd = extras[1];
+    layers.fresh_ipc_fd = extras[2];
     const char* step = nullptr;
     int rc = LockDown(spec, &step);
     if (rc != 0) {
-      // Best effort: stderr may be /dev/null.
-      char line[160];
-      int len = snprintf(line, sizeof(line), "vow: worker lock-down failed at %s: %s\n",
-                         step != nullptr ? step : "?", strerrordesc_np(-rc));
-      // snprintf returns the untruncated length: write only what is in `line`.
-      if (len > 0) (void)!write(2, line, std::min(static_cast<size_t>(len), sizeof(line) - 1));
+      ChildError("worker lock-down failed at ", step != nullptr ? step : "?", -rc);
       _exit(kLockdownFailedExit);
-    }
-    if (exec) {
-      // Locked: this execve is the one the broker lets through (the filter sends it to
-      // the broker, which allows exactly the first one of this process).
-      if (!keep_channel) close(kWorkerChannelFd);
-      // By fd: with an empty root the program has no path in this mount namespace.
-      syscall(SYS_execveat, spec.keep_fd, "", exec_argv.data(), exec_env.data(),
-              AT_EMPTY_PATH);
-      // execve is answered before the image is replaced: report why it failed.
-      const int err = errno;
-      char line[160];
-      int len = snprintf(line, sizeof(line), "vow: execve %s: %s\n", exec_argv[0],
-                         strerrordesc_np(err));
-      // snprintf returns the untruncated length: write only what is in `line`.
-      if (len > 0) (void)!write(2, line, std::min(static_cast<size_t>(len), sizeof(line) - 1));
-      _exit(err == ENOENT ? 127 : 126);
     }
     alignas(Client) static unsigned char storage[sizeof(Client)];
     Client* client = new (storage) Client(kWorkerChannelFd);
@@ -509,8 +715,8 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     waitpid(pid, nullptr, 0);
     return ErrnoStatus(err, "pidfd_open");
   }
-  // execpromises: the tracer seizes the child before its first execve (which waits for
-  // the broker, so it cannot have happened yet).
+  // execpromises: the tracer seizes the child before its first execve (it waits for
+  // Release(), so it cannot have happened yet).
   std::shared_ptr<const ExecTracer> tracer;
   if (policy->exec_narrowing != nullptr) {
     absl::StatusOr<std::unique_ptr<ExecTracer>> started =
@@ -555,7 +761,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   if (policy->policy.limits.wall_time > absl::ZeroDuration()) {
     w->deadline = MonotonicNow() + policy->policy.limits.wall_time;
   }
-  absl::MutexLock lock(&mu_);
+  absl::ReleasableMutexLock lock(&mu_);
   WorkerId id = next_id_++;
   w->id = id;
   w->shared->id = id;
@@ -583,6 +789,9 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
                           argv != nullptr ? absl::StrCat(" exec ", (*argv)[0]) : ""),
         true, absl::StrCat("promises: ", policy->policy.promises.ToString(), "; ",
                            policy->layers_text));
+  // Registered: the serving loop can take its hello and answer its execve.
+  lock.Release();
+  if (exec) exec_child.Release();
   return id;
 }
 
@@ -670,15 +879,6 @@ absl::StatusOr<std::shared_ptr<const PreparedPolicy>> Broker::Prepare(const Poli
   prepared->policy = policy;
   ASSIGN_OR_RETURN(prepared->layers, ResolveLayers(policy, ProbeLayers()));
   prepared->layers_text = DescribeLayers(prepared->layers, ProbeLayers());
-  ASSIGN_OR_RETURN(prepared->program, impl_->filters_.Get(policy.promises, policy.penalty));
-  ASSIGN_OR_RETURN(prepared->exec_program,
-                   impl_->filters_.Get(policy.promises, policy.penalty, NativeArch(),
-                                       ProgramVariant::kExecImage));
-  ASSIGN_OR_RETURN(prepared->exec_program_unmodified,
-                   impl_->filters_.Get(policy.promises,
-                                       policy.penalty == Penalty::kTrap ? Penalty::kErrno
-                                                                        : policy.penalty,
-                                       NativeArch(), ProgramVariant::kExecImage));
   if (!policy.paths.empty()) {
     ASSIGN_OR_RETURN(FsPolicy fs, FsPolicy::Create(policy.paths));
     prepared->fs.emplace(std::move(fs));

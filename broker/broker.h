@@ -118,9 +118,11 @@ class Broker {
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
 
-  // Checks `policy` (an error names the bad rule), compiles its seccomp program (cached
-  // per distinct promise set and penalty) and opens its filesystem rules. A prepared
-  // policy can spawn any number of workers.
+  // Checks `policy` (an error names the bad rule), resolves its layers and opens its
+  // filesystem rules. A prepared policy can spawn any number of workers. Its seccomp
+  // program is compiled at the first spawn that loads it (a forked worker's, an exec'd
+  // image's), then shared by every later spawn of the broker with the same promises and
+  // penalty.
   absl::StatusOr<std::shared_ptr<const PreparedPolicy>> Prepare(const Policy& policy);
 
   // Forks a worker that locks itself down and then runs `main`.
@@ -129,11 +131,15 @@ class Broker {
   absl::StatusOr<WorkerId> Spawn(const Policy& policy, WorkerMain main,
                                  const SpawnOptions& options = {});
 
-  // Forks and executes `argv` (argv[0] is a path). The broker's child locks itself down
-  // completely (the policy's filter, compiled for an exec'd image) BEFORE execve, so the
-  // program runs locked from its first instruction, whether or not it is a vow worker;
-  // the filter lets exactly that execve through, and the dynamic loader's opens and
-  // library mappings are served by the broker from the loader set.
+  // Starts a child and executes `argv` (argv[0] is a path). The broker's child locks
+  // itself down completely (the policy's filter, compiled for an exec'd image) BEFORE
+  // execve, so the program runs locked from its first instruction, whether or not it is a
+  // vow worker; the filter lets exactly that execve through, and the dynamic loader's
+  // opens and library mappings are served by the broker from the loader set. The child
+  // is a clone that shares this process's memory until it execs (as posix_spawn's vfork:
+  // no copy of the broker's address space), so SpawnExec returns once the program has
+  // replaced it (or it has failed and exited); the exec spawns of one process lock down
+  // one at a time.
   absl::StatusOr<WorkerId> SpawnExec(std::shared_ptr<const PreparedPolicy> policy,
                                      const std::vector<std::string>& argv,
                                      const SpawnOptions& options = {});

@@ -3,7 +3,8 @@
 // it.
 //
 // The files, after Chromium's split of its broker:
-//   broker.cc             lifecycle: Create/Prepare, Spawn (fork + the child's lock-down),
+//   broker.cc             lifecycle: Create/Prepare, Spawn (fork, or for SpawnExec a
+//                         CLONE_VM child: ExecChild; the child's lock-down),
 //                         Wait, Kill, Reap, the destructor
 //   broker_loop.cc        the privileged serving loop: epoll, reading datagrams and seccomp
 //                         notifications, the task pool hand-off, deadlines
@@ -60,15 +61,12 @@
 
 namespace vow {
 
-// What a policy becomes once checked: the compiled program and the opened rules.
+// What a policy becomes once checked: the opened rules and the resolved layers. Its
+// seccomp program is compiled at the first spawn that loads it (ProgramFor in broker.cc,
+// through the broker's FilterCache), so `vow run` compiles only the exec'd image's.
 class PreparedPolicy {
  public:
   Policy policy;
-  std::shared_ptr<const BpfProgram> program;       // for forked workers
-  std::shared_ptr<const BpfProgram> exec_program;  // for exec'd vow workers
-  // For unmodified programs: no SIGSYS reporter can run in them, so penalty trap acts
-  // as errno there.
-  std::shared_ptr<const BpfProgram> exec_program_unmodified;
   // Set when the policy's execpromises are narrower than its promises: the filter the
   // exec tracer (exec_tracer.h) adds to every image an exec'd worker execs.
   std::shared_ptr<const BpfProgram> exec_narrowing;

@@ -321,12 +321,20 @@ int Check(int argc, char** argv) {
   if (!layers.ok()) {
     return Fail(kExitPolicyRefused, absl::StrCat(files[0], ": ", layers.status().message()));
   }
-  // The broker's own Prepare-time checks: rule paths exist and open, the filter compiles.
+  // The broker's own Prepare-time checks: rule paths exist and open.
   absl::StatusOr<std::unique_ptr<Broker>> broker = Broker::Create();
   if (!broker.ok()) return Fail(kExitVowError, std::string(broker.status().message()));
   auto prepared = (*broker)->Prepare(*policy);
   if (!prepared.ok()) {
     return Fail(kExitPolicyRefused, absl::StrCat(files[0], ": ", prepared.status().message()));
+  }
+  // The filters compile (a spawn compiles the one it loads; check compiles both kinds).
+  for (ProgramVariant variant : {ProgramVariant::kForkedWorker, ProgramVariant::kExecImage}) {
+    absl::StatusOr<BpfProgram> program =
+        CompilePromises(policy->promises, policy->penalty, NativeArch(), variant);
+    if (!program.ok()) {
+      return Fail(kExitPolicyRefused, absl::StrCat(files[0], ": ", program.status().message()));
+    }
   }
   fputs(FormatPolicy(*policy).c_str(), stdout);
   return 0;

@@ -2,10 +2,15 @@
 // the channel; and the `vow` command (run, learn, check) on such a worker.
 #include <fcntl.h>
 #include <stdlib.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -110,6 +115,94 @@ TEST_F(ExecWorkerTest, GarbageFromAThrottledWorkerIsAProtocolError) {
   WorkerResult result = Exec(Policy{}, {"throttled_garbage"});
   EXPECT_EQ(result.kind, Kind::kProtocolError) << result.ToString();
   EXPECT_THAT(result.reason, HasSubstr("read after it exited"));
+}
+
+// SpawnExec's child shares the broker's memory until it execs (CLONE_VM). A signal that
+// reaches it there must not run one of the broker's handlers on that memory: the child
+// starts with every signal blocked and sets them back to the default before unblocking.
+// Here SIGUSR1, which this process catches, is sent to each spawn child as soon as it
+// shows up in /proc (while it still waits to be let go): a handler that ran in a child
+// would see a pid other than ours.
+std::atomic<pid_t> g_test_pid{0};
+std::atomic<bool> g_handler_ran_elsewhere{false};
+void RecordWhereTheHandlerRan(int) {
+  if (getpid() != g_test_pid.load()) g_handler_ran_elsewhere = true;
+}
+
+TEST_F(ExecWorkerTest, SpawnChildNeverRunsTheBrokersSignalHandlers) {
+  g_test_pid = getpid();
+  struct sigaction sa = {}, old = {};
+  sa.sa_handler = RecordWhereTheHandlerRan;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+  const pid_t spawner = static_cast<pid_t>(syscall(SYS_gettid));
+  const std::string children = absl::StrCat("/proc/self/task/", spawner, "/children");
+  std::atomic<bool> stop{false};
+  std::atomic<int> signalled{0};
+  std::thread killer([&] {
+    while (!stop.load()) {
+      FILE* f = fopen(children.c_str(), "re");
+      if (f == nullptr) continue;
+      int pid;
+      while (fscanf(f, "%d", &pid) == 1) {
+        if (kill(pid, SIGUSR1) == 0) ++signalled;
+      }
+      fclose(f);
+    }
+  });
+  auto prepared = broker_->Prepare(Policy{});
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  int kinds_signaled = 0;
+  for (int i = 0; i < 40; ++i) {
+    auto id = broker_->SpawnExec(*prepared, {"/bin/true"});
+    ASSERT_TRUE(id.ok()) << id.status();
+    auto result = broker_->Wait(*id, absl::Seconds(30));
+    ASSERT_TRUE(result.ok()) << result.status();
+    // Killed by SIGUSR1 (default action) or run to the end: both fine.
+    if (result->kind == Kind::kSignaled && result->signal == SIGUSR1) ++kinds_signaled;
+  }
+  stop = true;
+  killer.join();
+  ASSERT_EQ(sigaction(SIGUSR1, &old, nullptr), 0);
+  EXPECT_GT(signalled.load(), 0) << "no child was ever signalled: the test proved nothing";
+  EXPECT_FALSE(g_handler_ran_elsewhere.load())
+      << "a spawn child ran this process's SIGUSR1 handler (" << signalled.load()
+      << " signals sent, " << kinds_signaled << " children ended by SIGUSR1)";
+}
+
+// Spawn children that share the broker's memory run LockDown one at a time (its hello
+// arena is static): exec'd workers spawned from several threads at once all get locked
+// and run.
+TEST_F(ExecWorkerTest, ExecSpawnsFromManyThreadsAtOnce) {
+  auto prepared = broker_->Prepare(Policy{});
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  std::atomic<int> ok{0};
+  std::vector<std::string> failures[4];
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 30; ++i) {
+        auto id = broker_->SpawnExec(*prepared, {worker_, "ok"});
+        if (!id.ok()) {
+          failures[t].push_back(std::string(id.status().message()));
+          continue;
+        }
+        auto result = broker_->Wait(*id, absl::Seconds(30));
+        if (result.ok() && result->kind == Kind::kExited && result->exit_code == 0) {
+          ++ok;
+        } else {
+          failures[t].push_back(result.ok() ? result->ToString()
+                                            : std::string(result.status().message()));
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const auto& f : failures) {
+    for (const std::string& why : f) ADD_FAILURE() << why;
+  }
+  EXPECT_EQ(ok.load(), 120);
 }
 
 TEST_F(ExecWorkerTest, LearningModeFindsTheSmallestPromiseSet) {
