@@ -139,9 +139,9 @@ struct BrokerLife {
 // Channel::Send's result (0 or -errno).
 int SendHelloReply(const Channel& channel, uint64_t id);
 int SendTime(const Channel& channel, uint64_t id, absl::Time now);
-// The fd (closed here once sent), or the error's errno (EACCES if it has none) and its
-// message (at most 1024 bytes).
-int SendFdOrError(const Channel& channel, uint64_t id, absl::StatusOr<UniqueFd> fd);
+// The fd (still the caller's to close once sent), or the error's errno (EACCES if it has
+// none) and its message (at most 1024 bytes).
+int SendFdOrError(const Channel& channel, uint64_t id, const absl::StatusOr<UniqueFd>& fd);
 
 // The refusal throttle: a worker's refused calls (a path call or request the broker
 // said no to; not a syscall refused under penalty errno) draw from a token bucket of this
@@ -286,8 +286,11 @@ class Broker::Impl {
   // A channel call decided on the serving thread: audited, answered on the worker's
   // channel, a refusal counted by the throttle. Returns false when the worker was ended
   // or throttled (its channel is not read on).
+  // `walk` (may be invalid): the O_PATH fd OpenWithoutBlocking decided on, closed with the
+  // answered fd once the answer is sent.
   bool AnswerOnLoop(Worker& w, const DecodedRequest& request, std::string audit_request,
-                    absl::StatusOr<UniqueFd> fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                    absl::StatusOr<UniqueFd> fd, UniqueFd walk)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs on a pool thread: an explicit open or connect request, answered on `channel_fd`,
   // which it owns (a dup of the worker's channel; closed here once answered).
   // `life`: see BrokerLife (this object may be gone when the call returns).
