@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "base/syscall.h"
+#include "base/unique_fd.h"
 #include "broker/audit_log.h"
 #include "broker/broker_internal.h"
 #include "broker/fs_policy.h"
@@ -28,21 +29,27 @@ bool Broker::Impl::HandleOpen(Worker& w, const DecodedRequest& request, UniqueFd
     OpenContext ctx;
     ctx.pid = w.pid;
     ctx.tid = w.pid;
+    UniqueFd walk;
     std::optional<absl::StatusOr<UniqueFd>> decided =
-        w.policy->fs->OpenWithoutBlocking(request.path, request.flags, ctx);
+        w.policy->fs->OpenWithoutBlocking(request.path, request.flags, ctx, &walk);
     if (decided.has_value()) {
-      return AnswerOnLoop(w, request, OpenAuditText(request), *std::move(decided));
+      return AnswerOnLoop(w, request, OpenAuditText(request), *std::move(decided),
+                          std::move(walk));
     }
   }
   return SubmitChannelCall(w, request, &OpenForWorker);
 }
 
 bool Broker::Impl::AnswerOnLoop(Worker& w, const DecodedRequest& request,
-                                std::string audit_request, absl::StatusOr<UniqueFd> fd) {
+                                std::string audit_request, absl::StatusOr<UniqueFd> fd,
+                                UniqueFd walk) {
   const int err = AuditChannelCall(*audit_, w.id, w.pid, std::move(audit_request), fd);
   // The channel is non-blocking: a worker that does not read its answers fills its
   // socket buffer and is ended here (EAGAIN), never waited for.
-  const int rc = SendFdOrError(w.channel, request.id, std::move(fd));
+  const int rc = SendFdOrError(w.channel, request.id, fd);
+  // Both closes after the answer: off the worker's wait when it runs on the other CPU.
+  if (fd.ok()) fd->reset();
+  walk.reset();
   if (rc == kAnswersUnread) {
     End(w, WorkerResult::Kind::kLimitExceeded, UnreadAnswersReason());
     return false;

@@ -140,15 +140,15 @@ struct BrokerLife {
 // Channel::Send's result (0 or -errno).
 int SendHelloReply(const Channel& channel, uint64_t id);
 int SendTime(const Channel& channel, uint64_t id, absl::Time now);
-// The fd (closed here once sent), or the error's errno (EACCES if it has none) and its
-// message (at most 1024 bytes).
+// The fd (still the caller's to close once sent), or the error's errno (EACCES if it has
+// none) and its message (at most 1024 bytes).
 // An fd is sent only while the worker's channel holds at most kMaxUnreadAnswerBytes of
 // answers it has not read (SIOCOUTQ on the broker's end): otherwise nothing is sent, the
 // fd is closed and the result is kAnswersUnread, and the caller ends the worker. When the
 // kernel refuses the fd (ETOOMANYREFS: too many fds in flight for the broker's user, see
 // kMaxUnreadAnswerBytes) the worker gets an ENFILE error answer instead, and the result
 // is that answer's.
-int SendFdOrError(const Channel& channel, uint64_t id, absl::StatusOr<UniqueFd> fd);
+int SendFdOrError(const Channel& channel, uint64_t id, const absl::StatusOr<UniqueFd>& fd);
 // SendFdOrError's result when the worker has too many answers unread (not an errno).
 inline constexpr int kAnswersUnread = 1;
 // An fd sent over a unix socket is "in flight" until the peer reads it, and the kernel
@@ -312,8 +312,11 @@ class Broker::Impl {
   // A channel call decided on the serving thread: audited, answered on the worker's
   // channel, a refusal counted by the throttle. Returns false when the worker was ended
   // or throttled (its channel is not read on).
+  // `walk` (may be invalid): the O_PATH fd OpenWithoutBlocking decided on, closed with the
+  // answered fd once the answer is sent.
   bool AnswerOnLoop(Worker& w, const DecodedRequest& request, std::string audit_request,
-                    absl::StatusOr<UniqueFd> fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                    absl::StatusOr<UniqueFd> fd, UniqueFd walk)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs on a pool thread: an explicit open or connect request, answered on `channel_fd`,
   // which it owns (a dup of the worker's channel; closed here once answered).
   // `life`: see BrokerLife (this object may be gone when the call returns).

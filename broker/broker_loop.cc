@@ -177,7 +177,7 @@ void Broker::Impl::ServeChannelCall(WorkerId id, pid_t pid, const PreparedPolicy
   // A refusal is the broker's decision (EACCES/EPERM), not the file system's answer.
   const int err = AuditChannelCall(*audit_, id, pid, std::move(audit_request), fd);
   // The broker's copy of the fd is closed once sent.
-  int rc = SendFdOrError(channel, request.id, std::move(fd));
+  int rc = SendFdOrError(channel, request.id, fd);
   {
     absl::MutexLock lock(&mu_);
     auto it = workers_.find(id);

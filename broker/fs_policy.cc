@@ -620,7 +620,7 @@ bool FsPolicy::OpensDirectly(absl::string_view path, uint32_t flags,
 }
 
 std::optional<absl::StatusOr<UniqueFd>> FsPolicy::OpenWithoutBlocking(
-    absl::string_view path, uint32_t flags, const OpenContext& context) const {
+    absl::string_view path, uint32_t flags, const OpenContext& context, UniqueFd* walk) const {
   // The kernel has RESOLVE_CACHED since 5.12; without it nothing is decided here.
   static const bool cached_resolve = [] {
     struct open_how probe = {};
@@ -676,7 +676,9 @@ std::optional<absl::StatusOr<UniqueFd>> FsPolicy::OpenWithoutBlocking(
                         static_cast<int>((flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) &
                                          ~static_cast<uint32_t>(O_NOFOLLOW)));
   if (fd < 0) return std::nullopt;
-  return Decided(Finish(UniqueFd(fd), flags));
+  absl::StatusOr<UniqueFd> opened = Finish(UniqueFd(fd), flags);
+  if (walk != nullptr && opened.ok()) *walk = std::move(path_fd);
+  return Decided(std::move(opened));
 }
 
 std::optional<absl::StatusOr<UniqueFd>> FsPolicy::OpenDirect(const Target& target,

@@ -168,9 +168,12 @@ class FsPolicy {
   static const char kNoRule[];
 
   // kInline above: Open()'s decision when it can be made without waiting (a refusal by
-  // the string checks, or a cached direct open); nullopt otherwise (call Open()).
+  // the string checks, or a cached direct open); nullopt otherwise (call Open()). When a
+  // file was opened and `walk` is given, *walk receives the O_PATH fd of the walk (owned
+  // by the caller, who closes it after answering); otherwise that fd is closed here.
   std::optional<absl::StatusOr<UniqueFd>> OpenWithoutBlocking(
-      absl::string_view path, uint32_t flags, const OpenContext& context = {}) const;
+      absl::string_view path, uint32_t flags, const OpenContext& context = {},
+      UniqueFd* walk = nullptr) const;
 
   // True if Open(path, flags) would take the direct open (kDirect above) first. For
   // tests and measurements; Open() decides the same way.

@@ -862,6 +862,29 @@ TEST_F(InlineOpenTest, ACachedRegularFileUnderAFileRuleOpensInline) {
   EXPECT_EQ(ReadAll(open((allowed_ + "/file.txt").c_str(), O_RDONLY | O_CLOEXEC)), "hello");
 }
 
+TEST_F(InlineOpenTest, TheWalksFdIsHandedOutOnlyWithAnOpenedFile) {
+  if (!LocalTree()) GTEST_SKIP() << root_ << " is not on ext4 or tmpfs";
+  FsPolicy p = Make({Rule(allowed_ + "/file.txt", "r")});
+  ASSERT_EQ(Err(p, allowed_ + "/file.txt", O_RDONLY), 0);  // the dentries are cached now
+  UniqueFd walk;
+  auto fd = p.OpenWithoutBlocking(allowed_ + "/file.txt", O_RDONLY, {}, &walk);
+  ASSERT_TRUE(fd.has_value() && fd->ok());
+  ASSERT_TRUE(walk.valid());
+  // The O_PATH fd of the same inode the answer opened.
+  EXPECT_EQ(fcntl(walk.get(), F_GETFL) & O_PATH, O_PATH);
+  struct stat a, b;
+  ASSERT_EQ(fstat(walk.get(), &a), 0);
+  ASSERT_EQ(fstat((*fd)->get(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);
+  EXPECT_EQ(a.st_dev, b.st_dev);
+  // A refusal hands out nothing.
+  UniqueFd none;
+  auto refused = p.OpenWithoutBlocking(allowed_ + "/file.txt", O_WRONLY, {}, &none);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_FALSE(refused->ok());
+  EXPECT_FALSE(none.valid());
+}
+
 TEST_F(InlineOpenTest, DevicesFifosAndDirectoryRulesOfDeviceMountsAreNotInline) {
   // A file rule that names a device: its open may wait on a driver.
   FsPolicy dev = Make({Rule("/dev/null", "rw")});
