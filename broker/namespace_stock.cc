@@ -27,6 +27,8 @@ NamespaceStock::Fresh NamespaceStock::Take() {
   if (!started_) {
     started_ = true;
     thread_ = std::thread([this] { Run(); });
+    auto running = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return running_; };
+    mu_.Await(absl::Condition(&running));
   }
   Fresh fresh;
   if (count_ > 0) {
@@ -58,6 +60,10 @@ std::string NamespaceStock::failure() {
 }
 
 void NamespaceStock::Run() {
+  {
+    absl::MutexLock lock(&mu_);
+    running_ = true;
+  }
   auto fail = [this](const char* what, int err) {
     absl::MutexLock lock(&mu_);
     failure_ = absl::StrCat("namespace stock: ", what, ": ", strerror(err));

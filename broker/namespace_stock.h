@@ -78,6 +78,12 @@ class NamespaceStock {
   std::array<Fresh, kMaxDepth> ready_ ABSL_GUARDED_BY(mu_);
   size_t count_ ABSL_GUARDED_BY(mu_) = 0;  // ready_[0, count_) hold pairs
   bool started_ ABSL_GUARDED_BY(mu_) = false;
+  // Set by the maker thread once it runs: Take() waits for it, so that the new thread's
+  // own start (its stack, TLS, absl's per-thread identity, a sanitizer's thread state:
+  // allocations under locks) is over before the caller forks. A fork while that start
+  // held an allocator lock left the child with the lock held forever (seen under ASan:
+  // a worker's first pthread_create hung in the allocator).
+  bool running_ ABSL_GUARDED_BY(mu_) = false;
   int in_progress_ ABSL_GUARDED_BY(mu_) = 0;  // Take()s not yet Done()
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::string failure_ ABSL_GUARDED_BY(mu_);

@@ -215,7 +215,10 @@ TEST_F(PathCallsTest, PathChangedByAnotherThreadNeverOpensTheForbiddenFile) {
     };
     if (pthread_create(&flipper, nullptr, flip, nullptr) != 0) return 1;
     int opened = 0, refused = 0, bad_errno = 0, evil_seen = 0;
-    for (int i = 0; i < 3000; ++i) {
+    // 400 opens: about half are refused, and refusals beyond the throttle's burst of 128
+    // are paced at 32/s (kRefusalsPerSecond), so 3000 took 38-46 s and went past the 60 s
+    // wait once under ASan in CI; 400 take a few seconds.
+    for (int i = 0; i < 400; ++i) {
       long fd = syscall(SYS_openat, AT_FDCWD, buf, O_RDONLY | O_CLOEXEC);
       if (fd < 0) {
         ++refused;
@@ -247,7 +250,7 @@ TEST_F(PathCallsTest, PathChangedByAnotherThreadNeverOpensTheForbiddenFile) {
     EXPECT_FALSE(absl::StrContains(x.call, absl::StrCat("\"", good_, "\"")))
         << x.ToString();
   }
-  EXPECT_TRUE(evil_refused || r.refusals.size() == 1000u) << Describe(r);
+  EXPECT_TRUE(evil_refused) << Describe(r);
   ExpectServedAfterwards();
 }
 
