@@ -250,6 +250,7 @@ class ExecChild {
   absl::StatusOr<pid_t> Start(const ExecChildArgs& args) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     g_exec_child_mu.Lock();
     locked_ = true;
+    was_dumpable_ = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 1;
     args_ = args;
     // A socket, not a pipe: Release() sends with MSG_NOSIGNAL (a child killed meanwhile
     // must not leave a SIGPIPE pending on the caller).
@@ -306,6 +307,13 @@ class ExecChild {
     for (int32_t tid = tid_.load(); tid != 0; tid = tid_.load()) {
       syscall(SYS_futex, reinterpret_cast<int32_t*>(&tid_), FUTEX_WAIT, tid, nullptr, nullptr, 0);
     }
+    // "Dumpable" belongs to the memory the child shared: its identity drop (commit_creds
+    // resets it to fs.suid_dumpable, 0) left this process non-dumpable (no core dumps,
+    // /proc/<broker> owned by root, ptrace by its own user refused). The child has its own
+    // memory now: this process gets back what it had.
+    if (was_dumpable_ && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1) {
+      (void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    }
     started_ = false;
     locked_ = false;
     g_exec_child_mu.Unlock();
@@ -314,6 +322,7 @@ class ExecChild {
   ExecChildArgs args_;
   void* stack_ = nullptr;
   bool locked_ = false;  // holds g_exec_child_mu
+  bool was_dumpable_ = false;  // this process, before the child shared its memory
   bool started_ = false;
   // The child's pid, written by the kernel before it runs (CLONE_PARENT_SETTID), cleared
   // and woken when it execs or exits (CLONE_CHILD_CLEARTID).

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -70,6 +71,16 @@ TEST_F(ExecWorkerTest, LocksDownAndRuns) {
   }
   EXPECT_TRUE(hello);
   EXPECT_TRUE(exec_after_hello);
+}
+
+// The exec child shares the broker's memory until its execve, and "dumpable" belongs to
+// the memory: the lock-down must not make the broker itself non-dumpable (no core dumps,
+// /proc/<broker> owned by root, its own user's ptrace refused).
+TEST_F(ExecWorkerTest, TheBrokerStaysDumpable) {
+  ASSERT_EQ(prctl(PR_GET_DUMPABLE), 1);
+  WorkerResult result = Exec(Policy{}, {"ok"});
+  EXPECT_EQ(result.kind, Kind::kExited) << result.ToString();
+  EXPECT_EQ(prctl(PR_GET_DUMPABLE), 1);
 }
 
 TEST_F(ExecWorkerTest, DirectOpenRefusedAndNamed) {
