@@ -132,8 +132,13 @@ std::vector<PromiseEntry> BuildTable() {
                   "fdatasync", "fadvise64", "sendfile", "splice", "tee",
                   "copy_file_range"})
           .AllowOneOf("fcntl", 1, "cmd",
-                      {NV(F_GETFD), NV(F_SETFD), NV(F_GETFL), NV(F_SETFL), NV(F_DUPFD),
+                      {NV(F_GETFD), NV(F_SETFD), NV(F_GETFL), NV(F_DUPFD),
                        NV(F_DUPFD_CLOEXEC)})
+          // Never O_ASYNC: on a terminal it makes the kernel send SIGIO (default action:
+          // terminate) to the terminal's foreground process group, i.e. to vow and the
+          // rest of the shell's job, a kill the worker's own kill() could not make.
+          .AllowIf("fcntl", {Eq(1, "cmd", F_SETFL, "F_SETFL"),
+                             LacksBits(2, "flags", O_ASYNC, "O_ASYNC")})
           // Never TIOCSTI (pushes input into a terminal) or TIOCLINUX, under any promise.
           .AllowOneOf("ioctl", 1, "cmd",
                       {NV(FIONREAD), NV(FIONBIO), NV(FIOCLEX), NV(FIONCLEX), NV(TCGETS),

@@ -113,6 +113,9 @@ TEST(PromiseAllowingTest, HandPickedCalls) {
       {Event(__NR_ioctl, {0, TIOCSTI | kHigh}), std::nullopt},
       {Event(__NR_ioctl, {0, TIOCLINUX}), std::nullopt},
       {Event(__NR_fcntl, {0, F_SETFL}), Promise::kStdio},
+      {Event(__NR_fcntl, {0, F_SETFL, O_NONBLOCK}), Promise::kStdio},
+      {Event(__NR_fcntl, {0, F_SETFL, O_ASYNC}), std::nullopt},  // SIGIO to the job
+      {Event(__NR_fcntl, {0, F_SETFL, O_ASYNC | O_NONBLOCK | kHigh}), std::nullopt},
       {Event(__NR_fcntl, {0, F_SETLKW}), Promise::kFlock},
       {Event(__NR_openat, {uint64_t(AT_FDCWD), 0, O_RDONLY | O_CLOEXEC}), Promise::kRpath},
       {Event(__NR_openat, {uint64_t(AT_FDCWD), 0, O_WRONLY | O_TRUNC}), Promise::kWpath},

@@ -131,6 +131,9 @@ TEST(SeccompKernelTest, StdioAllowsIoAndRefusesTheRest) {
     CHILD_CHECK(ioctl(pipefd[0], FIONREAD, &avail) == 0);
     // fcntl: plain commands yes, locks no.
     CHILD_CHECK(fcntl(pipefd[1], F_GETFL) >= 0);
+    CHILD_CHECK(fcntl(pipefd[1], F_SETFL, O_NONBLOCK) == 0);
+    // Never O_ASYNC: on a terminal, SIGIO to the whole foreground job.
+    CHILD_CHECK(Fails(fcntl(pipefd[1], F_SETFL, O_ASYNC | O_NONBLOCK), kRefused));
     struct flock lk = {};
     CHILD_CHECK(Fails(fcntl(pipefd[1], F_SETLK, &lk), kRefused));
     // ENOSYS: probes and unknown numbers, whatever the penalty.
