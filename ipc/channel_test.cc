@@ -122,6 +122,30 @@ TEST(FramingTest, RejectsMalformedTables) {
   EXPECT_EQ(CheckFraming(words, 32), -EBADMSG);
 }
 
+// A snapshot of an arena taken while a message is being built on it (what a fork by
+// another thread copies while the broker's exec child, sharing the broker's memory,
+// builds its hello on the static arena) must still give a clean segment after Reset().
+TEST(ChannelTest, ArenaCopiedMidBuildResetsClean) {
+  static MessageArena arena, copy;
+  arena.Reset();
+  {
+    capnp::MallocMessageBuilder builder(arena.segment());
+    builder.initRoot<wire::Request>().setId(7);
+    memcpy(static_cast<void*>(&copy), &arena, sizeof(arena));  // before MarkUsed
+    arena.MarkUsed(builder);
+  }
+  copy.Reset();
+  for (const capnp::word& w : copy.segment()) {
+    ASSERT_EQ(memcmp(&w, "\0\0\0\0\0\0\0\0", 8), 0);
+  }
+  capnp::MallocMessageBuilder again(copy.segment());  // throws on a dirty first word
+  again.initRoot<wire::Request>().setId(8);
+  // And the arena's own next message still starts clean.
+  arena.Reset();
+  capnp::MallocMessageBuilder next(arena.segment());
+  next.initRoot<wire::Request>().setId(9);
+}
+
 TEST(ChannelTest, BuilderUsesNoHeapForTypicalMessage) {
   MessageArena arena;
   arena.Reset();

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include <atomic>
+
 namespace vow {
 
 capnp::ReaderOptions ReaderLimits() {
@@ -30,7 +32,12 @@ int CheckFraming(const void* data, size_t bytes) {
 
 void MessageArena::Reset() {
   memset(words_, 0, dirty_words_ * sizeof(capnp::word));
-  dirty_words_ = 0;
+  // Pessimistic until MarkUsed(): a copy of this arena made while a message is being
+  // built on it (a fork by another thread while the broker's exec child, which shares
+  // this memory, builds its hello) then zeroes all of it on its own Reset(), instead of
+  // keeping a half-built message that capnp refuses ("First segment must be zeroed").
+  dirty_words_ = kMaxMessageWords;
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // before the builder's stores
 }
 
 void MessageArena::MarkUsed(capnp::MessageBuilder& builder) {
@@ -41,7 +48,7 @@ void MessageArena::MarkUsed(capnp::MessageBuilder& builder) {
   })) {
     (void)e;
   }
-  if (used > dirty_words_) dirty_words_ = used;
+  dirty_words_ = used;  // Reset() zeroed everything before; the builder wrote `used`
 }
 
 }  // namespace vow
