@@ -22,7 +22,7 @@ echo "   vow run -p 'stdio rpath' -v r:examples/testdata -- cat examples/testdat
   cat examples/testdata/pledge.txt /etc/shadow || echo "   (cat exited $?: /etc/shadow has no rule, so the broker answered ENOENT)"
 echo "== vow_view: untrusted documents rendered by locked renderers, in your browser =="
 echo "   ./bazel-bin/examples/renderer/vow_view serve --port 8080 examples/renderer/testdata"
-echo "   then open http://127.0.0.1:8080/ (and http://127.0.0.1:8080/about:renderers)"
+echo "   then open the URL it prints (http://127.0.0.1:8080/?token=...: every request needs the token)"
 if [[ "${VOW_VIEW:-0}" == 1 ]]; then
   exec ./bazel-bin/examples/renderer/vow_view serve --port 8080 examples/renderer/testdata
 fi
