@@ -142,6 +142,17 @@ WorkerMain Innocent(const std::string& path) {
   };
 }
 
+// A worker policy for InLimitedChild's broker: read beneath `dir`, fds below the hard
+// limit (the child has no CAP_SYS_RESOURCE), and the child's own uid (the drop to 65534 is
+// for a root broker); the other layers are unchanged.
+Policy LimitedChildPolicy(const testing::TempDir& dir) {
+  Policy policy;
+  policy.paths.push_back(PathRule{dir.path(), /*read=*/true});
+  policy.limits.max_open_fds = 64;
+  policy.identity.kind = Identity::Kind::kKeep;
+  return policy;
+}
+
 // One worker asks for kFlood opens of `path` (an allowed file of `dir`) and reads
 // none of the answers; an innocent worker's opens afterwards still succeed. Without the
 // bound the hostile worker's kFlood fds stay in flight (> RLIMIT_NOFILE) and the innocent
@@ -151,12 +162,7 @@ std::string FloodWithoutReading(const testing::TempDir& dir, const std::string& 
   return InLimitedChild([&]() -> std::string {
     auto broker = Broker::Create();
     if (!broker.ok()) return absl::StrCat("Broker::Create: ", broker.status().ToString());
-    Policy policy;
-    policy.paths.push_back(PathRule{dir.path(), /*read=*/true});
-    policy.limits.max_open_fds = 64;  // below the hard limit (no CAP_SYS_RESOURCE)
-    // Workers stay this child's uid (the drop to 65534 is for a root broker); their
-    // other layers are unchanged.
-    policy.identity.kind = Identity::Kind::kKeep;
+    const Policy policy = LimitedChildPolicy(dir);
     Pipes innocent_pipes;
     if (pipe2(innocent_pipes.go, O_CLOEXEC) != 0 || pipe2(innocent_pipes.out, O_CLOEXEC) != 0) {
       return "pipe2";
@@ -251,12 +257,7 @@ TEST(UnreadAnswersTest, TooManyFdsInFlightFailsThatAnswerOnly) {
   std::string failure = InLimitedChild([&]() -> std::string {
     auto broker = Broker::Create();
     if (!broker.ok()) return absl::StrCat("Broker::Create: ", broker.status().ToString());
-    Policy policy;
-    policy.paths.push_back(PathRule{dir.path(), /*read=*/true});
-    policy.limits.max_open_fds = 64;  // below the hard limit (no CAP_SYS_RESOURCE)
-    // Workers stay this child's uid (the drop to 65534 is for a root broker); their
-    // other layers are unchanged.
-    policy.identity.kind = Identity::Kind::kKeep;
+    const Policy policy = LimitedChildPolicy(dir);
     Pipes pipes;
     if (pipe2(pipes.go, O_CLOEXEC) != 0 || pipe2(pipes.out, O_CLOEXEC) != 0) return "pipe2";
     SpawnOptions options;
