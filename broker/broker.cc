@@ -153,7 +153,7 @@ bool PlaceChildFds(const int sources[kChildFdSources], int extras[kChildFdSource
 struct ExecChildArgs {
   int go_read = -1;   // one byte arrives when the worker is registered with the broker
   int go_write = -1;  // the calling thread's end (closed in the child)
-  int sources[kChildFdSources] = {-1, -1, -1, -1, -1, -1, -1};  // see PlaceChildFds; [4]: the program
+  int sources[kChildFdSources] = {-1, -1, -1, -1, -1, -1, -1};  // PlaceChildFds; [4]: program
   const LockdownSpec* spec = nullptr;
   const LayerSpec* layers = nullptr;
   bool keep_channel = false;
@@ -188,10 +188,9 @@ int ExecChildMain(void* arg) {
   LayerSpec layers = *a.layers;
   LockdownSpec spec = *a.spec;
   spec.layers = &layers;
-  int program = -1;
   int extras[kChildFdSources - 4];
   if (!PlaceChildFds(a.sources, extras)) _exit(kLockdownFailedExit);
-  program = extras[0];
+  const int program = extras[0];
   spec.keep_fd = program;
   layers.exec_fds[0] = program;
   layers.exec_fd_count = 1;
@@ -227,7 +226,7 @@ constexpr size_t kExecChildGuard = 4096;
 // SpawnExec's child, cloned with CLONE_VM instead of forked: no copy of the broker's page
 // tables, no copy-on-write faults (each a TLB shoot-down in a multithreaded broker) and no
 // teardown of a copied address space. It is posix_spawn's vfork, in two steps, because the
-// broker must answer the child's execve: Start() clones it and it waits on a pipe; the
+// broker must answer the child's execve: Start() clones it and it waits on a socket; the
 // caller registers the worker (its channel and listener are served from then on);
 // Release() lets it run and sleeps, every signal blocked, until the kernel clears
 // `tid_` (CLONE_CHILD_CLEARTID: the child has exec'd or exited). Until then the child
