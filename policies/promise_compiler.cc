@@ -9,11 +9,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cstdlib>
 #include <set>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -143,6 +145,48 @@ class Asm {
   std::vector<Fixup> fixups_;
 };
 
+// A run of consecutive syscall numbers that go to the same block.
+struct NumberRange {
+  uint32_t lo, hi;  // inclusive
+  int label;
+};
+
+// Sends the number in A to the label of its range in sorted[lo, hi), or to `miss`: a
+// balanced binary search of `jge` tests over the ranges, with at most kLeaf ranges tested
+// in turn at a leaf, so any number takes about log2(n) + 2 * kLeaf compares. The kernel's
+// constant-action cache emulates the filter for every syscall number when the filter is
+// attached, and a linear chain of n compares made that cost grow with n for each of them
+// (README, "filter attach"). Every jump is forward: the right half comes after the left.
+void EmitDispatch(Asm& a, const std::vector<NumberRange>& sorted, size_t lo, size_t hi,
+                  int miss) {
+  constexpr size_t kLeaf = 3;
+  if (hi - lo <= kLeaf) {
+    // The search has established nr < sorted[hi].lo; test the ranges from the top down.
+    for (size_t i = hi; i-- > lo;) {
+      const NumberRange& r = sorted[i];
+      const int next = a.NewLabel();
+      if (r.lo == r.hi) {
+        a.Jump(BPF_JMP | BPF_JEQ | BPF_K, r.lo, r.label, next);
+      } else {
+        const int in = a.NewLabel();
+        a.Jump(BPF_JMP | BPF_JGE | BPF_K, r.lo, in, next);
+        a.Bind(in);
+        a.Jump(BPF_JMP | BPF_JGT | BPF_K, r.hi, miss, r.label);
+      }
+      a.Bind(next);
+    }
+    a.Always(miss);
+    return;
+  }
+  const size_t mid = lo + (hi - lo) / 2;
+  const int left = a.NewLabel(), right = a.NewLabel();
+  a.Jump(BPF_JMP | BPF_JGE | BPF_K, sorted[mid].lo, right, left);
+  a.Bind(left);
+  EmitDispatch(a, sorted, lo, mid, miss);
+  a.Bind(right);
+  EmitDispatch(a, sorted, mid, hi, miss);
+}
+
 // The hand-written prologue (see the header): foreign arch and x32 go on to libseccomp's
 // program (whose bad-arch action kills), unknown numbers return ENOSYS, brokered
 // syscalls go to the broker (`brokered_action`), everything else goes on to
@@ -182,6 +226,8 @@ absl::StatusOr<std::vector<sock_filter>> Prologue(Arch arch, ProgramVariant vari
     a.Jump(BPF_JMP | BPF_JGT | BPF_K, hi, next, enosys);
     a.Bind(next);
   }
+  // The numbers this prologue decides, each with the block it goes to.
+  std::vector<std::pair<uint32_t, int>> dispatch;
   for (const BrokeredEntry& b : BrokeredSyscalls()) {
     if (b.exec_image_only && variant != ProgramVariant::kExecImage) continue;
     const int nr = seccomp_syscall_resolve_name_arch(ScmpArch(arch), b.syscall.c_str());
@@ -189,20 +235,31 @@ absl::StatusOr<std::vector<sock_filter>> Prologue(Arch arch, ProgramVariant vari
     int target = broker;
     if (b.syscall == "newfstatat" || b.syscall == "statx") target = stat_block;
     if (b.syscall == "mmap") target = mmap_block;
-    const int next = a.NewLabel();
-    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), target, next);
-    a.Bind(next);
+    dispatch.emplace_back(static_cast<uint32_t>(nr), target);
   }
   const int probe_block = a.NewLabel();
   if (stat_trap) {
     const int nr =
         seccomp_syscall_resolve_name_arch(ScmpArch(arch), "process_vm_readv");
     if (nr < 0) return absl::InternalError("process_vm_readv is unknown on this arch");
-    const int next = a.NewLabel();
-    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), probe_block, next);
-    a.Bind(next);
+    dispatch.emplace_back(static_cast<uint32_t>(nr), probe_block);
   }
-  a.Always(lib);
+  std::sort(dispatch.begin(), dispatch.end());
+  for (size_t i = 1; i < dispatch.size(); ++i) {
+    if (dispatch[i].first == dispatch[i - 1].first) {
+      return absl::InternalError(absl::StrCat("prologue: syscall number ",
+                                              dispatch[i].first, " listed twice"));
+    }
+  }
+  std::vector<NumberRange> ranges;
+  for (const auto& [nr, label] : dispatch) {
+    if (!ranges.empty() && ranges.back().label == label && ranges.back().hi + 1 == nr) {
+      ranges.back().hi = nr;
+    } else {
+      ranges.push_back(NumberRange{nr, nr, label});
+    }
+  }
+  EmitDispatch(a, ranges, 0, ranges.size(), lib);
   // The trap handler's probe of a path's first byte: process_vm_readv of the worker's
   // own memory (pid == self, flags 0), made at the trampoline, is allowed; the kernel
   // copies the byte or answers EFAULT, where a plain load could fault. Reading one's own

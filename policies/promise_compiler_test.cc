@@ -16,6 +16,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <set>
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -238,6 +241,109 @@ TEST(PromiseCompilerTest, KernelCacheCoversEveryUnconditionalStdioSyscall) {
         // A foreign arch never reaches ALLOW through the cache.
         EXPECT_FALSE(KernelCachesAllow(program->code, 0x40000003 /* i386 */, 20));
       }
+    }
+  }
+}
+
+// A whole-program interpreter for the instructions the compiler emits (classic BPF as
+// seccomp runs it), counting the instructions executed. nullopt: an instruction it does
+// not know, a jump off the end, or a load outside seccomp_data.
+std::optional<uint32_t> RunFilter(const std::vector<sock_filter>& code,
+                                  const struct seccomp_data& data, int* steps) {
+  uint32_t reg = 0;
+  *steps = 0;
+  for (size_t pc = 0; pc < code.size(); ++pc) {
+    const sock_filter& insn = code[pc];
+    ++*steps;
+    switch (insn.code) {
+      case BPF_LD | BPF_W | BPF_ABS: {
+        if (insn.k % 4 != 0 || insn.k + 4 > sizeof(data)) return std::nullopt;
+        std::memcpy(&reg, reinterpret_cast<const char*>(&data) + insn.k, 4);
+        break;
+      }
+      case BPF_RET | BPF_K:
+        return insn.k;
+      case BPF_JMP | BPF_JA:
+        pc += insn.k;
+        break;
+      case BPF_JMP | BPF_JEQ | BPF_K:
+      case BPF_JMP | BPF_JGE | BPF_K:
+      case BPF_JMP | BPF_JGT | BPF_K:
+      case BPF_JMP | BPF_JSET | BPF_K: {
+        bool taken = false;
+        switch (BPF_OP(insn.code)) {
+          case BPF_JEQ: taken = reg == insn.k; break;
+          case BPF_JGE: taken = reg >= insn.k; break;
+          case BPF_JGT: taken = reg > insn.k; break;
+          case BPF_JSET: taken = (reg & insn.k) != 0; break;
+        }
+        pc += taken ? insn.jt : insn.jf;
+        break;
+      }
+      case BPF_ALU | BPF_AND | BPF_K:
+        reg &= insn.k;
+        break;
+      case BPF_ST:
+      case BPF_LDX | BPF_W | BPF_MEM:
+      case BPF_LD | BPF_W | BPF_MEM:
+      case BPF_MISC | BPF_TAX:
+      case BPF_MISC | BPF_TXA:
+      default:
+        return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+// The prologue's number dispatch, run on the whole program for every number of the
+// arch: each path call goes to the broker (or to its stat/mmap block), no other number
+// reaches the broker's action, and no number takes more than a handful of compares to be
+// dispatched. The last part is what the kernel pays at every attach (its constant-action
+// cache runs the filter once per number): a linear chain of ~50 `jeq`s walked by every
+// number cost ~90 us per spawn (README, "filter attach").
+TEST(PromiseCompilerTest, PrologueDispatchesEveryNumberInFewCompares) {
+  for (Arch arch : {Arch::kX86_64, Arch::kAarch64}) {
+    for (ProgramVariant variant : {ProgramVariant::kForkedWorker, ProgramVariant::kExecImage}) {
+      // kTrap: violations TRAP, path calls USER_NOTIF, so the two can be told apart.
+      auto program = CompilePromises(PromiseSet::FromBits(~0u), Penalty::kTrap, arch, variant);
+      ASSERT_TRUE(program.ok()) << program.status();
+      ASSERT_EQ(program->brokered_action, SECCOMP_RET_USER_NOTIF);
+      std::set<int> plain_brokered;
+      for (const BrokeredEntry& b : BrokeredSyscalls()) {
+        if (b.exec_image_only && variant != ProgramVariant::kExecImage) continue;
+        // mmap without PROT_EXEC (the arguments below) is the promises' to decide; a stat
+        // with a path traps to the worker's handler where the program has the trampoline.
+        if (b.syscall == "mmap") continue;
+        if ((b.syscall == "newfstatat" || b.syscall == "statx") && program->stat_trap) continue;
+        std::optional<int> nr = SyscallNumber(arch, b.syscall);
+        if (nr.has_value()) plain_brokered.insert(*nr);
+      }
+      ASSERT_GT(plain_brokered.size(), 20u);
+      int worst = 0;
+      long total = 0;
+      for (int nr = 0; nr < 1024; ++nr) {
+        struct seccomp_data data = {};
+        data.nr = nr;
+        data.arch = AuditArch(arch);
+        // Arguments that pass no argument filter by accident.
+        for (int i = 0; i < 6; ++i) data.args[i] = 0x5a5a5a5a5a5a5a5aull;
+        int steps = 0;
+        std::optional<uint32_t> action = RunFilter(program->code, data, &steps);
+        ASSERT_TRUE(action.has_value()) << ArchName(arch) << " nr " << nr;
+        const bool to_broker = (*action & SECCOMP_RET_ACTION_FULL) == SECCOMP_RET_USER_NOTIF;
+        EXPECT_EQ(to_broker, plain_brokered.count(nr) != 0)
+            << ArchName(arch) << " variant " << static_cast<int>(variant) << ": "
+            << SyscallName(arch, nr) << " (" << nr << ")";
+        worst = std::max(worst, steps);
+        total += steps;
+      }
+      std::printf("[%s variant %d] dispatch: worst path %d instructions, mean %.1f\n",
+                  std::string(ArchName(arch)).c_str(), static_cast<int>(variant), worst,
+                  static_cast<double>(total) / 1024);
+      // A balanced dispatch: log2(~60) + a leaf of 3 + the arch and range tests, then
+      // libseccomp's own tree and one rule's argument checks.
+      // Before the balanced dispatch: 28.7 (x86-64) and 19.4 (aarch64); after: 13.8, 11.7.
+      EXPECT_LE(static_cast<double>(total) / 1024, 17.0) << ArchName(arch);
     }
   }
 }
