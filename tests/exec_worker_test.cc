@@ -122,10 +122,18 @@ TEST_F(ExecWorkerTest, GarbageThenExitIsStillAProtocolError) {
 
 // The same, deterministically: a throttled worker's channel is out of epoll, so garbage it
 // sends just before exiting is read only by the drain when it is reaped.
+// Almost always: the worker writes right after a throttled answer, and the channel stays out
+// of epoll for 1/32 s. On a loaded machine the exit can take longer than that to reach the
+// broker's pidfd, and the garbage is then read live (also a protocol error, but not the
+// drain): up to five runs, each a protocol error, at least one of them found by the drain.
 TEST_F(ExecWorkerTest, GarbageFromAThrottledWorkerIsAProtocolError) {
-  WorkerResult result = Exec(Policy{}, {"throttled_garbage"});
-  EXPECT_EQ(result.kind, Kind::kProtocolError) << result.ToString();
-  EXPECT_THAT(result.reason, HasSubstr("read after it exited"));
+  bool drained = false;
+  for (int run = 0; run < 5 && !drained; ++run) {
+    WorkerResult result = Exec(Policy{}, {"throttled_garbage"});
+    ASSERT_EQ(result.kind, Kind::kProtocolError) << "run " << run << ": " << result.ToString();
+    drained = absl::StrContains(result.reason, "read after it exited");
+  }
+  EXPECT_TRUE(drained) << "the garbage was never left to the drain";
 }
 
 // SpawnExec's child shares the broker's memory until it execs (CLONE_VM). A signal that

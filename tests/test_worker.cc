@@ -6,7 +6,7 @@
 //   learn_mix         a direct read-only open, an inet socket, then exit 0 (for `vow learn`)
 //   garbage           send bytes that are not a message on the channel, then read it
 //   garbage_exit      the same, then exit 13 at once (before the broker has read them)
-//   throttled_garbage 140 refused opens (the broker throttles it: its channel is not read
+//   throttled_garbage refused opens until the broker throttles it (its channel is not read
 //                     for a while), then the same bytes and exit 13 at once: the broker
 //                     reads them only when it reaps it (the drain)
 // Acts that break the handshake run *before* any lock-down (a hostile program that never
@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "capnp/message.h"
@@ -185,8 +186,20 @@ int main(int argc, char** argv) {
   }
   if (strcmp(act, "throttled_garbage") == 0) {
     vow::Client client(channel);
-    for (int i = 0; i < 140; ++i) {
+    // Refused opens until the broker is seen throttling: three answers in a row that took
+    // 20 ms or more (a throttled refusal waits 1/32 s). A fixed count is not enough: on a
+    // loaded machine 140 round trips can take longer than the bucket takes to refill, and
+    // the garbage was then read live. Right after a throttled answer the channel is out
+    // of epoll for another 1/32 s, so the garbage below is read only by the drain.
+    int slow_in_a_row = 0;
+    for (int i = 0; slow_in_a_row < 3; ++i) {
+      if (i == 3000) return 15;  // never throttled
+      struct timespec t0, t1;
+      clock_gettime(CLOCK_MONOTONIC, &t0);
       if (client.Open("/etc/shadow", O_RDONLY).ok()) return 14;
+      clock_gettime(CLOCK_MONOTONIC, &t1);
+      const long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+      slow_in_a_row = ms >= 20 ? slow_in_a_row + 1 : 0;
     }
     char junk[64];
     memset(junk, 0xab, sizeof(junk));
