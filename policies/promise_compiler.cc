@@ -467,6 +467,7 @@ absl::StatusOr<BpfProgram> Compile(PromiseSet promises, Penalty penalty,
   const bool stat_trap = variant == ProgramVariant::kForkedWorker &&
                          brokered_action == SECCOMP_RET_USER_NOTIF;
   ASSIGN_OR_RETURN(program.code, Prologue(arch, variant, brokered_action, stat_trap));
+  program.prologue_size = program.code.size();
   program.variant = variant;
   program.stat_trap = stat_trap;
   program.code.insert(program.code.end(), lib->begin(), lib->end());

@@ -72,6 +72,8 @@ struct BpfProgram {
   // answers them), or the violation action for a program compiled without a broker.
   uint32_t brokered_action = 0;
   ProgramVariant variant = ProgramVariant::kForkedWorker;
+  // code[0, prologue_size) is the hand-written prologue; libseccomp's program follows.
+  size_t prologue_size = 0;
   // True for a forked worker's program served by a broker: stats with a path trap unless
   // made at the trampoline. The loader must patch the trampoline's address in
   // (PatchStatTrampoline, worker/stat_trap.h) and install the SIGSYS handler first;
