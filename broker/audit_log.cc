@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/monotonic.h"
 #include "broker/open_flags.h"
 
 namespace vow {
@@ -121,7 +122,7 @@ void AuditLog::WriterLoop() {
       writing_ = true;
     }
     absl::Time deadline =
-        stopping ? absl::Now() + kStopDrainTimeout : absl::InfiniteFuture();
+        stopping ? MonotonicNow() + kStopDrainTimeout : absl::InfiniteFuture();
     uint64_t unreported = 0;
     uint64_t failed = 0;
     if (drops > 0) {
@@ -156,7 +157,7 @@ bool AuditLog::WriteLine(const std::string& line, absl::Time deadline) {
     if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return false;  // EPIPE, ...
     // Full: wait for room in slices, so that a stop is noticed.
     for (;;) {
-      const absl::Time now = absl::Now();
+      const absl::Time now = MonotonicNow();
       {
         absl::MutexLock lock(&mu_);
         if (stop_ && deadline == absl::InfiniteFuture()) deadline = now + kStopDrainTimeout;

@@ -43,6 +43,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "base/monotonic.h"
 #include "base/unique_fd.h"
 #include "broker/audit_log.h"
 #include "broker/broker.h"
@@ -114,16 +115,9 @@ absl::StatusOr<UniqueFd> ConnectForWorker(pid_t pid, const PreparedPolicy& polic
                                           const DecodedRequest& request,
                                           std::string* audit_request);
 
-// The clock of the broker's own deadlines, limits and rates (wall time, call deadlines,
-// the rate limit, the refusal throttle, violation reports per second): CLOCK_MONOTONIC as
-// an absl::Time, so that a step of the system clock neither ends a worker early nor
-// extends it. Only differences between two readings mean anything: never mix it with
-// absl::Now().
-inline absl::Time MonotonicNow() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return absl::TimeFromTimespec(ts);
-}
+// The broker's own deadlines, limits and rates (wall time, call deadlines, the rate
+// limit, the refusal throttle, violation reports per second, connect deadlines) run on
+// MonotonicNow() (base/monotonic.h).
 
 // What a pool task may touch of the broker once its blocking call returns: the broker's
 // destructor sets `gone` under the writer lock; a task finishes (audits, answers, re-arms,

@@ -37,7 +37,7 @@ absl::StatusOr<UniqueFd> ConnectForWorker(pid_t pid, const PreparedPolicy& polic
                          " address=", AuditLog::EscapeBytes(target.address, 16),
                          " port=", target.port);
   return policy.net.has_value()
-             ? policy.net->Connect(target, absl::Now() + kConnectDeadline)
+             ? policy.net->Connect(target, MonotonicNow() + kConnectDeadline)
              : absl::StatusOr<UniqueFd>(ErrnoStatus(EACCES, "the policy has no connect rules"));
 }
 

@@ -187,7 +187,7 @@ size_t NetPolicy::relayed_sessions() const {
 }
 
 absl::StatusOr<UniqueFd> NetPolicy::Connect(const ConnectTarget& target) const {
-  return Connect(target, absl::Now() + kDefaultConnectTimeout);
+  return Connect(target, MonotonicNow() + kDefaultConnectTimeout);
 }
 
 namespace {
@@ -195,7 +195,7 @@ namespace {
 // Waits until the non-blocking `fd` is connected or failed, at most until `deadline`.
 absl::Status AwaitConnected(int fd, absl::Time deadline, const std::string& context) {
   for (;;) {
-    const absl::Duration left = deadline - absl::Now();
+    const absl::Duration left = deadline - MonotonicNow();
     if (left <= absl::ZeroDuration()) {
       return Refuse(ETIMEDOUT, absl::StrCat(context, ": not established by the deadline"));
     }

@@ -54,6 +54,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "base/monotonic.h"
 #include "base/unique_fd.h"
 #include "policies/policy.h"
 
@@ -89,7 +90,8 @@ class NetPolicy {
   ~NetPolicy();  // stops the UDP relay: relayed workers read EOF
 
   // Checks `target` against the rules and connects (see the file comment), waiting at
-  // most until `deadline`. On success the fd to hand to the worker, O_CLOEXEC, blocking,
+  // most until `deadline`, a time on the monotonic clock (MonotonicNow() + a timeout,
+  // base/monotonic.h). On success the fd to hand to the worker, O_CLOEXEC, blocking,
   // owned by the caller: an established tcp or unix socket, or for udp the worker's
   // SOCK_SEQPACKET end of a relay session. On failure a Status from ErrnoStatus():
   // ErrnoOf() is the errno for the worker (EACCES when no rule allows it, ETIMEDOUT at

@@ -19,6 +19,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/monotonic.h"
 #include "base/status_macros.h"
 #include "base/syscall.h"
 #include "broker/worker_memory.h"
@@ -785,7 +786,7 @@ PathHandler::Answer PathHandler::Connect(WorkerShared& w, const struct seccomp_n
                          std::string(PromiseName(needed)));
   }
   if (w.net == nullptr) return Answer::Error(EACCES, "the policy has no connect rules");
-  absl::StatusOr<UniqueFd> connected = w.net->Connect(target, absl::Now() + absl::Seconds(5));
+  absl::StatusOr<UniqueFd> connected = w.net->Connect(target, MonotonicNow() + absl::Seconds(5));
   if (!connected.ok()) {
     int err = ErrnoOf(connected.status());
     return Answer::Error(err != 0 ? err : EACCES, std::string(connected.status().message()));
