@@ -717,7 +717,10 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   LockdownSpec spec;
   spec.channel_fd = kWorkerChannelFd;
   spec.layers = &layers;
-  spec.broker_pid = getpid();
+  // In a new PID namespace the parent is outside it and getppid() is 0: no check of the
+  // parent there. A broker that died before PR_SET_PDEATHSIG was set is still noticed: its
+  // end of the channel is closed, and the hello (lock-down step 5) fails.
+  spec.broker_pid = layers.pidns ? 0 : getpid();
   spec.program = program.data();
   spec.program_len = program.size();
   spec.needs_listener = compiled->needs_listener();
@@ -771,7 +774,8 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     args.keep_channel = keep_channel;
     args.argv = exec_argv.data();
     args.envp = exec_env.data();
-    ASSIGN_OR_RETURN(pid, exec_child.Start(args, 0));
+    // pidns: the child is pid 1 of a new PID namespace (CLONE_NEWPID; LayerCloneFlags).
+    ASSIGN_OR_RETURN(pid, exec_child.Start(args, LayerCloneFlags(layers)));
     if (void (*hook)(pid_t) = g_exec_child_hook.load(); hook != nullptr) hook(pid);
   } else {
     pid = fork();

@@ -282,6 +282,50 @@ TEST_F(ExecWorkerTest, AChildStoppedBeforeItsExecveFailsItsSpawnInTime) {
   EXPECT_EQ(broker_->live_workers(), 0u);
 }
 
+// layers +pidns: the broker clones the exec child with CLONE_NEWPID, so the program is
+// pid 1 of its own PID namespace (the lock-down checks it), is served as any other, and
+// is still ended by the broker (SIGKILL from outside the namespace reaches a pid 1).
+TEST_F(ExecWorkerTest, PidnsMakesTheProgramPidOne) {
+  testing::TempDir dir;
+  const std::string file = dir.WriteFile("data.txt", "from the broker");
+  Policy policy;
+  policy.layers[Layer::kPidns] = LayerMode::kOn;
+  policy.paths.push_back(PathRule{dir.path(), /*read=*/true});
+  int out[2];
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  WorkerResult result = Exec(policy, {"pid"}, out[1]);
+  close(out[1]);
+  EXPECT_EQ(result.kind, Kind::kExited) << result.ToString();
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(testing::ReadAll(out[0]), "pid 1\n");
+  close(out[0]);
+  EXPECT_THAT(result.layers, HasSubstr("pidns: on"));
+
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  result = Exec(policy, {"brokered", file}, out[1]);
+  close(out[1]);
+  EXPECT_EQ(result.kind, Kind::kExited) << result.ToString();
+  EXPECT_EQ(testing::ReadAll(out[0]), "from the broker");
+  close(out[0]);
+
+  auto prepared = broker_->Prepare(policy);
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  SpawnOptions options;
+  options.stdout_fd = out[1];
+  auto id = broker_->SpawnExec(*prepared, {worker_, "pause"}, options);
+  close(out[1]);
+  ASSERT_TRUE(id.ok()) << id.status();
+  char line[16] = {};
+  ASSERT_GT(read(out[0], line, sizeof(line) - 1), 0);
+  close(out[0]);
+  broker_->Kill(*id);
+  auto killed = broker_->Wait(*id, absl::Seconds(10));
+  ASSERT_TRUE(killed.ok()) << killed.status();
+  EXPECT_EQ(killed->kind, Kind::kSignaled) << killed->ToString();
+  EXPECT_EQ(killed->signal, SIGKILL);
+}
+
 TEST_F(ExecWorkerTest, LearningModeFindsTheSmallestPromiseSet) {
   Policy policy;
   policy.penalty = Penalty::kLog;
