@@ -778,8 +778,27 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     ASSIGN_OR_RETURN(pid, exec_child.Start(args, LayerCloneFlags(layers)));
     if (void (*hook)(pid_t) = g_exec_child_hook.load(); hook != nullptr) hook(pid);
   } else {
+    // pidns: fork() puts the child in this thread's PID namespace for children, made new
+    // for this one fork (the child is its pid 1) and set back to this process's own right
+    // after (by the parent only: the child cannot enter an ancestor's namespace). Per
+    // thread: other threads' forks are not affected.
+    UniqueFd own_pidns;
+    if (layers.pidns) {
+      own_pidns.reset(open("/proc/thread-self/ns/pid", O_RDONLY | O_CLOEXEC));
+      if (!own_pidns.valid()) return ErrnoStatus(errno, "pidns: open /proc/thread-self/ns/pid");
+      if (unshare(CLONE_NEWPID) != 0) return ErrnoStatus(errno, "pidns: unshare(CLONE_NEWPID)");
+    }
     pid = fork();
-    if (pid < 0) return ErrnoStatus(errno, "fork");
+    const int fork_err = errno;
+    if (pid != 0 && layers.pidns && setns(own_pidns.get(), CLONE_NEWPID) != 0) {
+      // This thread's later forks would go to that namespace (and fail once its pid 1 is
+      // gone): a broker that cannot put it back is broken, not just this spawn.
+      const int err = errno;
+      fprintf(stderr, "vow: pidns: setns back to the broker's PID namespace: %s\n",
+              strerror(err));
+      abort();
+    }
+    if (pid < 0) return ErrnoStatus(fork_err, "fork");
   }
   if (pid == 0) {
     // The forked worker. Async-signal-safe calls only until LockDown() has returned.
