@@ -148,8 +148,8 @@ class Broker {
   // opens and library mappings are served by the broker from the loader set. The child
   // is a clone that shares this process's memory until it execs (as posix_spawn's vfork:
   // no copy of the broker's address space), so SpawnExec returns once the program has
-  // replaced it (or it has failed and exited); the exec spawns of one process lock down
-  // one at a time.
+  // replaced it (or it has failed and exited), or fails past options.exec_deadline (the
+  // child is killed); the exec spawns of one process lock down one at a time.
   absl::StatusOr<WorkerId> SpawnExec(std::shared_ptr<const PreparedPolicy> policy,
                                      const std::vector<std::string>& argv,
                                      const SpawnOptions& options = {});
