@@ -230,6 +230,8 @@ void StopTheFirstChild(pid_t pid) {
 TEST_F(ExecWorkerTest, AChildStoppedBeforeItsExecveFailsItsSpawnInTime) {
   auto prepared = broker_->Prepare(Policy{});
   ASSERT_TRUE(prepared.ok()) << prepared.status();
+  g_children_seen = 0;
+  g_stopped_child = 0;
   SetExecChildHookForTesting(StopTheFirstChild);
   SpawnOptions options;
   options.exec_deadline = absl::Milliseconds(500);
