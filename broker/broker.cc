@@ -271,8 +271,9 @@ void SetExecChildHookForTesting(void (*hook)(pid_t)) { g_exec_child_hook.store(h
 // neither returns nor frees anything the child reads. Past the deadline (a child stopped
 // before its execve would keep this thread, and every later SpawnExec behind
 // g_exec_child_mu, waiting for ever) the caller ends the worker and Kill() kills the
-// child: a killed task never runs user code again. Once it is gone the stack is unmapped; if it is not gone within
-// kExecChildKillGrace (an uninterruptible sleep), the stack and the tid word stay mapped
+// child: a killed task never runs user code again. Once it is gone the stack is
+// unmapped; if it is not gone within kExecChildKillGrace (an uninterruptible sleep), the
+// stack and the tid word stay mapped
 // (leaked: the kernel writes only there when it finally goes) and nothing waits for it.
 // The destructor abandons a child never released (it reads EOF and exits; the error
 // paths have killed and reaped it already) and frees the stack.

@@ -260,7 +260,8 @@ TEST_F(ExecWorkerTest, AChildStoppedBeforeItsExecveFailsItsSpawnInTime) {
   stuck.join();
   watchdog.join();
   SetExecChildHookForTesting(nullptr);
-  ASSERT_GT(g_stopped_child.load(), 0) << "the first child was not stopped: the test proved nothing";
+  ASSERT_GT(g_stopped_child.load(), 0)
+      << "the first child was not stopped: the test proved nothing";
 
   ASSERT_FALSE(first.ok()) << "the spawn of a child stopped before its execve succeeded";
   EXPECT_EQ(first.status().code(), absl::StatusCode::kDeadlineExceeded) << first.status();
