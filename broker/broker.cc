@@ -211,28 +211,72 @@ int ExecChildMain(void* arg) {
   _exit(err == ENOENT ? 127 : 126);
 }
 
-// Held by an ExecChild from its clone until it has exec'd or exited: LockDown's hello
-// uses a static arena (worker/lockdown.cc), and children that share the broker's memory
-// share that one too, so two at a time (two threads, or two brokers) would write it at
-// once. Never taken by a serving loop, so a child waiting for its broker is never stuck
-// behind it.
+// Held by an ExecChild from its clone until it has exec'd or exited (or was killed and
+// given up on, see ExecChild::Await): LockDown's hello uses a static arena
+// (worker/lockdown.cc), and children that share the broker's memory share that one too,
+// so two at a time (two threads, or two brokers) would write it at once. Never taken by a
+// serving loop, so a child waiting for its broker is never stuck behind it. Held at most
+// a spawn's exec_deadline plus kExecChildKillGrace.
 absl::Mutex g_exec_child_mu(absl::kConstInit);
 
 constexpr size_t kExecChildStack = 256 * 1024;
 constexpr size_t kExecChildGuard = 4096;
+// Above the stack: the word the kernel clears when the child execs or exits.
+constexpr size_t kExecChildControl = 4096;
+constexpr size_t kExecChildMapping = kExecChildGuard + kExecChildStack + kExecChildControl;
+// How long a child that was killed (past its deadline) may take to be gone.
+constexpr absl::Duration kExecChildKillGrace = absl::Seconds(2);
+// A child never released reads end-of-file and exits at once; past this it is killed.
+constexpr absl::Duration kExecChildAbandonGrace = absl::Seconds(2);
+
+std::atomic<void (*)(pid_t)> g_exec_child_hook{nullptr};
+
+// What a child that has not exec'd is doing, from /proc/<pid>/stat's state letter.
+std::string ExecChildState(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(pid));
+  UniqueFd fd(open(path, O_RDONLY | O_CLOEXEC));
+  char buf[512];
+  ssize_t n = fd.valid() ? read(fd.get(), buf, sizeof(buf) - 1) : -1;
+  if (n <= 0) return "its state could not be read";
+  buf[n] = '\0';
+  const char* paren = strrchr(buf, ')');
+  const char state = paren != nullptr && paren[1] == ' ' ? paren[2] : '?';
+  switch (state) {
+    case 'T':
+      return "it was stopped by a signal before its execve (SIGSTOP, SIGTSTP, SIGTTIN or "
+             "SIGTTOU)";
+    case 't':
+      return "it was stopped by a tracer before its execve";
+    case 'D':
+      return "it was in an uninterruptible sleep (I/O) before its execve";
+    default:
+      return absl::StrCat("it was still running before its execve (state ",
+                          std::string(1, state), ")");
+  }
+}
 
 }  // namespace
+
+void SetExecChildHookForTesting(void (*hook)(pid_t)) { g_exec_child_hook.store(hook); }
 
 // SpawnExec's child, cloned with CLONE_VM instead of forked: no copy of the broker's page
 // tables, no copy-on-write faults (each a TLB shoot-down in a multithreaded broker) and no
 // teardown of a copied address space. It is posix_spawn's vfork, in two steps, because the
 // broker must answer the child's execve: Start() clones it and it waits on a socket; the
 // caller registers the worker (its channel and listener are served from then on);
-// Release() lets it run and sleeps, every signal blocked, until the kernel clears
-// `tid_` (CLONE_CHILD_CLEARTID: the child has exec'd or exited). Until then the child
-// runs on this thread's memory (its errno too), so the caller neither returns nor frees
-// anything the child reads. The destructor abandons a child never released (it reads
-// EOF and exits; the error paths have killed and reaped it already) and frees the stack.
+// Release() lets it run and sleeps, every signal blocked, until the kernel clears the
+// tid word (CLONE_CHILD_CLEARTID: the child has exec'd or exited) or the deadline passes.
+// Until then the child runs on this thread's memory (its errno too), so the caller
+// neither returns nor frees anything the child reads. Past the deadline (a child stopped
+// before its execve would keep this thread, and every later SpawnExec behind
+// g_exec_child_mu, waiting for ever) the caller ends the worker and Kill() kills the
+// child: a killed task never runs user code again. Once it is gone the stack is
+// unmapped; if it is not gone within kExecChildKillGrace (an uninterruptible sleep), the
+// stack and the tid word stay mapped
+// (leaked: the kernel writes only there when it finally goes) and nothing waits for it.
+// The destructor abandons a child never released (it reads EOF and exits; the error
+// paths have killed and reaped it already) and frees the stack.
 class ExecChild {
  public:
   ExecChild() = default;
@@ -241,12 +285,13 @@ class ExecChild {
   ~ExecChild() {
     if (args_.go_write >= 0) close(args_.go_write);
     if (args_.go_read >= 0) close(args_.go_read);
-    WaitForExecOrExit();
-    if (stack_ != nullptr) munmap(stack_, kExecChildStack + kExecChildGuard);
+    (void)Await(MonotonicNow() + kExecChildAbandonGrace);
+    if (stack_ != nullptr) munmap(stack_, kExecChildMapping);
   }
 
   // Clones the child; `args` must stay as they are until Release() has returned.
-  absl::StatusOr<pid_t> Start(const ExecChildArgs& args) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  absl::StatusOr<pid_t> Start(const ExecChildArgs& args,
+                              unsigned long extra_clone_flags) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     g_exec_child_mu.Lock();
     locked_ = true;
     was_dumpable_ = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 1;
@@ -259,7 +304,7 @@ class ExecChild {
     }
     args_.go_read = go[0];
     args_.go_write = go[1];
-    void* stack = mmap(nullptr, kExecChildStack + kExecChildGuard, PROT_READ | PROT_WRITE,
+    void* stack = mmap(nullptr, kExecChildMapping, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
     if (stack == MAP_FAILED) return ErrnoStatus(errno, "SpawnExec: mmap of the child's stack");
     stack_ = stack;
@@ -267,65 +312,110 @@ class ExecChild {
     if (mprotect(stack, kExecChildGuard, PROT_NONE) != 0) {
       return ErrnoStatus(errno, "SpawnExec: guard page");
     }
+    char* const top = static_cast<char*>(stack) + kExecChildGuard + kExecChildStack;
+    tid_ = new (top) std::atomic<int32_t>(0);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    const pid_t pid = clone(ExecChildMain,
-                            static_cast<char*>(stack) + kExecChildGuard + kExecChildStack,
-                            CLONE_VM | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD,
-                            &args_, reinterpret_cast<pid_t*>(&tid_), nullptr,
-                            reinterpret_cast<pid_t*>(&tid_));
+    const pid_t pid = clone(ExecChildMain, top,
+                            CLONE_VM | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD |
+                                extra_clone_flags,
+                            &args_, reinterpret_cast<pid_t*>(tid_), nullptr,
+                            reinterpret_cast<pid_t*>(tid_));
     const int err = errno;
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (pid < 0) return ErrnoStatus(err, "SpawnExec: clone");
+    pid_ = pid;
+    // Until the tid word is cleared the child has not exited, so it is not reaped and the
+    // pid is still its own; a pidfd all the same.
+    pidfd_.reset(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
     started_ = true;
     return pid;
   }
 
-  // Lets the child run and waits until it has exec'd or exited.
-  void Release() {
+  // Lets the child run and waits until it has exec'd or exited, at most `limit`. Past it
+  // the result says what the child was doing, and the child is still there (stopped, say):
+  // the caller kills it with Kill() (or the destructor does).
+  absl::Status Release(absl::Duration limit) {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     // A child killed meanwhile reads nothing; the wait below sees it gone.
     (void)!send(args_.go_write, "g", 1, MSG_NOSIGNAL);
-    WaitForExecOrExit();
+    const bool in_time = WaitForTid(MonotonicNow() + limit);
+    if (in_time) (void)Await(MonotonicNow());
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (in_time) return absl::OkStatus();
+    return absl::DeadlineExceededError(absl::StrCat(
+        "SpawnExec: the child had not exec'd ", absl::FormatDuration(limit),
+        " after its release: ", ExecChildState(pid_), "; killed"));
   }
 
+  // Kills a child that Release() gave up on and waits (at most kExecChildKillGrace) until
+  // it is gone.
+  void Kill() { (void)Await(MonotonicNow()); }
+
  private:
-  void WaitForExecOrExit() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    if (locked_ && !started_) {
+  // Sleeps until the kernel clears the tid word or `deadline` passes. Every signal is
+  // blocked (Release) or the child cannot run anymore (it was reaped, or has only its exit
+  // left): FUTEX_WAIT ends with the kernel's wake-up, EAGAIN when the word changed first,
+  // or ETIMEDOUT.
+  bool WaitForTid(absl::Time deadline) {
+    for (int32_t tid = tid_->load(); tid != 0; tid = tid_->load()) {
+      const absl::Duration left = deadline - MonotonicNow();
+      if (left <= absl::ZeroDuration()) return false;
+      const timespec ts = absl::ToTimespec(left);
+      syscall(SYS_futex, reinterpret_cast<int32_t*>(tid_), FUTEX_WAIT, tid, &ts, nullptr, 0);
+    }
+    return true;
+  }
+
+  // Waits for the child until `deadline`, then kills it and waits kExecChildKillGrace
+  // more; gives g_exec_child_mu back. True: it exec'd or exited by the deadline.
+  bool Await(absl::Time deadline) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    bool in_time = true;
+    if (started_) {
+      in_time = WaitForTid(deadline);
+      if (!in_time) {
+        if (pidfd_.valid()) {
+          syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+        } else {
+          kill(pid_, SIGKILL);  // not reaped yet (its tid word is still set): still its pid
+        }
+        if (!WaitForTid(MonotonicNow() + kExecChildKillGrace)) {
+          // Never runs user code again, but the kernel will still clear the tid word:
+          // that page (and the stack) stay mapped.
+          stack_ = nullptr;
+        }
+      }
+      // "Dumpable" belongs to the memory the child shared: its identity drop
+      // (commit_creds resets it to fs.suid_dumpable, 0) left this process non-dumpable (no
+      // core dumps, /proc/<broker> owned by root, ptrace by its own user refused). The
+      // child has its own memory now (or is dead): this process gets back what it had.
+      if (was_dumpable_ && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1) {
+        (void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+      }
+      started_ = false;
+      pidfd_.reset();
+    }
+    if (locked_) {
       locked_ = false;
       g_exec_child_mu.Unlock();
     }
-    if (!started_) return;
-    // Every signal is blocked (Release) or the child cannot run anymore (it was reaped, or
-    // has only its exit left): FUTEX_WAIT ends with the kernel's wake-up, or EAGAIN when
-    // the word changed first, never with EINTR.
-    for (int32_t tid = tid_.load(); tid != 0; tid = tid_.load()) {
-      syscall(SYS_futex, reinterpret_cast<int32_t*>(&tid_), FUTEX_WAIT, tid, nullptr, nullptr, 0);
-    }
-    // "Dumpable" belongs to the memory the child shared: its identity drop (commit_creds
-    // resets it to fs.suid_dumpable, 0) left this process non-dumpable (no core dumps,
-    // /proc/<broker> owned by root, ptrace by its own user refused). The child has its own
-    // memory now: this process gets back what it had.
-    if (was_dumpable_ && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1) {
-      (void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-    }
-    started_ = false;
-    locked_ = false;
-    g_exec_child_mu.Unlock();
+    return in_time;
   }
 
   ExecChildArgs args_;
-  void* stack_ = nullptr;
+  void* stack_ = nullptr;  // kExecChildMapping bytes: guard, stack, the tid word's page
   bool locked_ = false;  // holds g_exec_child_mu
   bool was_dumpable_ = false;  // this process, before the child shared its memory
   bool started_ = false;
+  pid_t pid_ = -1;
+  UniqueFd pidfd_;
   // The child's pid, written by the kernel before it runs (CLONE_PARENT_SETTID), cleared
-  // and woken when it execs or exits (CLONE_CHILD_CLEARTID).
-  std::atomic<int32_t> tid_{0};
+  // and woken when it execs or exits (CLONE_CHILD_CLEARTID). In the mapping, above the
+  // stack, so that it can outlive this object (see the class comment).
+  std::atomic<int32_t>* tid_ = nullptr;
   static_assert(sizeof(std::atomic<int32_t>) == sizeof(pid_t));
 };
 
@@ -628,7 +718,10 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   LockdownSpec spec;
   spec.channel_fd = kWorkerChannelFd;
   spec.layers = &layers;
-  spec.broker_pid = getpid();
+  // In a new PID namespace the parent is outside it and getppid() is 0: no check of the
+  // parent there. A broker that died before PR_SET_PDEATHSIG was set is still noticed: its
+  // end of the channel is closed, and the hello (lock-down step 5) fails.
+  spec.broker_pid = layers.pidns ? 0 : getpid();
   spec.program = program.data();
   spec.program_len = program.size();
   spec.needs_listener = compiled->needs_listener();
@@ -682,10 +775,31 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     args.keep_channel = keep_channel;
     args.argv = exec_argv.data();
     args.envp = exec_env.data();
-    ASSIGN_OR_RETURN(pid, exec_child.Start(args));
+    // pidns: the child is pid 1 of a new PID namespace (CLONE_NEWPID; LayerCloneFlags).
+    ASSIGN_OR_RETURN(pid, exec_child.Start(args, LayerCloneFlags(layers)));
+    if (void (*hook)(pid_t) = g_exec_child_hook.load(); hook != nullptr) hook(pid);
   } else {
+    // pidns: fork() puts the child in this thread's PID namespace for children, made new
+    // for this one fork (the child is its pid 1) and set back to this process's own right
+    // after (by the parent only: the child cannot enter an ancestor's namespace). Per
+    // thread: other threads' forks are not affected.
+    UniqueFd own_pidns;
+    if (layers.pidns) {
+      own_pidns.reset(open("/proc/thread-self/ns/pid", O_RDONLY | O_CLOEXEC));
+      if (!own_pidns.valid()) return ErrnoStatus(errno, "pidns: open /proc/thread-self/ns/pid");
+      if (unshare(CLONE_NEWPID) != 0) return ErrnoStatus(errno, "pidns: unshare(CLONE_NEWPID)");
+    }
     pid = fork();
-    if (pid < 0) return ErrnoStatus(errno, "fork");
+    const int fork_err = errno;
+    if (pid != 0 && layers.pidns && setns(own_pidns.get(), CLONE_NEWPID) != 0) {
+      // This thread's later forks would go to that namespace (and fail once its pid 1 is
+      // gone): a broker that cannot put it back is broken, not just this spawn.
+      const int err = errno;
+      fprintf(stderr, "vow: pidns: setns back to the broker's PID namespace: %s\n",
+              strerror(err));
+      abort();
+    }
+    if (pid < 0) return ErrnoStatus(fork_err, "fork");
   }
   if (pid == 0) {
     // The forked worker. Async-signal-safe calls only until LockDown() has returned.
@@ -799,7 +913,22 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
                            policy->layers_text));
   // Registered: the serving loop can take its hello and answer its execve.
   lock.Release();
-  if (exec) exec_child.Release();
+  if (exec) {
+    absl::Status released = exec_child.Release(options.exec_deadline);
+    if (!released.ok()) {
+      // Ended (audited, killed), reaped and forgotten here: the caller never sees the id.
+      {
+        absl::MutexLock relock(&mu_);
+        auto it = workers_.find(id);
+        if (it != workers_.end()) {
+          End(*it->second, WorkerResult::Kind::kLockdownFailed, std::string(released.message()));
+        }
+      }
+      exec_child.Kill();
+      (void)Wait(id, kExecChildKillGrace);
+      return released;
+    }
+  }
   return id;
 }
 

@@ -67,7 +67,17 @@ struct SpawnOptions {
   // locked it down before execve.
   enum class ExecChannel : uint8_t { kKeep, kClose };
   ExecChannel exec_channel = ExecChannel::kKeep;
+  // SpawnExec only: how long the broker's child may take from its release to its execve
+  // (lock-down, hello, the execve itself). Past it the child is killed and the spawn fails
+  // with DeadlineExceeded naming the child's state (e.g. stopped by a signal before its
+  // execve); the next SpawnExec of the process is not held up longer than this.
+  absl::Duration exec_deadline = absl::Seconds(10);
 };
+
+// Test only: `hook` (null: none) is called by every later SpawnExec with its child's pid
+// (as this process sees it) after the clone and before the child is let go, so a test can
+// do to that child what a terminal or a debugger might (SIGSTOP it before its execve).
+void SetExecChildHookForTesting(void (*hook)(pid_t));
 
 // A syscall that no promise of the worker allowed.
 struct Violation {
@@ -138,8 +148,8 @@ class Broker {
   // opens and library mappings are served by the broker from the loader set. The child
   // is a clone that shares this process's memory until it execs (as posix_spawn's vfork:
   // no copy of the broker's address space), so SpawnExec returns once the program has
-  // replaced it (or it has failed and exited); the exec spawns of one process lock down
-  // one at a time.
+  // replaced it (or it has failed and exited), or fails past options.exec_deadline (the
+  // child is killed); the exec spawns of one process lock down one at a time.
   absl::StatusOr<WorkerId> SpawnExec(std::shared_ptr<const PreparedPolicy> policy,
                                      const std::vector<std::string>& argv,
                                      const SpawnOptions& options = {});

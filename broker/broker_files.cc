@@ -43,10 +43,17 @@ bool Broker::Impl::HandleOpen(Worker& w, const DecodedRequest& request, UniqueFd
 bool Broker::Impl::AnswerOnLoop(Worker& w, const DecodedRequest& request,
                                 std::string audit_request, absl::StatusOr<UniqueFd> fd,
                                 UniqueFd walk) {
-  const int err = AuditChannelCall(*audit_, w.id, w.pid, std::move(audit_request), fd);
   // The channel is non-blocking: a worker that does not read its answers fills its
   // socket buffer and is ended here (EAGAIN), never waited for.
-  const int rc = SendFdOrError(w.channel, request.id, fd);
+  absl::Status undelivered;
+  const int rc = SendFdOrError(w.channel, request.id, fd, &undelivered);
+  // Audited after the answer, as it went: an fd the kernel refused to send is a `deny`
+  // with the reason (the worker got ENFILE). This thread holds mu_, so the line is in the
+  // log before the worker can be reaped.
+  const int err =
+      undelivered.ok()
+          ? AuditChannelCall(*audit_, w.id, w.pid, std::move(audit_request), fd)
+          : AuditChannelCall(*audit_, w.id, w.pid, std::move(audit_request), undelivered);
   // Both closes after the answer: off the worker's wait when it runs on the other CPU.
   if (fd.ok()) fd->reset();
   walk.reset();

@@ -140,9 +140,11 @@ int SendTime(const Channel& channel, uint64_t id, absl::Time now);
 // answers it has not read (SIOCOUTQ on the broker's end): otherwise nothing is sent, the
 // fd is closed and the result is kAnswersUnread, and the caller ends the worker. When the
 // kernel refuses the fd (ETOOMANYREFS: too many fds in flight for the broker's user, see
-// kMaxUnreadAnswerBytes) the worker gets an ENFILE error answer instead, and the result
-// is that answer's.
-int SendFdOrError(const Channel& channel, uint64_t id, const absl::StatusOr<UniqueFd>& fd);
+// kMaxUnreadAnswerBytes) the worker gets an ENFILE error answer instead, the result is
+// that answer's, and `*undelivered` (if given) is set to that error: the caller audits
+// what the worker really got.
+int SendFdOrError(const Channel& channel, uint64_t id, const absl::StatusOr<UniqueFd>& fd,
+                  absl::Status* undelivered = nullptr);
 // SendFdOrError's result when the worker has too many answers unread (not an errno).
 inline constexpr int kAnswersUnread = 1;
 // An fd sent over a unix socket is "in flight" until the peer reads it, and the kernel

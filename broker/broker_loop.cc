@@ -175,9 +175,17 @@ void Broker::Impl::ServeChannelCall(WorkerId id, pid_t pid, const PreparedPolicy
   absl::ReaderMutexLock alive(&life->mu);
   if (life->gone) return;  // the broker is gone: the fd and the channel dup close here
   // A refusal is the broker's decision (EACCES/EPERM), not the file system's answer.
+  // Audited before the answer (this thread does not hold mu_: after it, the worker could
+  // be reaped and its exit logged first); an fd the kernel then refuses to send gets a
+  // second line, `deny` with the reason (the worker got ENFILE).
+  std::string audit_text = fd.ok() ? audit_request : std::string();
   const int err = AuditChannelCall(*audit_, id, pid, std::move(audit_request), fd);
   // The broker's copy of the fd is closed once sent.
-  int rc = SendFdOrError(channel, request.id, fd);
+  absl::Status undelivered;
+  int rc = SendFdOrError(channel, request.id, fd, &undelivered);
+  if (!undelivered.ok()) {
+    (void)AuditChannelCall(*audit_, id, pid, std::move(audit_text), undelivered);
+  }
   {
     absl::MutexLock lock(&mu_);
     auto it = workers_.find(id);

@@ -38,7 +38,8 @@ int SendTime(const Channel& channel, uint64_t id, absl::Time now) {
   return channel.Send(builder);
 }
 
-int SendFdOrError(const Channel& channel, uint64_t id, const absl::StatusOr<UniqueFd>& fd) {
+int SendFdOrError(const Channel& channel, uint64_t id, const absl::StatusOr<UniqueFd>& fd,
+                  absl::Status* undelivered) {
   if (fd.ok()) {
     int unread = 0;
     if (ioctl(channel.fd(), SIOCOUTQ, &unread) != 0) return -errno;
@@ -52,9 +53,11 @@ int SendFdOrError(const Channel& channel, uint64_t id, const absl::StatusOr<Uniq
     response.setFd();
     const int rc = channel.Send(builder, fd->get());
     if (rc == -ETOOMANYREFS) {
-      return SendFdOrError(channel, id,
-                           ErrnoStatus(ENFILE, "the broker has too many file descriptors in "
-                                               "flight to workers (sendmsg: ETOOMANYREFS)"));
+      absl::Status refused =
+          ErrnoStatus(ENFILE, "allowed by rule, but not sent: the broker has too many file "
+                              "descriptors in flight to workers (sendmsg: ETOOMANYREFS)");
+      if (undelivered != nullptr) *undelivered = refused;
+      return SendFdOrError(channel, id, refused);
     }
     return rc;
   }

@@ -87,7 +87,7 @@ enum class Layer : uint8_t {
   kNetns,     // a network namespace with no interfaces (host abstract sockets unreachable)
   kIpcns,     // System V IPC and POSIX message queues of its own
   kUtsns,     // hostname "vow"
-  kPidns,     // pid 1 of its own PID namespace (the broker clones with CLONE_NEWPID)
+  kPidns,     // pid 1 of its own PID namespace (the broker's spawn makes it: CLONE_NEWPID)
   kLandlock,  // every filesystem right, TCP bind/connect, abstract sockets, signals denied
 };
 inline constexpr int kLayerCount = 7;

@@ -224,6 +224,119 @@ TEST_F(ExecWorkerTest, ExecSpawnsFromManyThreadsAtOnce) {
   EXPECT_EQ(ok.load(), 120);
 }
 
+// A child stopped before its execve (a terminal's SIGTTOU, a debugger's SIGSTOP) keeps
+// neither its SpawnExec nor the next one waiting: past exec_deadline it is killed, the
+// spawn fails saying why, and a SpawnExec started meanwhile from another thread runs.
+// The hook stops the first child only, after its clone and before its release.
+std::atomic<int> g_children_seen{0};
+std::atomic<pid_t> g_stopped_child{0};
+void StopTheFirstChild(pid_t pid) {
+  if (g_children_seen.fetch_add(1) != 0) return;
+  if (kill(pid, SIGSTOP) == 0) g_stopped_child = pid;
+}
+
+TEST_F(ExecWorkerTest, AChildStoppedBeforeItsExecveFailsItsSpawnInTime) {
+  auto prepared = broker_->Prepare(Policy{});
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  g_children_seen = 0;
+  g_stopped_child = 0;
+  SetExecChildHookForTesting(StopTheFirstChild);
+  SpawnOptions options;
+  options.exec_deadline = absl::Milliseconds(500);
+  std::atomic<bool> first_done{false};
+  absl::StatusOr<WorkerId> first = absl::UnknownError("not run");
+  absl::Duration first_took;
+  std::thread stuck([&] {
+    const absl::Time start = absl::Now();
+    first = broker_->SpawnExec(*prepared, {worker_, "ok"}, options);
+    first_took = absl::Now() - start;
+    first_done = true;
+  });
+  // Without a bound the first spawn never returns: after 20 s this test kills the stopped
+  // child itself, so that it ends (and fails) instead of hanging.
+  std::thread watchdog([&] {
+    const absl::Time until = absl::Now() + absl::Seconds(20);
+    while (!first_done.load() && absl::Now() < until) absl::SleepFor(absl::Milliseconds(10));
+    if (!first_done.load() && g_stopped_child.load() > 0) kill(g_stopped_child.load(), SIGKILL);
+  });
+  while (g_children_seen.load() == 0 && !first_done.load()) absl::SleepFor(absl::Milliseconds(1));
+  // The first holds the exec children's lock now (its child is stopped): this one waits
+  // for it, at most its deadline, and then runs.
+  const absl::Time second_start = absl::Now();
+  auto second = broker_->SpawnExec(*prepared, {worker_, "ok"});
+  const absl::Duration second_took = absl::Now() - second_start;
+  stuck.join();
+  watchdog.join();
+  SetExecChildHookForTesting(nullptr);
+  ASSERT_GT(g_stopped_child.load(), 0)
+      << "the first child was not stopped: the test proved nothing";
+
+  ASSERT_FALSE(first.ok()) << "the spawn of a child stopped before its execve succeeded";
+  EXPECT_EQ(first.status().code(), absl::StatusCode::kDeadlineExceeded) << first.status();
+  EXPECT_THAT(std::string(first.status().message()), HasSubstr("stopped by a signal"));
+  EXPECT_LT(first_took, absl::Seconds(5)) << "the deadline was 500 ms";
+  // The worker it had registered was ended and forgotten, and the audit says why.
+  bool ended = false;
+  for (const AuditEntry& e : broker_->audit().Entries()) {
+    ended |= e.request == "end" && absl::StrContains(e.reason, "stopped by a signal");
+  }
+  EXPECT_TRUE(ended) << "no audit line ends the stopped child's worker";
+
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_LT(second_took, absl::Seconds(10)) << "the second spawn waited for the stuck one";
+  auto result = broker_->Wait(*second, absl::Seconds(30));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->kind, Kind::kExited) << result->ToString();
+  EXPECT_EQ(result->exit_code, 0);
+  // The stopped child is gone (killed and reaped), the second one too.
+  EXPECT_EQ(kill(g_stopped_child.load(), 0), -1);
+  EXPECT_EQ(broker_->live_workers(), 0u);
+}
+
+// layers +pidns: the broker clones the exec child with CLONE_NEWPID, so the program is
+// pid 1 of its own PID namespace (the lock-down checks it), is served as any other, and
+// is still ended by the broker (SIGKILL from outside the namespace reaches a pid 1).
+TEST_F(ExecWorkerTest, PidnsMakesTheProgramPidOne) {
+  testing::TempDir dir;
+  const std::string file = dir.WriteFile("data.txt", "from the broker");
+  Policy policy;
+  policy.layers[Layer::kPidns] = LayerMode::kOn;
+  policy.paths.push_back(PathRule{dir.path(), /*read=*/true});
+  int out[2];
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  WorkerResult result = Exec(policy, {"pid"}, out[1]);
+  close(out[1]);
+  EXPECT_EQ(result.kind, Kind::kExited) << result.ToString();
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(testing::ReadAll(out[0]), "pid 1\n");
+  close(out[0]);
+  EXPECT_THAT(result.layers, HasSubstr("pidns: on"));
+
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  result = Exec(policy, {"brokered", file}, out[1]);
+  close(out[1]);
+  EXPECT_EQ(result.kind, Kind::kExited) << result.ToString();
+  EXPECT_EQ(testing::ReadAll(out[0]), "from the broker");
+  close(out[0]);
+
+  auto prepared = broker_->Prepare(policy);
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  SpawnOptions options;
+  options.stdout_fd = out[1];
+  auto id = broker_->SpawnExec(*prepared, {worker_, "pause"}, options);
+  close(out[1]);
+  ASSERT_TRUE(id.ok()) << id.status();
+  char line[16] = {};
+  ASSERT_GT(read(out[0], line, sizeof(line) - 1), 0);
+  close(out[0]);
+  broker_->Kill(*id);
+  auto killed = broker_->Wait(*id, absl::Seconds(10));
+  ASSERT_TRUE(killed.ok()) << killed.status();
+  EXPECT_EQ(killed->kind, Kind::kSignaled) << killed->ToString();
+  EXPECT_EQ(killed->signal, SIGKILL);
+}
+
 TEST_F(ExecWorkerTest, LearningModeFindsTheSmallestPromiseSet) {
   Policy policy;
   policy.penalty = Penalty::kLog;

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <set>
@@ -116,6 +117,40 @@ TEST_F(SpawnTest, WorkersOfOnePolicyShareOnlyTheRoot) {
   ASSERT_EQ(stat("/", &host_root), 0);
   ASSERT_EQ(stat(absl::StrCat("/proc/", a, "/root/").c_str(), &worker_root), 0);
   EXPECT_FALSE(host_root.st_dev == worker_root.st_dev && host_root.st_ino == worker_root.st_ino);
+}
+
+// layers +pidns for a forked worker: each is pid 1 of a PID namespace of its own, and
+// the spawning thread's namespace for children is this process's own again after each
+// spawn (a worker spawned without the layer afterwards is not put in the last one).
+TEST_F(SpawnTest, PidnsMakesEachForkedWorkerPidOneOfItsOwn) {
+  Policy with;
+  with.layers[Layer::kPidns] = LayerMode::kOn;
+  auto pidns = broker_->Prepare(with);
+  ASSERT_TRUE(pidns.ok()) << pidns.status();
+  auto plain = broker_->Prepare(Policy{});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  const ino_t host_pid = NsInode(getpid(), "pid");
+  ASSERT_NE(host_pid, 0u);
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE(i);
+    auto id = broker_->Spawn(*pidns, [](Client&) { return getpid() == 1 ? 0 : 10; });
+    ASSERT_TRUE(id.ok()) << id.status();
+    auto result = broker_->Wait(*id, absl::Seconds(30));
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->kind, Kind::kExited) << result->ToString();
+    EXPECT_EQ(result->exit_code, 0) << "not pid 1";
+    EXPECT_EQ(NsInode(static_cast<pid_t>(syscall(SYS_gettid)), "pid_for_children"), host_pid);
+  }
+  Parked parked(*broker_);
+  const pid_t a = parked.Spawn(*pidns);
+  const pid_t b = parked.Spawn(*pidns);
+  const pid_t c = parked.Spawn(*plain);
+  ASSERT_GT(a, 0);
+  ASSERT_GT(b, 0);
+  ASSERT_GT(c, 0);
+  EXPECT_NE(NsInode(a, "pid"), host_pid);
+  EXPECT_NE(NsInode(a, "pid"), NsInode(b, "pid")) << "one PID namespace per worker";
+  EXPECT_EQ(NsInode(c, "pid"), host_pid) << "a worker without the layer is in the broker's";
 }
 
 // A worker that keeps the broker's identity (root, every capability) could remount a

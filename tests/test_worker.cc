@@ -161,6 +161,16 @@ int main(int argc, char** argv) {
     printf("locked and running\n");
     return 0;
   }
+  if (strcmp(act, "pid") == 0) {  // its pid as it sees it (1 under layers +pidns)
+    printf("pid %d\n", static_cast<int>(getpid()));
+    return 0;
+  }
+  if (strcmp(act, "pause") == 0) {  // waits until it is killed
+    printf("paused\n");
+    fflush(stdout);
+    pause();
+    return 0;
+  }
   if (strcmp(act, "open_direct") == 0) {
     int fd = open("/etc/hostname", O_RDONLY);
     return fd >= 0 ? 10 : 11;

@@ -248,13 +248,14 @@ TEST(UnreadAnswersTest, AWorkerThatDoesNotReadItsFdsIsEndedOnThePoolPathToo) {
 }
 
 // With more fds in flight than RLIMIT_NOFILE (this test process puts them there, on a
-// socket pair of its own), the kernel refuses the fd of a worker's open: that worker gets
-// ENFILE and the broker goes on serving it; once the fds are read, its opens succeed
-// again.
-TEST(UnreadAnswersTest, TooManyFdsInFlightFailsThatAnswerOnly) {
-  testing::TempDir dir;
-  const std::string file = dir.WriteFile("allowed", "x");
-  std::string failure = InLimitedChild([&]() -> std::string {
+// socket pair of its own), the kernel refuses the fd of a worker's open of `file`: that
+// worker gets ENFILE and the broker goes on serving it; once the fds are read, its opens
+// succeed again. The audit log says what the worker got: a `deny` line naming
+// ETOOMANYREFS and ENFILE; on the serving thread (`on_pool` false) the only line of that
+// open, on a pool thread after the `allow` decision. "" or what went wrong.
+std::string TooManyFdsInFlight(const testing::TempDir& dir, const std::string& file,
+                               bool on_pool) {
+  return InLimitedChild([&]() -> std::string {
     auto broker = Broker::Create();
     if (!broker.ok()) return absl::StrCat("Broker::Create: ", broker.status().ToString());
     const Policy policy = LimitedChildPolicy(dir);
@@ -317,9 +318,39 @@ TEST(UnreadAnswersTest, TooManyFdsInFlightFailsThatAnswerOnly) {
       report += absl::StrCat("the worker: ",
                              result.ok() ? result->ToString() : result.status().ToString());
     }
+    // The two opens of `file`, as audited, in order.
+    std::string lines;
+    for (const AuditEntry& e : (*broker)->audit().Entries()) {
+      if (!absl::StartsWith(e.request, absl::StrCat("open path=\"", file, "\""))) continue;
+      absl::StrAppend(&lines, e.allowed ? "allow" : absl::StrCat("deny: ", e.reason), "; ");
+    }
+    const std::string refused = absl::StrCat(
+        "deny: allowed by rule, but not sent: the broker has too many file descriptors in "
+        "flight to workers (sendmsg: ETOOMANYREFS): ", strerror(ENFILE), " (errno ", ENFILE,
+        "); ");
+    const std::string expected =
+        absl::StrCat(on_pool ? "allow; " : "", refused, "allow; ");
+    if (lines != expected) {
+      report += absl::StrCat("audit lines of the opens: ", lines, " expected: ", expected);
+    }
     return report;
   });
-  EXPECT_EQ(failure, "");
+}
+
+// Answered on the serving thread (a regular file: the inline open).
+TEST(UnreadAnswersTest, TooManyFdsInFlightFailsThatAnswerOnly) {
+  testing::TempDir dir;
+  const std::string file = dir.WriteFile("allowed", "x");
+  EXPECT_EQ(TooManyFdsInFlight(dir, file, /*on_pool=*/false), "");
+}
+
+// Answered on a pool thread (a symlink inside the rule: the inline open takes none).
+TEST(UnreadAnswersTest, TooManyFdsInFlightFailsThatAnswerOnlyOnThePoolPathToo) {
+  testing::TempDir dir;
+  dir.WriteFile("allowed", "x");
+  const std::string link = dir.path() + "/link";
+  if (symlink("allowed", link.c_str()) != 0) FAIL() << strerror(errno);
+  EXPECT_EQ(TooManyFdsInFlight(dir, link, /*on_pool=*/true), "");
 }
 
 }  // namespace

@@ -20,7 +20,7 @@
 //      must belong to the new mount namespace);
 //      pidns: no unshare (it would only move the children), a check that this process
 //      is pid 1 of a new PID namespace, i.e. the broker cloned it with
-//      LayerCloneFlags(spec);
+//      LayerCloneFlags(spec) (SpawnExec) or forked it after unshare(CLONE_NEWPID) (Spawn);
 //   3. mount namespace: everything private, a small read-only tmpfs as the new root with
 //      the listed files bind-mounted read-only at their own paths (nothing else: no /proc,
 //      no /dev), pivot_root into it, the old root detached;
