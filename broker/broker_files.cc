@@ -44,8 +44,9 @@ bool Broker::Impl::AnswerOnLoop(Worker& w, const DecodedRequest& request,
                                 std::string audit_request, absl::StatusOr<UniqueFd> fd,
                                 UniqueFd walk) {
   const int err = AuditChannelCall(*audit_, w.id, w.pid, std::move(audit_request), fd);
-  // The channel is non-blocking: a worker that does not read its answers fills its
-  // socket buffer and is ended here (EAGAIN), never waited for.
+  // The channel is non-blocking: a worker that does not read its answers fills the 16 KiB
+  // its channel holds (SetUnreadAnswerBound) and is ended here (kAnswersUnread), never
+  // waited for.
   const int rc = SendFdOrError(w.channel, request.id, fd);
   // Both closes after the answer: off the worker's wait when it runs on the other CPU;
   // one close_range when the two numbers are adjacent (they are in the steady state: the
