@@ -9,4 +9,17 @@ void UniqueFd::reset(int fd) {
   fd_ = fd;
 }
 
+void CloseBoth(UniqueFd& a, UniqueFd& b) {
+  if (a.valid() && b.valid() && (a.get() == b.get() + 1 || b.get() == a.get() + 1)) {
+    const unsigned low = static_cast<unsigned>(a.get() < b.get() ? a.get() : b.get());
+    if (::close_range(low, low + 1, 0) == 0) {
+      (void)a.release();
+      (void)b.release();
+      return;
+    }
+  }
+  a.reset();
+  b.reset();
+}
+
 }  // namespace vow

@@ -34,6 +34,12 @@ class UniqueFd {
   int fd_ = -1;
 };
 
+// Closes both (either may be invalid), in one close_range when their numbers are
+// adjacent: then the range holds exactly these two, so no other fd (another thread's) is
+// touched; otherwise, or if close_range fails (nothing closed then), one close each.
+// Both are invalid afterwards. Async-signal-safe.
+void CloseBoth(UniqueFd& a, UniqueFd& b);
+
 }  // namespace vow
 
 #endif  // VOW_BASE_UNIQUE_FD_H_

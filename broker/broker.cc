@@ -632,6 +632,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   RETURN_IF_ERROR(Syscall("fcntl(O_NONBLOCK)", [&] {
                     return fcntl(ours.fd(), F_SETFL, fcntl(ours.fd(), F_GETFL) | O_NONBLOCK);
                   }).status());
+  RETURN_IF_ERROR(SetUnreadAnswerBound(ours.fd()));
 
   // Everything the child needs is prepared here: after fork it may only make raw syscalls.
   const bool exec = main == nullptr;

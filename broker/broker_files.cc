@@ -43,8 +43,9 @@ bool Broker::Impl::HandleOpen(Worker& w, const DecodedRequest& request, UniqueFd
 bool Broker::Impl::AnswerOnLoop(Worker& w, const DecodedRequest& request,
                                 std::string audit_request, absl::StatusOr<UniqueFd> fd,
                                 UniqueFd walk) {
-  // The channel is non-blocking: a worker that does not read its answers fills its
-  // socket buffer and is ended here (EAGAIN), never waited for.
+  // The channel is non-blocking: a worker that does not read its answers fills the 16 KiB
+  // its channel holds (SetUnreadAnswerBound) and is ended here (kAnswersUnread), never
+  // waited for.
   absl::Status undelivered;
   const int rc = SendFdOrError(w.channel, request.id, fd, &undelivered);
   // Audited after the answer, as it went: an fd the kernel refused to send is a `deny`
@@ -54,9 +55,11 @@ bool Broker::Impl::AnswerOnLoop(Worker& w, const DecodedRequest& request,
       undelivered.ok()
           ? AuditChannelCall(*audit_, w.id, w.pid, std::move(audit_request), fd)
           : AuditChannelCall(*audit_, w.id, w.pid, std::move(audit_request), undelivered);
-  // Both closes after the answer: off the worker's wait when it runs on the other CPU.
-  if (fd.ok()) fd->reset();
-  walk.reset();
+  // Both closes after the answer: off the worker's wait when it runs on the other CPU;
+  // one close_range when the two numbers are adjacent (they are in the steady state: the
+  // walk takes the lowest free fd, the open the next).
+  UniqueFd none;
+  CloseBoth(fd.ok() ? *fd : none, walk);
   if (rc == kAnswersUnread) {
     End(w, WorkerResult::Kind::kLimitExceeded, UnreadAnswersReason());
     return false;

@@ -136,9 +136,11 @@ int SendHelloReply(const Channel& channel, uint64_t id);
 int SendTime(const Channel& channel, uint64_t id, absl::Time now);
 // The fd (still the caller's to close once sent), or the error's errno (EACCES if it has
 // none) and its message (at most 1024 bytes).
-// An fd is sent only while the worker's channel holds at most kMaxUnreadAnswerBytes of
-// answers it has not read (SIOCOUTQ on the broker's end): otherwise nothing is sent, the
-// fd is closed and the result is kAnswersUnread, and the caller ends the worker. When the
+// An answer is sent only while the worker's channel holds less than kMaxUnreadAnswerBytes
+// of answers it has not read (the broker's end has that send buffer: SetUnreadAnswerBound;
+// the kernel's sendmsg fails with EAGAIN past it, at no syscall of ours): otherwise
+// nothing is sent, the caller closes the fd, the result is kAnswersUnread, and the caller
+// ends the worker. When the
 // kernel refuses the fd (ETOOMANYREFS: too many fds in flight for the broker's user, see
 // kMaxUnreadAnswerBytes) the worker gets an ENFILE error answer instead, the result is
 // that answer's, and `*undelivered` (if given) is set to that error: the caller audits
@@ -147,6 +149,12 @@ int SendFdOrError(const Channel& channel, uint64_t id, const absl::StatusOr<Uniq
                   absl::Status* undelivered = nullptr);
 // SendFdOrError's result when the worker has too many answers unread (not an errno).
 inline constexpr int kAnswersUnread = 1;
+// Makes the broker's end of a worker's channel take no answer once kMaxUnreadAnswerBytes
+// of answers are unread by the worker (SO_SNDBUF; the kernel charges a datagram to the sender's
+// send buffer until the peer reads it, and a non-blocking sendmsg past it is EAGAIN).
+// Fails, and the spawn with it, if the kernel does not set exactly that. Every answer the
+// broker sends is far smaller than the bound (the largest: an error with its 1 KiB reason).
+absl::Status SetUnreadAnswerBound(int channel_fd);
 // An fd sent over a unix socket is "in flight" until the peer reads it, and the kernel
 // charges it to the sending user: past RLIMIT_NOFILE fds in flight, a sender without
 // CAP_SYS_RESOURCE or CAP_SYS_ADMIN gets ETOOMANYREFS for every fd it sends, to any

@@ -3,15 +3,14 @@
 // Runs in the privileged process; nothing here reads worker bytes.
 #include <errno.h>
 #include <string.h>
-#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <time.h>
-
-#include <linux/sockios.h>
 
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "base/status_macros.h"
 #include "base/syscall.h"
 #include "broker/broker_internal.h"
 #include "capnp/message.h"
@@ -41,9 +40,8 @@ int SendTime(const Channel& channel, uint64_t id, absl::Time now) {
 int SendFdOrError(const Channel& channel, uint64_t id, const absl::StatusOr<UniqueFd>& fd,
                   absl::Status* undelivered) {
   if (fd.ok()) {
-    int unread = 0;
-    if (ioctl(channel.fd(), SIOCOUTQ, &unread) != 0) return -errno;
-    if (unread > kMaxUnreadAnswerBytes) return kAnswersUnread;
+    // The bound on unread answers is the channel's send buffer (SetUnreadAnswerBound at
+    // spawn): past it this sendmsg fails with EAGAIN and nothing is sent.
     // Four words (the root pointer; the id and the union's tag; one pointer slot), built
     // on the stack: no allocation per answered open. The first segment must be zeroed.
     capnp::word space[8] = {};
@@ -59,7 +57,7 @@ int SendFdOrError(const Channel& channel, uint64_t id, const absl::StatusOr<Uniq
       if (undelivered != nullptr) *undelivered = refused;
       return SendFdOrError(channel, id, refused);
     }
-    return rc;
+    return rc == -EAGAIN ? kAnswersUnread : rc;
   }
   capnp::MallocMessageBuilder builder(256);
   auto response = builder.initRoot<wire::Response>();
@@ -67,12 +65,34 @@ int SendFdOrError(const Channel& channel, uint64_t id, const absl::StatusOr<Uniq
   auto error = response.initError();
   error.setErrno(ErrnoOrDefault(fd.status(), EACCES));
   error.setReason(std::string(fd.status().message().substr(0, 1024)));
-  return channel.Send(builder);
+  const int rc = channel.Send(builder);
+  return rc == -EAGAIN ? kAnswersUnread : rc;
+}
+
+absl::Status SetUnreadAnswerBound(int channel_fd) {
+  // The kernel doubles what it is given (for its own bookkeeping) and makes that the
+  // socket's sk_sndbuf; read back to be sure the bound is the one documented.
+  const int half = kMaxUnreadAnswerBytes / 2;
+  RETURN_IF_ERROR(Syscall("setsockopt(SO_SNDBUF)", [&] {
+                    return setsockopt(channel_fd, SOL_SOCKET, SO_SNDBUF, &half, sizeof(half));
+                  }).status());
+  int got = 0;
+  socklen_t len = sizeof(got);
+  RETURN_IF_ERROR(Syscall("getsockopt(SO_SNDBUF)", [&] {
+                    return getsockopt(channel_fd, SOL_SOCKET, SO_SNDBUF, &got, &len);
+                  }).status());
+  if (got != kMaxUnreadAnswerBytes) {
+    return absl::InternalError(absl::StrCat("the channel's send buffer is ", got,
+                                            " bytes after asking for ", kMaxUnreadAnswerBytes,
+                                            " (SO_SNDBUF ", half, "): the bound on unread "
+                                            "answers would not hold"));
+  }
+  return absl::OkStatus();
 }
 
 std::string UnreadAnswersReason() {
-  return absl::StrCat("does not read its answers: more than ", kMaxUnreadAnswerBytes,
-                      " bytes of answers unread, no more file descriptors sent");
+  return absl::StrCat("does not read its answers: ", kMaxUnreadAnswerBytes,
+                      " bytes of answers unread (the channel's bound), no more answers sent");
 }
 
 bool Broker::Impl::SendError(Worker& w, uint64_t id, int err, absl::string_view reason) {
@@ -94,7 +114,11 @@ bool Broker::Impl::SendFailed(Worker& w, int rc, absl::string_view what) {
     // report, say) until the channel reports EOF.
     return true;
   }
-  // EAGAIN: its socket buffer is full because it does not read its answers.
+  if (rc == -EAGAIN) {
+    // Its channel's send buffer (SetUnreadAnswerBound) is full: it does not read its answers.
+    End(w, WorkerResult::Kind::kLimitExceeded, UnreadAnswersReason());
+    return false;
+  }
   End(w, WorkerResult::Kind::kProtocolError,
       absl::StrCat("could not send ", what, ": ", strerror(-rc)));
   return false;
