@@ -547,7 +547,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   const bool exec = main == nullptr;
   const bool keep_channel = !exec || options.exec_channel == SpawnOptions::ExecChannel::kKeep;
   ASSIGN_OR_RETURN(std::shared_ptr<const BpfProgram> compiled,
-                   ProgramFor(filters_, policy->policy, exec, keep_channel));
+                   ProgramFor(*filters_, policy->policy, exec, keep_channel));
   std::vector<sock_filter> program = compiled->code;  // the child patches its copy
   std::vector<std::string> env_storage;
   std::vector<char*> exec_argv, exec_env;
@@ -866,7 +866,15 @@ size_t Broker::Impl::live() const {
   return n;
 }
 
-Broker::Broker(BrokerOptions options) : audit_(options.audit_fd), impl_(new Impl(&audit_)) {}
+Broker::Broker(BrokerOptions options)
+    : audit_(options.audit_fd), impl_(new Impl(&audit_, std::move(options.filters))) {}
+
+absl::Status CompileExecProgram(FilterCache& filters, const Policy& policy,
+                                SpawnOptions::ExecChannel channel) {
+  return ProgramFor(filters, policy, /*exec=*/true,
+                    channel == SpawnOptions::ExecChannel::kKeep)
+      .status();
+}
 
 Broker::~Broker() = default;
 

@@ -46,6 +46,7 @@
 namespace vow {
 
 class Client;
+class FilterCache;
 class PreparedPolicy;
 
 using WorkerId = uint64_t;
@@ -109,7 +110,19 @@ struct WorkerResult {
 struct BrokerOptions {
   // Where audit lines go (not owned; -1: kept in memory only).
   int audit_fd = -1;
+  // The cache the broker's seccomp programs are compiled into and taken from; null: a
+  // cache of its own. Shared, a program can be compiled before the broker exists, on
+  // another thread (CompileExecProgram; `vow run` overlaps it with Create and Prepare).
+  std::shared_ptr<FilterCache> filters;
 };
+
+// Compiles into `filters` the seccomp program that SpawnExec of `policy` with
+// `channel` loads (the same cache key), so that the spawn finds it there. Thread-safe
+// as FilterCache is; libseccomp is not known to be safe with two compiles at once in a
+// process (its kernel probe is a process-wide cache), so a caller that compiles on
+// another thread (vow run) joins it before anything else compiles.
+absl::Status CompileExecProgram(FilterCache& filters, const Policy& policy,
+                                SpawnOptions::ExecChannel channel);
 
 class Broker {
  public:

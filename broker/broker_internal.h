@@ -231,7 +231,9 @@ struct Worker {
 
 class Broker::Impl {
  public:
-  Impl(AuditLog* audit) : audit_(audit) {}
+  Impl(AuditLog* audit, std::shared_ptr<FilterCache> filters)
+      : filters_(filters != nullptr ? std::move(filters) : std::make_shared<FilterCache>()),
+        audit_(audit) {}
   ~Impl();
 
   absl::Status Start();
@@ -244,7 +246,7 @@ class Broker::Impl {
   pid_t pid(WorkerId id) const;
   size_t live() const;
 
-  FilterCache filters_;
+  const std::shared_ptr<FilterCache> filters_;  // BrokerOptions::filters, or its own
   // Fresh network and IPC namespaces for forked workers (SpawnCommon); its thread starts
   // at the first forked spawn that asks for either.
   NamespaceStock namespaces_;
