@@ -194,6 +194,9 @@ int ExecChildMain(void* arg) {
   spec.keep_fd = program;
   layers.exec_fds[0] = program;
   layers.exec_fd_count = 1;
+  // Fresh namespaces from the stock (-1: none; ApplyLayers enters and closes them).
+  layers.fresh_net_fd = extras[1];
+  layers.fresh_ipc_fd = extras[2];
   const char* step = nullptr;
   const int rc = LockDown(spec, &step);
   if (rc != 0) {
@@ -649,14 +652,15 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   const int stdio_in[3] = {options.stdin_fd, options.stdout_fd, options.stderr_fd};
   for (int i = 0; i < 3; ++i) spec.keep_stdio[i] = stdio_in[i] >= 0;
 
-  // A forked worker's network and IPC namespaces: fresh ones from the stock, made ahead
-  // of time (invalid when it is empty: the child then unshares its own). Closed here
-  // right after the fork: the child's copies are the only ones left.
+  // The worker's network and IPC namespaces: fresh ones from the stock, made ahead of
+  // time (invalid when it is empty: the child then unshares its own). Closed here right
+  // after the fork or clone: the child's copies are the only ones left.
   NamespaceStock::Fresh fresh;
-  if (!exec && (layers.netns || layers.ipcns)) fresh = namespaces_.Take();
-  // The stock makes the replacement only once this spawn's fork and registration are done.
+  if (layers.netns || layers.ipcns) fresh = namespaces_.Take();
+  // The stock makes the replacement only once this spawn's fork and registration are done
+  // (an exec spawn's: once its child has exec'd).
   absl::Cleanup refill = [&] {
-    if (!exec && (layers.netns || layers.ipcns)) namespaces_.Done();
+    if (layers.netns || layers.ipcns) namespaces_.Done();
   };
   const int fresh_net = layers.netns ? fresh.net.get() : -1;
   const int fresh_ipc = layers.ipcns ? fresh.ipc.get() : -1;
@@ -867,7 +871,9 @@ size_t Broker::Impl::live() const {
 }
 
 Broker::Broker(BrokerOptions options)
-    : audit_(options.audit_fd), impl_(new Impl(&audit_, std::move(options.filters))) {}
+    : audit_(options.audit_fd),
+      impl_(new Impl(&audit_, std::move(options.filters), options.namespace_stock,
+                     options.namespace_stock_once)) {}
 
 absl::Status CompileExecProgram(FilterCache& filters, const Policy& policy,
                                 SpawnOptions::ExecChannel channel) {
@@ -879,8 +885,10 @@ absl::Status CompileExecProgram(FilterCache& filters, const Policy& policy,
 Broker::~Broker() = default;
 
 absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
-  std::unique_ptr<Broker> broker(new Broker(options));
+  const bool stock_now = options.namespace_stock_once;
+  std::unique_ptr<Broker> broker(new Broker(std::move(options)));
   RETURN_IF_ERROR(broker->impl_->Start());
+  if (stock_now) broker->impl_->namespaces_.Start();
   return broker;
 }
 

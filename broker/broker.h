@@ -114,6 +114,14 @@ struct BrokerOptions {
   // cache of its own. Shared, a program can be compiled before the broker exists, on
   // another thread (CompileExecProgram; `vow run` overlaps it with Create and Prepare).
   std::shared_ptr<FilterCache> filters;
+  // Fresh network + IPC namespace pairs kept ready for spawns (broker/namespace_stock.h,
+  // at most NamespaceStock::kMaxDepth); 0: none, every worker makes its own.
+  size_t namespace_stock = 4;
+  // Make the `namespace_stock` pairs once, starting at Create, and never replace them:
+  // for a broker that spawns one worker (`vow run`), whose pair is then made on another
+  // thread while the broker starts instead of by its spawn child. Default: the stock
+  // starts at the first spawn that takes a pair (which finds it empty) and refills.
+  bool namespace_stock_once = false;
 };
 
 // Compiles into `filters` the seccomp program that SpawnExec of `policy` with

@@ -231,8 +231,10 @@ struct Worker {
 
 class Broker::Impl {
  public:
-  Impl(AuditLog* audit, std::shared_ptr<FilterCache> filters)
+  Impl(AuditLog* audit, std::shared_ptr<FilterCache> filters, size_t namespace_stock,
+       bool namespace_stock_once)
       : filters_(filters != nullptr ? std::move(filters) : std::make_shared<FilterCache>()),
+        namespaces_(namespace_stock, namespace_stock_once),
         audit_(audit) {}
   ~Impl();
 
@@ -247,8 +249,8 @@ class Broker::Impl {
   size_t live() const;
 
   const std::shared_ptr<FilterCache> filters_;  // BrokerOptions::filters, or its own
-  // Fresh network and IPC namespaces for forked workers (SpawnCommon); its thread starts
-  // at the first forked spawn that asks for either.
+  // Fresh network and IPC namespaces for workers (SpawnCommon); its thread starts at the
+  // first spawn that asks for either, or at Create (BrokerOptions).
   NamespaceStock namespaces_;
 
  private:

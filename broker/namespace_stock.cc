@@ -21,15 +21,23 @@ NamespaceStock::~NamespaceStock() {
   if (thread_.joinable()) thread_.join();
 }
 
+void NamespaceStock::StartLocked() {
+  if (started_ || depth_ == 0) return;
+  started_ = true;
+  thread_ = std::thread([this] { Run(); });
+  auto running = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return running_; };
+  mu_.Await(absl::Condition(&running));
+}
+
+void NamespaceStock::Start() {
+  absl::MutexLock lock(&mu_);
+  StartLocked();
+}
+
 NamespaceStock::Fresh NamespaceStock::Take() {
   absl::MutexLock lock(&mu_);
   ++in_progress_;
-  if (!started_) {
-    started_ = true;
-    thread_ = std::thread([this] { Run(); });
-    auto running = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return running_; };
-    mu_.Await(absl::Condition(&running));
-  }
+  StartLocked();
   Fresh fresh;
   if (count_ > 0) {
     // Moved out: the stock keeps no copy, this pair is the caller's alone.
@@ -77,8 +85,9 @@ void NamespaceStock::Run() {
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
+      if (once_ && made_ >= depth_) return;  // all it will ever make
       auto wanted = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-        return stop_ || (count_ < depth_ && in_progress_ == 0);
+        return stop_ || (count_ < depth_ && (in_progress_ == 0 || once_));
       };
       mu_.Await(absl::Condition(&wanted));
       if (stop_) return;
@@ -98,6 +107,7 @@ void NamespaceStock::Run() {
     if (!fresh.ipc.valid()) return fail("open the new IPC namespace", ipc_errno);
     absl::MutexLock lock(&mu_);
     ready_[count_++] = std::move(fresh);
+    ++made_;
   }
 }
 

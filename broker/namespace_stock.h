@@ -18,8 +18,9 @@
 //    stays where it is, idle, until the broker ends);
 //  - fail closed: when the stock is empty (a burst of spawns, the maker failed, the first
 //    spawn), Take() returns nothing and the worker unshares its own, as before.
-// The thread starts at the first Take(), so a broker that never forks a worker with a
-// network or IPC namespace has neither the thread nor the namespaces.
+// The thread starts at the first Take() (or Start()), so a broker that never spawns a
+// worker with a network or IPC namespace has neither the thread nor the namespaces. With
+// depth 0 there is no thread and Take() always returns nothing.
 #ifndef VOW_BROKER_NAMESPACE_STOCK_H_
 #define VOW_BROKER_NAMESPACE_STOCK_H_
 
@@ -42,8 +43,10 @@ class NamespaceStock {
   };
 
   static constexpr size_t kMaxDepth = 8;
-  // Keeps up to `depth` pairs ready (at most kMaxDepth).
-  explicit NamespaceStock(size_t depth = 4) : depth_(depth < kMaxDepth ? depth : kMaxDepth) {}
+  // Keeps up to `depth` pairs ready (at most kMaxDepth). `once`: makes `depth` pairs in
+  // all and no replacements (its thread ends after the last).
+  explicit NamespaceStock(size_t depth = 4, bool once = false)
+      : depth_(depth < kMaxDepth ? depth : kMaxDepth), once_(once) {}
   // Stops the thread (waits for a namespace being made) and closes what is in stock.
   ~NamespaceStock();
   NamespaceStock(const NamespaceStock&) = delete;
@@ -54,6 +57,9 @@ class NamespaceStock {
   // thread to make none until Done(); starts the thread on the first call. Never blocks
   // on the making of a namespace.
   Fresh Take();
+  // Starts the thread now (if it has not started), so that the first Take() finds pairs
+  // ready; returns once it runs (as Take() does). With depth 0, does nothing.
+  void Start();
   // Ends what Take() began: the thread may make the replacement now. Each Take() is
   // followed by one Done(), after the caller's fork: making a namespace while the caller
   // forks would put a running thread of the caller's address space on the other CPU, and
@@ -69,8 +75,11 @@ class NamespaceStock {
 
  private:
   void Run();
+  void StartLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const size_t depth_;
+  const bool once_;
+  size_t made_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Mutex mu_;
   // A fixed array, not a container that allocates: the maker thread never calls malloc,
   // so glibc gives it no arena of its own (64 MiB of address space every forked worker

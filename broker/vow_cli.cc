@@ -205,6 +205,10 @@ absl::StatusOr<WorkerResult> RunProgram(const Policy& policy, const std::vector<
   BrokerOptions options;
   options.audit_fd = audit ? STDERR_FILENO : -1;
   options.filters = compile.filters();
+  // The worker's network and IPC namespaces, made on the stock's thread while the broker
+  // starts (one pair, no replacement).
+  options.namespace_stock = 1;
+  options.namespace_stock_once = true;
   absl::StatusOr<std::unique_ptr<Broker>> broker = Broker::Create(options);
   if (!broker.ok()) return broker.status();
   // Prepare compiles the execpromises' program itself: not while the other compile runs.
