@@ -117,11 +117,16 @@ struct BrokerOptions {
   // Fresh network + IPC namespace pairs kept ready for spawns (broker/namespace_stock.h,
   // at most NamespaceStock::kMaxDepth); 0: none, every worker makes its own.
   size_t namespace_stock = 4;
-  // Make the `namespace_stock` pairs once, starting at Create, and never replace them:
-  // for a broker that spawns one worker (`vow run`), whose pair is then made on another
-  // thread while the broker starts instead of by its spawn child. Default: the stock
-  // starts at the first spawn that takes a pair (which finds it empty) and refills.
+  // Make the `namespace_stock` pairs once, at Create, on the calling thread (no stock
+  // thread), and never replace them: for a broker that spawns one worker (`vow run`, whose
+  // other thread compiles the filter meanwhile), so that its spawn child enters them
+  // instead of making them. Default: the stock's thread starts at the first spawn that
+  // takes a pair (which finds it empty) and keeps it full.
   bool namespace_stock_once = false;
+  // Task-pool threads (they answer the workers' brokered calls: opens, stats, the loader's
+  // calls of an exec'd program) started at Create instead of at the first call, which
+  // would wait for its thread's start: `vow run` starts one while the broker starts.
+  size_t pool_threads_at_create = 0;
 };
 
 // Compiles into `filters` the seccomp program that SpawnExec of `policy` with

@@ -238,7 +238,7 @@ class Broker::Impl {
         audit_(audit) {}
   ~Impl();
 
-  absl::Status Start();
+  absl::Status Start(size_t pool_threads);
   absl::StatusOr<WorkerId> SpawnCommon(std::shared_ptr<const PreparedPolicy> policy,
                                        const WorkerMain* main,
                                        const std::vector<std::string>* argv,

@@ -205,10 +205,12 @@ absl::StatusOr<WorkerResult> RunProgram(const Policy& policy, const std::vector<
   BrokerOptions options;
   options.audit_fd = audit ? STDERR_FILENO : -1;
   options.filters = compile.filters();
-  // The worker's network and IPC namespaces, made on the stock's thread while the broker
-  // starts (one pair, no replacement).
+  // The worker's network and IPC namespaces, made by Create on this thread while the
+  // other one compiles (one pair, no replacement), not by the spawn's child.
   options.namespace_stock = 1;
   options.namespace_stock_once = true;
+  // The thread that answers the loader's calls, started now rather than at its execve.
+  options.pool_threads_at_create = 1;
   absl::StatusOr<std::unique_ptr<Broker>> broker = Broker::Create(options);
   if (!broker.ok()) return broker.status();
   // Prepare compiles the execpromises' program itself: not while the other compile runs.
