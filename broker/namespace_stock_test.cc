@@ -109,5 +109,14 @@ TEST(NamespaceStockTest, OnceMakesItsPairsOnTheCallerAndNoMore) {
   EXPECT_FALSE(none.net.valid());
 }
 
+// Once mode makes pairs only in Start(): a Take() without it starts no maker thread.
+TEST(NamespaceStockTest, OnceWithoutStartMakesNothing) {
+  NamespaceStock stock(1, /*once=*/true);
+  NamespaceStock::Fresh none = stock.Take();
+  stock.Done();
+  EXPECT_FALSE(none.net.valid());
+  EXPECT_EQ(stock.Ready(200), 0u) << "a pair was made without Start()";
+}
+
 }  // namespace
 }  // namespace vow
