@@ -206,8 +206,10 @@ absl::StatusOr<WorkerResult> RunProgram(const Policy& policy, const std::vector<
   options.audit_fd = audit ? STDERR_FILENO : -1;
   options.filters = compile.filters();
   // The worker's network and IPC namespaces, made by Create on this thread while the
-  // other one compiles (one pair, no replacement), not by the spawn's child.
-  options.namespace_stock = 1;
+  // other one compiles (one pair, no replacement), not by the spawn's child; none when
+  // the policy turns both layers off.
+  absl::StatusOr<LayerSpec> layers = ResolveLayers(policy, ProbeLayers());
+  options.namespace_stock = layers.ok() && (layers->netns || layers->ipcns) ? 1 : 0;
   options.namespace_stock_once = true;
   // The thread that answers the loader's calls, started now rather than at its execve.
   options.pool_threads_at_create = 1;
