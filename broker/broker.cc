@@ -194,6 +194,9 @@ int ExecChildMain(void* arg) {
   spec.keep_fd = program;
   layers.exec_fds[0] = program;
   layers.exec_fd_count = 1;
+  // Fresh namespaces from the stock (-1: none; ApplyLayers enters and closes them).
+  layers.fresh_net_fd = extras[1];
+  layers.fresh_ipc_fd = extras[2];
   const char* step = nullptr;
   const int rc = LockDown(spec, &step);
   if (rc != 0) {
@@ -467,7 +470,7 @@ std::string WorkerResult::ToString() const {
   return "?";
 }
 
-absl::Status Broker::Impl::Start() {
+absl::Status Broker::Impl::Start(size_t pool_threads) {
   ASSIGN_OR_RETURN(long ep, Syscall("epoll_create1", [] { return epoll_create1(EPOLL_CLOEXEC); }));
   epoll_.reset(static_cast<int>(ep));
   ASSIGN_OR_RETURN(long ev, Syscall("eventfd", [] { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }));
@@ -483,6 +486,7 @@ absl::Status Broker::Impl::Start() {
   }
   ASSIGN_OR_RETURN(paths_, PathHandler::Create(audit_));
   pool_ = std::make_unique<TaskPool>(2, 64);
+  if (pool_threads > 0) pool_->Prestart(pool_threads);
   thread_ = std::thread([this] { Loop(); });
   return absl::OkStatus();
 }
@@ -638,7 +642,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   const bool exec = main == nullptr;
   const bool keep_channel = !exec || options.exec_channel == SpawnOptions::ExecChannel::kKeep;
   ASSIGN_OR_RETURN(std::shared_ptr<const BpfProgram> compiled,
-                   ProgramFor(filters_, policy->policy, exec, keep_channel));
+                   ProgramFor(*filters_, policy->policy, exec, keep_channel));
   std::vector<sock_filter> program = compiled->code;  // the child patches its copy
   std::vector<std::string> env_storage;
   std::vector<char*> exec_argv, exec_env;
@@ -743,14 +747,15 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   const int stdio_in[3] = {options.stdin_fd, options.stdout_fd, options.stderr_fd};
   for (int i = 0; i < 3; ++i) spec.keep_stdio[i] = stdio_in[i] >= 0;
 
-  // A forked worker's network and IPC namespaces: fresh ones from the stock, made ahead
-  // of time (invalid when it is empty: the child then unshares its own). Closed here
-  // right after the fork: the child's copies are the only ones left.
+  // The worker's network and IPC namespaces: fresh ones from the stock, made ahead of
+  // time (invalid when it is empty: the child then unshares its own). Closed here right
+  // after the fork or clone: the child's copies are the only ones left.
   NamespaceStock::Fresh fresh;
-  if (!exec && (layers.netns || layers.ipcns)) fresh = namespaces_.Take();
-  // The stock makes the replacement only once this spawn's fork and registration are done.
+  if (layers.netns || layers.ipcns) fresh = namespaces_.Take();
+  // The stock makes the replacement only once this spawn's fork and registration are done
+  // (an exec spawn's: once its child has exec'd).
   absl::Cleanup refill = [&] {
-    if (!exec && (layers.netns || layers.ipcns)) namespaces_.Done();
+    if (layers.netns || layers.ipcns) namespaces_.Done();
   };
   const int fresh_net = layers.netns ? fresh.net.get() : -1;
   const int fresh_ipc = layers.ipcns ? fresh.ipc.get() : -1;
@@ -996,13 +1001,28 @@ size_t Broker::Impl::live() const {
   return n;
 }
 
-Broker::Broker(BrokerOptions options) : audit_(options.audit_fd), impl_(new Impl(&audit_)) {}
+Broker::Broker(BrokerOptions options)
+    : audit_(options.audit_fd),
+      impl_(new Impl(&audit_, std::move(options.filters), options.namespace_stock,
+                     options.namespace_stock_once)) {}
+
+absl::Status CompileExecProgram(FilterCache& filters, const Policy& policy,
+                                SpawnOptions::ExecChannel channel) {
+  return ProgramFor(filters, policy, /*exec=*/true,
+                    channel == SpawnOptions::ExecChannel::kKeep)
+      .status();
+}
 
 Broker::~Broker() = default;
 
 absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
-  std::unique_ptr<Broker> broker(new Broker(options));
-  RETURN_IF_ERROR(broker->impl_->Start());
+  const bool stock_now = options.namespace_stock_once;
+  const size_t pool_threads = options.pool_threads_at_create;
+  std::unique_ptr<Broker> broker(new Broker(std::move(options)));
+  // The pairs of a one-worker broker, made here on the calling thread (vow run: while
+  // its other thread compiles the filter).
+  if (stock_now) RETURN_IF_ERROR(broker->impl_->namespaces_.Start());
+  RETURN_IF_ERROR(broker->impl_->Start(pool_threads));
   return broker;
 }
 

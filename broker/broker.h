@@ -46,6 +46,7 @@
 namespace vow {
 
 class Client;
+class FilterCache;
 class PreparedPolicy;
 
 using WorkerId = uint64_t;
@@ -119,7 +120,32 @@ struct WorkerResult {
 struct BrokerOptions {
   // Where audit lines go (not owned; -1: kept in memory only).
   int audit_fd = -1;
+  // The cache the broker's seccomp programs are compiled into and taken from; null: a
+  // cache of its own. Shared, a program can be compiled before the broker exists, on
+  // another thread (CompileExecProgram; `vow run` overlaps it with Create and Prepare).
+  std::shared_ptr<FilterCache> filters;
+  // Fresh network + IPC namespace pairs kept ready for spawns (broker/namespace_stock.h,
+  // at most NamespaceStock::kMaxDepth); 0: none, every worker makes its own.
+  size_t namespace_stock = 4;
+  // Make the `namespace_stock` pairs once, at Create, on the calling thread (no stock
+  // thread), and never replace them: for a broker that spawns one worker (`vow run`, whose
+  // other thread compiles the filter meanwhile), so that its spawn child enters them
+  // instead of making them. Default: the stock's thread starts at the first spawn that
+  // takes a pair (which finds it empty) and keeps it full.
+  bool namespace_stock_once = false;
+  // Task-pool threads (they answer the workers' brokered calls: opens, stats, the loader's
+  // calls of an exec'd program) started at Create instead of at the first call, which
+  // would wait for its thread's start: `vow run` starts one while the broker starts.
+  size_t pool_threads_at_create = 0;
 };
+
+// Compiles into `filters` the seccomp program that SpawnExec of `policy` with
+// `channel` loads (the same cache key), so that the spawn finds it there. Thread-safe
+// as FilterCache is; libseccomp is not known to be safe with two compiles at once in a
+// process (its kernel probe is a process-wide cache), so a caller that compiles on
+// another thread (vow run) joins it before anything else compiles.
+absl::Status CompileExecProgram(FilterCache& filters, const Policy& policy,
+                                SpawnOptions::ExecChannel channel);
 
 class Broker {
  public:

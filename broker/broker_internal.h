@@ -235,10 +235,14 @@ struct Worker {
 
 class Broker::Impl {
  public:
-  Impl(AuditLog* audit) : audit_(audit) {}
+  Impl(AuditLog* audit, std::shared_ptr<FilterCache> filters, size_t namespace_stock,
+       bool namespace_stock_once)
+      : filters_(filters != nullptr ? std::move(filters) : std::make_shared<FilterCache>()),
+        namespaces_(namespace_stock, namespace_stock_once),
+        audit_(audit) {}
   ~Impl();
 
-  absl::Status Start();
+  absl::Status Start(size_t pool_threads);
   absl::StatusOr<WorkerId> SpawnCommon(std::shared_ptr<const PreparedPolicy> policy,
                                        const WorkerMain* main,
                                        const std::vector<std::string>* argv,
@@ -248,9 +252,9 @@ class Broker::Impl {
   pid_t pid(WorkerId id) const;
   size_t live() const;
 
-  FilterCache filters_;
-  // Fresh network and IPC namespaces for forked workers (SpawnCommon); its thread starts
-  // at the first forked spawn that asks for either.
+  const std::shared_ptr<FilterCache> filters_;  // BrokerOptions::filters, or its own
+  // Fresh network and IPC namespaces for workers (SpawnCommon); its thread starts at the
+  // first spawn that asks for either, or at Create (BrokerOptions).
   NamespaceStock namespaces_;
 
  private:

@@ -18,8 +18,9 @@
 //    stays where it is, idle, until the broker ends);
 //  - fail closed: when the stock is empty (a burst of spawns, the maker failed, the first
 //    spawn), Take() returns nothing and the worker unshares its own, as before.
-// The thread starts at the first Take(), so a broker that never forks a worker with a
-// network or IPC namespace has neither the thread nor the namespaces.
+// The thread starts at the first Take() (or Start()), so a broker that never spawns a
+// worker with a network or IPC namespace has neither the thread nor the namespaces. With
+// depth 0 there is no thread and Take() always returns nothing.
 #ifndef VOW_BROKER_NAMESPACE_STOCK_H_
 #define VOW_BROKER_NAMESPACE_STOCK_H_
 
@@ -28,6 +29,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "base/unique_fd.h"
 
@@ -42,8 +44,10 @@ class NamespaceStock {
   };
 
   static constexpr size_t kMaxDepth = 8;
-  // Keeps up to `depth` pairs ready (at most kMaxDepth).
-  explicit NamespaceStock(size_t depth = 4) : depth_(depth < kMaxDepth ? depth : kMaxDepth) {}
+  // Keeps up to `depth` pairs ready (at most kMaxDepth). `once`: Start() makes `depth`
+  // pairs on the calling thread and none is ever replaced (no thread).
+  explicit NamespaceStock(size_t depth = 4, bool once = false)
+      : depth_(depth < kMaxDepth ? depth : kMaxDepth), once_(once) {}
   // Stops the thread (waits for a namespace being made) and closes what is in stock.
   ~NamespaceStock();
   NamespaceStock(const NamespaceStock&) = delete;
@@ -52,8 +56,17 @@ class NamespaceStock {
   // One pair from the stock (the caller owns it and must give it to one worker only),
   // or two invalid fds when the stock is empty: then the worker makes its own. Tells the
   // thread to make none until Done(); starts the thread on the first call. Never blocks
-  // on the making of a namespace.
+  // on the making of a namespace, except in `once` mode, where the pairs are made for the
+  // spawns that take them: a pair being made is waited for (the maker is this stock's
+  // own thread, started at Start(); it ends, and the wait with it, when it fails).
   Fresh Take();
+  // Starts the thread now (if it has not started), so that the first Take() finds pairs
+  // ready; returns once it runs (as Take() does). In `once` mode there is no thread: the
+  // calling thread makes the `depth` pairs itself, with the same steps (unshare, open the
+  // two fds, setns back home), and an error means it could not go back into its own
+  // namespaces (the caller must not go on as the broker). Failing to make a pair is not
+  // an error: the workers then make their own. With depth 0, does nothing.
+  [[nodiscard]] absl::Status Start();
   // Ends what Take() began: the thread may make the replacement now. Each Take() is
   // followed by one Done(), after the caller's fork: making a namespace while the caller
   // forks would put a running thread of the caller's address space on the other CPU, and
@@ -69,8 +82,14 @@ class NamespaceStock {
 
  private:
   void Run();
+  void StartLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One fresh pair made by the calling thread, which is back in home_net/home_ipc after:
+  // false with *what and *err on a failure; *stranded (if given): it could not go back.
+  static bool MakePair(int home_net, int home_ipc, Fresh* out, const char** what, int* err,
+                       bool* stranded);
 
   const size_t depth_;
+  const bool once_;
   absl::Mutex mu_;
   // A fixed array, not a container that allocates: the maker thread never calls malloc,
   // so glibc gives it no arena of its own (64 MiB of address space every forked worker

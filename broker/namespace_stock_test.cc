@@ -80,5 +80,43 @@ TEST(NamespaceStockTest, TheMakerThreadGoesBackHome) {
   EXPECT_GE(threads, 2);  // the maker is among them
 }
 
+// Once mode: Start() makes the pairs on the calling thread (no thread), which is back in
+// its own namespaces after; each pair is handed out once and never replaced.
+TEST(NamespaceStockTest, OnceMakesItsPairsOnTheCallerAndNoMore) {
+  const ino_t home_net = InodeOf("/proc/thread-self/ns/net");
+  const ino_t home_ipc = InodeOf("/proc/thread-self/ns/ipc");
+  NamespaceStock stock(2, /*once=*/true);
+  ASSERT_TRUE(stock.Start().ok());
+  EXPECT_EQ(stock.Ready(), 2u) << stock.failure();
+  EXPECT_EQ(InodeOf("/proc/thread-self/ns/net"), home_net);
+  EXPECT_EQ(InodeOf("/proc/thread-self/ns/ipc"), home_ipc);
+  std::set<ino_t> seen;
+  for (int i = 0; i < 2; ++i) {
+    NamespaceStock::Fresh fresh = stock.Take();
+    stock.Done();
+    ASSERT_TRUE(fresh.net.valid());
+    ASSERT_TRUE(fresh.ipc.valid());
+    EXPECT_NE(Inode(fresh.net.get()), home_net);
+    EXPECT_NE(Inode(fresh.ipc.get()), home_ipc);
+    EXPECT_TRUE(seen.insert(Inode(fresh.net.get())).second);
+    fresh.net.release();  // kept open: an inode number cannot be given again meanwhile
+    fresh.ipc.release();
+  }
+  // No replacement, ever.
+  EXPECT_EQ(stock.Ready(100), 0u);
+  NamespaceStock::Fresh none = stock.Take();
+  stock.Done();
+  EXPECT_FALSE(none.net.valid());
+}
+
+// Once mode makes pairs only in Start(): a Take() without it starts no maker thread.
+TEST(NamespaceStockTest, OnceWithoutStartMakesNothing) {
+  NamespaceStock stock(1, /*once=*/true);
+  NamespaceStock::Fresh none = stock.Take();
+  stock.Done();
+  EXPECT_FALSE(none.net.valid());
+  EXPECT_EQ(stock.Ready(200), 0u) << "a pair was made without Start()";
+}
+
 }  // namespace
 }  // namespace vow

@@ -44,15 +44,34 @@ void TaskPool::Submit(std::function<void()> task) {
       start = true;
     }
   }
-  if (start) {
-    // Threads of the broker never take SIGPIPE (a worker that went away is an errno).
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    std::thread(Run, state_).detach();
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (start) StartThread();
+}
+
+void TaskPool::StartThread() {
+  // Threads of the broker never take SIGPIPE (a worker that went away is an errno).
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
+  std::thread(Run, state_).detach();
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+void TaskPool::Prestart(size_t n) {
+  size_t start = 0;
+  {
+    absl::MutexLock lock(&state_->mu);
+    if (n > state_->max_threads) n = state_->max_threads;
+    if (state_->stop || state_->threads >= n) return;
+    start = n - state_->threads;
+    state_->threads = n;
   }
+  for (size_t i = 0; i < start; ++i) StartThread();
+  absl::MutexLock lock(&state_->mu);
+  auto idle = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    return state_->stop || state_->idle >= n;
+  };
+  state_->mu.Await(absl::Condition(&idle));
 }
 
 void TaskPool::Run(std::shared_ptr<State> state) {

@@ -30,9 +30,17 @@ class TaskPool {
 
   void Submit(std::function<void()> task);
 
+  // Starts threads until the pool has `n` (at most max_threads) and returns once each is
+  // idle, waiting for a task: a caller that forks afterwards forks no thread in its own
+  // start (which allocates under the allocator's locks). The first task then needs no
+  // thread start of its own. Call before the first Submit (a thread busy with a task
+  // would be waited for).
+  void Prestart(size_t n);
+
  private:
   struct State;
   static void Run(std::shared_ptr<State> state);
+  void StartThread();
   std::shared_ptr<State> state_;
 };
 

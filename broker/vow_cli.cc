@@ -13,7 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -168,21 +170,62 @@ int ExplainRun(const Policy& policy, const RunFlags& flags) {
   return layers.ok() ? 0 : kExitVowError;
 }
 
+// The exec image's seccomp program, compiled on a thread of its own while the broker
+// starts (Broker::Create resolves the libc set, Prepare opens the rules): the compile is
+// the largest piece of `vow run`'s own work (README "Start-up"). No fork happens while
+// it runs (Create and Prepare start threads, fork nothing; the spawn's child is cloned
+// after Join), and nothing else compiles meanwhile (CompileExecProgram). An error is not
+// reported here: the spawn then compiles again and reports it.
+class BackgroundCompile {
+ public:
+  BackgroundCompile(const Policy& policy, SpawnOptions::ExecChannel channel)
+      : filters_(std::make_shared<FilterCache>()),
+        thread_([filters = filters_, policy, channel] {
+          (void)CompileExecProgram(*filters, policy, channel);
+        }) {}
+  ~BackgroundCompile() { Join(); }
+  BackgroundCompile(const BackgroundCompile&) = delete;
+  BackgroundCompile& operator=(const BackgroundCompile&) = delete;
+
+  const std::shared_ptr<FilterCache>& filters() const { return filters_; }
+  void Join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::shared_ptr<FilterCache> filters_;
+  std::thread thread_;
+};
+
 absl::StatusOr<WorkerResult> RunProgram(const Policy& policy, const std::vector<std::string>& argv,
                                         bool audit, bool vow_worker) {
+  const SpawnOptions::ExecChannel channel =
+      vow_worker ? SpawnOptions::ExecChannel::kKeep : SpawnOptions::ExecChannel::kClose;
+  BackgroundCompile compile(policy, channel);
   BrokerOptions options;
   options.audit_fd = audit ? STDERR_FILENO : -1;
+  options.filters = compile.filters();
+  // The worker's network and IPC namespaces, made by Create on this thread while the
+  // other one compiles (one pair, no replacement), not by the spawn's child; none when
+  // the policy turns both layers off.
+  absl::StatusOr<LayerSpec> layers = ResolveLayers(policy, ProbeLayers());
+  options.namespace_stock = layers.ok() && (layers->netns || layers->ipcns) ? 1 : 0;
+  options.namespace_stock_once = true;
+  // The thread that answers the loader's calls, started now rather than at its execve.
+  options.pool_threads_at_create = 1;
   absl::StatusOr<std::unique_ptr<Broker>> broker = Broker::Create(options);
   if (!broker.ok()) return broker.status();
+  // Prepare compiles the execpromises' program itself: not while the other compile runs.
+  if (policy.exec_promises.has_value()) compile.Join();
   auto prepared = (*broker)->Prepare(policy);
   if (!prepared.ok()) return prepared.status();
+  compile.Join();
   SpawnOptions spawn;
   spawn.stdin_fd = STDIN_FILENO;
   spawn.stdout_fd = STDOUT_FILENO;
   spawn.stderr_fd = STDERR_FILENO;
   spawn.name = argv[0];
-  spawn.exec_channel = vow_worker ? SpawnOptions::ExecChannel::kKeep
-                                  : SpawnOptions::ExecChannel::kClose;
+  spawn.exec_channel = channel;
   auto id = (*broker)->SpawnExec(*prepared, argv, spawn);
   if (!id.ok()) return id.status();
   return (*broker)->Wait(*id);

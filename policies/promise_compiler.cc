@@ -577,6 +577,11 @@ absl::StatusOr<std::shared_ptr<const BpfProgram>> FilterCache::Get(PromiseSet pr
   return shared;
 }
 
+size_t FilterCache::size() {
+  absl::MutexLock lock(&mu_);
+  return programs_.size();
+}
+
 std::string SyscallName(Arch arch, int nr) {
   char* name = seccomp_syscall_resolve_num_arch(ScmpArch(arch), nr);
   if (name == nullptr) return absl::StrCat("syscall_", nr);

@@ -116,6 +116,9 @@ class FilterCache {
       PromiseSet promises, Penalty penalty, Arch arch = NativeArch(),
       ProgramVariant variant = ProgramVariant::kForkedWorker);
 
+  // How many programs it holds (for tests).
+  size_t size();
+
  private:
   using Key = std::tuple<uint32_t, Penalty, Arch, ProgramVariant>;
   absl::Mutex mu_;

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "broker/broker.h"
 #include "broker/learn.h"
+#include "policies/promise_compiler.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
@@ -363,6 +364,53 @@ std::string RunVow(const std::string& args, int* status) {
   while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
   *status = pclose(p);
   return out;
+}
+
+// A cache given in BrokerOptions is the one the broker compiles into and loads from, and
+// CompileExecProgram fills exactly the entry SpawnExec takes (vow run compiles it on
+// another thread while the broker starts): for an unmodified program under penalty trap
+// (loaded as errno) and for a vow worker (kKeep).
+TEST(ExecProgramCacheTest, SpawnExecLoadsWhatCompileExecProgramCompiled) {
+  for (const SpawnOptions::ExecChannel channel :
+       {SpawnOptions::ExecChannel::kClose, SpawnOptions::ExecChannel::kKeep}) {
+    auto filters = std::make_shared<FilterCache>();
+    BrokerOptions options;
+    options.filters = filters;
+    auto broker = Broker::Create(options);
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    Policy policy;
+    policy.penalty = Penalty::kTrap;
+    ASSERT_TRUE(CompileExecProgram(*filters, policy, channel).ok());
+    ASSERT_EQ(filters->size(), 1u);
+    auto prepared = (*broker)->Prepare(policy);
+    ASSERT_TRUE(prepared.ok()) << prepared.status();
+    SpawnOptions spawn;
+    spawn.exec_channel = channel;
+    const std::string program =
+        channel == SpawnOptions::ExecChannel::kKeep ? Runfile("tests/test_worker") : "/bin/true";
+    std::vector<std::string> argv = {program};
+    if (channel == SpawnOptions::ExecChannel::kKeep) argv.push_back("ok");
+    auto id = (*broker)->SpawnExec(*prepared, argv, spawn);
+    ASSERT_TRUE(id.ok()) << id.status();
+    auto result = (*broker)->Wait(*id, absl::Seconds(30));
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->kind, Kind::kExited) << result->ToString();
+    EXPECT_EQ(result->exit_code, 0) << result->ToString();
+    // Nothing new was compiled: the spawn found the program in the given cache.
+    EXPECT_EQ(filters->size(), 1u);
+  }
+  // And a broker given an empty cache compiles into it.
+  auto filters = std::make_shared<FilterCache>();
+  BrokerOptions options;
+  options.filters = filters;
+  auto broker = Broker::Create(options);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  auto prepared = (*broker)->Prepare(Policy{});
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  auto id = (*broker)->SpawnExec(*prepared, {"/bin/true"});
+  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_TRUE((*broker)->Wait(*id, absl::Seconds(30)).ok());
+  EXPECT_EQ(filters->size(), 1u);
 }
 
 TEST(VowCommandTest, RunLearnCheck) {

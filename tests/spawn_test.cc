@@ -235,5 +235,63 @@ TEST_F(SpawnTest, FreshNamespacesFromTheStockAreNeverShared) {
   }
 }
 
+// An exec'd worker (vow run's) takes its network and IPC namespaces from the stock too: a
+// broker that makes its one pair at Create (namespace_stock_once) gives it to the spawn,
+// whose program runs in it, holds no fd of it, and is the only one left holding it (the
+// broker neither keeps it nor makes a replacement).
+TEST(ExecSpawnStockTest, ExecWorkerRunsInTheStockedNamespaces) {
+  BrokerOptions options;
+  options.namespace_stock = 1;
+  options.namespace_stock_once = true;
+  auto broker = Broker::Create(options);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  // The stock's thread also holds the broker's own namespaces (to go back to) while it
+  // works: those are not the stocked ones.
+  auto stocked = [](const char* type) {
+    std::set<ino_t> held = HeldNamespaces(type);
+    held.erase(NsInode(getpid(), type));
+    return held;
+  };
+  std::set<ino_t> stocked_net, stocked_ipc;
+  for (int i = 0; i < 1000; ++i) {
+    stocked_net = stocked("net");
+    stocked_ipc = stocked("ipc");
+    if (!stocked_net.empty() && !stocked_ipc.empty()) break;
+    usleep(10000);
+  }
+  ASSERT_EQ(stocked_net.size(), 1u);
+  ASSERT_EQ(stocked_ipc.size(), 1u);
+  auto policy = (*broker)->Prepare(Policy{});
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  auto id = (*broker)->SpawnExec(*policy, {"/bin/sleep", "30"});
+  ASSERT_TRUE(id.ok()) << id.status();
+  const pid_t pid = (*broker)->pid(*id);
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(NsInode(pid, "net"), *stocked_net.begin());
+  EXPECT_EQ(NsInode(pid, "ipc"), *stocked_ipc.begin());
+  EXPECT_NE(NsInode(pid, "net"), NsInode(getpid(), "net"));
+  // The program holds no namespace fd (ApplyLayers closed the ones it entered).
+  const std::string fd_dir = absl::StrCat("/proc/", pid, "/fd");
+  DIR* dir = opendir(fd_dir.c_str());
+  ASSERT_NE(dir, nullptr);
+  while (struct dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    char target[64] = {};
+    ASSERT_GT(readlink(absl::StrCat(fd_dir, "/", e->d_name).c_str(), target, sizeof(target) - 1),
+              0);
+    EXPECT_TRUE(absl::string_view(target).substr(0, 5) != "net:[" &&
+                absl::string_view(target).substr(0, 5) != "ipc:[")
+        << "the program holds fd " << e->d_name << ": " << target;
+  }
+  closedir(dir);
+  usleep(50000);  // a replacement, if one were made, would be held by now
+  EXPECT_TRUE(stocked("net").empty()) << "the broker still holds a network namespace";
+  EXPECT_TRUE(stocked("ipc").empty()) << "the broker still holds an IPC namespace";
+  (*broker)->Kill(*id);
+  auto result = (*broker)->Wait(*id, absl::Seconds(30));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->kind, WorkerResult::Kind::kSignaled) << result->ToString();
+}
+
 }  // namespace
 }  // namespace vow
