@@ -22,21 +22,26 @@ namespace {
 // At most this many reports of ended pool workers are kept for DescribeEnd().
 constexpr size_t kMaxEndedReports = 256;
 
-std::string ErrorJson(absl::string_view what) { return VerdictToJson(ErrorVerdict(what)); }
-std::string InternalErrorJson(absl::string_view what) {
-  return VerdictToJson(InternalErrorVerdict(what));
+// An error verdict's JSON; *out (if not null) gets the verdict itself.
+std::string ErrorJson(absl::string_view what, Verdict* out) {
+  Verdict v = ErrorVerdict(what);
+  std::string json = VerdictToJson(v);
+  if (out != nullptr) *out = std::move(v);
+  return json;
+}
+std::string InternalErrorJson(absl::string_view what, Verdict* out) {
+  Verdict v = InternalErrorVerdict(what);
+  std::string json = VerdictToJson(v);
+  if (out != nullptr) *out = std::move(v);
+  return json;
 }
 
-std::string LengthPrefix(size_t len) {
-  std::string out(4, '\0');
-  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((len >> (8 * i)) & 0xff);
-  return out;
-}
-
-// Sends one job and reads one verdict frame, checking that it is a verdict.
-absl::StatusOr<std::string> Exchange(int fd, absl::string_view payload, absl::Time deadline) {
-  absl::Status s = SendAll(fd, LengthPrefix(payload.size()), deadline);
-  if (s.ok()) s = SendAll(fd, payload, deadline);
+// Sends one job (one frame, one sendmsg) and reads one verdict frame, checking that it is
+// a verdict by decoding it; the decoded verdict goes to *out (if not null), so that no
+// caller has to parse the JSON a second time.
+absl::StatusOr<std::string> Exchange(int fd, absl::string_view payload, absl::Time deadline,
+                                     Verdict* out) {
+  absl::Status s = SendFrame(fd, payload, deadline);
   if (!s.ok()) return s;
   std::string json;
   s = RecvFrame(fd, kMaxVerdictBytes, deadline, &json);
@@ -46,6 +51,7 @@ absl::StatusOr<std::string> Exchange(int fd, absl::string_view payload, absl::Ti
     return absl::InvalidArgumentError(
         absl::StrCat("the worker's answer is not a verdict: ", verdict.status().message()));
   }
+  if (out != nullptr) *out = *std::move(verdict);
   return json;
 }
 
@@ -132,18 +138,23 @@ absl::StatusOr<std::unique_ptr<Oracle>> Oracle::Create(OracleOptions options) {
 }
 
 std::string Oracle::VerifyPayload(absl::string_view payload) {
+  return VerifyPayload(payload, nullptr);
+}
+
+std::string Oracle::VerifyPayload(absl::string_view payload, Verdict* verdict) {
   if (payload.size() > kMaxJobBytes) {
     return ErrorJson(absl::StrCat("request of ", payload.size(), " bytes exceeds the limit of ",
-                                  kMaxJobBytes));
+                                  kMaxJobBytes),
+                     verdict);
   }
-  return pool_ != nullptr ? VerifyInPool(payload) : VerifyInFreshWorker(payload);
+  return pool_ != nullptr ? VerifyInPool(payload, verdict)
+                          : VerifyInFreshWorker(payload, verdict);
 }
 
 Verdict Oracle::Verify(const VerifyRequest& request, bool has_time, TrustSource trust) {
-  std::string json = VerifyPayload(EncodeJob(request, has_time, trust));
-  absl::StatusOr<Verdict> verdict = VerdictFromJson(json);
-  if (!verdict.ok()) return ErrorVerdict(verdict.status().message());  // not reached
-  return *std::move(verdict);
+  Verdict verdict;
+  (void)VerifyPayload(EncodeJob(request, has_time, trust), &verdict);
+  return verdict;
 }
 
 std::string Oracle::DescribeEnd(WorkerId id, absl::Duration wait) {
@@ -157,10 +168,10 @@ std::string Oracle::DescribeEnd(WorkerId id, absl::Duration wait) {
   return what;
 }
 
-std::string Oracle::VerifyInPool(absl::string_view payload) {
+std::string Oracle::VerifyInPool(absl::string_view payload, Verdict* verdict) {
   absl::Time deadline = absl::Now() + options_.timeout;
   absl::StatusOr<WorkerPool::Lease> lease = pool_->Acquire(options_.timeout);
-  if (!lease.ok()) return InternalErrorJson(absl::StrCat("no worker available: ", lease.status().message()));
+  if (!lease.ok()) return InternalErrorJson(absl::StrCat("no worker available: ", lease.status().message()), verdict);
   // A pooled worker that died while idle (killed, OOM) has not read this job: one retry
   // on the next worker. An idle worker never writes unprompted, so a readable or hung-up
   // channel before the job is sent means it is gone (or misbehaving): replace it.
@@ -174,10 +185,10 @@ std::string Oracle::VerifyInPool(absl::string_view payload) {
     lease = pool_->Acquire(std::max(deadline - absl::Now(), absl::ZeroDuration()));
     if (!lease.ok()) {
       return InternalErrorJson(
-          absl::StrCat("no worker available: ", lease.status().message()));
+          absl::StrCat("no worker available: ", lease.status().message()), verdict);
     }
   }
-  absl::StatusOr<std::string> json = Exchange(lease->fd(), payload, deadline);
+  absl::StatusOr<std::string> json = Exchange(lease->fd(), payload, deadline, verdict);
   if (json.ok()) {
     pool_->Release(*std::move(lease), /*healthy=*/true);
     return *std::move(json);
@@ -196,19 +207,19 @@ std::string Oracle::VerifyInPool(absl::string_view payload) {
     ++failed_workers_;
   }
   std::string end = DescribeEnd(id, absl::Seconds(2));
-  if (hang_up) return InternalErrorJson(absl::StrCat("worker crashed: ", end));
+  if (hang_up) return InternalErrorJson(absl::StrCat("worker crashed: ", end), verdict);
   if (absl::IsDeadlineExceeded(json.status())) {
     return InternalErrorJson(absl::StrCat("worker timed out after ",
-                                  absl::FormatDuration(options_.timeout), "; ", end));
+                                  absl::FormatDuration(options_.timeout), "; ", end), verdict);
   }
-  return InternalErrorJson(absl::StrCat("worker failed: ", json.status().message(), "; ", end));
+  return InternalErrorJson(absl::StrCat("worker failed: ", json.status().message(), "; ", end), verdict);
 }
 
-std::string Oracle::VerifyInFreshWorker(absl::string_view payload) {
+std::string Oracle::VerifyInFreshWorker(absl::string_view payload, Verdict* verdict) {
   absl::Time deadline = absl::Now() + options_.timeout;
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-    return InternalErrorJson(absl::StrCat("socketpair: errno ", errno));
+    return InternalErrorJson(absl::StrCat("socketpair: errno ", errno), verdict);
   }
   UniqueFd ours(sv[0]);
   SpawnOptions spawn;
@@ -218,8 +229,8 @@ std::string Oracle::VerifyInFreshWorker(absl::string_view payload) {
   spawn.name = "x509-fresh";
   absl::StatusOr<WorkerId> id = broker_->Spawn(policy_, main_, spawn);
   close(sv[1]);
-  if (!id.ok()) return InternalErrorJson(absl::StrCat("spawning a worker: ", id.status().message()));
-  absl::StatusOr<std::string> json = Exchange(ours.get(), payload, deadline);
+  if (!id.ok()) return InternalErrorJson(absl::StrCat("spawning a worker: ", id.status().message()), verdict);
+  absl::StatusOr<std::string> json = Exchange(ours.get(), payload, deadline, verdict);
   // EOF tells the worker to exit.
   ours.reset();
   if (!json.ok() && !IsHangUp(json.status())) broker_->Kill(*id);
@@ -235,13 +246,13 @@ std::string Oracle::VerifyInFreshWorker(absl::string_view payload) {
   if (json.ok() && clean) return *std::move(json);
   absl::MutexLock lock(&mu_);
   ++failed_workers_;
-  if (json.ok()) return InternalErrorJson(absl::StrCat("worker failed after answering: ", end));
-  if (IsHangUp(json.status())) return InternalErrorJson(absl::StrCat("worker crashed: ", end));
+  if (json.ok()) return InternalErrorJson(absl::StrCat("worker failed after answering: ", end), verdict);
+  if (IsHangUp(json.status())) return InternalErrorJson(absl::StrCat("worker crashed: ", end), verdict);
   if (absl::IsDeadlineExceeded(json.status())) {
     return InternalErrorJson(absl::StrCat("worker timed out after ",
-                                  absl::FormatDuration(options_.timeout), "; ", end));
+                                  absl::FormatDuration(options_.timeout), "; ", end), verdict);
   }
-  return InternalErrorJson(absl::StrCat("worker failed: ", json.status().message(), "; ", end));
+  return InternalErrorJson(absl::StrCat("worker failed: ", json.status().message(), "; ", end), verdict);
 }
 
 uint64_t Oracle::retried_requests() const {

@@ -73,6 +73,10 @@ class Oracle {
   // JSON (input_error says what happened, e.g. "worker crashed: killed by signal 6
   // (Aborted)"). The payload is not parsed here; the worker decodes it.
   std::string VerifyPayload(absl::string_view payload);
+  // The same, and *verdict gets the decoded verdict (the oracle decodes every worker's
+  // answer anyway, to check it), so a caller that wants the struct need not parse the
+  // JSON again.
+  std::string VerifyPayload(absl::string_view payload, Verdict* verdict);
 
   // Convenience: encodes `request` (with its time_unix if has_time, else the worker takes
   // the clock's time; its trusted certificates, or the system bundle with kSystem),
@@ -93,8 +97,8 @@ class Oracle {
 
  private:
   explicit Oracle(OracleOptions options);
-  std::string VerifyInPool(absl::string_view payload);
-  std::string VerifyInFreshWorker(absl::string_view payload);
+  std::string VerifyInPool(absl::string_view payload, Verdict* verdict);
+  std::string VerifyInFreshWorker(absl::string_view payload, Verdict* verdict);
   // Waits (briefly) for the pool's report of how worker `id` ended.
   std::string DescribeEnd(WorkerId id, absl::Duration wait);
 

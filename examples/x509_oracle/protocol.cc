@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <algorithm>
 #include <cstring>
@@ -314,6 +315,39 @@ absl::Status SendAll(int fd, absl::string_view data, absl::Time deadline) {
   return absl::OkStatus();
 }
 
+absl::Status SendFrame(int fd, absl::string_view payload, absl::Time deadline) {
+  char header[4];
+  for (int i = 0; i < 4; ++i) {
+    header[i] = static_cast<char>((static_cast<uint64_t>(payload.size()) >> (8 * i)) & 0xff);
+  }
+  const size_t total = sizeof(header) + payload.size();
+  size_t sent = 0;
+  while (sent < total) {
+    struct iovec iov[2];
+    int n_iov = 0;
+    if (sent < sizeof(header)) {
+      iov[n_iov++] = {header + sent, sizeof(header) - sent};
+      iov[n_iov++] = {const_cast<char*>(payload.data()), payload.size()};
+    } else {
+      size_t off = sent - sizeof(header);
+      iov[n_iov++] = {const_cast<char*>(payload.data()) + off, payload.size() - off};
+    }
+    struct msghdr msg = {};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(n_iov);
+    ssize_t n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return ErrnoStatus(errno, "sendmsg");
+    absl::Status s = WaitFor(fd, POLLOUT, deadline);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RecvFrame(int fd, uint32_t max_bytes, absl::Time deadline, std::string* payload,
                        uint32_t* announced) {
   char header[4];
@@ -340,7 +374,7 @@ absl::Status RecvFrame(int fd, uint32_t max_bytes, absl::Time deadline, std::str
 
 absl::StatusOr<std::string> RoundTrip(int fd, absl::string_view job_payload,
                                       absl::Time deadline) {
-  absl::Status s = SendAll(fd, Frame(job_payload), deadline);
+  absl::Status s = SendFrame(fd, job_payload, deadline);
   std::string verdict;
   if (!s.ok()) {
     // A server that refuses a connection (busy) answers before reading the job and hangs

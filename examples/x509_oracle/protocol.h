@@ -89,6 +89,11 @@ Verdict InternalErrorVerdict(absl::string_view what);
 // Writes all of `data`. DeadlineExceeded, or the errno status (EPIPE: the peer is gone).
 absl::Status SendAll(int fd, absl::string_view data, absl::Time deadline);
 
+// Writes Frame(payload) without building it: the length prefix and the payload go in one
+// sendmsg (two iovecs) when the socket takes them, so the peer is woken once per frame,
+// not once for the prefix and again for the payload. Errors as SendAll.
+absl::Status SendFrame(int fd, absl::string_view payload, absl::Time deadline);
+
 // Reads one frame of at most `max_bytes` into *payload.
 //  - OutOfRange: clean EOF before the first byte of the frame;
 //  - DataLoss: EOF inside the frame;

@@ -320,7 +320,7 @@ std::string SetHost(const VerifyRequest& req, X509_VERIFY_PARAM* param) {
   return "";
 }
 
-Verdict VerifyParsed(const VerifyRequest& req) {
+Verdict VerifyParsed(const VerifyRequest& req, const TrustAnchors* anchors) {
   if (req.chain.empty()) return InputError("chain is empty");
   for (const auto& [field, value] : {std::pair<const char*, const std::string*>{
                                          "chain", &req.chain},
@@ -364,11 +364,19 @@ Verdict VerifyParsed(const VerifyRequest& req) {
     err = ParseCertificates(req.untrusted, "untrusted", kMaxUntrustedCerts,
                             /*allow_der=*/false, untrusted.get());
   }
-  if (err.empty()) {
+  if (err.empty() && anchors != nullptr) {
+    if (!req.trusted.empty()) {
+      err = "trusted: the request names anchors and parsed anchors were given as well";
+    } else {
+      err = anchors->error();
+    }
+  } else if (err.empty()) {
     err = ParseCertificates(req.trusted, "trusted", kMaxTrustedCerts, /*allow_der=*/false,
                             trusted.get());
   }
   if (!err.empty()) return InputError(std::move(err));
+  // The store's anchors: parsed for this request, or parsed once before.
+  STACK_OF(X509)* anchor_certs = anchors != nullptr ? anchors->certs() : trusted.get();
   if (sk_X509_num(chain.get()) < 1) return InputError("chain: no certificate");
 
   // The leaf is chain[0]; chain[1..] and `untrusted` are offered for path building.
@@ -382,9 +390,9 @@ Verdict VerifyParsed(const VerifyRequest& req) {
 
   StorePtr store(X509_STORE_new());
   if (store == nullptr) return InputError("out of memory");
-  for (int i = 0; i < sk_X509_num(trusted.get()); ++i) {
+  for (int i = 0; i < sk_X509_num(anchor_certs); ++i) {
     // X509_STORE_add_cert takes its own reference; duplicates are ignored.
-    if (X509_STORE_add_cert(store.get(), sk_X509_value(trusted.get(), i)) != 1) {
+    if (X509_STORE_add_cert(store.get(), sk_X509_value(anchor_certs, i)) != 1) {
       return InputError(absl::StrCat("trusted: cannot add certificate #", i + 1, " (",
                                      TakeOpenSslError(), ")"));
     }
@@ -527,9 +535,9 @@ bool DoWarmUp() {
   req.trusted = pem;
   req.host = "warm-up.invalid";
   req.time_unix = static_cast<int64_t>(std::time(nullptr));
-  Verdict v = VerifyParsed(req);
+  Verdict v = VerifyParsed(req, nullptr);
   req.host = "192.0.2.1";
-  Verdict v_ip = VerifyParsed(req);
+  Verdict v_ip = VerifyParsed(req, nullptr);
   ERR_clear_error();
   return v.valid && v_ip.valid;
 }
@@ -547,9 +555,44 @@ Verdict Verify(const VerifyRequest& req) {
     abort();
   }
   ERR_clear_error();
-  Verdict v = VerifyParsed(req);
+  Verdict v = VerifyParsed(req, nullptr);
   ERR_clear_error();
   return v;
+}
+
+Verdict VerifyWithAnchors(const VerifyRequest& req, const TrustAnchors& anchors) {
+  if (g_crash_hook_enabled.load(std::memory_order_relaxed) &&
+      req.chain.find(kCrashMagic) != std::string::npos) {
+    abort();
+  }
+  ERR_clear_error();
+  Verdict v = VerifyParsed(req, &anchors);
+  ERR_clear_error();
+  return v;
+}
+
+std::unique_ptr<TrustAnchors> TrustAnchors::Parse(const std::string& pem) {
+  std::unique_ptr<TrustAnchors> anchors(new TrustAnchors());
+  if (pem.size() > kMaxFieldBytes) {
+    anchors->error_ =
+        absl::StrCat("trusted is ", pem.size(), " bytes (at most ", kMaxFieldBytes, ")");
+    return anchors;
+  }
+  StackPtr certs(sk_X509_new_null());
+  if (certs == nullptr) {
+    anchors->error_ = "out of memory";
+    return anchors;
+  }
+  ERR_clear_error();
+  anchors->error_ = ParseCertificates(pem, "trusted", kMaxTrustedCerts, /*allow_der=*/false,
+                                      certs.get());
+  ERR_clear_error();
+  if (anchors->error_.empty()) anchors->certs_ = certs.release();
+  return anchors;
+}
+
+TrustAnchors::~TrustAnchors() {
+  if (certs_ != nullptr) sk_X509_pop_free(certs_, X509_free);
 }
 
 std::string VerdictToJson(const Verdict& v) {

@@ -71,6 +71,46 @@ TEST_F(VerifyTest, CorpusGivesExpectedVerdicts) {
   }
 }
 
+// Anchors parsed once give every verdict that the same anchors in the request give, used
+// again and again (the worker's cached system bundle), and the same errors.
+TEST_F(VerifyTest, ParsedAnchorsGiveTheRequestsVerdicts) {
+  std::vector<CorpusEntry> corpus = MakeCorpus();
+  for (int round = 0; round < 2; ++round) {
+    for (const CorpusEntry& e : corpus) {
+      SCOPED_TRACE(e.name);
+      std::unique_ptr<TrustAnchors> anchors = TrustAnchors::Parse(e.request.trusted);
+      VerifyRequest without = e.request;
+      without.trusted.clear();
+      std::string want = VerdictToJson(Verify(e.request));
+      EXPECT_EQ(VerdictToJson(VerifyWithAnchors(without, *anchors)), want);
+      EXPECT_EQ(VerdictToJson(VerifyWithAnchors(without, *anchors)), want);
+    }
+  }
+  ValidChainPems pems = MakeValidChain();
+  VerifyRequest r = ValidRequest(pems);
+  std::unique_ptr<TrustAnchors> anchors = TrustAnchors::Parse(r.trusted);
+  EXPECT_THAT(anchors->error(), IsEmpty());
+  // Anchors in the request as well: refused, not silently merged or ignored.
+  EXPECT_THAT(VerifyWithAnchors(r, *anchors).input_error,
+              HasSubstr("trusted: the request names anchors and parsed anchors"));
+  r.trusted.clear();
+  EXPECT_TRUE(VerifyWithAnchors(r, *anchors).valid);
+  // Other anchors than the chain's: not valid (the anchors are really used).
+  std::unique_ptr<TrustAnchors> other = TrustAnchors::Parse(MakeValidChain().root);
+  EXPECT_FALSE(VerifyWithAnchors(r, *other).valid);
+  std::unique_ptr<TrustAnchors> none = TrustAnchors::Parse("");
+  EXPECT_FALSE(VerifyWithAnchors(r, *none).valid);
+  // Bad anchors: the error is kept and is every verdict's input_error.
+  std::unique_ptr<TrustAnchors> garbage = TrustAnchors::Parse("garbage");
+  EXPECT_THAT(garbage->error(), HasSubstr("trusted: no PEM certificate found"));
+  EXPECT_EQ(garbage->certs(), nullptr);
+  EXPECT_THAT(VerifyWithAnchors(r, *garbage).input_error,
+              HasSubstr("trusted: no PEM certificate found"));
+  std::unique_ptr<TrustAnchors> huge =
+      TrustAnchors::Parse(std::string(kMaxFieldBytes + 1, 'A'));
+  EXPECT_THAT(VerifyWithAnchors(r, *huge).input_error, HasSubstr("trusted is"));
+}
+
 TEST_F(VerifyTest, ValidChainReportsBuiltChainLeafFirst) {
   ValidChainPems pems = MakeValidChain();
   Verdict v = Verify(ValidRequest(pems));
