@@ -96,11 +96,6 @@ absl::StatusOr<pid_t> ChildOfPidfd(int pidfd) {
   if ((info.mask & kPidfdInfoPid) == 0 || info.pid == 0) {
     return absl::PermissionDeniedError("fork server: PIDFD_GET_INFO gave no pid");
   }
-  if (static_cast<pid_t>(info.ppid) != getpid()) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "fork server: pid ", info.pid, " is not a child of the broker (its parent is ",
-        info.ppid, ")"));
-  }
   // The kernel's own answer to "is it my child": waitid refuses anyone else's (ECHILD).
   siginfo_t si;
   memset(&si, 0, sizeof(si));
@@ -112,8 +107,9 @@ absl::StatusOr<pid_t> ChildOfPidfd(int pidfd) {
 
 absl::StatusOr<UniqueFd> CheckForkServerReply(const ForkServerReply& reply, size_t bytes,
                                               int msg_flags, std::vector<UniqueFd>* fds,
-                                              uint64_t seq, pid_t server_pid, pid_t* pid,
-                                              bool* server_fault) {
+                                              uint64_t seq, pid_t server_pid,
+                                              const std::function<bool(pid_t)>& registered,
+                                              pid_t* pid, bool* server_fault) {
   *server_fault = true;
   if (bytes != sizeof(ForkServerReply)) {
     return absl::DataLossError(absl::StrCat("fork server: a reply of ", bytes, " bytes, not ",
@@ -148,6 +144,11 @@ absl::StatusOr<UniqueFd> CheckForkServerReply(const ForkServerReply& reply, size
   }
   if (child == server_pid) {
     return absl::PermissionDeniedError("fork server: sent its own pidfd as a worker's");
+  }
+  // A registered worker adopted twice would be reaped once and waited for forever.
+  if (registered(child)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("fork server: pid ", child, " is a registered worker"));
   }
   *pid = child;
   UniqueFd out = std::move((*fds)[0]);
@@ -400,8 +401,9 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
 // ---- The broker's side.
 
 // Waits (until `deadline`; a deadline in the past: only what is queued) for one reply;
-// fills what recvmsg returned. `server_pidfd` (-1: none) ends the wait when the server dies.
-absl::Status ReceiveReply(int sock, int server_pidfd, absl::Time deadline,
+// fills what recvmsg returned. A dead server's socket reads as closed (or reset), once
+// what it sent has been read.
+absl::Status ReceiveReply(int sock, absl::Time deadline,
                           ForkServerReply* reply, size_t* bytes, int* flags,
                           std::vector<UniqueFd>* fds) {
   for (;;) {
@@ -429,22 +431,18 @@ absl::Status ReceiveReply(int sock, int server_pidfd, absl::Time deadline,
       return absl::OkStatus();
     }
     if (errno == EINTR) continue;
+    if (errno == ECONNRESET) {
+      return absl::UnavailableError("fork server: it reset its socket (died)");
+    }
     if (errno != EAGAIN) return ErrnoStatus(errno, "fork server: recvmsg");
     const absl::Duration left = deadline - MonotonicNow();
     if (left <= absl::ZeroDuration()) {
       return absl::DeadlineExceededError("fork server: no reply in time");
     }
-    struct pollfd p[2] = {{sock, POLLIN, 0}, {server_pidfd, POLLIN, 0}};
+    struct pollfd p = {sock, POLLIN, 0};
     const int ms = static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1000));
-    const int rc = poll(p, 2, ms);
-    if (rc < 0 && errno != EINTR) return ErrnoStatus(errno, "fork server: poll");
-    if (rc > 0 && (p[0].revents & POLLIN) == 0 &&
-        ((p[0].revents & (POLLHUP | POLLERR)) != 0 || (p[1].revents & POLLIN) != 0)) {
-      // Dead, and nothing it sent is left (checked once more at the top).
-      if (recv(sock, reply, 0, MSG_DONTWAIT | MSG_PEEK) < 0 && errno == EAGAIN) {
-        return absl::UnavailableError("fork server: it died");
-      }
-    }
+    if (poll(&p, 1, ms) < 0 && errno != EINTR) return ErrnoStatus(errno, "fork server: poll");
+    // POLLHUP: the next recvmsg reads what is left, then EOF.
   }
 }
 
@@ -511,7 +509,7 @@ void Broker::Impl::EndServer(ForkServer::State& s, const std::string& reason) {
     size_t bytes = 0;
     int flags = 0;
     std::vector<UniqueFd> fds;
-    const absl::Status st = ReceiveReply(s.socket.get(), -1, MonotonicNow(), &reply, &bytes,
+    const absl::Status st = ReceiveReply(s.socket.get(), MonotonicNow(), &reply, &bytes,
                                          &flags, &fds);
     KillStrays(&fds);
     if (!st.ok()) break;
@@ -592,7 +590,7 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   size_t bytes = 0;
   int flags = 0;
   std::vector<UniqueFd> fds;
-  absl::Status st = ReceiveReply(s->socket.get(), s->pidfd.get(), MonotonicNow() + absl::Seconds(5),
+  absl::Status st = ReceiveReply(s->socket.get(), MonotonicNow() + absl::Seconds(5),
                                  &ready, &bytes, &flags, &fds);
   if (st.ok()) {
     if (bytes != sizeof(ready) || (flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
@@ -677,19 +675,14 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
   size_t bytes = 0;
   int flags = 0;
   std::vector<UniqueFd> fds;
-  absl::Status st = ReceiveReply(s.socket.get(), s.pidfd.get(), MonotonicNow() + timeout,
+  absl::Status st = ReceiveReply(s.socket.get(), MonotonicNow() + timeout,
                                  &reply, &bytes, &flags, &fds);
   pid_t pid = -1;
   bool fault = true;
   absl::StatusOr<UniqueFd> pidfd =
-      st.ok() ? CheckForkServerReply(reply, bytes, flags, &fds, req.seq, s.pid, &pid, &fault)
+      st.ok() ? CheckForkServerReply(reply, bytes, flags, &fds, req.seq, s.pid,
+                                     [this](pid_t p) { return IsWorkerPid(p); }, &pid, &fault)
               : absl::StatusOr<UniqueFd>(st);
-  if (pidfd.ok() && IsWorkerPid(pid)) {
-    // A registered worker's pidfd again: refused, and that worker is left alone.
-    pidfd = absl::PermissionDeniedError(
-        absl::StrCat("fork server: pid ", pid, " is a registered worker"));
-    fault = true;
-  }
   if (!pidfd.ok()) {
     if (!fault) return pidfd.status();  // the server's own honest failure (clone3)
     KillStrays(&fds);

@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -53,19 +54,21 @@ struct ForkServerReply {
 };
 
 // The pid of the process `pidfd` refers to, if it is a pidfd (PIDFD_GET_INFO, Linux 6.13)
-// of a child of this process that has not been reaped; otherwise an error saying which.
+// of a child of this process that has not been reaped (waitid(P_PIDFD) accepts it); otherwise an error saying which.
 absl::StatusOr<pid_t> ChildOfPidfd(int pidfd);
 
 // Checks one reply to request `seq` from the server `server_pid`: `bytes` and `msg_flags`
-// as recvmsg returned them, `fds` what came with it. Returns the worker's pidfd (taken from
+// as recvmsg returned them, `fds` what came with it; `registered` says whether a pid is a
+// worker the broker has already registered (refused: that worker is left alone). Returns the worker's pidfd (taken from
 // `fds`) and sets *pid; an error says what was wrong (and leaves `fds` to the caller, who
 // must make sure no child in it outlives the refusal). A reply whose err is set and that
 // carries no fd is the server's honest failure: Unknown error with its errno and step, and
 // *server_fault stays false; every other failure sets *server_fault.
 absl::StatusOr<UniqueFd> CheckForkServerReply(const ForkServerReply& reply, size_t bytes,
                                               int msg_flags, std::vector<UniqueFd>* fds,
-                                              uint64_t seq, pid_t server_pid, pid_t* pid,
-                                              bool* server_fault);
+                                              uint64_t seq, pid_t server_pid,
+                                              const std::function<bool(pid_t)>& registered,
+                                              pid_t* pid, bool* server_fault);
 
 }  // namespace vow
 
