@@ -32,6 +32,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -83,6 +85,7 @@ constexpr unsigned long kPidfdGetInfo = _IOWR(0xFF, 11, PidfdInfo);
 // x86-64 keeps it at 720 of a ~2.3 KiB struct pthread).
 constexpr size_t kTidScanBytes = 1024;
 constexpr int kMaxProbeHits = 64;
+constexpr size_t kSlotBytes = 4096;
 
 }  // namespace
 
@@ -170,11 +173,17 @@ struct ForkServer::State {
   size_t tid_offset = 0;
   void* robust_head = nullptr;
   size_t robust_len = 0;
+  // The slot page (a memfd mapped shared, MADV_DONTFORK: no worker has it), where the
+  // kernel stores each worker's pid during clone3 (CLONE_PARENT_SETTID) and the server
+  // clears it once the reply is sent: non-zero only while a worker exists that the
+  // broker may not have heard of. Meaningful in the server only.
+  int32_t* slot_page = nullptr;
   // The broker's side.
   mutable absl::Mutex mu;
   pid_t pid ABSL_GUARDED_BY(mu) = -1;
   UniqueFd pidfd ABSL_GUARDED_BY(mu);
   UniqueFd socket ABSL_GUARDED_BY(mu);
+  UniqueFd slot ABSL_GUARDED_BY(mu);  // the slot page's memfd (read with pread)
   uint64_t seq ABSL_GUARDED_BY(mu) = 0;
   std::string failure ABSL_GUARDED_BY(mu);
 };
@@ -323,8 +332,12 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
     }
     struct clone_args args;
     memset(&args, 0, sizeof(args));
-    args.flags = CLONE_PARENT | CLONE_PIDFD | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID;
+    args.flags = CLONE_PARENT | CLONE_PIDFD | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID |
+                 CLONE_PARENT_SETTID;
     args.pidfd = reinterpret_cast<uintptr_t>(&pidfd);
+    // Written by the kernel before the child can run: a server killed before its reply
+    // still leaves the worker's pid where the broker finds it (EndServer).
+    args.parent_tid = reinterpret_cast<uintptr_t>(s.slot_page);
     args.child_tid = reinterpret_cast<uintptr_t>(
         reinterpret_cast<unsigned char*>(pthread_self()) + s.tid_offset);
     // exit_signal stays 0: with CLONE_PARENT the kernel takes the server's (SIGCHLD).
@@ -338,7 +351,7 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
   }
   for (int i = 0; i < nfds; ++i) close(fds[i]);
   // A broker gone meanwhile: the next recvmsg sees it.
-  (void)SendReply(sock, reply, pidfd);
+  if (SendReply(sock, reply, pidfd)) __atomic_store_n(s.slot_page, 0, __ATOMIC_SEQ_CST);
   if (pidfd >= 0) close(pidfd);
 }
 
@@ -357,7 +370,16 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
 
   ForkServerReply ready;
   ready.pid = getpid();
-  if (const int rc = ProbeTidOffset(&s.tid_offset); rc != 0) {
+  const int slot_fd = memfd_create("vow-fork-server-slot", MFD_CLOEXEC);
+  void* page = MAP_FAILED;
+  if (slot_fd < 0 || ftruncate(slot_fd, kSlotBytes) != 0 ||
+      (page = mmap(nullptr, kSlotBytes, PROT_READ | PROT_WRITE, MAP_SHARED, slot_fd, 0)) ==
+          MAP_FAILED ||
+      madvise(page, kSlotBytes, MADV_DONTFORK) != 0) {
+    SetStep(&ready, errno, "slot page");
+  } else if (const int rc = (s.slot_page = static_cast<int32_t*>(page),
+                             ProbeTidOffset(&s.tid_offset));
+             rc != 0) {
     SetStep(&ready, -rc, "probe of glibc's cached tid");
   } else if (syscall(SYS_get_robust_list, 0, &s.robust_head, &s.robust_len) != 0 ||
              s.robust_head == nullptr) {
@@ -371,7 +393,8 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
       SetStep(&ready, EIO, "address space size");
     }
   }
-  if (!SendReply(sock, ready, -1) || ready.err != 0) _exit(0);
+  if (!SendReply(sock, ready, ready.err == 0 ? slot_fd : -1) || ready.err != 0) _exit(0);
+  close(slot_fd);
 
   for (;;) {
     ForkServerRequest req;
@@ -502,6 +525,16 @@ void Broker::Impl::EndServer(ForkServer::State& s, const std::string& reason) {
   while (waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &si, WEXITED) != 0 &&
          errno == EINTR) {
   }
+  // A worker it made but did not report (killed between its clone3 and its reply): the
+  // pid the kernel left in the slot page. Its pidfd is taken now, while it cannot have been
+  // reaped (it is this process's unregistered child), and it is ended with the strays.
+  std::vector<UniqueFd> unreported;
+  int32_t slot_pid = 0;
+  if (s.slot.valid() && pread(s.slot.get(), &slot_pid, sizeof(slot_pid), 0) ==
+                            static_cast<ssize_t>(sizeof(slot_pid)) &&
+      slot_pid > 0) {
+    unreported.emplace_back(static_cast<int>(syscall(SYS_pidfd_open, slot_pid, 0)));
+  }
   // Dead now: whatever it sent and the broker did not take is read here, and any worker
   // in it is ended.
   for (;;) {
@@ -514,6 +547,7 @@ void Broker::Impl::EndServer(ForkServer::State& s, const std::string& reason) {
     KillStrays(&fds);
     if (!st.ok()) break;
   }
+  KillStrays(&unreported);
   AuditEntry entry;
   entry.pid = s.pid;
   entry.request = "fork server";
@@ -521,6 +555,7 @@ void Broker::Impl::EndServer(ForkServer::State& s, const std::string& reason) {
   entry.reason = absl::StrCat("ended: ", reason);
   audit_->Record(std::move(entry));
   s.socket.reset();
+  s.slot.reset();
   s.pidfd.reset();
   s.pid = -1;
 }
@@ -594,13 +629,24 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
                                  &ready, &bytes, &flags, &fds);
   if (st.ok()) {
     if (bytes != sizeof(ready) || (flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
-        ready.magic != kForkServerMagic || ready.seq != 0 || ready.pid != pid || !fds.empty()) {
+        ready.magic != kForkServerMagic || ready.seq != 0 || ready.pid != pid ||
+        fds.size() != (ready.err == 0 ? 1u : 0u)) {
       st = absl::DataLossError("fork server: a malformed ready message");
     } else if (ready.err != 0) {
       char step[sizeof(ready.step) + 1];
       memcpy(step, ready.step, sizeof(ready.step));
       step[sizeof(ready.step)] = '\0';
       st = ErrnoStatus(ready.err, absl::StrCat("fork server: ", step));
+    } else {
+      // The slot page: a regular file (memfd) of exactly its size.
+      struct stat sb;
+      if (fstat(fds[0].get(), &sb) != 0 || !S_ISREG(sb.st_mode) ||
+          sb.st_size != static_cast<off_t>(kSlotBytes)) {
+        st = absl::DataLossError("fork server: the ready message's fd is not its slot page");
+      } else {
+        s->slot = std::move(fds[0]);
+        fds.clear();
+      }
     }
   }
   if (!st.ok()) {

@@ -9,7 +9,9 @@
 //   broker -> server  ForkServerRequest, with SCM_RIGHTS: the fds whose bits are set in
 //                     `fds`, in bit order (stdin, stdout, stderr, channel, net ns, ipc ns).
 //   server -> broker  ForkServerReply: first one "ready" (seq 0, pid = the server's own,
-//                     no fd; err != 0: the server cannot serve, `step` says why), then one
+//                     with one fd, its slot page, a 4 KiB memfd where the kernel stores
+//                     each new worker's pid until the reply for it is sent; err != 0: no
+//                     fd, the server cannot serve, `step` says why), then one
 //                     per request with the same seq: err 0 and exactly one fd, the
 //                     worker's pidfd (CLONE_PIDFD); or err != 0 and no fd.
 #ifndef VOW_BROKER_FORK_SERVER_H_

@@ -336,6 +336,33 @@ TEST(ForkServerTest, AServerKilledMidSpawnFailsTheSpawnPromptly) {
   EXPECT_EQ(f.broker->live_workers(), 0u);
 }
 
+// A reply that comes too late: the server is ended, and a worker it had made meanwhile
+// (its pidfd still in the socket) is killed and reaped, never left as an unregistered
+// child. Whether the server got as far as the clone depends on the timing, so the
+// deadline varies around the time a reply takes; afterwards this process must have no
+// child at all.
+TEST(ForkServerTest, ALateReplyLeavesNoStrayChild) {
+  Fixture f = Make();
+  int late = 0;
+  for (int i = 0; i < 100; ++i) {
+    auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+    ASSERT_TRUE(server.ok()) << server.status();
+    auto id = f.broker->SpawnFrom(**server, {}, absl::Microseconds(30 * (i % 40)));
+    if (id.ok()) {
+      f.broker->Kill(*id);
+      ASSERT_TRUE(f.broker->Wait(*id, absl::Seconds(10)).ok());
+      continue;
+    }
+    ++late;
+    EXPECT_TRUE(absl::IsUnavailable(id.status())) << id.status();
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    const int rc = waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT);
+    EXPECT_TRUE(rc == -1 && errno == ECHILD) << "a child is left: pid " << si.si_pid;
+  }
+  EXPECT_GT(late, 0);
+}
+
 TEST(ForkServerTest, APoolWhoseServerDiesGoesOnWithSpawn) {
   Fixture f = Make();
   WorkerPool::Options options;
