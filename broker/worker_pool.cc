@@ -69,6 +69,11 @@ void WorkerPool::Run() {
       server_pid_ = server_->pid();
     } else {
       server_note_ = std::string(server.status().message());
+      AuditEntry entry;
+      entry.request = "fork server";
+      entry.allowed = false;
+      entry.reason = absl::StrCat("not used by pool ", options_.name, ": ", server_note_);
+      broker_->audit().Record(std::move(entry));
     }
   }
   for (;;) {
