@@ -38,7 +38,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "broker/audit_log.h"
 #include "broker/refusal.h"
