@@ -107,6 +107,18 @@ absl::StatusOr<pid_t> ChildOfPidfd(int pidfd) {
   return static_cast<pid_t>(info.pid);
 }
 
+bool ForkServerRequestValid(const ForkServerRequest& req, size_t bytes, int msg_flags,
+                            int nfds) {
+  if (bytes != sizeof(req)) return false;
+  if (req.magic != kForkServerMagic) return false;
+  if ((msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return false;
+  if ((req.fds & kFsChannel) == 0) return false;
+  if ((req.fds & ~((1u << kForkServerMaxFds) - 1)) != 0) return false;
+  // Each fd is taken by its bit: as many fds as bits, or an index would run past them.
+  if (__builtin_popcount(req.fds) != nfds) return false;
+  return true;
+}
+
 absl::StatusOr<UniqueFd> CheckForkServerReply(const ForkServerReply& reply, size_t bytes,
                                               int msg_flags, std::vector<UniqueFd>* fds,
                                               uint64_t seq, pid_t server_pid,
@@ -317,9 +329,7 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
   ForkServerReply reply;
   reply.seq = req.seq;
   int pidfd = -1;
-  if (n != static_cast<ssize_t>(sizeof(req)) || req.magic != kForkServerMagic ||
-      (msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 || (req.fds & kFsChannel) == 0 ||
-      (req.fds & ~0x3fu) != 0 || __builtin_popcount(req.fds) != nfds) {
+  if (n < 0 || !ForkServerRequestValid(req, static_cast<size_t>(n), msg_flags, nfds)) {
     SetStep(&reply, EINVAL, "malformed request");
   } else {
     // PlaceChildFds order: stdin, stdout, stderr, channel, shared root, net, ipc.

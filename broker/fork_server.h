@@ -55,6 +55,12 @@ struct ForkServerReply {
   char step[36] = {};  // NUL-terminated, for err != 0
 };
 
+// The server's check of a request (the broker is trusted, but the server indexes the fds
+// by the request's bits): `bytes` and `msg_flags` as recvmsg returned them, `nfds` the fds
+// that came with it.
+bool ForkServerRequestValid(const ForkServerRequest& req, size_t bytes, int msg_flags,
+                            int nfds);
+
 // The pid of the process `pidfd` refers to, if it is a pidfd (PIDFD_GET_INFO, Linux 6.13)
 // of a child of this process that has not been reaped (waitid(P_PIDFD) accepts it); otherwise an error saying which.
 absl::StatusOr<pid_t> ChildOfPidfd(int pidfd);

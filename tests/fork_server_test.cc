@@ -529,5 +529,23 @@ TEST(ForkServerReplyTest, EveryLieIsRefused) {
   EXPECT_FALSE(fault) << honest;
 }
 
+TEST(ForkServerRequestTest, OnlyAWellFormedRequestIsServed) {
+  ForkServerRequest good;
+  good.fds = kFsChannel | kFsStdin | kFsNet;
+  EXPECT_TRUE(ForkServerRequestValid(good, sizeof(good), 0, 3));
+  EXPECT_FALSE(ForkServerRequestValid(good, sizeof(good) - 1, 0, 3));
+  EXPECT_FALSE(ForkServerRequestValid(good, sizeof(good), MSG_CTRUNC, 3));
+  EXPECT_FALSE(ForkServerRequestValid(good, sizeof(good), 0, 2));  // fewer fds than bits
+  ForkServerRequest bad = good;
+  bad.magic = 0;
+  EXPECT_FALSE(ForkServerRequestValid(bad, sizeof(bad), 0, 3));
+  bad = good;
+  bad.fds = kFsStdin | kFsNet;  // no channel
+  EXPECT_FALSE(ForkServerRequestValid(bad, sizeof(bad), 0, 2));
+  bad = good;
+  bad.fds |= 1u << 6;  // a bit no fd has
+  EXPECT_FALSE(ForkServerRequestValid(bad, sizeof(bad), 0, 4));
+}
+
 }  // namespace
 }  // namespace vow
