@@ -68,6 +68,8 @@ namespace {
 // What a worker sent before it exited is read up to this many messages.
 constexpr int kMaxDrainMessages = 4096;
 
+}  // namespace
+
 // The fd of `policy`'s shared root (PreparedPolicy::shared_root), made on first use; -1
 // when its workers make their own mount namespace or have none (no mountns, or the
 // broker's identity kept: see MakeSharedRoot). Owned by the policy: valid while the
@@ -126,10 +128,6 @@ void ChildError(const char* what, const char* detail, int err) {
   if (len > 0) (void)!write(2, line, std::min(static_cast<size_t>(len), sizeof(line) - 1));
 }
 
-// The fds a spawn's child is given: stdio (3), the channel, the program or the shared
-// root, the fresh network and IPC namespaces.
-constexpr int kChildFdSources = 7;
-
 // Puts the spawn's fds in place: sources[0..2] (stdio; -1: none) and sources[3] (the
 // channel) at 0-3; sources[4..6] (the program or the shared root, the fresh network and
 // IPC namespaces; -1: none) are returned in extras[0..2]. Each is first moved above 10,
@@ -146,6 +144,8 @@ bool PlaceChildFds(const int sources[kChildFdSources], int extras[kChildFdSource
   for (int i = 4; i < kChildFdSources; ++i) extras[i - 4] = moved[i];
   return true;
 }
+
+namespace {
 
 // What an exec'd worker's child needs, made before the clone. The child shares the
 // broker's memory: the calling thread does not touch any of it (nor what it points to)
@@ -859,11 +859,39 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     }
     tracer = *std::move(started);
   }
+  ASSIGN_OR_RETURN(WorkerId id,
+                   RegisterWorker(pid, UniqueFd(static_cast<int>(pidfd)), std::move(ours), policy,
+                                  std::move(tracer), exec, script_path, std::move(script_fd),
+                                  options, argv));
+  // Registered: the serving loop can take its hello and answer its execve.
+  if (exec) {
+    absl::Status released = exec_child.Release(options.exec_deadline);
+    if (!released.ok()) {
+      // Ended (audited, killed), reaped and forgotten here: the caller never sees the id.
+      {
+        absl::MutexLock relock(&mu_);
+        auto it = workers_.find(id);
+        if (it != workers_.end()) {
+          End(*it->second, WorkerResult::Kind::kLockdownFailed, std::string(released.message()));
+        }
+      }
+      exec_child.Kill();
+      (void)Wait(id, kExecChildKillGrace);
+      return released;
+    }
+  }
+  return id;
+}
+
+absl::StatusOr<WorkerId> Broker::Impl::RegisterWorker(
+    pid_t pid, UniqueFd pidfd, Channel ours, std::shared_ptr<const PreparedPolicy> policy,
+    std::shared_ptr<const ExecTracer> tracer, bool exec, std::string script_path,
+    UniqueFd script_fd, const SpawnOptions& options, const std::vector<std::string>* argv) {
   auto w = std::make_unique<Worker>();
   w->pid = pid;
   w->policy = policy;
   w->channel = std::move(ours);
-  w->pidfd.reset(static_cast<int>(pidfd));
+  w->pidfd = std::move(pidfd);
   w->phase = Phase::kAwaitHello;
   w->shared = std::make_shared<WorkerShared>();
   {
@@ -917,24 +945,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
                           argv != nullptr ? absl::StrCat(" exec ", (*argv)[0]) : ""),
         true, absl::StrCat("promises: ", policy->policy.promises.ToString(), "; ",
                            policy->layers_text));
-  // Registered: the serving loop can take its hello and answer its execve.
   lock.Release();
-  if (exec) {
-    absl::Status released = exec_child.Release(options.exec_deadline);
-    if (!released.ok()) {
-      // Ended (audited, killed), reaped and forgotten here: the caller never sees the id.
-      {
-        absl::MutexLock relock(&mu_);
-        auto it = workers_.find(id);
-        if (it != workers_.end()) {
-          End(*it->second, WorkerResult::Kind::kLockdownFailed, std::string(released.message()));
-        }
-      }
-      exec_child.Kill();
-      (void)Wait(id, kExecChildKillGrace);
-      return released;
-    }
-  }
   return id;
 }
 

@@ -147,6 +147,30 @@ struct BrokerOptions {
 absl::Status CompileExecProgram(FilterCache& filters, const Policy& policy,
                                 SpawnOptions::ExecChannel channel);
 
+// A fork server (broker/broker_fork_server.cc; README "Spawn, round 3"): a single-threaded
+// copy of this process, forked once by Broker::StartForkServer, that holds one prepared
+// policy's compiled filter and shared root and one worker function, and makes each worker
+// with clone3(CLONE_PARENT | CLONE_PIDFD): the worker is this process's child, as a
+// forked one is (same parent check, parent-death signal and reaping), but this process's
+// threads and page tables are not copied for it. WorkerPool uses one. The destructor ends
+// the server (not the workers it made). Not thread-safe: one SpawnFrom at a time.
+class ForkServer {
+ public:
+  struct State;
+  ~ForkServer();
+  ForkServer(const ForkServer&) = delete;
+  ForkServer& operator=(const ForkServer&) = delete;
+  // The server's pid (for tests), or -1 once it has been ended.
+  pid_t pid() const;
+  // Why the server was ended ("" while it serves). After a failure every SpawnFrom fails.
+  std::string failure() const;
+
+ private:
+  friend class Broker;
+  explicit ForkServer(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
 class Broker {
  public:
   static absl::StatusOr<std::unique_ptr<Broker>> Create(BrokerOptions options = {});
@@ -179,6 +203,21 @@ class Broker {
   absl::StatusOr<WorkerId> SpawnExec(std::shared_ptr<const PreparedPolicy> policy,
                                      const std::vector<std::string>& argv,
                                      const SpawnOptions& options = {});
+
+  // Forks a fork server for workers that run `main` under `policy` with the stdio of
+  // `options` (which of fds 0-2 are given, not their values: each SpawnFrom passes its
+  // own). PR_SET_PDEATHSIG follows the calling thread, as for Spawn: the server and every
+  // worker it makes die when this thread exits. Fails (and leaves nothing behind) when
+  // the kernel or glibc lacks what the server needs (see the .cc); callers then Spawn.
+  absl::StatusOr<std::unique_ptr<ForkServer>> StartForkServer(
+      std::shared_ptr<const PreparedPolicy> policy, WorkerMain main,
+      const SpawnOptions& options = {});
+  // Spawns a worker through `server`. Waits at most `timeout` for the server; a server
+  // that does not answer in time, dies or sends anything but a pidfd of a new child of
+  // this process is ended (ForkServer::failure says why) and the spawn fails with
+  // Unavailable: the caller may Spawn instead.
+  absl::StatusOr<WorkerId> SpawnFrom(ForkServer& server, const SpawnOptions& options = {},
+                                     absl::Duration timeout = absl::Seconds(5));
 
   // Waits until the worker has ended and been reaped; returns (and forgets) its result.
   // Returns DeadlineExceeded if it has not ended by `timeout` (it keeps running).

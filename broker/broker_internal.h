@@ -62,6 +62,8 @@
 
 namespace vow {
 
+class ExecTracer;
+
 // What a policy becomes once checked: the opened rules and the resolved layers. Its
 // seccomp program is compiled at the first spawn that loads it (ProgramFor in broker.cc,
 // through the broker's FilterCache), so `vow run` compiles only the exec'd image's.
@@ -233,6 +235,25 @@ struct Worker {
   bool throttle_episode = false;
 };
 
+// Spawn helpers shared by broker.cc and broker_fork_server.cc (defined in broker.cc).
+// The fd of `policy`'s shared root, made on first use; -1 when its workers make their own
+// mount namespace or have none. Owned by the policy.
+absl::StatusOr<int> SharedRootFor(const PreparedPolicy& policy);
+// The seccomp program a spawn loads (compiled on first use, then shared).
+absl::StatusOr<std::shared_ptr<const BpfProgram>> ProgramFor(FilterCache& filters,
+                                                             const Policy& policy, bool exec,
+                                                             bool keep_channel);
+// This process's address space (VmSize).
+absl::StatusOr<uint64_t> AddressSpaceBytes();
+// In a spawn's child (async-signal-safe): "vow: <what><detail>: <error>" to stderr.
+void ChildError(const char* what, const char* detail, int err);
+// The fds a spawn's child is given: stdio (3), the channel, the program or the shared
+// root, the fresh network and IPC namespaces.
+inline constexpr int kChildFdSources = 7;
+// In a spawn's child: sources[0..2] (stdio; -1: none) and sources[3] (the channel) to
+// fds 0-3; sources[4..6] moved above 10 and returned in extras[0..2]. False on failure.
+bool PlaceChildFds(const int sources[kChildFdSources], int extras[kChildFdSources - 4]);
+
 class Broker::Impl {
  public:
   Impl(AuditLog* audit, std::shared_ptr<FilterCache> filters, size_t namespace_stock,
@@ -247,6 +268,26 @@ class Broker::Impl {
                                        const WorkerMain* main,
                                        const std::vector<std::string>* argv,
                                        const SpawnOptions& options);
+  // The second half of a spawn: registers a started child (the channel's broker end
+  // `ours`, its pidfd) with the serving loop. On failure the child is killed and reaped.
+  absl::StatusOr<WorkerId> RegisterWorker(pid_t pid, UniqueFd pidfd, Channel ours,
+                                          std::shared_ptr<const PreparedPolicy> policy,
+                                          std::shared_ptr<const ExecTracer> tracer, bool exec,
+                                          std::string script_path, UniqueFd script_fd,
+                                          const SpawnOptions& options,
+                                          const std::vector<std::string>* argv);
+  // The fork server (broker_fork_server.cc).
+  absl::StatusOr<std::unique_ptr<ForkServer::State>> StartForkServer(
+      std::shared_ptr<const PreparedPolicy> policy, WorkerMain main, const SpawnOptions& options);
+  absl::StatusOr<WorkerId> SpawnFrom(ForkServer::State& server, const SpawnOptions& options,
+                                     absl::Duration timeout);
+  // Ends the server (`reason` becomes its failure, audited) and any unregistered child it
+  // left in flight. Called with server.mu held.
+  void EndServer(ForkServer::State& server, const std::string& reason);
+  // SIGKILLs and reaps every fd in `fds` that is a pidfd of an unregistered child.
+  void KillStrays(std::vector<UniqueFd>* fds);
+  // True if `pid` is a registered worker not yet reaped.
+  bool IsWorkerPid(pid_t pid) const;
   absl::StatusOr<WorkerResult> Wait(WorkerId id, absl::Duration timeout);
   void Kill(WorkerId id);
   pid_t pid(WorkerId id) const;

@@ -38,7 +38,44 @@ WorkerPool::~WorkerPool() {
   thread_.join();
 }
 
+absl::StatusOr<WorkerId> WorkerPool::SpawnOne(const SpawnOptions& spawn_options) {
+  if (server_ != nullptr) {
+    absl::StatusOr<WorkerId> id = broker_->SpawnFrom(*server_, spawn_options);
+    if (id.ok()) return id;
+    // Ended (its failure is audited by the broker), or an honest failure of its clone3:
+    // either way this worker is spawned the ordinary way.
+    const std::string failure = server_->failure();
+    if (!failure.empty()) {
+      server_.reset();
+      absl::MutexLock lock(&mu_);
+      server_pid_ = -1;
+      server_note_ = absl::StrCat("fork server ended: ", failure);
+    }
+  }
+  return broker_->Spawn(policy_, main_, spawn_options);
+}
+
 void WorkerPool::Run() {
+  if (options_.fork_server == Options::ForkServerUse::kUse) {
+    SpawnOptions shape;  // which of fds 0-2 each worker is given
+    shape.stdin_fd = 0;
+    shape.stdout_fd = 1;
+    shape.stderr_fd = options_.stderr_fd;
+    absl::StatusOr<std::unique_ptr<ForkServer>> server =
+        broker_->StartForkServer(policy_, main_, shape);
+    absl::MutexLock lock(&mu_);
+    if (server.ok()) {
+      server_ = *std::move(server);
+      server_pid_ = server_->pid();
+    } else {
+      server_note_ = std::string(server.status().message());
+      AuditEntry entry;
+      entry.request = "fork server";
+      entry.allowed = false;
+      entry.reason = absl::StrCat("not used by pool ", options_.name, ": ", server_note_);
+      broker_->audit().Record(std::move(entry));
+    }
+  }
   for (;;) {
     std::deque<WorkerId> dead;
     bool spawn = false;
@@ -78,7 +115,7 @@ void WorkerPool::Run() {
       spawn_options.stdout_fd = sv[1];
       spawn_options.stderr_fd = options_.stderr_fd;
       spawn_options.name = options_.name;
-      id = broker_->Spawn(policy_, main_, spawn_options);
+      id = SpawnOne(spawn_options);
       close(sv[1]);
     }
     absl::MutexLock lock(&mu_);
@@ -94,7 +131,12 @@ void WorkerPool::Run() {
     all_.insert(*id);
     idle_.push_back(std::move(lease));
   }
-  // Stopping: end every worker, idle or lent, and reap them.
+  // Stopping: end the server, then every worker, idle or lent, and reap them.
+  server_.reset();
+  {
+    absl::MutexLock lock(&mu_);
+    server_pid_ = -1;
+  }
   std::set<WorkerId> all;
   {
     absl::MutexLock lock(&mu_);
@@ -139,6 +181,20 @@ void WorkerPool::Release(Lease lease, bool healthy) {
 size_t WorkerPool::idle() const {
   absl::MutexLock lock(&mu_);
   return idle_.size();
+}
+
+}  // namespace vow
+
+namespace vow {
+
+pid_t WorkerPool::fork_server_pid() const {
+  absl::MutexLock lock(&mu_);
+  return server_pid_;
+}
+
+std::string WorkerPool::fork_server_note() const {
+  absl::MutexLock lock(&mu_);
+  return server_note_;
 }
 
 }  // namespace vow

@@ -7,6 +7,14 @@
 // goes back to the idle set; not healthy (a crash, a bad answer, a timeout), it is killed,
 // its result is passed to `on_exit`, and a replacement is spawned.
 //
+// Workers come from a fork server (Broker::StartForkServer; README "Spawn, round 3"): a
+// single-threaded copy of the broker, forked once by the pool's thread, makes each worker,
+// so the broker's threads and page tables are not copied per worker. The worker is still
+// the broker's child, locked down exactly as a Spawn()ed one. If the server cannot start
+// or fails (dies, does not answer in time, sends anything but a new child's pidfd), it is
+// ended, the reason is audited and kept (fork_server_note()), and the pool goes on with
+// Broker::Spawn.
+//
 // All spawning happens on the pool's own thread, because PR_SET_PDEATHSIG follows the
 // thread that forked: workers must not die with the request thread that happened to
 // need a replacement. Thread-safe.
@@ -39,6 +47,9 @@ class WorkerPool {
     size_t max_live = SIZE_MAX;
     int stderr_fd = -1;  // given to every worker as fd 2; -1: /dev/null
     std::string name = "pool";
+    // kUse: spawn through a fork server (see above); kNone: Broker::Spawn each worker.
+    enum class ForkServerUse : uint8_t { kUse, kNone };
+    ForkServerUse fork_server = ForkServerUse::kUse;
     // Called on the pool's thread with the result of every worker that ended.
     std::function<void(WorkerId, const WorkerResult&)> on_exit;
   };
@@ -71,11 +82,16 @@ class WorkerPool {
   void Release(Lease lease, bool healthy);
 
   size_t idle() const;
+  // The fork server's pid, or -1 when the pool spawns without one (for tests).
+  pid_t fork_server_pid() const;
+  // Why the pool spawns without a fork server ("" while it has one, or by kNone).
+  std::string fork_server_note() const;
 
  private:
   WorkerPool(Broker* broker, std::shared_ptr<const PreparedPolicy> policy, WorkerMain main,
              Options options);
   void Run();
+  absl::StatusOr<WorkerId> SpawnOne(const SpawnOptions& spawn_options);
 
   Broker* broker_;
   std::shared_ptr<const PreparedPolicy> policy_;
@@ -88,6 +104,10 @@ class WorkerPool {
   size_t live_ ABSL_GUARDED_BY(mu_) = 0;            // spawned and not yet reaped
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status spawn_error_ ABSL_GUARDED_BY(mu_);
+  // Used on the pool's thread only (made and ended there: PR_SET_PDEATHSIG).
+  std::unique_ptr<ForkServer> server_;
+  pid_t server_pid_ ABSL_GUARDED_BY(mu_) = -1;
+  std::string server_note_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

@@ -220,6 +220,45 @@ void BM_SpawnToLocked(benchmark::State& state) {
 }
 BENCHMARK(BM_SpawnToLocked)->UseRealTime()->MinTime(2.0);
 
+// The same spawn through a fork server (Broker::StartForkServer, made once, as a
+// WorkerPool makes it; README "Spawn, round 3"): the single-threaded server clones each
+// worker, which is still this process's child and is locked down and reaped as above.
+// Counters as in BM_SpawnToLocked.
+void BM_SpawnToLockedForkServer(benchmark::State& state) {
+  if (!NothingElseAlive(state)) return;
+  std::unique_ptr<Broker> broker = std::move(*Broker::Create());
+  auto prepared = *broker->Prepare(Policy{});
+  ReportProcessSize(state);
+  static uint64_t* first = static_cast<uint64_t*>(
+      mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  auto server = broker->StartForkServer(prepared, [](Client&) {
+    *first = MonotonicNs();
+    return 0;
+  });
+  if (!server.ok()) {
+    state.SkipWithError(std::string(server.status().message()).c_str());
+    return;
+  }
+  double returned = 0, to_first = 0, reaped = 0;
+  for (auto _ : state) {
+    const uint64_t t0 = MonotonicNs();
+    auto id = broker->SpawnFrom(**server);
+    const uint64_t t1 = MonotonicNs();
+    if (!id.ok()) abort();
+    auto result = broker->Wait(*id);
+    const uint64_t t2 = MonotonicNs();
+    if (!result.ok() || result->kind != WorkerResult::Kind::kExited) abort();
+    returned += t1 - t0;
+    to_first += *first - t0;
+    reaped += t2 - *first;
+  }
+  const double n = static_cast<double>(state.iterations()) * 1000;
+  state.counters["spawn_returned_us"] = returned / n;
+  state.counters["first_instruction_us"] = to_first / n;
+  state.counters["reaped_us"] = reaped / n;
+}
+BENCHMARK(BM_SpawnToLockedForkServer)->UseRealTime()->MinTime(2.0);
+
 // The lock-down BM_SpawnToLocked's workers get, for the diagnostics below: Policy{}
 // (stdio, penalty kill, so a user-notification listener; the default limits) and the
 // layers this kernel has, filled in as the broker's child fills its LockdownSpec
@@ -1073,6 +1112,10 @@ int main(int argc, char** argv) {
                       "BM_ForkExitWait", 1.3);
   reporter.PrintRatio("spawn-to-locked / a small fork+exit+wait", "BM_SpawnToLocked",
                       "BM_ForkExitWaitSmall", 1.3);
+  reporter.PrintRatio("fork-server spawn-to-locked / caller's fork", "BM_SpawnToLockedForkServer",
+                      "BM_ForkExitWait", 1.3);
+  reporter.PrintRatio("fork-server spawn-to-locked / Spawn's", "BM_SpawnToLockedForkServer",
+                      "BM_SpawnToLocked", 0);
   reporter.PrintRatio("getppid under stdio / under allow-all", "BM_GetppidUnderStdio",
                       "BM_GetppidUnderAllowAll", 1.05);
   if (reporter.counter_ratios_.count("BM_GetppidFilters")) {

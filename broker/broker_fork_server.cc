@@ -1,0 +1,763 @@
+// The fork server (README "Spawn, round 3"): a single-threaded copy of the broker, forked
+// once per WorkerPool, that makes the pool's workers with clone3(CLONE_PARENT |
+// CLONE_PIDFD). The server side runs in that copy (no worker code, no worker bytes: its
+// only input is the broker's socket); the broker side checks every reply as hostile
+// (broker/fork_server.h).
+//
+// Why clone3(CLONE_PARENT) and not the server's fork(): the worker stays the broker's own
+// child, so everything the broker does for a forked worker holds unchanged: the parent
+// check in LockDown (getppid() == the broker), PR_SET_PDEATHSIG (the parent is the
+// thread that forked the server), waitid(P_PIDFD) and the exit status from the kernel;
+// the server never reports a status the broker would have to believe. glibc's fork() takes
+// no CLONE_PARENT, so the child is made by the raw syscall and what glibc's fork would
+// have fixed in it is fixed here, each from a fact checked at start-up (ServerMain):
+//  - the thread id glibc caches in the thread descriptor (used by raise/abort,
+//    pthread_kill, recursive and error-checking mutexes): CLONE_CHILD_SETTID writes the
+//    child's tid there, at an offset found by a probe (a glibc fork child of the server
+//    must hold its gettid() there and the server its own, at exactly one offset);
+//  - the robust-futex list, which the kernel does not copy: the child registers the
+//    server's list head again (get_robust_list in the server, set_robust_list in the
+//    child), as glibc's fork does;
+//  - CLONE_CHILD_CLEARTID on the same word, as glibc's fork sets it.
+// What is not done: pthread_atfork child handlers do not run in the worker (the server
+// itself is a glibc fork(), so they ran once, in the server). rseq is inherited (no
+// CLONE_VM). The server is single-threaded and idle in recvmsg when it clones, so no lock
+// of malloc or stdio can be held in the child.
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <new>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "base/syscall.h"
+#include "broker/broker_internal.h"
+#include "broker/fork_server.h"
+#include "worker/client.h"
+#include "worker/lockdown.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+namespace vow {
+
+namespace {
+
+// PIDFD_GET_INFO (Linux 6.13; Debian 12's headers predate it).
+struct PidfdInfo {
+  uint64_t mask;
+  uint64_t cgroupid;
+  uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+  int32_t exit_code;
+  uint32_t coredump_mask;
+  uint32_t spare;
+};
+constexpr uint64_t kPidfdInfoPid = 1;
+constexpr unsigned long kPidfdGetInfo = _IOWR(0xFF, 11, PidfdInfo);
+
+// How far into the thread descriptor the probe looks for the cached tid (glibc 2.36
+// x86-64 keeps it at 720 of a ~2.3 KiB struct pthread).
+constexpr size_t kTidScanBytes = 1024;
+constexpr int kMaxProbeHits = 64;
+constexpr size_t kSlotBytes = 4096;
+
+}  // namespace
+
+absl::StatusOr<pid_t> ChildOfPidfd(int pidfd) {
+  PidfdInfo info;
+  memset(&info, 0, sizeof(info));
+  info.mask = kPidfdInfoPid;
+  if (ioctl(pidfd, kPidfdGetInfo, &info) != 0) {
+    return ErrnoStatus(errno, "fork server: the fd is not a pidfd (PIDFD_GET_INFO)");
+  }
+  if ((info.mask & kPidfdInfoPid) == 0 || info.pid == 0) {
+    return absl::PermissionDeniedError("fork server: PIDFD_GET_INFO gave no pid");
+  }
+  // The kernel's own answer to "is it my child": waitid refuses anyone else's (ECHILD).
+  siginfo_t si;
+  memset(&si, 0, sizeof(si));
+  if (waitid(P_PIDFD, static_cast<id_t>(pidfd), &si, WEXITED | WNOHANG | WNOWAIT) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("fork server: waitid on pid ", info.pid));
+  }
+  return static_cast<pid_t>(info.pid);
+}
+
+bool ForkServerRequestValid(const ForkServerRequest& req, size_t bytes, int msg_flags,
+                            int nfds) {
+  if (bytes != sizeof(req)) return false;
+  if (req.magic != kForkServerMagic) return false;
+  if ((msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return false;
+  if ((req.fds & kFsChannel) == 0) return false;
+  if ((req.fds & ~((1u << kForkServerMaxFds) - 1)) != 0) return false;
+  // Each fd is taken by its bit: as many fds as bits, or an index would run past them.
+  if (__builtin_popcount(req.fds) != nfds) return false;
+  return true;
+}
+
+absl::StatusOr<UniqueFd> CheckForkServerReply(const ForkServerReply& reply, size_t bytes,
+                                              int msg_flags, std::vector<UniqueFd>* fds,
+                                              uint64_t seq, pid_t server_pid,
+                                              const std::function<bool(pid_t)>& registered,
+                                              pid_t* pid, bool* server_fault) {
+  *server_fault = true;
+  if (bytes != sizeof(ForkServerReply)) {
+    return absl::DataLossError(absl::StrCat("fork server: a reply of ", bytes, " bytes, not ",
+                                            sizeof(ForkServerReply)));
+  }
+  if ((msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
+    return absl::DataLossError("fork server: a truncated reply (or too many fds)");
+  }
+  if (reply.magic != kForkServerMagic) return absl::DataLossError("fork server: bad magic");
+  if (reply.seq != seq) {
+    return absl::DataLossError(
+        absl::StrCat("fork server: a reply to request ", reply.seq, ", expected ", seq));
+  }
+  if (reply.err != 0) {
+    if (!fds->empty()) {
+      return absl::DataLossError("fork server: a failure reply that carries fds");
+    }
+    *server_fault = false;
+    char step[sizeof(reply.step) + 1];
+    memcpy(step, reply.step, sizeof(reply.step));
+    step[sizeof(reply.step)] = '\0';
+    return ErrnoStatus(reply.err, absl::StrCat("fork server: ", step));
+  }
+  if (fds->size() != 1) {
+    return absl::DataLossError(
+        absl::StrCat("fork server: a success reply with ", fds->size(), " fds, not 1"));
+  }
+  ASSIGN_OR_RETURN(pid_t child, ChildOfPidfd((*fds)[0].get()));
+  if (child != reply.pid) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "fork server: reply names pid ", reply.pid, " but its pidfd is pid ", child));
+  }
+  if (child == server_pid) {
+    return absl::PermissionDeniedError("fork server: sent its own pidfd as a worker's");
+  }
+  // A registered worker adopted twice would be reaped once and waited for forever.
+  if (registered(child)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("fork server: pid ", child, " is a registered worker"));
+  }
+  *pid = child;
+  UniqueFd out = std::move((*fds)[0]);
+  fds->clear();
+  return out;
+}
+
+struct ForkServer::State {
+  // Made in the broker before the fork; the server and every worker have their copies.
+  std::shared_ptr<const PreparedPolicy> policy;
+  std::shared_ptr<const BpfProgram> compiled;
+  WorkerMain main;
+  std::vector<sock_filter> program;  // each worker patches its own copy
+  LayerSpec layers;
+  LockdownSpec spec;
+  int shared_root = -1;  // owned by `policy`
+  pid_t broker_pid = -1;
+  // Found by the server at start-up (ServerMain); meaningful in the server only.
+  size_t tid_offset = 0;
+  void* robust_head = nullptr;
+  size_t robust_len = 0;
+  // The slot page (a memfd mapped shared, MADV_DONTFORK: no worker has it), where the
+  // kernel stores each worker's pid during clone3 (CLONE_PARENT_SETTID) and the server
+  // clears it once the reply is sent: non-zero only while a worker exists that the
+  // broker may not have heard of. Meaningful in the server only.
+  int32_t* slot_page = nullptr;
+  // The broker's side.
+  mutable absl::Mutex mu;
+  pid_t pid ABSL_GUARDED_BY(mu) = -1;
+  UniqueFd pidfd ABSL_GUARDED_BY(mu);
+  UniqueFd socket ABSL_GUARDED_BY(mu);
+  UniqueFd slot ABSL_GUARDED_BY(mu);  // the slot page's memfd (read with pread)
+  uint64_t seq ABSL_GUARDED_BY(mu) = 0;
+  std::string failure ABSL_GUARDED_BY(mu);
+};
+
+namespace {
+
+// ---- The server (a fork of the broker; single-threaded; touches no lock of the broker).
+
+void SetStep(ForkServerReply* reply, int err, const char* step) {
+  reply->err = err;
+  strncpy(reply->step, step, sizeof(reply->step) - 1);
+}
+
+bool SendReply(int sock, const ForkServerReply& reply, int fd) {
+  struct iovec iov = {const_cast<ForkServerReply*>(&reply), sizeof(reply)};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  if (fd >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  }
+  for (;;) {
+    if (sendmsg(sock, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof(reply))) return true;
+    if (errno != EINTR) return false;
+  }
+}
+
+// Closes every fd from 3 up except `a` and `b` (-1: none).
+void CloseAllExcept(int a, int b) {
+  int keep[2] = {std::min(a, b), std::max(a, b)};
+  unsigned next = 3;
+  for (int fd : keep) {
+    if (fd < 3) continue;
+    if (static_cast<unsigned>(fd) > next) syscall(SYS_close_range, next, fd - 1, 0);
+    next = static_cast<unsigned>(fd) + 1;
+  }
+  syscall(SYS_close_range, next, ~0u, 0);
+}
+
+// Finds where glibc caches this thread's tid in its descriptor: the one offset (below
+// kTidScanBytes, 4-aligned) that holds the child's gettid() in a glibc fork() child and
+// this thread's gettid() here. 0 and *offset, or -errno (ENOENT: none, ENOTUNIQ: several).
+int ProbeTidOffset(size_t* offset) {
+  const unsigned char* self = reinterpret_cast<const unsigned char*>(pthread_self());
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return -errno;
+  const pid_t me = gettid();
+  const pid_t child = fork();
+  if (child < 0) return -errno;
+  if (child == 0) {
+    const pid_t t = gettid();
+    uint16_t hits[kMaxProbeHits];
+    int32_t n = 0;
+    for (size_t off = 0; off + sizeof(pid_t) <= kTidScanBytes && n < kMaxProbeHits;
+         off += sizeof(pid_t)) {
+      pid_t v;
+      memcpy(&v, self + off, sizeof(v));
+      if (v == t) hits[n++] = static_cast<uint16_t>(off);
+    }
+    const bool ok = write(p[1], &n, sizeof(n)) == sizeof(n) &&
+                    write(p[1], hits, n * sizeof(hits[0])) ==
+                        static_cast<ssize_t>(n * sizeof(hits[0]));
+    _exit(ok ? 0 : 1);
+  }
+  close(p[1]);
+  int32_t n = -1;
+  uint16_t hits[kMaxProbeHits];
+  const bool got = read(p[0], &n, sizeof(n)) == sizeof(n) && n >= 0 && n <= kMaxProbeHits &&
+                   read(p[0], hits, n * sizeof(hits[0])) ==
+                       static_cast<ssize_t>(n * sizeof(hits[0]));
+  close(p[0]);
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!got || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return -EIO;
+  int found = 0;
+  for (int32_t i = 0; i < n; ++i) {
+    pid_t v;
+    memcpy(&v, self + hits[i], sizeof(v));
+    if (v == me) {
+      *offset = hits[i];
+      ++found;
+    }
+  }
+  if (found == 0) return -ENOENT;
+  if (found > 1) return -ENOTUNIQ;
+  return 0;
+}
+
+// The worker, made by the server's clone3. Async-signal-safe until LockDown has returned.
+[[noreturn]] void WorkerChild(ForkServer::State& s, const int sources[kChildFdSources]) {
+  // The robust-futex list, which the kernel does not copy (glibc's fork does the same).
+  if (syscall(SYS_set_robust_list, s.robust_head, s.robust_len) != 0) {
+    _exit(kLockdownFailedExit);
+  }
+  int extras[kChildFdSources - 4];
+  if (!PlaceChildFds(sources, extras)) _exit(kLockdownFailedExit);
+  LayerSpec layers = s.layers;
+  LockdownSpec spec = s.spec;
+  spec.layers = &layers;
+  spec.program = s.program.data();
+  if (extras[0] >= 0) {
+    spec.keep_fd = extras[0];
+    layers.shared_root_fd = extras[0];
+  }
+  layers.fresh_net_fd = extras[1];
+  layers.fresh_ipc_fd = extras[2];
+  const char* step = nullptr;
+  const int rc = LockDown(spec, &step);
+  if (rc != 0) {
+    ChildError("worker lock-down failed at ", step != nullptr ? step : "?", -rc);
+    _exit(kLockdownFailedExit);
+  }
+  alignas(Client) static unsigned char storage[sizeof(Client)];
+  Client* client = new (storage) Client(kWorkerChannelFd);
+  const int code = s.main(*client);
+  fflush(stdout);
+  fflush(stderr);
+  _exit(code & 0xff);
+}
+
+// One request: makes the worker from the received fds and answers.
+void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssize_t n,
+              int msg_flags, int* fds, int nfds) {
+  ForkServerReply reply;
+  reply.seq = req.seq;
+  int pidfd = -1;
+  if (n < 0 || !ForkServerRequestValid(req, static_cast<size_t>(n), msg_flags, nfds)) {
+    SetStep(&reply, EINVAL, "malformed request");
+  } else {
+    // PlaceChildFds order: stdin, stdout, stderr, channel, shared root, net, ipc.
+    int sources[kChildFdSources] = {-1, -1, -1, -1, s.shared_root, -1, -1};
+    const int slot[kForkServerMaxFds] = {0, 1, 2, 3, 5, 6};
+    int next = 0;
+    for (int bit = 0; bit < kForkServerMaxFds; ++bit) {
+      if ((req.fds & (1u << bit)) != 0) sources[slot[bit]] = fds[next++];
+    }
+    struct clone_args args;
+    memset(&args, 0, sizeof(args));
+    args.flags = CLONE_PARENT | CLONE_PIDFD | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID |
+                 CLONE_PARENT_SETTID;
+    args.pidfd = reinterpret_cast<uintptr_t>(&pidfd);
+    // Written by the kernel before the child can run: a server killed before its reply
+    // still leaves the worker's pid where the broker finds it (EndServer).
+    args.parent_tid = reinterpret_cast<uintptr_t>(s.slot_page);
+    args.child_tid = reinterpret_cast<uintptr_t>(
+        reinterpret_cast<unsigned char*>(pthread_self()) + s.tid_offset);
+    // exit_signal stays 0: with CLONE_PARENT the kernel takes the server's (SIGCHLD).
+    const long pid = syscall(SYS_clone3, &args, sizeof(args));
+    if (pid == 0) WorkerChild(s, sources);
+    if (pid < 0) {
+      SetStep(&reply, errno, "clone3");
+    } else {
+      reply.pid = static_cast<int32_t>(pid);
+    }
+  }
+  for (int i = 0; i < nfds; ++i) close(fds[i]);
+  // A broker gone meanwhile: the next recvmsg sees it.
+  if (SendReply(sock, reply, pidfd)) __atomic_store_n(s.slot_page, 0, __ATOMIC_SEQ_CST);
+  if (pidfd >= 0) close(pidfd);
+}
+
+[[noreturn]] void ServerMain(ForkServer::State& s, int sock) {
+  // Dies with the thread that forked it, and refuses to start if that already happened.
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != s.broker_pid) _exit(1);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  // Nothing of the broker's but its socket and the shared root; 0 and 1 are /dev/null, 2
+  // stays for its workers' lock-down errors before their own stderr is in place.
+  const int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null_fd < 0 || dup2(null_fd, 0) != 0 || dup2(null_fd, 1) != 1) _exit(1);
+  if (null_fd > 2) close(null_fd);
+  CloseAllExcept(sock, s.shared_root);
+
+  ForkServerReply ready;
+  ready.pid = getpid();
+  const int slot_fd = memfd_create("vow-fork-server-slot", MFD_CLOEXEC);
+  void* page = MAP_FAILED;
+  if (slot_fd < 0 || ftruncate(slot_fd, kSlotBytes) != 0 ||
+      (page = mmap(nullptr, kSlotBytes, PROT_READ | PROT_WRITE, MAP_SHARED, slot_fd, 0)) ==
+          MAP_FAILED ||
+      madvise(page, kSlotBytes, MADV_DONTFORK) != 0) {
+    SetStep(&ready, errno, "slot page");
+  } else if (const int rc = (s.slot_page = static_cast<int32_t*>(page),
+                             ProbeTidOffset(&s.tid_offset));
+             rc != 0) {
+    SetStep(&ready, -rc, "probe of glibc's cached tid");
+  } else if (syscall(SYS_get_robust_list, 0, &s.robust_head, &s.robust_len) != 0 ||
+             s.robust_head == nullptr) {
+    SetStep(&ready, errno != 0 ? errno : ENOENT, "get_robust_list");
+  } else if (s.spec.memory_bytes != 0) {
+    // As for a forked worker (SpawnCommon): the limit is on top of what it starts with.
+    absl::StatusOr<uint64_t> inherited = AddressSpaceBytes();
+    if (inherited.ok()) {
+      s.spec.memory_bytes += *inherited;
+    } else {
+      SetStep(&ready, EIO, "address space size");
+    }
+  }
+  if (!SendReply(sock, ready, ready.err == 0 ? slot_fd : -1) || ready.err != 0) _exit(0);
+  close(slot_fd);
+
+  for (;;) {
+    ForkServerRequest req;
+    struct iovec iov = {&req, sizeof(req)};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(kForkServerMaxFds * sizeof(int))];
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    const ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) _exit(0);  // the broker closed its end
+    int fds[kForkServerMaxFds * 2];
+    int nfds = 0;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      const int k = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      for (int i = 0; i < k && nfds < kForkServerMaxFds * 2; ++i) {
+        memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      }
+    }
+    ServeOne(s, sock, req, n, msg.msg_flags, fds, nfds);
+  }
+}
+
+// ---- The broker's side.
+
+// Waits (until `deadline`; a deadline in the past: only what is queued) for one reply;
+// fills what recvmsg returned. A dead server's socket reads as closed (or reset), once
+// what it sent has been read.
+absl::Status ReceiveReply(int sock, absl::Time deadline,
+                          ForkServerReply* reply, size_t* bytes, int* flags,
+                          std::vector<UniqueFd>* fds) {
+  for (;;) {
+    struct iovec iov = {reply, sizeof(*reply)};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    const ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n >= 0) {
+      for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        const size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; ++i) {
+          int fd;
+          memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+          fds->emplace_back(fd);
+        }
+      }
+      if (n == 0) return absl::UnavailableError("fork server: it closed its socket (died)");
+      *bytes = static_cast<size_t>(n);
+      *flags = msg.msg_flags;
+      return absl::OkStatus();
+    }
+    if (errno == EINTR) continue;
+    if (errno == ECONNRESET) {
+      return absl::UnavailableError("fork server: it reset its socket (died)");
+    }
+    if (errno != EAGAIN) return ErrnoStatus(errno, "fork server: recvmsg");
+    const absl::Duration left = deadline - MonotonicNow();
+    if (left <= absl::ZeroDuration()) {
+      return absl::DeadlineExceededError("fork server: no reply in time");
+    }
+    struct pollfd p = {sock, POLLIN, 0};
+    const int ms = static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1000));
+    if (poll(&p, 1, ms) < 0 && errno != EINTR) return ErrnoStatus(errno, "fork server: poll");
+    // POLLHUP: the next recvmsg reads what is left, then EOF.
+  }
+}
+
+}  // namespace
+
+ForkServer::ForkServer(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+ForkServer::~ForkServer() {
+  absl::MutexLock lock(&state_->mu);
+  if (state_->pid < 0) return;
+  state_->socket.reset();  // the server exits on EOF; SIGKILL in case it is stuck
+  syscall(SYS_pidfd_send_signal, state_->pidfd.get(), SIGKILL, nullptr, 0);
+  siginfo_t si;
+  while (waitid(P_PIDFD, static_cast<id_t>(state_->pidfd.get()), &si, WEXITED) != 0 &&
+         errno == EINTR) {
+  }
+}
+
+pid_t ForkServer::pid() const {
+  absl::MutexLock lock(&state_->mu);
+  return state_->pid;
+}
+
+std::string ForkServer::failure() const {
+  absl::MutexLock lock(&state_->mu);
+  return state_->failure;
+}
+
+bool Broker::Impl::IsWorkerPid(pid_t pid) const {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, w] : workers_) {
+    if (!w->reaped && w->pid == pid) return true;
+  }
+  return false;
+}
+
+// Ends a child the broker never registered (a worker of a refused or late reply): the
+// fds that are not pidfds of unregistered children of this process are only closed.
+void Broker::Impl::KillStrays(std::vector<UniqueFd>* fds) {
+  for (UniqueFd& fd : *fds) {
+    absl::StatusOr<pid_t> pid = ChildOfPidfd(fd.get());
+    if (!pid.ok() || IsWorkerPid(*pid)) continue;
+    syscall(SYS_pidfd_send_signal, fd.get(), SIGKILL, nullptr, 0);
+    siginfo_t si;
+    while (waitid(P_PIDFD, static_cast<id_t>(fd.get()), &si, WEXITED) != 0 && errno == EINTR) {
+    }
+  }
+  fds->clear();
+}
+
+// Ends the server (it no longer serves) and every unregistered child it left in flight.
+void Broker::Impl::EndServer(ForkServer::State& s, const std::string& reason) {
+  if (s.pid < 0) return;
+  s.failure = reason;
+  syscall(SYS_pidfd_send_signal, s.pidfd.get(), SIGKILL, nullptr, 0);
+  siginfo_t si;
+  while (waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &si, WEXITED) != 0 &&
+         errno == EINTR) {
+  }
+  // A worker it made but did not report (killed between its clone3 and its reply): the
+  // pid the kernel left in the slot page. Its pidfd is taken now, while it cannot have been
+  // reaped (it is this process's unregistered child), and it is ended with the strays.
+  std::vector<UniqueFd> unreported;
+  int32_t slot_pid = 0;
+  if (s.slot.valid() && pread(s.slot.get(), &slot_pid, sizeof(slot_pid), 0) ==
+                            static_cast<ssize_t>(sizeof(slot_pid)) &&
+      slot_pid > 0) {
+    unreported.emplace_back(static_cast<int>(syscall(SYS_pidfd_open, slot_pid, 0)));
+  }
+  // Dead now: whatever it sent and the broker did not take is read here, and any worker
+  // in it is ended.
+  for (;;) {
+    ForkServerReply reply;
+    size_t bytes = 0;
+    int flags = 0;
+    std::vector<UniqueFd> fds;
+    const absl::Status st = ReceiveReply(s.socket.get(), MonotonicNow(), &reply, &bytes,
+                                         &flags, &fds);
+    KillStrays(&fds);
+    if (!st.ok()) break;
+  }
+  KillStrays(&unreported);
+  AuditEntry entry;
+  entry.pid = s.pid;
+  entry.request = "fork server";
+  entry.allowed = false;
+  entry.reason = absl::StrCat("ended: ", reason);
+  audit_->Record(std::move(entry));
+  s.socket.reset();
+  s.slot.reset();
+  s.pidfd.reset();
+  s.pid = -1;
+}
+
+absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer(
+    std::shared_ptr<const PreparedPolicy> policy, WorkerMain main, const SpawnOptions& options) {
+  if (policy == nullptr) return absl::InvalidArgumentError("no policy");
+  if (policy->exec_narrowing != nullptr) {
+    return absl::UnimplementedError("fork server: execpromises are for exec'd programs only");
+  }
+  if (policy->layers.pidns) {
+    // Each worker must be pid 1 of a PID namespace of its own; the server's clone3 does not
+    // make one, so such a pool spawns its workers the ordinary way (Spawn).
+    return absl::UnimplementedError("fork server: layers +pidns are made by Spawn");
+  }
+  auto s = std::make_unique<ForkServer::State>();
+  ASSIGN_OR_RETURN(s->compiled, ProgramFor(*filters_, policy->policy, false, true));
+  s->program = s->compiled->code;
+  s->layers = policy->layers;
+  ASSIGN_OR_RETURN(s->shared_root, SharedRootFor(*policy));
+  s->broker_pid = getpid();
+  LockdownSpec& spec = s->spec;
+  spec.channel_fd = kWorkerChannelFd;
+  spec.broker_pid = s->broker_pid;
+  spec.program_len = s->program.size();
+  spec.needs_listener = s->compiled->needs_listener();
+  spec.trap_reporter = policy->policy.penalty == Penalty::kTrap;
+  spec.max_open_fds = policy->policy.limits.max_open_fds;
+  spec.cpu_seconds = policy->policy.limits.cpu_seconds;
+  spec.memory_bytes = policy->policy.limits.memory_bytes;
+  spec.file_bytes = policy->policy.limits.file_bytes;
+  spec.keep_stdio[0] = options.stdin_fd >= 0;
+  spec.keep_stdio[1] = options.stdout_fd >= 0;
+  spec.keep_stdio[2] = options.stderr_fd >= 0;
+  s->main = std::move(main);
+  s->policy = std::move(policy);
+  {
+    // Every reply is checked with PIDFD_GET_INFO: without it (Linux < 6.13) no server.
+    UniqueFd self(static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0)));
+    PidfdInfo info;
+    memset(&info, 0, sizeof(info));
+    info.mask = kPidfdInfoPid;
+    if (!self.valid() || ioctl(self.get(), kPidfdGetInfo, &info) != 0) {
+      return ErrnoStatus(errno, "fork server: PIDFD_GET_INFO unavailable");
+    }
+  }
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    return ErrnoStatus(errno, "fork server: socketpair");
+  }
+  fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    const int err = errno;
+    close(sv[0]);
+    close(sv[1]);
+    return ErrnoStatus(err, "fork server: fork");
+  }
+  if (pid == 0) ServerMain(*s, sv[1]);
+  close(sv[1]);
+  absl::MutexLock lock(&s->mu);
+  s->pid = pid;
+  s->socket.reset(sv[0]);
+  s->pidfd.reset(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  if (!s->pidfd.valid()) {
+    const int err = errno;
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return ErrnoStatus(err, "fork server: pidfd_open");
+  }
+  ForkServerReply ready;
+  size_t bytes = 0;
+  int flags = 0;
+  std::vector<UniqueFd> fds;
+  absl::Status st = ReceiveReply(s->socket.get(), MonotonicNow() + absl::Seconds(5),
+                                 &ready, &bytes, &flags, &fds);
+  if (st.ok()) {
+    if (bytes != sizeof(ready) || (flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
+        ready.magic != kForkServerMagic || ready.seq != 0 || ready.pid != pid ||
+        fds.size() != (ready.err == 0 ? 1u : 0u)) {
+      st = absl::DataLossError("fork server: a malformed ready message");
+    } else if (ready.err != 0) {
+      char step[sizeof(ready.step) + 1];
+      memcpy(step, ready.step, sizeof(ready.step));
+      step[sizeof(ready.step)] = '\0';
+      st = ErrnoStatus(ready.err, absl::StrCat("fork server: ", step));
+    } else {
+      // The slot page. Only ever read with pread, and every pid read from it is checked as
+      // a reply's would be (KillStrays), so a wrong fd here can do no more than a lie.
+      s->slot = std::move(fds[0]);
+      fds.clear();
+    }
+  }
+  if (!st.ok()) {
+    KillStrays(&fds);
+    EndServer(*s, std::string(st.message()));
+    return absl::Status(st.code(), absl::StrCat("fork server did not start: ", st.message()));
+  }
+  return s;
+}
+
+absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
+                                                 const SpawnOptions& options,
+                                                 absl::Duration timeout) {
+  absl::MutexLock lock(&s.mu);
+  if (s.pid < 0) return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));
+  const int stdio[3] = {options.stdin_fd, options.stdout_fd, options.stderr_fd};
+  for (int i = 0; i < 3; ++i) {
+    if ((stdio[i] >= 0) != s.spec.keep_stdio[i]) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("SpawnFrom: fd ", i, " given or not unlike when the server was made"));
+    }
+  }
+  ASSIGN_OR_RETURN(auto pair, Channel::CreatePair());
+  Channel& ours = pair.first;
+  Channel& theirs = pair.second;
+  RETURN_IF_ERROR(Syscall("fcntl(O_NONBLOCK)", [&] {
+                    return fcntl(ours.fd(), F_SETFL, fcntl(ours.fd(), F_GETFL) | O_NONBLOCK);
+                  }).status());
+  const bool fresh_ns = s.layers.netns || s.layers.ipcns;
+  NamespaceStock::Fresh fresh;
+  if (fresh_ns) fresh = namespaces_.Take();
+  absl::Cleanup refill = [&] {
+    if (fresh_ns) namespaces_.Done();
+  };
+  ForkServerRequest req;
+  req.seq = ++s.seq;
+  int send_fds[kForkServerMaxFds];
+  int nfds = 0;
+  auto add = [&](int fd, uint32_t bit) {
+    if (fd < 0) return;
+    req.fds |= bit;
+    send_fds[nfds++] = fd;
+  };
+  add(stdio[0], kFsStdin);
+  add(stdio[1], kFsStdout);
+  add(stdio[2], kFsStderr);
+  add(theirs.fd(), kFsChannel);
+  add(s.layers.netns ? fresh.net.get() : -1, kFsNet);
+  add(s.layers.ipcns ? fresh.ipc.get() : -1, kFsIpc);
+  struct iovec iov = {&req, sizeof(req)};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(kForkServerMaxFds * sizeof(int))];
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+  memcpy(CMSG_DATA(c), send_fds, nfds * sizeof(int));
+  if (sendmsg(s.socket.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT) !=
+      static_cast<ssize_t>(sizeof(req))) {
+    const int err = errno;
+    EndServer(s, absl::StrCat("send: ", strerror(err)));
+    return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));
+  }
+  // The worker's copies are the only ones that matter now.
+  theirs = Channel();
+  fresh = NamespaceStock::Fresh();
+  ForkServerReply reply;
+  size_t bytes = 0;
+  int flags = 0;
+  std::vector<UniqueFd> fds;
+  absl::Status st = ReceiveReply(s.socket.get(), MonotonicNow() + timeout,
+                                 &reply, &bytes, &flags, &fds);
+  pid_t pid = -1;
+  bool fault = true;
+  absl::StatusOr<UniqueFd> pidfd =
+      st.ok() ? CheckForkServerReply(reply, bytes, flags, &fds, req.seq, s.pid,
+                                     [this](pid_t p) { return IsWorkerPid(p); }, &pid, &fault)
+              : absl::StatusOr<UniqueFd>(st);
+  if (!pidfd.ok()) {
+    if (!fault) return pidfd.status();  // the server's own honest failure (clone3)
+    KillStrays(&fds);
+    EndServer(s, std::string(pidfd.status().message()));
+    return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));
+  }
+  return RegisterWorker(pid, *std::move(pidfd), std::move(ours), s.policy, nullptr, false, "",
+                        UniqueFd(), options, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<ForkServer>> Broker::StartForkServer(
+    std::shared_ptr<const PreparedPolicy> policy, WorkerMain main, const SpawnOptions& options) {
+  ASSIGN_OR_RETURN(std::unique_ptr<ForkServer::State> state,
+                   impl_->StartForkServer(std::move(policy), std::move(main), options));
+  return std::unique_ptr<ForkServer>(new ForkServer(std::move(state)));
+}
+
+absl::StatusOr<WorkerId> Broker::SpawnFrom(ForkServer& server, const SpawnOptions& options,
+                                           absl::Duration timeout) {
+  return impl_->SpawnFrom(*server.state_, options, timeout);
+}
+
+}  // namespace vow

@@ -1,0 +1,83 @@
+// The fork server's wire format and the broker's checks of what the server sends. The
+// server is the broker's own code in a process of its own (broker/broker_fork_server.cc);
+// it runs no worker code, but the broker still checks every reply before it registers a
+// worker: a server that lies (or was taken over) must not make the broker adopt a process
+// that is not a new child of its own.
+//
+// One message per SOCK_SEQPACKET datagram, fixed size, native byte order (both ends are
+// the same binary):
+//   broker -> server  ForkServerRequest, with SCM_RIGHTS: the fds whose bits are set in
+//                     `fds`, in bit order (stdin, stdout, stderr, channel, net ns, ipc ns).
+//   server -> broker  ForkServerReply: first one "ready" (seq 0, pid = the server's own,
+//                     with one fd, its slot page, a 4 KiB memfd where the kernel stores
+//                     each new worker's pid until the reply for it is sent; err != 0: no
+//                     fd, the server cannot serve, `step` says why), then one
+//                     per request with the same seq: err 0 and exactly one fd, the
+//                     worker's pidfd (CLONE_PIDFD); or err != 0 and no fd.
+#ifndef VOW_BROKER_FORK_SERVER_H_
+#define VOW_BROKER_FORK_SERVER_H_
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "base/unique_fd.h"
+
+namespace vow {
+
+inline constexpr uint32_t kForkServerMagic = 0x76667331;  // "vfs1"
+
+enum ForkServerFd : uint32_t {
+  kFsStdin = 1u << 0,
+  kFsStdout = 1u << 1,
+  kFsStderr = 1u << 2,
+  kFsChannel = 1u << 3,
+  kFsNet = 1u << 4,
+  kFsIpc = 1u << 5,
+};
+inline constexpr int kForkServerMaxFds = 6;
+
+struct ForkServerRequest {
+  uint32_t magic = kForkServerMagic;
+  uint32_t fds = 0;  // ForkServerFd bits; kFsChannel is required
+  uint64_t seq = 0;
+};
+
+struct ForkServerReply {
+  uint32_t magic = kForkServerMagic;
+  int32_t err = 0;  // errno of the failed step; 0: ok
+  uint64_t seq = 0;
+  int32_t pid = 0;
+  char step[36] = {};  // NUL-terminated, for err != 0
+};
+
+// The server's check of a request (the broker is trusted, but the server indexes the fds
+// by the request's bits): `bytes` and `msg_flags` as recvmsg returned them, `nfds` the fds
+// that came with it.
+bool ForkServerRequestValid(const ForkServerRequest& req, size_t bytes, int msg_flags,
+                            int nfds);
+
+// The pid of the process `pidfd` refers to, if it is a pidfd (PIDFD_GET_INFO, Linux 6.13)
+// of a child of this process that has not been reaped (waitid(P_PIDFD) accepts it); otherwise an error saying which.
+absl::StatusOr<pid_t> ChildOfPidfd(int pidfd);
+
+// Checks one reply to request `seq` from the server `server_pid`: `bytes` and `msg_flags`
+// as recvmsg returned them, `fds` what came with it; `registered` says whether a pid is a
+// worker the broker has already registered (refused: that worker is left alone). Returns the worker's pidfd (taken from
+// `fds`) and sets *pid; an error says what was wrong (and leaves `fds` to the caller, who
+// must make sure no child in it outlives the refusal). A reply whose err is set and that
+// carries no fd is the server's honest failure: Unknown error with its errno and step, and
+// *server_fault stays false; every other failure sets *server_fault.
+absl::StatusOr<UniqueFd> CheckForkServerReply(const ForkServerReply& reply, size_t bytes,
+                                              int msg_flags, std::vector<UniqueFd>* fds,
+                                              uint64_t seq, pid_t server_pid,
+                                              const std::function<bool(pid_t)>& registered,
+                                              pid_t* pid, bool* server_fault);
+
+}  // namespace vow
+
+#endif  // VOW_BROKER_FORK_SERVER_H_

@@ -1,0 +1,583 @@
+// The fork server (Broker::StartForkServer / SpawnFrom, and WorkerPool's use of it): its
+// workers are locked like spawned ones, can use threads, cannot reach the server; a server
+// that dies, hangs or lies fails closed; the broker checks every reply.
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/time/clock.h"
+#include "broker/broker.h"
+#include "broker/fork_server.h"
+#include "broker/worker_pool.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "worker/client.h"
+
+namespace vow {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The "Name:\tvalue" line of /proc/<pid>/status.
+std::string StatusField(pid_t pid, const std::string& name) {
+  std::istringstream in(ReadFile("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(in, line);) {
+    if (absl::StartsWith(line, name + ":")) {
+      std::string v = line.substr(name.size() + 1);
+      v.erase(0, v.find_first_not_of(" \t"));
+      return v;
+    }
+  }
+  return "";
+}
+
+// fd number -> link target, of /proc/<pid>/fd.
+std::map<int, std::string> FdLinks(pid_t pid) {
+  std::map<int, std::string> out;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (struct dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    char buf[256];
+    const ssize_t n = readlink((dir + "/" + e->d_name).c_str(), buf, sizeof(buf) - 1);
+    if (n > 0) out[atoi(e->d_name)] = std::string(buf, static_cast<size_t>(n));
+  }
+  closedir(d);
+  return out;
+}
+
+bool Gone(pid_t pid) { return kill(pid, 0) != 0 && errno == ESRCH; }
+
+// Echoes each 4-byte job; "boom" aborts.
+int EchoWorker(Client&) {
+  char buf[4];
+  for (;;) {
+    ssize_t n = read(0, buf, sizeof(buf));
+    if (n <= 0) return 0;
+    if (n == 4 && memcmp(buf, "boom", 4) == 0) abort();
+    if (write(1, buf, static_cast<size_t>(n)) != n) return 1;
+  }
+}
+
+std::string Ask(int fd, const char* job) {
+  if (write(fd, job, 4) != 4) return "";
+  char buf[4];
+  ssize_t n = read(fd, buf, sizeof(buf));
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+struct Fixture {
+  std::unique_ptr<Broker> broker;
+  std::shared_ptr<const PreparedPolicy> policy;
+};
+
+Fixture Make(Policy policy = Policy{}) {
+  Fixture f;
+  f.broker = std::move(*Broker::Create());
+  f.policy = *f.broker->Prepare(policy);
+  return f;
+}
+
+TEST(ForkServerTest, PoolWorkersComeFromTheServerAndAreLockedLikeSpawnedOnes) {
+  Fixture f = Make();
+  WorkerPool::Options options;
+  options.size = 2;
+  auto pool = WorkerPool::Create(f.broker.get(), f.policy, EchoWorker, options);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  EXPECT_GT((*pool)->fork_server_pid(), 0) << (*pool)->fork_server_note();
+  EXPECT_EQ((*pool)->fork_server_note(), "");
+  auto lease = (*pool)->Acquire();
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(Ask(lease->fd(), "ping"), "ping");
+  const pid_t pid = f.broker->pid(lease->id());
+  ASSERT_GT(pid, 0);
+  // The broker's child (CLONE_PARENT), not the server's, under the filter, with no new
+  // privileges, unprivileged, in namespaces of its own.
+  EXPECT_EQ(StatusField(pid, "PPid"), std::to_string(getpid()));
+  EXPECT_EQ(StatusField(pid, "Seccomp"), "2");
+  EXPECT_EQ(StatusField(pid, "NoNewPrivs"), "1");
+  EXPECT_TRUE(absl::StartsWith(StatusField(pid, "Uid"), "65534")) << StatusField(pid, "Uid");
+  EXPECT_EQ(StatusField(pid, "CapEff"), "0000000000000000");
+  for (const char* ns : {"user", "mnt", "net", "ipc", "uts"}) {
+    char mine[128] = {}, its[128] = {};
+    ASSERT_GT(readlink((std::string("/proc/self/ns/") + ns).c_str(), mine, sizeof(mine) - 1), 0);
+    ASSERT_GT(readlink(("/proc/" + std::to_string(pid) + "/ns/" + ns).c_str(), its,
+                       sizeof(its) - 1), 0);
+    EXPECT_STRNE(mine, its) << ns;
+  }
+  // Still served after a crash and a replacement.
+  auto boom = (*pool)->Acquire();
+  ASSERT_TRUE(boom.ok());
+  EXPECT_EQ(Ask(boom->fd(), "boom"), "");
+  (*pool)->Release(std::move(*boom), false);
+  (*pool)->Release(std::move(*lease), true);
+  for (int i = 0; i < 4; ++i) {
+    auto c = (*pool)->Acquire();
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(Ask(c->fd(), "pong"), "pong");
+    (*pool)->Release(std::move(*c), true);
+  }
+  EXPECT_EQ((*pool)->fork_server_note(), "");
+  const pid_t server = (*pool)->fork_server_pid();
+  pool->reset();
+  EXPECT_TRUE(Gone(server));
+  EXPECT_EQ(f.broker->live_workers(), 0u);
+}
+
+// A worker that uses threads: pthread_create, a mutex, thread exit, join; and a robust
+// process-shared mutex it dies holding, which the kernel hands on as EOWNERDEAD only if
+// the worker's cached tid (the futex word's owner) and its robust list are its own.
+struct Shared {
+  pthread_mutex_t robust;
+  std::atomic<int> counter;
+};
+
+Shared* MakeShared() {
+  void* p = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                 -1, 0);
+  if (p == MAP_FAILED) abort();
+  Shared* s = new (p) Shared();
+  pthread_mutexattr_t a;
+  pthread_mutexattr_init(&a);
+  pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+  pthread_mutex_init(&s->robust, &a);
+  return s;
+}
+
+pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+int g_count = 0;
+
+void* Count(void*) {
+  for (int i = 0; i < 10000; ++i) {
+    pthread_mutex_lock(&g_mu);
+    ++g_count;
+    pthread_mutex_unlock(&g_mu);
+  }
+  pthread_exit(nullptr);
+}
+
+int ThreadsWorker(Shared* shared) {
+  pthread_t t[4];
+  for (auto& th : t) {
+    if (pthread_create(&th, nullptr, Count, nullptr) != 0) return 10;
+  }
+  for (auto& th : t) {
+    if (pthread_join(th, nullptr) != 0) return 11;
+  }
+  if (g_count != 40000) return 12;
+  pthread_mutexattr_t a;
+  pthread_mutexattr_init(&a);
+  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+  pthread_mutex_t m;
+  pthread_mutex_init(&m, &a);
+  if (pthread_mutex_lock(&m) != 0 || pthread_mutex_lock(&m) != EDEADLK) return 13;
+  if (pthread_mutex_lock(&shared->robust) != 0) return 14;
+  shared->counter = 1;
+  return 0;  // exits holding the robust mutex
+}
+
+// Echoes each 4-byte job with the worker's own pid in it: "pid1" when it is pid 1.
+int PidWorker(Client&) {
+  char buf[4];
+  for (;;) {
+    ssize_t n = read(0, buf, sizeof(buf));
+    if (n <= 0) return 0;
+    const char* answer = getpid() == 1 ? "pid1" : "pidN";
+    if (write(1, answer, 4) != 4) return 1;
+  }
+}
+
+// A pool whose policy asks for `layers +pidns`: the server's clone3 makes no PID namespace,
+// so the pool makes its workers with Spawn (each pid 1 of its own namespace), and says so.
+TEST(ForkServerTest, APidnsPoolSpawnsItsWorkersWithoutTheServer) {
+  Policy policy;
+  policy.layers[Layer::kPidns] = LayerMode::kOn;
+  Fixture f = Make(policy);
+  WorkerPool::Options options;
+  options.size = 2;
+  auto pool = WorkerPool::Create(f.broker.get(), f.policy, PidWorker, options);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  EXPECT_EQ((*pool)->fork_server_pid(), -1);
+  EXPECT_THAT((*pool)->fork_server_note(), testing::HasSubstr("pidns"));
+  for (int i = 0; i < 3; ++i) {
+    auto lease = (*pool)->Acquire();
+    ASSERT_TRUE(lease.ok()) << lease.status();
+    EXPECT_EQ(Ask(lease->fd(), "ping"), "pid1");
+    (*pool)->Release(std::move(*lease), i != 1);
+  }
+}
+
+TEST(ForkServerTest, ServerMadeWorkersUseThreadsAndRobustMutexes) {
+  Policy policy;
+  policy.promises.insert(Promise::kThread);
+  Fixture f = Make(policy);
+  Shared* shared = MakeShared();
+  auto server = f.broker->StartForkServer(f.policy, [shared](Client&) {
+    return ThreadsWorker(shared);
+  });
+  ASSERT_TRUE(server.ok()) << server.status();
+  for (int round = 0; round < 3; ++round) {
+    shared->counter = 0;
+    auto id = f.broker->SpawnFrom(**server);
+    ASSERT_TRUE(id.ok()) << id.status();
+    auto result = f.broker->Wait(*id, absl::Seconds(30));
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->kind, WorkerResult::Kind::kExited) << result->ToString();
+    EXPECT_EQ(result->exit_code, 0) << result->ToString();
+    EXPECT_EQ(shared->counter.load(), 1);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 2;
+    const int rc = pthread_mutex_timedlock(&shared->robust, &ts);
+    EXPECT_EQ(rc, EOWNERDEAD) << "round " << round << ": " << strerror(rc);
+    if (rc == EOWNERDEAD) pthread_mutex_consistent(&shared->robust);
+    if (rc == 0 || rc == EOWNERDEAD) pthread_mutex_unlock(&shared->robust);
+  }
+  EXPECT_EQ((*server)->failure(), "");
+}
+
+// The worker looks for any fd beyond its stdio and channel (the server's socket, the
+// server's copy of the shared root, ...) and reports what it finds.
+int FdScanWorker(Client&) {
+  char found[256];
+  int n = 0;
+  for (int fd = 0; fd < 1024 && n < 255; ++fd) {
+    if (fcntl(fd, F_GETFD) >= 0) found[n++] = static_cast<char>(fd < 127 ? fd : 127);
+  }
+  char go;
+  if (read(0, &go, 1) != 1) return 1;
+  return write(1, found, static_cast<size_t>(n)) == n ? 0 : 1;
+}
+
+TEST(ForkServerTest, TheServerHoldsLittleAndItsWorkersCannotReachIt) {
+  // An fd of the test's (inherited by fork, as every fd of the broker would be): the
+  // server must not keep it.
+  const int marker = memfd_create("vow-fork-server-marker", 0);
+  ASSERT_GE(marker, 0);
+  Fixture f = Make();
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  SpawnOptions options;
+  options.stdin_fd = sv[1];
+  options.stdout_fd = sv[1];
+  auto server = f.broker->StartForkServer(f.policy, FdScanWorker, options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const pid_t server_pid = (*server)->pid();
+  // 0 and 1 (/dev/null), 2, its socket and the policy's shared root: nothing else (its
+  // slot page's memfd goes right after the ready message that carried it).
+  std::map<int, std::string> server_fds;
+  for (int i = 0; i < 100; ++i) {
+    server_fds = FdLinks(server_pid);
+    if (server_fds.size() <= 5) break;
+    usleep(10000);
+  }
+  EXPECT_LE(server_fds.size(), 5u);
+  std::set<std::string> server_targets;
+  for (const auto& [fd, target] : server_fds) {
+    EXPECT_EQ(target.find("vow-fork-server-marker"), std::string::npos) << fd;
+    if (fd > 2) server_targets.insert(target);
+  }
+  auto id = f.broker->SpawnFrom(**server, options);
+  ASSERT_TRUE(id.ok()) << id.status();
+  close(sv[1]);
+  const pid_t pid = f.broker->pid(*id);
+  // Seen from outside while it waits for the go byte (after lock-down: its hello is in).
+  std::map<int, std::string> worker_fds;
+  for (int i = 0; i < 200; ++i) {
+    worker_fds = FdLinks(pid);
+    if (worker_fds.size() <= 4) break;
+    usleep(10000);
+  }
+  for (const auto& [fd, target] : worker_fds) {
+    EXPECT_LE(fd, 3) << target;
+    EXPECT_EQ(server_targets.count(target), 0u) << "fd " << fd << " -> " << target;
+  }
+  ASSERT_EQ(write(sv[0], "g", 1), 1);
+  char found[256];
+  const ssize_t n = read(sv[0], found, sizeof(found));
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(found, static_cast<size_t>(n)), std::string("\0\1\2\3", 4));
+  auto result = f.broker->Wait(*id, absl::Seconds(30));
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->kind, WorkerResult::Kind::kExited) << result->ToString();
+  close(sv[0]);
+  close(marker);
+}
+
+int SleepWorker(Client&) {
+  for (;;) sleep(1);
+}
+
+TEST(ForkServerTest, AStoppedServerTimesOutAndIsEnded) {
+  Fixture f = Make();
+  auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const pid_t server_pid = (*server)->pid();
+  ASSERT_EQ(kill(server_pid, SIGSTOP), 0);
+  const absl::Time start = absl::Now();
+  auto id = f.broker->SpawnFrom(**server, {}, absl::Milliseconds(300));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  ASSERT_FALSE(id.ok());
+  EXPECT_TRUE(absl::IsUnavailable(id.status())) << id.status();
+  EXPECT_TRUE(absl::StrContains((*server)->failure(), "no reply in time"))
+      << (*server)->failure();
+  EXPECT_EQ((*server)->pid(), -1);
+  EXPECT_TRUE(Gone(server_pid));
+  // Ended for good: fails at once.
+  EXPECT_TRUE(absl::IsUnavailable(f.broker->SpawnFrom(**server).status()));
+  EXPECT_EQ(f.broker->live_workers(), 0u);
+}
+
+TEST(ForkServerTest, AServerKilledMidSpawnFailsTheSpawnPromptly) {
+  Fixture f = Make();
+  auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const pid_t server_pid = (*server)->pid();
+  ASSERT_EQ(kill(server_pid, SIGSTOP), 0);  // it takes the request but never answers
+  std::thread killer([server_pid] {
+    usleep(200000);
+    kill(server_pid, SIGKILL);
+  });
+  const absl::Time start = absl::Now();
+  auto id = f.broker->SpawnFrom(**server, {}, absl::Seconds(20));
+  const absl::Duration took = absl::Now() - start;
+  killer.join();
+  ASSERT_FALSE(id.ok());
+  EXPECT_TRUE(absl::IsUnavailable(id.status())) << id.status();
+  EXPECT_LT(took, absl::Seconds(5));
+  EXPECT_TRUE(absl::StrContains((*server)->failure(), "died")) << (*server)->failure();
+  EXPECT_EQ(f.broker->live_workers(), 0u);
+}
+
+// A reply that comes too late: the server is ended, and a worker it had made meanwhile
+// (its pidfd still in the socket) is killed and reaped, never left as an unregistered
+// child. Whether the server got as far as the clone depends on the timing, so the
+// deadline varies around the time a reply takes; afterwards this process must have no
+// child at all.
+TEST(ForkServerTest, ALateReplyLeavesNoStrayChild) {
+  Fixture f = Make();
+  int late = 0;
+  for (int i = 0; i < 100; ++i) {
+    auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+    ASSERT_TRUE(server.ok()) << server.status();
+    auto id = f.broker->SpawnFrom(**server, {}, absl::Microseconds(30 * (i % 40)));
+    if (id.ok()) {
+      f.broker->Kill(*id);
+      ASSERT_TRUE(f.broker->Wait(*id, absl::Seconds(10)).ok());
+      continue;
+    }
+    ++late;
+    EXPECT_TRUE(absl::IsUnavailable(id.status())) << id.status();
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    const int rc = waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT);
+    EXPECT_TRUE(rc == -1 && errno == ECHILD) << "a child is left: pid " << si.si_pid;
+  }
+  EXPECT_GT(late, 0);
+}
+
+TEST(ForkServerTest, APoolWhoseServerDiesGoesOnWithSpawn) {
+  Fixture f = Make();
+  WorkerPool::Options options;
+  options.size = 1;
+  auto pool = WorkerPool::Create(f.broker.get(), f.policy, EchoWorker, options);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  const pid_t server = (*pool)->fork_server_pid();
+  ASSERT_GT(server, 0);
+  ASSERT_EQ(kill(server, SIGKILL), 0);
+  auto a = (*pool)->Acquire();
+  ASSERT_TRUE(a.ok());
+  (*pool)->Release(std::move(*a), false);  // needs a replacement: the server is dead
+  std::string note;
+  for (int i = 0; i < 500 && note.empty(); ++i) {
+    usleep(10000);
+    note = (*pool)->fork_server_note();
+  }
+  EXPECT_TRUE(absl::StrContains(note, "fork server ended")) << note;
+  EXPECT_EQ((*pool)->fork_server_pid(), -1);
+  auto b = (*pool)->Acquire(absl::Seconds(20));
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(Ask(b->fd(), "ping"), "ping");
+  (*pool)->Release(std::move(*b), true);
+  // The failure is in the audit log.
+  bool audited = false;
+  for (const AuditEntry& e : f.broker->audit().Entries()) {
+    audited = audited || (e.request == "fork server" && absl::StrContains(e.reason, "ended"));
+  }
+  EXPECT_TRUE(audited);
+}
+
+// The broker process dies (no destructor runs): the server and its workers die with it.
+TEST(ForkServerTest, ServerAndWorkersDieWithTheBroker) {
+  ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  const pid_t broker = fork();
+  ASSERT_GE(broker, 0);
+  if (broker == 0) {
+    Fixture f = Make();
+    auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+    if (!server.ok()) _exit(2);
+    auto id = f.broker->SpawnFrom(**server);
+    if (!id.ok()) _exit(3);
+    pid_t pids[2] = {(*server)->pid(), f.broker->pid(*id)};
+    if (write(p[1], pids, sizeof(pids)) != sizeof(pids)) _exit(4);
+    usleep(100000);  // the worker is locked (PDEATHSIG set) by then
+    _exit(0);
+  }
+  close(p[1]);
+  pid_t pids[2] = {-1, -1};
+  ASSERT_EQ(read(p[0], pids, sizeof(pids)), static_cast<ssize_t>(sizeof(pids)));
+  close(p[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(broker, &status, 0), broker);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  // Orphans come to this process (subreaper). The worker sleeps forever: only its
+  // parent-death signal ends it. The server may see its socket close first and exit.
+  for (int i = 0; i < 2; ++i) {
+    int st = 0;
+    pid_t got = 0;
+    for (int t = 0; t < 500 && got == 0; ++t) {
+      got = waitpid(pids[i], &st, WNOHANG);
+      if (got == 0) usleep(10000);
+    }
+    ASSERT_EQ(got, pids[i]) << (i == 0 ? "server" : "worker") << " still alive";
+    if (i == 1) EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << st;
+  }
+  prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+}
+
+// ---- The broker's checks of a reply (CheckForkServerReply), one lie each.
+
+struct Child {
+  pid_t pid = -1;
+  UniqueFd pidfd;
+  Child() {
+    pid = fork();
+    if (pid == 0) {
+      pause();
+      _exit(0);
+    }
+    pidfd.reset(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  }
+  ~Child() {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+};
+
+absl::Status Check(const ForkServerReply& reply, std::vector<UniqueFd> fds,
+                   size_t bytes = sizeof(ForkServerReply), int flags = 0,
+                   pid_t server_pid = 1, bool* fault = nullptr, pid_t registered = -1) {
+  pid_t pid = -1;
+  bool f = false;
+  auto r = CheckForkServerReply(reply, bytes, flags, &fds, 7, server_pid,
+                                [registered](pid_t p) { return p == registered; }, &pid, &f);
+  if (fault != nullptr) *fault = f;
+  return r.status();
+}
+
+std::vector<UniqueFd> One(int fd) {
+  std::vector<UniqueFd> v;
+  v.emplace_back(fd);
+  return v;
+}
+
+TEST(ForkServerReplyTest, EveryLieIsRefused) {
+  Child child;
+  ASSERT_TRUE(child.pidfd.valid());
+  ForkServerReply good;
+  good.seq = 7;
+  good.pid = child.pid;
+  // The honest reply passes.
+  EXPECT_TRUE(Check(good, One(dup(child.pidfd.get()))).ok());
+  // Size, truncation, magic, sequence.
+  EXPECT_FALSE(Check(good, One(dup(child.pidfd.get())), sizeof(good) - 1).ok());
+  EXPECT_FALSE(Check(good, One(dup(child.pidfd.get())), sizeof(good), MSG_CTRUNC).ok());
+  ForkServerReply bad = good;
+  bad.magic = 1;
+  EXPECT_FALSE(Check(bad, One(dup(child.pidfd.get()))).ok());
+  bad = good;
+  bad.seq = 8;
+  EXPECT_FALSE(Check(bad, One(dup(child.pidfd.get()))).ok());
+  // Fd count: none, two.
+  EXPECT_FALSE(Check(good, {}).ok());
+  std::vector<UniqueFd> two = One(dup(child.pidfd.get()));
+  two.emplace_back(dup(child.pidfd.get()));
+  EXPECT_FALSE(Check(good, std::move(two)).ok());
+  // Not a pidfd.
+  int pipefd[2];
+  ASSERT_EQ(pipe2(pipefd, O_CLOEXEC), 0);
+  close(pipefd[1]);
+  EXPECT_FALSE(Check(good, One(pipefd[0])).ok());
+  // A pidfd of a process that is not this process's child (its parent).
+  const int parent = static_cast<int>(syscall(SYS_pidfd_open, getppid(), 0));
+  ASSERT_GE(parent, 0);
+  bad = good;
+  bad.pid = getppid();
+  EXPECT_FALSE(Check(bad, One(parent)).ok());
+  // The reply names another pid than its pidfd's.
+  bad = good;
+  bad.pid = child.pid + 1;
+  EXPECT_FALSE(Check(bad, One(dup(child.pidfd.get()))).ok());
+  // The server's own pidfd (it is this process's child too).
+  EXPECT_FALSE(Check(good, One(dup(child.pidfd.get())), sizeof(good), 0, child.pid).ok());
+  // A worker the broker has registered already.
+  EXPECT_FALSE(Check(good, One(dup(child.pidfd.get())), sizeof(good), 0, 1, nullptr, child.pid)
+                   .ok());
+  // A failure with an fd is a lie; a failure without one is the server's honest error.
+  bad = good;
+  bad.err = EAGAIN;
+  bool fault = false;
+  EXPECT_FALSE(Check(bad, One(dup(child.pidfd.get())), sizeof(good), 0, 1, &fault).ok());
+  EXPECT_TRUE(fault);
+  absl::Status honest = Check(bad, {}, sizeof(good), 0, 1, &fault);
+  EXPECT_FALSE(honest.ok());
+  EXPECT_FALSE(fault) << honest;
+}
+
+TEST(ForkServerRequestTest, OnlyAWellFormedRequestIsServed) {
+  ForkServerRequest good;
+  good.fds = kFsChannel | kFsStdin | kFsNet;
+  EXPECT_TRUE(ForkServerRequestValid(good, sizeof(good), 0, 3));
+  EXPECT_FALSE(ForkServerRequestValid(good, sizeof(good) - 1, 0, 3));
+  EXPECT_FALSE(ForkServerRequestValid(good, sizeof(good), MSG_CTRUNC, 3));
+  EXPECT_FALSE(ForkServerRequestValid(good, sizeof(good), 0, 2));  // fewer fds than bits
+  ForkServerRequest bad = good;
+  bad.magic = 0;
+  EXPECT_FALSE(ForkServerRequestValid(bad, sizeof(bad), 0, 3));
+  bad = good;
+  bad.fds = kFsStdin | kFsNet;  // no channel
+  EXPECT_FALSE(ForkServerRequestValid(bad, sizeof(bad), 0, 2));
+  bad = good;
+  bad.fds |= 1u << 6;  // a bit no fd has
+  EXPECT_FALSE(ForkServerRequestValid(bad, sizeof(bad), 0, 4));
+}
+
+}  // namespace
+}  // namespace vow
