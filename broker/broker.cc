@@ -630,13 +630,9 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
                                                    const std::vector<std::string>* argv,
                                                    const SpawnOptions& options) {
   if (policy == nullptr) return absl::InvalidArgumentError("no policy");
-  ASSIGN_OR_RETURN(auto pair, Channel::CreatePair());
+  ASSIGN_OR_RETURN(auto pair, WorkerChannelPair());
   Channel& ours = pair.first;
   Channel& theirs = pair.second;
-  RETURN_IF_ERROR(Syscall("fcntl(O_NONBLOCK)", [&] {
-                    return fcntl(ours.fd(), F_SETFL, fcntl(ours.fd(), F_GETFL) | O_NONBLOCK);
-                  }).status());
-  RETURN_IF_ERROR(SetUnreadAnswerBound(ours.fd()));
 
   // Everything the child needs is prepared here: after fork it may only make raw syscalls.
   const bool exec = main == nullptr;

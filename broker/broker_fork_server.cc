@@ -472,7 +472,11 @@ absl::Status ReceiveReply(int sock, absl::Time deadline,
       return absl::DeadlineExceededError("fork server: no reply in time");
     }
     struct pollfd p = {sock, POLLIN, 0};
-    const int ms = static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1000));
+    // Slices of at most 1 s; an infinite deadline (SpawnFrom's timeout may be
+    // InfiniteDuration) converts to INT64_MAX milliseconds: compare before adding.
+    const int ms = left >= absl::Seconds(1)
+                       ? 1000
+                       : static_cast<int>(absl::ToInt64Milliseconds(left) + 1);
     if (poll(&p, 1, ms) < 0 && errno != EINTR) return ErrnoStatus(errno, "fork server: poll");
     // POLLHUP: the next recvmsg reads what is left, then EOF.
   }
@@ -678,12 +682,9 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
           absl::StrCat("SpawnFrom: fd ", i, " given or not unlike when the server was made"));
     }
   }
-  ASSIGN_OR_RETURN(auto pair, Channel::CreatePair());
+  ASSIGN_OR_RETURN(auto pair, WorkerChannelPair());
   Channel& ours = pair.first;
   Channel& theirs = pair.second;
-  RETURN_IF_ERROR(Syscall("fcntl(O_NONBLOCK)", [&] {
-                    return fcntl(ours.fd(), F_SETFL, fcntl(ours.fd(), F_GETFL) | O_NONBLOCK);
-                  }).status());
   const bool fresh_ns = s.layers.netns || s.layers.ipcns;
   NamespaceStock::Fresh fresh;
   if (fresh_ns) fresh = namespaces_.Take();

@@ -157,6 +157,10 @@ inline constexpr int kAnswersUnread = 1;
 // Fails, and the spawn with it, if the kernel does not set exactly that. Every answer the
 // broker sends is far smaller than the bound (the largest: an error with its 1 KiB reason).
 absl::Status SetUnreadAnswerBound(int channel_fd);
+// A new worker channel: {the broker's end, the worker's end}. The broker's end is
+// non-blocking and has the bound on unread answers (SetUnreadAnswerBound). Every way of
+// making a worker (Spawn, SpawnExec, a fork server's SpawnFrom) takes its channel here.
+absl::StatusOr<std::pair<Channel, Channel>> WorkerChannelPair();
 // An fd sent over a unix socket is "in flight" until the peer reads it, and the kernel
 // charges it to the sending user: past RLIMIT_NOFILE fds in flight, a sender without
 // CAP_SYS_RESOURCE or CAP_SYS_ADMIN gets ETOOMANYREFS for every fd it sends, to any

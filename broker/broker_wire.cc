@@ -2,11 +2,13 @@
 // (ipc/protocol.capnp) and sends it. Requests are decoded by DecodeRequest (request.cc).
 // Runs in the privileged process; nothing here reads worker bytes.
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -88,6 +90,16 @@ absl::Status SetUnreadAnswerBound(int channel_fd) {
                                             "answers would not hold"));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::pair<Channel, Channel>> WorkerChannelPair() {
+  ASSIGN_OR_RETURN(auto pair, Channel::CreatePair());
+  const int ours = pair.first.fd();
+  RETURN_IF_ERROR(Syscall("fcntl(O_NONBLOCK)", [&] {
+                    return fcntl(ours, F_SETFL, fcntl(ours, F_GETFL) | O_NONBLOCK);
+                  }).status());
+  RETURN_IF_ERROR(SetUnreadAnswerBound(ours));
+  return pair;
 }
 
 std::string UnreadAnswersReason() {

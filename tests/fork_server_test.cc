@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -350,6 +351,34 @@ TEST(ForkServerTest, AStoppedServerTimesOutAndIsEnded) {
   EXPECT_TRUE(Gone(server_pid));
   // Ended for good: fails at once.
   EXPECT_TRUE(absl::IsUnavailable(f.broker->SpawnFrom(**server).status()));
+  EXPECT_EQ(f.broker->live_workers(), 0u);
+}
+
+// No timeout at all: the wait for a stopped server sleeps in slices instead of spinning
+// (an infinite deadline once overflowed into poll(0) and pinned a CPU), and a server killed
+// meanwhile still fails the spawn.
+TEST(ForkServerTest, AnUnboundedWaitForAStoppedServerSleeps) {
+  Fixture f = Make();
+  auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const pid_t server_pid = (*server)->pid();
+  ASSERT_EQ(kill(server_pid, SIGSTOP), 0);
+  absl::Status spawned;
+  double cpu_seconds = -1;
+  std::thread spawner([&] {
+    spawned = f.broker->SpawnFrom(**server, {}, absl::InfiniteDuration()).status();
+    struct rusage usage = {};
+    getrusage(RUSAGE_THREAD, &usage);
+    cpu_seconds = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+                  (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  });
+  usleep(600 * 1000);
+  ASSERT_EQ(kill(server_pid, SIGKILL), 0);
+  spawner.join();
+  EXPECT_FALSE(spawned.ok());
+  EXPECT_TRUE(absl::IsUnavailable(spawned)) << spawned;
+  // A spinning wait uses ~0.6 s of CPU here; sleeping, a few ms.
+  EXPECT_LT(cpu_seconds, 0.2) << "the wait spun";
   EXPECT_EQ(f.broker->live_workers(), 0u);
 }
 

@@ -20,6 +20,7 @@
 
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -157,7 +158,10 @@ Policy LimitedChildPolicy(const testing::TempDir& dir) {
 // none of the answers; an innocent worker's opens afterwards still succeed. Without the
 // bound the hostile worker's kFlood fds stay in flight (> RLIMIT_NOFILE) and the innocent
 // worker's open fails (ETOOMANYREFS). "" or what went wrong.
-std::string FloodWithoutReading(const testing::TempDir& dir, const std::string& path) {
+// `from_server`: the hostile worker is made by a fork server (WorkerPool's way) instead of
+// Spawn: its channel must carry the same bound.
+std::string FloodWithoutReading(const testing::TempDir& dir, const std::string& path,
+                                bool from_server = false) {
   const std::string file = dir.path() + "/allowed";
   return InLimitedChild([&]() -> std::string {
     auto broker = Broker::Create();
@@ -180,7 +184,7 @@ std::string FloodWithoutReading(const testing::TempDir& dir, const std::string& 
     if (pipe2(flooded, O_CLOEXEC) != 0) return "pipe2";
     SpawnOptions hostile_options;
     hostile_options.stdout_fd = flooded[1];
-    auto hostile = (*broker)->Spawn(policy, [&path](Client& client) {
+    WorkerMain flood = [&path](Client& client) {
       MessageArena arena;
       Channel channel{UniqueFd(client.channel_fd())};
       int sent = 0;
@@ -201,7 +205,19 @@ std::string FloodWithoutReading(const testing::TempDir& dir, const std::string& 
       (void)!write(1, "f", 1);
       pause();  // never reads: its answers (and their fds) stay in flight
       return sent;
-    }, hostile_options);
+    };
+    std::unique_ptr<ForkServer> server;
+    absl::StatusOr<WorkerId> hostile = absl::UnknownError("not spawned");
+    if (from_server) {
+      auto prepared = (*broker)->Prepare(policy);
+      if (!prepared.ok()) return absl::StrCat("Prepare: ", prepared.status().ToString());
+      auto started = (*broker)->StartForkServer(*prepared, flood, hostile_options);
+      if (!started.ok()) return absl::StrCat("StartForkServer: ", started.status().ToString());
+      server = *std::move(started);
+      hostile = (*broker)->SpawnFrom(*server, hostile_options);
+    } else {
+      hostile = (*broker)->Spawn(policy, flood, hostile_options);
+    }
     close(flooded[1]);
     if (!hostile.ok()) return absl::StrCat("spawn hostile: ", hostile.status().ToString());
     // "f" once it has sent them all, or end of file when it was ended before.
@@ -239,6 +255,15 @@ TEST(UnreadAnswersTest, AWorkerThatDoesNotReadItsFdsIsEndedAndOthersGetTheirs) {
 }
 
 // Answered on a pool thread (a symlink inside the rule: the inline open takes none).
+// The same worker made by a fork server (as WorkerPool's are): the bound is set on every
+// worker's channel, whichever way it was made (found by review: the server's workers had
+// the kernel's default send buffer, ~278 unread fds).
+TEST(UnreadAnswersTest, AForkServerWorkerThatDoesNotReadItsFdsIsEndedToo) {
+  testing::TempDir dir;
+  const std::string file = dir.WriteFile("allowed", "x");
+  EXPECT_EQ(FloodWithoutReading(dir, file, /*from_server=*/true), "");
+}
+
 TEST(UnreadAnswersTest, AWorkerThatDoesNotReadItsFdsIsEndedOnThePoolPathToo) {
   testing::TempDir dir;
   const std::string file = dir.WriteFile("allowed", "x");
