@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "base/syscall.h"
+#include "base/unique_fd.h"
 
 namespace vow {
 namespace {
@@ -380,9 +381,25 @@ absl::StatusOr<std::unique_ptr<ExecTracer>> ExecTracer::Start(pid_t pid,
   if (narrow.code.empty() || narrow.code.size() > BPF_MAXINSNS) {
     return absl::InvalidArgumentError("execpromises: no program to inject");
   }
-  void* mem = mmap(nullptr, kMaxFull * sizeof(std::atomic<int32_t>), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  // The table decides which images hold the full promises, so only this process and its
+  // tracer may map it: a memfd mapped here with MADV_DONTFORK (no later fork of the broker,
+  // a worker, a fork server or another tracer, inherits it; an anonymous shared mapping
+  // was inherited by every worker forked while a tracer lived, found by review) and mapped
+  // again by the tracer after its fork. A worker forked meanwhile inherits the fd only until
+  // its lock-down closes every fd it was not given.
+  constexpr size_t kTableBytes = kMaxFull * sizeof(std::atomic<int32_t>);
+  UniqueFd table_fd(memfd_create("vow-exec-tracer", MFD_CLOEXEC));
+  if (!table_fd) return ErrnoStatus(errno, "execpromises: memfd_create for the tracer table");
+  if (ftruncate(table_fd.get(), kTableBytes) != 0) {
+    return ErrnoStatus(errno, "execpromises: ftruncate of the tracer table");
+  }
+  void* mem = mmap(nullptr, kTableBytes, PROT_READ | PROT_WRITE, MAP_SHARED, table_fd.get(), 0);
   if (mem == MAP_FAILED) return ErrnoStatus(errno, "execpromises: mmap of the tracer table");
+  if (madvise(mem, kTableBytes, MADV_DONTFORK) != 0) {
+    const int err = errno;
+    munmap(mem, kTableBytes);
+    return ErrnoStatus(err, "execpromises: madvise(MADV_DONTFORK) of the tracer table");
+  }
   auto* table = new (mem) std::atomic<int32_t>[kMaxFull];
   table[0].store(pid);  // the worker: its first image holds the full promises
   int ack[2];
@@ -395,8 +412,16 @@ absl::StatusOr<std::unique_ptr<ExecTracer>> ExecTracer::Start(pid_t pid,
   const pid_t helper = fork();
   if (helper == 0) {
     close(ack[0]);
-    HelperMain(parent, pid, ack[1], table, narrow.code.data(), narrow.code.size());
+    void* own = mmap(nullptr, kTableBytes, PROT_READ | PROT_WRITE, MAP_SHARED, table_fd.get(), 0);
+    if (own == MAP_FAILED) {
+      const int err = errno;
+      (void)!write(ack[1], &err, sizeof(err));
+      _exit(1);
+    }
+    HelperMain(parent, pid, ack[1], static_cast<std::atomic<int32_t>*>(own), narrow.code.data(),
+               narrow.code.size());
   }
+  table_fd.reset();
   close(ack[1]);
   std::unique_ptr<ExecTracer> tracer;
   if (helper > 0) tracer.reset(new ExecTracer(helper, table));

@@ -10,6 +10,8 @@
 
 #include <atomic>
 #include <string>
+#include <sstream>
+#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -26,6 +28,7 @@ namespace vow {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using Kind = WorkerResult::Kind;
 
 using testing::Runfile;
@@ -53,6 +56,62 @@ class ExecWorkerTest : public ::testing::Test {
   std::unique_ptr<Broker> broker_;
   std::string worker_;
 };
+
+std::string ReadProcFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The exec tracer's table (which images hold the full promises; execpromises) is mapped by
+// the broker and its tracer only: a worker forked while a tracer lives must not inherit it
+// (one that could write it could give a narrowed image its full promises; found by review:
+// it was an anonymous shared mapping every later fork inherited).
+TEST_F(ExecWorkerTest, AForkedWorkerDoesNotInheritTheTracerTable) {
+  Policy narrowed;
+  narrowed.promises = PromiseSet{Promise::kStdio, Promise::kExec};
+  narrowed.exec_promises = PromiseSet{Promise::kStdio};
+  auto prepared = broker_->Prepare(narrowed);
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  int out[2];
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  SpawnOptions options;
+  options.stdout_fd = out[1];
+  options.stderr_fd = 2;
+  auto traced = broker_->SpawnExec(*prepared, {worker_, "pause"}, options);
+  close(out[1]);
+  ASSERT_TRUE(traced.ok()) << traced.status();
+  char line[16] = {};
+  ASSERT_GT(read(out[0], line, sizeof(line) - 1), 0);
+  close(out[0]);
+  // The setup holds: the table is mapped here while the tracer lives.
+  ASSERT_THAT(ReadProcFile("/proc/self/maps"), HasSubstr("vow-exec-tracer"));
+
+  int ready[2];
+  ASSERT_EQ(pipe2(ready, O_CLOEXEC), 0);
+  SpawnOptions forked_options;
+  forked_options.stdout_fd = ready[1];
+  auto forked = broker_->Spawn(Policy{}, [](Client&) {
+    if (write(1, "r", 1) != 1) return 1;
+    pause();
+    return 0;
+  }, forked_options);
+  close(ready[1]);
+  ASSERT_TRUE(forked.ok()) << forked.status();
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  close(ready[0]);
+  const std::string maps =
+      ReadProcFile(absl::StrCat("/proc/", broker_->pid(*forked), "/maps"));
+  ASSERT_FALSE(maps.empty());
+  EXPECT_THAT(maps, Not(HasSubstr("vow-exec-tracer")));
+  EXPECT_THAT(maps, Not(HasSubstr("/dev/zero (deleted)")));
+  broker_->Kill(*forked);
+  broker_->Kill(*traced);
+  (void)broker_->Wait(*forked, absl::Seconds(30));
+  (void)broker_->Wait(*traced, absl::Seconds(30));
+}
 
 TEST_F(ExecWorkerTest, LocksDownAndRuns) {
   int out[2];
