@@ -316,9 +316,12 @@ void Server::EventLoop() {
           break;
         }
         if (conns.size() >= options_.max_connections) {
+          {
+            // Counted before the refusal is sent: a client that has read it sees the count.
+            absl::MutexLock lock(&mu_);
+            ++refused_;
+          }
           refuse(fd);
-          absl::MutexLock lock(&mu_);
-          ++refused_;
           continue;
         }
         Connection& c = conns[next_id++];
