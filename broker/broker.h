@@ -164,6 +164,8 @@ class ForkServer {
   pid_t pid() const;
   // Why the server was ended ("" while it serves). After a failure every SpawnFrom fails.
   std::string failure() const;
+  // The pid in the server's slot page (0: none; -1: no page), for tests.
+  pid_t slot_pid_for_testing() const;
 
  private:
   friend class Broker;

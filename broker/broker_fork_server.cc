@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <new>
 
 #include "absl/cleanup/cleanup.h"
@@ -87,6 +88,14 @@ constexpr int kMaxProbeHits = 64;
 constexpr size_t kSlotBytes = 4096;
 
 }  // namespace
+
+namespace {
+// Test hook (SetForkServerKeepsSlotForTesting): servers forked while it is set leave the
+// slot's pid after their reply, as a server killed right after its reply would.
+std::atomic<bool> g_server_keeps_slot{false};
+}  // namespace
+
+void SetForkServerKeepsSlotForTesting(bool keep) { g_server_keeps_slot.store(keep); }
 
 absl::StatusOr<pid_t> ChildOfPidfd(int pidfd) {
   PidfdInfo info;
@@ -360,7 +369,9 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
   }
   for (int i = 0; i < nfds; ++i) close(fds[i]);
   // A broker gone meanwhile: the next recvmsg sees it.
-  if (SendReply(sock, reply, pidfd)) __atomic_store_n(s.slot_page, 0, __ATOMIC_SEQ_CST);
+  if (SendReply(sock, reply, pidfd) && !g_server_keeps_slot.load()) {
+    __atomic_store_n(s.slot_page, 0, __ATOMIC_SEQ_CST);
+  }
   if (pidfd >= 0) close(pidfd);
 }
 
@@ -505,6 +516,16 @@ pid_t ForkServer::pid() const {
 std::string ForkServer::failure() const {
   absl::MutexLock lock(&state_->mu);
   return state_->failure;
+}
+
+pid_t ForkServer::slot_pid_for_testing() const {
+  absl::MutexLock lock(&state_->mu);
+  int32_t pid = -1;
+  if (!state_->slot.valid() ||
+      pread(state_->slot.get(), &pid, sizeof(pid), 0) != static_cast<ssize_t>(sizeof(pid))) {
+    return -1;
+  }
+  return pid;
 }
 
 bool Broker::Impl::IsWorkerPid(pid_t pid) const {
@@ -744,6 +765,22 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
     KillStrays(&fds);
     EndServer(s, std::string(pidfd.status().message()));
     return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));
+  }
+  // The reply is taken: the slot's pid is a worker's now, and the broker clears it itself.
+  // The server clears it too, after its reply, but one killed in between would leave it,
+  // and EndServer would later take it for an unreported worker: by then the pid may have
+  // been reaped and reused by another child of this process (found by review).
+  if (s.slot.valid()) {
+    const int32_t none = 0;
+    if (pwrite(s.slot.get(), &none, sizeof(none), 0) != static_cast<ssize_t>(sizeof(none))) {
+      const std::string why = absl::StrCat("fork server: clearing the slot page: ",
+                                           strerror(errno));
+      syscall(SYS_pidfd_send_signal, pidfd->get(), SIGKILL, nullptr, 0);
+      siginfo_t si;
+      waitid(P_PIDFD, static_cast<id_t>(pidfd->get()), &si, WEXITED);
+      EndServer(s, why);
+      return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));
+    }
   }
   return RegisterWorker(pid, *std::move(pidfd), std::move(ours), s.policy, nullptr, false, "",
                         UniqueFd(), options, nullptr);

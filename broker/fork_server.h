@@ -65,6 +65,10 @@ bool ForkServerRequestValid(const ForkServerRequest& req, size_t bytes, int msg_
 // of a child of this process that has not been reaped (waitid(P_PIDFD) accepts it); otherwise an error saying which.
 absl::StatusOr<pid_t> ChildOfPidfd(int pidfd);
 
+// Tests only: fork servers started while `keep` is set do not clear their slot page after a
+// reply (as one killed between its reply and that store would not).
+void SetForkServerKeepsSlotForTesting(bool keep);
+
 // Checks one reply to request `seq` from the server `server_pid`: `bytes` and `msg_flags`
 // as recvmsg returned them, `fds` what came with it; `registered` says whether a pid is a
 // worker the broker has already registered (refused: that worker is left alone). Returns the worker's pidfd (taken from

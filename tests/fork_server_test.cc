@@ -382,6 +382,23 @@ TEST(ForkServerTest, AnUnboundedWaitForAStoppedServerSleeps) {
   EXPECT_EQ(f.broker->live_workers(), 0u);
 }
 
+// Once the broker has taken a reply, the slot page no longer names that worker, even when
+// the server did not clear it (as one killed right after its reply would not): a pid left
+// there could be reaped, reused by another child of the broker, and killed by EndServer.
+TEST(ForkServerTest, TheBrokerClearsTheSlotOnceItTakesAReply) {
+  Fixture f = Make();
+  SetForkServerKeepsSlotForTesting(true);
+  auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+  SetForkServerKeepsSlotForTesting(false);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto id = f.broker->SpawnFrom(**server);
+  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_GT(f.broker->pid(*id), 0);
+  EXPECT_EQ((*server)->slot_pid_for_testing(), 0);
+  f.broker->Kill(*id);
+  (void)f.broker->Wait(*id, absl::Seconds(30));
+}
+
 TEST(ForkServerTest, AServerKilledMidSpawnFailsTheSpawnPromptly) {
   Fixture f = Make();
   auto server = f.broker->StartForkServer(f.policy, SleepWorker);
