@@ -13,6 +13,7 @@
 #include <array>
 #include <bit>
 #include <cstdlib>
+#include <map>
 #include <set>
 #include <utility>
 #include <vector>
@@ -185,6 +186,53 @@ void EmitDispatch(Asm& a, const std::vector<NumberRange>& sorted, size_t lo, siz
   EmitDispatch(a, sorted, lo, mid, miss);
   a.Bind(right);
   EmitDispatch(a, sorted, mid, hi, miss);
+}
+
+// As EmitDispatch, for a search whose targets may lie anywhere after it: every
+// conditional jump goes to a `ja` next to it (a conditional jump reaches 255
+// instructions, a `ja` any distance), so the tree assembles at any size.
+void EmitFarDispatch(Asm& a, const std::vector<NumberRange>& sorted, size_t lo, size_t hi,
+                     int miss) {
+  constexpr size_t kLeaf = 3;
+  if (hi - lo <= kLeaf) {
+    // The search has established nr < sorted[hi].lo; test the ranges from the top down.
+    std::vector<std::pair<int, int>> stubs;  // local label -> far label
+    auto stub = [&](int far) {
+      const int local = a.NewLabel();
+      stubs.emplace_back(local, far);
+      return local;
+    };
+    const int miss_stub = stub(miss);
+    for (size_t i = hi; i-- > lo;) {
+      const NumberRange& r = sorted[i];
+      const int next = a.NewLabel();
+      const int hit = stub(r.label);
+      if (r.lo == r.hi) {
+        a.Jump(BPF_JMP | BPF_JEQ | BPF_K, r.lo, hit, next);
+      } else {
+        const int in = a.NewLabel();
+        a.Jump(BPF_JMP | BPF_JGE | BPF_K, r.lo, in, next);
+        a.Bind(in);
+        a.Jump(BPF_JMP | BPF_JGT | BPF_K, r.hi, miss_stub, hit);
+      }
+      a.Bind(next);
+    }
+    a.Always(miss);
+    for (const auto& [local, far_label] : stubs) {
+      a.Bind(local);
+      a.Always(far_label);
+    }
+    return;
+  }
+  const size_t mid = lo + (hi - lo) / 2;
+  const int left = a.NewLabel(), right = a.NewLabel(), to_right = a.NewLabel();
+  a.Jump(BPF_JMP | BPF_JGE | BPF_K, sorted[mid].lo, to_right, left);
+  a.Bind(to_right);
+  a.Always(right);
+  a.Bind(left);
+  EmitFarDispatch(a, sorted, lo, mid, miss);
+  a.Bind(right);
+  EmitFarDispatch(a, sorted, mid, hi, miss);
 }
 
 // The hand-written prologue (see the header): foreign arch and x32 go on to libseccomp's
@@ -374,13 +422,70 @@ bool HeldPromiseLists(PromiseSet promises, const std::string& name) {
   return false;
 }
 
-absl::StatusOr<BpfProgram> Compile(PromiseSet promises, Penalty penalty,
-                                   uint32_t violation_action, Arch arch,
-                                   ProgramVariant variant, uint32_t brokered_action) {
+// One rule of the body (the part after the prologue): `action` when every condition holds
+// (64-bit masked equality on one argument each). A syscall's rules are alternatives,
+// tried in order.
+struct BodyRule {
+  std::string syscall;
+  int nr = -1;  // on the program's arch
+  std::vector<std::pair<int, std::pair<uint64_t, uint64_t>>> conditions;  // arg, {mask, value}
+  uint32_t action = SECCOMP_RET_ALLOW;
+  bool a0_32 = false;  // the socket(AF_UNIX) rule: added to libseccomp as SCMP_A0_32
+};
+
+// What the body decides, in the order both back ends add it: the held promises' rules
+// (path calls excluded: the prologue sends them to the broker), socket(AF_UNIX) -> EACCES
+// without `unix`, an exec'd image's start-up calls, the ENOSYS probes. Syscalls this arch
+// lacks are left out.
+std::vector<BodyRule> BodyRules(PromiseSet promises, Arch arch, ProgramVariant variant) {
   std::set<std::string> brokered;
   for (const BrokeredEntry& b : BrokeredSyscalls()) {
     if (!b.exec_image_only) brokered.insert(b.syscall);
   }
+  const uint32_t token = ScmpArch(arch);
+  std::vector<BodyRule> rules;
+  auto add = [&](const std::string& name) -> BodyRule* {
+    const int nr = seccomp_syscall_resolve_name_arch(token, name.c_str());
+    if (nr < 0) return nullptr;  // not on this arch (e.g. `open` on aarch64)
+    rules.push_back(BodyRule{name, nr, {}, SECCOMP_RET_ALLOW, false});
+    return &rules.back();
+  };
+  for (int i = 0; i < kPromiseCount; ++i) {
+    const Promise p = static_cast<Promise>(i);
+    if (!promises.contains(p)) continue;
+    for (const SyscallRule& rule : PromiseTableEntry(p).rules) {
+      if (brokered.count(rule.syscall) != 0) continue;
+      BodyRule* r = add(rule.syscall);
+      if (r == nullptr) continue;
+      for (const ArgCondition& c : rule.conditions) {
+        const uint64_t value = c.self_pid ? kSelfPidPlaceholder : c.value;
+        r->conditions.push_back({c.arg, {c.mask, value}});
+      }
+    }
+  }
+  if (!promises.contains(Promise::kUnix)) {
+    if (BodyRule* r = add("socket"); r != nullptr) {
+      // SCMP_A0_32 is a 64-bit compare with a 32-bit value: the high half must be 0.
+      r->conditions.push_back({0, {~0ull, static_cast<uint64_t>(AF_UNIX)}});
+      r->action = SECCOMP_RET_ERRNO | EACCES;
+      r->a0_32 = true;
+    }
+  }
+  if (variant == ProgramVariant::kExecImage) {
+    for (const std::string& name : ExecStartupSyscalls()) (void)add(name);
+  }
+  for (const EnosysEntry& e : EnosysSyscalls()) {
+    if (HeldPromiseLists(promises, e.syscall)) continue;  // e.g. rseq under `thread`
+    if (brokered.count(e.syscall) != 0) continue;
+    if (BodyRule* r = add(e.syscall); r != nullptr) r->action = kRetEnosys;
+  }
+  return rules;
+}
+
+// The body through libseccomp (its rule database and its BPF generator).
+absl::StatusOr<std::vector<sock_filter>> LibseccompBody(const std::vector<BodyRule>& rules,
+                                                        uint32_t violation_action,
+                                                        Arch arch) {
   ScmpCtx ctx(seccomp_init(violation_action), seccomp_release);
   if (ctx == nullptr) return absl::InternalError("seccomp_init failed");
   const uint32_t token = ScmpArch(arch);
@@ -404,59 +509,144 @@ absl::StatusOr<BpfProgram> Compile(PromiseSet promises, Penalty penalty,
     int rc = seccomp_attr_set(ctx.get(), a.attr, a.value);
     if (rc != 0 && a.required) return ScmpError(rc, "seccomp_attr_set");
   }
-
-  for (int i = 0; i < kPromiseCount; ++i) {
-    const Promise p = static_cast<Promise>(i);
-    if (!promises.contains(p)) continue;
-    for (const SyscallRule& rule : PromiseTableEntry(p).rules) {
-      if (seccomp_syscall_resolve_name_arch(token, rule.syscall.c_str()) < 0) {
-        continue;  // not on this arch (e.g. `open` on aarch64)
-      }
-      // Path calls never reach these rules: the prologue sends them to the broker, which
-      // applies the promise (and the rules) with the path in hand.
-      if (brokered.count(rule.syscall) != 0) continue;
-      const int nr = RuleNumber(rule.syscall);
+  for (const BodyRule& rule : rules) {
+    // By native number: see RuleNumber.
+    const int nr = RuleNumber(rule.syscall);
+    int rc = 0;
+    if (rule.a0_32) {
+      rc = seccomp_rule_add(ctx.get(), rule.action, nr, 1,
+                            SCMP_A0_32(SCMP_CMP_EQ, rule.conditions[0].second.second));
+    } else {
       std::vector<scmp_arg_cmp> cmps;
-      for (const ArgCondition& c : rule.conditions) {
-        const uint64_t value = c.self_pid ? kSelfPidPlaceholder : c.value;
-        cmps.push_back(SCMP_CMP64(static_cast<unsigned>(c.arg), SCMP_CMP_MASKED_EQ,
-                                  c.mask, value));
+      for (const auto& [arg, mv] : rule.conditions) {
+        cmps.push_back(SCMP_CMP64(static_cast<unsigned>(arg), SCMP_CMP_MASKED_EQ, mv.first,
+                                  mv.second));
       }
-      int rc = seccomp_rule_add_array(ctx.get(), SCMP_ACT_ALLOW, nr, cmps.size(),
-                                      cmps.data());
-      if (rc != 0 && rc != -EEXIST) {
-        return ScmpError(rc, absl::StrCat("rule for ", rule.syscall, " (",
-                                          PromiseName(p), ")"));
-      }
+      rc = seccomp_rule_add_array(ctx.get(), rule.action, nr, cmps.size(), cmps.data());
+    }
+    // EEXIST: the same rule twice (two promises list it), except for an ENOSYS probe.
+    if (rc != 0 && (rc != -EEXIST || rule.action == kRetEnosys)) {
+      return ScmpError(rc, absl::StrCat("rule for ", rule.syscall));
     }
   }
-  // socket(AF_UNIX) without `unix`: EACCES instead of the penalty. glibc's name-service
-  // lookups (getpwuid: ls -l, sqlite3, python) probe nscd with it first and fall back when
-  // it fails; the socket itself would reach any named datagram socket, so it is not
-  // allowed either.
-  if (!promises.contains(Promise::kUnix)) {
-    int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EACCES), RuleNumber("socket"), 1,
-                              SCMP_A0_32(SCMP_CMP_EQ, AF_UNIX));
-    if (rc != 0 && rc != -EEXIST) return ScmpError(rc, "socket(AF_UNIX) rule");
-  }
-  if (variant == ProgramVariant::kExecImage) {
-    for (const std::string& name : ExecStartupSyscalls()) {
-      if (seccomp_syscall_resolve_name_arch(token, name.c_str()) < 0) continue;
-      int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, RuleNumber(name), 0);
-      if (rc != 0 && rc != -EEXIST) return ScmpError(rc, absl::StrCat("start-up rule ", name));
-    }
-  }
-  for (const EnosysEntry& e : EnosysSyscalls()) {
-    if (HeldPromiseLists(promises, e.syscall)) continue;  // e.g. rseq under `thread`
-    if (brokered.count(e.syscall) != 0) continue;
-    if (seccomp_syscall_resolve_name_arch(token, e.syscall.c_str()) < 0) {
-      continue;  // unknown to libseccomp: the prologue answers ENOSYS
-    }
-    int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), RuleNumber(e.syscall), 0);
-    if (rc != 0) return ScmpError(rc, absl::StrCat("ENOSYS rule for ", e.syscall));
-  }
+  return ExportBpf(ctx.get());
+}
 
-  auto lib = ExportBpf(ctx.get());
+// The same body without libseccomp (exec'd images: `vow run` compiles one at every start,
+// and libseccomp's rule database and generator were most of that compile): the arch and
+// x32 checks as libseccomp writes them (a foreign arch and an x32 number kill; nr -1 goes
+// on to the default), then a balanced search over the numbers, then per syscall its rules
+// in order, each an AND of masked compares of both halves of an argument, the first that
+// holds giving its action; no rule: `violation_action`. Conditional jumps stay short (the
+// tree's far edges and every jump to a syscall's block are `ja`s), so any size assembles.
+// body_test in promise_compiler_test runs both bodies on every number and on argument
+// values around every condition and requires the same action.
+absl::StatusOr<std::vector<sock_filter>> NativeBody(const std::vector<BodyRule>& rules,
+                                                    uint32_t violation_action, Arch arch) {
+  Asm a;
+  const int tree = a.NewLabel(), violation = a.NewLabel();
+  a.Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch));
+  {
+    const int ok = a.NewLabel(), kill = a.NewLabel();
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, AuditArch(arch), ok, kill);
+    a.Bind(kill);
+    a.Stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+    a.Bind(ok);
+  }
+  a.Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr));
+  if (arch == Arch::kX86_64) {
+    const int high = a.NewLabel(), kill = a.NewLabel();
+    a.Jump(BPF_JMP | BPF_JGE | BPF_K, kX32SyscallBit, high, tree);
+    a.Bind(high);
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffffu, tree, kill);
+    a.Bind(kill);
+    a.Stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+  }
+  a.Bind(tree);
+  // Per number, its rules in the order given; a number whose first rule has no condition
+  // takes that rule's action at once (the rest can never be reached).
+  std::map<uint32_t, std::vector<const BodyRule*>> by_nr;
+  for (const BodyRule& r : rules) by_nr[static_cast<uint32_t>(r.nr)].push_back(&r);
+  std::map<uint32_t, int> ret_label;  // one `ret` per unconditional action
+  auto ret_for = [&](uint32_t action) {
+    auto it = ret_label.find(action);
+    if (it == ret_label.end()) it = ret_label.emplace(action, a.NewLabel()).first;
+    return it->second;
+  };
+  std::vector<std::pair<uint32_t, int>> dispatch;  // number -> label
+  std::vector<std::pair<int, std::vector<const BodyRule*>>> blocks;
+  for (const auto& [nr, list] : by_nr) {
+    if (list.front()->conditions.empty()) {
+      dispatch.emplace_back(nr, ret_for(list.front()->action));
+      continue;
+    }
+    const int block = a.NewLabel();
+    blocks.emplace_back(block, list);
+    dispatch.emplace_back(nr, block);
+  }
+  std::vector<NumberRange> ranges;
+  for (const auto& [nr, label] : dispatch) {
+    if (!ranges.empty() && ranges.back().label == label && ranges.back().hi + 1 == nr) {
+      ranges.back().hi = nr;
+    } else {
+      ranges.push_back(NumberRange{nr, nr, label});
+    }
+  }
+  EmitFarDispatch(a, ranges, 0, ranges.size(), violation);
+  for (const auto& [block, list] : blocks) {
+    a.Bind(block);
+    for (const BodyRule* r : list) {
+      const int next = a.NewLabel();
+      for (const auto& [arg, mv] : r->conditions) {
+        const uint32_t mask_hi = static_cast<uint32_t>(mv.first >> 32);
+        const uint32_t mask_lo = static_cast<uint32_t>(mv.first);
+        const uint32_t value_hi = static_cast<uint32_t>(mv.second >> 32);
+        const uint32_t value_lo = static_cast<uint32_t>(mv.second);
+        for (int half = 1; half >= 0; --half) {
+          const uint32_t mask = half == 1 ? mask_hi : mask_lo;
+          const uint32_t value = half == 1 ? value_hi : value_lo;
+          if (mask == 0 && value == 0) continue;  // always holds
+          if ((value & ~mask) != 0) {             // never holds
+            a.Always(next);
+            break;
+          }
+          if (half == 1) {
+            a.LoadArgHigh(arg);
+          } else {
+            a.LoadArgLow(arg);
+          }
+          if (mask != 0xffffffffu) a.Stmt(BPF_ALU | BPF_AND | BPF_K, mask);
+          const int ok = a.NewLabel();
+          a.Jump(BPF_JMP | BPF_JEQ | BPF_K, value, ok, next);
+          a.Bind(ok);
+        }
+      }
+      a.Stmt(BPF_RET | BPF_K, r->action);
+      a.Bind(next);
+    }
+    a.Always(violation);
+  }
+  for (const auto& [action, label] : ret_label) {
+    a.Bind(label);
+    a.Stmt(BPF_RET | BPF_K, action);
+  }
+  a.Bind(violation);
+  a.Stmt(BPF_RET | BPF_K, violation_action);
+  const int end = a.NewLabel();
+  return a.Finish(end);
+}
+
+absl::StatusOr<BpfProgram> Compile(PromiseSet promises, Penalty penalty,
+                                   uint32_t violation_action, Arch arch,
+                                   ProgramVariant variant, uint32_t brokered_action,
+                                   BodyBackend backend) {
+  const std::vector<BodyRule> rules = BodyRules(promises, arch, variant);
+  if (backend == BodyBackend::kDefault) {
+    backend = variant == ProgramVariant::kExecImage ? BodyBackend::kNative
+                                                    : BodyBackend::kLibseccomp;
+  }
+  auto lib = backend == BodyBackend::kNative ? NativeBody(rules, violation_action, arch)
+                                             : LibseccompBody(rules, violation_action, arch);
   if (!lib.ok()) return lib.status();
   BpfProgram program;
   program.penalty = penalty;
@@ -527,7 +717,19 @@ bool BpfProgram::needs_listener() const {
 absl::StatusOr<BpfProgram> CompilePromises(PromiseSet promises, Penalty penalty,
                                            Arch arch, ProgramVariant variant) {
   const uint32_t action = penalty == Penalty::kTrap ? SCMP_ACT_TRAP : SCMP_ACT_NOTIFY;
-  auto program = Compile(promises, penalty, action, arch, variant, SECCOMP_RET_USER_NOTIF);
+  auto program = Compile(promises, penalty, action, arch, variant, SECCOMP_RET_USER_NOTIF,
+                         BodyBackend::kDefault);
+  if (program.ok()) program->brokered_action = SECCOMP_RET_USER_NOTIF;
+  return program;
+}
+
+absl::StatusOr<BpfProgram> CompilePromisesWithBodyForTesting(PromiseSet promises,
+                                                             Penalty penalty, Arch arch,
+                                                             ProgramVariant variant,
+                                                             BodyBackend backend) {
+  const uint32_t action = penalty == Penalty::kTrap ? SCMP_ACT_TRAP : SCMP_ACT_NOTIFY;
+  auto program = Compile(promises, penalty, action, arch, variant, SECCOMP_RET_USER_NOTIF,
+                         backend);
   if (program.ok()) program->brokered_action = SECCOMP_RET_USER_NOTIF;
   return program;
 }
@@ -541,7 +743,7 @@ absl::StatusOr<BpfProgram> CompilePromisesWithAction(PromiseSet promises,
   }
   // No broker: path calls get the violation action too.
   auto program = Compile(promises, Penalty::kErrno, violation_action, arch,
-                         ProgramVariant::kForkedWorker, violation_action);
+                         ProgramVariant::kForkedWorker, violation_action, BodyBackend::kDefault);
   if (program.ok()) program->brokered_action = violation_action;
   return program;
 }
@@ -556,7 +758,7 @@ absl::StatusOr<BpfProgram> CompileExecPromises(PromiseSet exec_promises, Penalty
   // Path calls: ALLOW here, so the worker's own filter decides them (USER_NOTIF to the
   // broker, which applies the caller's promises: broker/exec_tracer.h).
   auto program = Compile(exec_promises, penalty, action, arch, ProgramVariant::kExecImage,
-                         SECCOMP_RET_ALLOW);
+                         SECCOMP_RET_ALLOW, BodyBackend::kDefault);
   if (program.ok()) program->brokered_action = SECCOMP_RET_ALLOW;
   return program;
 }

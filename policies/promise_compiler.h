@@ -85,6 +85,11 @@ struct BpfProgram {
   bool needs_listener() const;
 };
 
+// Which generator writes the program after the prologue. kDefault: kNative for an exec'd
+// image's program (compiled at every `vow run`), libseccomp's for the others. Both are
+// run side by side on every syscall number by promise_compiler_test (BodiesAgree...).
+enum class BodyBackend : uint8_t { kDefault, kLibseccomp, kNative };
+
 [[nodiscard]] absl::StatusOr<BpfProgram> CompilePromises(
     PromiseSet promises, Penalty penalty, Arch arch = NativeArch(),
     ProgramVariant variant = ProgramVariant::kForkedWorker);
@@ -104,6 +109,11 @@ struct BpfProgram {
 // them to the broker, which applies the caller's promises; a syscall only the narrower
 // set refuses gets KILL_PROCESS (penalty kill), ERRNO(EPERM) (errno, trap: an unmodified
 // program runs no reporter) or LOG (learning).
+// CompilePromises() with the body written by `backend` (tests).
+[[nodiscard]] absl::StatusOr<BpfProgram> CompilePromisesWithBodyForTesting(
+    PromiseSet promises, Penalty penalty, Arch arch, ProgramVariant variant,
+    BodyBackend backend);
+
 [[nodiscard]] absl::StatusOr<BpfProgram> CompileExecPromises(PromiseSet exec_promises,
                                                              Penalty penalty,
                                                              Arch arch = NativeArch());

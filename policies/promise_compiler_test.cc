@@ -12,11 +12,14 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <array>
+#include <map>
 #include <set>
 #include <algorithm>
 #include <fstream>
@@ -31,6 +34,7 @@
 #include "gtest/gtest.h"
 #include "policies/explain.h"
 #include "policies/promise_table.h"
+#include "policies/self_pid.h"
 
 namespace vow {
 namespace {
@@ -384,6 +388,128 @@ TEST(FilterCacheTest, CompilesEachPolicyOnce) {
     EXPECT_NE(p, nullptr);
     EXPECT_EQ(p, seen[0]);
   }
+}
+
+}  // namespace
+}  // namespace vow
+
+namespace vow {
+namespace {
+
+// The body vow writes itself (kNative, exec'd images) against libseccomp's (kLibseccomp)
+// for the same policy: the whole programs are run on every syscall number of the arch,
+// the x32 and out-of-range numbers, a foreign arch, and argument values on and around
+// every condition the promise table has for that syscall (the exact value, one bit of
+// the mask flipped, every bit outside the mask set, the high half changed), and must give
+// the same action each time.
+TEST(PromiseCompilerTest, NativeBodyAgreesWithLibseccompOnEveryNumberAndArgument) {
+  std::vector<PromiseSet> sets = {PromiseSet::FromBits(~0u), PromiseSet::FromBits(0)};
+  for (int i = 0; i < kPromiseCount; ++i) {
+    sets.push_back(PromiseSet::FromBits(1u << i));
+    sets.push_back(PromiseSet::FromBits((1u << i) | 1u));  // with the first (stdio)
+  }
+  std::vector<uint32_t> numbers;
+  for (uint32_t nr = 0; nr < 1024; ++nr) numbers.push_back(nr);
+  for (uint32_t nr : {0x3fffffffu, 0x40000000u, 0x40000001u, 0x40000000u + 59, 0x7fffffffu,
+                      0x80000000u, 0xfffffffeu, 0xffffffffu}) {
+    numbers.push_back(nr);
+  }
+  long compared = 0;
+  for (Arch arch : {Arch::kX86_64, Arch::kAarch64}) {
+    // Every condition the table has, by syscall name.
+    std::map<std::string, std::vector<std::vector<ArgCondition>>> conditions;
+    for (int i = 0; i < kPromiseCount; ++i) {
+      for (const SyscallRule& rule : PromiseTableEntry(static_cast<Promise>(i)).rules) {
+        conditions[rule.syscall].push_back(rule.conditions);
+      }
+    }
+    ArgCondition unix_domain;
+    unix_domain.arg = 0;
+    unix_domain.mask = 0xffffffffull;
+    unix_domain.value = AF_UNIX;
+    conditions["socket"].push_back({unix_domain});
+    const uint32_t other_arch = AuditArch(arch == Arch::kX86_64 ? Arch::kAarch64 : Arch::kX86_64);
+    for (ProgramVariant variant : {ProgramVariant::kForkedWorker, ProgramVariant::kExecImage}) {
+      for (Penalty penalty : {Penalty::kKill, Penalty::kTrap}) {
+        for (PromiseSet set : sets) {
+          auto native = CompilePromisesWithBodyForTesting(set, penalty, arch, variant,
+                                                          BodyBackend::kNative);
+          auto lib = CompilePromisesWithBodyForTesting(set, penalty, arch, variant,
+                                                       BodyBackend::kLibseccomp);
+          ASSERT_TRUE(native.ok()) << native.status();
+          ASSERT_TRUE(lib.ok()) << lib.status();
+          ASSERT_EQ(native->prologue_size, lib->prologue_size);
+          for (uint32_t nr : numbers) {
+            std::vector<std::array<uint64_t, 6>> arg_sets;
+            arg_sets.push_back({});
+            arg_sets.push_back({~0ull, ~0ull, ~0ull, ~0ull, ~0ull, ~0ull});
+            std::array<uint64_t, 6> pattern;
+            pattern.fill(0x5a5a5a5a5a5a5a5aull);
+            arg_sets.push_back(pattern);
+            const std::string name = nr < 1024 ? SyscallName(arch, static_cast<int>(nr)) : "";
+            auto it = conditions.find(name);
+            if (it != conditions.end()) {
+              for (const std::vector<ArgCondition>& rule : it->second) {
+                std::array<uint64_t, 6> base = {};
+                for (const ArgCondition& c : rule) {
+                  base[c.arg] = c.self_pid ? kSelfPidPlaceholder : c.value;
+                }
+                arg_sets.push_back(base);
+                for (const ArgCondition& c : rule) {
+                  const uint64_t v = base[c.arg];
+                  const uint64_t low_bit = c.mask & -c.mask;
+                  const uint64_t high_bit = c.mask == 0 ? 0 : 1ull << (63 - __builtin_clzll(c.mask));
+                  for (uint64_t changed : std::initializer_list<uint64_t>{v ^ low_bit, v ^ high_bit, v | ~c.mask,
+                                           v ^ 0xffffffff00000000ull, v + (1ull << 32),
+                                           v ^ 1, v + 1}) {
+                    std::array<uint64_t, 6> args = base;
+                    args[c.arg] = changed;
+                    arg_sets.push_back(args);
+                  }
+                }
+              }
+            }
+            for (uint32_t audit_arch : {AuditArch(arch), other_arch, 0u}) {
+              for (const auto& args : arg_sets) {
+                struct seccomp_data data = {};
+                data.nr = static_cast<int>(nr);
+                data.arch = audit_arch;
+                for (int i = 0; i < 6; ++i) data.args[i] = args[i];
+                int steps = 0;
+                std::optional<uint32_t> a = RunFilter(native->code, data, &steps);
+                std::optional<uint32_t> b = RunFilter(lib->code, data, &steps);
+                ASSERT_TRUE(a.has_value()) << "native body: " << name << " (" << nr << ")";
+                ASSERT_TRUE(b.has_value()) << "libseccomp body: " << name << " (" << nr << ")";
+                ASSERT_EQ(*a, *b) << ArchName(arch) << " variant " << static_cast<int>(variant)
+                                  << " promises 0x" << std::hex << set.bits() << std::dec
+                                  << ": " << name << " (" << nr << ") arch 0x" << std::hex
+                                  << audit_arch << " args " << args[0] << " " << args[1]
+                                  << " " << args[2] << " " << args[3] << " " << args[4]
+                                  << " " << args[5];
+                ++compared;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  std::printf("native vs libseccomp body: %ld runs compared\n", compared);
+  EXPECT_GT(compared, 100000);
+}
+
+// An exec'd image's program is written without libseccomp's generator: nothing after the
+// prologue is what libseccomp would write (so the default really is the native body).
+TEST(PromiseCompilerTest, ExecImageProgramsUseTheNativeBody) {
+  const PromiseSet stdio = PromiseSet::FromBits(1u);
+  auto dflt = CompilePromises(stdio, Penalty::kKill, NativeArch(), ProgramVariant::kExecImage);
+  auto native = CompilePromisesWithBodyForTesting(stdio, Penalty::kKill, NativeArch(),
+                                                  ProgramVariant::kExecImage,
+                                                  BodyBackend::kNative);
+  ASSERT_TRUE(dflt.ok() && native.ok());
+  ASSERT_EQ(dflt->code.size(), native->code.size());
+  EXPECT_EQ(0, memcmp(dflt->code.data(), native->code.data(),
+                      dflt->code.size() * sizeof(sock_filter)));
 }
 
 }  // namespace
