@@ -17,7 +17,6 @@
 
 #include <atomic>
 #include <cstring>
-#include <fstream>
 #include <set>
 #include <sstream>
 #include <string>
@@ -31,17 +30,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/echo_worker.h"
+#include "tests/test_util.h"
 #include "worker/client.h"
 
 namespace vow {
 namespace {
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing::ReadFile;
 
 // The "Name:\tvalue" line of /proc/<pid>/status.
 std::string StatusField(pid_t pid, const std::string& name) {
