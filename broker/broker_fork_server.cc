@@ -306,30 +306,9 @@ int ProbeTidOffset(size_t* offset) {
   if (syscall(SYS_set_robust_list, s.robust_head, s.robust_len) != 0) {
     _exit(kLockdownFailedExit);
   }
-  int extras[kChildFdSources - 4];
-  if (!PlaceChildFds(sources, extras)) _exit(kLockdownFailedExit);
-  LayerSpec layers = s.layers;
   LockdownSpec spec = s.spec;
-  spec.layers = &layers;
   spec.program = s.program.data();
-  if (extras[0] >= 0) {
-    spec.keep_fd = extras[0];
-    layers.shared_root_fd = extras[0];
-  }
-  layers.fresh_net_fd = extras[1];
-  layers.fresh_ipc_fd = extras[2];
-  const char* step = nullptr;
-  const int rc = LockDown(spec, &step);
-  if (rc != 0) {
-    ChildError("worker lock-down failed at ", step != nullptr ? step : "?", -rc);
-    _exit(kLockdownFailedExit);
-  }
-  alignas(Client) static unsigned char storage[sizeof(Client)];
-  Client* client = new (storage) Client(kWorkerChannelFd);
-  const int code = s.main(*client);
-  fflush(stdout);
-  fflush(stderr);
-  _exit(code & 0xff);
+  RunForkedWorker(spec, s.layers, sources, s.main);
 }
 
 // One request: makes the worker from the received fds and answers.
