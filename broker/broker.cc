@@ -52,13 +52,6 @@
 #include "worker/layers.h"
 #include "worker/lockdown.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
-
 extern char** environ;
 
 namespace vow {

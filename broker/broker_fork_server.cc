@@ -52,12 +52,6 @@
 #include "worker/client.h"
 #include "worker/lockdown.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
 #ifndef SYS_clone3
 #define SYS_clone3 435
 #endif

@@ -26,8 +26,9 @@
 #define VOW_BROKER_BROKER_INTERNAL_H_
 
 #include <linux/seccomp.h>
-#include <time.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <atomic>
 #include <cstdint>
@@ -60,6 +61,14 @@
 #include "policies/promise_compiler.h"
 #include "worker/layers.h"
 #include "worker/lockdown.h"
+
+// For C libraries whose headers predate them (Linux 5.1 and 5.3).
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 
 namespace vow {
 
