@@ -52,13 +52,6 @@
 #include "worker/layers.h"
 #include "worker/lockdown.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
-
 extern char** environ;
 
 namespace vow {
@@ -143,6 +136,31 @@ bool PlaceChildFds(const int sources[kChildFdSources], int extras[kChildFdSource
   }
   for (int i = 4; i < kChildFdSources; ++i) extras[i - 4] = moved[i];
   return true;
+}
+
+[[noreturn]] void RunForkedWorker(LockdownSpec spec, LayerSpec layers,
+                                   const int sources[kChildFdSources], const WorkerMain& main) {
+  int extras[kChildFdSources - 4];
+  if (!PlaceChildFds(sources, extras)) _exit(kLockdownFailedExit);
+  spec.layers = &layers;
+  if (extras[0] >= 0) {
+    spec.keep_fd = extras[0];
+    layers.shared_root_fd = extras[0];
+  }
+  layers.fresh_net_fd = extras[1];
+  layers.fresh_ipc_fd = extras[2];
+  const char* step = nullptr;
+  const int rc = LockDown(spec, &step);
+  if (rc != 0) {
+    ChildError("worker lock-down failed at ", step != nullptr ? step : "?", -rc);
+    _exit(kLockdownFailedExit);
+  }
+  alignas(Client) static unsigned char storage[sizeof(Client)];
+  Client* client = new (storage) Client(kWorkerChannelFd);
+  const int code = main(*client);
+  fflush(stdout);
+  fflush(stderr);
+  _exit(code & 0xff);
 }
 
 namespace {
@@ -808,26 +826,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, nullptr);
-    int extras[kChildFdSources - 4];
-    if (!PlaceChildFds(sources, extras)) _exit(kLockdownFailedExit);
-    if (extras[0] >= 0) {
-      spec.keep_fd = extras[0];
-      layers.shared_root_fd = extras[0];
-    }
-    layers.fresh_net_fd = extras[1];
-    layers.fresh_ipc_fd = extras[2];
-    const char* step = nullptr;
-    int rc = LockDown(spec, &step);
-    if (rc != 0) {
-      ChildError("worker lock-down failed at ", step != nullptr ? step : "?", -rc);
-      _exit(kLockdownFailedExit);
-    }
-    alignas(Client) static unsigned char storage[sizeof(Client)];
-    Client* client = new (storage) Client(kWorkerChannelFd);
-    int code = (*main)(*client);
-    fflush(stdout);
-    fflush(stderr);
-    _exit(code & 0xff);
+    RunForkedWorker(spec, layers, sources, *main);
   }
 
   theirs = Channel();  // close the child's end here

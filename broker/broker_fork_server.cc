@@ -52,12 +52,6 @@
 #include "worker/client.h"
 #include "worker/lockdown.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
 #ifndef SYS_clone3
 #define SYS_clone3 435
 #endif
@@ -217,25 +211,53 @@ void SetStep(ForkServerReply* reply, int err, const char* step) {
   strncpy(reply->step, step, sizeof(reply->step) - 1);
 }
 
-bool SendReply(int sock, const ForkServerReply& reply, int fd) {
-  struct iovec iov = {const_cast<ForkServerReply*>(&reply), sizeof(reply)};
+// One datagram of `len` bytes with `nfds` fds (SCM_RIGHTS) on `sock`; true if all of it
+// went. Raw syscalls only: the server and the broker both use it.
+bool SendWithFds(int sock, const void* data, size_t len, const int* fds, int nfds,
+                 int flags) {
+  struct iovec iov = {const_cast<void*>(data), len};
   struct msghdr msg = {};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  if (fd >= 0) {
+  alignas(struct cmsghdr) char control[CMSG_SPACE(kForkServerMaxFds * sizeof(int))];
+  if (nfds < 0 || nfds > kForkServerMaxFds) return false;
+  if (nfds > 0) {
     msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
+    msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
     struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
   }
   for (;;) {
-    if (sendmsg(sock, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof(reply))) return true;
+    if (sendmsg(sock, &msg, flags | MSG_NOSIGNAL) == static_cast<ssize_t>(len)) return true;
     if (errno != EINTR) return false;
   }
+}
+
+// The fds that came with a received message, at most `max` of them, into `out`; returns
+// how many (any beyond `max` are closed).
+int ReceivedFds(struct msghdr& msg, int* out, int max) {
+  int n = 0;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < k; ++i) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (n < max) {
+        out[n++] = fd;
+      } else {
+        close(fd);
+      }
+    }
+  }
+  return n;
+}
+
+bool SendReply(int sock, const ForkServerReply& reply, int fd) {
+  return SendWithFds(sock, &reply, sizeof(reply), &fd, fd >= 0 ? 1 : 0, 0);
 }
 
 // Closes every fd from 3 up except `a` and `b` (-1: none).
@@ -306,30 +328,9 @@ int ProbeTidOffset(size_t* offset) {
   if (syscall(SYS_set_robust_list, s.robust_head, s.robust_len) != 0) {
     _exit(kLockdownFailedExit);
   }
-  int extras[kChildFdSources - 4];
-  if (!PlaceChildFds(sources, extras)) _exit(kLockdownFailedExit);
-  LayerSpec layers = s.layers;
   LockdownSpec spec = s.spec;
-  spec.layers = &layers;
   spec.program = s.program.data();
-  if (extras[0] >= 0) {
-    spec.keep_fd = extras[0];
-    layers.shared_root_fd = extras[0];
-  }
-  layers.fresh_net_fd = extras[1];
-  layers.fresh_ipc_fd = extras[2];
-  const char* step = nullptr;
-  const int rc = LockDown(spec, &step);
-  if (rc != 0) {
-    ChildError("worker lock-down failed at ", step != nullptr ? step : "?", -rc);
-    _exit(kLockdownFailedExit);
-  }
-  alignas(Client) static unsigned char storage[sizeof(Client)];
-  Client* client = new (storage) Client(kWorkerChannelFd);
-  const int code = s.main(*client);
-  fflush(stdout);
-  fflush(stderr);
-  _exit(code & 0xff);
+  RunForkedWorker(spec, s.layers, sources, s.main);
 }
 
 // One request: makes the worker from the received fds and answers.
@@ -429,14 +430,7 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) _exit(0);  // the broker closed its end
     int fds[kForkServerMaxFds * 2];
-    int nfds = 0;
-    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      const int k = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-      for (int i = 0; i < k && nfds < kForkServerMaxFds * 2; ++i) {
-        memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      }
-    }
+    const int nfds = ReceivedFds(msg, fds, kForkServerMaxFds * 2);
     ServeOne(s, sock, req, n, msg.msg_flags, fds, nfds);
   }
 }
@@ -459,15 +453,9 @@ absl::Status ReceiveReply(int sock, absl::Time deadline,
     msg.msg_controllen = sizeof(control);
     const ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     if (n >= 0) {
-      for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        const size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < k; ++i) {
-          int fd;
-          memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-          fds->emplace_back(fd);
-        }
-      }
+      int got[4];
+      const int k = ReceivedFds(msg, got, 4);
+      for (int i = 0; i < k; ++i) fds->emplace_back(got[i]);
       if (n == 0) return absl::UnavailableError("fork server: it closed its socket (died)");
       *bytes = static_cast<size_t>(n);
       *flags = msg.msg_flags;
@@ -727,20 +715,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
   add(theirs.fd(), kFsChannel);
   add(s.layers.netns ? fresh.net.get() : -1, kFsNet);
   add(s.layers.ipcns ? fresh.ipc.get() : -1, kFsIpc);
-  struct iovec iov = {&req, sizeof(req)};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(kForkServerMaxFds * sizeof(int))];
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-  memcpy(CMSG_DATA(c), send_fds, nfds * sizeof(int));
-  if (sendmsg(s.socket.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT) !=
-      static_cast<ssize_t>(sizeof(req))) {
+  if (!SendWithFds(s.socket.get(), &req, sizeof(req), send_fds, nfds, MSG_DONTWAIT)) {
     const int err = errno;
     EndServer(s, absl::StrCat("send: ", strerror(err)));
     return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));

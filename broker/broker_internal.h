@@ -26,8 +26,9 @@
 #define VOW_BROKER_BROKER_INTERNAL_H_
 
 #include <linux/seccomp.h>
-#include <time.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <atomic>
 #include <cstdint>
@@ -59,6 +60,15 @@
 #include "ipc/message.h"
 #include "policies/promise_compiler.h"
 #include "worker/layers.h"
+#include "worker/lockdown.h"
+
+// For C libraries whose headers predate them (Linux 5.1 and 5.3).
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 
 namespace vow {
 
@@ -257,6 +267,11 @@ inline constexpr int kChildFdSources = 7;
 // In a spawn's child: sources[0..2] (stdio; -1: none) and sources[3] (the channel) to
 // fds 0-3; sources[4..6] moved above 10 and returned in extras[0..2]. False on failure.
 bool PlaceChildFds(const int sources[kChildFdSources], int extras[kChildFdSources - 4]);
+// A forked worker (Spawn's fork, a fork server's clone3): places its fds, locks down
+// under `spec` and `layers` (sources[4]: the shared root, [5..6]: the fresh namespaces)
+// and runs `main`; exits with its code. Async-signal-safe until LockDown has returned.
+[[noreturn]] void RunForkedWorker(LockdownSpec spec, LayerSpec layers,
+                                   const int sources[kChildFdSources], const WorkerMain& main);
 
 class Broker::Impl {
  public:

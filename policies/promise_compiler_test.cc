@@ -152,31 +152,34 @@ TEST(PromiseCompilerTest, MeasureStdio) {
   EXPECT_LT(size, 400u);  // loose: catches an accidental blow-up, not a tweak
 }
 
-// The kernel's constant-action cache (kernel/seccomp.c, seccomp_cache_prepare_bitmap,
-// since 5.11): when a filter is attached, the kernel runs it once per syscall number of
-// the native arch with an emulator that knows only loads of `nr` and `arch`, ALU AND,
-// JA/JEQ/JGE/JGT/JSET with constants and RET with a constant. A number whose path
-// reaches RET_ALLOW that way is marked, and later calls with it skip the filter. A load
-// of an argument or of the instruction pointer on that path, or any other instruction,
-// means "not cached": the whole program runs on every such call. This is the same
-// emulation (seccomp_is_const_allow), so the test fails when the program's structure
-// puts an argument or IP check in front of the number dispatch.
-bool KernelCachesAllow(const std::vector<sock_filter>& code, uint32_t audit_arch, int nr) {
+// Runs `code` (the classic BPF instructions the compiler emits: loads of seccomp_data,
+// JA/JEQ/JGE/JGT/JSET with constants, ALU AND, RET with a constant) on `data`, counting
+// the instructions executed in `steps`, and of them those in code[0, prologue_size) in
+// `prologue_steps`. nullopt: an instruction it does not know, a jump off the end, a load
+// outside seccomp_data, or (`constant_only`, the kernel's cache emulation) a load of
+// anything but `nr` and `arch`.
+std::optional<uint32_t> RunFilter(const std::vector<sock_filter>& code,
+                                  const struct seccomp_data& data, int* steps,
+                                  bool constant_only = false, size_t prologue_size = 0,
+                                  int* prologue_steps = nullptr) {
   uint32_t reg = 0;
+  *steps = 0;
+  if (prologue_steps != nullptr) *prologue_steps = 0;
   for (size_t pc = 0; pc < code.size(); ++pc) {
     const sock_filter& insn = code[pc];
+    ++*steps;
+    if (prologue_steps != nullptr && pc < prologue_size) ++*prologue_steps;
     switch (insn.code) {
-      case BPF_LD | BPF_W | BPF_ABS:
-        if (insn.k == offsetof(struct seccomp_data, nr)) {
-          reg = static_cast<uint32_t>(nr);
-        } else if (insn.k == offsetof(struct seccomp_data, arch)) {
-          reg = audit_arch;
-        } else {
-          return false;  // an argument or the instruction pointer: not constant
-        }
+      case BPF_LD | BPF_W | BPF_ABS: {
+        const bool constant = insn.k == offsetof(struct seccomp_data, nr) ||
+                              insn.k == offsetof(struct seccomp_data, arch);
+        if (constant_only && !constant) return std::nullopt;
+        if (insn.k % 4 != 0 || insn.k + 4 > sizeof(data)) return std::nullopt;
+        std::memcpy(&reg, reinterpret_cast<const char*>(&data) + insn.k, 4);
         break;
+      }
       case BPF_RET | BPF_K:
-        return insn.k == SECCOMP_RET_ALLOW;
+        return insn.k;
       case BPF_JMP | BPF_JA:
         pc += insn.k;
         break;
@@ -198,10 +201,27 @@ bool KernelCachesAllow(const std::vector<sock_filter>& code, uint32_t audit_arch
         reg &= insn.k;
         break;
       default:
-        return false;
+        return std::nullopt;
     }
   }
-  return false;  // ran off the end
+  return std::nullopt;  // ran off the end
+}
+
+// The kernel's constant-action cache (kernel/seccomp.c, seccomp_cache_prepare_bitmap,
+// since 5.11): when a filter is attached, the kernel runs it once per syscall number of
+// the native arch with an emulator that knows only loads of `nr` and `arch`, ALU AND,
+// JA/JEQ/JGE/JGT/JSET with constants and RET with a constant. A number whose path
+// reaches RET_ALLOW that way is marked, and later calls with it skip the filter. A load
+// of an argument or of the instruction pointer on that path, or any other instruction,
+// means "not cached": the whole program runs on every such call. This is the same
+// emulation (seccomp_is_const_allow), so the test fails when the program's structure
+// puts an argument or IP check in front of the number dispatch.
+bool KernelCachesAllow(const std::vector<sock_filter>& code, uint32_t audit_arch, int nr) {
+  struct seccomp_data data = {};
+  data.nr = nr;
+  data.arch = audit_arch;
+  int steps = 0;
+  return RunFilter(code, data, &steps, /*constant_only=*/true) == SECCOMP_RET_ALLOW;
 }
 
 TEST(PromiseCompilerTest, KernelCacheCoversEveryUnconditionalStdioSyscall) {
@@ -249,60 +269,6 @@ TEST(PromiseCompilerTest, KernelCacheCoversEveryUnconditionalStdioSyscall) {
   }
 }
 
-// A whole-program interpreter for the instructions the compiler emits (classic BPF as
-// seccomp runs it), counting the instructions executed. nullopt: an instruction it does
-// not know, a jump off the end, or a load outside seccomp_data.
-// `prologue_steps`: how many of them were in code[0, prologue_size).
-std::optional<uint32_t> RunFilter(const std::vector<sock_filter>& code,
-                                  const struct seccomp_data& data, int* steps,
-                                  size_t prologue_size = 0, int* prologue_steps = nullptr) {
-  uint32_t reg = 0;
-  *steps = 0;
-  if (prologue_steps != nullptr) *prologue_steps = 0;
-  for (size_t pc = 0; pc < code.size(); ++pc) {
-    const sock_filter& insn = code[pc];
-    ++*steps;
-    if (prologue_steps != nullptr && pc < prologue_size) ++*prologue_steps;
-    switch (insn.code) {
-      case BPF_LD | BPF_W | BPF_ABS: {
-        if (insn.k % 4 != 0 || insn.k + 4 > sizeof(data)) return std::nullopt;
-        std::memcpy(&reg, reinterpret_cast<const char*>(&data) + insn.k, 4);
-        break;
-      }
-      case BPF_RET | BPF_K:
-        return insn.k;
-      case BPF_JMP | BPF_JA:
-        pc += insn.k;
-        break;
-      case BPF_JMP | BPF_JEQ | BPF_K:
-      case BPF_JMP | BPF_JGE | BPF_K:
-      case BPF_JMP | BPF_JGT | BPF_K:
-      case BPF_JMP | BPF_JSET | BPF_K: {
-        bool taken = false;
-        switch (BPF_OP(insn.code)) {
-          case BPF_JEQ: taken = reg == insn.k; break;
-          case BPF_JGE: taken = reg >= insn.k; break;
-          case BPF_JGT: taken = reg > insn.k; break;
-          case BPF_JSET: taken = (reg & insn.k) != 0; break;
-        }
-        pc += taken ? insn.jt : insn.jf;
-        break;
-      }
-      case BPF_ALU | BPF_AND | BPF_K:
-        reg &= insn.k;
-        break;
-      case BPF_ST:
-      case BPF_LDX | BPF_W | BPF_MEM:
-      case BPF_LD | BPF_W | BPF_MEM:
-      case BPF_MISC | BPF_TAX:
-      case BPF_MISC | BPF_TXA:
-      default:
-        return std::nullopt;
-    }
-  }
-  return std::nullopt;
-}
-
 // The prologue's number dispatch, run on the whole program for every number of the
 // arch: each path call goes to the broker (or to its stat/mmap block), no other number
 // reaches the broker's action, and no number takes more than a handful of compares to be
@@ -338,7 +304,8 @@ TEST(PromiseCompilerTest, PrologueDispatchesEveryNumberInFewCompares) {
         for (int i = 0; i < 6; ++i) data.args[i] = 0x5a5a5a5a5a5a5a5aull;
         int steps = 0, prologue_steps = 0;
         std::optional<uint32_t> action =
-            RunFilter(program->code, data, &steps, program->prologue_size, &prologue_steps);
+            RunFilter(program->code, data, &steps, /*constant_only=*/false,
+                      program->prologue_size, &prologue_steps);
         ASSERT_TRUE(action.has_value()) << ArchName(arch) << " nr " << nr;
         const bool to_broker = (*action & SECCOMP_RET_ACTION_FULL) == SECCOMP_RET_USER_NOTIF;
         EXPECT_EQ(to_broker, plain_brokered.count(nr) != 0)

@@ -185,28 +185,35 @@ void BM_ForkExitWaitSmall(benchmark::State& state) {
 }
 BENCHMARK(BM_ForkExitWaitSmall)->UseManualTime()->Iterations(10);
 
+// The shared page a spawned worker writes its first instruction's clock to.
+uint64_t* FirstInstructionClock() {
+  static uint64_t* page = static_cast<uint64_t*>(
+      mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  return page;
+}
+
+// A worker that records its first instruction and exits.
+int RecordFirstInstruction(Client&) {
+  *FirstInstructionClock() = MonotonicNs();
+  return 0;
+}
+
 // Where the time goes, as counters (means, us): `spawn_returned` (Spawn's own work in the
 // caller: socketpair, fork, pidfd, registration), `first_instruction` (from the call to
 // the worker function's first instruction: fork, lock-down, filter attach; the worker
 // stores its clock in a shared page), `reaped` (from that instruction to Wait's return:
 // exit, teardown, the broker's reap).
-void BM_SpawnToLocked(benchmark::State& state) {
-  if (!NothingElseAlive(state)) return;
-  std::unique_ptr<Broker> broker = std::move(*Broker::Create());
-  auto prepared = *broker->Prepare(Policy{});
-  ReportProcessSize(state);
-  static uint64_t* first = static_cast<uint64_t*>(
-      mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+// TimeSpawns times `spawn` (which starts a RecordFirstInstruction worker) into them.
+void TimeSpawns(benchmark::State& state, Broker& broker,
+                const std::function<absl::StatusOr<WorkerId>()>& spawn) {
+  uint64_t* first = FirstInstructionClock();
   double returned = 0, to_first = 0, reaped = 0;
   for (auto _ : state) {
     const uint64_t t0 = MonotonicNs();
-    auto id = broker->Spawn(prepared, [](Client&) {
-      *first = MonotonicNs();
-      return 0;
-    });
+    auto id = spawn();
     const uint64_t t1 = MonotonicNs();
     if (!id.ok()) abort();
-    auto result = broker->Wait(*id);
+    auto result = broker.Wait(*id);
     const uint64_t t2 = MonotonicNs();
     if (!result.ok() || result->kind != WorkerResult::Kind::kExited) abort();
     returned += t1 - t0;
@@ -217,6 +224,15 @@ void BM_SpawnToLocked(benchmark::State& state) {
   state.counters["spawn_returned_us"] = returned / n;
   state.counters["first_instruction_us"] = to_first / n;
   state.counters["reaped_us"] = reaped / n;
+}
+
+void BM_SpawnToLocked(benchmark::State& state) {
+  if (!NothingElseAlive(state)) return;
+  std::unique_ptr<Broker> broker = std::move(*Broker::Create());
+  auto prepared = *broker->Prepare(Policy{});
+  ReportProcessSize(state);
+  FirstInstructionClock();  // mapped before the timing starts
+  TimeSpawns(state, *broker, [&] { return broker->Spawn(prepared, RecordFirstInstruction); });
 }
 BENCHMARK(BM_SpawnToLocked)->UseRealTime()->MinTime(2.0);
 
@@ -229,33 +245,13 @@ void BM_SpawnToLockedForkServer(benchmark::State& state) {
   std::unique_ptr<Broker> broker = std::move(*Broker::Create());
   auto prepared = *broker->Prepare(Policy{});
   ReportProcessSize(state);
-  static uint64_t* first = static_cast<uint64_t*>(
-      mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
-  auto server = broker->StartForkServer(prepared, [](Client&) {
-    *first = MonotonicNs();
-    return 0;
-  });
+  FirstInstructionClock();  // mapped before the server is forked
+  auto server = broker->StartForkServer(prepared, RecordFirstInstruction);
   if (!server.ok()) {
     state.SkipWithError(std::string(server.status().message()).c_str());
     return;
   }
-  double returned = 0, to_first = 0, reaped = 0;
-  for (auto _ : state) {
-    const uint64_t t0 = MonotonicNs();
-    auto id = broker->SpawnFrom(**server);
-    const uint64_t t1 = MonotonicNs();
-    if (!id.ok()) abort();
-    auto result = broker->Wait(*id);
-    const uint64_t t2 = MonotonicNs();
-    if (!result.ok() || result->kind != WorkerResult::Kind::kExited) abort();
-    returned += t1 - t0;
-    to_first += *first - t0;
-    reaped += t2 - *first;
-  }
-  const double n = static_cast<double>(state.iterations()) * 1000;
-  state.counters["spawn_returned_us"] = returned / n;
-  state.counters["first_instruction_us"] = to_first / n;
-  state.counters["reaped_us"] = reaped / n;
+  TimeSpawns(state, *broker, [&] { return broker->SpawnFrom(**server); });
 }
 BENCHMARK(BM_SpawnToLockedForkServer)->UseRealTime()->MinTime(2.0);
 

@@ -10,8 +10,6 @@
 
 #include <atomic>
 #include <string>
-#include <sstream>
-#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -57,13 +55,6 @@ class ExecWorkerTest : public ::testing::Test {
   std::string worker_;
 };
 
-std::string ReadProcFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The exec tracer's table (which images hold the full promises; execpromises) is mapped by
 // the broker and its tracer only: a worker forked while a tracer lives must not inherit it
 // (one that could write it could give a narrowed image its full promises; found by review:
@@ -86,7 +77,7 @@ TEST_F(ExecWorkerTest, AForkedWorkerDoesNotInheritTheTracerTable) {
   ASSERT_GT(read(out[0], line, sizeof(line) - 1), 0);
   close(out[0]);
   // The setup holds: the table is mapped here while the tracer lives.
-  ASSERT_THAT(ReadProcFile("/proc/self/maps"), HasSubstr("vow-exec-tracer"));
+  ASSERT_THAT(testing::ReadFile("/proc/self/maps"), HasSubstr("vow-exec-tracer"));
 
   int ready[2];
   ASSERT_EQ(pipe2(ready, O_CLOEXEC), 0);
@@ -103,7 +94,7 @@ TEST_F(ExecWorkerTest, AForkedWorkerDoesNotInheritTheTracerTable) {
   ASSERT_EQ(read(ready[0], &c, 1), 1);
   close(ready[0]);
   const std::string maps =
-      ReadProcFile(absl::StrCat("/proc/", broker_->pid(*forked), "/maps"));
+      testing::ReadFile(absl::StrCat("/proc/", broker_->pid(*forked), "/maps"));
   ASSERT_FALSE(maps.empty());
   EXPECT_THAT(maps, Not(HasSubstr("vow-exec-tracer")));
   EXPECT_THAT(maps, Not(HasSubstr("/dev/zero (deleted)")));

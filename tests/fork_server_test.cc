@@ -17,7 +17,6 @@
 
 #include <atomic>
 #include <cstring>
-#include <fstream>
 #include <set>
 #include <sstream>
 #include <string>
@@ -30,17 +29,14 @@
 #include "broker/worker_pool.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/echo_worker.h"
+#include "tests/test_util.h"
 #include "worker/client.h"
 
 namespace vow {
 namespace {
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing::ReadFile;
 
 // The "Name:\tvalue" line of /proc/<pid>/status.
 std::string StatusField(pid_t pid, const std::string& name) {
@@ -73,23 +69,8 @@ std::map<int, std::string> FdLinks(pid_t pid) {
 
 bool Gone(pid_t pid) { return kill(pid, 0) != 0 && errno == ESRCH; }
 
-// Echoes each 4-byte job; "boom" aborts.
-int EchoWorker(Client&) {
-  char buf[4];
-  for (;;) {
-    ssize_t n = read(0, buf, sizeof(buf));
-    if (n <= 0) return 0;
-    if (n == 4 && memcmp(buf, "boom", 4) == 0) abort();
-    if (write(1, buf, static_cast<size_t>(n)) != n) return 1;
-  }
-}
-
-std::string Ask(int fd, const char* job) {
-  if (write(fd, job, 4) != 4) return "";
-  char buf[4];
-  ssize_t n = read(fd, buf, sizeof(buf));
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-}
+using testing::Ask;
+using testing::EchoWorker;
 
 struct Fixture {
   std::unique_ptr<Broker> broker;
@@ -224,7 +205,7 @@ TEST(ForkServerTest, APidnsPoolSpawnsItsWorkersWithoutTheServer) {
   auto pool = WorkerPool::Create(f.broker.get(), f.policy, PidWorker, options);
   ASSERT_TRUE(pool.ok()) << pool.status();
   EXPECT_EQ((*pool)->fork_server_pid(), -1);
-  EXPECT_THAT((*pool)->fork_server_note(), testing::HasSubstr("pidns"));
+  EXPECT_THAT((*pool)->fork_server_note(), ::testing::HasSubstr("pidns"));
   for (int i = 0; i < 3; ++i) {
     auto lease = (*pool)->Acquire();
     ASSERT_TRUE(lease.ok()) << lease.status();

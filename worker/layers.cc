@@ -455,12 +455,16 @@ int MakeSharedRoot(const LayerSpec& spec, const char** failed_step) {
   // CLONE_VM | CLONE_VFORK: no copy of the broker's page tables (and no fork event for a
   // userfaultfd context or an atfork handler); the calling thread sleeps until the child
   // has exited. Its own fd table and fs (root, cwd): the pivot is the child's alone.
+  // No exit signal (waited for with __WALL): this thread blocks every signal until the
+  // child has gone, so a SIGCHLD would go to another thread of the broker, one the kernel
+  // picks (an embedder's thread, or one asleep in a page fault on a userfaultfd range,
+  // which then retries the fault in a loop until it is resolved).
   SharedRootArgs args = {&spec, sv[1]};
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   const pid_t pid = clone(SharedRootChild, static_cast<char*>(stack) + kSharedRootStack,
-                          CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+                          CLONE_VM | CLONE_VFORK, &args);
   const int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (pid < 0) {
@@ -493,7 +497,7 @@ int MakeSharedRoot(const LayerSpec& spec, const char** failed_step) {
   }
   close(sv[0]);
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR) {
   }
   munmap(stack, kSharedRootStack);
   if (n != static_cast<ssize_t>(sizeof(reply))) {

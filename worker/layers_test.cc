@@ -25,6 +25,7 @@
 #include <net/if.h>
 #include <sys/ioctl.h>
 
+#include <atomic>
 #include <functional>
 #include <string>
 #include <thread>
@@ -595,6 +596,37 @@ TEST(LayersTest, SharedRootWithListedFilesBindsThem) {
             }),
             0);
   close(root);
+}
+
+std::atomic<int> g_sigchld_count{0};
+void CountSigchld(int) { g_sigchld_count.fetch_add(1); }
+
+// The shared root's child ends without a signal. Its caller blocks every signal until the
+// child has gone, so a SIGCHLD was queued for the process and the kernel woke another
+// thread for it: with a thread asleep in a kernel-mode userfaultfd fault (a write from a
+// registered buffer) that thread retried the fault in a loop, a CPU's worth, until the
+// fault was resolved (call_deadline_test blamed the broker's loop for it). Counted here
+// with a handler: this is the only thread, so a SIGCHLD is taken before MakeSharedRoot
+// returns, as its signal mask is restored. (Every earlier test here reaps its children.)
+TEST(LayersTest, SharedRootsChildEndsWithoutASignal) {
+  struct sigaction count = {};
+  count.sa_handler = CountSigchld;
+  sigemptyset(&count.sa_mask);
+  count.sa_flags = SA_RESTART;
+  struct sigaction old;
+  ASSERT_EQ(sigaction(SIGCHLD, &count, &old), 0);
+  g_sigchld_count = 0;
+  const char* step = nullptr;
+  const int root = MakeSharedRoot(LayerSpec{}, &step);
+  const int signals = g_sigchld_count.load();
+  sigaction(SIGCHLD, &old, nullptr);
+  ASSERT_GE(root, 0) << (step ? step : "?") << ": " << strerror(-root);
+  close(root);
+  EXPECT_EQ(signals, 0) << "MakeSharedRoot's child sent SIGCHLD when it ended";
+  // And it was waited for (a child without an exit signal needs __WALL): no zombie left.
+  errno = 0;
+  EXPECT_EQ(waitpid(-1, nullptr, WNOHANG | __WALL), -1) << "a child of MakeSharedRoot is left";
+  EXPECT_EQ(errno, ECHILD);
 }
 
 // A worker that keeps the broker's identity (every capability) could remount a shared
