@@ -1,6 +1,7 @@
 #include "examples/x509_oracle/oracle.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -73,6 +74,58 @@ bool IdleWorkerGone(int fd) {
   return rc > 0;
 }
 
+// colocate_single_caller: pins the calling thread to the CPU it is on and gives it back
+// its own affinity at Restore() (or destruction). A thread already pinned to one CPU is
+// left alone.
+class CallerPin {
+ public:
+  CallerPin() = default;
+  CallerPin(const CallerPin&) = delete;
+  CallerPin& operator=(const CallerPin&) = delete;
+  ~CallerPin() { Restore(); }
+
+  // The CPU the caller is now pinned to, or -1 (nothing changed).
+  int PinToCurrentCpu() {
+    int cpu = sched_getcpu();
+    if (cpu < 0 || cpu >= CPU_SETSIZE) return -1;
+    if (sched_getaffinity(0, sizeof(saved_), &saved_) != 0 || !CPU_ISSET(cpu, &saved_)) {
+      return -1;
+    }
+    if (CPU_COUNT(&saved_) == 1) return cpu;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_setaffinity(0, sizeof(one), &one) != 0) return -1;
+    restore_ = true;
+    return cpu;
+  }
+
+  void Restore() {
+    if (!restore_) return;
+    restore_ = false;
+    (void)sched_setaffinity(0, sizeof(saved_), &saved_);
+  }
+
+ private:
+  cpu_set_t saved_;
+  bool restore_ = false;
+};
+
+// Counts a request in the pool path for as long as it lives.
+class InFlight {
+ public:
+  explicit InFlight(std::atomic<int>& n) : n_(n), alone_(n.fetch_add(1) == 0) {}
+  ~InFlight() { n_.fetch_sub(1); }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+  // True if no other request was in flight when this one started.
+  bool alone() const { return alone_; }
+
+ private:
+  std::atomic<int>& n_;
+  const bool alone_;
+};
+
 }  // namespace
 
 Policy OraclePolicy(const OracleOptions& options, std::string* bundle_path) {
@@ -108,6 +161,8 @@ Oracle::~Oracle() {
 absl::StatusOr<std::unique_ptr<Oracle>> Oracle::Create(OracleOptions options) {
   if (!WarmUpOpenSsl()) return absl::InternalError("OpenSSL could not be initialised");
   std::unique_ptr<Oracle> oracle(new Oracle(std::move(options)));
+  oracle->have_default_cpus_ =
+      sched_getaffinity(0, sizeof(oracle->default_cpus_), &oracle->default_cpus_) == 0;
   Policy policy = OraclePolicy(oracle->options_, &oracle->bundle_path_);
   BrokerOptions broker_options;
   broker_options.audit_fd = oracle->options_.audit_fd;
@@ -129,6 +184,7 @@ absl::StatusOr<std::unique_ptr<Oracle>> Oracle::Create(OracleOptions options) {
     pool_options.on_exit = [self](WorkerId id, const WorkerResult& result) {
       absl::MutexLock lock(&self->mu_);
       self->ended_[id] = result.ToString();
+      self->pinned_cpu_.erase(id);
       while (self->ended_.size() > kMaxEndedReports) self->ended_.erase(self->ended_.begin());
     };
     ASSIGN_OR_RETURN(oracle->pool_, WorkerPool::Create(oracle->broker_.get(), oracle->policy_,
@@ -168,8 +224,36 @@ std::string Oracle::DescribeEnd(WorkerId id, absl::Duration wait) {
   return what;
 }
 
+void Oracle::PinWorker(WorkerId id, int cpu) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = pinned_cpu_.find(id);
+    if ((it == pinned_cpu_.end() ? -1 : it->second) == cpu) return;
+  }
+  cpu_set_t set;
+  if (cpu >= 0) {
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+  } else if (have_default_cpus_) {
+    set = default_cpus_;
+  } else {
+    return;
+  }
+  // The worker is leased to this thread: it is not reaped (and its pid not reused) unless
+  // it dies meanwhile, which the exchange will see.
+  pid_t pid = broker_->pid(id);
+  if (pid <= 0 || sched_setaffinity(pid, sizeof(set), &set) != 0) return;
+  absl::MutexLock lock(&mu_);
+  if (cpu >= 0) {
+    pinned_cpu_[id] = cpu;
+  } else {
+    pinned_cpu_.erase(id);
+  }
+}
+
 std::string Oracle::VerifyInPool(absl::string_view payload, Verdict* verdict) {
   absl::Time deadline = absl::Now() + options_.timeout;
+  InFlight in_flight(in_flight_);
   absl::StatusOr<WorkerPool::Lease> lease = pool_->Acquire(options_.timeout);
   if (!lease.ok()) return InternalErrorJson(absl::StrCat("no worker available: ", lease.status().message()), verdict);
   // A pooled worker that died while idle (killed, OOM) has not read this job: one retry
@@ -188,7 +272,14 @@ std::string Oracle::VerifyInPool(absl::string_view payload, Verdict* verdict) {
           absl::StrCat("no worker available: ", lease.status().message()), verdict);
     }
   }
+  // A serial caller and its worker share the caller's CPU (see colocate_single_caller);
+  // otherwise the worker may run anywhere the oracle's process may.
+  CallerPin caller_pin;
+  int cpu = -1;
+  if (options_.colocate_single_caller && in_flight.alone()) cpu = caller_pin.PinToCurrentCpu();
+  PinWorker(lease->id(), cpu);
   absl::StatusOr<std::string> json = Exchange(lease->fd(), payload, deadline, verdict);
+  caller_pin.Restore();
   if (json.ok()) {
     pool_->Release(*std::move(lease), /*healthy=*/true);
     return *std::move(json);

@@ -4,6 +4,7 @@
 // store through the broker, x509-limbo files, hostile input and crashing workers.
 #include "examples/x509_oracle/oracle.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -539,6 +541,143 @@ TEST(OraclePoolTest, WorkerKilledWhileIdleCostsNoRequest) {
     EXPECT_THAT(v.internal_error, IsEmpty());
     EXPECT_EQ(oracle->retried_requests(), static_cast<uint64_t>(round + 1));
   }
+}
+
+// ---- colocate_single_caller (performance only, but the caller's affinity is its own). ----
+
+cpu_set_t AffinityOf(pid_t pid) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  EXPECT_EQ(sched_getaffinity(pid, sizeof(set), &set), 0) << "pid " << pid;
+  return set;
+}
+std::string CpuList(const cpu_set_t& set) {
+  std::string out;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &set)) absl::StrAppend(&out, out.empty() ? "" : ",", c);
+  }
+  return out;
+}
+// Lets this thread run on every online CPU (a test must not inherit a pinning left by
+// an earlier one) and returns that set; fewer than two CPUs: an empty set.
+cpu_set_t AllCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n < 2) return set;
+  for (long c = 0; c < n && c < CPU_SETSIZE; ++c) CPU_SET(static_cast<int>(c), &set);
+  EXPECT_EQ(sched_setaffinity(0, sizeof(set), &set), 0);
+  return AffinityOf(0);
+}
+// The pool's one worker (pool size 1), once it is idle.
+pid_t TheIdleWorker(Oracle& oracle) {
+  absl::Time until = absl::Now() + absl::Seconds(10);
+  std::vector<pid_t> workers;
+  while (absl::Now() < until) {
+    workers = LockedDescendants();
+    if (oracle.idle_workers() == 1 && workers.size() == 1) return workers[0];
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ADD_FAILURE() << "no single idle worker; " << workers.size() << " locked descendants";
+  return -1;
+}
+
+// A serial caller's worker runs on the caller's CPU; the caller gets its own affinity
+// back, whether it was free to run anywhere or already pinned.
+TEST(OraclePoolTest, ASerialCallersWorkerRunsOnTheCallersCpu) {
+  ASSERT_TRUE(WarmUpOpenSsl());
+  const cpu_set_t all = AllCpus();
+  if (CPU_COUNT(&all) < 2) GTEST_SKIP() << "one CPU: nothing to co-locate";
+  ValidChainPems pems = MakeValidChain();
+  std::unique_ptr<Oracle> oracle = MakeOracle(Options(OracleOptions::Workers::kPool, 1));
+  ASSERT_NE(oracle, nullptr);
+  VerifyRequest r = testing::ValidRequest(pems);
+
+  // Free to run anywhere: pinned for the call only; the worker stays on one CPU.
+  ASSERT_TRUE(oracle->Verify(r).valid);
+  EXPECT_EQ(CpuList(AffinityOf(0)), CpuList(all)) << "the caller's affinity was not restored";
+  pid_t worker = TheIdleWorker(*oracle);
+  ASSERT_GT(worker, 0);
+  cpu_set_t worker_cpus = AffinityOf(worker);
+  EXPECT_EQ(CPU_COUNT(&worker_cpus), 1) << CpuList(worker_cpus);
+
+  // Callers pinned to each of two CPUs in turn: the worker follows, the caller stays.
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE && cpus.size() < 2; ++c) {
+    if (CPU_ISSET(c, &all)) cpus.push_back(c);
+  }
+  for (int round = 0; round < 2; ++round) {
+    for (int cpu : cpus) {
+      std::thread caller([&] {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+        EXPECT_TRUE(oracle->Verify(r).valid);
+        EXPECT_EQ(CpuList(AffinityOf(0)), std::to_string(cpu));
+      });
+      caller.join();
+      EXPECT_EQ(CpuList(AffinityOf(TheIdleWorker(*oracle))), std::to_string(cpu))
+          << "round " << round;
+    }
+  }
+}
+
+TEST(OraclePoolTest, WithoutColocationWorkersKeepTheProcesssAffinity) {
+  ASSERT_TRUE(WarmUpOpenSsl());
+  const cpu_set_t all = AllCpus();
+  if (CPU_COUNT(&all) < 2) GTEST_SKIP() << "one CPU: nothing to co-locate";
+  ValidChainPems pems = MakeValidChain();
+  OracleOptions o = Options(OracleOptions::Workers::kPool, 1);
+  o.colocate_single_caller = false;
+  std::unique_ptr<Oracle> oracle = MakeOracle(o);
+  ASSERT_NE(oracle, nullptr);
+  std::thread caller([&] {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+    EXPECT_TRUE(oracle->Verify(testing::ValidRequest(pems)).valid);
+  });
+  caller.join();
+  EXPECT_EQ(CpuList(AffinityOf(TheIdleWorker(*oracle))), CpuList(all));
+}
+
+// Concurrent callers: every verdict right, every caller's affinity its own after each
+// call, and once they are done a serial call still pins (the in-flight count went back
+// to zero).
+TEST(OraclePoolTest, ConcurrentCallersKeepTheirAffinity) {
+  ASSERT_TRUE(WarmUpOpenSsl());
+  const cpu_set_t all = AllCpus();
+  if (CPU_COUNT(&all) < 2) GTEST_SKIP() << "one CPU: nothing to co-locate";
+  ValidChainPems pems = MakeValidChain();
+  std::unique_ptr<Oracle> oracle = MakeOracle(Options(OracleOptions::Workers::kPool, 2));
+  ASSERT_NE(oracle, nullptr);
+  VerifyRequest r = testing::ValidRequest(pems);
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 3; ++t) {
+    callers.emplace_back([&] {
+      for (int i = 0; i < 20; ++i) {
+        EXPECT_TRUE(oracle->Verify(r).valid);
+        EXPECT_EQ(CpuList(AffinityOf(0)), CpuList(all)) << "call " << i;
+      }
+    });
+  }
+  for (std::thread& c : callers) c.join();
+  std::thread caller([&] {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+    EXPECT_TRUE(oracle->Verify(r).valid);
+  });
+  caller.join();
+  int pinned = 0;
+  for (pid_t w : LockedDescendants()) {
+    cpu_set_t cpus = AffinityOf(w);
+    pinned += CPU_COUNT(&cpus) == 1;
+  }
+  EXPECT_GE(pinned, 1) << "a serial call after concurrent ones did not pin its worker";
 }
 
 }  // namespace
