@@ -33,6 +33,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "base/spawn_trace.h"
 #include "base/status_macros.h"
 #include "base/syscall.h"
 #include "base/unique_fd.h"
@@ -578,6 +579,7 @@ void Broker::Impl::Reap(Worker& w) {
   siginfo_t info;
   memset(&info, 0, sizeof(info));
   if (waitid(P_PIDFD, w.pidfd.get(), &info, WEXITED | WNOHANG) != 0 || info.si_pid == 0) return;
+  VOW_TRACE(kTrBrokerReaped);
   // What the worker sent just before it ended (a trap report, say) is still read; answers
   // to a dead worker are dropped.
   if (!w.ending && w.channel.valid()) {
@@ -823,7 +825,8 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
       _exit(kLockdownFailedExit);
     }
     alignas(Client) static unsigned char storage[sizeof(Client)];
-    Client* client = new (storage) Client(kWorkerChannelFd);
+    // `storage` is zero (.bss) and only a worker writes it: no second zeroing.
+  Client* client = new (storage) Client(kWorkerChannelFd, MessageArena::OnZeroMemory{});
     int code = (*main)(*client);
     fflush(stdout);
     fflush(stderr);
@@ -956,6 +959,7 @@ absl::StatusOr<WorkerResult> Broker::Impl::Wait(WorkerId id, absl::Duration time
     if (w.reaped) {
       WorkerResult result = std::move(w.result);
       workers_.erase(it);
+      VOW_TRACE(kTrBrokerWaitReturns);
       return result;
     }
     // Wait on the pidfd directly (the kernel wakes this thread when the worker exits)
@@ -972,6 +976,7 @@ absl::StatusOr<WorkerResult> Broker::Impl::Wait(WorkerId id, absl::Duration time
                  : static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1000));
     mu_.Unlock();
     poll(&p, 1, ms);
+    VOW_TRACE(kTrBrokerWaitWoke);
     mu_.Lock();
     auto again = workers_.find(id);
     if (again != workers_.end() && !again->second->reaped) Reap(*again->second);

@@ -45,6 +45,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "base/spawn_trace.h"
 #include "base/status_macros.h"
 #include "base/syscall.h"
 #include "broker/broker_internal.h"
@@ -185,6 +186,7 @@ struct ForkServer::State {
   std::shared_ptr<const BpfProgram> compiled;
   WorkerMain main;
   std::vector<sock_filter> program;  // each worker patches its own copy
+  unsigned char hello[256];  // the framed hello every worker sends (LockdownSpec::hello)
   LayerSpec layers;
   LockdownSpec spec;
   int shared_root = -1;  // owned by `policy`
@@ -302,16 +304,19 @@ int ProbeTidOffset(size_t* offset) {
 
 // The worker, made by the server's clone3. Async-signal-safe until LockDown has returned.
 [[noreturn]] void WorkerChild(ForkServer::State& s, const int sources[kChildFdSources]) {
+  VOW_TRACE(kTrWorkerStart);
   // The robust-futex list, which the kernel does not copy (glibc's fork does the same).
   if (syscall(SYS_set_robust_list, s.robust_head, s.robust_len) != 0) {
     _exit(kLockdownFailedExit);
   }
   int extras[kChildFdSources - 4];
   if (!PlaceChildFds(sources, extras)) _exit(kLockdownFailedExit);
+  VOW_TRACE(kTrWorkerFds);
   LayerSpec layers = s.layers;
   LockdownSpec spec = s.spec;
   spec.layers = &layers;
   spec.program = s.program.data();
+  spec.hello = s.hello;
   if (extras[0] >= 0) {
     spec.keep_fd = extras[0];
     layers.shared_root_fd = extras[0];
@@ -325,8 +330,11 @@ int ProbeTidOffset(size_t* offset) {
     _exit(kLockdownFailedExit);
   }
   alignas(Client) static unsigned char storage[sizeof(Client)];
-  Client* client = new (storage) Client(kWorkerChannelFd);
+  // `storage` is zero (.bss) and only a worker writes it: no second zeroing.
+  Client* client = new (storage) Client(kWorkerChannelFd, MessageArena::OnZeroMemory{});
+  VOW_TRACE(kTrWorkerMain);
   const int code = s.main(*client);
+  VOW_TRACE(kTrWorkerExit);
   fflush(stdout);
   fflush(stderr);
   _exit(code & 0xff);
@@ -335,6 +343,7 @@ int ProbeTidOffset(size_t* offset) {
 // One request: makes the worker from the received fds and answers.
 void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssize_t n,
               int msg_flags, int* fds, int nfds) {
+  VOW_TRACE(kTrServerReceived);
   ForkServerReply reply;
   reply.seq = req.seq;
   int pidfd = -1;
@@ -361,6 +370,7 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
     // exit_signal stays 0: with CLONE_PARENT the kernel takes the server's (SIGCHLD).
     const long pid = syscall(SYS_clone3, &args, sizeof(args));
     if (pid == 0) WorkerChild(s, sources);
+    VOW_TRACE(kTrServerCloned);
     if (pid < 0) {
       SetStep(&reply, errno, "clone3");
     } else {
@@ -372,6 +382,7 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
   if (SendReply(sock, reply, pidfd) && !g_server_keeps_slot.load()) {
     __atomic_store_n(s.slot_page, 0, __ATOMIC_SEQ_CST);
   }
+  VOW_TRACE(kTrServerReplied);
   if (pidfd >= 0) close(pidfd);
 }
 
@@ -624,6 +635,8 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   spec.keep_stdio[0] = options.stdin_fd >= 0;
   spec.keep_stdio[1] = options.stdout_fd >= 0;
   spec.keep_stdio[2] = options.stderr_fd >= 0;
+  spec.hello_len = HelloBytes(spec.needs_listener, s->hello, sizeof(s->hello));
+  if (spec.hello_len == 0) return absl::InternalError("fork server: the hello does not fit");
   s->main = std::move(main);
   s->policy = std::move(policy);
   {
@@ -694,6 +707,7 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
 absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
                                                  const SpawnOptions& options,
                                                  absl::Duration timeout) {
+  VOW_TRACE(kTrBrokerEnter);
   absl::MutexLock lock(&s.mu);
   if (s.pid < 0) return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));
   const int stdio[3] = {options.stdin_fd, options.stdout_fd, options.stderr_fd};
@@ -712,6 +726,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
   absl::Cleanup refill = [&] {
     if (fresh_ns) namespaces_.Done();
   };
+  VOW_TRACE(kTrBrokerPair);
   ForkServerRequest req;
   req.seq = ++s.seq;
   int send_fds[kForkServerMaxFds];
@@ -745,6 +760,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
     EndServer(s, absl::StrCat("send: ", strerror(err)));
     return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));
   }
+  VOW_TRACE(kTrBrokerSent);
   // The worker's copies are the only ones that matter now.
   theirs = Channel();
   fresh = NamespaceStock::Fresh();
@@ -754,6 +770,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
   std::vector<UniqueFd> fds;
   absl::Status st = ReceiveReply(s.socket.get(), MonotonicNow() + timeout,
                                  &reply, &bytes, &flags, &fds);
+  VOW_TRACE(kTrBrokerReply);
   pid_t pid = -1;
   bool fault = true;
   absl::StatusOr<UniqueFd> pidfd =
@@ -766,6 +783,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
     EndServer(s, std::string(pidfd.status().message()));
     return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));
   }
+  VOW_TRACE(kTrBrokerChecked);
   // The reply is taken: the slot's pid is a worker's now, and the broker clears it itself.
   // The server clears it too, after its reply, but one killed in between would leave it,
   // and EndServer would later take it for an unreported worker: by then the pid may have
@@ -782,8 +800,11 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
       return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));
     }
   }
-  return RegisterWorker(pid, *std::move(pidfd), std::move(ours), s.policy, nullptr, false, "",
-                        UniqueFd(), options, nullptr);
+  VOW_TRACE(kTrBrokerSlot);
+  auto id = RegisterWorker(pid, *std::move(pidfd), std::move(ours), s.policy, nullptr, false,
+                           "", UniqueFd(), options, nullptr);
+  VOW_TRACE(kTrBrokerRegistered);
+  return id;
 }
 
 absl::StatusOr<std::unique_ptr<ForkServer>> Broker::StartForkServer(
