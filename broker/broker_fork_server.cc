@@ -190,6 +190,7 @@ struct ForkServer::State {
   LayerSpec layers;
   LockdownSpec spec;
   int shared_root = -1;  // owned by `policy`
+  int null_fd = -1;      // the server's /dev/null (LockdownSpec::null_fd); server only
   pid_t broker_pid = -1;
   // Found by the server at start-up (ServerMain); meaningful in the server only.
   size_t tid_offset = 0;
@@ -240,9 +241,10 @@ bool SendReply(int sock, const ForkServerReply& reply, int fd) {
   }
 }
 
-// Closes every fd from 3 up except `a` and `b` (-1: none).
-void CloseAllExcept(int a, int b) {
-  int keep[2] = {std::min(a, b), std::max(a, b)};
+// Closes every fd from 3 up except `a`, `b` and `c` (-1: none).
+void CloseAllExcept(int a, int b, int c) {
+  int keep[3] = {a, b, c};
+  std::sort(keep, keep + 3);
   unsigned next = 3;
   for (int fd : keep) {
     if (fd < 3) continue;
@@ -317,6 +319,7 @@ int ProbeTidOffset(size_t* offset) {
   spec.layers = &layers;
   spec.program = s.program.data();
   spec.hello = s.hello;
+  spec.null_fd = s.null_fd;
   if (extras[0] >= 0) {
     spec.keep_fd = extras[0];
     layers.shared_root_fd = extras[0];
@@ -396,8 +399,12 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
   // stays for its workers' lock-down errors before their own stderr is in place.
   const int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (null_fd < 0 || dup2(null_fd, 0) != 0 || dup2(null_fd, 1) != 1) _exit(1);
+  // One more, above the fds PlaceChildFds places, for the workers' stdio (LockdownSpec::
+  // null_fd): no open of /dev/null per worker.
+  s.null_fd = fcntl(null_fd, F_DUPFD_CLOEXEC, 10);
+  if (s.null_fd < 0) _exit(1);
   if (null_fd > 2) close(null_fd);
-  CloseAllExcept(sock, s.shared_root);
+  CloseAllExcept(sock, s.shared_root, s.null_fd);
 
   ForkServerReply ready;
   ready.pid = getpid();

@@ -219,6 +219,10 @@ int LockDown(const LockdownSpec& spec, const char** failed_step) {
   *failed_step = "stdio";
   for (int i = 0; i < 3; ++i) {
     if (spec.keep_stdio[i]) continue;
+    if (spec.null_fd >= 3) {
+      if (dup2(spec.null_fd, i) < 0) return -Errno();  // dup2 clears FD_CLOEXEC on i
+      continue;
+    }
     int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null_fd < 0) return -Errno();
     if (null_fd != i) {

@@ -65,6 +65,10 @@ struct LockdownSpec {
   const LayerSpec* layers = nullptr;
   // One more fd kept open through step 1 (the program an exec'd worker runs); -1: none.
   int keep_fd = -1;
+  // An open /dev/null (>= 3) that step 1 puts on the stdio fds the spawn did not give,
+  // instead of opening /dev/null for each (the fork server keeps one); closed with the
+  // rest in step 1. -1: open it.
+  int null_fd = -1;
   // Step 5's message, framed, made before the fork by HelloBytes(needs_listener): sent
   // as it is, so a worker does not run capnp's builder (and page in its code) to say
   // hello. Null: built in the worker.
