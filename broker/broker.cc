@@ -476,6 +476,14 @@ absl::Status Broker::Impl::Start(size_t pool_threads) {
   epoll_.reset(static_cast<int>(ep));
   ASSIGN_OR_RETURN(long ev, Syscall("eventfd", [] { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }));
   wake_.reset(static_cast<int>(ev));
+  {
+    // One /dev/null for the forked workers' stdio (LockdownSpec::null_fd), above the fds
+    // their child places (PlaceChildFds: 0-3, and its moves to >= 10 take free fds).
+    UniqueFd null_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (!null_fd.valid()) return ErrnoStatus(errno, "open /dev/null");
+    dev_null_.reset(fcntl(null_fd.get(), F_DUPFD_CLOEXEC, 10));
+    if (!dev_null_.valid()) return ErrnoStatus(errno, "fcntl(/dev/null, F_DUPFD_CLOEXEC)");
+  }
   struct epoll_event e = {};
   e.events = EPOLLIN;
   e.data.u64 = ~0ull;
@@ -765,6 +773,12 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   const int sources[kChildFdSources] = {stdio_in[0], stdio_in[1], stdio_in[2], theirs.fd(),
                                         exec ? program_fd.get() : shared_root, fresh_net,
                                         fresh_ipc};
+  // A forked worker sends its hello as framed here (no capnp builder in the child).
+  unsigned char hello[256];
+  if (!exec) {
+    spec.hello_len = HelloBytes(spec.needs_listener, hello, sizeof(hello));
+    if (spec.hello_len == 0) return absl::InternalError("spawn: the hello does not fit");
+  }
   // Destroyed before everything above, which its child reads until it has exec'd.
   ExecChild exec_child;
   pid_t pid;
@@ -807,6 +821,8 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   }
   if (pid == 0) {
     // The forked worker. Async-signal-safe calls only until LockDown() has returned.
+    spec.hello = hello;
+    spec.null_fd = dev_null_.get();
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, nullptr);
@@ -826,7 +842,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     }
     alignas(Client) static unsigned char storage[sizeof(Client)];
     // `storage` is zero (.bss) and only a worker writes it: no second zeroing.
-  Client* client = new (storage) Client(kWorkerChannelFd, MessageArena::OnZeroMemory{});
+    Client* client = new (storage) Client(kWorkerChannelFd, MessageArena::OnZeroMemory{});
     int code = (*main)(*client);
     fflush(stdout);
     fflush(stderr);
