@@ -33,6 +33,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "base/spawn_trace.h"
 #include "base/status_macros.h"
 #include "base/syscall.h"
 #include "base/unique_fd.h"
@@ -142,6 +143,7 @@ bool PlaceChildFds(const int sources[kChildFdSources], int extras[kChildFdSource
                                    const int sources[kChildFdSources], const WorkerMain& main) {
   int extras[kChildFdSources - 4];
   if (!PlaceChildFds(sources, extras)) _exit(kLockdownFailedExit);
+  VOW_TRACE(kTrWorkerFds);
   spec.layers = &layers;
   if (extras[0] >= 0) {
     spec.keep_fd = extras[0];
@@ -156,8 +158,11 @@ bool PlaceChildFds(const int sources[kChildFdSources], int extras[kChildFdSource
     _exit(kLockdownFailedExit);
   }
   alignas(Client) static unsigned char storage[sizeof(Client)];
-  Client* client = new (storage) Client(kWorkerChannelFd);
+  // `storage` is zero (.bss) and only a worker writes it: no second zeroing.
+  Client* client = new (storage) Client(kWorkerChannelFd, MessageArena::OnZeroMemory{});
+  VOW_TRACE(kTrWorkerMain);
   const int code = main(*client);
+  VOW_TRACE(kTrWorkerExit);
   fflush(stdout);
   fflush(stderr);
   _exit(code & 0xff);
@@ -493,6 +498,14 @@ absl::Status Broker::Impl::Start(size_t pool_threads) {
   epoll_.reset(static_cast<int>(ep));
   ASSIGN_OR_RETURN(long ev, Syscall("eventfd", [] { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }));
   wake_.reset(static_cast<int>(ev));
+  {
+    // One /dev/null for the forked workers' stdio (LockdownSpec::null_fd), above the fds
+    // their child places (PlaceChildFds: 0-3, and its moves to >= 10 take free fds).
+    UniqueFd null_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (!null_fd.valid()) return ErrnoStatus(errno, "open /dev/null");
+    dev_null_.reset(fcntl(null_fd.get(), F_DUPFD_CLOEXEC, 10));
+    if (!dev_null_.valid()) return ErrnoStatus(errno, "fcntl(/dev/null, F_DUPFD_CLOEXEC)");
+  }
   struct epoll_event e = {};
   e.events = EPOLLIN;
   e.data.u64 = ~0ull;
@@ -596,6 +609,7 @@ void Broker::Impl::Reap(Worker& w) {
   siginfo_t info;
   memset(&info, 0, sizeof(info));
   if (waitid(P_PIDFD, w.pidfd.get(), &info, WEXITED | WNOHANG) != 0 || info.si_pid == 0) return;
+  VOW_TRACE(kTrBrokerReaped);
   // What the worker sent just before it ended (a trap report, say) is still read; answers
   // to a dead worker are dropped.
   if (!w.ending && w.channel.valid()) {
@@ -781,6 +795,12 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   const int sources[kChildFdSources] = {stdio_in[0], stdio_in[1], stdio_in[2], theirs.fd(),
                                         exec ? program_fd.get() : shared_root, fresh_net,
                                         fresh_ipc};
+  // A forked worker sends its hello as framed here (no capnp builder in the child).
+  unsigned char hello[256];
+  if (!exec) {
+    spec.hello_len = HelloBytes(spec.needs_listener, hello, sizeof(hello));
+    if (spec.hello_len == 0) return absl::InternalError("spawn: the hello does not fit");
+  }
   // Destroyed before everything above, which its child reads until it has exec'd.
   ExecChild exec_child;
   pid_t pid;
@@ -823,6 +843,8 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   }
   if (pid == 0) {
     // The forked worker. Async-signal-safe calls only until LockDown() has returned.
+    spec.hello = hello;
+    spec.null_fd = dev_null_.get();
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, nullptr);
@@ -955,6 +977,7 @@ absl::StatusOr<WorkerResult> Broker::Impl::Wait(WorkerId id, absl::Duration time
     if (w.reaped) {
       WorkerResult result = std::move(w.result);
       workers_.erase(it);
+      VOW_TRACE(kTrBrokerWaitReturns);
       return result;
     }
     // Wait on the pidfd directly (the kernel wakes this thread when the worker exits)
@@ -971,6 +994,7 @@ absl::StatusOr<WorkerResult> Broker::Impl::Wait(WorkerId id, absl::Duration time
                  : static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1000));
     mu_.Unlock();
     poll(&p, 1, ms);
+    VOW_TRACE(kTrBrokerWaitWoke);
     mu_.Lock();
     auto again = workers_.find(id);
     if (again != workers_.end() && !again->second->reaped) Reap(*again->second);

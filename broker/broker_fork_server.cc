@@ -45,6 +45,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "base/spawn_trace.h"
 #include "base/status_macros.h"
 #include "base/syscall.h"
 #include "broker/broker_internal.h"
@@ -179,9 +180,11 @@ struct ForkServer::State {
   std::shared_ptr<const BpfProgram> compiled;
   WorkerMain main;
   std::vector<sock_filter> program;  // each worker patches its own copy
+  unsigned char hello[256];  // the framed hello every worker sends (LockdownSpec::hello)
   LayerSpec layers;
   LockdownSpec spec;
   int shared_root = -1;  // owned by `policy`
+  int null_fd = -1;      // the server's /dev/null (LockdownSpec::null_fd); server only
   pid_t broker_pid = -1;
   // Found by the server at start-up (ServerMain); meaningful in the server only.
   size_t tid_offset = 0;
@@ -260,9 +263,10 @@ bool SendReply(int sock, const ForkServerReply& reply, int fd) {
   return SendWithFds(sock, &reply, sizeof(reply), &fd, fd >= 0 ? 1 : 0, 0);
 }
 
-// Closes every fd from 3 up except `a` and `b` (-1: none).
-void CloseAllExcept(int a, int b) {
-  int keep[2] = {std::min(a, b), std::max(a, b)};
+// Closes every fd from 3 up except `a`, `b` and `c` (-1: none).
+void CloseAllExcept(int a, int b, int c) {
+  int keep[3] = {a, b, c};
+  std::sort(keep, keep + 3);
   unsigned next = 3;
   for (int fd : keep) {
     if (fd < 3) continue;
@@ -324,18 +328,22 @@ int ProbeTidOffset(size_t* offset) {
 
 // The worker, made by the server's clone3. Async-signal-safe until LockDown has returned.
 [[noreturn]] void WorkerChild(ForkServer::State& s, const int sources[kChildFdSources]) {
+  VOW_TRACE(kTrWorkerStart);
   // The robust-futex list, which the kernel does not copy (glibc's fork does the same).
   if (syscall(SYS_set_robust_list, s.robust_head, s.robust_len) != 0) {
     _exit(kLockdownFailedExit);
   }
   LockdownSpec spec = s.spec;
   spec.program = s.program.data();
+  spec.hello = s.hello;
+  spec.null_fd = s.null_fd;
   RunForkedWorker(spec, s.layers, sources, s.main);
 }
 
 // One request: makes the worker from the received fds and answers.
 void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssize_t n,
               int msg_flags, int* fds, int nfds) {
+  VOW_TRACE(kTrServerReceived);
   ForkServerReply reply;
   reply.seq = req.seq;
   int pidfd = -1;
@@ -362,6 +370,7 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
     // exit_signal stays 0: with CLONE_PARENT the kernel takes the server's (SIGCHLD).
     const long pid = syscall(SYS_clone3, &args, sizeof(args));
     if (pid == 0) WorkerChild(s, sources);
+    VOW_TRACE(kTrServerCloned);
     if (pid < 0) {
       SetStep(&reply, errno, "clone3");
     } else {
@@ -373,6 +382,7 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
   if (SendReply(sock, reply, pidfd) && !g_server_keeps_slot.load()) {
     __atomic_store_n(s.slot_page, 0, __ATOMIC_SEQ_CST);
   }
+  VOW_TRACE(kTrServerReplied);
   if (pidfd >= 0) close(pidfd);
 }
 
@@ -386,8 +396,12 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
   // stays for its workers' lock-down errors before their own stderr is in place.
   const int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (null_fd < 0 || dup2(null_fd, 0) != 0 || dup2(null_fd, 1) != 1) _exit(1);
+  // One more, above the fds PlaceChildFds places, for the workers' stdio (LockdownSpec::
+  // null_fd): no open of /dev/null per worker.
+  s.null_fd = fcntl(null_fd, F_DUPFD_CLOEXEC, 10);
+  if (s.null_fd < 0) _exit(1);
   if (null_fd > 2) close(null_fd);
-  CloseAllExcept(sock, s.shared_root);
+  CloseAllExcept(sock, s.shared_root, s.null_fd);
 
   ForkServerReply ready;
   ready.pid = getpid();
@@ -612,6 +626,8 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   spec.keep_stdio[0] = options.stdin_fd >= 0;
   spec.keep_stdio[1] = options.stdout_fd >= 0;
   spec.keep_stdio[2] = options.stderr_fd >= 0;
+  spec.hello_len = HelloBytes(spec.needs_listener, s->hello, sizeof(s->hello));
+  if (spec.hello_len == 0) return absl::InternalError("fork server: the hello does not fit");
   s->main = std::move(main);
   s->policy = std::move(policy);
   {
@@ -682,6 +698,7 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
 absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
                                                  const SpawnOptions& options,
                                                  absl::Duration timeout) {
+  VOW_TRACE(kTrBrokerEnter);
   absl::MutexLock lock(&s.mu);
   if (s.pid < 0) return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));
   const int stdio[3] = {options.stdin_fd, options.stdout_fd, options.stderr_fd};
@@ -700,6 +717,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
   absl::Cleanup refill = [&] {
     if (fresh_ns) namespaces_.Done();
   };
+  VOW_TRACE(kTrBrokerPair);
   ForkServerRequest req;
   req.seq = ++s.seq;
   int send_fds[kForkServerMaxFds];
@@ -720,6 +738,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
     EndServer(s, absl::StrCat("send: ", strerror(err)));
     return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));
   }
+  VOW_TRACE(kTrBrokerSent);
   // The worker's copies are the only ones that matter now.
   theirs = Channel();
   fresh = NamespaceStock::Fresh();
@@ -729,6 +748,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
   std::vector<UniqueFd> fds;
   absl::Status st = ReceiveReply(s.socket.get(), MonotonicNow() + timeout,
                                  &reply, &bytes, &flags, &fds);
+  VOW_TRACE(kTrBrokerReply);
   pid_t pid = -1;
   bool fault = true;
   absl::StatusOr<UniqueFd> pidfd =
@@ -741,6 +761,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
     EndServer(s, std::string(pidfd.status().message()));
     return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));
   }
+  VOW_TRACE(kTrBrokerChecked);
   // The reply is taken: the slot's pid is a worker's now, and the broker clears it itself.
   // The server clears it too, after its reply, but one killed in between would leave it,
   // and EndServer would later take it for an unreported worker: by then the pid may have
@@ -757,8 +778,11 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
       return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));
     }
   }
-  return RegisterWorker(pid, *std::move(pidfd), std::move(ours), s.policy, nullptr, false, "",
-                        UniqueFd(), options, nullptr);
+  VOW_TRACE(kTrBrokerSlot);
+  auto id = RegisterWorker(pid, *std::move(pidfd), std::move(ours), s.policy, nullptr, false,
+                           "", UniqueFd(), options, nullptr);
+  VOW_TRACE(kTrBrokerRegistered);
+  return id;
 }
 
 absl::StatusOr<std::unique_ptr<ForkServer>> Broker::StartForkServer(

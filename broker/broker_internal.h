@@ -421,6 +421,7 @@ class Broker::Impl {
   std::atomic<int> calls_in_flight_{0};
   UniqueFd epoll_;
   UniqueFd wake_;
+  UniqueFd dev_null_;  // the forked workers' stdio (LockdownSpec::null_fd)
   std::thread thread_;
   std::atomic<bool> stop_{false};
   mutable absl::Mutex mu_;

@@ -37,6 +37,7 @@
 #include <string>
 #include <thread>
 
+#include "base/spawn_trace.h"
 #include "benchmark/benchmark.h"
 #include "broker/broker.h"
 #include "broker/fs_policy.h"
@@ -198,17 +199,66 @@ int RecordFirstInstruction(Client&) {
   return 0;
 }
 
+#ifdef VOW_SPAWN_TRACE
+// The per-step breakdown (base/spawn_trace.h, README "Spawn, round 4"): every spawn's
+// timestamps, then per step the median of its time since the broker's send and the
+// median of its time since the step before it (in the order of the medians), on stderr.
+struct SpawnTraces {
+  std::vector<std::vector<uint64_t>> runs;
+  void Clear() {
+    if (g_spawn_trace != nullptr) memset(g_spawn_trace, 0, kTrCount * sizeof(uint64_t));
+  }
+  void Take() {
+    if (g_spawn_trace != nullptr) runs.emplace_back(g_spawn_trace, g_spawn_trace + kTrCount);
+  }
+  static double Median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  }
+  void Print(const char* what) const {
+    std::vector<std::pair<double, int>> order;
+    for (int s = 0; s < kTrCount; ++s) {
+      std::vector<double> d;
+      for (const auto& r : runs) {
+        if (r[s] != 0 && r[kTrBrokerSent] != 0) d.push_back((double)r[s] - r[kTrBrokerSent]);
+      }
+      if (d.size() == runs.size() && !d.empty()) order.emplace_back(Median(d), s);
+    }
+    std::sort(order.begin(), order.end());
+    fprintf(stderr, "\nspawn trace (%s): %zu spawns, medians in us\n", what, runs.size());
+    fprintf(stderr, "%10s %10s  %s\n", "since send", "step", "after");
+    for (size_t i = 0; i < order.size(); ++i) {
+      std::vector<double> step;
+      if (i > 0) {
+        for (const auto& r : runs) step.push_back((double)r[order[i].second] - r[order[i - 1].second]);
+      }
+      fprintf(stderr, "%10.1f %10.1f  %s\n", order[i].first / 1000, Median(step) / 1000,
+              kSpawnTraceNames[order[i].second]);
+    }
+  }
+};
+#endif
+
 // Where the time goes, as counters (means, us): `spawn_returned` (Spawn's own work in the
 // caller: socketpair, fork, pidfd, registration), `first_instruction` (from the call to
 // the worker function's first instruction: fork, lock-down, filter attach; the worker
 // stores its clock in a shared page), `reaped` (from that instruction to Wait's return:
 // exit, teardown, the broker's reap).
-// TimeSpawns times `spawn` (which starts a RecordFirstInstruction worker) into them.
+// TimeSpawns times `spawn` (which starts a RecordFirstInstruction worker) into them;
+// built with VOW_SPAWN_TRACE and given a `trace` name, it also prints the step table.
 void TimeSpawns(benchmark::State& state, Broker& broker,
-                const std::function<absl::StatusOr<WorkerId>()>& spawn) {
+                const std::function<absl::StatusOr<WorkerId>()>& spawn,
+                const char* trace = nullptr) {
   uint64_t* first = FirstInstructionClock();
   double returned = 0, to_first = 0, reaped = 0;
+#ifdef VOW_SPAWN_TRACE
+  SpawnTraces traces;
+#endif
   for (auto _ : state) {
+#ifdef VOW_SPAWN_TRACE
+    traces.Clear();
+#endif
     const uint64_t t0 = MonotonicNs();
     auto id = spawn();
     const uint64_t t1 = MonotonicNs();
@@ -216,6 +266,9 @@ void TimeSpawns(benchmark::State& state, Broker& broker,
     auto result = broker.Wait(*id);
     const uint64_t t2 = MonotonicNs();
     if (!result.ok() || result->kind != WorkerResult::Kind::kExited) abort();
+#ifdef VOW_SPAWN_TRACE
+    traces.Take();
+#endif
     returned += t1 - t0;
     to_first += *first - t0;
     reaped += t2 - *first;
@@ -224,6 +277,11 @@ void TimeSpawns(benchmark::State& state, Broker& broker,
   state.counters["spawn_returned_us"] = returned / n;
   state.counters["first_instruction_us"] = to_first / n;
   state.counters["reaped_us"] = reaped / n;
+#ifdef VOW_SPAWN_TRACE
+  if (trace != nullptr) traces.Print(trace);
+#else
+  (void)trace;
+#endif
 }
 
 void BM_SpawnToLocked(benchmark::State& state) {
@@ -235,6 +293,7 @@ void BM_SpawnToLocked(benchmark::State& state) {
   TimeSpawns(state, *broker, [&] { return broker->Spawn(prepared, RecordFirstInstruction); });
 }
 BENCHMARK(BM_SpawnToLocked)->UseRealTime()->MinTime(2.0);
+
 
 // The same spawn through a fork server (Broker::StartForkServer, made once, as a
 // WorkerPool makes it; README "Spawn, round 3"): the single-threaded server clones each
@@ -251,7 +310,7 @@ void BM_SpawnToLockedForkServer(benchmark::State& state) {
     state.SkipWithError(std::string(server.status().message()).c_str());
     return;
   }
-  TimeSpawns(state, *broker, [&] { return broker->SpawnFrom(**server); });
+  TimeSpawns(state, *broker, [&] { return broker->SpawnFrom(**server); }, "fork server");
 }
 BENCHMARK(BM_SpawnToLockedForkServer)->UseRealTime()->MinTime(2.0);
 

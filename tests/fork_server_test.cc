@@ -270,19 +270,20 @@ TEST(ForkServerTest, TheServerHoldsLittleAndItsWorkersCannotReachIt) {
   auto server = f.broker->StartForkServer(f.policy, FdScanWorker, options);
   ASSERT_TRUE(server.ok()) << server.status();
   const pid_t server_pid = (*server)->pid();
-  // 0 and 1 (/dev/null), 2, its socket and the policy's shared root: nothing else (its
-  // slot page's memfd goes right after the ready message that carried it).
+  // 0 and 1 (/dev/null), 2, its socket, the policy's shared root and one more /dev/null
+  // for its workers' stdio: nothing else (its slot page's memfd goes right after the
+  // ready message that carried it).
   std::map<int, std::string> server_fds;
   for (int i = 0; i < 100; ++i) {
     server_fds = FdLinks(server_pid);
-    if (server_fds.size() <= 5) break;
+    if (server_fds.size() <= 6) break;
     usleep(10000);
   }
-  EXPECT_LE(server_fds.size(), 5u);
+  EXPECT_LE(server_fds.size(), 6u);
   std::set<std::string> server_targets;
   for (const auto& [fd, target] : server_fds) {
     EXPECT_EQ(target.find("vow-fork-server-marker"), std::string::npos) << fd;
-    if (fd > 2) server_targets.insert(target);
+    if (fd > 2 && target != "/dev/null") server_targets.insert(target);
   }
   auto id = f.broker->SpawnFrom(**server, options);
   ASSERT_TRUE(id.ok()) << id.status();
@@ -299,6 +300,8 @@ TEST(ForkServerTest, TheServerHoldsLittleAndItsWorkersCannotReachIt) {
     EXPECT_LE(fd, 3) << target;
     EXPECT_EQ(server_targets.count(target), 0u) << "fd " << fd << " -> " << target;
   }
+  // Its stderr was not given: /dev/null (the server's own 2 is the broker's stderr).
+  EXPECT_EQ(worker_fds[2], "/dev/null");
   ASSERT_EQ(write(sv[0], "g", 1), 1);
   char found[256];
   const ssize_t n = read(sv[0], found, sizeof(found));

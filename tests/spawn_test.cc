@@ -88,6 +88,23 @@ class SpawnTest : public ::testing::Test {
   std::unique_ptr<Broker> broker_;
 };
 
+// A stdio fd the spawn did not give is /dev/null in the worker (the broker's one open
+// /dev/null, LockdownSpec::null_fd), not the broker's own: here stderr.
+TEST_F(SpawnTest, AStdioFdNotGivenIsDevNull) {
+  auto policy = broker_->Prepare(Policy{});
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  Parked parked(*broker_);
+  const pid_t pid = parked.Spawn(*policy);
+  ASSERT_GT(pid, 0);
+  char buf[256] = {};
+  const std::string fd2 = absl::StrCat("/proc/", pid, "/fd/2");
+  ASSERT_GT(readlink(fd2.c_str(), buf, sizeof(buf) - 1), 0);
+  EXPECT_STREQ(buf, "/dev/null");
+  char mine[256] = {};
+  ASSERT_GT(readlink("/proc/self/fd/2", mine, sizeof(mine) - 1), 0);
+  EXPECT_STRNE(mine, "/dev/null") << "the test's own stderr must differ for this to mean anything";
+}
+
 TEST_F(SpawnTest, WorkersOfOnePolicyShareOnlyTheRoot) {
   auto policy = broker_->Prepare(Policy{});
   ASSERT_TRUE(policy.ok()) << policy.status();

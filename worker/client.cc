@@ -18,6 +18,11 @@ Client::Client(int channel_fd) : channel_fd_(channel_fd), channel_(UniqueFd(chan
   reason_[0] = '\0';
 }
 
+Client::Client(int channel_fd, MessageArena::OnZeroMemory zero)
+    : channel_fd_(channel_fd), channel_(UniqueFd(channel_fd)), arena_(zero) {
+  reason_[0] = '\0';
+}
+
 Client::~Client() { (void)channel_.release(); }
 
 int Client::Exchange(capnp::MessageBuilder& request, uint64_t id, int64_t* seconds,

@@ -26,6 +26,9 @@ class Client {
  public:
   // Uses (does not own) the channel socket `channel_fd`.
   explicit Client(int channel_fd);
+  // The same, on memory that is zero and that nothing has written (a forked worker's
+  // static storage): its message arena is not zeroed again (MessageArena::OnZeroMemory).
+  Client(int channel_fd, MessageArena::OnZeroMemory);
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 

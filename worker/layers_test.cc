@@ -21,6 +21,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/securebits.h>
 
 #include <net/if.h>
 #include <sys/ioctl.h>
@@ -237,6 +238,29 @@ TEST(LayersTest, IdentityIsNobodyWithoutCapabilities) {
   EXPECT_EQ(Field(status, "Gid"), "4343\t4343\t4343\t4343");
   EXPECT_EQ(Field(status, "CapBnd"), "0000000000000000");
   EXPECT_EQ(Field(status, "CapEff"), "0000000000000000");
+}
+
+// The securebits that keep capabilities from coming back (no root fix-up, no ambient
+// raise, each locked) are set in the namespace the worker ends up in: with a user
+// namespace, the drop is made after its unshare (which resets the securebits).
+TEST(LayersTest, SecurebitsAreLockedWithAndWithoutUserNamespace) {
+  for (bool userns : {false, true}) {
+    SCOPED_TRACE(userns ? "with userns" : "without userns");
+    LayerSpec spec = Only();
+    spec.drop_identity = true;
+    spec.userns = userns;
+    const int want = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED |
+                     SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
+                     SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+    EXPECT_EQ(InChild([&] {
+                if (int r = Apply(spec); r != 0) return r;
+                const int bits = prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
+                if (bits < 0) return Fail(1, "PR_GET_SECUREBITS");
+                if ((bits & want) != want) return Fail(2, "securebits not locked");
+                return 0;
+              }),
+              0);
+  }
 }
 
 TEST(LayersTest, UserNamespaceChangesTheNamespace) {

@@ -13,6 +13,7 @@
 
 #include <atomic>
 
+#include "base/spawn_trace.h"
 #include "capnp/serialize.h"
 #include "ipc/channel.h"
 #include "ipc/message.h"
@@ -153,15 +154,25 @@ int InstallSigsysHandler() {
 // the worker is already locked, a broker that refuses the hello kills it, and the
 // Client skips the reply (id 0) when it reads its first answer. Saves a round trip on
 // every spawn.
-int Hello(int channel_fd, int listener_fd) {
-  Channel channel{UniqueFd(channel_fd)};
-  g_handshake_arena.Reset();
-  capnp::MallocMessageBuilder builder(g_handshake_arena.segment());
+void BuildHello(capnp::MessageBuilder& builder, bool listener_attached) {
   auto request = builder.initRoot<wire::Request>();
   request.setId(0);
   auto hello = request.initHello();
   hello.setVersion(wire::PROTOCOL_VERSION);
-  hello.setListenerAttached(listener_fd >= 0);
+  hello.setListenerAttached(listener_attached);
+}
+
+int Hello(int channel_fd, int listener_fd, const unsigned char* bytes, size_t len) {
+  Channel channel{UniqueFd(channel_fd)};
+  if (bytes != nullptr) {
+    const int result = channel.SendBytes(bytes, len, listener_fd >= 0 ? &listener_fd : nullptr,
+                                         listener_fd >= 0 ? 1 : 0);
+    (void)channel.release();
+    return result;
+  }
+  g_handshake_arena.Reset();
+  capnp::MallocMessageBuilder builder(g_handshake_arena.segment());
+  BuildHello(builder, listener_fd >= 0);
   int result = channel.Send(builder, listener_fd);
   g_handshake_arena.MarkUsed(builder);
   (void)channel.release();
@@ -185,6 +196,21 @@ void WriteStderr(const char* a, const char* b, int err) {
 
 }  // namespace
 
+size_t HelloBytes(bool listener_attached, unsigned char* out, size_t cap) {
+  MessageArena arena;
+  capnp::MallocMessageBuilder builder(arena.segment());
+  BuildHello(builder, listener_attached);
+  // One segment: the table (segment count - 1, its size, padded to a word), then the words.
+  auto segments = builder.getSegmentsForOutput();
+  if (segments.size() != 1) return 0;
+  const size_t words = segments[0].size() * sizeof(capnp::word);
+  if (cap < 8 + words) return 0;
+  const uint32_t table[2] = {0, static_cast<uint32_t>(segments[0].size())};
+  memcpy(out, table, sizeof(table));
+  memcpy(out + 8, segments[0].begin(), words);
+  return 8 + words;
+}
+
 int LockDown(const LockdownSpec& spec, const char** failed_step) {
   const char* unused;
   if (failed_step == nullptr) failed_step = &unused;
@@ -193,6 +219,10 @@ int LockDown(const LockdownSpec& spec, const char** failed_step) {
   *failed_step = "stdio";
   for (int i = 0; i < 3; ++i) {
     if (spec.keep_stdio[i]) continue;
+    if (spec.null_fd >= 3) {
+      if (dup2(spec.null_fd, i) < 0) return -Errno();  // dup2 clears FD_CLOEXEC on i
+      continue;
+    }
     int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null_fd < 0) return -Errno();
     if (null_fd != i) {
@@ -215,6 +245,7 @@ int LockDown(const LockdownSpec& spec, const char** failed_step) {
     }
     if ((rc = CloseAllBut(keep, 5)) != 0) return rc;
   }
+  VOW_TRACE(kTrLdStdio);
 
   // 1b. The layers.
   if (spec.layers != nullptr) {
@@ -235,6 +266,7 @@ int LockDown(const LockdownSpec& spec, const char** failed_step) {
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return -Errno();
   *failed_step = "PR_SET_NO_NEW_PRIVS";
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -Errno();
+  VOW_TRACE(kTrLdAttrs);
 
   // 3. Limits.
   *failed_step = "RLIMIT_CORE";
@@ -261,6 +293,8 @@ int LockDown(const LockdownSpec& spec, const char** failed_step) {
     if ((rc = SetLimit(RLIMIT_AS, spec.memory_bytes)) != 0) return rc;
   }
 
+  VOW_TRACE(kTrLdLimits);
+
   // 4. Seccomp.
   *failed_step = "seccomp";
   if (spec.program == nullptr || spec.program_len == 0) return -EINVAL;
@@ -271,6 +305,7 @@ int LockDown(const LockdownSpec& spec, const char** failed_step) {
   const size_t stat_trap_sites =
       PatchStatTrampoline(spec.program, spec.program_len, StatTrampolineAddress());
   if (stat_trap_sites != 0 && stat_trap_sites != kStatTrampolinePatchSites) return -EINVAL;
+  VOW_TRACE(kTrLdPatched);
   if (stat_trap_sites != 0) PrepareStatTrap();
   if (spec.trap_reporter || stat_trap_sites != 0) {
     *failed_step = "SIGSYS handler";
@@ -278,17 +313,20 @@ int LockDown(const LockdownSpec& spec, const char** failed_step) {
     if (spec.trap_reporter) g_trap_channel_fd = spec.channel_fd;
     if ((rc = InstallSigsysHandler()) != 0) return rc;
   }
+  VOW_TRACE(kTrLdPatch);
   *failed_step = "seccomp";
   int listener = -1;
   rc = LoadSeccompProgram(spec.program, spec.program_len,
                           spec.needs_listener ? &listener : nullptr);
   if (rc != 0) return rc;
+  VOW_TRACE(kTrLdFilter);
 
   // 5. Hello. From here on every syscall is under the filter.
   *failed_step = "hello";
-  rc = Hello(spec.channel_fd, listener);
+  rc = Hello(spec.channel_fd, listener, spec.hello, spec.hello_len);
   if (listener >= 0) close(listener);
   if (rc != 0) return rc;
+  VOW_TRACE(kTrLdHello);
   *failed_step = nullptr;
   return 0;
 }

@@ -65,7 +65,20 @@ struct LockdownSpec {
   const LayerSpec* layers = nullptr;
   // One more fd kept open through step 1 (the program an exec'd worker runs); -1: none.
   int keep_fd = -1;
+  // An open /dev/null (>= 3) that step 1 puts on the stdio fds the spawn did not give,
+  // instead of opening /dev/null for each (the fork server keeps one); closed with the
+  // rest in step 1. -1: open it.
+  int null_fd = -1;
+  // Step 5's message, framed, made before the fork by HelloBytes(needs_listener): sent
+  // as it is, so a worker does not run capnp's builder (and page in its code) to say
+  // hello. Null: built in the worker.
+  const unsigned char* hello = nullptr;
+  size_t hello_len = 0;
 };
+
+// The framed hello (what step 5 sends) for a worker that attaches a listener or not, in
+// `out`. Returns its length, or 0 if it does not fit in `cap` bytes.
+size_t HelloBytes(bool listener_attached, unsigned char* out, size_t cap);
 
 // Runs steps 1-5. See the file comment.
 int LockDown(const LockdownSpec& spec, const char** failed_step);
