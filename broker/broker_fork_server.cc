@@ -35,6 +35,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -75,6 +76,9 @@ struct PidfdInfo {
 };
 constexpr uint64_t kPidfdInfoPid = 1;
 constexpr unsigned long kPidfdGetInfo = _IOWR(0xFF, 11, PidfdInfo);
+// pidfs (Linux 6.9; every pidfd is on it): checked before the ioctl, so the broker never
+// issues an ioctl on an fd of another kind (a device's driver would interpret the number).
+constexpr long kPidfsMagic = 0x50494446;
 
 // How far into the thread descriptor the probe looks for the cached tid (glibc 2.36
 // x86-64 keeps it at 720 of a ~2.3 KiB struct pthread).
@@ -93,6 +97,13 @@ std::atomic<bool> g_server_keeps_slot{false};
 void SetForkServerKeepsSlotForTesting(bool keep) { g_server_keeps_slot.store(keep); }
 
 absl::StatusOr<pid_t> ChildOfPidfd(int pidfd) {
+  struct statfs fs;
+  if (fstatfs(pidfd, &fs) != 0) return ErrnoStatus(errno, "fork server: fstatfs of the reply's fd");
+  if (static_cast<long>(fs.f_type) != kPidfsMagic) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "fork server: the reply's fd is not a pidfd (its file system is 0x",
+        absl::Hex(static_cast<unsigned long>(fs.f_type)), ", not pidfs)"));
+  }
   PidfdInfo info;
   memset(&info, 0, sizeof(info));
   info.mask = kPidfdInfoPid;

@@ -564,7 +564,15 @@ TEST(ForkServerReplyTest, EveryLieIsRefused) {
   int pipefd[2];
   ASSERT_EQ(pipe2(pipefd, O_CLOEXEC), 0);
   close(pipefd[1]);
-  EXPECT_FALSE(Check(good, One(pipefd[0])).ok());
+  // Refused by its file system, before any ioctl is issued on it.
+  absl::Status pipe_status = Check(good, One(pipefd[0]));
+  EXPECT_FALSE(pipe_status.ok());
+  EXPECT_THAT(pipe_status.message(), ::testing::HasSubstr("not pidfs")) << pipe_status;
+  // A device: the ioctl's number means whatever its driver says; never sent to one.
+  const int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  ASSERT_GE(null_fd, 0);
+  absl::Status dev_status = Check(good, One(null_fd));
+  EXPECT_THAT(dev_status.message(), ::testing::HasSubstr("not pidfs")) << dev_status;
   // A pidfd of a process that is not this process's child (its parent).
   const int parent = static_cast<int>(syscall(SYS_pidfd_open, getppid(), 0));
   ASSERT_GE(parent, 0);
