@@ -52,8 +52,8 @@ TEST(NamespaceStockTest, EachPairIsFreshAndHandedOutOnce) {
     // Held open here, so an inode number cannot be freed and given again meanwhile.
     EXPECT_TRUE(seen.insert(net).second) << "network namespace handed out twice";
     EXPECT_TRUE(seen.insert(ipc).second) << "IPC namespace handed out twice";
-    fresh.net.release();  // kept open until the test ends (closed with the process)
-    fresh.ipc.release();
+    (void)fresh.net.release();  // kept open until the test ends (closed with the process)
+    (void)fresh.ipc.release();
   }
 }
 
@@ -99,8 +99,8 @@ TEST(NamespaceStockTest, OnceMakesItsPairsOnTheCallerAndNoMore) {
     EXPECT_NE(Inode(fresh.net.get()), home_net);
     EXPECT_NE(Inode(fresh.ipc.get()), home_ipc);
     EXPECT_TRUE(seen.insert(Inode(fresh.net.get())).second);
-    fresh.net.release();  // kept open: an inode number cannot be given again meanwhile
-    fresh.ipc.release();
+    (void)fresh.net.release();  // kept open: an inode number cannot be given again meanwhile
+    (void)fresh.ipc.release();
   }
   // No replacement, ever.
   EXPECT_EQ(stock.Ready(100), 0u);

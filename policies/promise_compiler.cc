@@ -79,12 +79,6 @@ const NumberSpace& NumberSpaceFor(Arch arch) {
   return *aarch64;
 }
 
-sock_filter Stmt(uint16_t code, uint32_t k) { return sock_filter{code, 0, 0, k}; }
-sock_filter Jump(uint16_t code, uint32_t k, size_t at, size_t jt_target,
-                 size_t jf_target) {
-  return sock_filter{code, static_cast<uint8_t>(jt_target - at - 1),
-                     static_cast<uint8_t>(jf_target - at - 1), k};
-}
 
 // A tiny BPF assembler with forward labels, for the hand-written prologue.
 class Asm {
