@@ -79,7 +79,6 @@ const NumberSpace& NumberSpaceFor(Arch arch) {
   return *aarch64;
 }
 
-
 // A tiny BPF assembler with forward labels, for the hand-written prologue.
 class Asm {
  public:
