@@ -6,6 +6,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/user.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -445,6 +447,105 @@ TEST_F(ExecWorkerTest, AStoppedChildDoesNotDelayASpawnFromAnotherThread) {
   }
   EXPECT_EQ(kill(g_stopped_child.load(), 0), -1);
   EXPECT_EQ(broker_->live_workers(), 0u);
+}
+
+// "Dumpable" belongs to the memory exec children share with the broker: while one child
+// is past its lock-down (PR_SET_DUMPABLE 0, the identity drop) and before its execve,
+// another thread's exec spawn that is done must not make the broker dumpable again (a
+// process of the worker's uid could then ptrace that child: the broker's memory). A
+// tracer thread holds the first child at its execveat's entry (syscall stop, before the
+// filter), the second spawn runs to its end, the broker is still non-dumpable; once the
+// first has exec'd, the broker is dumpable again.
+std::atomic<pid_t> g_trace_this{0};
+std::atomic<bool> g_traced{false};
+void TraceTheFirstChild(pid_t pid) {
+  if (g_children_seen.fetch_add(1) != 0) return;
+  g_trace_this = pid;
+  const absl::Time until = absl::Now() + absl::Seconds(10);
+  while (!g_traced.load() && absl::Now() < until) absl::SleepFor(absl::Milliseconds(1));
+}
+
+TEST_F(ExecWorkerTest, TheBrokerStaysNonDumpableWhileAnExecChildHasNotExecd) {
+  auto prepared = broker_->Prepare(Policy{});
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  ASSERT_EQ(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 1) << "the test process starts dumpable";
+  g_children_seen = 0;
+  g_trace_this = 0;
+  g_traced = false;
+  std::atomic<bool> at_execve{false};
+  std::atomic<bool> detach{false};
+  std::string tracer_error;
+  // ptrace belongs to the thread that attached: this one seizes, steps and detaches.
+  std::thread tracer([&] {
+    while (g_trace_this.load() == 0) absl::SleepFor(absl::Milliseconds(1));
+    const pid_t pid = g_trace_this.load();
+    int status = 0;
+    if (ptrace(PTRACE_SEIZE, pid, nullptr, PTRACE_O_TRACESYSGOOD) != 0 ||
+        ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0 ||
+        waitpid(pid, &status, __WALL) != pid || ptrace(PTRACE_SYSCALL, pid, nullptr, 0) != 0) {
+      tracer_error = absl::StrCat("seize: ", strerror(errno));
+      g_traced = true;
+      return;
+    }
+    g_traced = true;
+    for (;;) {
+      if (waitpid(pid, &status, __WALL) != pid || !WIFSTOPPED(status)) {
+        tracer_error = "the child ended before its execve";
+        break;
+      }
+      int deliver = 0;
+      if (WSTOPSIG(status) == (SIGTRAP | 0x80)) {
+        user_regs_struct regs;
+        if (ptrace(PTRACE_GETREGS, pid, nullptr, &regs) == 0 && regs.orig_rax == SYS_execveat) {
+          at_execve = true;
+          while (!detach.load()) absl::SleepFor(absl::Milliseconds(1));
+          ptrace(PTRACE_DETACH, pid, nullptr, 0);
+          return;
+        }
+      } else if (status >> 16 == 0) {
+        deliver = WSTOPSIG(status);  // a signal, not a ptrace event
+      }
+      ptrace(PTRACE_SYSCALL, pid, nullptr, deliver);
+    }
+    ptrace(PTRACE_DETACH, pid, nullptr, 0);
+  });
+  SetExecChildHookForTesting(TraceTheFirstChild);
+  absl::StatusOr<WorkerId> first = absl::UnknownError("not run");
+  absl::StatusOr<WorkerResult> first_result = absl::UnknownError("not run");
+  // Waits for its worker too: the worker's parent-death signal follows this thread.
+  std::thread held([&] {
+    first = broker_->SpawnExec(*prepared, {worker_, "ok"});
+    if (first.ok()) first_result = broker_->Wait(*first, absl::Seconds(30));
+  });
+  const absl::Time until = absl::Now() + absl::Seconds(8);
+  while (!at_execve.load() && tracer_error.empty() && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  const bool held_at_execve = at_execve.load();
+  int dumpable_with_second_done = -1;
+  if (held_at_execve) {
+    auto second = broker_->SpawnExec(*prepared, {worker_, "ok"});
+    EXPECT_TRUE(second.ok()) << second.status();
+    if (second.ok()) {
+      auto result = broker_->Wait(*second, absl::Seconds(30));
+      EXPECT_TRUE(result.ok() && result->kind == Kind::kExited && result->exit_code == 0)
+          << (result.ok() ? result->ToString() : std::string(result.status().message()));
+    }
+    dumpable_with_second_done = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+  }
+  detach = true;
+  held.join();
+  tracer.join();
+  SetExecChildHookForTesting(nullptr);
+  ASSERT_TRUE(held_at_execve) << "the first child was not held at its execve: " << tracer_error;
+  EXPECT_EQ(dumpable_with_second_done, 0)
+      << "another spawn made the broker dumpable while a child sharing its memory had not "
+         "exec'd";
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(first_result.ok()) << first_result.status();
+  EXPECT_EQ(first_result->kind, Kind::kExited) << first_result->ToString();
+  EXPECT_EQ(first_result->exit_code, 0);
+  EXPECT_EQ(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 1) << "the broker was left non-dumpable";
 }
 
 // layers +pidns: the broker clones the exec child with CLONE_NEWPID, so the program is
