@@ -302,10 +302,10 @@ void SetExecChildHookForTesting(void (*hook)(pid_t)) { g_exec_child_hook.store(h
 // reads its own spawn's spec, program copy and prebuilt hello (LockDown builds nothing
 // in a static buffer); only "dumpable" is shared (g_exec_children). Past the deadline (a
 // child stopped before its execve would keep this thread waiting for ever) the caller
-// ends the worker and Kill() kills the child: a killed task never runs user code again. Once it is gone the stack is
-// unmapped; if it is not gone within kExecChildKillGrace (an uninterruptible sleep), the
-// stack and the tid word stay mapped
-// (leaked: the kernel writes only there when it finally goes) and nothing waits for it.
+// ends the worker and Kill() kills the child: a killed task never runs user code again.
+// Once it is gone the stack is unmapped; if it is not gone within kExecChildKillGrace (an
+// uninterruptible sleep), the stack and the tid word stay mapped (leaked: the kernel
+// writes only there when it finally goes) and nothing waits for it.
 // The destructor abandons a child never released (it reads EOF and exits; the error
 // paths have killed and reaped it already) and frees the stack.
 class ExecChild {
@@ -806,7 +806,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
                                         fresh_ipc};
   // The worker sends its hello as framed here: no capnp builder in the child, and an
   // exec child (which shares this process's memory with the other threads' exec
-  // children) reads only this spawn's bytes, never LockDown's static arena.
+  // children) reads only this spawn's bytes (LockDown has no buffer of its own for it).
   unsigned char hello[256];
   spec.hello_len = HelloBytes(spec.needs_listener, hello, sizeof(hello));
   if (spec.hello_len == 0) return absl::InternalError("spawn: the hello does not fit");
