@@ -237,13 +237,16 @@ int ExecChildMain(void* arg) {
   _exit(err == ENOENT ? 127 : 126);
 }
 
-// Held by an ExecChild from its clone until it has exec'd or exited (or was killed and
-// given up on, see ExecChild::Await): LockDown's hello uses a static arena
-// (worker/lockdown.cc), and children that share the broker's memory share that one too,
-// so two at a time (two threads, or two brokers) would write it at once. Never taken by a
-// serving loop, so a child waiting for its broker is never stuck behind it. Held at most
-// a spawn's exec_deadline plus kExecChildKillGrace.
-absl::Mutex g_exec_child_mu(absl::kConstInit);
+// "Dumpable" belongs to the memory: a child that shares this process's memory and drops
+// its identity (commit_creds resets it to fs.suid_dumpable, 0), or runs LockDown's
+// PR_SET_DUMPABLE 0, makes this whole process non-dumpable. It must stay so while any
+// exec child that shares the memory has not exec'd or exited (a process of the worker's
+// uid could otherwise ptrace that child, or read its /proc/<pid>/mem: this process's
+// memory); when the last one is done, this process gets back what it had before the
+// first. Held only to count: never while a child is waited for.
+absl::Mutex g_exec_children_mu(absl::kConstInit);
+int g_exec_children ABSL_GUARDED_BY(g_exec_children_mu) = 0;
+bool g_was_dumpable ABSL_GUARDED_BY(g_exec_children_mu) = false;
 
 constexpr size_t kExecChildStack = 256 * 1024;
 constexpr size_t kExecChildGuard = 4096;
@@ -294,13 +297,15 @@ void SetExecChildHookForTesting(void (*hook)(pid_t)) { g_exec_child_hook.store(h
 // Release() lets it run and sleeps, every signal blocked, until the kernel clears the
 // tid word (CLONE_CHILD_CLEARTID: the child has exec'd or exited) or the deadline passes.
 // Until then the child runs on this thread's memory (its errno too), so the caller
-// neither returns nor frees anything the child reads. Past the deadline (a child stopped
-// before its execve would keep this thread, and every later SpawnExec behind
-// g_exec_child_mu, waiting for ever) the caller ends the worker and Kill() kills the
-// child: a killed task never runs user code again. Once it is gone the stack is
-// unmapped; if it is not gone within kExecChildKillGrace (an uninterruptible sleep), the
-// stack and the tid word stay mapped
-// (leaked: the kernel writes only there when it finally goes) and nothing waits for it.
+// neither returns nor frees anything the child reads. Children from other threads run
+// at the same time: each writes only its own stack, fds and TLS (its thread's), and
+// reads its own spawn's spec, program copy and prebuilt hello (LockDown builds nothing
+// in a static buffer); only "dumpable" is shared (g_exec_children). Past the deadline (a
+// child stopped before its execve would keep this thread waiting for ever) the caller
+// ends the worker and Kill() kills the child: a killed task never runs user code again.
+// Once it is gone the stack is unmapped; if it is not gone within kExecChildKillGrace (an
+// uninterruptible sleep), the stack and the tid word stay mapped (leaked: the kernel
+// writes only there when it finally goes) and nothing waits for it.
 // The destructor abandons a child never released (it reads EOF and exits; the error
 // paths have killed and reaped it already) and frees the stack.
 class ExecChild {
@@ -317,10 +322,14 @@ class ExecChild {
 
   // Clones the child; `args` must stay as they are until Release() has returned.
   absl::StatusOr<pid_t> Start(const ExecChildArgs& args,
-                              unsigned long extra_clone_flags) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    g_exec_child_mu.Lock();
-    locked_ = true;
-    was_dumpable_ = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 1;
+                              unsigned long extra_clone_flags) {
+    // Counted before the clone: a child of another thread that is done meanwhile must
+    // not make this process dumpable while this one runs.
+    {
+      absl::MutexLock lock(&g_exec_children_mu);
+      if (g_exec_children++ == 0) g_was_dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 1;
+      counted_ = true;
+    }
     args_ = args;
     // A socket, not a pipe: Release() sends with MSG_NOSIGNAL (a child killed meanwhile
     // must not leave a SIGPIPE pending on the caller).
@@ -397,8 +406,9 @@ class ExecChild {
   }
 
   // Waits for the child until `deadline`, then kills it and waits kExecChildKillGrace
-  // more; gives g_exec_child_mu back. True: it exec'd or exited by the deadline.
-  bool Await(absl::Time deadline) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  // more; then no longer counts it in g_exec_children. True: it exec'd or exited by the
+  // deadline.
+  bool Await(absl::Time deadline) {
     bool in_time = true;
     if (started_) {
       in_time = WaitForTid(deadline);
@@ -414,27 +424,26 @@ class ExecChild {
           stack_ = nullptr;
         }
       }
-      // "Dumpable" belongs to the memory the child shared: its identity drop
-      // (commit_creds resets it to fs.suid_dumpable, 0) left this process non-dumpable (no
-      // core dumps, /proc/<broker> owned by root, ptrace by its own user refused). The
-      // child has its own memory now (or is dead): this process gets back what it had.
-      if (was_dumpable_ && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1) {
-        (void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-      }
       started_ = false;
       pidfd_.reset();
     }
-    if (locked_) {
-      locked_ = false;
-      g_exec_child_mu.Unlock();
+    if (counted_) {
+      counted_ = false;
+      // The child's identity drop left this process non-dumpable (no core dumps,
+      // /proc/<broker> owned by root, ptrace by its own user refused). The last child
+      // that shared the memory has its own now (or is dead): this process gets back what
+      // it had before the first.
+      absl::MutexLock lock(&g_exec_children_mu);
+      if (--g_exec_children == 0 && g_was_dumpable && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1) {
+        (void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+      }
     }
     return in_time;
   }
 
   ExecChildArgs args_;
   void* stack_ = nullptr;  // kExecChildMapping bytes: guard, stack, the tid word's page
-  bool locked_ = false;  // holds g_exec_child_mu
-  bool was_dumpable_ = false;  // this process, before the child shared its memory
+  bool counted_ = false;  // counted in g_exec_children
   bool started_ = false;
   pid_t pid_ = -1;
   UniqueFd pidfd_;
@@ -795,12 +804,13 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   const int sources[kChildFdSources] = {stdio_in[0], stdio_in[1], stdio_in[2], theirs.fd(),
                                         exec ? program_fd.get() : shared_root, fresh_net,
                                         fresh_ipc};
-  // A forked worker sends its hello as framed here (no capnp builder in the child).
+  // The worker sends its hello as framed here: no capnp builder in the child, and an
+  // exec child (which shares this process's memory with the other threads' exec
+  // children) reads only this spawn's bytes (LockDown has no buffer of its own for it).
   unsigned char hello[256];
-  if (!exec) {
-    spec.hello_len = HelloBytes(spec.needs_listener, hello, sizeof(hello));
-    if (spec.hello_len == 0) return absl::InternalError("spawn: the hello does not fit");
-  }
+  spec.hello_len = HelloBytes(spec.needs_listener, hello, sizeof(hello));
+  if (spec.hello_len == 0) return absl::InternalError("spawn: the hello does not fit");
+  spec.hello = hello;
   // Destroyed before everything above, which its child reads until it has exec'd.
   ExecChild exec_child;
   pid_t pid;
@@ -843,7 +853,6 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   }
   if (pid == 0) {
     // The forked worker. Async-signal-safe calls only until LockDown() has returned.
-    spec.hello = hello;
     spec.null_fd = dev_null_.get();
     sigset_t all;
     sigemptyset(&all);

@@ -352,6 +352,10 @@ class TargetLockdown {
     spec.file_bytes = policy_.limits.file_bytes;
     for (bool& keep : spec.keep_stdio) keep = false;  // the spawn gives no stdio
     spec.keep_fd = layers_.shared_root_fd;  // the child's copy; ApplyLayers closes it
+    hello_len_ = HelloBytes(needs_listener_, hello_, sizeof(hello_));
+    if (hello_len_ == 0) abort();
+    spec.hello = hello_;
+    spec.hello_len = hello_len_;
     return spec;
   }
   std::vector<sock_filter>& code() { return code_; }
@@ -362,6 +366,8 @@ class TargetLockdown {
   std::vector<sock_filter> code_;
   bool needs_listener_ = false;
   LayerSpec layers_;
+  unsigned char hello_[256];
+  size_t hello_len_ = 0;
 };
 
 // Diagnostics for spawn-to-locked: the target's lock-down without the broker around it

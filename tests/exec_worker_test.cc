@@ -6,6 +6,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/user.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -241,9 +243,9 @@ TEST_F(ExecWorkerTest, SpawnChildNeverRunsTheBrokersSignalHandlers) {
       << " signals sent, " << kinds_signaled << " children ended by SIGUSR1)";
 }
 
-// Spawn children that share the broker's memory run LockDown one at a time (its hello
-// arena is static): exec'd workers spawned from several threads at once all get locked
-// and run.
+// Exec children share the broker's memory and run LockDown at the same time (each sends
+// its own spawn's prebuilt hello, nothing in a static buffer): exec'd workers spawned
+// from several threads at once all get locked, say hello and run.
 TEST_F(ExecWorkerTest, ExecSpawnsFromManyThreadsAtOnce) {
   auto prepared = broker_->Prepare(Policy{});
   ASSERT_TRUE(prepared.ok()) << prepared.status();
@@ -273,6 +275,62 @@ TEST_F(ExecWorkerTest, ExecSpawnsFromManyThreadsAtOnce) {
     for (const std::string& why : f) ADD_FAILURE() << why;
   }
   EXPECT_EQ(ok.load(), 120);
+}
+
+// Two threads' exec children at once, many times: the hook (after the clone, before the
+// release) holds each child 20 ms and counts the children held at the same moment, so
+// the test sees that two children shared the memory at once; each spawn's worker says
+// hello (the broker checks it) and exits 0, and the broker is dumpable again after.
+std::atomic<int> g_children_held{0};
+std::atomic<int> g_children_held_max{0};
+void HoldTheChild(pid_t) {
+  const int now = g_children_held.fetch_add(1) + 1;
+  int max = g_children_held_max.load();
+  while (now > max && !g_children_held_max.compare_exchange_weak(max, now)) {
+  }
+  absl::SleepFor(absl::Milliseconds(20));
+  g_children_held.fetch_sub(1);
+}
+
+TEST_F(ExecWorkerTest, ExecChildrenOfTwoThreadsRunAtOnce) {
+  auto prepared = broker_->Prepare(Policy{});
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  ASSERT_EQ(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 1) << "the test process starts dumpable";
+  g_children_held = 0;
+  g_children_held_max = 0;
+  SetExecChildHookForTesting(HoldTheChild);
+  constexpr int kRounds = 40;
+  std::atomic<int> ok{0};
+  std::vector<std::string> failures[2];
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRounds; ++i) {
+        auto id = broker_->SpawnExec(*prepared, {worker_, "ok"});
+        if (!id.ok()) {
+          failures[t].push_back(std::string(id.status().message()));
+          continue;
+        }
+        auto result = broker_->Wait(*id, absl::Seconds(30));
+        if (result.ok() && result->kind == Kind::kExited && result->exit_code == 0) {
+          ++ok;
+        } else {
+          failures[t].push_back(result.ok() ? result->ToString()
+                                            : std::string(result.status().message()));
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  SetExecChildHookForTesting(nullptr);
+  for (const auto& f : failures) {
+    for (const std::string& why : f) ADD_FAILURE() << why;
+  }
+  EXPECT_EQ(ok.load(), 2 * kRounds);
+  EXPECT_EQ(g_children_held_max.load(), 2)
+      << "no two exec children were ever cloned and unreleased at the same time";
+  EXPECT_EQ(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 1)
+      << "the children's identity drop left the broker non-dumpable";
 }
 
 // A child stopped before its execve (a terminal's SIGTTOU, a debugger's SIGSTOP) keeps
@@ -311,8 +369,7 @@ TEST_F(ExecWorkerTest, AChildStoppedBeforeItsExecveFailsItsSpawnInTime) {
     if (!first_done.load() && g_stopped_child.load() > 0) kill(g_stopped_child.load(), SIGKILL);
   });
   while (g_children_seen.load() == 0 && !first_done.load()) absl::SleepFor(absl::Milliseconds(1));
-  // The first holds the exec children's lock now (its child is stopped): this one waits
-  // for it, at most its deadline, and then runs.
+  // The first one's child is stopped now: this one does not wait for it.
   const absl::Time second_start = absl::Now();
   auto second = broker_->SpawnExec(*prepared, {worker_, "ok"});
   const absl::Duration second_took = absl::Now() - second_start;
@@ -342,6 +399,153 @@ TEST_F(ExecWorkerTest, AChildStoppedBeforeItsExecveFailsItsSpawnInTime) {
   // The stopped child is gone (killed and reaped), the second one too.
   EXPECT_EQ(kill(g_stopped_child.load(), 0), -1);
   EXPECT_EQ(broker_->live_workers(), 0u);
+}
+
+// A child stopped before its execve does not delay a SpawnExec from another thread at
+// all (not up to its deadline either: nothing orders exec children): with the default
+// 10 s exec_deadline the second spawn is done well before. The test then kills the
+// stopped child itself, so that the first spawn ends without waiting for its deadline.
+TEST_F(ExecWorkerTest, AStoppedChildDoesNotDelayASpawnFromAnotherThread) {
+  auto prepared = broker_->Prepare(Policy{});
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  g_children_seen = 0;
+  g_stopped_child = 0;
+  SetExecChildHookForTesting(StopTheFirstChild);
+  ASSERT_EQ(SpawnOptions().exec_deadline, absl::Seconds(10));
+  std::atomic<bool> first_done{false};
+  absl::StatusOr<WorkerId> first = absl::UnknownError("not run");
+  std::thread stuck([&] {
+    first = broker_->SpawnExec(*prepared, {worker_, "ok"});
+    first_done = true;
+  });
+  while (g_stopped_child.load() == 0 && !first_done.load()) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  const absl::Time second_start = absl::Now();
+  auto second = broker_->SpawnExec(*prepared, {worker_, "ok"});
+  const absl::Duration second_took = absl::Now() - second_start;
+  const bool first_still_running = !first_done.load();
+  if (g_stopped_child.load() > 0) kill(g_stopped_child.load(), SIGKILL);
+  stuck.join();
+  SetExecChildHookForTesting(nullptr);
+  ASSERT_GT(g_stopped_child.load(), 0) << "the first child was not stopped: the test proved nothing";
+  EXPECT_TRUE(first_still_running) << "the first spawn ended before the second was done";
+
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_LT(second_took, absl::Seconds(2))
+      << "the second spawn waited for the stopped child (its deadline is 10 s)";
+  auto result = broker_->Wait(*second, absl::Seconds(30));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->kind, Kind::kExited) << result->ToString();
+  EXPECT_EQ(result->exit_code, 0);
+  // The first: its child was killed before its execve (the spawn returns once the child
+  // exited, and its worker ends with the kill), or its spawn failed.
+  if (first.ok()) {
+    auto killed = broker_->Wait(*first, absl::Seconds(30));
+    ASSERT_TRUE(killed.ok()) << killed.status();
+    EXPECT_NE(killed->kind, Kind::kExited) << killed->ToString();
+  }
+  EXPECT_EQ(kill(g_stopped_child.load(), 0), -1);
+  EXPECT_EQ(broker_->live_workers(), 0u);
+}
+
+// "Dumpable" belongs to the memory exec children share with the broker: while one child
+// is past its lock-down (PR_SET_DUMPABLE 0, the identity drop) and before its execve,
+// another thread's exec spawn that is done must not make the broker dumpable again (a
+// process of the worker's uid could then ptrace that child: the broker's memory). A
+// tracer thread holds the first child at its execveat's entry (syscall stop, before the
+// filter), the second spawn runs to its end, the broker is still non-dumpable; once the
+// first has exec'd, the broker is dumpable again.
+std::atomic<pid_t> g_trace_this{0};
+std::atomic<bool> g_traced{false};
+void TraceTheFirstChild(pid_t pid) {
+  if (g_children_seen.fetch_add(1) != 0) return;
+  g_trace_this = pid;
+  const absl::Time until = absl::Now() + absl::Seconds(10);
+  while (!g_traced.load() && absl::Now() < until) absl::SleepFor(absl::Milliseconds(1));
+}
+
+TEST_F(ExecWorkerTest, TheBrokerStaysNonDumpableWhileAnExecChildHasNotExecd) {
+  auto prepared = broker_->Prepare(Policy{});
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  ASSERT_EQ(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 1) << "the test process starts dumpable";
+  g_children_seen = 0;
+  g_trace_this = 0;
+  g_traced = false;
+  std::atomic<bool> at_execve{false};
+  std::atomic<bool> detach{false};
+  std::string tracer_error;
+  // ptrace belongs to the thread that attached: this one seizes, steps and detaches.
+  std::thread tracer([&] {
+    while (g_trace_this.load() == 0) absl::SleepFor(absl::Milliseconds(1));
+    const pid_t pid = g_trace_this.load();
+    int status = 0;
+    if (ptrace(PTRACE_SEIZE, pid, nullptr, PTRACE_O_TRACESYSGOOD) != 0 ||
+        ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0 ||
+        waitpid(pid, &status, __WALL) != pid || ptrace(PTRACE_SYSCALL, pid, nullptr, 0) != 0) {
+      tracer_error = absl::StrCat("seize: ", strerror(errno));
+      g_traced = true;
+      return;
+    }
+    g_traced = true;
+    for (;;) {
+      if (waitpid(pid, &status, __WALL) != pid || !WIFSTOPPED(status)) {
+        tracer_error = "the child ended before its execve";
+        break;
+      }
+      int deliver = 0;
+      if (WSTOPSIG(status) == (SIGTRAP | 0x80)) {
+        user_regs_struct regs;
+        if (ptrace(PTRACE_GETREGS, pid, nullptr, &regs) == 0 && regs.orig_rax == SYS_execveat) {
+          at_execve = true;
+          while (!detach.load()) absl::SleepFor(absl::Milliseconds(1));
+          ptrace(PTRACE_DETACH, pid, nullptr, 0);
+          return;
+        }
+      } else if (status >> 16 == 0) {
+        deliver = WSTOPSIG(status);  // a signal, not a ptrace event
+      }
+      ptrace(PTRACE_SYSCALL, pid, nullptr, deliver);
+    }
+    ptrace(PTRACE_DETACH, pid, nullptr, 0);
+  });
+  SetExecChildHookForTesting(TraceTheFirstChild);
+  absl::StatusOr<WorkerId> first = absl::UnknownError("not run");
+  absl::StatusOr<WorkerResult> first_result = absl::UnknownError("not run");
+  // Waits for its worker too: the worker's parent-death signal follows this thread.
+  std::thread held([&] {
+    first = broker_->SpawnExec(*prepared, {worker_, "ok"});
+    if (first.ok()) first_result = broker_->Wait(*first, absl::Seconds(30));
+  });
+  const absl::Time until = absl::Now() + absl::Seconds(8);
+  while (!at_execve.load() && tracer_error.empty() && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  const bool held_at_execve = at_execve.load();
+  int dumpable_with_second_done = -1;
+  if (held_at_execve) {
+    auto second = broker_->SpawnExec(*prepared, {worker_, "ok"});
+    EXPECT_TRUE(second.ok()) << second.status();
+    if (second.ok()) {
+      auto result = broker_->Wait(*second, absl::Seconds(30));
+      EXPECT_TRUE(result.ok() && result->kind == Kind::kExited && result->exit_code == 0)
+          << (result.ok() ? result->ToString() : std::string(result.status().message()));
+    }
+    dumpable_with_second_done = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+  }
+  detach = true;
+  held.join();
+  tracer.join();
+  SetExecChildHookForTesting(nullptr);
+  ASSERT_TRUE(held_at_execve) << "the first child was not held at its execve: " << tracer_error;
+  EXPECT_EQ(dumpable_with_second_done, 0)
+      << "another spawn made the broker dumpable while a child sharing its memory had not "
+         "exec'd";
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(first_result.ok()) << first_result.status();
+  EXPECT_EQ(first_result->kind, Kind::kExited) << first_result->ToString();
+  EXPECT_EQ(first_result->exit_code, 0);
+  EXPECT_EQ(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 1) << "the broker was left non-dumpable";
 }
 
 // layers +pidns: the broker clones the exec child with CLONE_NEWPID, so the program is

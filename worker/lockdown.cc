@@ -30,9 +30,9 @@
 namespace vow {
 namespace {
 
-// Buffers for the lock-down handshake and for the SIGSYS reporter. Static: a worker is
-// one process, and neither path may touch the heap.
-MessageArena g_handshake_arena;
+// The SIGSYS reporter's buffer. Static: a worker is one process, and the handler may not
+// touch the heap. (The lock-down has none: its hello is made by the spawning thread, see
+// LockdownSpec::hello; an exec child shares the broker's memory with other threads'.)
 MessageArena g_trap_arena;
 std::atomic<bool> g_trap_busy{false};
 int g_trap_channel_fd = -1;
@@ -150,8 +150,8 @@ int InstallSigsysHandler() {
   return 0;
 }
 
-// Sends hello (with the listener, if any). It does not wait for the broker's HelloReply:
-// the worker is already locked, a broker that refuses the hello kills it, and the
+// The hello (with the listener, if any). The worker does not wait for the broker's
+// HelloReply: it is already locked, a broker that refuses the hello kills it, and the
 // Client skips the reply (id 0) when it reads its first answer. Saves a round trip on
 // every spawn.
 void BuildHello(capnp::MessageBuilder& builder, bool listener_attached) {
@@ -162,19 +162,11 @@ void BuildHello(capnp::MessageBuilder& builder, bool listener_attached) {
   hello.setListenerAttached(listener_attached);
 }
 
+// Sends the prebuilt hello with the listener, if any.
 int Hello(int channel_fd, int listener_fd, const unsigned char* bytes, size_t len) {
   Channel channel{UniqueFd(channel_fd)};
-  if (bytes != nullptr) {
-    const int result = channel.SendBytes(bytes, len, listener_fd >= 0 ? &listener_fd : nullptr,
-                                         listener_fd >= 0 ? 1 : 0);
-    (void)channel.release();
-    return result;
-  }
-  g_handshake_arena.Reset();
-  capnp::MallocMessageBuilder builder(g_handshake_arena.segment());
-  BuildHello(builder, listener_fd >= 0);
-  int result = channel.Send(builder, listener_fd);
-  g_handshake_arena.MarkUsed(builder);
+  const int result = channel.SendBytes(bytes, len, listener_fd >= 0 ? &listener_fd : nullptr,
+                                       listener_fd >= 0 ? 1 : 0);
   (void)channel.release();
   return result;
 }
@@ -323,6 +315,10 @@ int LockDown(const LockdownSpec& spec, const char** failed_step) {
 
   // 5. Hello. From here on every syscall is under the filter.
   *failed_step = "hello";
+  if (spec.hello == nullptr || spec.hello_len == 0) {
+    if (listener >= 0) close(listener);
+    return -EINVAL;
+  }
   rc = Hello(spec.channel_fd, listener, spec.hello, spec.hello_len);
   if (listener >= 0) close(listener);
   if (rc != 0) return rc;

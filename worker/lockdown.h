@@ -17,7 +17,8 @@
 //      reporter), then the program loaded with TSYNC (and a
 //      user-notification listener for the kill/errno/log penalties, and for the path
 //      calls);
-//   5. hello to the broker, carrying the listener (not waiting for the reply: see .cc).
+//   5. the prebuilt hello (LockdownSpec::hello) to the broker, carrying the listener (not
+//      waiting for the reply: see .cc).
 // Only then does the worker's own code run.
 //
 // Async-signal-safe and heap-free (a forked child of a multithreaded broker may run it):
@@ -69,9 +70,10 @@ struct LockdownSpec {
   // instead of opening /dev/null for each (the fork server keeps one); closed with the
   // rest in step 1. -1: open it.
   int null_fd = -1;
-  // Step 5's message, framed, made before the fork by HelloBytes(needs_listener): sent
-  // as it is, so a worker does not run capnp's builder (and page in its code) to say
-  // hello. Null: built in the worker.
+  // Step 5's message, framed, made before the fork or clone by HelloBytes(needs_listener),
+  // in memory of the spawn's own: sent as it is, so a worker does not run capnp's builder
+  // (and page in its code) to say hello, and exec children that share the broker's memory
+  // share no buffer. Required: null fails step 5 with EINVAL.
   const unsigned char* hello = nullptr;
   size_t hello_len = 0;
 };
