@@ -37,20 +37,29 @@ std::string InternalErrorJson(absl::string_view what, Verdict* out) {
   return json;
 }
 
-// Sends one job (one frame, one sendmsg) and reads one verdict frame, checking that it is
-// a verdict by decoding it; the decoded verdict goes to *out (if not null), so that no
-// caller has to parse the JSON a second time.
+// Sends one job (one frame, one sendmsg), reads one binary verdict frame, decodes it (the
+// check of the worker's hostile answer) and makes its JSON here, as the in-process path
+// does (VerdictToJson of the same Verdict, so the bytes are the same). The decoded
+// verdict goes to *out (if not null), so that no caller has to parse the JSON.
 absl::StatusOr<std::string> Exchange(int fd, absl::string_view payload, absl::Time deadline,
                                      Verdict* out) {
   absl::Status s = SendFrame(fd, payload, deadline);
   if (!s.ok()) return s;
-  std::string json;
-  s = RecvFrame(fd, kMaxVerdictBytes, deadline, &json);
+  std::string bytes;
+  s = RecvFrame(fd, kMaxVerdictBytes, deadline, &bytes);
   if (!s.ok()) return s;
-  absl::StatusOr<Verdict> verdict = VerdictFromJson(json);
+  absl::StatusOr<Verdict> verdict = DecodeVerdict(bytes);
   if (!verdict.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("the worker's answer is not a verdict: ", verdict.status().message()));
+  }
+  std::string json = VerdictToJson(*verdict);
+  // JSON escaping can make a verdict up to 6x its binary size; clients read at most
+  // kMaxVerdictBytes (what the worker used to send in place of an oversized JSON verdict).
+  if (json.size() > kMaxVerdictBytes) {
+    *verdict = ErrorVerdict(
+        absl::StrCat("verdict of ", json.size(), " bytes exceeds ", kMaxVerdictBytes));
+    json = VerdictToJson(*verdict);
   }
   if (out != nullptr) *out = *std::move(verdict);
   return json;

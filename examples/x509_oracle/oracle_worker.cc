@@ -64,13 +64,14 @@ bool WriteFrame(int fd, const std::string& payload) {
   return true;
 }
 
+// The binary verdict (protocol.h); the front end makes the JSON.
 bool SendVerdict(const Verdict& v) {
-  std::string json = VerdictToJson(v);
-  if (json.size() > kMaxVerdictBytes) {
-    json = VerdictToJson(ErrorVerdict(
-        absl::StrCat("verdict of ", json.size(), " bytes exceeds ", kMaxVerdictBytes)));
+  std::string bytes = EncodeVerdict(v);
+  if (bytes.size() > kMaxVerdictBytes) {
+    bytes = EncodeVerdict(ErrorVerdict(
+        absl::StrCat("verdict of ", bytes.size(), " bytes exceeds ", kMaxVerdictBytes)));
   }
-  return WriteFrame(1, json);
+  return WriteFrame(1, bytes);
 }
 
 // Reads the trust store through the broker, at most kMaxFieldBytes + 1 bytes (Verify
