@@ -180,6 +180,7 @@ absl::StatusOr<std::unique_ptr<Oracle>> Oracle::Create(OracleOptions options) {
   WorkerConfig config;
   config.bundle_path = oracle->bundle_path_;
   bool crash_hook = oracle->options_.crash_hook_for_testing;
+  config.garbage_hook_for_testing = crash_hook;
   oracle->main_ = [config, crash_hook](Client& client) {
     if (crash_hook) EnableCrashHookForTesting();
     return OracleWorkerMain(client, config);

@@ -150,7 +150,12 @@ int OracleWorkerMain(Client& client, const WorkerConfig& config) {
         verdict = Verify(job->request);
       }
     }
-    if (!SendVerdict(verdict)) return 1;
+    if (config.garbage_hook_for_testing && job.ok() &&
+        job->request.chain.find(kGarbageMagic) != std::string::npos) {
+      if (!WriteFrame(1, kGarbageVerdictForTesting)) return 1;
+    } else if (!SendVerdict(verdict)) {
+      return 1;
+    }
     payload.clear();
     if (payload.capacity() > (1u << 20)) payload.shrink_to_fit();
   }
