@@ -53,14 +53,9 @@ absl::StatusOr<std::string> Exchange(int fd, absl::string_view payload, absl::Ti
     return absl::InvalidArgumentError(
         absl::StrCat("the worker's answer is not a verdict: ", verdict.status().message()));
   }
-  std::string json = VerdictToJson(*verdict);
-  // JSON escaping can make a verdict up to 6x its binary size; clients read at most
-  // kMaxVerdictBytes (what the worker used to send in place of an oversized JSON verdict).
-  if (json.size() > kMaxVerdictBytes) {
-    *verdict = ErrorVerdict(
-        absl::StrCat("verdict of ", json.size(), " bytes exceeds ", kMaxVerdictBytes));
-    json = VerdictToJson(*verdict);
-  }
+  // At most kMaxVerdictBytes, as clients read it (what the worker used to send in place
+  // of an oversized JSON verdict).
+  std::string json = BoundedVerdictJson(&*verdict);
   if (out != nullptr) *out = *std::move(verdict);
   return json;
 }

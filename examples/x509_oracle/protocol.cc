@@ -390,6 +390,16 @@ absl::StatusOr<Verdict> DecodeVerdict(absl::string_view payload) {
   return v;
 }
 
+std::string BoundedVerdictJson(Verdict* v) {
+  std::string json = VerdictToJson(*v);
+  if (json.size() > kMaxVerdictBytes) {
+    *v = ErrorVerdict(
+        absl::StrCat("verdict of ", json.size(), " bytes exceeds ", kMaxVerdictBytes));
+    json = VerdictToJson(*v);
+  }
+  return json;
+}
+
 absl::StatusOr<Verdict> VerdictFromJson(absl::string_view json) {
   absl::StatusOr<JsonValue> value = ParseJson(json);
   if (!value.ok()) return value.status();

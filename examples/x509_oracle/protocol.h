@@ -111,6 +111,12 @@ std::string EncodeVerdict(const Verdict& v);
 // value out of range, unknown flags, bytes after the end); never reads out of bounds.
 absl::StatusOr<Verdict> DecodeVerdict(absl::string_view payload);
 
+// The JSON the front end hands on for a decoded verdict: VerdictToJson(*v), unless that
+// is above kMaxVerdictBytes (JSON escaping can make a verdict up to 6x its binary size;
+// clients read at most kMaxVerdictBytes): then *v becomes an input_error verdict saying
+// so, and its JSON is returned.
+std::string BoundedVerdictJson(Verdict* v);
+
 // The verdict back from its JSON (strict: every field of VerdictToJson, right types).
 absl::StatusOr<Verdict> VerdictFromJson(absl::string_view json);
 

@@ -250,5 +250,28 @@ TEST(VerdictCodecTest, TrailingBytesAndOversizedPayloadsAreRefused) {
   EXPECT_EQ(Error(b), absl::StrCat("verdict of ", b.size(), " bytes exceeds ", kMaxVerdictBytes));
 }
 
+TEST(VerdictCodecTest, JsonAboveTheLimitBecomesAnErrorVerdict) {
+  // 1 MiB of control bytes: 1 MiB binary, 6 MiB of JSON ("\u0001" each).
+  Verdict v = Sample();
+  v.error_string.assign(1 << 20, '\x01');
+  ASSERT_LE(EncodeVerdict(v).size(), kMaxVerdictBytes);
+  const size_t json_size = VerdictToJson(v).size();
+  ASSERT_GT(json_size, kMaxVerdictBytes);
+  Verdict decoded = *DecodeVerdict(EncodeVerdict(v));
+  std::string json = BoundedVerdictJson(&decoded);
+  EXPECT_LE(json.size(), kMaxVerdictBytes);
+  EXPECT_FALSE(decoded.valid);
+  EXPECT_EQ(decoded.input_error,
+            absl::StrCat("verdict of ", json_size, " bytes exceeds ", kMaxVerdictBytes));
+  EXPECT_EQ(json, VerdictToJson(decoded));
+  // At the limit, the JSON is kept.
+  Verdict w = Sample();
+  w.error_string.clear();
+  w.error_string.assign(kMaxVerdictBytes - VerdictToJson(w).size(), 'e');
+  Verdict kept = w;
+  EXPECT_EQ(BoundedVerdictJson(&kept).size(), kMaxVerdictBytes);
+  EXPECT_EQ(kept.error_string, w.error_string);
+}
+
 }  // namespace
 }  // namespace vow::x509
