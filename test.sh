@@ -17,14 +17,15 @@ bazel test //... "$@"
 echo "== 2/3 sanitizers (ASan + UBSan)" >&2
 # a) Tests that never fork on purpose, with leak detection on: every decoder of worker
 #    bytes (request, channel, wire format, fs/net policies, the policy file, the seed
-#    replays of the fuzzers) and the oracle's own parsers.
+#    replays of the fuzzers) and the oracle's own parsers (and its worker-verdict decoder).
 bazel test --config=asan --test_env=ASAN_OPTIONS=detect_leaks=1:handle_segv=0 \
   //ipc:channel_test //broker:request_test //broker:fs_policy_test //broker:net_policy_test \
   //broker:clock_policy_test //broker:policy_check_test //broker:audit_log_test \
   //broker:path_call_test //broker:namespace_stock_test \
   //broker:request_fuzzer_replay_test //broker:fs_policy_fuzzer_replay_test \
   //policies:policy_file_test //policies:policy_file_fuzzer_replay_test \
-  //examples/x509_oracle:json_test //examples/x509_oracle:limbo_test "$@"
+  //examples/x509_oracle:json_test //examples/x509_oracle:limbo_test \
+  //examples/x509_oracle:protocol_test //examples/x509_oracle:verdict_fuzzer_replay_test "$@"
 # b) Cross-process tests with forked workers (they _exit or are killed, so no leak
 #    report): the broker, the pool, hostile path calls (the path-call handler decoding
 #    worker registers and memory), calls stuck in the kernel past the broker's end
@@ -47,7 +48,7 @@ FUZZERS=(//broker:request_fuzzer //broker:fs_policy_fuzzer //broker:path_call_fu
   //policies:policy_file_fuzzer
   //examples/parsers:fuzz_png //examples/parsers:fuzz_jpeg //examples/parsers:fuzz_gif
   //examples/parsers:fuzz_webp //examples/parsers:fuzz_tiff //examples/parsers:fuzz_font
-  //examples/parsers:fuzz_archive)
+  //examples/parsers:fuzz_archive //examples/x509_oracle:verdict_fuzzer)
 CC=clang bazel --output_base="$FUZZ_BASE" build --config=fuzz "${FUZZERS[@]}"
 BIN="$FUZZ_BASE/execroot/vow/bazel-out/k8-opt/bin"
 # Each fuzzer starts from its checked-in seeds (copied: the fuzzer adds to its corpus);
@@ -55,7 +56,8 @@ BIN="$FUZZ_BASE/execroot/vow/bazel-out/k8-opt/bin"
 # printing the fuzzer's own report and the file that reproduces it.
 declare -A SEEDS=([//broker:request_fuzzer]=broker/testdata/request_fuzzer_corpus
                   [//broker:fs_policy_fuzzer]=broker/testdata/fs_policy_fuzzer_corpus
-                  [//policies:policy_file_fuzzer]=policies/testdata/policy_file_fuzzer_corpus)
+                  [//policies:policy_file_fuzzer]=policies/testdata/policy_file_fuzzer_corpus
+                  [//examples/x509_oracle:verdict_fuzzer]=examples/x509_oracle/testdata/verdict_fuzzer_corpus)
 declare -A DICTS=([//broker:fs_policy_fuzzer]=broker/fs_policy_fuzzer.dict
                   [//policies:policy_file_fuzzer]=policies/policy_file_fuzzer.dict)
 FUZZ_FAILED=0

@@ -37,21 +37,25 @@ std::string InternalErrorJson(absl::string_view what, Verdict* out) {
   return json;
 }
 
-// Sends one job (one frame, one sendmsg) and reads one verdict frame, checking that it is
-// a verdict by decoding it; the decoded verdict goes to *out (if not null), so that no
-// caller has to parse the JSON a second time.
+// Sends one job (one frame, one sendmsg), reads one binary verdict frame, decodes it (the
+// check of the worker's hostile answer) and makes its JSON here, as the in-process path
+// does (VerdictToJson of the same Verdict, so the bytes are the same). The decoded
+// verdict goes to *out (if not null), so that no caller has to parse the JSON.
 absl::StatusOr<std::string> Exchange(int fd, absl::string_view payload, absl::Time deadline,
                                      Verdict* out) {
   absl::Status s = SendFrame(fd, payload, deadline);
   if (!s.ok()) return s;
-  std::string json;
-  s = RecvFrame(fd, kMaxVerdictBytes, deadline, &json);
+  std::string bytes;
+  s = RecvFrame(fd, kMaxVerdictBytes, deadline, &bytes);
   if (!s.ok()) return s;
-  absl::StatusOr<Verdict> verdict = VerdictFromJson(json);
+  absl::StatusOr<Verdict> verdict = DecodeVerdict(bytes);
   if (!verdict.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("the worker's answer is not a verdict: ", verdict.status().message()));
   }
+  // At most kMaxVerdictBytes, as clients read it (what the worker used to send in place
+  // of an oversized JSON verdict).
+  std::string json = BoundedVerdictJson(&*verdict);
   if (out != nullptr) *out = *std::move(verdict);
   return json;
 }
@@ -171,6 +175,7 @@ absl::StatusOr<std::unique_ptr<Oracle>> Oracle::Create(OracleOptions options) {
   WorkerConfig config;
   config.bundle_path = oracle->bundle_path_;
   bool crash_hook = oracle->options_.crash_hook_for_testing;
+  config.garbage_hook_for_testing = crash_hook;
   oracle->main_ = [config, crash_hook](Client& client) {
     if (crash_hook) EnableCrashHookForTesting();
     return OracleWorkerMain(client, config);

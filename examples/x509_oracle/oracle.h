@@ -53,7 +53,8 @@ struct OracleOptions {
   // The bundle a job with TrustSource::kSystem is verified against (absolute path).
   std::string trust_bundle = kSystemTrustBundle;
   // Test only: workers abort() on kCrashMagic (EnableCrashHookForTesting() is called in
-  // the worker, never in this process).
+  // the worker, never in this process) and answer garbage on kGarbageMagic
+  // (oracle_worker.h).
   bool crash_hook_for_testing = false;
   int stderr_fd = -1;  // the workers' fd 2; -1: /dev/null
   int audit_fd = -1;   // the broker's audit log; -1: kept in memory

@@ -146,6 +146,32 @@ void BM_PoolFloor(benchmark::State& state) {
   });
 }
 
+// The verdict's trip per request, without the sandbox, over the corpus's verdicts: as it
+// was (the worker's VerdictToJson, the front end's VerdictFromJson check) and as it is
+// (the worker's EncodeVerdict; the front end's DecodeVerdict, then VerdictToJson).
+std::vector<Verdict>* g_verdicts;
+
+void BM_VerdictTripJson(benchmark::State& state) {
+  size_t i = 0;
+  for (auto _ : state) {
+    const Verdict& v = (*g_verdicts)[i++ % g_verdicts->size()];
+    std::string json = VerdictToJson(v);
+    absl::StatusOr<Verdict> back = VerdictFromJson(json);
+    benchmark::DoNotOptimize(back);
+  }
+}
+
+void BM_VerdictTripBinary(benchmark::State& state) {
+  size_t i = 0;
+  for (auto _ : state) {
+    const Verdict& v = (*g_verdicts)[i++ % g_verdicts->size()];
+    std::string bytes = EncodeVerdict(v);
+    absl::StatusOr<Verdict> back = DecodeVerdict(bytes);
+    std::string json = BoundedVerdictJson(&*back);
+    benchmark::DoNotOptimize(json);
+  }
+}
+
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -164,6 +190,9 @@ int main(int argc, char** argv) {
   for (const CorpusEntry& e : corpus) payloads.push_back(EncodeJob(e.request, true));
   g_corpus = &corpus;
   g_payloads = &payloads;
+  std::vector<Verdict> verdicts;
+  for (const CorpusEntry& e : corpus) verdicts.push_back(Verify(e.request));
+  g_verdicts = &verdicts;
   std::map<std::string, Samples> samples;
   g_samples = &samples;
   std::map<std::string, PendingRun> pending;
@@ -209,6 +238,9 @@ int main(int argc, char** argv) {
       ->Threads(1)->Iterations(kN / 10)->UseRealTime();
   benchmark::RegisterBenchmark("fresh_worker", BM_Sandboxed, std::string("fresh"))
       ->Threads(2)->Iterations(kN / 10)->UseRealTime();
+
+  benchmark::RegisterBenchmark("verdict_trip_json", BM_VerdictTripJson);
+  benchmark::RegisterBenchmark("verdict_trip_binary", BM_VerdictTripBinary);
 
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

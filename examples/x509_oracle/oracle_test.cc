@@ -22,6 +22,7 @@
 #include "examples/x509_oracle/corpus.h"
 #include "examples/x509_oracle/limbo.h"
 #include "examples/x509_oracle/oracle_test_util.h"
+#include "examples/x509_oracle/oracle_worker.h"
 #include "examples/x509_oracle/protocol.h"
 #include "examples/x509_oracle/verify.h"
 #include "gmock/gmock.h"
@@ -213,8 +214,12 @@ std::vector<Expected> InProcessCorpus() {
 
 void ExpectSameVerdicts(Oracle& oracle, const std::vector<Expected>& corpus) {
   for (const Expected& x : corpus) {
-    std::string json = oracle.VerifyPayload(EncodeJob(x.entry.request, /*has_time=*/true));
+    Verdict decoded;
+    std::string json =
+        oracle.VerifyPayload(EncodeJob(x.entry.request, /*has_time=*/true), &decoded);
+    // Byte for byte: the worker's binary verdict, decoded here, makes the same JSON.
     EXPECT_EQ(json, x.json) << x.entry.name;
+    EXPECT_EQ(VerdictToJson(decoded), json) << x.entry.name;
     absl::StatusOr<Verdict> v = VerdictFromJson(json);
     ASSERT_TRUE(v.ok()) << v.status();
     EXPECT_EQ(v->valid, x.entry.expect_valid) << x.entry.name;
@@ -447,6 +452,47 @@ TEST(OracleHostileTest, CrashingFreshWorkerGivesAnErrorVerdict) {
   Verdict v = oracle->Verify(crash);
   EXPECT_THAT(v.internal_error, StartsWith("worker crashed: "));
   EXPECT_THAT(v.internal_error, HasSubstr("signal 6"));
+  EXPECT_TRUE(oracle->Verify(ValidRequest(pems)).valid);
+  EXPECT_EQ(oracle->broker().live_workers(), 0u);
+}
+
+// A worker that answers something that is not a binary verdict: the request gets an
+// internal-error verdict naming what was wrong, the worker is not reused (pool: replaced;
+// fresh: killed), and the next request is served.
+TEST(OracleHostileTest, GarbageVerdictFailsTheRequestAndThePoolWorkerIsReplaced) {
+  ASSERT_TRUE(WarmUpOpenSsl());
+  ValidChainPems pems = MakeValidChain();
+  OracleOptions o = Options(OracleOptions::Workers::kPool, 1);
+  o.crash_hook_for_testing = true;
+  std::unique_ptr<Oracle> oracle = MakeOracle(o);
+  ASSERT_NE(oracle, nullptr);
+  VerifyRequest garbage = ValidRequest(pems);
+  garbage.chain += kGarbageMagic;
+  for (int round = 1; round <= 2; ++round) {
+    Verdict v = oracle->Verify(garbage);
+    EXPECT_FALSE(v.valid);
+    EXPECT_THAT(v.input_error, IsEmpty());
+    EXPECT_THAT(v.internal_error,
+                StartsWith("worker failed: the worker's answer is not a verdict: verdict "
+                           "field version at offset 0: 7 (want 1)"));
+    EXPECT_EQ(oracle->failed_workers(), static_cast<uint64_t>(round));
+    EXPECT_TRUE(oracle->Verify(ValidRequest(pems)).valid);  // the replacement serves
+  }
+}
+
+TEST(OracleHostileTest, GarbageVerdictFromAFreshWorkerFailsTheRequest) {
+  ASSERT_TRUE(WarmUpOpenSsl());
+  ValidChainPems pems = MakeValidChain();
+  OracleOptions o = Options(OracleOptions::Workers::kFresh);
+  o.crash_hook_for_testing = true;
+  std::unique_ptr<Oracle> oracle = MakeOracle(o);
+  ASSERT_NE(oracle, nullptr);
+  VerifyRequest garbage = ValidRequest(pems);
+  garbage.chain += kGarbageMagic;
+  Verdict v = oracle->Verify(garbage);
+  EXPECT_THAT(v.internal_error, StartsWith("worker failed: the worker's answer is not a "
+                                           "verdict: verdict field version at offset 0"));
+  EXPECT_EQ(oracle->failed_workers(), 1u);
   EXPECT_TRUE(oracle->Verify(ValidRequest(pems)).valid);
   EXPECT_EQ(oracle->broker().live_workers(), 0u);
 }

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "base/syscall.h"
 #include "examples/x509_oracle/json.h"
 
@@ -218,6 +219,185 @@ std::string Frame(absl::string_view payload) {
   PutU32(static_cast<uint32_t>(payload.size()), &out);
   out.append(payload.data(), payload.size());
   return out;
+}
+
+namespace {
+
+void PutI32(int32_t v, std::string* out) { PutU32(static_cast<uint32_t>(v), out); }
+
+void PutI64(int64_t v, std::string* out) {
+  uint64_t u = static_cast<uint64_t>(v);
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((u >> (8 * i)) & 0xff));
+}
+
+void PutString(const std::string& s, std::string* out) {
+  PutU32(static_cast<uint32_t>(s.size()), out);
+  out->append(s);
+}
+
+// A cursor over a hostile verdict that knows its offset, so that every error names the
+// field and where it starts. `entry` >= 0 names a member of chain[entry].
+class VerdictReader {
+ public:
+  explicit VerdictReader(absl::string_view data) : data_(data) {}
+  size_t offset() const { return pos_; }
+  size_t left() const { return data_.size() - pos_; }
+
+  absl::Status Fixed(const char* field, size_t n, uint64_t* v) {
+    if (left() < n) return CutShort(field, -1, n);
+    uint64_t u = 0;
+    for (size_t i = n; i-- > 0;) u = (u << 8) | static_cast<uint8_t>(data_[pos_ + i]);
+    pos_ += n;
+    *v = u;
+    return absl::OkStatus();
+  }
+
+  // A u32 length, then that many bytes, which must all lie inside the payload.
+  absl::Status String(const char* field, int entry, std::string* out) {
+    if (left() < 4) return CutShort(field, entry, 4);
+    const size_t at = pos_;
+    uint64_t len = 0;
+    (void)Fixed(field, 4, &len);
+    if (len > left()) {
+      return Bad(field, entry, at,
+                 absl::StrCat("length ", len, " exceeds the ", left(), " bytes left"));
+    }
+    out->assign(data_.data() + pos_, static_cast<size_t>(len));
+    pos_ += static_cast<size_t>(len);
+    return absl::OkStatus();
+  }
+
+  static absl::Status Bad(const char* field, int entry, size_t at, absl::string_view what) {
+    std::string name = entry < 0 ? std::string(field) : absl::StrCat("chain[", entry, "].", field);
+    return absl::InvalidArgumentError(
+        absl::StrCat("verdict field ", name, " at offset ", at, ": ", what));
+  }
+
+ private:
+  absl::Status CutShort(const char* field, int entry, size_t n) const {
+    return Bad(field, entry, pos_,
+               absl::StrCat("cut short (needs ", n, " bytes, ", left(), " left)"));
+  }
+
+  absl::string_view data_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+std::string EncodeVerdict(const Verdict& v) {
+  size_t size = kVerdictHeaderBytes + 3 * 4 + v.error_string.size() +
+                v.openssl_version.size() + v.input_error.size();
+  for (const CertInfo& c : v.chain) {
+    size += 5 * 4 + c.subject.size() + c.issuer.size() + c.not_before.size() +
+            c.not_after.size() + c.sha256.size();
+  }
+  std::string out;
+  out.reserve(size);
+  out.push_back(static_cast<char>(kVerdictVersion));
+  uint8_t flags = 0;
+  if (v.valid) flags |= 1;
+  if (v.validation_time.has_value()) flags |= 2;
+  out.push_back(static_cast<char>(flags));
+  PutI32(v.error_code, &out);
+  PutI32(v.error_depth, &out);
+  PutI64(v.validation_time.value_or(0), &out);
+  PutU32(static_cast<uint32_t>(v.chain.size()), &out);
+  PutString(v.error_string, &out);
+  PutString(v.openssl_version, &out);
+  PutString(v.input_error, &out);
+  for (const CertInfo& c : v.chain) {
+    PutString(c.subject, &out);
+    PutString(c.issuer, &out);
+    PutString(c.not_before, &out);
+    PutString(c.not_after, &out);
+    PutString(c.sha256, &out);
+  }
+  return out;
+}
+
+absl::StatusOr<Verdict> DecodeVerdict(absl::string_view payload) {
+  if (payload.size() > kMaxVerdictBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("verdict of ", payload.size(), " bytes exceeds ", kMaxVerdictBytes));
+  }
+  VerdictReader r(payload);
+  Verdict v;
+  uint64_t version = 0, flags = 0, code = 0, depth = 0, time = 0, count = 0;
+  RETURN_IF_ERROR(r.Fixed("version", 1, &version));
+  if (version != kVerdictVersion) {
+    return r.Bad("version", -1, 0, absl::StrCat(version, " (want ", kVerdictVersion, ")"));
+  }
+  RETURN_IF_ERROR(r.Fixed("flags", 1, &flags));
+  if ((flags & ~uint64_t{3}) != 0) {
+    return r.Bad("flags", -1, 1, absl::StrCat("unknown bits in 0x", absl::Hex(flags)));
+  }
+  v.valid = (flags & 1) != 0;
+  RETURN_IF_ERROR(r.Fixed("error_code", 4, &code));
+  v.error_code = static_cast<int32_t>(static_cast<uint32_t>(code));
+  if (v.valid && v.error_code != 0) {
+    return r.Bad("error_code", -1, 2, absl::StrCat(v.error_code, " in a valid verdict"));
+  }
+  RETURN_IF_ERROR(r.Fixed("error_depth", 4, &depth));
+  v.error_depth = static_cast<int32_t>(static_cast<uint32_t>(depth));
+  if (v.error_depth < -1 || v.error_depth > static_cast<int>(kMaxVerdictChainCerts)) {
+    return r.Bad("error_depth", -1, 6,
+                 absl::StrCat(v.error_depth, " outside -1..", kMaxVerdictChainCerts));
+  }
+  RETURN_IF_ERROR(r.Fixed("validation_time", 8, &time));
+  int64_t t = static_cast<int64_t>(time);
+  if ((flags & 2) != 0) {
+    if (t < kMinTimeUnix || t > kMaxTimeUnix) {
+      return r.Bad("validation_time", -1, 10,
+                   absl::StrCat(t, " outside ", kMinTimeUnix, "..", kMaxTimeUnix));
+    }
+    v.validation_time = t;
+  } else if (t != 0) {
+    return r.Bad("validation_time", -1, 10, absl::StrCat(t, " but the flags say none"));
+  }
+  RETURN_IF_ERROR(r.Fixed("chain count", 4, &count));
+  if (count > kMaxVerdictChainCerts) {
+    return r.Bad("chain count", -1, 18, absl::StrCat(count, " (at most ", kMaxVerdictChainCerts, ")"));
+  }
+  RETURN_IF_ERROR(r.String("error_string", -1, &v.error_string));
+  RETURN_IF_ERROR(r.String("openssl", -1, &v.openssl_version));
+  size_t input_error_at = r.offset();
+  RETURN_IF_ERROR(r.String("input_error", -1, &v.input_error));
+  if (v.valid && !v.input_error.empty()) {
+    return r.Bad("input_error", -1, input_error_at, "non-empty in a valid verdict");
+  }
+  // Each entry takes at least 20 bytes: a count beyond what is left is refused before
+  // anything is allocated for it.
+  if (count > r.left() / 20) {
+    return r.Bad("chain count", -1, 18, absl::StrCat(count, " entries cannot fit in the ",
+                                                 r.left(), " bytes left"));
+  }
+  v.chain.resize(static_cast<size_t>(count));
+  for (size_t i = 0; i < v.chain.size(); ++i) {
+    CertInfo& c = v.chain[i];
+    std::pair<const char*, std::string*> members[] = {{"subject", &c.subject},
+                                                      {"issuer", &c.issuer},
+                                                      {"not_before", &c.not_before},
+                                                      {"not_after", &c.not_after},
+                                                      {"sha256", &c.sha256}};
+    for (auto& [name, out] : members) {
+      RETURN_IF_ERROR(r.String(name, static_cast<int>(i), out));
+    }
+  }
+  if (r.left() != 0) {
+    return r.Bad("end", -1, r.offset(), absl::StrCat(r.left(), " bytes after the verdict"));
+  }
+  return v;
+}
+
+std::string BoundedVerdictJson(Verdict* v) {
+  std::string json = VerdictToJson(*v);
+  if (json.size() > kMaxVerdictBytes) {
+    *v = ErrorVerdict(
+        absl::StrCat("verdict of ", json.size(), " bytes exceeds ", kMaxVerdictBytes));
+    json = VerdictToJson(*v);
+  }
+  return json;
 }
 
 absl::StatusOr<Verdict> VerdictFromJson(absl::string_view json) {

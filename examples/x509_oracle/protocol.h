@@ -26,8 +26,28 @@
 // at most kMaxJobBytes; a `serve` client that announces more gets an error verdict and
 // the connection is closed without reading the payload.
 //
-// A verdict (worker -> front end -> client): VerdictToJson() of the verdict, at most
-// kMaxVerdictBytes.
+// A verdict from a worker to the front end (binary, version kVerdictVersion; the front
+// end decodes it with DecodeVerdict and hands on VerdictToJson() of the result), all
+// integers little-endian:
+//   offset 0   u8   version, kVerdictVersion (1)
+//          1   u8   flags: bit 0 valid, bit 1 validation_time present; bits 2-7 zero
+//          2   i32  error_code (valid: must be 0)
+//          6   i32  error_depth, -1..kMaxVerdictChainCerts
+//         10   i64  validation_time: with bit 1, kMinTimeUnix..kMaxTimeUnix (what
+//                   FormatRfc3339 formats); without it, 0
+//         18   u32  number of chain entries, at most kMaxVerdictChainCerts
+//         22   3 x  (u32 length, bytes): error_string, openssl version, input_error
+//                   (valid: input_error must be empty)
+//              then for each chain entry 5 x (u32 length, bytes): subject, issuer,
+//                   not_before, not_after, sha256
+//              nothing after the last entry.
+// The whole payload is at most kMaxVerdictBytes, so every string is bounded by it (and
+// by what is left of the payload). internal_error is not carried: only the front end sets
+// it. There is exactly one encoding of each verdict (EncodeVerdict(DecodeVerdict(p)) == p
+// for every p that decodes).
+//
+// A verdict from the front end to a `serve` client: VerdictToJson() of the verdict, at
+// most kMaxVerdictBytes.
 #ifndef VOW_EXAMPLES_X509_ORACLE_PROTOCOL_H_
 #define VOW_EXAMPLES_X509_ORACLE_PROTOCOL_H_
 
@@ -44,6 +64,11 @@
 namespace vow::x509 {
 
 inline constexpr uint8_t kJobVersion = 2;
+inline constexpr uint8_t kVerdictVersion = 1;
+// The chain OpenSSL builds has at most max_depth + 2 <= kMaxDepth + 2 certificates.
+inline constexpr uint32_t kMaxVerdictChainCerts = 1024;
+// version, flags, error_code, error_depth, validation_time, chain count.
+inline constexpr size_t kVerdictHeaderBytes = 1 + 1 + 4 + 4 + 8 + 4;
 inline constexpr uint32_t kMaxJobBytes = 64u << 20;
 inline constexpr uint32_t kMaxVerdictBytes = 4u << 20;
 // version, flags, host kind, purpose, depth, time, five lengths, the name count.
@@ -73,6 +98,24 @@ absl::StatusOr<Job> DecodeJob(absl::string_view payload);
 
 // `payload` with its u32 length prefix.
 std::string Frame(absl::string_view payload);
+
+// The binary verdict (format above) of `v`, whose internal_error is not carried. A
+// verdict whose chain has more than kMaxVerdictChainCerts entries, or whose time or depth
+// lies outside the ranges above, is encoded as given and refused by DecodeVerdict (Verify
+// never makes one). The caller bounds the size (the worker sends an input_error verdict
+// instead of one above kMaxVerdictBytes).
+std::string EncodeVerdict(const Verdict& v);
+
+// Decodes a binary verdict from a worker. Hostile input: InvalidArgument naming the
+// field and its offset for anything malformed (cut short, a length beyond the payload, a
+// value out of range, unknown flags, bytes after the end); never reads out of bounds.
+absl::StatusOr<Verdict> DecodeVerdict(absl::string_view payload);
+
+// The JSON the front end hands on for a decoded verdict: VerdictToJson(*v), unless that
+// is above kMaxVerdictBytes (JSON escaping can make a verdict up to 6x its binary size;
+// clients read at most kMaxVerdictBytes): then *v becomes an input_error verdict saying
+// so, and its JSON is returned.
+std::string BoundedVerdictJson(Verdict* v);
 
 // The verdict back from its JSON (strict: every field of VerdictToJson, right types).
 absl::StatusOr<Verdict> VerdictFromJson(absl::string_view json);

@@ -28,9 +28,8 @@ namespace {
 
 std::atomic<bool> g_crash_hook_enabled{false};
 
-// Years 1..9999: what ASN1_TIME can express.
-constexpr int64_t kMinTime = -62135596800LL;
-constexpr int64_t kMaxTime = 253402300799LL;
+constexpr int64_t kMinTime = kMinTimeUnix;
+constexpr int64_t kMaxTime = kMaxTimeUnix;
 
 // A subject DN longer than this is cut (a hostile certificate can carry megabytes).
 constexpr size_t kMaxSubjectBytes = 4096;

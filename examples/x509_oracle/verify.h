@@ -101,6 +101,10 @@ struct VerifyRequest {
 };
 
 inline constexpr int kMaxDepth = 1000;
+// The validation times Verify accepts (else an input_error): years 1..9999, what
+// ASN1_TIME can express and what FormatRfc3339 formats.
+inline constexpr int64_t kMinTimeUnix = -62135596800LL;  // 0001-01-01T00:00:00Z
+inline constexpr int64_t kMaxTimeUnix = 253402300799LL;  // 9999-12-31T23:59:59Z
 inline constexpr size_t kMaxRequiredNames = 64;
 
 // One certificate of the chain OpenSSL built.
