@@ -505,11 +505,21 @@ absl::Status Broker::Impl::Start(size_t pool_threads) {
   ASSIGN_OR_RETURN(paths_, PathHandler::Create(audit_));
   pool_ = std::make_unique<TaskPool>(2, 64);
   if (pool_threads > 0) pool_->Prestart(pool_threads);
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    Loop();
+    loop_done_.Notify();
+  });
   return absl::OkStatus();
 }
 
 Broker::Impl::~Impl() {
+  Shutdown();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Broker::Impl::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
   {
     absl::MutexLock lock(&mu_);
     for (auto& [id, w] : workers_) {
@@ -523,7 +533,8 @@ Broker::Impl::~Impl() {
   stop_ = true;
   uint64_t one = 1;
   (void)!write(wake_.get(), &one, sizeof(one));
-  if (thread_.joinable()) thread_.join();
+  // Stopped once it has left Loop(); its exit is not waited for (the destructor joins).
+  if (thread_.joinable()) loop_done_.WaitForNotification();
   // Tasks still running hold their worker's state; the handler they use lives as long as
   // the pool's threads can (it is leaked if a task is stuck in the kernel), without the
   // audit log, and what they would do to the broker afterwards they drop (BrokerLife). Tasks
@@ -1020,6 +1031,11 @@ absl::Status CompileExecProgram(FilterCache& filters, const Policy& policy,
 }
 
 Broker::~Broker() = default;
+
+void Broker::Shutdown() {
+  impl_->Shutdown();
+  (void)audit_.Flush(AuditLog::kStopDrainTimeout);
+}
 
 absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
   const bool stock_now = options.namespace_stock_once;

@@ -43,6 +43,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "base/monotonic.h"
 #include "base/unique_fd.h"
@@ -283,6 +284,11 @@ class Broker::Impl {
   ~Impl();
 
   absl::Status Start(size_t pool_threads);
+  // What the destructor does first (Broker::Shutdown): every worker not yet reaped is
+  // SIGKILLed, the serving thread stopped, the pool ended, tasks that still touch the
+  // broker waited for, the path handler detached from the audit log, the workers reaped.
+  // Once only; called by the owning thread.
+  void Shutdown();
   absl::StatusOr<WorkerId> SpawnCommon(std::shared_ptr<const PreparedPolicy> policy,
                                        const WorkerMain* main,
                                        const std::vector<std::string>* argv,
@@ -422,7 +428,11 @@ class Broker::Impl {
   UniqueFd epoll_;
   UniqueFd wake_;
   std::thread thread_;
+  // Notified by thread_ when it has left Loop(): Shutdown waits for this rather than for
+  // the thread's exit (the destructor joins it).
+  absl::Notification loop_done_;
   std::atomic<bool> stop_{false};
+  bool shut_down_ = false;  // Shutdown() ran
   mutable absl::Mutex mu_;
   std::map<WorkerId, std::unique_ptr<Worker>> workers_ ABSL_GUARDED_BY(mu_);
   WorkerId next_id_ ABSL_GUARDED_BY(mu_) = 1;
