@@ -505,10 +505,7 @@ absl::Status Broker::Impl::Start(size_t pool_threads) {
   ASSIGN_OR_RETURN(paths_, PathHandler::Create(audit_));
   pool_ = std::make_unique<TaskPool>(2, 64);
   if (pool_threads > 0) pool_->Prestart(pool_threads);
-  thread_ = std::thread([this] {
-    Loop();
-    loop_done_.Notify();
-  });
+  thread_ = std::thread([this] { Loop(); });
   return absl::OkStatus();
 }
 
@@ -533,8 +530,10 @@ void Broker::Impl::Shutdown() {
   stop_ = true;
   uint64_t one = 1;
   (void)!write(wake_.get(), &one, sizeof(one));
-  // Stopped once it has left Loop(); its exit is not waited for (the destructor joins).
-  if (thread_.joinable()) loop_done_.WaitForNotification();
+  // The loop serves each batch of events under mu_ and checks stop_ first: once this
+  // thread has held mu_, a batch being served is done and no other is begun. Its thread's
+  // exit is not waited for (the destructor joins it; a process that _exits need not).
+  { absl::MutexLock lock(&mu_); }
   // Tasks still running hold their worker's state; the handler they use lives as long as
   // the pool's threads can (it is leaked if a task is stuck in the kernel), without the
   // audit log, and what they would do to the broker afterwards they drop (BrokerLife). Tasks

@@ -43,7 +43,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "base/monotonic.h"
 #include "base/unique_fd.h"
@@ -428,9 +427,8 @@ class Broker::Impl {
   UniqueFd epoll_;
   UniqueFd wake_;
   std::thread thread_;
-  // Notified by thread_ when it has left Loop(): Shutdown waits for this rather than for
-  // the thread's exit (the destructor joins it).
-  absl::Notification loop_done_;
+  // Set by Shutdown before it takes mu_ once: Loop() checks it under mu_ before serving
+  // what epoll returned, so once Shutdown has held mu_ the loop serves nothing more.
   std::atomic<bool> stop_{false};
   bool shut_down_ = false;  // Shutdown() ran
   mutable absl::Mutex mu_;
