@@ -427,8 +427,8 @@ class Broker::Impl {
   UniqueFd epoll_;
   UniqueFd wake_;
   std::thread thread_;
-  // Set by Shutdown before it takes mu_ once: Loop() checks it under mu_ before serving
-  // what epoll returned, so once Shutdown has held mu_ the loop serves nothing more.
+  // Set by Shutdown under mu_: Loop() checks it under mu_ before serving what epoll
+  // returned, so once Shutdown has released mu_ the loop serves nothing more.
   std::atomic<bool> stop_{false};
   bool shut_down_ = false;  // Shutdown() ran
   mutable absl::Mutex mu_;
