@@ -532,20 +532,29 @@ absl::Status Broker::Impl::Start(size_t pool_threads) {
 }
 
 Broker::Impl::~Impl() {
+  Shutdown();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Broker::Impl::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
   {
     absl::MutexLock lock(&mu_);
+    // The serving loop first: it submits to the pool and hands out paths_, so it must
+    // have stopped before either goes. It serves each batch of events under mu_ and
+    // checks stop_ first: set here, under mu_, a batch being served is done and no other
+    // is begun once this block is left. Its thread's exit is not waited for (the
+    // destructor joins it; a process that _exits need not).
+    stop_ = true;
     for (auto& [id, w] : workers_) {
       if (!w->reaped && w->pidfd.valid()) {
         syscall(SYS_pidfd_send_signal, w->pidfd.get(), SIGKILL, nullptr, 0);
       }
     }
   }
-  // The serving loop first: it submits to the pool and hands out paths_, so it must have
-  // stopped before either goes.
-  stop_ = true;
   uint64_t one = 1;
   (void)!write(wake_.get(), &one, sizeof(one));
-  if (thread_.joinable()) thread_.join();
   // Tasks still running hold their worker's state; the handler they use lives as long as
   // the pool's threads can (it is leaked if a task is stuck in the kernel), without the
   // audit log, and what they would do to the broker afterwards they drop (BrokerLife). Tasks
@@ -1053,6 +1062,11 @@ absl::Status CompileExecProgram(FilterCache& filters, const Policy& policy,
 }
 
 Broker::~Broker() = default;
+
+void Broker::Shutdown() {
+  impl_->Shutdown();
+  (void)audit_.Flush(AuditLog::kStopDrainTimeout);
+}
 
 absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
   const bool stock_now = options.namespace_stock_once;

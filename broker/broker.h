@@ -236,6 +236,16 @@ class Broker {
 
   AuditLog& audit() { return audit_; }
 
+  // For a process about to exit without destroying the broker (`vow run` ends with
+  // _exit once its program's result is known): does what the destructor does before it
+  // frees anything. Every worker not yet reaped is ended with SIGKILL and reaped, the
+  // serving thread and the pool are stopped (no task touches the broker afterwards), and
+  // every audit line recorded is written to the fd or dropped (waits at most
+  // AuditLog::kStopDrainTimeout, as the destructor). Afterwards the broker serves nothing
+  // and may only be destroyed; what it still holds (fds, memory, the audit writer's
+  // thread) the process's exit releases. Call from the thread that owns the broker.
+  void Shutdown();
+
  private:
   class Impl;
   explicit Broker(BrokerOptions options);

@@ -283,6 +283,11 @@ class Broker::Impl {
   ~Impl();
 
   absl::Status Start(size_t pool_threads);
+  // What the destructor does first (Broker::Shutdown): every worker not yet reaped is
+  // SIGKILLed, the serving thread stopped, the pool ended, tasks that still touch the
+  // broker waited for, the path handler detached from the audit log, the workers reaped.
+  // Once only; called by the owning thread.
+  void Shutdown();
   absl::StatusOr<WorkerId> SpawnCommon(std::shared_ptr<const PreparedPolicy> policy,
                                        const WorkerMain* main,
                                        const std::vector<std::string>* argv,
@@ -423,7 +428,10 @@ class Broker::Impl {
   UniqueFd wake_;
   UniqueFd dev_null_;  // the forked workers' stdio (LockdownSpec::null_fd)
   std::thread thread_;
+  // Set by Shutdown under mu_: Loop() checks it under mu_ before serving what epoll
+  // returned, so once Shutdown has released mu_ the loop serves nothing more.
   std::atomic<bool> stop_{false};
+  bool shut_down_ = false;  // Shutdown() ran
   mutable absl::Mutex mu_;
   std::map<WorkerId, std::unique_ptr<Worker>> workers_ ABSL_GUARDED_BY(mu_);
   WorkerId next_id_ ABSL_GUARDED_BY(mu_) = 1;

@@ -367,6 +367,8 @@ void Broker::Impl::Loop() {
     int n = epoll_wait(epoll_.get(), events, kMaxEvents, timeout_ms);
     if (n < 0 && errno != EINTR) break;
     absl::MutexLock lock(&mu_);
+    // Shutdown: nothing more is served once it has set stop_ and held mu_.
+    if (stop_) break;
     // Fair, and the calm first: one message per ready worker per turn, and in a turn the
     // workers that have used less than half their refusal burst are served before those
     // that have used more (a flooder still in its burst waits behind an innocent worker,

@@ -839,5 +839,79 @@ TEST(BrokerLifetimeTest, DestroyedWhileWorkersAreBusy) {
   }
 }
 
+// Broker::Shutdown (what `vow run` does before its _exit): a worker still running is
+// killed and reaped, and Shutdown returns only once every audit line recorded has reached
+// the fd. The audit pipe is kept full until 100 ms after Shutdown starts, so a Shutdown
+// that did not wait for the writer would return with the lines still queued. The broker
+// is destroyed afterwards, as a test can (Shutdown then the destructor).
+TEST(BrokerShutdownTest, KillsAndReapsWorkersAndWritesEveryAuditLine) {
+  int audit_pipe[2];
+  ASSERT_EQ(pipe2(audit_pipe, O_CLOEXEC | O_NONBLOCK), 0);
+  UniqueFd read_end(audit_pipe[0]), write_end(audit_pipe[1]);
+  size_t filler = 0;
+  {
+    const std::string block(4096, 'f');
+    for (;;) {
+      const ssize_t n = write(write_end.get(), block.data(), block.size());
+      if (n <= 0) break;
+      filler += static_cast<size_t>(n);
+    }
+  }
+  ASSERT_GT(filler, 0u);
+  BrokerOptions options;
+  options.audit_fd = write_end.get();
+  auto broker = Broker::Create(options);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  Policy policy;
+  policy.promises.insert(Promise::kRpath);
+  PathRule rule;
+  rule.path = "/etc";
+  rule.read = true;
+  policy.paths.push_back(rule);
+  auto id = (*broker)->Spawn(policy, [](Client& client) {
+    (void)client.Open("/etc/hostname", O_RDONLY);
+    for (;;) pause();
+    return 0;
+  });
+  ASSERT_TRUE(id.ok()) << id.status();
+  const pid_t pid = (*broker)->pid(*id);
+  ASSERT_GT(pid, 0);
+  auto opened = [&] {
+    for (const AuditEntry& e : (*broker)->audit().Entries()) {
+      if (absl::StrContains(e.request, "/etc/hostname")) return true;
+    }
+    return false;
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (!opened() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_TRUE(opened());
+  // The reader takes the filler out 100 ms from now; the audit lines can only follow.
+  std::thread drainer([&] {
+    absl::SleepFor(absl::Milliseconds(100));
+    std::string sink(filler, '\0');
+    size_t got = 0;
+    while (got < filler) {
+      struct pollfd p = {read_end.get(), POLLIN, 0};
+      (void)poll(&p, 1, 1000);
+      const ssize_t n = read(read_end.get(), sink.data(), filler - got);
+      if (n > 0) got += static_cast<size_t>(n);
+    }
+  });
+  (*broker)->Shutdown();
+  // Nothing is left queued: every line is in the pipe.
+  EXPECT_TRUE((*broker)->audit().Flush(absl::ZeroDuration()));
+  drainer.join();
+  // The worker was ended and reaped: its pid is gone.
+  EXPECT_EQ(kill(pid, 0), -1);
+  EXPECT_EQ(errno, ESRCH);
+  std::string lines;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(read_end.get(), buf, sizeof(buf))) > 0) lines.append(buf, static_cast<size_t>(n));
+  EXPECT_THAT(lines, HasSubstr("/etc/hostname"));
+  EXPECT_THAT(lines, HasSubstr(absl::StrCat("pid=", pid, " allow hello")));
+  broker->reset();
+}
+
 }  // namespace
 }  // namespace vow

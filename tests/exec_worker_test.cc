@@ -678,6 +678,13 @@ TEST(VowCommandTest, RunLearnCheck) {
   EXPECT_EQ(WEXITSTATUS(status), 11) << out;
   EXPECT_THAT(out, HasSubstr("openat(\"/etc/hostname\", O_RDONLY) refused (ENOENT)"));
 
+  // vow ends with _exit once the broker is Shut down: the audit lines are all written,
+  // the last one (the worker's end) too.
+  out = RunVow(absl::StrCat("run --audit --vow-worker -- ", worker, " open_direct"), &status);
+  EXPECT_EQ(WEXITSTATUS(status), 11) << out;
+  EXPECT_THAT(out, HasSubstr("deny openat(\"/etc/hostname\", O_RDONLY)"));
+  EXPECT_THAT(out, HasSubstr("allow exit reason=\"exited with code 11\""));
+
   out = RunVow(absl::StrCat("learn --vow-worker -- ", worker, " learn_mix"), &status);
   EXPECT_EQ(WEXITSTATUS(status), 0) << out;
   EXPECT_THAT(out, HasSubstr("promises stdio rpath inet"));
