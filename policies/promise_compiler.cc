@@ -145,6 +145,19 @@ struct NumberRange {
   int label;
 };
 
+// Runs of consecutive numbers with the same label (`sorted`: by number), as ranges.
+std::vector<NumberRange> Ranges(const std::vector<std::pair<uint32_t, int>>& sorted) {
+  std::vector<NumberRange> ranges;
+  for (const auto& [nr, label] : sorted) {
+    if (!ranges.empty() && ranges.back().label == label && ranges.back().hi + 1 == nr) {
+      ranges.back().hi = nr;
+    } else {
+      ranges.push_back(NumberRange{nr, nr, label});
+    }
+  }
+  return ranges;
+}
+
 // Sends the number in A to the label of its range in sorted[lo, hi), or to `miss`: a
 // balanced binary search of `jge` tests over the ranges, with at most kLeaf ranges tested
 // in turn at a leaf, so any number takes about log2(n) + 2 * kLeaf compares. The kernel's
@@ -292,14 +305,7 @@ absl::StatusOr<std::vector<sock_filter>> Prologue(Arch arch, ProgramVariant vari
                                               dispatch[i].first, " listed twice"));
     }
   }
-  std::vector<NumberRange> ranges;
-  for (const auto& [nr, label] : dispatch) {
-    if (!ranges.empty() && ranges.back().label == label && ranges.back().hi + 1 == nr) {
-      ranges.back().hi = nr;
-    } else {
-      ranges.push_back(NumberRange{nr, nr, label});
-    }
-  }
+  const std::vector<NumberRange> ranges = Ranges(dispatch);
   EmitDispatch(a, ranges, 0, ranges.size(), lib);
   // The trap handler's probe of a path's first byte: process_vm_readv of the worker's
   // own memory (pid == self, flags 0), made at the trampoline, is allowed; the kernel
@@ -577,14 +583,7 @@ absl::StatusOr<std::vector<sock_filter>> NativeBody(const std::vector<BodyRule>&
     blocks.emplace_back(block, list);
     dispatch.emplace_back(nr, block);
   }
-  std::vector<NumberRange> ranges;
-  for (const auto& [nr, label] : dispatch) {
-    if (!ranges.empty() && ranges.back().label == label && ranges.back().hi + 1 == nr) {
-      ranges.back().hi = nr;
-    } else {
-      ranges.push_back(NumberRange{nr, nr, label});
-    }
-  }
+  const std::vector<NumberRange> ranges = Ranges(dispatch);
   EmitFarDispatch(a, ranges, 0, ranges.size(), violation);
   for (const auto& [block, list] : blocks) {
     a.Bind(block);
