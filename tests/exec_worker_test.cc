@@ -243,25 +243,24 @@ TEST_F(ExecWorkerTest, SpawnChildNeverRunsTheBrokersSignalHandlers) {
       << " signals sent, " << kinds_signaled << " children ended by SIGUSR1)";
 }
 
-// Exec children share the broker's memory and run LockDown at the same time (each sends
-// its own spawn's prebuilt hello, nothing in a static buffer): exec'd workers spawned
-// from several threads at once all get locked, say hello and run.
-TEST_F(ExecWorkerTest, ExecSpawnsFromManyThreadsAtOnce) {
-  auto prepared = broker_->Prepare(Policy{});
-  ASSERT_TRUE(prepared.ok()) << prepared.status();
+// Spawns `rounds` exec'd workers ("ok") one after the other on each of `threads` threads
+// at once, waits for each; every failure is a test failure. Returns how many exited 0.
+int SpawnOkWorkersFromThreads(Broker& broker, const std::shared_ptr<const PreparedPolicy>& prepared,
+                              const std::string& worker, int threads, int rounds) {
   std::atomic<int> ok{0};
-  std::vector<std::string> failures[4];
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < 30; ++i) {
-        auto id = broker_->SpawnExec(*prepared, {worker_, "ok"});
+  std::vector<std::vector<std::string>> failures(threads);
+  std::vector<std::thread> running;
+  for (int t = 0; t < threads; ++t) {
+    running.emplace_back([&, t] {
+      for (int i = 0; i < rounds; ++i) {
+        auto id = broker.SpawnExec(prepared, {worker, "ok"});
         if (!id.ok()) {
           failures[t].push_back(std::string(id.status().message()));
           continue;
         }
-        auto result = broker_->Wait(*id, absl::Seconds(30));
-        if (result.ok() && result->kind == Kind::kExited && result->exit_code == 0) {
+        auto result = broker.Wait(*id, absl::Seconds(30));
+        if (result.ok() && result->kind == WorkerResult::Kind::kExited &&
+            result->exit_code == 0) {
           ++ok;
         } else {
           failures[t].push_back(result.ok() ? result->ToString()
@@ -270,11 +269,20 @@ TEST_F(ExecWorkerTest, ExecSpawnsFromManyThreadsAtOnce) {
       }
     });
   }
-  for (std::thread& t : threads) t.join();
+  for (std::thread& t : running) t.join();
   for (const auto& f : failures) {
     for (const std::string& why : f) ADD_FAILURE() << why;
   }
-  EXPECT_EQ(ok.load(), 120);
+  return ok.load();
+}
+
+// Exec children share the broker's memory and run LockDown at the same time (each sends
+// its own spawn's prebuilt hello, nothing in a static buffer): exec'd workers spawned
+// from several threads at once all get locked, say hello and run.
+TEST_F(ExecWorkerTest, ExecSpawnsFromManyThreadsAtOnce) {
+  auto prepared = broker_->Prepare(Policy{});
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  EXPECT_EQ(SpawnOkWorkersFromThreads(*broker_, *prepared, worker_, 4, 30), 120);
 }
 
 // Two threads' exec children at once, many times: the hook (after the clone, before the
@@ -300,33 +308,9 @@ TEST_F(ExecWorkerTest, ExecChildrenOfTwoThreadsRunAtOnce) {
   g_children_held_max = 0;
   SetExecChildHookForTesting(HoldTheChild);
   constexpr int kRounds = 40;
-  std::atomic<int> ok{0};
-  std::vector<std::string> failures[2];
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 2; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < kRounds; ++i) {
-        auto id = broker_->SpawnExec(*prepared, {worker_, "ok"});
-        if (!id.ok()) {
-          failures[t].push_back(std::string(id.status().message()));
-          continue;
-        }
-        auto result = broker_->Wait(*id, absl::Seconds(30));
-        if (result.ok() && result->kind == Kind::kExited && result->exit_code == 0) {
-          ++ok;
-        } else {
-          failures[t].push_back(result.ok() ? result->ToString()
-                                            : std::string(result.status().message()));
-        }
-      }
-    });
-  }
-  for (std::thread& t : threads) t.join();
+  const int ok = SpawnOkWorkersFromThreads(*broker_, *prepared, worker_, 2, kRounds);
   SetExecChildHookForTesting(nullptr);
-  for (const auto& f : failures) {
-    for (const std::string& why : f) ADD_FAILURE() << why;
-  }
-  EXPECT_EQ(ok.load(), 2 * kRounds);
+  EXPECT_EQ(ok, 2 * kRounds);
   EXPECT_EQ(g_children_held_max.load(), 2)
       << "no two exec children were ever cloned and unreleased at the same time";
   EXPECT_EQ(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 1)
