@@ -809,6 +809,17 @@ TEST_F(BrokerTest, ExecpromisesForAForkedWorkerAreRefusedNotIgnored) {
   EXPECT_THAT(std::string(id.status().message()), HasSubstr("execpromises: only for exec'd"));
 }
 
+// `rpath` with a read rule for /etc.
+Policy ReadEtcPolicy() {
+  Policy policy;
+  policy.promises.insert(Promise::kRpath);
+  PathRule rule;
+  rule.path = "/etc";
+  rule.read = true;
+  policy.paths.push_back(rule);
+  return policy;
+}
+
 // The broker destroyed while its workers keep it busy (explicit opens answered on the
 // loop or the pool, open() path calls on the pool): its destructor stops the serving loop
 // before the pool and the path handler go, or the loop could submit to a pool already
@@ -817,12 +828,7 @@ TEST(BrokerLifetimeTest, DestroyedWhileWorkersAreBusy) {
   for (int round = 0; round < 15; ++round) {
     auto broker = Broker::Create();
     ASSERT_TRUE(broker.ok()) << broker.status();
-    Policy policy;
-    policy.promises.insert(Promise::kRpath);
-    PathRule rule;
-    rule.path = "/etc";
-    rule.read = true;
-    policy.paths.push_back(rule);
+    const Policy policy = ReadEtcPolicy();
     for (int i = 0; i < 4; ++i) {
       auto id = (*broker)->Spawn(policy, [](Client& client) {
         for (;;) {
@@ -862,13 +868,7 @@ TEST(BrokerShutdownTest, KillsAndReapsWorkersAndWritesEveryAuditLine) {
   options.audit_fd = write_end.get();
   auto broker = Broker::Create(options);
   ASSERT_TRUE(broker.ok()) << broker.status();
-  Policy policy;
-  policy.promises.insert(Promise::kRpath);
-  PathRule rule;
-  rule.path = "/etc";
-  rule.read = true;
-  policy.paths.push_back(rule);
-  auto id = (*broker)->Spawn(policy, [](Client& client) {
+  auto id = (*broker)->Spawn(ReadEtcPolicy(), [](Client& client) {
     (void)client.Open("/etc/hostname", O_RDONLY);
     for (;;) pause();
     return 0;
