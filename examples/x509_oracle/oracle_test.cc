@@ -55,6 +55,13 @@ std::unique_ptr<Oracle> MakeOracle(const OracleOptions& o) {
   return oracle.ok() ? *std::move(oracle) : nullptr;
 }
 
+// An oracle whose workers carry the test hooks (kCrashMagic, kGarbageMagic).
+std::unique_ptr<Oracle> MakeHookedOracle(OracleOptions::Workers workers, size_t pool_size = 2) {
+  OracleOptions o = Options(workers, pool_size);
+  o.crash_hook_for_testing = true;
+  return MakeOracle(o);
+}
+
 // ---- The wire format (both sides). ----
 
 TEST(ProtocolTest, JobRoundTrip) {
@@ -421,9 +428,7 @@ TEST(OracleHostileTest, BadInputGetsAnErrorVerdictAndTheWorkerStays) {
 TEST(OracleHostileTest, CrashingPoolWorkerGivesAnErrorVerdictAndIsReplaced) {
   ASSERT_TRUE(WarmUpOpenSsl());
   ValidChainPems pems = MakeValidChain();
-  OracleOptions o = Options(OracleOptions::Workers::kPool, 1);
-  o.crash_hook_for_testing = true;
-  std::unique_ptr<Oracle> oracle = MakeOracle(o);
+  std::unique_ptr<Oracle> oracle = MakeHookedOracle(OracleOptions::Workers::kPool, 1);
   ASSERT_NE(oracle, nullptr);
   VerifyRequest crash = ValidRequest(pems);
   crash.chain += kCrashMagic;
@@ -443,9 +448,7 @@ TEST(OracleHostileTest, CrashingPoolWorkerGivesAnErrorVerdictAndIsReplaced) {
 TEST(OracleHostileTest, CrashingFreshWorkerGivesAnErrorVerdict) {
   ASSERT_TRUE(WarmUpOpenSsl());
   ValidChainPems pems = MakeValidChain();
-  OracleOptions o = Options(OracleOptions::Workers::kFresh);
-  o.crash_hook_for_testing = true;
-  std::unique_ptr<Oracle> oracle = MakeOracle(o);
+  std::unique_ptr<Oracle> oracle = MakeHookedOracle(OracleOptions::Workers::kFresh);
   ASSERT_NE(oracle, nullptr);
   VerifyRequest crash = ValidRequest(pems);
   crash.chain += kCrashMagic;
@@ -462,9 +465,7 @@ TEST(OracleHostileTest, CrashingFreshWorkerGivesAnErrorVerdict) {
 TEST(OracleHostileTest, GarbageVerdictFailsTheRequestAndThePoolWorkerIsReplaced) {
   ASSERT_TRUE(WarmUpOpenSsl());
   ValidChainPems pems = MakeValidChain();
-  OracleOptions o = Options(OracleOptions::Workers::kPool, 1);
-  o.crash_hook_for_testing = true;
-  std::unique_ptr<Oracle> oracle = MakeOracle(o);
+  std::unique_ptr<Oracle> oracle = MakeHookedOracle(OracleOptions::Workers::kPool, 1);
   ASSERT_NE(oracle, nullptr);
   VerifyRequest garbage = ValidRequest(pems);
   garbage.chain += kGarbageMagic;
@@ -483,9 +484,7 @@ TEST(OracleHostileTest, GarbageVerdictFailsTheRequestAndThePoolWorkerIsReplaced)
 TEST(OracleHostileTest, GarbageVerdictFromAFreshWorkerFailsTheRequest) {
   ASSERT_TRUE(WarmUpOpenSsl());
   ValidChainPems pems = MakeValidChain();
-  OracleOptions o = Options(OracleOptions::Workers::kFresh);
-  o.crash_hook_for_testing = true;
-  std::unique_ptr<Oracle> oracle = MakeOracle(o);
+  std::unique_ptr<Oracle> oracle = MakeHookedOracle(OracleOptions::Workers::kFresh);
   ASSERT_NE(oracle, nullptr);
   VerifyRequest garbage = ValidRequest(pems);
   garbage.chain += kGarbageMagic;
