@@ -498,6 +498,8 @@ std::string WorkerResult::ToString() const {
       return absl::StrCat("ended for exceeding a limit: ", reason);
     case Kind::kLockdownFailed:
       return absl::StrCat("lock-down failed: ", reason);
+    case Kind::kStatusLost:
+      return absl::StrCat("ended, its exit status lost: ", reason);
   }
   return "?";
 }
@@ -626,7 +628,18 @@ bool Broker::Impl::ProtocolError(Worker& w, std::string reason) {
 void Broker::Impl::Reap(Worker& w) {
   siginfo_t info;
   memset(&info, 0, sizeof(info));
-  if (waitid(P_PIDFD, w.pidfd.get(), &info, WEXITED | WNOHANG) != 0 || info.si_pid == 0) return;
+  // ECHILD: the worker has ended (its pidfd is readable) but is no longer a child to wait
+  // for: the kernel reaped it at its exit because this process ignores SIGCHLD (or has
+  // SA_NOCLDWAIT), or another wait in this process (waitpid(-1)) took it. It is reaped all
+  // the same, with its status lost; returning would leave the pidfd readable and the
+  // level-triggered loop spinning on it.
+  bool lost = false;
+  if (waitid(P_PIDFD, w.pidfd.get(), &info, WEXITED | WNOHANG) != 0) {
+    if (errno != ECHILD) return;
+    lost = true;
+  } else if (info.si_pid == 0) {
+    return;
+  }
   VOW_TRACE(kTrBrokerReaped);
   // What the worker sent just before it ended (a trap report, say) is still read; answers
   // to a dead worker are dropped.
@@ -650,7 +663,14 @@ void Broker::Impl::Reap(Worker& w) {
   }
   w.phase = Phase::kEnded;
   if (w.deadline != absl::InfiniteFuture()) --timed_workers_;
-  if (info.si_code == CLD_EXITED) {
+  if (lost) {
+    if (!w.ending) {
+      w.result.kind = WorkerResult::Kind::kStatusLost;
+      w.result.reason =
+          "it was reaped outside the broker (this process ignores SIGCHLD, sets "
+          "SA_NOCLDWAIT, or waited for any child)";
+    }
+  } else if (info.si_code == CLD_EXITED) {
     w.result.exit_code = info.si_status;
     if (!w.ending) {
       w.result.kind = WorkerResult::Kind::kExited;

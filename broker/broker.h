@@ -99,6 +99,7 @@ struct WorkerResult {
     kProtocolError,   // the worker broke the protocol and was ended; see `reason`
     kLimitExceeded,   // rate, wall time; see `reason`
     kLockdownFailed,  // the worker never got locked; see `reason`
+    kStatusLost,      // it ended, but another wait in this process took its status
   };
   Kind kind = Kind::kExited;
   int exit_code = 0;

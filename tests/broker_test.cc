@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -807,6 +808,48 @@ TEST_F(BrokerTest, ExecpromisesForAForkedWorkerAreRefusedNotIgnored) {
   auto id = broker_->Spawn(*prepared, [](Client&) { return 0; });
   ASSERT_FALSE(id.ok());
   EXPECT_THAT(std::string(id.status().message()), HasSubstr("execpromises: only for exec'd"));
+}
+
+
+// An embedder that ignores SIGCHLD (a common server idiom) makes the kernel reap every
+// child at its exit, vow's workers included: the broker's waitid then finds no child
+// (ECHILD). The worker has still ended: Wait returns a result that says its status was
+// lost (never a made-up exit code), and the serving loop does not spin on the pidfd,
+// which stays readable. Runs in a child process (the disposition is process-wide).
+TEST(BrokerEmbedderTest, WorkersEndWhenTheProcessIgnoresSigchld) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    alarm(60);
+    signal(SIGCHLD, SIG_IGN);
+    auto broker = Broker::Create();
+    if (!broker.ok()) _exit(2);
+    for (int i = 0; i < 3; ++i) {
+      auto id = (*broker)->Spawn(Policy{}, [](Client&) { return 7; });
+      if (!id.ok()) _exit(3);
+      auto result = (*broker)->Wait(*id, absl::Seconds(10));
+      if (!result.ok()) _exit(4);
+      if (result->kind != WorkerResult::Kind::kStatusLost) _exit(5);
+      if (!absl::StrContains(result->ToString(), "SIGCHLD")) _exit(6);
+    }
+    // Nothing left to serve: the broker's threads sleep.
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    absl::SleepFor(absl::Milliseconds(500));
+    getrusage(RUSAGE_SELF, &after);
+    auto us = [](const struct rusage& r) {
+      return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1000000L + r.ru_utime.tv_usec +
+             r.ru_stime.tv_usec;
+    };
+    if (us(after) - us(before) > 200000) _exit(7);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "the test's child was killed: " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "2: no broker, 3: spawn failed, 4: Wait timed out, 5: wrong kind, 6: no reason, "
+         "7: the broker spun after the workers ended";
 }
 
 // `rpath` with a read rule for /etc.
