@@ -189,8 +189,10 @@ void WriteStderr(const char* a, const char* b, int err) {
 }  // namespace
 
 size_t HelloBytes(bool listener_attached, unsigned char* out, size_t cap) {
-  MessageArena arena;
-  capnp::MallocMessageBuilder builder(arena.segment());
+  // The hello is a few words: a small zeroed first segment, not a 64 KiB MessageArena
+  // (which Spawn would zero on its thread's stack for every worker).
+  capnp::word first[16] = {};
+  capnp::MallocMessageBuilder builder(kj::arrayPtr(first, 16));
   BuildHello(builder, listener_attached);
   // One segment: the table (segment count - 1, its size, padded to a word), then the words.
   auto segments = builder.getSegmentsForOutput();
