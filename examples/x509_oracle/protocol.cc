@@ -21,6 +21,18 @@ void PutU32(uint32_t v, std::string* out) {
   for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
+void PutI32(int32_t v, std::string* out) { PutU32(static_cast<uint32_t>(v), out); }
+
+void PutI64(int64_t v, std::string* out) {
+  uint64_t u = static_cast<uint64_t>(v);
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((u >> (8 * i)) & 0xff));
+}
+
+void PutString(const std::string& s, std::string* out) {
+  PutU32(static_cast<uint32_t>(s.size()), out);
+  out->append(s);
+}
+
 uint32_t GetU32(const char* p) {
   uint32_t v = 0;
   for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
@@ -125,19 +137,16 @@ std::string EncodeJob(const VerifyRequest& request, bool has_time, TrustSource t
   out.push_back(static_cast<char>(host_kind));
   out.push_back(static_cast<char>(static_cast<uint8_t>(request.purpose)));
   PutU32(static_cast<uint32_t>(request.max_depth), &out);
-  uint64_t t = static_cast<uint64_t>(has_time ? request.time_unix : 0);
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((t >> (8 * i)) & 0xff));
+  PutI64(has_time ? request.time_unix : 0, &out);
   for (const std::string* field : {&request.chain, &request.untrusted, &request.trusted,
                                    &request.crls, &request.host}) {
-    PutU32(static_cast<uint32_t>(field->size()), &out);
-    out.append(*field);
+    PutString(*field, &out);
   }
   PutU32(static_cast<uint32_t>(request.required_names.size()), &out);
   for (const PeerName& name : request.required_names) {
     uint8_t kind = name.kind == PeerName::Kind::kDns ? 0 : name.kind == PeerName::Kind::kIp ? 1 : 2;
     out.push_back(static_cast<char>(kind));
-    PutU32(static_cast<uint32_t>(name.value.size()), &out);
-    out.append(name.value);
+    PutString(name.value, &out);
   }
   return out;
 }
@@ -222,18 +231,6 @@ std::string Frame(absl::string_view payload) {
 }
 
 namespace {
-
-void PutI32(int32_t v, std::string* out) { PutU32(static_cast<uint32_t>(v), out); }
-
-void PutI64(int64_t v, std::string* out) {
-  uint64_t u = static_cast<uint64_t>(v);
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((u >> (8 * i)) & 0xff));
-}
-
-void PutString(const std::string& s, std::string* out) {
-  PutU32(static_cast<uint32_t>(s.size()), out);
-  out->append(s);
-}
 
 // A cursor over a hostile verdict that knows its offset, so that every error names the
 // field and where it starts. `entry` >= 0 names a member of chain[entry].
