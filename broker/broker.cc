@@ -856,9 +856,9 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   }
   if (exec) RETURN_IF_ERROR(AddExecRuleFiles(policy->policy, &layers));
   // An empty root made ahead of time for exactly these files (BrokerOptions::exec_roots):
-  // the child enters it instead of building one.
-  // Only with the identity drop: ApplyLayers refuses a shared root to a worker that keeps
-  // the broker's capabilities (it could remount it).
+  // the child enters it instead of building one. Only with the identity drop: ApplyLayers
+  // refuses a shared root to a worker that keeps the broker's capabilities (it could
+  // remount it).
   const bool may_share = exec && exec_roots_ != nullptr && layers.mountns && layers.drop_identity;
   const int exec_root = may_share ? exec_roots_->Find(layers) : -1;
   LockdownSpec spec;
