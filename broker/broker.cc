@@ -177,6 +177,7 @@ struct ExecChildArgs {
   int go_read = -1;   // one byte arrives when the worker is registered with the broker
   int go_write = -1;  // the calling thread's end (closed in the child)
   int sources[kChildFdSources] = {-1, -1, -1, -1, -1, -1, -1};  // PlaceChildFds; [4]: program
+  int shared_root = -1;  // an ExecRoots root to enter (-1: the child builds its own)
   const LockdownSpec* spec = nullptr;
   const LayerSpec* layers = nullptr;
   bool keep_channel = false;
@@ -211,6 +212,14 @@ int ExecChildMain(void* arg) {
   LayerSpec layers = *a.layers;
   LockdownSpec spec = *a.spec;
   spec.layers = &layers;
+  // A root made ahead of time (ExecRoots): moved above 10 before PlaceChildFds puts
+  // 0-3 in place (so that no dup2 lands on it), kept by LockDown's close_range as the
+  // layers' shared root, entered and closed by ApplyLayers. This child's fd table is its
+  // own (no CLONE_FILES): the broker's fd stays open for the next spawn.
+  if (a.shared_root >= 0) {
+    layers.shared_root_fd = fcntl(a.shared_root, F_DUPFD_CLOEXEC, 10);
+    if (layers.shared_root_fd < 0) _exit(kLockdownFailedExit);
+  }
   int extras[kChildFdSources - 4];
   if (!PlaceChildFds(a.sources, extras)) _exit(kLockdownFailedExit);
   const int program = extras[0];
@@ -695,6 +704,78 @@ void Broker::Impl::Reap(Worker& w) {
   Audit(w, "exit", true, w.result.ToString());
 }
 
+// `x` rules: what a program may execute by path (a shell running `cat`). They are bound
+// read-only into an exec'd worker's empty root and get Landlock's EXECUTE, so the kernel
+// itself resolves an allowed execve there and nothing else. Appended to `layers`' listed
+// files (pointing into `policy`).
+absl::Status AddExecRuleFiles(const Policy& policy, LayerSpec* layers) {
+  if (!policy.promises.contains(Promise::kExec)) return absl::OkStatus();
+  for (const PathRule& rule : policy.paths) {
+    if (!rule.exec) continue;
+    if (layers->file_count >= kMaxLayerFiles) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("SpawnExec: more than ", kMaxLayerFiles - 1, " `x` rules"));
+    }
+    layers->files[layers->file_count++] = rule.path.c_str();
+  }
+  return absl::OkStatus();
+}
+
+// ExecRoots' key: the scratch directory and the listed files, in order, each ended by a
+// NUL (no path holds one).
+std::string ExecRootKey(const LayerSpec& layers) {
+  std::string key(layers.scratch_dir != nullptr ? layers.scratch_dir : "");
+  key.push_back('\0');
+  for (size_t i = 0; i < layers.file_count && i < kMaxLayerFiles; ++i) {
+    key.append(layers.files[i]);
+    key.push_back('\0');
+  }
+  return key;
+}
+
+struct ExecRoots::State {
+  mutable absl::Mutex mu;
+  std::map<std::string, UniqueFd> roots ABSL_GUARDED_BY(mu);
+};
+
+ExecRoots::ExecRoots() : state_(std::make_unique<State>()) {}
+ExecRoots::~ExecRoots() = default;
+
+int ExecRoots::Find(const LayerSpec& layers) const {
+  absl::MutexLock lock(&state_->mu);
+  auto it = state_->roots.find(ExecRootKey(layers));
+  return it == state_->roots.end() ? -1 : it->second.get();
+}
+
+size_t ExecRoots::size() const {
+  absl::MutexLock lock(&state_->mu);
+  return state_->roots.size();
+}
+
+absl::Status PrepareExecRoot(ExecRoots& roots, const Policy& policy, const std::string& program) {
+  ASSIGN_OR_RETURN(LayerSpec layers, ResolveLayers(policy, ProbeLayers()));
+  if (!layers.mountns || !layers.drop_identity) return absl::OkStatus();
+  // As SpawnCommon opens the program and finds its loader (a script: its interpreter's).
+  UniqueFd fd(open(program.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("exec root: cannot open ", program));
+  ASSIGN_OR_RETURN(std::optional<Shebang> shebang, ReadShebang(fd.get()));
+  if (shebang.has_value()) fd = std::move(shebang->interpreter_fd);
+  const std::string interpreter = ElfInterpreter(fd.get());
+  if (!interpreter.empty()) layers.files[layers.file_count++] = interpreter.c_str();
+  RETURN_IF_ERROR(AddExecRuleFiles(policy, &layers));
+  const std::string key = ExecRootKey(layers);
+  absl::MutexLock lock(&roots.state_->mu);
+  if (roots.state_->roots.count(key) != 0) return absl::OkStatus();
+  const char* step = nullptr;
+  const int root = MakeSharedRoot(layers, &step);
+  if (root < 0) {
+    return ErrnoStatus(-root, absl::StrCat("exec root: making it failed at ",
+                                           step != nullptr ? step : "?"));
+  }
+  roots.state_->roots.emplace(key, UniqueFd(root));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const PreparedPolicy> policy,
                                                    const WorkerMain* main,
                                                    const std::vector<std::string>* argv,
@@ -773,19 +854,13 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     interpreter = ElfInterpreter(program_fd.get());
     if (!interpreter.empty()) layers.files[layers.file_count++] = interpreter.c_str();
   }
-  // `x` rules: what a program may execute by path (a shell running `cat`). They are bound
-  // read-only into the empty root and get Landlock's EXECUTE, so the kernel itself
-  // resolves an allowed execve there and nothing else.
-  if (exec && policy->policy.promises.contains(Promise::kExec)) {
-    for (const PathRule& rule : policy->policy.paths) {
-      if (!rule.exec) continue;
-      if (layers.file_count >= kMaxLayerFiles) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "SpawnExec: more than ", kMaxLayerFiles - 1, " `x` rules"));
-      }
-      layers.files[layers.file_count++] = rule.path.c_str();
-    }
-  }
+  if (exec) RETURN_IF_ERROR(AddExecRuleFiles(policy->policy, &layers));
+  // An empty root made ahead of time for exactly these files (BrokerOptions::exec_roots):
+  // the child enters it instead of building one. Only with the identity drop: ApplyLayers
+  // refuses a shared root to a worker that keeps the broker's capabilities (it could
+  // remount it).
+  const bool may_share = exec && exec_roots_ != nullptr && layers.mountns && layers.drop_identity;
+  const int exec_root = may_share ? exec_roots_->Find(layers) : -1;
   LockdownSpec spec;
   spec.channel_fd = kWorkerChannelFd;
   spec.layers = &layers;
@@ -851,6 +926,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     for (int i = 0; i < kChildFdSources; ++i) args.sources[i] = sources[i];
     args.spec = &spec;
     args.layers = &layers;
+    args.shared_root = exec_root;
     args.keep_channel = keep_channel;
     args.argv = exec_argv.data();
     args.envp = exec_env.data();
@@ -1072,7 +1148,7 @@ size_t Broker::Impl::live() const {
 Broker::Broker(BrokerOptions options)
     : audit_(options.audit_fd),
       impl_(new Impl(&audit_, std::move(options.filters), options.namespace_stock,
-                     options.namespace_stock_once)) {}
+                     options.namespace_stock_once, std::move(options.exec_roots))) {}
 
 absl::Status CompileExecProgram(FilterCache& filters, const Policy& policy,
                                 SpawnOptions::ExecChannel channel) {

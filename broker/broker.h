@@ -46,8 +46,10 @@
 namespace vow {
 
 class Client;
+class ExecRoots;
 class FilterCache;
 class PreparedPolicy;
+struct LayerSpec;
 
 using WorkerId = uint64_t;
 // The worker's own code, run after lock-down in the forked child. Its return value is the
@@ -138,7 +140,45 @@ struct BrokerOptions {
   // calls of an exec'd program) started at Create instead of at the first call, which
   // would wait for its thread's start: `vow run` starts one while the broker starts.
   size_t pool_threads_at_create = 0;
+  // Empty roots for exec'd workers made ahead of time (PrepareExecRoot): a SpawnExec whose
+  // worker's root would bind exactly the files one of them binds enters it instead of
+  // building its own in the spawn's child. Null: every exec'd worker builds its own.
+  std::shared_ptr<ExecRoots> exec_roots;
 };
+
+// Mount namespaces with an empty root (MakeSharedRoot, worker/layers.h), one per set of
+// listed files and scratch directory, made ahead of time for exec'd workers (`vow run`:
+// on its compile thread while Broker::Create runs, so the spawn's child enters the root
+// with a setns instead of copying, building and detaching a mount tree). Read-only, in
+// the broker's user namespace: sharing one is what forked workers of a policy already do
+// (see MakeSharedRoot). Thread-safe.
+class ExecRoots {
+ public:
+  ExecRoots();
+  ~ExecRoots();
+  ExecRoots(const ExecRoots&) = delete;
+  ExecRoots& operator=(const ExecRoots&) = delete;
+
+  // The fd of the root made for exactly `layers`' listed files and scratch directory, or
+  // -1. Owned by this object.
+  int Find(const LayerSpec& layers) const;
+  // Number of roots made.
+  size_t size() const;
+
+ private:
+  friend absl::Status PrepareExecRoot(ExecRoots& roots, const Policy& policy,
+                                      const std::string& program);
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// Makes in `roots` the empty root that SpawnExec of `program` (a path, opened here as
+// SpawnExec opens it) under `policy` would build: its loader (PT_INTERP; a #! script's
+// interpreter's) and, with the exec promise, the policy's `x` files bind-mounted
+// read-only. Nothing is made when the policy's layers have no mount namespace or keep the
+// broker's identity (a shared root needs the drop). A root that turns out not to match
+// the spawn (the program changed meanwhile) is only not used.
+absl::Status PrepareExecRoot(ExecRoots& roots, const Policy& policy, const std::string& program);
 
 // Compiles into `filters` the seccomp program that SpawnExec of `policy` with
 // `channel` loads (the same cache key), so that the spawn finds it there. Thread-safe

@@ -276,9 +276,10 @@ bool PlaceChildFds(const int sources[kChildFdSources], int extras[kChildFdSource
 class Broker::Impl {
  public:
   Impl(AuditLog* audit, std::shared_ptr<FilterCache> filters, size_t namespace_stock,
-       bool namespace_stock_once)
+       bool namespace_stock_once, std::shared_ptr<ExecRoots> exec_roots)
       : filters_(filters != nullptr ? std::move(filters) : std::make_shared<FilterCache>()),
         namespaces_(namespace_stock, namespace_stock_once),
+        exec_roots_(std::move(exec_roots)),
         audit_(audit) {}
   ~Impl();
 
@@ -321,6 +322,8 @@ class Broker::Impl {
   // Fresh network and IPC namespaces for workers (SpawnCommon); its thread starts at the
   // first spawn that asks for either, or at Create (BrokerOptions).
   NamespaceStock namespaces_;
+  // BrokerOptions::exec_roots (may be null).
+  const std::shared_ptr<ExecRoots> exec_roots_;
 
  private:
   // ---- The dispatch table (broker_dispatch.cc). ----

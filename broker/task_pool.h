@@ -34,13 +34,15 @@ class TaskPool {
   // idle, waiting for a task: a caller that forks afterwards forks no thread in its own
   // start (which allocates under the allocator's locks). The first task then needs no
   // thread start of its own. Call before the first Submit (a thread busy with a task
-  // would be waited for).
+  // would be waited for). Each of these threads also makes its malloc arena and touches
+  // the first pages of its stack before it counts as idle (WarmThread in the .cc), so
+  // the first task pays neither.
   void Prestart(size_t n);
 
  private:
   struct State;
-  static void Run(std::shared_ptr<State> state);
-  void StartThread();
+  static void Run(std::shared_ptr<State> state, bool warm);
+  void StartThread(bool warm);
   std::shared_ptr<State> state_;
 };
 

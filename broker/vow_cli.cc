@@ -176,24 +176,36 @@ int ExplainRun(const Policy& policy, const RunFlags& flags) {
 // it runs (Create and Prepare start threads, fork nothing; the spawn's child is cloned
 // after Join), and nothing else compiles meanwhile (CompileExecProgram). An error is not
 // reported here: the spawn then compiles again and reports it.
+//
+// After the compile the same thread makes the worker's empty root (PrepareExecRoot: a
+// mount namespace the spawn's child enters with setns instead of copying the host's mount
+// tree, building the root and detaching the old one, README "Start-up, round 6"). Its
+// detaching unmount sleeps in the kernel (an expedited RCU grace period), which here
+// overlaps Create instead of the child's lock-down. An error is not reported either: the
+// child then builds its own root, and fails there if it cannot.
 class BackgroundCompile {
  public:
-  BackgroundCompile(const Policy& policy, SpawnOptions::ExecChannel channel)
+  BackgroundCompile(const Policy& policy, SpawnOptions::ExecChannel channel,
+                    const std::string& program)
       : filters_(std::make_shared<FilterCache>()),
-        thread_([filters = filters_, policy, channel] {
+        roots_(std::make_shared<ExecRoots>()),
+        thread_([filters = filters_, roots = roots_, policy, channel, program] {
           (void)CompileExecProgram(*filters, policy, channel);
+          (void)PrepareExecRoot(*roots, policy, program);
         }) {}
   ~BackgroundCompile() { Join(); }
   BackgroundCompile(const BackgroundCompile&) = delete;
   BackgroundCompile& operator=(const BackgroundCompile&) = delete;
 
   const std::shared_ptr<FilterCache>& filters() const { return filters_; }
+  const std::shared_ptr<ExecRoots>& roots() const { return roots_; }
   void Join() {
     if (thread_.joinable()) thread_.join();
   }
 
  private:
   std::shared_ptr<FilterCache> filters_;
+  std::shared_ptr<ExecRoots> roots_;
   std::thread thread_;
 };
 
@@ -205,10 +217,11 @@ absl::StatusOr<WorkerResult> RunProgram(const Policy& policy, const std::vector<
                                         std::unique_ptr<Broker>* finished) {
   const SpawnOptions::ExecChannel channel =
       vow_worker ? SpawnOptions::ExecChannel::kKeep : SpawnOptions::ExecChannel::kClose;
-  BackgroundCompile compile(policy, channel);
+  BackgroundCompile compile(policy, channel, argv[0]);
   BrokerOptions options;
   options.audit_fd = audit ? STDERR_FILENO : -1;
   options.filters = compile.filters();
+  options.exec_roots = compile.roots();
   // The worker's network and IPC namespaces, made by Create on this thread while the
   // other one compiles (one pair, no replacement), not by the spawn's child; none when
   // the policy turns both layers off.

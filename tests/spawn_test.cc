@@ -3,6 +3,8 @@
 // namespace, and nothing else; workers that keep the broker's identity never share one.
 // The test process is the broker; it looks at its workers' namespaces in /proc.
 #include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -308,6 +310,165 @@ TEST(ExecSpawnStockTest, ExecWorkerRunsInTheStockedNamespaces) {
   auto result = (*broker)->Wait(*id, absl::Seconds(30));
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->kind, WorkerResult::Kind::kSignaled) << result->ToString();
+}
+
+// The program's fds that are namespaces ("mnt:[...]" and the like).
+std::vector<std::string> HeldByProgram(pid_t pid) {
+  std::vector<std::string> held;
+  const std::string fd_dir = absl::StrCat("/proc/", pid, "/fd");
+  DIR* dir = opendir(fd_dir.c_str());
+  if (dir == nullptr) return {"(no fd directory)"};
+  while (struct dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    char target[64] = {};
+    if (readlink(absl::StrCat(fd_dir, "/", e->d_name).c_str(), target, sizeof(target) - 1) <= 0) {
+      continue;
+    }
+    const absl::string_view t(target);
+    if (t.substr(0, 5) == "mnt:[" || t.substr(0, 5) == "net:[" || t.substr(0, 5) == "ipc:[") {
+      held.push_back(std::string(t));
+    }
+  }
+  closedir(dir);
+  return held;
+}
+
+// `vow run`'s empty root made ahead of time (ExecRoots, PrepareExecRoot): an exec'd
+// worker whose root binds exactly the prepared files enters that mount namespace (and
+// holds no fd of it); the broker keeps it for the next spawn.
+TEST(ExecRootsTest, ExecWorkerEntersThePreparedRoot) {
+  auto roots = std::make_shared<ExecRoots>();
+  ASSERT_TRUE(HeldNamespaces("mnt").empty());
+  absl::Status made = PrepareExecRoot(*roots, Policy{}, "/bin/sleep");
+  ASSERT_TRUE(made.ok()) << made;
+  ASSERT_EQ(roots->size(), 1u);
+  // A second program with the same loader, and a #! script whose interpreter has it: the
+  // same root, none more.
+  made = PrepareExecRoot(*roots, Policy{}, "/bin/true");
+  ASSERT_TRUE(made.ok()) << made;
+  ASSERT_EQ(roots->size(), 1u);
+  const char* tmp = getenv("TEST_TMPDIR");
+  const std::string script = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/exec_root_script");
+  {
+    FILE* f = fopen(script.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fputs("#!/bin/sh\nexit 0\n", f);
+    fclose(f);
+  }
+  made = PrepareExecRoot(*roots, Policy{}, script);
+  ASSERT_TRUE(made.ok()) << made;
+  ASSERT_EQ(roots->size(), 1u);
+  const std::set<ino_t> prepared = HeldNamespaces("mnt");
+  ASSERT_EQ(prepared.size(), 1u);
+  const ino_t root = *prepared.begin();
+  ASSERT_NE(root, NsInode(getpid(), "mnt"));
+  BrokerOptions options;
+  options.namespace_stock = 0;
+  options.exec_roots = roots;
+  auto broker = Broker::Create(options);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  auto policy = (*broker)->Prepare(Policy{});
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  for (int i = 0; i < 2; ++i) {
+    auto id = (*broker)->SpawnExec(*policy, {"/bin/sleep", "30"});
+    ASSERT_TRUE(id.ok()) << id.status();
+    const pid_t pid = (*broker)->pid(*id);
+    ASSERT_GT(pid, 0);
+    EXPECT_EQ(NsInode(pid, "mnt"), root) << "spawn " << i;
+    EXPECT_TRUE(HeldByProgram(pid).empty()) << "the program holds " << HeldByProgram(pid)[0];
+    EXPECT_EQ(HeldNamespaces("mnt"), prepared) << "the broker's fd of the root";
+    (*broker)->Kill(*id);
+    auto result = (*broker)->Wait(*id, absl::Seconds(30));
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->kind, Kind::kSignaled) << result->ToString();
+  }
+}
+
+// A prepared root is only entered by a worker whose root would bind the same files: with
+// an `x` rule the worker's root binds one more, so it builds its own (and the program
+// runs: the x file is there).
+TEST(ExecRootsTest, AWorkerWhoseFilesDifferBuildsItsOwnRoot) {
+  auto roots = std::make_shared<ExecRoots>();
+  absl::Status made = PrepareExecRoot(*roots, Policy{}, "/bin/sh");
+  ASSERT_TRUE(made.ok()) << made;
+  const std::set<ino_t> prepared = HeldNamespaces("mnt");
+  ASSERT_EQ(prepared.size(), 1u);
+  BrokerOptions options;
+  options.namespace_stock = 0;
+  options.exec_roots = roots;
+  auto broker = Broker::Create(options);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  Policy with_x;
+  with_x.promises = PromiseSet{Promise::kStdio, Promise::kExec};
+  with_x.paths.push_back(PathRule{"/bin/sleep", false, false, true, false});
+  auto policy = (*broker)->Prepare(with_x);
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  auto id = (*broker)->SpawnExec(*policy, {"/bin/sh", "-c", "/bin/sleep 30"});
+  ASSERT_TRUE(id.ok()) << id.status();
+  const pid_t pid = (*broker)->pid(*id);
+  ASSERT_GT(pid, 0);
+  const ino_t mnt = NsInode(pid, "mnt");
+  EXPECT_NE(mnt, 0u);
+  EXPECT_NE(mnt, *prepared.begin());
+  EXPECT_NE(mnt, NsInode(getpid(), "mnt"));
+  (*broker)->Kill(*id);
+  auto result = (*broker)->Wait(*id, absl::Seconds(30));
+  ASSERT_TRUE(result.ok()) << result.status();
+  // Prepared for that policy (the loader and the x file), the root is entered.
+  made = PrepareExecRoot(*roots, with_x, "/bin/sh");
+  ASSERT_TRUE(made.ok()) << made;
+  ASSERT_EQ(roots->size(), 2u);
+  std::set<ino_t> both = HeldNamespaces("mnt");
+  ASSERT_EQ(both.size(), 2u);
+  both.erase(*prepared.begin());
+  id = (*broker)->SpawnExec(*policy, {"/bin/sh", "-c", "/bin/sleep 30"});
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(NsInode((*broker)->pid(*id), "mnt"), *both.begin());
+  (*broker)->Kill(*id);
+  result = (*broker)->Wait(*id, absl::Seconds(30));
+  ASSERT_TRUE(result.ok()) << result.status();
+}
+
+// A worker that keeps the broker's identity never enters a shared root (it could
+// remount it; ApplyLayers refuses one): it builds its own, with the same files.
+TEST(ExecRootsTest, AWorkerThatKeepsTheIdentityBuildsItsOwnRoot) {
+  auto roots = std::make_shared<ExecRoots>();
+  absl::Status made = PrepareExecRoot(*roots, Policy{}, "/bin/sleep");
+  ASSERT_TRUE(made.ok()) << made;
+  const std::set<ino_t> prepared = HeldNamespaces("mnt");
+  ASSERT_EQ(prepared.size(), 1u);
+  BrokerOptions options;
+  options.namespace_stock = 0;
+  options.exec_roots = roots;
+  auto broker = Broker::Create(options);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  Policy keep;
+  keep.identity.kind = Identity::Kind::kKeep;
+  keep.layers[Layer::kUserns] = LayerMode::kOff;
+  auto policy = (*broker)->Prepare(keep);
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  auto id = (*broker)->SpawnExec(*policy, {"/bin/sleep", "30"});
+  ASSERT_TRUE(id.ok()) << id.status();
+  const pid_t pid = (*broker)->pid(*id);
+  ASSERT_GT(pid, 0);
+  const ino_t mnt = NsInode(pid, "mnt");
+  EXPECT_NE(mnt, *prepared.begin());
+  EXPECT_NE(mnt, NsInode(getpid(), "mnt"));
+  (*broker)->Kill(*id);
+  auto result = (*broker)->Wait(*id, absl::Seconds(30));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->kind, Kind::kSignaled) << result->ToString();
+}
+
+// No root is made for a policy whose workers have none (`layers -mountns`).
+TEST(ExecRootsTest, PrepareExecRootMakesNothingForAPolicyWithoutAnEmptyRoot) {
+  ExecRoots roots;
+  Policy no_root;
+  no_root.layers[Layer::kMountns] = LayerMode::kOff;
+  absl::Status made = PrepareExecRoot(roots, no_root, "/bin/sleep");
+  EXPECT_TRUE(made.ok()) << made;
+  EXPECT_EQ(roots.size(), 0u);
+  EXPECT_TRUE(HeldNamespaces("mnt").empty());
 }
 
 }  // namespace
