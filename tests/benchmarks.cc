@@ -641,6 +641,8 @@ class OpenFixture {
   }
   // Nanoseconds for one batch of kBatch opens: 'b' through the broker, 'f' the floor,
   // 'e' the floor's thread waiting in epoll_wait (a diagnostic, never the target's floor).
+  // The floor's thread reads the mode between requests: a batch's first request is
+  // served the previous batch's way.
   double Batch(char kind) {
     g_floor_waits_in_epoll = kind == 'e';
     if (kind == 'e') kind = 'f';
