@@ -33,16 +33,14 @@ bool Broker::Impl::HandleOpen(Worker& w, const DecodedRequest& request, UniqueFd
     std::optional<absl::StatusOr<UniqueFd>> decided =
         w.policy->fs->OpenWithoutBlocking(request.path, request.flags, ctx, &walk);
     if (decided.has_value()) {
-      return AnswerOnLoop(w, request, OpenAuditText(request), *std::move(decided),
-                          std::move(walk));
+      return AnswerOnLoop(w, request, *std::move(decided), std::move(walk));
     }
   }
   return SubmitChannelCall(w, request, &OpenForWorker);
 }
 
 bool Broker::Impl::AnswerOnLoop(Worker& w, const DecodedRequest& request,
-                                std::string audit_request, absl::StatusOr<UniqueFd> fd,
-                                UniqueFd walk) {
+                                absl::StatusOr<UniqueFd> fd, UniqueFd walk) {
   // The channel is non-blocking: a worker that does not read its answers fills the 16 KiB
   // its channel holds (SetUnreadAnswerBound) and is ended here (kAnswersUnread), never
   // waited for.
@@ -50,7 +48,9 @@ bool Broker::Impl::AnswerOnLoop(Worker& w, const DecodedRequest& request,
   const int rc = SendFdOrError(w.channel, request.id, fd, &undelivered);
   // Audited after the answer, as it went: an fd the kernel refused to send is a `deny`
   // with the reason (the worker got ENFILE). This thread holds mu_, so the line is in the
-  // log before the worker can be reaped.
+  // log before the worker can be reaped. The text (the path escaped, the flags named) is
+  // built here, after the sendmsg: the worker is already running on its answer.
+  std::string audit_request = OpenAuditText(request);
   const int err =
       undelivered.ok()
           ? AuditChannelCall(*audit_, w.id, w.pid, std::move(audit_request), fd)

@@ -385,13 +385,14 @@ class Broker::Impl {
   // read until the answer is sent). Returns false when the worker was ended.
   bool SubmitChannelCall(Worker& w, const DecodedRequest& request, ChannelCall call)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A channel call decided on the serving thread: audited, answered on the worker's
-  // channel, a refusal counted by the throttle. Returns false when the worker was ended
-  // or throttled (its channel is not read on).
+  // An open decided on the serving thread: answered on the worker's channel, then
+  // audited (the audit text is built after the answer is sent: off the worker's wait),
+  // a refusal counted by the throttle. Returns false when the worker was ended or
+  // throttled (its channel is not read on).
   // `walk` (may be invalid): the O_PATH fd OpenWithoutBlocking decided on, closed with the
   // answered fd once the answer is sent.
-  bool AnswerOnLoop(Worker& w, const DecodedRequest& request, std::string audit_request,
-                    absl::StatusOr<UniqueFd> fd, UniqueFd walk)
+  bool AnswerOnLoop(Worker& w, const DecodedRequest& request, absl::StatusOr<UniqueFd> fd,
+                    UniqueFd walk)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs on a pool thread: an explicit open or connect request, answered on `channel_fd`,
   // which it owns (a dup of the worker's channel; closed here once answered).

@@ -16,10 +16,15 @@
 // Timing of 1 and 3 happens inside the worker (CLOCK_MONOTONIC through the vDSO), so the
 // control pipes between the benchmark and the worker are not measured.
 #include <algorithm>
+#include <atomic>
 #include <vector>
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <netinet/in.h>
@@ -510,12 +515,35 @@ void BM_SpawnToLockedTrap(benchmark::State& state) {
 BENCHMARK(BM_SpawnToLockedTrap)->UseRealTime()->MinTime(2.0);
 
 // The floor's server: a thread of the broker process answering raw path datagrams with
-// an fd, nothing else (no policy, no encoding, no audit).
+// an fd, nothing else (no policy, no encoding, no audit). It waits in recv(); only the
+// placement diagnostic (BM_ServerPlacementInterleaved) makes it wait in epoll_wait() first,
+// as the broker's serving thread does, to price how the kernel places a thread woken
+// through epoll against one woken by the socket itself.
+std::atomic<bool> g_floor_waits_in_epoll{false};
+std::atomic<int> g_floor_tid{0};
+
 void FloorServer(int sock) {
+  g_floor_tid = static_cast<int>(syscall(SYS_gettid));
+  // The socket is in the epoll set only while in that mode: an epoll entry on the
+  // socket's wait queue would otherwise add a callback to every wake-up of the floor.
+  const int ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) abort();
+  bool watched = false;
   char path[4096];
   for (;;) {
+    const bool in_epoll = g_floor_waits_in_epoll.load(std::memory_order_relaxed);
+    if (in_epoll != watched) {
+      struct epoll_event watch = {};
+      watch.events = EPOLLIN;
+      if (epoll_ctl(ep, in_epoll ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, sock, &watch) != 0) abort();
+      watched = in_epoll;
+    }
+    if (in_epoll) {
+      struct epoll_event ready[4];
+      if (epoll_wait(ep, ready, 4, -1) < 0 && errno != EINTR) break;
+    }
     ssize_t n = recv(sock, path, sizeof(path) - 1, 0);
-    if (n <= 0) return;
+    if (n <= 0) break;
     path[n] = '\0';
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     char ok = fd >= 0 ? 1 : 0;
@@ -536,6 +564,7 @@ void FloorServer(int sock) {
     sendmsg(sock, &msg, MSG_NOSIGNAL);
     if (fd >= 0) close(fd);
   }
+  close(ep);
 }
 
 int FloorOpen(int sock) {
@@ -586,8 +615,10 @@ class OpenFixture {
           if (fd < 0) return 1;
           close(fd);
         }
-        uint64_t ns = MonotonicNs() - start;
-        if (write(1, &ns, sizeof(ns)) != sizeof(ns)) return 2;
+        // The batch's time, and the CPU this process ended it on (rseq or the vDSO: no
+        // syscall), for the placement counters.
+        uint64_t out[2] = {MonotonicNs() - start, static_cast<uint64_t>(sched_getcpu())};
+        if (write(1, out, sizeof(out)) != sizeof(out)) return 2;
       }
       return 0;
     }, options);
@@ -598,6 +629,7 @@ class OpenFixture {
     close(floor[1]);
     cmd_ = cmd[1];
     res_ = res[0];
+    serving_tid_ = FindServingThread();
   }
   ~OpenFixture() {
     close(cmd_);
@@ -607,20 +639,79 @@ class OpenFixture {
     floor_thread_.join();
     close(floor_sock_);
   }
-  // Nanoseconds for one batch of kBatch opens.
+  // Nanoseconds for one batch of kBatch opens: 'b' through the broker, 'f' the floor,
+  // 'e' the floor's thread waiting in epoll_wait (a diagnostic, never the target's floor).
+  // The floor's thread reads the mode between requests: a batch's first request is
+  // served the previous batch's way.
   double Batch(char kind) {
-    uint64_t ns = 0;
-    if (!WriteFull(cmd_, &kind, 1) || !ReadFull(res_, &ns, sizeof(ns))) {
+    g_floor_waits_in_epoll = kind == 'e';
+    if (kind == 'e') kind = 'f';
+    uint64_t out[2] = {};
+    if (!WriteFull(cmd_, &kind, 1) || !ReadFull(res_, out, sizeof(out))) {
       // Say why the worker stopped answering before giving up on the run.
       auto result = broker_->Wait(id_);
       fprintf(stderr, "open benchmark: the worker stopped answering: %s\n",
               result.ok() ? result->reason.c_str() : result.status().ToString().c_str());
       abort();
     }
-    return static_cast<double>(ns);
+    // Placement at the batch's end: the worker's CPU against the last CPU of the thread
+    // that served the batch (/proc/self/task/TID/stat, field 39). Outside the timed part.
+    const int server = kind == 'b' ? serving_tid_ : g_floor_tid.load();
+    const int server_cpu = LastCpu(server);
+    last_batch_same_cpu_ = server_cpu < 0 ? -1 : server_cpu == static_cast<int>(out[1]) ? 1 : 0;
+    return static_cast<double>(out[0]);
   }
+  // 1 if the last batch ended with the worker and its server on the same CPU, 0 if not,
+  // -1 if unknown.
+  int last_batch_same_cpu() const { return last_batch_same_cpu_; }
 
  private:
+  static int LastCpu(int tid) {
+    if (tid <= 0) return -1;
+    char path[64], text[1024];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    const ssize_t n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    text[n] = '\0';
+    // Fields after the command's closing parenthesis: state is field 3, processor 39.
+    const char* p = strrchr(text, ')');
+    if (p == nullptr) return -1;
+    int field = 2;
+    for (; *p != '\0' && field < 39; ++p) {
+      if (*p == ' ') ++field;
+    }
+    return field == 39 ? atoi(p) : -1;
+  }
+  // The broker's serving thread: the one thread of this process waiting in epoll_wait
+  // while nothing is asked (the floor's thread waits in recv, the pool's in futex).
+  static int FindServingThread() {
+    int found = -1;
+    const int self = static_cast<int>(syscall(SYS_gettid));
+    for (int attempt = 0; attempt < 100 && found < 0; ++attempt) {
+      DIR* dir = opendir("/proc/self/task");
+      if (dir == nullptr) return -1;
+      while (struct dirent* e = readdir(dir)) {
+        const int tid = atoi(e->d_name);
+        if (tid <= 0 || tid == self || tid == g_floor_tid.load()) continue;
+        char path[64], wchan[64] = {};
+        snprintf(path, sizeof(path), "/proc/self/task/%d/wchan", tid);
+        const int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        (void)!read(fd, wchan, sizeof(wchan) - 1);
+        close(fd);
+        if (strstr(wchan, "epoll") != nullptr) found = tid;
+      }
+      closedir(dir);
+      if (found < 0) usleep(10000);
+    }
+    return found;
+  }
+
+  int serving_tid_ = -1;
+  int last_batch_same_cpu_ = -1;
   std::unique_ptr<Broker> broker_;
   WorkerId id_;
   int cmd_, res_, floor_sock_;
@@ -632,13 +723,28 @@ OpenFixture& Fixture() {
   return *fixture;
 }
 
+// Counters of where each batch ended: same_cpu = the share of batches that ended with
+// the worker and its server on the same CPU (the cross-CPU wake-ups of a round trip
+// cost more than the broker's checks on this VM: README, "Open, round 4").
 void BM_OpenFloorScmRights(benchmark::State& state) {
-  for (auto _ : state) state.SetIterationTime(Fixture().Batch('f') / 1e9 / kBatch);
+  int same = 0, known = 0;
+  for (auto _ : state) {
+    state.SetIterationTime(Fixture().Batch('f') / 1e9 / kBatch);
+    const int s = Fixture().last_batch_same_cpu();
+    if (s >= 0) ++known, same += s;
+  }
+  if (known > 0) state.counters["same_cpu"] = static_cast<double>(same) / known;
 }
 BENCHMARK(BM_OpenFloorScmRights)->UseManualTime()->Iterations(3000);
 
 void BM_OpenThroughBroker(benchmark::State& state) {
-  for (auto _ : state) state.SetIterationTime(Fixture().Batch('b') / 1e9 / kBatch);
+  int same = 0, known = 0;
+  for (auto _ : state) {
+    state.SetIterationTime(Fixture().Batch('b') / 1e9 / kBatch);
+    const int s = Fixture().last_batch_same_cpu();
+    if (s >= 0) ++known, same += s;
+  }
+  if (known > 0) state.counters["same_cpu"] = static_cast<double>(same) / known;
 }
 BENCHMARK(BM_OpenThroughBroker)->UseManualTime()->Iterations(3000);
 
@@ -646,16 +752,48 @@ BENCHMARK(BM_OpenThroughBroker)->UseManualTime()->Iterations(3000);
 // see the same machine: on a noisy 2-core VM this is steadier than two separate runs.
 void BM_OpenRatioInterleaved(benchmark::State& state) {
   double floor_ns = 0, broker_ns = 0;
+  int floor_same = 0, broker_same = 0, floor_known = 0, broker_known = 0;
   for (auto _ : state) {
     floor_ns += Fixture().Batch('f');
+    if (int s = Fixture().last_batch_same_cpu(); s >= 0) ++floor_known, floor_same += s;
     broker_ns += Fixture().Batch('b');
+    if (int s = Fixture().last_batch_same_cpu(); s >= 0) ++broker_known, broker_same += s;
   }
   double n = static_cast<double>(state.iterations()) * kBatch;
   state.counters["floor_us"] = floor_ns / n / 1000;
   state.counters["broker_us"] = broker_ns / n / 1000;
   state.counters["ratio"] = broker_ns / floor_ns;
+  if (floor_known > 0) state.counters["floor_same_cpu"] = double(floor_same) / floor_known;
+  if (broker_known > 0) state.counters["broker_same_cpu"] = double(broker_same) / broker_known;
 }
 BENCHMARK(BM_OpenRatioInterleaved)->Iterations(3000);
+
+// Not a target: the interleaved batches again with a third kind, the floor's thread
+// waiting in epoll_wait() before its recv() as the broker's serving thread does. Same
+// socket, same open, same reply; only how the kernel wakes (and so places) the thread
+// differs. floor_epoll_us against floor_us is what that wake-up alone does here.
+void BM_ServerPlacementInterleaved(benchmark::State& state) {
+  double ns[3] = {};
+  int same[3] = {}, known[3] = {};
+  const char kinds[3] = {'f', 'e', 'b'};
+  for (auto _ : state) {
+    for (int k = 0; k < 3; ++k) {
+      ns[k] += Fixture().Batch(kinds[k]);
+      if (int s = Fixture().last_batch_same_cpu(); s >= 0) ++known[k], same[k] += s;
+    }
+  }
+  g_floor_waits_in_epoll = false;
+  double n = static_cast<double>(state.iterations()) * kBatch;
+  const char* names[3] = {"floor", "floor_epoll", "broker"};
+  for (int k = 0; k < 3; ++k) {
+    state.counters[std::string(names[k]) + "_us"] = ns[k] / n / 1000;
+    if (known[k] > 0) {
+      state.counters[std::string(names[k]) + "_same_cpu"] = double(same[k]) / known[k];
+    }
+  }
+  state.counters["broker_per_epoll_floor"] = ns[2] / ns[1];
+}
+BENCHMARK(BM_ServerPlacementInterleaved)->Iterations(1000);
 
 // FsPolicy::Open alone, in this thread (no channel, no worker): the broker's own CPU
 // per open of kFile and close, through a file rule (the direct open) and through a
