@@ -738,6 +738,16 @@ uint64_t ForkServer::fresh_spawns() const {
   return state_->fresh_spawns;
 }
 
+pid_t ForkServer::premade_pid_for_testing() const {
+  absl::MutexLock lock(&state_->mu);
+  int32_t pid = -1;
+  if (!state_->slot.valid() || pread(state_->slot.get(), &pid, sizeof(pid), sizeof(pid)) !=
+                                   static_cast<ssize_t>(sizeof(pid))) {
+    return -1;
+  }
+  return pid;
+}
+
 pid_t ForkServer::slot_pid_for_testing() const {
   absl::MutexLock lock(&state_->mu);
   int32_t pid = -1;
