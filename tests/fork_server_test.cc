@@ -630,9 +630,15 @@ TEST(ForkServerPremadeTest, PremadeWorkersServeLikeFreshOnes) {
     SpawnOptions o;
     o.stdin_fd = sv[1];
     o.stdout_fd = sv[1];
+    const uint64_t premade_before = (*server)->premade_spawns();
     auto id = f.broker->SpawnFrom(**server, o);
     close(sv[1]);
     ASSERT_TRUE(id.ok()) << id.status();
+    // Once handed over, slot 1 no longer names it (0, or the next pre-made worker): a pid
+    // left there could be reaped, reused and killed by EndServer.
+    if ((*server)->premade_spawns() > premade_before) {
+      EXPECT_NE((*server)->premade_pid_for_testing(), f.broker->pid(*id)) << i;
+    }
     EXPECT_EQ(Ask(sv[0], "ping"), "ping") << i;
     close(sv[0]);
     auto result = f.broker->Wait(*id, absl::Seconds(30));
