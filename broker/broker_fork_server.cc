@@ -869,8 +869,12 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   s->kill_strays = [this](std::vector<UniqueFd>* fds) { KillStrays(fds); };
   // A worker made ahead of its request (README "Spawn, round 5"): not when the policy's
   // fd limit is too low for the hand-off (it cannot be raised under the filter).
+  // The hand-off runs under the filter: recvmsg, dup3 and close are stdio's (every policy
+  // has stdio: ValidatePolicy; checked again, as a refused call there would wait forever
+  // on a listener that nobody reads yet).
   s->premade = g_premade.load() && (spec.max_open_fds == 0 ||
                                     spec.max_open_fds >= kPremadeMinOpenFds);
+  s->premade = s->premade && policy->policy.promises.contains(Promise::kStdio);
   {
     absl::MutexLock lock(&s->mu);
     s->ask_premade = s->premade;
