@@ -153,8 +153,11 @@ absl::Status CompileExecProgram(FilterCache& filters, const Policy& policy,
 // policy's compiled filter and shared root and one worker function, and makes each worker
 // with clone3(CLONE_PARENT | CLONE_PIDFD): the worker is this process's child, as a
 // forked one is (same parent check, parent-death signal and reaping), but this process's
-// threads and page tables are not copied for it. WorkerPool uses one. The destructor ends
-// the server (not the workers it made). Not thread-safe: one SpawnFrom at a time.
+// threads and page tables are not copied for it. WorkerPool uses one. After each request
+// the server makes and locks down the next worker ahead of time (README "Spawn, round 5";
+// SetForkServerPremade in broker/fork_server.h), which the next SpawnFrom gets with its
+// fds. The destructor ends the server and a pre-made worker still waiting (not the workers
+// it handed out). Not thread-safe: one SpawnFrom at a time.
 class ForkServer {
  public:
   struct State;
