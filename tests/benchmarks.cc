@@ -397,20 +397,32 @@ void BM_SpawnToLockedForkServerSpaced(benchmark::State& state) {
   }
   double to_first = 0;
   const SpawnCpu before = SpawnCpu::Now((*server)->pid());
+#ifdef VOW_SPAWN_TRACE
+  SpawnTraces traces;
+#endif
   for (auto _ : state) {
     usleep(10000);
+#ifdef VOW_SPAWN_TRACE
+    traces.Clear();
+#endif
     const uint64_t t0 = MonotonicNs();
     auto id = broker->SpawnFrom(**server);
     if (!id.ok()) abort();
     auto result = broker->Wait(*id);
     const uint64_t t2 = MonotonicNs();
     if (!result.ok() || result->kind != WorkerResult::Kind::kExited) abort();
+#ifdef VOW_SPAWN_TRACE
+    traces.Take();
+#endif
     to_first += *first - t0;
     state.SetIterationTime(static_cast<double>(t2 - t0) / 1e9);
   }
   state.counters["first_instruction_us"] =
       to_first / (static_cast<double>(state.iterations()) * 1000);
   SpawnCpu::Now((*server)->pid()).Report(state, before, **server);
+#ifdef VOW_SPAWN_TRACE
+  traces.Print(state.range(0) != 0 ? "fork server, spaced, pre-made" : "fork server, spaced");
+#endif
 }
 BENCHMARK(BM_SpawnToLockedForkServerSpaced)->Arg(0)->Arg(1)->UseManualTime()->Iterations(300);
 
