@@ -25,7 +25,11 @@ namespace vow {
   X(kTrServerReceived, "server: recvmsg returned")                                 \
   X(kTrWorkerStart, "worker: first instruction after clone3")                      \
   X(kTrServerCloned, "server: clone3 returned")                                    \
+  X(kTrServerHandedOff, "server: fds sent to the pre-made worker")                 \
   X(kTrServerReplied, "server: reply sent")                                        \
+  X(kTrWorkerHandoffReceived, "pre-made worker: hand-off received")                \
+  X(kTrWorkerHandoffPlaced, "pre-made worker: fds placed (dup3), hand-off closed") \
+  X(kTrServerPremade, "server: next pre-made worker cloned")                       \
   X(kTrWorkerFds, "worker: robust list, fds placed")                               \
   X(kTrLdStdio, "lockdown: stdio, close_range")                                    \
   X(kTrLyChecks, "layers: checks, Landlock ABI, NO_NEW_PRIVS")                     \

@@ -141,6 +141,12 @@ bool PlaceChildFds(const int sources[kChildFdSources], int extras[kChildFdSource
 
 [[noreturn]] void RunForkedWorker(LockdownSpec spec, LayerSpec layers,
                                    const int sources[kChildFdSources], const WorkerMain& main) {
+  LockDownForkedWorker(spec, layers, sources);
+  RunWorkerFunction(main);
+}
+
+void LockDownForkedWorker(LockdownSpec& spec, LayerSpec& layers,
+                          const int sources[kChildFdSources]) {
   int extras[kChildFdSources - 4];
   if (!PlaceChildFds(sources, extras)) _exit(kLockdownFailedExit);
   VOW_TRACE(kTrWorkerFds);
@@ -157,6 +163,9 @@ bool PlaceChildFds(const int sources[kChildFdSources], int extras[kChildFdSource
     ChildError("worker lock-down failed at ", step != nullptr ? step : "?", -rc);
     _exit(kLockdownFailedExit);
   }
+}
+
+[[noreturn]] void RunWorkerFunction(const WorkerMain& main) {
   alignas(Client) static unsigned char storage[sizeof(Client)];
   // `storage` is zero (.bss) and only a worker writes it: no second zeroing.
   Client* client = new (storage) Client(kWorkerChannelFd, MessageArena::OnZeroMemory{});

@@ -193,8 +193,11 @@ absl::Status CompileExecProgram(FilterCache& filters, const Policy& policy,
 // policy's compiled filter and shared root and one worker function, and makes each worker
 // with clone3(CLONE_PARENT | CLONE_PIDFD): the worker is this process's child, as a
 // forked one is (same parent check, parent-death signal and reaping), but this process's
-// threads and page tables are not copied for it. WorkerPool uses one. The destructor ends
-// the server (not the workers it made). Not thread-safe: one SpawnFrom at a time.
+// threads and page tables are not copied for it. WorkerPool uses one. After each request
+// the server makes and locks down the next worker ahead of time (README "Spawn, round 5";
+// SetForkServerPremade in broker/fork_server.h), which the next SpawnFrom gets with its
+// fds. The destructor ends the server and a pre-made worker still waiting (not the workers
+// it handed out). Not thread-safe: one SpawnFrom at a time.
 class ForkServer {
  public:
   struct State;
@@ -207,6 +210,12 @@ class ForkServer {
   std::string failure() const;
   // The pid in the server's slot page (0: none; -1: no page), for tests.
   pid_t slot_pid_for_testing() const;
+  // The pid in the slot page's slot 1: the pre-made worker waiting for a request (0: none).
+  pid_t premade_pid_for_testing() const;
+  // How many SpawnFrom calls got the worker the server had made ahead of the request
+  // (README "Spawn, round 5"), and how many a worker cloned for the request.
+  uint64_t premade_spawns() const;
+  uint64_t fresh_spawns() const;
 
  private:
   friend class Broker;

@@ -96,6 +96,12 @@ std::atomic<bool> g_server_keeps_slot{false};
 
 void SetForkServerKeepsSlotForTesting(bool keep) { g_server_keeps_slot.store(keep); }
 
+namespace {
+std::atomic<bool> g_premade{true};
+}  // namespace
+
+void SetForkServerPremade(bool on) { g_premade.store(on); }
+
 absl::StatusOr<pid_t> ChildOfPidfd(int pidfd) {
   struct statfs fs;
   if (fstatfs(pidfd, &fs) != 0) return ErrnoStatus(errno, "fork server: fstatfs of the reply's fd");
@@ -126,6 +132,8 @@ bool ForkServerRequestValid(const ForkServerRequest& req, size_t bytes, int msg_
                             int nfds) {
   if (bytes != sizeof(req)) return false;
   if (req.magic != kForkServerMagic) return false;
+  if (req.kind != kFsFresh && req.kind != kFsPremade) return false;
+  if (req.reserved != 0) return false;
   if ((msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return false;
   if ((req.fds & kFsChannel) == 0) return false;
   if ((req.fds & ~((1u << kForkServerMaxFds) - 1)) != 0) return false;
@@ -185,6 +193,8 @@ absl::StatusOr<UniqueFd> CheckForkServerReply(const ForkServerReply& reply, size
   return out;
 }
 
+std::vector<UniqueFd> SlotChildren(ForkServer::State& s);
+
 struct ForkServer::State {
   // Made in the broker before the fork; the server and every worker have their copies.
   std::shared_ptr<const PreparedPolicy> policy;
@@ -206,7 +216,17 @@ struct ForkServer::State {
   // clears it once the reply is sent: non-zero only while a worker exists that the
   // broker may not have heard of. Meaningful in the server only.
   int32_t* slot_page = nullptr;
+  // The pre-made worker (README "Spawn, round 5"), server only: its pid, pidfd and the
+  // server's end of its hand-off socket (-1: none), and how many died in a row before
+  // their hand-off.
+  bool premade = false;  // make them (set in the broker before the fork)
+  pid_t premade_pid = -1;
+  int premade_pidfd = -1;
+  int premade_sock = -1;
+  int premade_deaths = 0;
   // The broker's side.
+  // Broker::Impl::KillStrays, for ~ForkServer's reaping (the broker outlives its servers).
+  std::function<void(std::vector<UniqueFd>*)> kill_strays;
   mutable absl::Mutex mu;
   pid_t pid ABSL_GUARDED_BY(mu) = -1;
   UniqueFd pidfd ABSL_GUARDED_BY(mu);
@@ -214,6 +234,9 @@ struct ForkServer::State {
   UniqueFd slot ABSL_GUARDED_BY(mu);  // the slot page's memfd (read with pread)
   uint64_t seq ABSL_GUARDED_BY(mu) = 0;
   std::string failure ABSL_GUARDED_BY(mu);
+  bool ask_premade ABSL_GUARDED_BY(mu) = false;  // send kFsPremade requests
+  uint64_t premade_spawns ABSL_GUARDED_BY(mu) = 0;
+  uint64_t fresh_spawns ABSL_GUARDED_BY(mu) = 0;
 };
 
 namespace {
@@ -351,6 +374,173 @@ int ProbeTidOffset(size_t* offset) {
   RunForkedWorker(spec, s.layers, sources, s.main);
 }
 
+// The pre-made worker: clones like WorkerChild, with the server's end of a hand-off
+// socket where the channel goes (fd 3) and no stdio of its own yet, locks down completely
+// (the filter attached, the listener kept), then waits on fd 3 for the hand-off: the
+// stdio and channel fds, placed with dup3 (stdio allows dup3, recvmsg and close: nothing
+// was widened for this); the channel's dup3 onto 3 closes the hand-off socket, so nothing of
+// the server's is left; then the hello, then the worker function. If the server goes (its
+// end closes) before a hand-off, the recvmsg reads EOF and the worker exits.
+[[noreturn]] void PremadeWorkerChild(ForkServer::State& s,
+                                     const int sources[kChildFdSources]) {
+  if (syscall(SYS_set_robust_list, s.robust_head, s.robust_len) != 0) {
+    _exit(kLockdownFailedExit);
+  }
+  LockdownSpec spec = s.spec;
+  spec.program = s.program.data();
+  spec.hello = s.hello;
+  spec.null_fd = s.null_fd;
+  int listener = -1;
+  spec.listener_out = &listener;
+  LayerSpec layers = s.layers;
+  LockDownForkedWorker(spec, layers, sources);
+  // Locked. From here every call is under the filter (stdio).
+  ForkServerHandoff h;
+  struct iovec iov = {&h, sizeof(h)};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  ssize_t n;
+  while ((n = recvmsg(kWorkerChannelFd, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+  }
+  if (n != static_cast<ssize_t>(sizeof(h))) _exit(kLockdownFailedExit);  // the server went
+  VOW_TRACE(kTrWorkerHandoffReceived);
+  int fds[4];
+  const int nfds = ReceivedFds(msg, fds, 4);
+  uint32_t want = kFsChannel;
+  for (int i = 0; i < 3; ++i) {
+    if (spec.keep_stdio[i]) want |= 1u << i;
+  }
+  if (h.magic != kForkServerMagic || h.fds != want ||
+      (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 || __builtin_popcount(want) != nfds) {
+    ChildError("pre-made worker: ", "a malformed hand-off", EPROTO);
+    _exit(kLockdownFailedExit);
+  }
+  int next = 0;
+  for (int target = 0; target < 4; ++target) {
+    if ((want & (1u << target)) == 0) continue;
+    // Every received fd is above 4 (0-3 and the listener are taken): never equal.
+    if (dup3(fds[next++], target, 0) != target) {
+      ChildError("pre-made worker: ", "dup3", errno);
+      _exit(kLockdownFailedExit);
+    }
+  }
+  for (int i = 0; i < nfds; ++i) close(fds[i]);
+  VOW_TRACE(kTrWorkerHandoffPlaced);
+  if (const int rc = LockDownHello(spec, listener); rc != 0) {
+    ChildError("worker lock-down failed at ", "hello", -rc);
+    _exit(kLockdownFailedExit);
+  }
+  RunWorkerFunction(s.main);
+}
+
+// Makes the next pre-made worker with the namespace fds `net` and `ipc` (-1: none); its
+// pid goes to slot 1 (CLONE_PARENT_SETTID, before it can run). No worker on failure.
+void MakePremade(ForkServer::State& s, int net, int ipc) {
+  if (!s.premade || s.premade_pid > 0 || s.premade_deaths >= kPremadeMaxDeaths) return;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return;
+  int sources[kChildFdSources] = {-1, -1, -1, sv[1], s.shared_root, net, ipc};
+  int pidfd = -1;
+  struct clone_args args;
+  memset(&args, 0, sizeof(args));
+  args.flags = CLONE_PARENT | CLONE_PIDFD | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID |
+               CLONE_PARENT_SETTID;
+  args.pidfd = reinterpret_cast<uintptr_t>(&pidfd);
+  args.parent_tid = reinterpret_cast<uintptr_t>(s.slot_page + 1);
+  args.child_tid = reinterpret_cast<uintptr_t>(
+      reinterpret_cast<unsigned char*>(pthread_self()) + s.tid_offset);
+  const long pid = syscall(SYS_clone3, &args, sizeof(args));
+  if (pid == 0) PremadeWorkerChild(s, sources);
+  close(sv[1]);
+  if (pid < 0) {
+    close(sv[0]);
+    return;
+  }
+  VOW_TRACE(kTrServerPremade);
+  s.premade_pid = static_cast<pid_t>(pid);
+  s.premade_pidfd = pidfd;
+  s.premade_sock = sv[0];
+}
+
+// Forgets the pre-made worker (its pid stays where the caller put it).
+void DropPremade(ForkServer::State& s) {
+  if (s.premade_pidfd >= 0) close(s.premade_pidfd);
+  if (s.premade_sock >= 0) close(s.premade_sock);
+  s.premade_pid = -1;
+  s.premade_pidfd = -1;
+  s.premade_sock = -1;
+}
+
+// A kFsPremade request (already checked): hands the fds to the pre-made worker and answers
+// with its pidfd, or answers that there is none; then makes the next one with the
+// request's namespace pair.
+void ServePremade(ForkServer::State& s, int sock, const ForkServerRequest& req,
+                  const int* fds) {
+  ForkServerReply reply;
+  reply.seq = req.seq;
+  int handoff[4];
+  int nhandoff = 0;
+  int ns[2] = {-1, -1};
+  int next = 0;
+  for (int bit = 0; bit < kForkServerMaxFds; ++bit) {
+    if ((req.fds & (1u << bit)) == 0) continue;
+    if (bit < 4) {
+      handoff[nhandoff++] = fds[next++];
+    } else {
+      ns[bit - 4] = fds[next++];
+    }
+  }
+  int pidfd = -1;
+  bool keep_slot0 = false;
+  if (s.premade_pid <= 0) {
+    if (s.premade && s.premade_deaths < kPremadeMaxDeaths) {
+      SetStep(&reply, kPremadeNone, "no pre-made worker");
+    } else {
+      SetStep(&reply, kPremadeStopped, "pre-made workers stopped");
+    }
+  } else {
+    struct pollfd p = {s.premade_pidfd, POLLIN, 0};
+    bool alive = poll(&p, 1, 0) == 0;
+    if (alive) {
+      ForkServerHandoff h;
+      h.fds = req.fds & (kFsStdin | kFsStdout | kFsStderr | kFsChannel);
+      alive = SendWithFds(s.premade_sock, &h, sizeof(h), handoff, nhandoff, MSG_DONTWAIT);
+    }
+    VOW_TRACE(kTrServerHandedOff);
+    // Slot 0 names it before slot 1 forgets it: a server killed in between leaves it in
+    // one or both.
+    __atomic_store_n(s.slot_page, s.premade_pid, __ATOMIC_SEQ_CST);
+    __atomic_store_n(s.slot_page + 1, 0, __ATOMIC_SEQ_CST);
+    if (alive) {
+      reply.pid = s.premade_pid;
+      pidfd = s.premade_pidfd;
+      s.premade_pidfd = -1;
+      s.premade_deaths = 0;
+    } else {
+      // Died before its hand-off: the broker reaps it from slot 0 (it is the broker's
+      // child), and this spawn is made afresh.
+      keep_slot0 = true;
+      ++s.premade_deaths;
+      SetStep(&reply, s.premade_deaths < kPremadeMaxDeaths ? kPremadeNone : kPremadeStopped,
+              "the pre-made worker died");
+    }
+    DropPremade(s);
+  }
+  for (int i = 0; i < nhandoff; ++i) close(handoff[i]);
+  if (SendReply(sock, reply, pidfd) && !keep_slot0 && !g_server_keeps_slot.load()) {
+    __atomic_store_n(s.slot_page, 0, __ATOMIC_SEQ_CST);
+  }
+  VOW_TRACE(kTrServerReplied);
+  if (pidfd >= 0) close(pidfd);
+  MakePremade(s, ns[0], ns[1]);
+  if (ns[0] >= 0) close(ns[0]);
+  if (ns[1] >= 0) close(ns[1]);
+}
+
 // One request: makes the worker from the received fds and answers.
 void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssize_t n,
               int msg_flags, int* fds, int nfds) {
@@ -360,6 +550,9 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
   int pidfd = -1;
   if (n < 0 || !ForkServerRequestValid(req, static_cast<size_t>(n), msg_flags, nfds)) {
     SetStep(&reply, EINVAL, "malformed request");
+  } else if (req.kind == kFsPremade) {
+    ServePremade(s, sock, req, fds);
+    return;
   } else {
     // PlaceChildFds order: stdin, stdout, stderr, channel, shared root, net, ipc.
     int sources[kChildFdSources] = {-1, -1, -1, -1, s.shared_root, -1, -1};
@@ -519,6 +712,10 @@ ForkServer::~ForkServer() {
   while (waitid(P_PIDFD, static_cast<id_t>(state_->pidfd.get()), &si, WEXITED) != 0 &&
          errno == EINTR) {
   }
+  // Its pre-made worker (slot 1), if any, is this process's child: ended and reaped, never
+  // left as a zombie or a waiting process.
+  std::vector<UniqueFd> left = SlotChildren(*state_);
+  if (state_->kill_strays) state_->kill_strays(&left);
 }
 
 pid_t ForkServer::pid() const {
@@ -529,6 +726,26 @@ pid_t ForkServer::pid() const {
 std::string ForkServer::failure() const {
   absl::MutexLock lock(&state_->mu);
   return state_->failure;
+}
+
+uint64_t ForkServer::premade_spawns() const {
+  absl::MutexLock lock(&state_->mu);
+  return state_->premade_spawns;
+}
+
+uint64_t ForkServer::fresh_spawns() const {
+  absl::MutexLock lock(&state_->mu);
+  return state_->fresh_spawns;
+}
+
+pid_t ForkServer::premade_pid_for_testing() const {
+  absl::MutexLock lock(&state_->mu);
+  int32_t pid = -1;
+  if (!state_->slot.valid() || pread(state_->slot.get(), &pid, sizeof(pid), sizeof(pid)) !=
+                                   static_cast<ssize_t>(sizeof(pid))) {
+    return -1;
+  }
+  return pid;
 }
 
 pid_t ForkServer::slot_pid_for_testing() const {
@@ -563,6 +780,21 @@ void Broker::Impl::KillStrays(std::vector<UniqueFd>* fds) {
   fds->clear();
 }
 
+// Pidfds of the pids in slots 0 and 1 of a dead server's slot page (each once).
+std::vector<UniqueFd> SlotChildren(ForkServer::State& s) {
+  std::vector<UniqueFd> out;
+  int32_t slot_pid[2] = {0, 0};
+  if (!s.slot.valid() ||
+      pread(s.slot.get(), slot_pid, sizeof(slot_pid), 0) != static_cast<ssize_t>(sizeof(slot_pid))) {
+    return out;
+  }
+  for (int i = 0; i < 2; ++i) {
+    if (slot_pid[i] <= 0 || (i == 1 && slot_pid[1] == slot_pid[0])) continue;
+    out.emplace_back(static_cast<int>(syscall(SYS_pidfd_open, slot_pid[i], 0)));
+  }
+  return out;
+}
+
 // Ends the server (it no longer serves) and every unregistered child it left in flight.
 void Broker::Impl::EndServer(ForkServer::State& s, const std::string& reason) {
   if (s.pid < 0) return;
@@ -575,13 +807,9 @@ void Broker::Impl::EndServer(ForkServer::State& s, const std::string& reason) {
   // A worker it made but did not report (killed between its clone3 and its reply): the
   // pid the kernel left in the slot page. Its pidfd is taken now, while it cannot have been
   // reaped (it is this process's unregistered child), and it is ended with the strays.
-  std::vector<UniqueFd> unreported;
-  int32_t slot_pid = 0;
-  if (s.slot.valid() && pread(s.slot.get(), &slot_pid, sizeof(slot_pid), 0) ==
-                            static_cast<ssize_t>(sizeof(slot_pid)) &&
-      slot_pid > 0) {
-    unreported.emplace_back(static_cast<int>(syscall(SYS_pidfd_open, slot_pid, 0)));
-  }
+  // Slot 1: the pre-made worker not yet handed over (it exits when the server's end of its
+  // hand-off socket closes, but it is this process's child: ended and reaped here).
+  std::vector<UniqueFd> unreported = SlotChildren(s);
   // Dead now: whatever it sent and the broker did not take is read here, and any worker
   // in it is ended.
   for (;;) {
@@ -638,6 +866,19 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   spec.keep_stdio[1] = options.stdout_fd >= 0;
   spec.keep_stdio[2] = options.stderr_fd >= 0;
   spec.hello_len = HelloBytes(spec.needs_listener, s->hello, sizeof(s->hello));
+  s->kill_strays = [this](std::vector<UniqueFd>* fds) { KillStrays(fds); };
+  // A worker made ahead of its request (README "Spawn, round 5"): not when the policy's
+  // fd limit is too low for the hand-off (it cannot be raised under the filter).
+  // The hand-off runs under the filter: recvmsg, dup3 and close are stdio's (every policy
+  // has stdio: ValidatePolicy; checked again, as a refused call there would wait forever
+  // on a listener that nobody reads yet).
+  s->premade = g_premade.load() && (spec.max_open_fds == 0 ||
+                                    spec.max_open_fds >= kPremadeMinOpenFds);
+  s->premade = s->premade && policy->policy.promises.contains(Promise::kStdio);
+  {
+    absl::MutexLock lock(&s->mu);
+    s->ask_premade = s->premade;
+  }
   if (spec.hello_len == 0) return absl::InternalError("fork server: the hello does not fit");
   s->main = std::move(main);
   s->policy = std::move(policy);
@@ -719,6 +960,45 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
           absl::StrCat("SpawnFrom: fd ", i, " given or not unlike when the server was made"));
     }
   }
+  const absl::Time deadline = MonotonicNow() + timeout;
+  if (s.ask_premade) {
+    bool none = false;
+    absl::StatusOr<WorkerId> id = SpawnFromOnce(s, options, deadline, true, &none);
+    if (!none) {
+      if (id.ok()) ++s.premade_spawns;
+      return id;
+    }
+    if (s.pid < 0) {
+      return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));
+    }
+  }
+  absl::StatusOr<WorkerId> id = SpawnFromOnce(s, options, deadline, false, nullptr);
+  if (id.ok()) ++s.fresh_spawns;
+  return id;
+}
+
+// Reaps the dead pre-made worker the server named in slot 0 (after a kFsPremade failure
+// reply), then clears the slot. The pid is this process's unreaped child (or nothing of
+// its own: KillStrays checks), so it cannot have been reused.
+void Broker::Impl::ReapSlotZero(ForkServer::State& s) {
+  int32_t slot_pid = 0;
+  if (!s.slot.valid() || pread(s.slot.get(), &slot_pid, sizeof(slot_pid), 0) !=
+                             static_cast<ssize_t>(sizeof(slot_pid)) ||
+      slot_pid <= 0) {
+    return;
+  }
+  std::vector<UniqueFd> dead;
+  dead.emplace_back(static_cast<int>(syscall(SYS_pidfd_open, slot_pid, 0)));
+  KillStrays(&dead);
+  const int32_t none = 0;
+  (void)pwrite(s.slot.get(), &none, sizeof(none), 0);
+}
+
+absl::StatusOr<WorkerId> Broker::Impl::SpawnFromOnce(ForkServer::State& s,
+                                                     const SpawnOptions& options,
+                                                     absl::Time deadline, bool premade,
+                                                     bool* none) {
+  const int stdio[3] = {options.stdin_fd, options.stdout_fd, options.stderr_fd};
   ASSIGN_OR_RETURN(auto pair, WorkerChannelPair());
   Channel& ours = pair.first;
   Channel& theirs = pair.second;
@@ -731,6 +1011,8 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
   VOW_TRACE(kTrBrokerPair);
   ForkServerRequest req;
   req.seq = ++s.seq;
+  // kFsPremade: the namespace pair is the next pre-made worker's.
+  req.kind = premade ? kFsPremade : kFsFresh;
   int send_fds[kForkServerMaxFds];
   int nfds = 0;
   auto add = [&](int fd, uint32_t bit) {
@@ -757,8 +1039,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
   size_t bytes = 0;
   int flags = 0;
   std::vector<UniqueFd> fds;
-  absl::Status st = ReceiveReply(s.socket.get(), MonotonicNow() + timeout,
-                                 &reply, &bytes, &flags, &fds);
+  absl::Status st = ReceiveReply(s.socket.get(), deadline, &reply, &bytes, &flags, &fds);
   VOW_TRACE(kTrBrokerReply);
   pid_t pid = -1;
   bool fault = true;
@@ -767,6 +1048,13 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
                                      [this](pid_t p) { return IsWorkerPid(p); }, &pid, &fault)
               : absl::StatusOr<UniqueFd>(st);
   if (!pidfd.ok()) {
+    if (!fault && premade) {
+      // No pre-made worker (or a dead one, to reap): this spawn is made afresh.
+      ReapSlotZero(s);
+      if (reply.err == kPremadeStopped) s.ask_premade = false;
+      *none = true;
+      return pidfd.status();
+    }
     if (!fault) return pidfd.status();  // the server's own honest failure (clone3)
     KillStrays(&fds);
     EndServer(s, std::string(pidfd.status().message()));

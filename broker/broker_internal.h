@@ -272,6 +272,13 @@ bool PlaceChildFds(const int sources[kChildFdSources], int extras[kChildFdSource
 // and runs `main`; exits with its code. Async-signal-safe until LockDown has returned.
 [[noreturn]] void RunForkedWorker(LockdownSpec spec, LayerSpec layers,
                                    const int sources[kChildFdSources], const WorkerMain& main);
+// The first part of RunForkedWorker: places the fds and runs LockDown (spec.layers is set
+// to &layers); on failure writes the step to stderr and exits with kLockdownFailedExit.
+void LockDownForkedWorker(LockdownSpec& spec, LayerSpec& layers,
+                          const int sources[kChildFdSources]);
+// The tail of RunForkedWorker, once locked down and the hello sent: the worker's Client on
+// fd kWorkerChannelFd, `main`, then _exit with its code.
+[[noreturn]] void RunWorkerFunction(const WorkerMain& main);
 
 class Broker::Impl {
  public:
@@ -306,6 +313,12 @@ class Broker::Impl {
       std::shared_ptr<const PreparedPolicy> policy, WorkerMain main, const SpawnOptions& options);
   absl::StatusOr<WorkerId> SpawnFrom(ForkServer::State& server, const SpawnOptions& options,
                                      absl::Duration timeout);
+  // One request of SpawnFrom: kFsPremade (`premade`; *none set when the server had no
+  // pre-made worker: nothing was spawned, the caller asks afresh) or kFsFresh.
+  absl::StatusOr<WorkerId> SpawnFromOnce(ForkServer::State& server, const SpawnOptions& options,
+                                         absl::Time deadline, bool premade, bool* none);
+  // After a kFsPremade failure reply: reaps the dead pre-made worker slot 0 names, clears it.
+  void ReapSlotZero(ForkServer::State& server);
   // Ends the server (`reason` becomes its failure, audited) and any unregistered child it
   // left in flight. Called with server.mu held.
   void EndServer(ForkServer::State& server, const std::string& reason);

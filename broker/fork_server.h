@@ -14,9 +14,17 @@
 //                     fd, the server cannot serve, `step` says why), then one
 //                     per request with the same seq: err 0 and exactly one fd, the
 //                     worker's pidfd (CLONE_PIDFD); or err != 0 and no fd.
+// Two kinds of request (README "Spawn, round 5"): kFsFresh, the server clones a worker for
+// it (the net/IPC pair is this worker's); kFsPremade, the server hands the stdio and
+// channel fds to the worker it made and locked down ahead (its reply names that worker),
+// and the net/IPC pair is for the NEXT pre-made worker, which it makes after replying. With
+// no live pre-made worker the reply to kFsPremade is an honest failure (no fd); if one had
+// died, its pid is in slot 0 of the slot page for the broker to reap. Slot page: int32
+// [0], the worker of the reply in flight; [1], the pre-made worker not yet handed over.
 #ifndef VOW_BROKER_FORK_SERVER_H_
 #define VOW_BROKER_FORK_SERVER_H_
 
+#include <errno.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -41,11 +49,33 @@ enum ForkServerFd : uint32_t {
 };
 inline constexpr int kForkServerMaxFds = 6;
 
+enum ForkServerKind : uint32_t { kFsFresh = 0, kFsPremade = 1 };
+
 struct ForkServerRequest {
   uint32_t magic = kForkServerMagic;
   uint32_t fds = 0;  // ForkServerFd bits; kFsChannel is required
   uint64_t seq = 0;
+  uint32_t kind = kFsFresh;  // ForkServerKind
+  uint32_t reserved = 0;     // 0
 };
+
+// The server's message to its pre-made worker, with SCM_RIGHTS: the fds whose bits
+// (kFsStdin..kFsChannel) are set in `fds`, in bit order.
+struct ForkServerHandoff {
+  uint32_t magic = kForkServerMagic;
+  uint32_t fds = 0;
+};
+
+// The honest failure replies to a kFsPremade request (reply.err): no pre-made worker was
+// alive (slot 0 may name a dead one), or the server no longer makes them (after
+// kPremadeMaxDeaths in a row died before their hand-off): the broker stops asking.
+inline constexpr int kPremadeNone = EAGAIN;
+inline constexpr int kPremadeStopped = EOPNOTSUPP;
+inline constexpr int kPremadeMaxDeaths = 3;
+// A policy whose RLIMIT_NOFILE is below this gets no pre-made worker: it holds fds 0-3, its
+// listener and up to four received fds when the hand-off comes, and under its filter it
+// cannot raise the limit.
+inline constexpr uint32_t kPremadeMinOpenFds = 16;
 
 struct ForkServerReply {
   uint32_t magic = kForkServerMagic;
@@ -68,6 +98,10 @@ absl::StatusOr<pid_t> ChildOfPidfd(int pidfd);
 // Tests only: fork servers started while `keep` is set do not clear their slot page after a
 // reply (as one killed between its reply and that store would not).
 void SetForkServerKeepsSlotForTesting(bool keep);
+
+// Whether fork servers started from now on make each worker ahead of its request (README
+// "Spawn, round 5"; default on). Off: every worker is cloned when it is asked for.
+void SetForkServerPremade(bool on);
 
 // Checks one reply to request `seq` from the server `server_pid`: `bytes` and `msg_flags`
 // as recvmsg returned them, `fds` what came with it; `registered` says whether a pid is a

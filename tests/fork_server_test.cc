@@ -475,13 +475,20 @@ TEST(ForkServerTest, ServerAndWorkersDieWithTheBroker) {
     if (!server.ok()) _exit(2);
     auto id = f.broker->SpawnFrom(**server);
     if (!id.ok()) _exit(3);
-    pid_t pids[2] = {(*server)->pid(), f.broker->pid(*id)};
+    // The pre-made worker the server makes after that spawn.
+    pid_t premade = -1;
+    for (int i = 0; i < 1000 && premade <= 0; ++i) {
+      premade = (*server)->premade_pid_for_testing();
+      if (premade <= 0) usleep(10000);
+    }
+    if (premade <= 0) _exit(5);
+    pid_t pids[3] = {(*server)->pid(), f.broker->pid(*id), premade};
     if (write(p[1], pids, sizeof(pids)) != sizeof(pids)) _exit(4);
-    usleep(100000);  // the worker is locked (PDEATHSIG set) by then
+    usleep(300000);  // the workers are locked (PDEATHSIG set) by then
     _exit(0);
   }
   close(p[1]);
-  pid_t pids[2] = {-1, -1};
+  pid_t pids[3] = {-1, -1, -1};
   ASSERT_EQ(read(p[0], pids, sizeof(pids)), static_cast<ssize_t>(sizeof(pids)));
   close(p[0]);
   int status = 0;
@@ -489,17 +496,283 @@ TEST(ForkServerTest, ServerAndWorkersDieWithTheBroker) {
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   // Orphans come to this process (subreaper). The worker sleeps forever: only its
   // parent-death signal ends it. The server may see its socket close first and exit.
-  for (int i = 0; i < 2; ++i) {
+  // The pre-made worker may see its hand-off socket close first and exit.
+  for (int i = 0; i < 3; ++i) {
     int st = 0;
     pid_t got = 0;
     for (int t = 0; t < 500 && got == 0; ++t) {
       got = waitpid(pids[i], &st, WNOHANG);
       if (got == 0) usleep(10000);
     }
-    ASSERT_EQ(got, pids[i]) << (i == 0 ? "server" : "worker") << " still alive";
+    ASSERT_EQ(got, pids[i]) << (i == 0 ? "server" : i == 1 ? "worker" : "pre-made worker")
+                            << " still alive";
     if (i == 1) EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << st;
   }
   prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+}
+
+// ---- The pre-made worker (README "Spawn, round 5"): made and locked down ahead of its
+// request, handed its fds when the request comes.
+
+// Waits (up to 10 s) until the server has a pre-made worker waiting; its pid, or -1.
+pid_t WaitForPremade(const ForkServer& server) {
+  for (int i = 0; i < 1000; ++i) {
+    const pid_t pid = server.premade_pid_for_testing();
+    if (pid > 0) return pid;
+    usleep(10000);
+  }
+  return -1;
+}
+
+// True if no child of this process is left (none running, none unreaped).
+bool NoChildLeft(pid_t* left) {
+  siginfo_t si;
+  memset(&si, 0, sizeof(si));
+  const int rc = waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT);
+  *left = si.si_pid;
+  return rc == -1 && errno == ECHILD;
+}
+
+TEST(ForkServerPremadeTest, ItIsLockedWhileItWaitsAndHoldsNothingOfTheServersAfterItsHandoff) {
+  const int marker = memfd_create("vow-fork-server-marker", 0);
+  ASSERT_GE(marker, 0);
+  Fixture f = Make();
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  SpawnOptions options;
+  options.stdin_fd = sv[1];
+  options.stdout_fd = sv[1];
+  auto server = f.broker->StartForkServer(f.policy, FdScanWorker, options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const pid_t server_pid = (*server)->pid();
+  // The first spawn finds no pre-made worker (none is made before a request gives its
+  // namespace pair): a fresh clone, after which the server makes the next one.
+  auto first = f.broker->SpawnFrom(**server, options);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ((*server)->fresh_spawns(), 1u);
+  ASSERT_EQ(write(sv[0], "g", 1), 1);
+  char found[256];
+  ASSERT_GT(read(sv[0], found, sizeof(found)), 0);
+  ASSERT_TRUE(f.broker->Wait(*first, absl::Seconds(30)).ok());
+  const pid_t pm = WaitForPremade(**server);
+  ASSERT_GT(pm, 0);
+  // Locked before any request: filter, no new privileges, the broker's child.
+  std::string seccomp;
+  for (int i = 0; i < 500 && seccomp != "2"; ++i) {
+    seccomp = StatusField(pm, "Seccomp");
+    if (seccomp != "2") usleep(10000);
+  }
+  EXPECT_EQ(seccomp, "2");
+  EXPECT_EQ(StatusField(pm, "NoNewPrivs"), "1");
+  EXPECT_EQ(StatusField(pm, "PPid"), std::to_string(getpid()));
+  EXPECT_EQ(StatusField(pm, "CapEff"), "0000000000000000");
+  // While it waits: 0-2, the hand-off socket on 3 and its listener; nothing else.
+  std::map<int, std::string> waiting = FdLinks(pm);
+  EXPECT_LE(waiting.size(), 5u);
+  for (const auto& [fd, target] : waiting) {
+    EXPECT_LE(fd, 4) << target;
+    EXPECT_EQ(target.find("vow-fork-server-marker"), std::string::npos) << fd;
+  }
+  const std::string handoff_socket = waiting[3];
+  EXPECT_TRUE(absl::StartsWith(handoff_socket, "socket:")) << handoff_socket;
+  // The server holds its pidfd and its end of the hand-off socket on top of what it held.
+  std::map<int, std::string> server_fds = FdLinks(server_pid);
+  EXPECT_LE(server_fds.size(), 8u);
+  std::set<std::string> server_targets;
+  for (const auto& [fd, target] : server_fds) {
+    EXPECT_EQ(target.find("vow-fork-server-marker"), std::string::npos) << fd;
+    if (fd > 2 && target != "/dev/null") server_targets.insert(target);
+  }
+  // The request: it gets the pre-made worker.
+  auto second = f.broker->SpawnFrom(**server, options);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ((*server)->premade_spawns(), 1u);
+  EXPECT_EQ(f.broker->pid(*second), pm);
+  close(sv[1]);
+  std::map<int, std::string> worker_fds;
+  for (int i = 0; i < 200; ++i) {
+    worker_fds = FdLinks(pm);
+    if (worker_fds.size() <= 4 && worker_fds[3] != handoff_socket) break;
+    usleep(10000);
+  }
+  for (const auto& [fd, target] : worker_fds) {
+    EXPECT_LE(fd, 3) << target;
+    EXPECT_EQ(server_targets.count(target), 0u) << "fd " << fd << " -> " << target;
+  }
+  EXPECT_NE(worker_fds[3], handoff_socket) << "the hand-off socket is still its fd 3";
+  EXPECT_EQ(worker_fds[2], "/dev/null");
+  // From inside: nothing beyond 0-3.
+  ASSERT_EQ(write(sv[0], "g", 1), 1);
+  const ssize_t n = read(sv[0], found, sizeof(found));
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(found, static_cast<size_t>(n)), std::string("\0\1\2\3", 4));
+  auto result = f.broker->Wait(*second, absl::Seconds(30));
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->kind, WorkerResult::Kind::kExited) << result->ToString();
+  EXPECT_EQ(result->exit_code, 0) << result->ToString();
+  close(sv[0]);
+  close(marker);
+}
+
+// Every worker of a pool answers, whether pre-made or not, several rounds.
+TEST(ForkServerPremadeTest, PremadeWorkersServeLikeFreshOnes) {
+  Fixture f = Make();
+  auto server = f.broker->StartForkServer(f.policy, EchoWorker, [] {
+    SpawnOptions o;
+    o.stdin_fd = 0;
+    o.stdout_fd = 1;
+    return o;
+  }());
+  ASSERT_TRUE(server.ok()) << server.status();
+  for (int i = 0; i < 6; ++i) {
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    SpawnOptions o;
+    o.stdin_fd = sv[1];
+    o.stdout_fd = sv[1];
+    const uint64_t premade_before = (*server)->premade_spawns();
+    auto id = f.broker->SpawnFrom(**server, o);
+    close(sv[1]);
+    ASSERT_TRUE(id.ok()) << id.status();
+    // Once handed over, slot 1 no longer names it (0, or the next pre-made worker): a pid
+    // left there could be reaped, reused and killed by EndServer.
+    if ((*server)->premade_spawns() > premade_before) {
+      EXPECT_NE((*server)->premade_pid_for_testing(), f.broker->pid(*id)) << i;
+    }
+    EXPECT_EQ(Ask(sv[0], "ping"), "ping") << i;
+    close(sv[0]);
+    auto result = f.broker->Wait(*id, absl::Seconds(30));
+    ASSERT_TRUE(result.ok());
+    EXPECT_EQ(result->kind, WorkerResult::Kind::kExited) << result->ToString();
+    usleep(20000);
+  }
+  EXPECT_GE((*server)->premade_spawns(), 4u);
+}
+
+// The server dies (or is ended) while its pre-made worker waits: that worker is ended and
+// reaped, by the next SpawnFrom's EndServer or by the ForkServer's destructor.
+TEST(ForkServerPremadeTest, AServerKilledWhileItsPremadeWorkerWaitsLeavesNoChild) {
+  Fixture f = Make();
+  for (int round = 0; round < 3; ++round) {
+    auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+    ASSERT_TRUE(server.ok()) << server.status();
+    auto id = f.broker->SpawnFrom(**server);
+    ASSERT_TRUE(id.ok()) << id.status();
+    f.broker->Kill(*id);
+    ASSERT_TRUE(f.broker->Wait(*id, absl::Seconds(10)).ok());
+    const pid_t pm = WaitForPremade(**server);
+    ASSERT_GT(pm, 0);
+    if (round < 2) ASSERT_EQ(kill((*server)->pid(), SIGKILL), 0);
+    if (round == 0) {
+      // The next spawn finds the server dead and ends it.
+      auto next = f.broker->SpawnFrom(**server, {}, absl::Seconds(5));
+      EXPECT_FALSE(next.ok());
+      EXPECT_TRUE(absl::IsUnavailable(next.status())) << next.status();
+    }
+    // round 1: killed, then destroyed without another spawn; round 2: destroyed alive.
+    server->reset();
+    pid_t left = 0;
+    EXPECT_TRUE(NoChildLeft(&left)) << "round " << round << ": a child is left: pid " << left
+                                    << " (the pre-made worker was " << pm << ")";
+    EXPECT_TRUE(Gone(pm)) << round;
+  }
+}
+
+// The pre-made worker dies before its hand-off: the spawn is made afresh, the dead one is
+// reaped, and after kPremadeMaxDeaths in a row the server makes no more.
+TEST(ForkServerPremadeTest, APremadeWorkerThatDiesIsReapedAndTheSpawnMadeAfresh) {
+  Fixture f = Make();
+  auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto id = f.broker->SpawnFrom(**server);
+  ASSERT_TRUE(id.ok()) << id.status();
+  f.broker->Kill(*id);
+  ASSERT_TRUE(f.broker->Wait(*id, absl::Seconds(10)).ok());
+  for (int death = 1; death <= kPremadeMaxDeaths; ++death) {
+    const pid_t pm = WaitForPremade(**server);
+    ASSERT_GT(pm, 0) << death;
+    ASSERT_EQ(kill(pm, SIGKILL), 0);
+    usleep(50000);  // dead (a zombie of this process) before the request
+    auto next = f.broker->SpawnFrom(**server);
+    ASSERT_TRUE(next.ok()) << next.status();
+    EXPECT_NE(f.broker->pid(*next), pm);
+    // Reaped: no longer a child of this process.
+    siginfo_t si;
+    EXPECT_EQ(waitid(P_PID, static_cast<id_t>(pm), &si, WEXITED | WNOHANG | WNOWAIT), -1);
+    EXPECT_EQ(errno, ECHILD) << "the dead pre-made worker " << pm << " was not reaped";
+    EXPECT_EQ((*server)->slot_pid_for_testing(), 0);
+    f.broker->Kill(*next);
+    ASSERT_TRUE(f.broker->Wait(*next, absl::Seconds(10)).ok());
+  }
+  EXPECT_EQ((*server)->premade_spawns(), 0u);
+  EXPECT_EQ((*server)->fresh_spawns(), 1u + kPremadeMaxDeaths);
+  // Stopped: no pre-made worker any more, and the spawns go on afresh.
+  usleep(200000);
+  EXPECT_EQ((*server)->premade_pid_for_testing(), 0);
+  auto later = f.broker->SpawnFrom(**server);
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_EQ((*server)->fresh_spawns(), 2u + kPremadeMaxDeaths);
+  f.broker->Kill(*later);
+  ASSERT_TRUE(f.broker->Wait(*later, absl::Seconds(10)).ok());
+  EXPECT_EQ((*server)->failure(), "");
+  server->reset();
+  pid_t left = 0;
+  EXPECT_TRUE(NoChildLeft(&left)) << "a child is left: pid " << left;
+}
+
+// A pool stopped while its server holds a pre-made worker leaves no child behind.
+TEST(ForkServerPremadeTest, APoolStoppedWithAPremadeWorkerLeavesNoChild) {
+  Fixture f = Make();
+  WorkerPool::Options options;
+  options.size = 2;
+  auto pool = WorkerPool::Create(f.broker.get(), f.policy, EchoWorker, options);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  ASSERT_GT((*pool)->fork_server_pid(), 0);
+  auto a = (*pool)->Acquire();
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(Ask(a->fd(), "ping"), "ping");
+  (*pool)->Release(std::move(*a), false);  // replaced: by then a pre-made worker waits
+  auto b = (*pool)->Acquire(absl::Seconds(20));
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(Ask(b->fd(), "ping"), "ping");
+  (*pool)->Release(std::move(*b), true);
+  usleep(300000);
+  pool->reset();
+  pid_t left = 0;
+  EXPECT_TRUE(NoChildLeft(&left)) << "a child is left: pid " << left;
+}
+
+// A policy whose fd limit leaves no room for the hand-off gets no pre-made worker (its
+// recvmsg could not take the fds, and the limit cannot be raised under the filter).
+TEST(ForkServerPremadeTest, ALowFdLimitGetsNoPremadeWorker) {
+  Policy policy;
+  policy.limits.max_open_fds = 8;  // the least a policy may have
+  Fixture f = Make(policy);
+  // All four fds handed over: a pre-made worker holding 0-4 would need fd 8 for the last.
+  SpawnOptions shape;
+  shape.stdin_fd = 0;
+  shape.stdout_fd = 1;
+  shape.stderr_fd = 2;
+  auto server = f.broker->StartForkServer(f.policy, EchoWorker, shape);
+  ASSERT_TRUE(server.ok()) << server.status();
+  for (int i = 0; i < 3; ++i) {
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    SpawnOptions o;
+    o.stdin_fd = sv[1];
+    o.stdout_fd = sv[1];
+    o.stderr_fd = sv[1];
+    auto id = f.broker->SpawnFrom(**server, o);
+    close(sv[1]);
+    ASSERT_TRUE(id.ok()) << id.status();
+    EXPECT_EQ(Ask(sv[0], "ping"), "ping") << i;
+    close(sv[0]);
+    auto result = f.broker->Wait(*id, absl::Seconds(30));
+    ASSERT_TRUE(result.ok());
+    EXPECT_EQ(result->kind, WorkerResult::Kind::kExited) << i << ": " << result->ToString();
+    usleep(50000);
+  }
+  EXPECT_EQ((*server)->premade_spawns(), 0u);
 }
 
 // ---- The broker's checks of a reply (CheckForkServerReply), one lie each.
@@ -615,6 +888,14 @@ TEST(ForkServerRequestTest, OnlyAWellFormedRequestIsServed) {
   bad = good;
   bad.fds |= 1u << 6;  // a bit no fd has
   EXPECT_FALSE(ForkServerRequestValid(bad, sizeof(bad), 0, 4));
+  bad = good;
+  bad.kind = kFsPremade;
+  EXPECT_TRUE(ForkServerRequestValid(bad, sizeof(bad), 0, 3));
+  bad.kind = 2;  // no such kind
+  EXPECT_FALSE(ForkServerRequestValid(bad, sizeof(bad), 0, 3));
+  bad = good;
+  bad.reserved = 1;
+  EXPECT_FALSE(ForkServerRequestValid(bad, sizeof(bad), 0, 3));
 }
 
 }  // namespace

@@ -317,15 +317,26 @@ int LockDown(const LockdownSpec& spec, const char** failed_step) {
 
   // 5. Hello. From here on every syscall is under the filter.
   *failed_step = "hello";
+  if (spec.listener_out != nullptr) {
+    *spec.listener_out = listener;
+    *failed_step = nullptr;
+    return 0;
+  }
+  rc = LockDownHello(spec, listener);
+  if (rc != 0) return rc;
+  *failed_step = nullptr;
+  return 0;
+}
+
+int LockDownHello(const LockdownSpec& spec, int listener) {
   if (spec.hello == nullptr || spec.hello_len == 0) {
     if (listener >= 0) close(listener);
     return -EINVAL;
   }
-  rc = Hello(spec.channel_fd, listener, spec.hello, spec.hello_len);
+  const int rc = Hello(spec.channel_fd, listener, spec.hello, spec.hello_len);
   if (listener >= 0) close(listener);
   if (rc != 0) return rc;
   VOW_TRACE(kTrLdHello);
-  *failed_step = nullptr;
   return 0;
 }
 

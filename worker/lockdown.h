@@ -76,6 +76,10 @@ struct LockdownSpec {
   // share no buffer. Required: null fails step 5 with EINVAL.
   const unsigned char* hello = nullptr;
   size_t hello_len = 0;
+  // Non-null: step 5 is left out and the listener (-1: none) is stored here; the caller
+  // sends the hello later with LockDownHello. For the fork server's pre-made worker
+  // (README "Spawn, round 5"), which locks down before it has its channel.
+  int* listener_out = nullptr;
 };
 
 // The framed hello (what step 5 sends) for a worker that attaches a listener or not, in
@@ -84,6 +88,11 @@ size_t HelloBytes(bool listener_attached, unsigned char* out, size_t cap);
 
 // Runs steps 1-5. See the file comment.
 int LockDown(const LockdownSpec& spec, const char** failed_step);
+
+// Step 5 alone, for a LockDown run with `listener_out`: sends spec.hello on
+// spec.channel_fd with `listener` (-1: none), then closes `listener`. Under the filter:
+// sendmsg and close only. Returns 0 or -errno.
+int LockDownHello(const LockdownSpec& spec, int listener);
 
 // For a worker that is a separate binary: the first statement of main. The broker's
 // child has already run LockDown() before execve (the program cannot pick its own

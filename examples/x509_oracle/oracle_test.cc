@@ -510,7 +510,10 @@ namespace vow::x509 {
 namespace {
 
 // Pids of this process's descendants that run under a seccomp filter (the locked
-// workers; the broker's own helpers are not filtered).
+// workers; the broker's own helpers are not filtered), but not the fork server's pre-made
+// worker (README "Spawn, round 5"), which is locked before it is any pool's worker: until
+// its hand-off its fd 0 is the server's /dev/null, where a pool worker's is its data
+// socket.
 std::vector<pid_t> LockedDescendants() {
   std::vector<pid_t> out;
   for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
@@ -523,6 +526,10 @@ std::vector<pid_t> LockedDescendants() {
       if (line.rfind("Seccomp:", 0) == 0) filtered = line.find('2') != std::string::npos;
     }
     if (!filtered) continue;
+    char stdin_link[64];
+    const ssize_t n = readlink((entry.path() / "fd" / "0").c_str(), stdin_link,
+                               sizeof(stdin_link) - 1);
+    if (n > 0 && std::string(stdin_link, static_cast<size_t>(n)) == "/dev/null") continue;
     for (pid_t p = pid; p > 1;) {
       std::ifstream stat("/proc/" + std::to_string(p) + "/stat");
       std::string line;
