@@ -18,23 +18,6 @@
 namespace vow::x509 {
 namespace {
 
-// Reads exactly `len` bytes from `fd` (blocking). Returns how many arrived before EOF or
-// an error (len on success).
-size_t ReadFull(int fd, char* buf, size_t len) {
-  size_t got = 0;
-  while (got < len) {
-    ssize_t n = read(fd, buf + got, len - got);
-    if (n > 0) {
-      got += static_cast<size_t>(n);
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else {
-      break;
-    }
-  }
-  return got;
-}
-
 // Writes the length prefix and `payload` as one frame with writev (no copy of the
 // payload, one wake-up of the front end when the socket takes it all at once).
 bool WriteFrame(int fd, const std::string& payload) {
@@ -108,21 +91,23 @@ int OracleWorkerMain(Client& client, const WorkerConfig& config) {
   // The system bundle, read and parsed once (after the first successful read), not per
   // job: parsing ~140 certificates costs OpenSSL 3.0 ~15 ms.
   std::unique_ptr<TrustAnchors> system_anchors;
-  std::string payload;
+  // One read(2) per job when the front end's sendmsg brought the whole frame.
+  FrameReader frames(0, kMaxJobBytes);
   for (;;) {
-    char header[4];
-    size_t got = ReadFull(0, header, 4);
-    if (got == 0) return 0;  // EOF between frames: the front end is done with us
-    if (got < 4) return 1;
+    absl::string_view payload;
     uint32_t len = 0;
-    for (int i = 3; i >= 0; --i) len = (len << 8) | static_cast<uint8_t>(header[i]);
-    if (len > kMaxJobBytes) {
-      (void)SendVerdict(ErrorVerdict(
-          absl::StrCat("job frame of ", len, " bytes exceeds ", kMaxJobBytes)));
-      return 1;
+    switch (frames.Next(&payload, &len)) {
+      case FrameReader::Result::kFrame:
+        break;
+      case FrameReader::Result::kEnd:
+        return 0;  // EOF between frames: the front end is done with us
+      case FrameReader::Result::kCut:
+        return 1;
+      case FrameReader::Result::kTooBig:
+        (void)SendVerdict(ErrorVerdict(
+            absl::StrCat("job frame of ", len, " bytes exceeds ", kMaxJobBytes)));
+        return 1;
     }
-    payload.resize(len);
-    if (ReadFull(0, payload.data(), len) < len) return 1;
 
     absl::StatusOr<Job> job = DecodeJob(payload);
     Verdict verdict;
@@ -156,8 +141,6 @@ int OracleWorkerMain(Client& client, const WorkerConfig& config) {
     } else if (!SendVerdict(verdict)) {
       return 1;
     }
-    payload.clear();
-    if (payload.capacity() > (1u << 20)) payload.shrink_to_fit();
   }
 }
 
