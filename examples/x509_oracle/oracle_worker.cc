@@ -93,6 +93,7 @@ int OracleWorkerMain(Client& client, const WorkerConfig& config) {
   std::unique_ptr<TrustAnchors> system_anchors;
   // One read(2) per job when the front end's sendmsg brought the whole frame.
   FrameReader frames(0, kMaxJobBytes);
+  Job job;  // every job is decoded into it: its strings' storage is reused
   for (;;) {
     absl::string_view payload;
     uint32_t len = 0;
@@ -109,37 +110,43 @@ int OracleWorkerMain(Client& client, const WorkerConfig& config) {
         return 1;
     }
 
-    absl::StatusOr<Job> job = DecodeJob(payload);
+    absl::Status decoded = DecodeJobInto(payload, &job);
     Verdict verdict;
-    if (!job.ok()) {
-      verdict = ErrorVerdict(absl::StrCat("bad request frame: ", job.status().message()));
+    if (!decoded.ok()) {
+      verdict = ErrorVerdict(absl::StrCat("bad request frame: ", decoded.message()));
     } else {
       std::string error;
-      if (job->trust == TrustSource::kSystem && system_anchors == nullptr) {
+      if (job.trust == TrustSource::kSystem && system_anchors == nullptr) {
         std::optional<std::string> bundle = LoadBundle(client, config.bundle_path, &error);
         if (bundle.has_value()) system_anchors = TrustAnchors::Parse(*bundle);
       }
-      if (error.empty() && !job->has_time) {
+      if (error.empty() && !job.has_time) {
         absl::StatusOr<absl::Time> now = client.Now();
         if (now.ok()) {
-          job->request.time_unix = absl::ToUnixSeconds(*now);
+          job.request.time_unix = absl::ToUnixSeconds(*now);
         } else {
           error = absl::StrCat("clock: ", now.status().message());
         }
       }
       if (!error.empty()) {
         verdict = ErrorVerdict(error);
-      } else if (job->trust == TrustSource::kSystem) {
-        verdict = VerifyWithAnchors(job->request, *system_anchors);
+      } else if (job.trust == TrustSource::kSystem) {
+        verdict = VerifyWithAnchors(job.request, *system_anchors);
       } else {
-        verdict = Verify(job->request);
+        verdict = Verify(job.request);
       }
     }
-    if (config.garbage_hook_for_testing && job.ok() &&
-        job->request.chain.find(kGarbageMagic) != std::string::npos) {
+    if (config.garbage_hook_for_testing && decoded.ok() &&
+        job.request.chain.find(kGarbageMagic) != std::string::npos) {
       if (!WriteFrame(1, kGarbageVerdictForTesting)) return 1;
     } else if (!SendVerdict(verdict)) {
       return 1;
+    }
+    // A large job's storage is not kept (nor is the frame buffer's, FrameReader::kKeep).
+    const VerifyRequest& q = job.request;
+    if (q.chain.capacity() + q.untrusted.capacity() + q.trusted.capacity() +
+            q.crls.capacity() + q.host.capacity() > FrameReader::kKeep) {
+      job = Job{};
     }
   }
 }

@@ -153,14 +153,30 @@ std::string EncodeJob(const VerifyRequest& request, bool has_time, TrustSource t
 }
 
 absl::StatusOr<Job> DecodeJob(absl::string_view payload) {
+  Job job;
+  absl::Status s = DecodeJobInto(payload, &job);
+  if (!s.ok()) return s;
+  return job;
+}
+
+absl::Status DecodeJobInto(absl::string_view payload, Job* out) {
   if (payload.size() > kMaxJobBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("job of ", payload.size(), " bytes exceeds ", kMaxJobBytes));
   }
+  // Every field from its default, the five strings keeping their storage.
+  {
+    VerifyRequest& q = out->request;
+    std::string keep[] = {std::move(q.chain), std::move(q.untrusted), std::move(q.trusted),
+                          std::move(q.crls), std::move(q.host)};
+    *out = Job{};
+    std::string* fields[] = {&q.chain, &q.untrusted, &q.trusted, &q.crls, &q.host};
+    for (int i = 0; i < 5; ++i) *fields[i] = std::move(keep[i]);  // each is assigned below
+  }
+  Job& job = *out;
   Reader r(payload);
   uint8_t version = 0, flags = 0, host_kind = 0, purpose = 0;
   uint32_t depth = 0;
-  Job job;
   if (!r.U8(&version)) return absl::InvalidArgumentError("job header cut short");
   if (version != kJobVersion) {
     return absl::InvalidArgumentError(absl::StrCat("job version ", version, " (want ",
@@ -220,7 +236,7 @@ absl::StatusOr<Job> DecodeJob(absl::string_view payload) {
   if (r.left() != 0) {
     return absl::InvalidArgumentError(absl::StrCat(r.left(), " bytes after the job"));
   }
-  return job;
+  return absl::OkStatus();
 }
 
 std::string Frame(absl::string_view payload) {

@@ -95,6 +95,11 @@ std::string EncodeJob(const VerifyRequest& request, bool has_time,
 
 // Decodes a job payload. Hostile input: InvalidArgument for anything malformed.
 absl::StatusOr<Job> DecodeJob(absl::string_view payload);
+// The same into *job, whose five strings keep their storage (the worker decodes every job
+// into one Job: once its strings have grown, a job costs no allocation). Every field of
+// *job is set, from its default where the payload does not say; after an error *job
+// holds a partial job.
+absl::Status DecodeJobInto(absl::string_view payload, Job* job);
 
 // `payload` with its u32 length prefix.
 std::string Frame(absl::string_view payload);
@@ -172,6 +177,8 @@ class FrameReader {
   };
   FrameReader(int fd, uint32_t max_bytes) : fd_(fd), max_bytes_(max_bytes) {}
   Result Next(absl::string_view* payload, uint32_t* announced);
+  // The buffer's size now (for tests).
+  size_t buffer_bytes() const { return buf_.size(); }
 
   // The buffer starts at kChunk bytes and grows to the largest frame; a buffer grown
   // beyond kKeep is given back before the next frame.
