@@ -485,8 +485,12 @@ TEST(FrameReaderTest, FramesInOneReadAndAcrossReads) {
     EXPECT_EQ(payload, want);
     EXPECT_EQ(announced, want.size());
     // The storage of the frame above kKeep is given back at the next call.
-    if (want == huge) EXPECT_GT(reader.buffer_bytes(), FrameReader::kKeep);
-    if (want == "small") EXPECT_EQ(reader.buffer_bytes(), FrameReader::kChunk);
+    if (want == huge) {
+      EXPECT_GT(reader.buffer_bytes(), FrameReader::kKeep);
+    }
+    if (want == "small") {
+      EXPECT_EQ(reader.buffer_bytes(), FrameReader::kChunk);
+    }
   }
   // Frames right after one above kKeep (the buffer is given back between them).
   const std::string large2(FrameReader::kKeep + 10, 'M');
