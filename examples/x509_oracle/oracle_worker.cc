@@ -142,12 +142,8 @@ int OracleWorkerMain(Client& client, const WorkerConfig& config) {
     } else if (!SendVerdict(verdict)) {
       return 1;
     }
-    // A large job's storage is not kept (nor is the frame buffer's, FrameReader::kKeep).
-    const VerifyRequest& q = job.request;
-    if (q.chain.capacity() + q.untrusted.capacity() + q.trusted.capacity() +
-            q.crls.capacity() + q.host.capacity() > FrameReader::kKeep) {
-      job = Job{};
-    }
+    // A large job's storage is not kept (nor is the frame buffer's).
+    ShedLargeJob(&job, FrameReader::kKeep);
   }
 }
 

@@ -239,6 +239,14 @@ absl::Status DecodeJobInto(absl::string_view payload, Job* out) {
   return absl::OkStatus();
 }
 
+void ShedLargeJob(Job* job, size_t keep_bytes) {
+  const VerifyRequest& q = job->request;
+  if (q.chain.capacity() + q.untrusted.capacity() + q.trusted.capacity() + q.crls.capacity() +
+          q.host.capacity() > keep_bytes) {
+    *job = Job{};
+  }
+}
+
 std::string Frame(absl::string_view payload) {
   std::string out;
   out.reserve(4 + payload.size());

@@ -100,6 +100,9 @@ absl::StatusOr<Job> DecodeJob(absl::string_view payload);
 // *job is set, from its default where the payload does not say; after an error *job
 // holds a partial job.
 absl::Status DecodeJobInto(absl::string_view payload, Job* job);
+// Gives back the storage of *job's strings (*job becomes Job{}) when together it is above
+// `keep_bytes`: a worker that decoded one large job does not hold its size for life.
+void ShedLargeJob(Job* job, size_t keep_bytes);
 
 // `payload` with its u32 length prefix.
 std::string Frame(absl::string_view payload);

@@ -330,6 +330,23 @@ TEST(JobCodecTest, DecodingIntoAReusedJobGivesWhatAFreshDecodeGives) {
   EXPECT_EQ(EncodeJob(job.request, job.has_time, job.trust), jobs[1]);
 }
 
+TEST(JobCodecTest, ALargeJobsStorageIsGivenBack) {
+  VerifyRequest r = MakeCorpus()[0].request;
+  const std::string small = EncodeJob(r, true);
+  r.untrusted.assign(2u << 20, 'u');
+  const std::string large = EncodeJob(r, true);
+  Job job;
+  ASSERT_TRUE(DecodeJobInto(small, &job).ok());
+  const char* storage = job.request.chain.data();
+  ShedLargeJob(&job, 1u << 20);
+  EXPECT_EQ(job.request.chain.data(), storage);  // kept
+  EXPECT_EQ(EncodeJob(job.request, job.has_time, job.trust), small);
+  ASSERT_TRUE(DecodeJobInto(large, &job).ok());
+  ShedLargeJob(&job, 1u << 20);
+  EXPECT_LT(job.request.untrusted.capacity(), 1u << 20);
+  EXPECT_EQ(EncodeJob(job.request, job.has_time, job.trust), EncodeJob(VerifyRequest{}, false));
+}
+
 // ---- RecvSoleFrame: the front end's read of a worker's answer ----
 
 struct SocketPair {
