@@ -240,11 +240,14 @@ absl::Status DecodeJobInto(absl::string_view payload, Job* out) {
 }
 
 void ShedLargeJob(Job* job, size_t keep_bytes) {
-  const VerifyRequest& q = job->request;
-  if (q.chain.capacity() + q.untrusted.capacity() + q.trusted.capacity() + q.crls.capacity() +
-          q.host.capacity() > keep_bytes) {
-    *job = Job{};
-  }
+  VerifyRequest& q = job->request;
+  std::string* fields[] = {&q.chain, &q.untrusted, &q.trusted, &q.crls, &q.host};
+  size_t held = 0;
+  for (std::string* f : fields) held += f->capacity();
+  if (held <= keep_bytes) return;
+  // swap, not assignment: moving an empty (short) string into one keeps its storage.
+  for (std::string* f : fields) std::string().swap(*f);
+  *job = Job{};
 }
 
 std::string Frame(absl::string_view payload) {

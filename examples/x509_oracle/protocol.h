@@ -180,8 +180,8 @@ class FrameReader {
   };
   FrameReader(int fd, uint32_t max_bytes) : fd_(fd), max_bytes_(max_bytes) {}
   Result Next(absl::string_view* payload, uint32_t* announced);
-  // The buffer's size now (for tests).
-  size_t buffer_bytes() const { return buf_.size(); }
+  // The buffer's capacity now (for tests).
+  size_t buffer_capacity() const { return buf_.capacity(); }
 
   // The buffer starts at kChunk bytes and grows to the largest frame; a buffer grown
   // beyond kKeep is given back before the next frame.
