@@ -37,16 +37,18 @@ std::string InternalErrorJson(absl::string_view what, Verdict* out) {
   return json;
 }
 
-// Sends one job (one frame, one sendmsg), reads one binary verdict frame, decodes it (the
-// check of the worker's hostile answer) and makes its JSON here, as the in-process path
-// does (VerdictToJson of the same Verdict, so the bytes are the same). The decoded
+// Sends one job (one frame, one sendmsg), reads one binary verdict frame (RecvSoleFrame:
+// one poll and, usually, one recv; bytes beyond the frame fail the exchange, as a worker
+// writes nothing but its answer), decodes it (the check of the worker's hostile answer)
+// and makes its JSON here, as the in-process path does (VerdictToJson of the same
+// Verdict, so the bytes are the same). The decoded
 // verdict goes to *out (if not null), so that no caller has to parse the JSON.
 absl::StatusOr<std::string> Exchange(int fd, absl::string_view payload, absl::Time deadline,
                                      Verdict* out) {
   absl::Status s = SendFrame(fd, payload, deadline);
   if (!s.ok()) return s;
   std::string bytes;
-  s = RecvFrame(fd, kMaxVerdictBytes, deadline, &bytes);
+  s = RecvSoleFrame(fd, kMaxVerdictBytes, deadline, &bytes);
   if (!s.ok()) return s;
   absl::StatusOr<Verdict> verdict = DecodeVerdict(bytes);
   if (!verdict.ok()) {

@@ -11,6 +11,9 @@
 // barrier to the last thread's last answer); with --benchmark_repetitions each run is
 // one rate and the summary prints their median. A run with a wrong verdict counts for
 // nothing: it is reported as failed and left out of the rates and latencies.
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -116,6 +119,39 @@ void BM_InProcess(benchmark::State& state) {
   });
 }
 
+// The floor of any design that verifies in another process, for the 1x1 ratio: the
+// in-process job (as BM_InProcess), preceded by one round trip to a trivial process (one
+// byte there and back over a socketpair) with the thread and that process on one CPU, as
+// colocate_single_caller puts a lone caller and its worker. The pool's exchange has the
+// same two context switches per request, plus its real work (the job's and the verdict's
+// bytes, the check of the answer, the pinning); this one has nothing else. Diagnostic
+// only: never the baseline of a ratio the target is about.
+int g_echo_fd = -1;
+pid_t g_echo_pid = -1;
+
+void BM_InProcessSwitch(benchmark::State& state) {
+  cpu_set_t saved, one;
+  int cpu = sched_getcpu();
+  bool pinned = cpu >= 0 && sched_getaffinity(0, sizeof(saved), &saved) == 0;
+  if (pinned) {
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    pinned = sched_setaffinity(0, sizeof(one), &one) == 0 &&
+             sched_setaffinity(g_echo_pid, sizeof(one), &one) == 0;
+  }
+  Measure(state, "in-process + switch/threads:1", [](size_t k) {
+    char c = 0;
+    if (write(g_echo_fd, &c, 1) != 1 || read(g_echo_fd, &c, 1) != 1) return false;
+    absl::StatusOr<Job> job = DecodeJob((*g_payloads)[k]);
+    if (!job.ok()) return false;
+    Verdict v = Verify(job->request);
+    std::string json = VerdictToJson(v);
+    benchmark::DoNotOptimize(json);
+    return Matches(k, v.valid);
+  });
+  if (pinned) (void)sched_setaffinity(0, sizeof(saved), &saved);
+}
+
 // The previous baseline, kept for comparison: Verify on an already-decoded request, no
 // job decoding and no JSON (what a library caller that holds a VerifyRequest and wants
 // only the struct pays; the pool cannot serve such a caller without both).
@@ -218,12 +254,31 @@ int main(int argc, char** argv) {
   make("pool:2", OracleOptions::Workers::kPool, 2);
   make("fresh", OracleOptions::Workers::kFresh, 0);
   g_oracles = &oracles;
+  {
+    // BM_InProcessSwitch's other process: forked before any benchmark thread runs; it
+    // only reads and writes its socket, and exits at EOF.
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return 1;
+    g_echo_pid = fork();
+    if (g_echo_pid < 0) return 1;
+    if (g_echo_pid == 0) {
+      close(sv[0]);
+      char c;
+      while (read(sv[1], &c, 1) == 1 && write(sv[1], &c, 1) == 1) {
+      }
+      _exit(0);
+    }
+    close(sv[1]);
+    g_echo_fd = sv[0];
+  }
 
   constexpr int kN = 3000;  // per client thread
   benchmark::RegisterBenchmark("in_process", BM_InProcess)->Threads(1)->Iterations(kN)
       ->UseRealTime();
   benchmark::RegisterBenchmark("in_process", BM_InProcess)->Threads(2)->Iterations(kN)
       ->UseRealTime();
+  benchmark::RegisterBenchmark("in_process_switch", BM_InProcessSwitch)->Threads(1)
+      ->Iterations(kN)->UseRealTime();
   benchmark::RegisterBenchmark("in_process_decoded", BM_InProcessDecoded)->Threads(1)
       ->Iterations(kN)->UseRealTime();
   benchmark::RegisterBenchmark("in_process_decoded", BM_InProcessDecoded)->Threads(2)
@@ -245,6 +300,8 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
+  close(g_echo_fd);
+  (void)waitpid(g_echo_pid, nullptr, 0);
 
   printf("\n== x509 oracle: %zu corpus entries (all kinds), %ld CPUs ==\n", corpus.size(),
          sysconf(_SC_NPROCESSORS_ONLN));
@@ -271,6 +328,8 @@ int main(int argc, char** argv) {
   ratio("pool:1/threads:1", "in-process/threads:1");
   ratio("pool:2/threads:2", "in-process decoded/threads:2");
   ratio("pool:1/threads:1", "in-process decoded/threads:1");
+  ratio("in-process + switch/threads:1", "in-process/threads:1");
+  ratio("pool:1/threads:1", "in-process + switch/threads:1");
   ratio("fresh/threads:2", "in-process/threads:2");
   printf("target (DESIGN.md): pool / in-process >= 0.90x at the same client concurrency\n");
   return 0;

@@ -18,23 +18,6 @@
 namespace vow::x509 {
 namespace {
 
-// Reads exactly `len` bytes from `fd` (blocking). Returns how many arrived before EOF or
-// an error (len on success).
-size_t ReadFull(int fd, char* buf, size_t len) {
-  size_t got = 0;
-  while (got < len) {
-    ssize_t n = read(fd, buf + got, len - got);
-    if (n > 0) {
-      got += static_cast<size_t>(n);
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else {
-      break;
-    }
-  }
-  return got;
-}
-
 // Writes the length prefix and `payload` as one frame with writev (no copy of the
 // payload, one wake-up of the front end when the socket takes it all at once).
 bool WriteFrame(int fd, const std::string& payload) {
@@ -108,56 +91,59 @@ int OracleWorkerMain(Client& client, const WorkerConfig& config) {
   // The system bundle, read and parsed once (after the first successful read), not per
   // job: parsing ~140 certificates costs OpenSSL 3.0 ~15 ms.
   std::unique_ptr<TrustAnchors> system_anchors;
-  std::string payload;
+  // One read(2) per job when the front end's sendmsg brought the whole frame.
+  FrameReader frames(0, kMaxJobBytes);
+  Job job;  // every job is decoded into it: its strings' storage is reused
   for (;;) {
-    char header[4];
-    size_t got = ReadFull(0, header, 4);
-    if (got == 0) return 0;  // EOF between frames: the front end is done with us
-    if (got < 4) return 1;
+    absl::string_view payload;
     uint32_t len = 0;
-    for (int i = 3; i >= 0; --i) len = (len << 8) | static_cast<uint8_t>(header[i]);
-    if (len > kMaxJobBytes) {
-      (void)SendVerdict(ErrorVerdict(
-          absl::StrCat("job frame of ", len, " bytes exceeds ", kMaxJobBytes)));
-      return 1;
+    switch (frames.Next(&payload, &len)) {
+      case FrameReader::Result::kFrame:
+        break;
+      case FrameReader::Result::kEnd:
+        return 0;  // EOF between frames: the front end is done with us
+      case FrameReader::Result::kCut:
+        return 1;
+      case FrameReader::Result::kTooBig:
+        (void)SendVerdict(ErrorVerdict(
+            absl::StrCat("job frame of ", len, " bytes exceeds ", kMaxJobBytes)));
+        return 1;
     }
-    payload.resize(len);
-    if (ReadFull(0, payload.data(), len) < len) return 1;
 
-    absl::StatusOr<Job> job = DecodeJob(payload);
+    absl::Status decoded = DecodeJobInto(payload, &job);
     Verdict verdict;
-    if (!job.ok()) {
-      verdict = ErrorVerdict(absl::StrCat("bad request frame: ", job.status().message()));
+    if (!decoded.ok()) {
+      verdict = ErrorVerdict(absl::StrCat("bad request frame: ", decoded.message()));
     } else {
       std::string error;
-      if (job->trust == TrustSource::kSystem && system_anchors == nullptr) {
+      if (job.trust == TrustSource::kSystem && system_anchors == nullptr) {
         std::optional<std::string> bundle = LoadBundle(client, config.bundle_path, &error);
         if (bundle.has_value()) system_anchors = TrustAnchors::Parse(*bundle);
       }
-      if (error.empty() && !job->has_time) {
+      if (error.empty() && !job.has_time) {
         absl::StatusOr<absl::Time> now = client.Now();
         if (now.ok()) {
-          job->request.time_unix = absl::ToUnixSeconds(*now);
+          job.request.time_unix = absl::ToUnixSeconds(*now);
         } else {
           error = absl::StrCat("clock: ", now.status().message());
         }
       }
       if (!error.empty()) {
         verdict = ErrorVerdict(error);
-      } else if (job->trust == TrustSource::kSystem) {
-        verdict = VerifyWithAnchors(job->request, *system_anchors);
+      } else if (job.trust == TrustSource::kSystem) {
+        verdict = VerifyWithAnchors(job.request, *system_anchors);
       } else {
-        verdict = Verify(job->request);
+        verdict = Verify(job.request);
       }
     }
-    if (config.garbage_hook_for_testing && job.ok() &&
-        job->request.chain.find(kGarbageMagic) != std::string::npos) {
+    if (config.garbage_hook_for_testing && decoded.ok() &&
+        job.request.chain.find(kGarbageMagic) != std::string::npos) {
       if (!WriteFrame(1, kGarbageVerdictForTesting)) return 1;
     } else if (!SendVerdict(verdict)) {
       return 1;
     }
-    payload.clear();
-    if (payload.capacity() > (1u << 20)) payload.shrink_to_fit();
+    // A large job's storage is not kept (nor is the frame buffer's).
+    ShedLargeJob(&job, FrameReader::kKeep);
   }
 }
 

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -152,14 +153,30 @@ std::string EncodeJob(const VerifyRequest& request, bool has_time, TrustSource t
 }
 
 absl::StatusOr<Job> DecodeJob(absl::string_view payload) {
+  Job job;
+  absl::Status s = DecodeJobInto(payload, &job);
+  if (!s.ok()) return s;
+  return job;
+}
+
+absl::Status DecodeJobInto(absl::string_view payload, Job* out) {
   if (payload.size() > kMaxJobBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("job of ", payload.size(), " bytes exceeds ", kMaxJobBytes));
   }
+  // Every field from its default, the five strings keeping their storage.
+  {
+    VerifyRequest& q = out->request;
+    std::string keep[] = {std::move(q.chain), std::move(q.untrusted), std::move(q.trusted),
+                          std::move(q.crls), std::move(q.host)};
+    *out = Job{};
+    std::string* fields[] = {&q.chain, &q.untrusted, &q.trusted, &q.crls, &q.host};
+    for (int i = 0; i < 5; ++i) *fields[i] = std::move(keep[i]);  // each is assigned below
+  }
+  Job& job = *out;
   Reader r(payload);
   uint8_t version = 0, flags = 0, host_kind = 0, purpose = 0;
   uint32_t depth = 0;
-  Job job;
   if (!r.U8(&version)) return absl::InvalidArgumentError("job header cut short");
   if (version != kJobVersion) {
     return absl::InvalidArgumentError(absl::StrCat("job version ", version, " (want ",
@@ -219,7 +236,18 @@ absl::StatusOr<Job> DecodeJob(absl::string_view payload) {
   if (r.left() != 0) {
     return absl::InvalidArgumentError(absl::StrCat(r.left(), " bytes after the job"));
   }
-  return job;
+  return absl::OkStatus();
+}
+
+void ShedLargeJob(Job* job, size_t keep_bytes) {
+  VerifyRequest& q = job->request;
+  std::string* fields[] = {&q.chain, &q.untrusted, &q.trusted, &q.crls, &q.host};
+  size_t held = 0;
+  for (std::string* f : fields) held += f->capacity();
+  if (held <= keep_bytes) return;
+  // swap, not assignment: moving an empty (short) string into one keeps its storage.
+  for (std::string* f : fields) std::string().swap(*f);
+  *job = Job{};
 }
 
 std::string Frame(absl::string_view payload) {
@@ -547,6 +575,84 @@ absl::Status RecvFrame(int fd, uint32_t max_bytes, absl::Time deadline, std::str
     return s;
   }
   return absl::OkStatus();
+}
+
+absl::Status RecvSoleFrame(int fd, uint32_t max_bytes, absl::Time deadline,
+                           std::string* payload) {
+  char first[kSoleFrameChunk];
+  size_t got = 0;
+  while (got < 4) {
+    absl::Status s = WaitFor(fd, POLLIN, deadline);
+    if (!s.ok()) return s;
+    ssize_t n = recv(fd, first + got, sizeof(first) - got, MSG_DONTWAIT);
+    if (n > 0) {
+      got += static_cast<size_t>(n);
+    } else if (n == 0) {
+      return got == 0 ? absl::OutOfRangeError("end of stream")
+                      : absl::DataLossError("end of stream");
+    } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+      return ErrnoStatus(errno, "recv");
+    }
+  }
+  const uint32_t len = GetU32(first);
+  if (len > max_bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("frame of ", len, " bytes exceeds the limit of ", max_bytes));
+  }
+  const size_t have = got - 4;
+  if (have > len) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(have - len, " bytes after the frame of ", len, " bytes"));
+  }
+  payload->resize(len);
+  memcpy(payload->data(), first + 4, have);
+  size_t more = 0;
+  absl::Status s = RecvExact(fd, payload->data() + have, len - have, deadline, &more);
+  if (!s.ok()) {
+    payload->clear();
+    return s;
+  }
+  return absl::OkStatus();
+}
+
+bool FrameReader::Fill() {
+  for (;;) {
+    ssize_t n = read(fd_, buf_.data() + end_, buf_.size() - end_);
+    if (n > 0) {
+      end_ += static_cast<size_t>(n);
+      return true;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    return false;
+  }
+}
+
+FrameReader::Result FrameReader::Next(absl::string_view* payload, uint32_t* announced) {
+  // The previous frame is done with: what followed it moves to the front.
+  if (begin_ > 0) {
+    memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  if (buf_.size() > kKeep && end_ <= kChunk) {
+    buf_.resize(kChunk);
+    buf_.shrink_to_fit();
+  }
+  if (buf_.size() < kChunk) buf_.resize(kChunk);
+  while (end_ < 4) {
+    if (!Fill()) return end_ == 0 ? Result::kEnd : Result::kCut;
+  }
+  const uint32_t len = GetU32(buf_.data());
+  *announced = len;
+  if (len > max_bytes_) return Result::kTooBig;
+  const size_t need = 4 + static_cast<size_t>(len);
+  if (buf_.size() < need) buf_.resize(need);
+  while (end_ < need) {
+    if (!Fill()) return Result::kCut;
+  }
+  *payload = absl::string_view(buf_.data() + 4, len);
+  begin_ = need;
+  return Result::kFrame;
 }
 
 absl::StatusOr<std::string> RoundTrip(int fd, absl::string_view job_payload,

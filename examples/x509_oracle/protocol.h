@@ -95,6 +95,14 @@ std::string EncodeJob(const VerifyRequest& request, bool has_time,
 
 // Decodes a job payload. Hostile input: InvalidArgument for anything malformed.
 absl::StatusOr<Job> DecodeJob(absl::string_view payload);
+// The same into *job, whose five strings keep their storage (the worker decodes every job
+// into one Job: once its strings have grown, a job costs no allocation). Every field of
+// *job is set, from its default where the payload does not say; after an error *job
+// holds a partial job.
+absl::Status DecodeJobInto(absl::string_view payload, Job* job);
+// Gives back the storage of *job's strings (*job becomes Job{}) when together it is above
+// `keep_bytes`: a worker that decoded one large job does not hold its size for life.
+void ShedLargeJob(Job* job, size_t keep_bytes);
 
 // `payload` with its u32 length prefix.
 std::string Frame(absl::string_view payload);
@@ -145,6 +153,51 @@ absl::Status SendFrame(int fd, absl::string_view payload, absl::Time deadline);
 //  - DeadlineExceeded, or an errno status.
 absl::Status RecvFrame(int fd, uint32_t max_bytes, absl::Time deadline, std::string* payload,
                        uint32_t* announced = nullptr);
+
+// Reads the one frame a peer sends in answer to a request (the front end's side of a
+// worker exchange, after the job went out: a worker writes nothing unasked). Waits first
+// (the answer is seldom there right after the request), then takes in what has arrived,
+// up to kSoleFrameChunk bytes per recv: a frame that arrived whole costs one poll and one
+// recv (RecvFrame: a recv finding nothing, a poll, a recv for the length prefix and one
+// for the payload). Errors as RecvFrame, plus InvalidArgument when bytes beyond the frame
+// arrived with it (the peer wrote more than its answer).
+inline constexpr size_t kSoleFrameChunk = 16384;
+absl::Status RecvSoleFrame(int fd, uint32_t max_bytes, absl::Time deadline,
+                           std::string* payload);
+
+// The worker's side: frames from a blocking fd (its fd 0), read with as few read(2)s as
+// the bytes arrive in (one when the front end's sendmsg brought the whole frame; a
+// length prefix and a payload read apart cost two). Bytes after a frame are kept for the
+// next one. Not thread-safe.
+class FrameReader {
+ public:
+  enum class Result {
+    kFrame,   // *payload is the frame's payload (valid until the next call)
+    kEnd,     // EOF (or a read error) before the first byte of a frame
+    kCut,     // EOF (or a read error) inside a frame
+    kTooBig,  // the announced length (*announced) is above max_bytes; nothing of the
+              // payload was read, and the stream is no longer in step
+  };
+  FrameReader(int fd, uint32_t max_bytes) : fd_(fd), max_bytes_(max_bytes) {}
+  Result Next(absl::string_view* payload, uint32_t* announced);
+  // The buffer's capacity now (for tests).
+  size_t buffer_capacity() const { return buf_.capacity(); }
+
+  // The buffer starts at kChunk bytes and grows to the largest frame; a buffer grown
+  // beyond kKeep is given back before the next frame.
+  static constexpr size_t kChunk = 65536;
+  static constexpr size_t kKeep = 1u << 20;
+
+ private:
+  // One read(2) into the free end of the buffer; false at EOF or on an error.
+  bool Fill();
+
+  const int fd_;
+  const uint32_t max_bytes_;
+  std::string buf_;
+  size_t begin_ = 0;  // the first byte not yet handed out
+  size_t end_ = 0;    // the end of what was read
+};
 
 // A client's round trip: sends Frame(job_payload) and reads one verdict frame. If the
 // send fails, a verdict the server sent before hanging up (a "server busy" refusal) is

@@ -4,12 +4,18 @@
 // fork, no sandbox (run under ASan by test.sh).
 #include "examples/x509_oracle/protocol.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "examples/x509_oracle/corpus.h"
 #include "examples/x509_oracle/verify.h"
 #include "gmock/gmock.h"
@@ -271,6 +277,269 @@ TEST(VerdictCodecTest, JsonAboveTheLimitBecomesAnErrorVerdict) {
   Verdict kept = w;
   EXPECT_EQ(BoundedVerdictJson(&kept).size(), kMaxVerdictBytes);
   EXPECT_EQ(kept.error_string, w.error_string);
+}
+
+// ---- DecodeJobInto: one Job reused for every job (the worker's loop) ----
+
+// Jobs that differ in every field: the corpus's, and variants with required names, no
+// time, the system trust store, the CN fallback and each host kind.
+std::vector<std::string> JobVariety() {
+  std::vector<std::string> out;
+  std::vector<CorpusEntry> corpus = MakeCorpus();
+  for (const CorpusEntry& e : corpus) out.push_back(EncodeJob(e.request, true));
+  VerifyRequest r = corpus[0].request;
+  r.required_names = {{PeerName::Kind::kDns, "www.example.com"},
+                      {PeerName::Kind::kIp, "192.0.2.1"},
+                      {PeerName::Kind::kEmail, "a@example.com"}};
+  r.host_kind = VerifyRequest::HostKind::kEmail;
+  r.subject_cn_fallback = true;
+  r.purpose = kNoPurpose;
+  r.max_depth = 7;
+  r.crls = "not a CRL, but bytes";
+  out.push_back(EncodeJob(r, true));
+  r.required_names.resize(1);
+  r.host_kind = VerifyRequest::HostKind::kIp;
+  out.push_back(EncodeJob(r, false));
+  r.trusted.clear();
+  r.host_kind = VerifyRequest::HostKind::kDns;
+  out.push_back(EncodeJob(r, true, TrustSource::kSystem));
+  return out;
+}
+
+TEST(JobCodecTest, DecodingIntoAReusedJobGivesWhatAFreshDecodeGives) {
+  std::vector<std::string> jobs = JobVariety();
+  ASSERT_GT(jobs.size(), 20u);
+  for (const std::string& a : jobs) {
+    for (const std::string& b : jobs) {
+      Job job;
+      ASSERT_TRUE(DecodeJobInto(a, &job).ok());
+      ASSERT_TRUE(DecodeJobInto(b, &job).ok());
+      // The encoding is canonical: the same bytes back means the same job, field by field.
+      EXPECT_EQ(EncodeJob(job.request, job.has_time, job.trust), b);
+      absl::StatusOr<Job> fresh = DecodeJob(b);
+      ASSERT_TRUE(fresh.ok());
+      EXPECT_EQ(EncodeJob(fresh->request, fresh->has_time, fresh->trust), b);
+    }
+  }
+  // After a refused job, the next one decodes whole.
+  Job job;
+  ASSERT_TRUE(DecodeJobInto(jobs[jobs.size() - 3], &job).ok());
+  std::string cut = jobs[0].substr(0, jobs[0].size() - 1);
+  EXPECT_FALSE(DecodeJobInto(cut, &job).ok());
+  ASSERT_TRUE(DecodeJobInto(jobs[1], &job).ok());
+  EXPECT_EQ(EncodeJob(job.request, job.has_time, job.trust), jobs[1]);
+}
+
+TEST(JobCodecTest, ALargeJobsStorageIsGivenBack) {
+  VerifyRequest r = MakeCorpus()[0].request;
+  const std::string small = EncodeJob(r, true);
+  r.untrusted.assign(2u << 20, 'u');
+  const std::string large = EncodeJob(r, true);
+  Job job;
+  ASSERT_TRUE(DecodeJobInto(small, &job).ok());
+  const char* storage = job.request.chain.data();
+  ShedLargeJob(&job, 1u << 20);
+  EXPECT_EQ(job.request.chain.data(), storage);  // kept
+  EXPECT_EQ(EncodeJob(job.request, job.has_time, job.trust), small);
+  ASSERT_TRUE(DecodeJobInto(large, &job).ok());
+  ShedLargeJob(&job, 1u << 20);
+  EXPECT_LT(job.request.untrusted.capacity(), 1u << 20);
+  EXPECT_EQ(EncodeJob(job.request, job.has_time, job.trust), EncodeJob(VerifyRequest{}, false));
+}
+
+// ---- RecvSoleFrame: the front end's read of a worker's answer ----
+
+struct SocketPair {
+  SocketPair() {
+    int sv[2];
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ours = sv[0];
+    theirs = sv[1];
+  }
+  ~SocketPair() {
+    if (ours >= 0) close(ours);
+    if (theirs >= 0) close(theirs);
+  }
+  void Write(const std::string& bytes) {
+    ASSERT_EQ(write(theirs, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  }
+  void CloseTheirs() {
+    close(theirs);
+    theirs = -1;
+  }
+  int ours = -1;
+  int theirs = -1;
+};
+
+absl::Status Sole(int fd, std::string* out, uint32_t max = kMaxVerdictBytes,
+                  absl::Duration wait = absl::Seconds(10)) {
+  return RecvSoleFrame(fd, max, absl::Now() + wait, out);
+}
+
+TEST(RecvSoleFrameTest, ReadsAFrameWholeOrInPieces) {
+  const std::string small = EncodeVerdict(Sample());
+  const std::string big(3 * kSoleFrameChunk + 5, 'b');  // beyond one recv's chunk
+  for (const std::string& payload : {small, big, std::string()}) {
+    // All at once.
+    {
+      SocketPair p;
+      std::string frame = Frame(payload);
+      std::thread writer([&] { p.Write(frame); });
+      std::string got = "old";
+      ASSERT_TRUE(Sole(p.ours, &got).ok());
+      writer.join();
+      EXPECT_EQ(got, payload);
+    }
+    // Split inside the length prefix, then inside the payload, with pauses.
+    {
+      SocketPair p;
+      std::string frame = Frame(payload);
+      const size_t cut = std::min(frame.size(), 5 + payload.size() / 2);
+      std::thread writer([&] {
+        p.Write(frame.substr(0, 2));
+        absl::SleepFor(absl::Milliseconds(20));
+        p.Write(frame.substr(2, cut - 2));
+        absl::SleepFor(absl::Milliseconds(20));
+        if (cut < frame.size()) p.Write(frame.substr(cut));
+      });
+      std::string got;
+      ASSERT_TRUE(Sole(p.ours, &got).ok());
+      writer.join();
+      EXPECT_EQ(got, payload);
+    }
+  }
+}
+
+TEST(RecvSoleFrameTest, BytesAfterTheFrameAreRefused) {
+  SocketPair p;
+  p.Write(Frame("verdict") + "x");
+  std::string got;
+  absl::Status s = Sole(p.ours, &got);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("1 bytes after the frame of 7 bytes"));
+  // A second whole frame in the same read is refused the same way.
+  SocketPair q;
+  q.Write(Frame("verdict") + Frame("another"));
+  s = Sole(q.ours, &got);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("11 bytes after the frame of 7 bytes"));
+}
+
+TEST(RecvSoleFrameTest, EndOfStreamOversizeAndDeadline) {
+  std::string got;
+  {
+    SocketPair p;
+    p.CloseTheirs();
+    EXPECT_TRUE(absl::IsOutOfRange(Sole(p.ours, &got)));
+  }
+  {
+    SocketPair p;
+    p.Write(std::string("\x05\x00", 2));
+    p.CloseTheirs();
+    EXPECT_TRUE(absl::IsDataLoss(Sole(p.ours, &got)));
+  }
+  {
+    SocketPair p;
+    p.Write(Frame("verdict").substr(0, 8));
+    p.CloseTheirs();
+    EXPECT_TRUE(absl::IsDataLoss(Sole(p.ours, &got)));
+    EXPECT_EQ(got, "");
+  }
+  {
+    SocketPair p;
+    p.Write(Frame(std::string(101, 'v')));
+    absl::Status s = Sole(p.ours, &got, 100);
+    EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("frame of 101 bytes"));
+  }
+  {
+    SocketPair p;
+    absl::Time start = absl::Now();
+    EXPECT_TRUE(absl::IsDeadlineExceeded(Sole(p.ours, &got, kMaxVerdictBytes,
+                                              absl::Milliseconds(50))));
+    EXPECT_GE(absl::Now() - start, absl::Milliseconds(50));
+    p.Write(Frame("late").substr(0, 6));  // a frame that starts but never ends
+    EXPECT_TRUE(absl::IsDeadlineExceeded(Sole(p.ours, &got, kMaxVerdictBytes,
+                                              absl::Milliseconds(50))));
+  }
+}
+
+// ---- FrameReader: the worker's reads of its jobs ----
+
+TEST(FrameReaderTest, FramesInOneReadAndAcrossReads) {
+  SocketPair p;
+  FrameReader reader(p.ours, 1u << 24);
+  absl::string_view payload;
+  uint32_t announced = 0;
+  // Three frames arriving together: each comes out whole, in order.
+  p.Write(Frame("first") + Frame("") + Frame("third"));
+  for (const char* want : {"first", "", "third"}) {
+    ASSERT_EQ(reader.Next(&payload, &announced), FrameReader::Result::kFrame);
+    EXPECT_EQ(payload, want);
+  }
+  // A frame split inside its prefix and its payload, with pauses; one larger than the
+  // buffer; then one larger than kKeep, after which the buffer is given back.
+  const std::string large(FrameReader::kChunk * 3 + 7, 'L');
+  const std::string huge(FrameReader::kKeep + 1, 'H');
+  for (const std::string& want : {std::string("split"), large, huge, std::string("small")}) {
+    std::string frame = Frame(want);
+    std::thread writer([&] {
+      size_t at = 0;
+      for (size_t piece : {size_t{3}, size_t{4} + want.size() / 2}) {
+        p.Write(frame.substr(at, piece));
+        at += piece;
+        absl::SleepFor(absl::Milliseconds(20));
+      }
+      // The rest, in pieces a socket can take while the reader reads.
+      while (at < frame.size()) {
+        size_t n = std::min<size_t>(frame.size() - at, 100000);
+        p.Write(frame.substr(at, n));
+        at += n;
+      }
+    });
+    ASSERT_EQ(reader.Next(&payload, &announced), FrameReader::Result::kFrame);
+    writer.join();
+    EXPECT_EQ(payload, want);
+    EXPECT_EQ(announced, want.size());
+    // The storage of the frame above kKeep is given back at the next call.
+    if (want == huge) {
+      EXPECT_GT(reader.buffer_capacity(), FrameReader::kKeep);
+    }
+    if (want == "small") {
+      EXPECT_LT(reader.buffer_capacity(), FrameReader::kKeep);
+    }
+  }
+  // Frames right after one above kKeep (the buffer is given back between them).
+  const std::string large2(FrameReader::kKeep + 10, 'M');
+  p.Write(Frame(large2).substr(0, 4));
+  std::thread writer([&] { p.Write(Frame(large2).substr(4) + Frame("kept")); });
+  ASSERT_EQ(reader.Next(&payload, &announced), FrameReader::Result::kFrame);
+  writer.join();
+  EXPECT_EQ(payload, large2);
+  ASSERT_EQ(reader.Next(&payload, &announced), FrameReader::Result::kFrame);
+  EXPECT_EQ(payload, "kept");
+  // EOF between frames.
+  p.CloseTheirs();
+  EXPECT_EQ(reader.Next(&payload, &announced), FrameReader::Result::kEnd);
+}
+
+TEST(FrameReaderTest, CutFramesAndOversizeAnnouncements) {
+  absl::string_view payload;
+  uint32_t announced = 0;
+  for (size_t keep : {size_t{1}, size_t{3}, size_t{4}, size_t{9}}) {
+    SocketPair p;
+    FrameReader reader(p.ours, 1000);
+    p.Write(Frame("0123456789").substr(0, keep));
+    p.CloseTheirs();
+    EXPECT_EQ(reader.Next(&payload, &announced), FrameReader::Result::kCut) << keep;
+  }
+  SocketPair p;
+  FrameReader reader(p.ours, 1000);
+  p.Write(Frame(std::string(1000, 'x')) + Frame(std::string(1001, 'y')));
+  ASSERT_EQ(reader.Next(&payload, &announced), FrameReader::Result::kFrame);
+  EXPECT_EQ(payload.size(), 1000u);
+  EXPECT_EQ(reader.Next(&payload, &announced), FrameReader::Result::kTooBig);
+  EXPECT_EQ(announced, 1001u);
 }
 
 }  // namespace
