@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "broker/broker.h"
 #include "gtest/gtest.h"
 #include "worker/client.h"
@@ -384,19 +385,29 @@ TEST(ExecRootsTest, ExecWorkerEntersThePreparedRoot) {
   }
 }
 
+// A broker (no namespace stock) given `roots`, in which one root was prepared first for
+// Policy{} and `program`; *prepared is the set of that root's mount namespace.
+absl::StatusOr<std::unique_ptr<Broker>> BrokerWithOneRoot(
+    const std::shared_ptr<ExecRoots>& roots, const std::string& program,
+    std::set<ino_t>* prepared) {
+  RETURN_IF_ERROR(PrepareExecRoot(*roots, Policy{}, program));
+  *prepared = HeldNamespaces("mnt");
+  if (prepared->size() != 1) {
+    return absl::InternalError(absl::StrCat(prepared->size(), " mount namespaces held"));
+  }
+  BrokerOptions options;
+  options.namespace_stock = 0;
+  options.exec_roots = roots;
+  return Broker::Create(options);
+}
+
 // A prepared root is only entered by a worker whose root would bind the same files: with
 // an `x` rule the worker's root binds one more, so it builds its own (and the program
 // runs: the x file is there).
 TEST(ExecRootsTest, AWorkerWhoseFilesDifferBuildsItsOwnRoot) {
   auto roots = std::make_shared<ExecRoots>();
-  absl::Status made = PrepareExecRoot(*roots, Policy{}, "/bin/sh");
-  ASSERT_TRUE(made.ok()) << made;
-  const std::set<ino_t> prepared = HeldNamespaces("mnt");
-  ASSERT_EQ(prepared.size(), 1u);
-  BrokerOptions options;
-  options.namespace_stock = 0;
-  options.exec_roots = roots;
-  auto broker = Broker::Create(options);
+  std::set<ino_t> prepared;
+  auto broker = BrokerWithOneRoot(roots, "/bin/sh", &prepared);
   ASSERT_TRUE(broker.ok()) << broker.status();
   Policy with_x;
   with_x.promises = PromiseSet{Promise::kStdio, Promise::kExec};
@@ -415,7 +426,7 @@ TEST(ExecRootsTest, AWorkerWhoseFilesDifferBuildsItsOwnRoot) {
   auto result = (*broker)->Wait(*id, absl::Seconds(30));
   ASSERT_TRUE(result.ok()) << result.status();
   // Prepared for that policy (the loader and the x file), the root is entered.
-  made = PrepareExecRoot(*roots, with_x, "/bin/sh");
+  absl::Status made = PrepareExecRoot(*roots, with_x, "/bin/sh");
   ASSERT_TRUE(made.ok()) << made;
   ASSERT_EQ(roots->size(), 2u);
   std::set<ino_t> both = HeldNamespaces("mnt");
@@ -433,14 +444,8 @@ TEST(ExecRootsTest, AWorkerWhoseFilesDifferBuildsItsOwnRoot) {
 // remount it; ApplyLayers refuses one): it builds its own, with the same files.
 TEST(ExecRootsTest, AWorkerThatKeepsTheIdentityBuildsItsOwnRoot) {
   auto roots = std::make_shared<ExecRoots>();
-  absl::Status made = PrepareExecRoot(*roots, Policy{}, "/bin/sleep");
-  ASSERT_TRUE(made.ok()) << made;
-  const std::set<ino_t> prepared = HeldNamespaces("mnt");
-  ASSERT_EQ(prepared.size(), 1u);
-  BrokerOptions options;
-  options.namespace_stock = 0;
-  options.exec_roots = roots;
-  auto broker = Broker::Create(options);
+  std::set<ino_t> prepared;
+  auto broker = BrokerWithOneRoot(roots, "/bin/sleep", &prepared);
   ASSERT_TRUE(broker.ok()) << broker.status();
   Policy keep;
   keep.identity.kind = Identity::Kind::kKeep;

@@ -108,15 +108,17 @@ bool Matches(size_t k, bool valid) {
 // client sends, what the CLI builds) and gets the verdict's JSON (what `serve` and the CLI
 // hand on) and the decoded verdict; OpenSSL in the caller's own process would decode the
 // job, verify, and write the JSON.
-void BM_InProcess(benchmark::State& state) {
-  Measure(state, "in-process/threads:" + std::to_string(state.threads()), [](size_t k) {
+bool InProcessJob(size_t k) {
     absl::StatusOr<Job> job = DecodeJob((*g_payloads)[k]);
     if (!job.ok()) return false;
     Verdict v = Verify(job->request);
     std::string json = VerdictToJson(v);
     benchmark::DoNotOptimize(json);
     return Matches(k, v.valid);
-  });
+}
+
+void BM_InProcess(benchmark::State& state) {
+  Measure(state, "in-process/threads:" + std::to_string(state.threads()), InProcessJob);
 }
 
 // The floor of any design that verifies in another process, for the 1x1 ratio: the
@@ -142,12 +144,7 @@ void BM_InProcessSwitch(benchmark::State& state) {
   Measure(state, "in-process + switch/threads:1", [](size_t k) {
     char c = 0;
     if (write(g_echo_fd, &c, 1) != 1 || read(g_echo_fd, &c, 1) != 1) return false;
-    absl::StatusOr<Job> job = DecodeJob((*g_payloads)[k]);
-    if (!job.ok()) return false;
-    Verdict v = Verify(job->request);
-    std::string json = VerdictToJson(v);
-    benchmark::DoNotOptimize(json);
-    return Matches(k, v.valid);
+    return InProcessJob(k);
   });
   if (pinned) (void)sched_setaffinity(0, sizeof(saved), &saved);
 }
