@@ -43,6 +43,7 @@
 #include <algorithm>
 #include <atomic>
 #include <new>
+#include <optional>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -225,8 +226,10 @@ struct ForkServer::State {
   int premade_sock = -1;
   int premade_deaths = 0;
   // The broker's side.
-  // Broker::Impl::KillStrays, for ~ForkServer's reaping (the broker outlives its servers).
+  // Broker::Impl::KillStrays, for ~ForkServer's reaping: used only while the broker is
+  // there (`registry`: its Shutdown ends every listed server first).
   std::function<void(std::vector<UniqueFd>*)> kill_strays;
+  std::shared_ptr<ForkServerRegistry> registry;
   mutable absl::Mutex mu;
   pid_t pid ABSL_GUARDED_BY(mu) = -1;
   UniqueFd pidfd ABSL_GUARDED_BY(mu);
@@ -704,6 +707,15 @@ absl::Status ReceiveReply(int sock, absl::Time deadline,
 ForkServer::ForkServer(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
 ForkServer::~ForkServer() {
+  // Unlisted first; a broker gone (or shut down) already ended this server (pid -1), and
+  // its KillStrays is not used once `gone` is set (review fix M1: it was, after the free).
+  std::shared_ptr<ForkServerRegistry> registry = state_->registry;
+  std::optional<absl::MutexLock> listed;
+  if (registry != nullptr) {
+    listed.emplace(&registry->mu);
+    auto& v = registry->servers;
+    v.erase(std::remove(v.begin(), v.end(), state_.get()), v.end());
+  }
   absl::MutexLock lock(&state_->mu);
   if (state_->pid < 0) return;
   state_->socket.reset();  // the server exits on EOF; SIGKILL in case it is stuck
@@ -715,7 +727,19 @@ ForkServer::~ForkServer() {
   // Its pre-made worker (slot 1), if any, is this process's child: ended and reaped, never
   // left as a zombie or a waiting process.
   std::vector<UniqueFd> left = SlotChildren(*state_);
-  if (state_->kill_strays) state_->kill_strays(&left);
+  if (state_->kill_strays && registry != nullptr && !registry->gone) {
+    state_->kill_strays(&left);
+  }
+}
+
+void Broker::Impl::EndForkServers() {
+  absl::MutexLock lock(&fork_servers_->mu);
+  fork_servers_->gone = true;
+  for (ForkServer::State* s : fork_servers_->servers) {
+    absl::MutexLock server_lock(&s->mu);
+    EndServer(*s, "the broker shut down");
+  }
+  fork_servers_->servers.clear();
 }
 
 pid_t ForkServer::pid() const {
@@ -947,6 +971,18 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   return s;
 }
 
+absl::Status Broker::Impl::ListForkServer(ForkServer::State& s) {
+  absl::MutexLock listed(&fork_servers_->mu);
+  absl::MutexLock lock(&s.mu);
+  if (fork_servers_->gone) {
+    EndServer(s, "the broker shut down");
+    return absl::UnavailableError("fork server: the broker shut down");
+  }
+  fork_servers_->servers.push_back(&s);
+  s.registry = fork_servers_;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
                                                  const SpawnOptions& options,
                                                  absl::Duration timeout) {
@@ -1088,6 +1124,7 @@ absl::StatusOr<std::unique_ptr<ForkServer>> Broker::StartForkServer(
     std::shared_ptr<const PreparedPolicy> policy, WorkerMain main, const SpawnOptions& options) {
   ASSIGN_OR_RETURN(std::unique_ptr<ForkServer::State> state,
                    impl_->StartForkServer(std::move(policy), std::move(main), options));
+  RETURN_IF_ERROR(impl_->ListForkServer(*state));
   return std::unique_ptr<ForkServer>(new ForkServer(std::move(state)));
 }
 

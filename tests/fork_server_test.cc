@@ -651,6 +651,44 @@ TEST(ForkServerPremadeTest, PremadeWorkersServeLikeFreshOnes) {
 
 // The server dies (or is ended) while its pre-made worker waits: that worker is ended and
 // reaped, by the next SpawnFrom's EndServer or by the ForkServer's destructor.
+// A ForkServer may outlive its Broker: the broker ends it (and its pre-made worker) when
+// it shuts down, and the ForkServer's destructor does not touch the freed broker (review
+// fix M1; the ASan run of this test sees a use after free).
+TEST(ForkServerPremadeTest, ABrokerDestroyedBeforeItsServerEndsItAndItsPremadeWorker) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    Fixture f = Make();
+    auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+    if (!server.ok()) _exit(2);
+    auto id = f.broker->SpawnFrom(**server);
+    if (!id.ok()) _exit(3);
+    const pid_t pm = WaitForPremade(**server);
+    if (pm <= 0) _exit(4);
+    const pid_t server_pid = (*server)->pid();
+    f.broker.reset();
+    // Ended and reaped by the broker's end, before the ForkServer goes.
+    siginfo_t si;
+    if (waitid(P_PID, static_cast<id_t>(server_pid), &si, WEXITED | WNOHANG | WNOWAIT) !=
+            -1 ||
+        errno != ECHILD) {
+      _exit(5);
+    }
+    if (waitid(P_PID, static_cast<id_t>(pm), &si, WEXITED | WNOHANG | WNOWAIT) != -1 ||
+        errno != ECHILD) {
+      _exit(6);
+    }
+    if ((*server)->pid() != -1) _exit(7);
+    server->reset();
+    pid_t left = 0;
+    if (!NoChildLeft(&left)) _exit(8);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
 TEST(ForkServerPremadeTest, AServerKilledWhileItsPremadeWorkerWaitsLeavesNoChild) {
   Fixture f = Make();
   for (int round = 0; round < 3; ++round) {
