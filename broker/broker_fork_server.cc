@@ -98,6 +98,12 @@ std::atomic<bool> g_server_keeps_slot{false};
 void SetForkServerKeepsSlotForTesting(bool keep) { g_server_keeps_slot.store(keep); }
 
 namespace {
+std::atomic<pid_t> g_slot_lie{0};  // SetForkServerSlotLieForTesting
+}  // namespace
+
+void SetForkServerSlotLieForTesting(pid_t pid) { g_slot_lie.store(pid); }
+
+namespace {
 std::atomic<bool> g_premade{true};
 }  // namespace
 
@@ -499,7 +505,11 @@ void ServePremade(ForkServer::State& s, int sock, const ForkServerRequest& req,
   }
   int pidfd = -1;
   bool keep_slot0 = false;
-  if (s.premade_pid <= 0) {
+  if (const pid_t lie = g_slot_lie.load(); lie > 0) {
+    __atomic_store_n(s.slot_page, lie, __ATOMIC_SEQ_CST);
+    keep_slot0 = true;
+    SetStep(&reply, kPremadeNone, "no pre-made worker (a test's lie)");
+  } else if (s.premade_pid <= 0) {
     if (s.premade && s.premade_deaths < kPremadeMaxDeaths) {
       SetStep(&reply, kPremadeNone, "no pre-made worker");
     } else {
@@ -524,8 +534,14 @@ void ServePremade(ForkServer::State& s, int sock, const ForkServerRequest& req,
       s.premade_pidfd = -1;
       s.premade_deaths = 0;
     } else {
-      // Died before its hand-off: the broker reaps it from slot 0 (it is the broker's
-      // child), and this spawn is made afresh.
+      // Died before its hand-off, or it cannot take it: ended here, through the server's
+      // own pidfd, and waited for (its pidfd reads at its exit), so that the broker only
+      // ever reaps an exited child from slot 0 and never signals one (review fix M2); it
+      // is the broker's child. This spawn is made afresh.
+      syscall(SYS_pidfd_send_signal, s.premade_pidfd, SIGKILL, nullptr, 0);
+      struct pollfd dead = {s.premade_pidfd, POLLIN, 0};
+      while (poll(&dead, 1, 5000) < 0 && errno == EINTR) {
+      }
       keep_slot0 = true;
       ++s.premade_deaths;
       SetStep(&reply, s.premade_deaths < kPremadeMaxDeaths ? kPremadeNone : kPremadeStopped,
@@ -1014,8 +1030,10 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
 }
 
 // Reaps the dead pre-made worker the server named in slot 0 (after a kFsPremade failure
-// reply), then clears the slot. The pid is this process's unreaped child (or nothing of
-// its own: KillStrays checks), so it cannot have been reused.
+// reply; the server ended it and waited for its exit), then clears the slot. Only an
+// unregistered child of this process that has already exited is reaped, and nothing is
+// signalled: a lying server cannot get a live child of this process killed this way
+// (review fix M2). A dead child's pid cannot have been reused while it is unreaped.
 void Broker::Impl::ReapSlotZero(ForkServer::State& s) {
   int32_t slot_pid = 0;
   if (!s.slot.valid() || pread(s.slot.get(), &slot_pid, sizeof(slot_pid), 0) !=
@@ -1023,9 +1041,18 @@ void Broker::Impl::ReapSlotZero(ForkServer::State& s) {
       slot_pid <= 0) {
     return;
   }
-  std::vector<UniqueFd> dead;
-  dead.emplace_back(static_cast<int>(syscall(SYS_pidfd_open, slot_pid, 0)));
-  KillStrays(&dead);
+  UniqueFd dead(static_cast<int>(syscall(SYS_pidfd_open, slot_pid, 0)));
+  absl::StatusOr<pid_t> child = ChildOfPidfd(dead.get());
+  if (child.ok() && !IsWorkerPid(*child)) {
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    if (waitid(P_PIDFD, static_cast<id_t>(dead.get()), &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        si.si_pid == *child) {
+      while (waitid(P_PIDFD, static_cast<id_t>(dead.get()), &si, WEXITED) != 0 &&
+             errno == EINTR) {
+      }
+    }
+  }
   const int32_t none = 0;
   (void)pwrite(s.slot.get(), &none, sizeof(none), 0);
 }

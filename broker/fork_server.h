@@ -99,6 +99,10 @@ absl::StatusOr<pid_t> ChildOfPidfd(int pidfd);
 // reply (as one killed between its reply and that store would not).
 void SetForkServerKeepsSlotForTesting(bool keep);
 
+// Tests only: fork servers started while `pid` is > 0 answer every kFsPremade request with
+// kPremadeNone and `pid` in slot 0, as a lying server could (the broker must not signal it).
+void SetForkServerSlotLieForTesting(pid_t pid);
+
 // Whether fork servers started from now on make each worker ahead of its request (README
 // "Spawn, round 5"; default on). Off: every worker is cloned when it is asked for.
 void SetForkServerPremade(bool on);

@@ -651,6 +651,35 @@ TEST(ForkServerPremadeTest, PremadeWorkersServeLikeFreshOnes) {
 
 // The server dies (or is ended) while its pre-made worker waits: that worker is ended and
 // reaped, by the next SpawnFrom's EndServer or by the ForkServer's destructor.
+// A server that answers "no pre-made worker" and names another child of the broker in
+// slot 0 (here one the test forked, alive) does not get it killed: the broker only reaps
+// an exited child from there, and never signals it (review fix M2).
+TEST(ForkServerPremadeTest, ALyingSlotZeroKillsNoLiveChild) {
+  const pid_t q = fork();
+  ASSERT_GE(q, 0);
+  if (q == 0) {
+    for (;;) pause();
+  }
+  Fixture f = Make();
+  SetForkServerSlotLieForTesting(q);
+  auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+  SetForkServerSlotLieForTesting(0);
+  ASSERT_TRUE(server.ok()) << server.status();
+  for (int i = 0; i < 3; ++i) {
+    auto id = f.broker->SpawnFrom(**server, {}, absl::Seconds(10));
+    ASSERT_TRUE(id.ok()) << id.status();
+    f.broker->Kill(*id);
+    ASSERT_TRUE(f.broker->Wait(*id, absl::Seconds(10)).ok());
+  }
+  server->reset();
+  siginfo_t si;
+  memset(&si, 0, sizeof(si));
+  EXPECT_EQ(waitid(P_PID, static_cast<id_t>(q), &si, WEXITED | WNOHANG | WNOWAIT), 0);
+  EXPECT_EQ(si.si_pid, 0) << "the unrelated child was killed (or reaped)";
+  kill(q, SIGKILL);
+  waitpid(q, nullptr, 0);
+}
+
 // A ForkServer may outlive its Broker: the broker ends it (and its pre-made worker) when
 // it shuts down, and the ForkServer's destructor does not touch the freed broker (review
 // fix M1; the ASan run of this test sees a use after free).
