@@ -651,6 +651,98 @@ TEST(ForkServerPremadeTest, PremadeWorkersServeLikeFreshOnes) {
 
 // The server dies (or is ended) while its pre-made worker waits: that worker is ended and
 // reaped, by the next SpawnFrom's EndServer or by the ForkServer's destructor.
+ino_t NsInode(pid_t pid, const char* type) {
+  struct stat st;
+  if (stat(("/proc/" + std::to_string(pid) + "/ns/" + type).c_str(), &st) != 0) return 0;
+  return st.st_ino;
+}
+
+// The namespaces of `type` this process holds as fds (the broker's stock), less its own.
+std::set<ino_t> StockedNamespaces(const char* type) {
+  std::set<ino_t> held;
+  const std::string prefix = std::string(type) + ":[";
+  for (const auto& [fd, link] : FdLinks(getpid())) {
+    if (link.rfind(prefix, 0) != 0) continue;
+    struct stat st;
+    if (stat(("/proc/self/fd/" + std::to_string(fd)).c_str(), &st) == 0) held.insert(st.st_ino);
+  }
+  held.erase(NsInode(getpid(), type));
+  return held;
+}
+
+// Waits until the stock holds `n` pairs; the net and ipc inodes held then.
+void WaitForStock(size_t n, std::set<ino_t>* net, std::set<ino_t>* ipc) {
+  for (int i = 0; i < 1000; ++i) {
+    *net = StockedNamespaces("net");
+    *ipc = StockedNamespaces("ipc");
+    if (net->size() >= n && ipc->size() >= n) return;
+    usleep(10000);
+  }
+}
+
+// Two consecutive pre-made workers are locked down as a fresh one is: same identity,
+// filter, limits, and the same namespaces shared or not with the broker; and each runs in
+// network and IPC namespaces of the broker's stock (made once, at Create: the pairs that
+// came with the requests, README "Spawn, round 5"), never a pair another worker has
+// (review M4: a pre-made worker that unshared its own would fail here).
+TEST(ForkServerPremadeTest, PremadeWorkersAreLockedLikeFreshOnesInStockedNamespaces) {
+  BrokerOptions options;
+  options.namespace_stock = 4;
+  options.namespace_stock_once = true;
+  Fixture f;
+  f.broker = std::move(*Broker::Create(options));
+  f.policy = *f.broker->Prepare(Policy{});
+  std::set<ino_t> net1, ipc1;
+  WaitForStock(4, &net1, &ipc1);
+  ASSERT_EQ(net1.size(), 4u);
+  ASSERT_EQ(ipc1.size(), 4u);
+  const std::set<ino_t> net2 = net1, ipc2 = ipc1;
+  auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto first = f.broker->SpawnFrom(**server);  // fresh: no pre-made worker yet
+  ASSERT_TRUE(first.ok()) << first.status();
+  const pid_t fresh = f.broker->pid(*first);
+  const pid_t pm1 = WaitForPremade(**server);
+  ASSERT_GT(pm1, 0);
+  EXPECT_EQ((*server)->fresh_spawns(), 1u);
+  auto second = f.broker->SpawnFrom(**server);  // gets pm1
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(f.broker->pid(*second), pm1);
+  const pid_t pm2 = WaitForPremade(**server);
+  ASSERT_GT(pm2, 0);
+  ASSERT_NE(pm2, pm1);
+  usleep(100000);  // pm2's lock-down done (its filter is attached before it waits)
+  for (const pid_t pm : {pm1, pm2}) {
+    for (const char* field : {"Uid", "Gid", "Groups", "Seccomp", "NoNewPrivs", "CapEff",
+                              "CapPrm", "CapBnd", "CapInh", "CapAmb"}) {
+      EXPECT_EQ(StatusField(pm, field), StatusField(fresh, field)) << field << " of " << pm;
+    }
+    EXPECT_EQ(ReadFile("/proc/" + std::to_string(pm) + "/limits"),
+              ReadFile("/proc/" + std::to_string(fresh) + "/limits"));
+    for (const char* ns : {"user", "mnt", "net", "ipc", "uts", "pid", "cgroup", "time"}) {
+      EXPECT_EQ(NsInode(pm, ns) == NsInode(getpid(), ns),
+                NsInode(fresh, ns) == NsInode(getpid(), ns))
+          << ns << " of " << pm;
+      EXPECT_NE(NsInode(pm, ns), 0u) << ns;
+    }
+  }
+  // The pair that came with each request (taken from the stock as it was just before).
+  EXPECT_TRUE(net1.count(NsInode(pm1, "net"))) << "pm1's net namespace is not a stocked one";
+  EXPECT_TRUE(ipc1.count(NsInode(pm1, "ipc"))) << "pm1's ipc namespace is not a stocked one";
+  EXPECT_TRUE(net2.count(NsInode(pm2, "net"))) << "pm2's net namespace is not a stocked one";
+  EXPECT_TRUE(ipc2.count(NsInode(pm2, "ipc"))) << "pm2's ipc namespace is not a stocked one";
+  for (const char* ns : {"net", "ipc"}) {
+    const std::set<ino_t> all = {NsInode(fresh, ns), NsInode(pm1, ns), NsInode(pm2, ns),
+                                 NsInode(getpid(), ns)};
+    EXPECT_EQ(all.size(), 4u) << ns << ": a pair used twice";
+    EXPECT_TRUE((std::string(ns) == "net" ? net1 : ipc1).count(NsInode(fresh, ns))) << ns;
+  }
+  for (const WorkerId id : {*first, *second}) {
+    f.broker->Kill(id);
+    ASSERT_TRUE(f.broker->Wait(id, absl::Seconds(10)).ok());
+  }
+}
+
 // A server that answers "no pre-made worker" and names another child of the broker in
 // slot 0 (here one the test forked, alive) does not get it killed: the broker only reaps
 // an exited child from there, and never signals it (review fix M2).
