@@ -200,7 +200,7 @@ absl::StatusOr<UniqueFd> CheckForkServerReply(const ForkServerReply& reply, size
   return out;
 }
 
-std::vector<UniqueFd> SlotChildren(ForkServer::State& s);
+std::vector<UniqueFd> SlotChildren(ForkServer::State& s, UniqueFd* premade);
 
 struct ForkServer::State {
   // Made in the broker before the fork; the server and every worker have their copies.
@@ -235,6 +235,7 @@ struct ForkServer::State {
   // Broker::Impl::KillStrays, for ~ForkServer's reaping: used only while the broker is
   // there (`registry`: its Shutdown ends every listed server first).
   std::function<void(std::vector<UniqueFd>*)> kill_strays;
+  std::function<void(UniqueFd*)> reap_exited;  // Broker::Impl::ReapExitedPremade
   std::shared_ptr<ForkServerRegistry> registry;
   mutable absl::Mutex mu;
   pid_t pid ABSL_GUARDED_BY(mu) = -1;
@@ -506,9 +507,16 @@ void ServePremade(ForkServer::State& s, int sock, const ForkServerRequest& req,
   int pidfd = -1;
   bool keep_slot0 = false;
   if (const pid_t lie = g_slot_lie.load(); lie > 0) {
+    // Both slots name it; no pre-made worker is ever made (slot 1 keeps the lie).
     __atomic_store_n(s.slot_page, lie, __ATOMIC_SEQ_CST);
-    keep_slot0 = true;
+    __atomic_store_n(s.slot_page + 1, lie, __ATOMIC_SEQ_CST);
     SetStep(&reply, kPremadeNone, "no pre-made worker (a test's lie)");
+    for (int i = 0; i < nhandoff; ++i) close(handoff[i]);
+    for (int fd : ns) {
+      if (fd >= 0) close(fd);
+    }
+    SendReply(sock, reply, -1);
+    return;
   } else if (s.premade_pid <= 0) {
     if (s.premade && s.premade_deaths < kPremadeMaxDeaths) {
       SetStep(&reply, kPremadeNone, "no pre-made worker");
@@ -742,9 +750,11 @@ ForkServer::~ForkServer() {
   }
   // Its pre-made worker (slot 1), if any, is this process's child: ended and reaped, never
   // left as a zombie or a waiting process.
-  std::vector<UniqueFd> left = SlotChildren(*state_);
+  UniqueFd premade;
+  std::vector<UniqueFd> left = SlotChildren(*state_, &premade);
   if (state_->kill_strays && registry != nullptr && !registry->gone) {
     state_->kill_strays(&left);
+    state_->reap_exited(&premade);
   }
 }
 
@@ -820,19 +830,51 @@ void Broker::Impl::KillStrays(std::vector<UniqueFd>* fds) {
   fds->clear();
 }
 
-// Pidfds of the pids in slots 0 and 1 of a dead server's slot page (each once).
-std::vector<UniqueFd> SlotChildren(ForkServer::State& s) {
+// Pidfds of the pids in slot 0 of a dead server's slot page, and in `*premade` slot 1's
+// (unless it is slot 0's).
+std::vector<UniqueFd> SlotChildren(ForkServer::State& s, UniqueFd* premade) {
   std::vector<UniqueFd> out;
   int32_t slot_pid[2] = {0, 0};
   if (!s.slot.valid() ||
       pread(s.slot.get(), slot_pid, sizeof(slot_pid), 0) != static_cast<ssize_t>(sizeof(slot_pid))) {
     return out;
   }
-  for (int i = 0; i < 2; ++i) {
-    if (slot_pid[i] <= 0 || (i == 1 && slot_pid[1] == slot_pid[0])) continue;
-    out.emplace_back(static_cast<int>(syscall(SYS_pidfd_open, slot_pid[i], 0)));
+  if (slot_pid[0] > 0) out.emplace_back(static_cast<int>(syscall(SYS_pidfd_open, slot_pid[0], 0)));
+  if (slot_pid[1] > 0 && slot_pid[1] != slot_pid[0]) {
+    premade->reset(static_cast<int>(syscall(SYS_pidfd_open, slot_pid[1], 0)));
   }
   return out;
+}
+
+// Slot 1 of a dead server: its pre-made worker exits by itself once the server is gone (its
+// recvmsg reads EOF), so it is never signalled, only reaped once it has exited (waited for
+// up to kPremadeExitWait): slot 1 may name a pid that is no longer the worker (it died
+// while waiting, an embedder that reaps with waitpid(-1) took it, and the pid went to
+// another child of this process), which must not be killed (review fix M3). A pre-made
+// worker stopped by someone (SIGSTOP) is left (README Known limits).
+void Broker::Impl::ReapExitedPremade(UniqueFd* fd) {
+  if (!fd->valid()) return;
+  absl::StatusOr<pid_t> child = ChildOfPidfd(fd->get());
+  if (!child.ok() || IsWorkerPid(*child)) {
+    fd->reset();
+    return;
+  }
+  struct pollfd p = {fd->get(), POLLIN, 0};
+  const absl::Time deadline = MonotonicNow() + kPremadeExitWait;
+  for (;;) {
+    const int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - MonotonicNow()));
+    if (ms <= 0) break;
+    const int rc = poll(&p, 1, ms);
+    if (rc > 0 || (rc < 0 && errno != EINTR)) break;
+  }
+  siginfo_t si;
+  memset(&si, 0, sizeof(si));
+  if (waitid(P_PIDFD, static_cast<id_t>(fd->get()), &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+      si.si_pid == *child) {
+    while (waitid(P_PIDFD, static_cast<id_t>(fd->get()), &si, WEXITED) != 0 && errno == EINTR) {
+    }
+  }
+  fd->reset();
 }
 
 // Ends the server (it no longer serves) and every unregistered child it left in flight.
@@ -849,7 +891,8 @@ void Broker::Impl::EndServer(ForkServer::State& s, const std::string& reason) {
   // reaped (it is this process's unregistered child), and it is ended with the strays.
   // Slot 1: the pre-made worker not yet handed over (it exits when the server's end of its
   // hand-off socket closes, but it is this process's child: ended and reaped here).
-  std::vector<UniqueFd> unreported = SlotChildren(s);
+  UniqueFd premade;
+  std::vector<UniqueFd> unreported = SlotChildren(s, &premade);
   // Dead now: whatever it sent and the broker did not take is read here, and any worker
   // in it is ended.
   for (;;) {
@@ -863,6 +906,7 @@ void Broker::Impl::EndServer(ForkServer::State& s, const std::string& reason) {
     if (!st.ok()) break;
   }
   KillStrays(&unreported);
+  ReapExitedPremade(&premade);
   AuditEntry entry;
   entry.pid = s.pid;
   entry.request = "fork server";
@@ -907,6 +951,7 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   spec.keep_stdio[2] = options.stderr_fd >= 0;
   spec.hello_len = HelloBytes(spec.needs_listener, s->hello, sizeof(s->hello));
   s->kill_strays = [this](std::vector<UniqueFd>* fds) { KillStrays(fds); };
+  s->reap_exited = [this](UniqueFd* fd) { ReapExitedPremade(fd); };
   // A worker made ahead of its request (README "Spawn, round 5"): not when the policy's
   // fd limit is too low for the hand-off (it cannot be raised under the filter).
   // The hand-off runs under the filter: recvmsg, dup3 and close are stdio's (every policy

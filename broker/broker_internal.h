@@ -338,6 +338,8 @@ class Broker::Impl {
   // Ends the server (`reason` becomes its failure, audited) and any unregistered child it
   // left in flight. Called with server.mu held.
   void EndServer(ForkServer::State& server, const std::string& reason);
+  // Reaps slot 1's pre-made worker of a dead server once it has exited (never signals it).
+  void ReapExitedPremade(UniqueFd* pidfd);
   // SIGKILLs and reaps every fd in `fds` that is a pidfd of an unregistered child.
   void KillStrays(std::vector<UniqueFd>* fds);
   // True if `pid` is a registered worker not yet reaped.

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "base/unique_fd.h"
 
 namespace vow {
@@ -72,6 +73,9 @@ struct ForkServerHandoff {
 inline constexpr int kPremadeNone = EAGAIN;
 inline constexpr int kPremadeStopped = EOPNOTSUPP;
 inline constexpr int kPremadeMaxDeaths = 3;
+// How long the broker waits for a dead server's pre-made worker to exit by itself (it
+// reads EOF) before it leaves it unreaped (review fix M3: it is never signalled).
+inline constexpr absl::Duration kPremadeExitWait = absl::Seconds(2);
 // A policy whose RLIMIT_NOFILE is below this gets no pre-made worker: it holds fds 0-3, its
 // listener and up to four received fds when the hand-off comes, and under its filter it
 // cannot raise the limit.

@@ -745,7 +745,9 @@ TEST(ForkServerPremadeTest, PremadeWorkersAreLockedLikeFreshOnesInStockedNamespa
 
 // A server that answers "no pre-made worker" and names another child of the broker in
 // slot 0 (here one the test forked, alive) does not get it killed: the broker only reaps
-// an exited child from there, and never signals it (review fix M2).
+// an exited child from there, and never signals it (review fix M2). Nor at the server's
+// end when slot 1 names it (a stale pid: review fix M3): the broker waits for slot 1's
+// process to exit by itself (kPremadeExitWait) and never signals it.
 TEST(ForkServerPremadeTest, ALyingSlotZeroKillsNoLiveChild) {
   const pid_t q = fork();
   ASSERT_GE(q, 0);
