@@ -149,6 +149,19 @@ bool ForkServerRequestValid(const ForkServerRequest& req, size_t bytes, int msg_
   return true;
 }
 
+bool HandoffValid(const ForkServerHandoff& h, size_t bytes, int msg_flags, uint32_t want,
+                  const int* fds, int nfds) {
+  if (bytes != sizeof(h)) return false;
+  if (h.magic != kForkServerMagic) return false;
+  if (h.fds != want) return false;
+  if ((msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return false;
+  if (__builtin_popcount(want) != nfds) return false;
+  for (int i = 0; i < nfds; ++i) {
+    if (fds[i] <= 3) return false;
+  }
+  return true;
+}
+
 absl::StatusOr<UniqueFd> CheckForkServerReply(const ForkServerReply& reply, size_t bytes,
                                               int msg_flags, std::vector<UniqueFd>* fds,
                                               uint64_t seq, pid_t server_pid,
@@ -405,7 +418,13 @@ int ProbeTidOffset(size_t* offset) {
   LayerSpec layers = s.layers;
   LockDownForkedWorker(spec, layers, sources);
   // Locked. From here every call is under the filter (stdio).
+  // Before the hand-off fd 3 is the hand-off socket, not the channel: the SIGSYS and
+  // stat-trap handlers write to fd 3, so only recvmsg, dup3, close, write (ChildError, to
+  // fd 2) and exit may run until the channel's dup3 onto 3 (review L7): any call that
+  // could trap would send its report to the server's socket. Keep it so.
   ForkServerHandoff h;
+  h.magic = 0;  // the magic checked below is the one received (review L5)
+  h.fds = 0;
   struct iovec iov = {&h, sizeof(h)};
   alignas(struct cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
   struct msghdr msg = {};
@@ -416,7 +435,7 @@ int ProbeTidOffset(size_t* offset) {
   ssize_t n;
   while ((n = recvmsg(kWorkerChannelFd, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
   }
-  if (n != static_cast<ssize_t>(sizeof(h))) _exit(kLockdownFailedExit);  // the server went
+  if (n <= 0) _exit(kLockdownFailedExit);  // the server went
   VOW_TRACE(kTrWorkerHandoffReceived);
   int fds[4];
   const int nfds = ReceivedFds(msg, fds, 4);
@@ -424,15 +443,14 @@ int ProbeTidOffset(size_t* offset) {
   for (int i = 0; i < 3; ++i) {
     if (spec.keep_stdio[i]) want |= 1u << i;
   }
-  if (h.magic != kForkServerMagic || h.fds != want ||
-      (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 || __builtin_popcount(want) != nfds) {
+  if (!HandoffValid(h, static_cast<size_t>(n), msg.msg_flags, want, fds, nfds)) {
     ChildError("pre-made worker: ", "a malformed hand-off", EPROTO);
     _exit(kLockdownFailedExit);
   }
   int next = 0;
   for (int target = 0; target < 4; ++target) {
     if ((want & (1u << target)) == 0) continue;
-    // Every received fd is above 4 (0-3 and the listener are taken): never equal.
+    // Every received fd is above 3 (HandoffValid): the dup3 never closes one not yet placed.
     if (dup3(fds[next++], target, 0) != target) {
       ChildError("pre-made worker: ", "dup3", errno);
       _exit(kLockdownFailedExit);

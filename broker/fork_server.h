@@ -95,6 +95,13 @@ struct ForkServerReply {
 bool ForkServerRequestValid(const ForkServerRequest& req, size_t bytes, int msg_flags,
                             int nfds);
 
+// The pre-made worker's check of its hand-off (README "Spawn, round 5"; pure, run under its
+// filter): `bytes` and `msg_flags` as recvmsg returned them, `want` the fd bits it must
+// get, `fds`/`nfds` the fds that came (each must be above 3: it is dup3'd onto 0-3, which
+// are taken, so an fd on 0-3 would be overwritten or closed before it is placed).
+bool HandoffValid(const ForkServerHandoff& h, size_t bytes, int msg_flags, uint32_t want,
+                  const int* fds, int nfds);
+
 // The pid of the process `pidfd` refers to, if it is a pidfd (PIDFD_GET_INFO, Linux 6.13)
 // of a child of this process that has not been reaped (waitid(P_PIDFD) accepts it); otherwise an error saying which.
 absl::StatusOr<pid_t> ChildOfPidfd(int pidfd);

@@ -1033,6 +1033,31 @@ TEST(ForkServerReplyTest, EveryLieIsRefused) {
   EXPECT_FALSE(fault) << honest;
 }
 
+// Review L5: each check of the pre-made worker's hand-off, one at a time.
+TEST(ForkServerHandoffTest, OnlyAWellFormedHandoffIsTaken) {
+  ForkServerHandoff good;
+  const uint32_t want = kFsChannel | kFsStdout;
+  good.fds = want;
+  const int fds[2] = {7, 8};
+  EXPECT_TRUE(HandoffValid(good, sizeof(good), 0, want, fds, 2));
+  EXPECT_FALSE(HandoffValid(good, sizeof(good) - 1, 0, want, fds, 2));
+  EXPECT_FALSE(HandoffValid(good, sizeof(good), MSG_CTRUNC, want, fds, 2));
+  EXPECT_FALSE(HandoffValid(good, sizeof(good), MSG_TRUNC, want, fds, 2));
+  EXPECT_FALSE(HandoffValid(good, sizeof(good), 0, want, fds, 1));  // fewer fds than bits
+  ForkServerHandoff bad = good;
+  bad.magic = 0;
+  EXPECT_FALSE(HandoffValid(bad, sizeof(bad), 0, want, fds, 2));
+  bad = good;
+  bad.fds = kFsChannel;  // not the fds it must get
+  EXPECT_FALSE(HandoffValid(bad, sizeof(bad), 0, want, fds, 1));
+  const int low[2] = {7, 3};  // an fd on 0-3
+  EXPECT_FALSE(HandoffValid(good, sizeof(good), 0, want, low, 2));
+  const int lowest[2] = {2, 9};
+  EXPECT_FALSE(HandoffValid(good, sizeof(good), 0, want, lowest, 2));
+  const int four[2] = {4, 9};
+  EXPECT_TRUE(HandoffValid(good, sizeof(good), 0, want, four, 2));
+}
+
 TEST(ForkServerRequestTest, OnlyAWellFormedRequestIsServed) {
   ForkServerRequest good;
   good.fds = kFsChannel | kFsStdin | kFsNet;
