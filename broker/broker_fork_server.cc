@@ -471,7 +471,11 @@ void MakePremade(ForkServer::State& s, int net, int ipc) {
   if (!s.premade || s.premade_pid > 0 || s.premade_deaths >= kPremadeMaxDeaths) return;
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return;
-  int sources[kChildFdSources] = {-1, -1, -1, sv[1], s.shared_root, net, ipc};
+  // 0-2 are the server's /dev/null until the hand-off, whatever the server's own 0-2 are
+  // (its 2 is the broker's, possibly closed): it holds no fd of the broker's, and the fds it
+  // receives land above 3 (review fix L1).
+  int sources[kChildFdSources] = {s.null_fd, s.null_fd, s.null_fd, sv[1], s.shared_root,
+                                  net, ipc};
   int pidfd = -1;
   struct clone_args args;
   memset(&args, 0, sizeof(args));

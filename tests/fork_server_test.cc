@@ -584,10 +584,19 @@ TEST(ForkServerPremadeTest, ItIsLockedWhileItWaitsAndHoldsNothingOfTheServersAft
     if (fd > 2 && target != "/dev/null") server_targets.insert(target);
   }
   // The request: it gets the pre-made worker.
+  const std::string given = FdLinks(getpid())[sv[1]];
   auto second = f.broker->SpawnFrom(**server, options);
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_EQ((*server)->premade_spawns(), 1u);
   EXPECT_EQ(f.broker->pid(*second), pm);
+  // The server kept no copy of the fds it handed over, nor of the namespace pair it gave
+  // the next pre-made worker (review: untested).
+  usleep(100000);
+  for (const auto& [fd, target] : FdLinks(server_pid)) {
+    EXPECT_NE(target, given) << "the server still holds a handed-over fd: " << fd;
+    EXPECT_FALSE(absl::StartsWith(target, "net:[")) << fd;
+    EXPECT_FALSE(absl::StartsWith(target, "ipc:[")) << fd;
+  }
   close(sv[1]);
   std::map<int, std::string> worker_fds;
   for (int i = 0; i < 200; ++i) {
@@ -741,6 +750,33 @@ TEST(ForkServerPremadeTest, PremadeWorkersAreLockedLikeFreshOnesInStockedNamespa
     f.broker->Kill(id);
     ASSERT_TRUE(f.broker->Wait(id, absl::Seconds(10)).ok());
   }
+}
+
+// A pool whose workers keep the stderr they are given: while its pre-made worker waits,
+// its 0-2 are /dev/null, not the server's 2 (the broker's stderr) (review fix L1).
+TEST(ForkServerPremadeTest, AWaitingPremadeWorkerHoldsNoneOfTheBrokersStdio) {
+  Fixture f = Make();
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  SpawnOptions options;
+  options.stderr_fd = sv[1];
+  auto server = f.broker->StartForkServer(f.policy, SleepWorker, options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto first = f.broker->SpawnFrom(**server, options);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const pid_t pm = WaitForPremade(**server);
+  ASSERT_GT(pm, 0);
+  std::string seccomp;
+  for (int i = 0; i < 500 && seccomp != "2"; ++i) {
+    seccomp = StatusField(pm, "Seccomp");
+    if (seccomp != "2") usleep(10000);
+  }
+  std::map<int, std::string> waiting = FdLinks(pm);
+  for (int fd = 0; fd < 3; ++fd) EXPECT_EQ(waiting[fd], "/dev/null") << fd;
+  f.broker->Kill(*first);
+  ASSERT_TRUE(f.broker->Wait(*first, absl::Seconds(10)).ok());
+  close(sv[0]);
+  close(sv[1]);
 }
 
 // A server that answers "no pre-made worker" and names another child of the broker in
@@ -1048,8 +1084,8 @@ TEST(ForkServerHandoffTest, OnlyAWellFormedHandoffIsTaken) {
   bad.magic = 0;
   EXPECT_FALSE(HandoffValid(bad, sizeof(bad), 0, want, fds, 2));
   bad = good;
-  bad.fds = kFsChannel;  // not the fds it must get
-  EXPECT_FALSE(HandoffValid(bad, sizeof(bad), 0, want, fds, 1));
+  bad.fds = kFsChannel | kFsStdin;  // as many fds, but not the ones it must get
+  EXPECT_FALSE(HandoffValid(bad, sizeof(bad), 0, want, fds, 2));
   const int low[2] = {7, 3};  // an fd on 0-3
   EXPECT_FALSE(HandoffValid(good, sizeof(good), 0, want, low, 2));
   const int lowest[2] = {2, 9};
