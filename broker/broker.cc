@@ -559,6 +559,9 @@ Broker::Impl::~Impl() {
 void Broker::Impl::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  // Its fork servers first (and their pre-made workers): a ForkServer may outlive this
+  // broker, and must not reach it afterwards (ForkServerRegistry).
+  EndForkServers();
   {
     absl::MutexLock lock(&mu_);
     // The serving loop first: it submits to the pool and hands out paths_, so it must

@@ -197,7 +197,10 @@ absl::Status CompileExecProgram(FilterCache& filters, const Policy& policy,
 // the server makes and locks down the next worker ahead of time (README "Spawn, round 5";
 // SetForkServerPremade in broker/fork_server.h), which the next SpawnFrom gets with its
 // fds. The destructor ends the server and a pre-made worker still waiting (not the workers
-// it handed out). Not thread-safe: one SpawnFrom at a time.
+// it handed out). A ForkServer may outlive its Broker: the broker's Shutdown (and
+// destructor) ends each of its servers (and their pre-made workers) first, and the
+// ForkServer's destructor then has nothing left to do and does not touch the broker (review
+// fix M1, README "Spawn, round 5"). Not thread-safe: one SpawnFrom at a time.
 class ForkServer {
  public:
   struct State;

@@ -43,6 +43,7 @@
 #include <algorithm>
 #include <atomic>
 #include <new>
+#include <optional>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -97,6 +98,12 @@ std::atomic<bool> g_server_keeps_slot{false};
 void SetForkServerKeepsSlotForTesting(bool keep) { g_server_keeps_slot.store(keep); }
 
 namespace {
+std::atomic<pid_t> g_slot_lie{0};  // SetForkServerSlotLieForTesting
+}  // namespace
+
+void SetForkServerSlotLieForTesting(pid_t pid) { g_slot_lie.store(pid); }
+
+namespace {
 std::atomic<bool> g_premade{true};
 }  // namespace
 
@@ -139,6 +146,19 @@ bool ForkServerRequestValid(const ForkServerRequest& req, size_t bytes, int msg_
   if ((req.fds & ~((1u << kForkServerMaxFds) - 1)) != 0) return false;
   // Each fd is taken by its bit: as many fds as bits, or an index would run past them.
   if (__builtin_popcount(req.fds) != nfds) return false;
+  return true;
+}
+
+bool HandoffValid(const ForkServerHandoff& h, size_t bytes, int msg_flags, uint32_t want,
+                  const int* fds, int nfds) {
+  if (bytes != sizeof(h)) return false;
+  if (h.magic != kForkServerMagic) return false;
+  if (h.fds != want) return false;
+  if ((msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return false;
+  if (__builtin_popcount(want) != nfds) return false;
+  for (int i = 0; i < nfds; ++i) {
+    if (fds[i] <= 3) return false;
+  }
   return true;
 }
 
@@ -193,7 +213,7 @@ absl::StatusOr<UniqueFd> CheckForkServerReply(const ForkServerReply& reply, size
   return out;
 }
 
-std::vector<UniqueFd> SlotChildren(ForkServer::State& s);
+std::vector<UniqueFd> SlotChildren(ForkServer::State& s, UniqueFd* premade);
 
 struct ForkServer::State {
   // Made in the broker before the fork; the server and every worker have their copies.
@@ -225,8 +245,11 @@ struct ForkServer::State {
   int premade_sock = -1;
   int premade_deaths = 0;
   // The broker's side.
-  // Broker::Impl::KillStrays, for ~ForkServer's reaping (the broker outlives its servers).
+  // Broker::Impl::KillStrays, for ~ForkServer's reaping: used only while the broker is
+  // there (`registry`: its Shutdown ends every listed server first).
   std::function<void(std::vector<UniqueFd>*)> kill_strays;
+  std::function<void(UniqueFd*)> reap_exited;  // Broker::Impl::ReapExitedPremade
+  std::shared_ptr<ForkServerRegistry> registry;
   mutable absl::Mutex mu;
   pid_t pid ABSL_GUARDED_BY(mu) = -1;
   UniqueFd pidfd ABSL_GUARDED_BY(mu);
@@ -395,7 +418,13 @@ int ProbeTidOffset(size_t* offset) {
   LayerSpec layers = s.layers;
   LockDownForkedWorker(spec, layers, sources);
   // Locked. From here every call is under the filter (stdio).
+  // Before the hand-off fd 3 is the hand-off socket, not the channel: the SIGSYS and
+  // stat-trap handlers write to fd 3, so only recvmsg, dup3, close, write (ChildError, to
+  // fd 2) and exit may run until the channel's dup3 onto 3 (review L7): any call that
+  // could trap would send its report to the server's socket. Keep it so.
   ForkServerHandoff h;
+  h.magic = 0;  // the magic checked below is the one received (review L5)
+  h.fds = 0;
   struct iovec iov = {&h, sizeof(h)};
   alignas(struct cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
   struct msghdr msg = {};
@@ -406,7 +435,7 @@ int ProbeTidOffset(size_t* offset) {
   ssize_t n;
   while ((n = recvmsg(kWorkerChannelFd, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
   }
-  if (n != static_cast<ssize_t>(sizeof(h))) _exit(kLockdownFailedExit);  // the server went
+  if (n <= 0) _exit(kLockdownFailedExit);  // the server went
   VOW_TRACE(kTrWorkerHandoffReceived);
   int fds[4];
   const int nfds = ReceivedFds(msg, fds, 4);
@@ -414,15 +443,14 @@ int ProbeTidOffset(size_t* offset) {
   for (int i = 0; i < 3; ++i) {
     if (spec.keep_stdio[i]) want |= 1u << i;
   }
-  if (h.magic != kForkServerMagic || h.fds != want ||
-      (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 || __builtin_popcount(want) != nfds) {
+  if (!HandoffValid(h, static_cast<size_t>(n), msg.msg_flags, want, fds, nfds)) {
     ChildError("pre-made worker: ", "a malformed hand-off", EPROTO);
     _exit(kLockdownFailedExit);
   }
   int next = 0;
   for (int target = 0; target < 4; ++target) {
     if ((want & (1u << target)) == 0) continue;
-    // Every received fd is above 4 (0-3 and the listener are taken): never equal.
+    // Every received fd is above 3 (HandoffValid): the dup3 never closes one not yet placed.
     if (dup3(fds[next++], target, 0) != target) {
       ChildError("pre-made worker: ", "dup3", errno);
       _exit(kLockdownFailedExit);
@@ -443,7 +471,11 @@ void MakePremade(ForkServer::State& s, int net, int ipc) {
   if (!s.premade || s.premade_pid > 0 || s.premade_deaths >= kPremadeMaxDeaths) return;
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return;
-  int sources[kChildFdSources] = {-1, -1, -1, sv[1], s.shared_root, net, ipc};
+  // 0-2 are the server's /dev/null until the hand-off, whatever the server's own 0-2 are
+  // (its 2 is the broker's, possibly closed): it holds no fd of the broker's, and the fds it
+  // receives land above 3 (review fix L1).
+  int sources[kChildFdSources] = {s.null_fd, s.null_fd, s.null_fd, sv[1], s.shared_root,
+                                  net, ipc};
   int pidfd = -1;
   struct clone_args args;
   memset(&args, 0, sizeof(args));
@@ -496,7 +528,18 @@ void ServePremade(ForkServer::State& s, int sock, const ForkServerRequest& req,
   }
   int pidfd = -1;
   bool keep_slot0 = false;
-  if (s.premade_pid <= 0) {
+  if (const pid_t lie = g_slot_lie.load(); lie > 0) {
+    // Both slots name it; no pre-made worker is ever made (slot 1 keeps the lie).
+    __atomic_store_n(s.slot_page, lie, __ATOMIC_SEQ_CST);
+    __atomic_store_n(s.slot_page + 1, lie, __ATOMIC_SEQ_CST);
+    SetStep(&reply, kPremadeNone, "no pre-made worker (a test's lie)");
+    for (int i = 0; i < nhandoff; ++i) close(handoff[i]);
+    for (int fd : ns) {
+      if (fd >= 0) close(fd);
+    }
+    SendReply(sock, reply, -1);
+    return;
+  } else if (s.premade_pid <= 0) {
     if (s.premade && s.premade_deaths < kPremadeMaxDeaths) {
       SetStep(&reply, kPremadeNone, "no pre-made worker");
     } else {
@@ -521,8 +564,14 @@ void ServePremade(ForkServer::State& s, int sock, const ForkServerRequest& req,
       s.premade_pidfd = -1;
       s.premade_deaths = 0;
     } else {
-      // Died before its hand-off: the broker reaps it from slot 0 (it is the broker's
-      // child), and this spawn is made afresh.
+      // Died before its hand-off, or it cannot take it: ended here, through the server's
+      // own pidfd, and waited for (its pidfd reads at its exit), so that the broker only
+      // ever reaps an exited child from slot 0 and never signals one (review fix M2); it
+      // is the broker's child. This spawn is made afresh.
+      syscall(SYS_pidfd_send_signal, s.premade_pidfd, SIGKILL, nullptr, 0);
+      struct pollfd dead = {s.premade_pidfd, POLLIN, 0};
+      while (poll(&dead, 1, 5000) < 0 && errno == EINTR) {
+      }
       keep_slot0 = true;
       ++s.premade_deaths;
       SetStep(&reply, s.premade_deaths < kPremadeMaxDeaths ? kPremadeNone : kPremadeStopped,
@@ -704,6 +753,15 @@ absl::Status ReceiveReply(int sock, absl::Time deadline,
 ForkServer::ForkServer(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
 ForkServer::~ForkServer() {
+  // Unlisted first; a broker gone (or shut down) already ended this server (pid -1), and
+  // its KillStrays is not used once `gone` is set (review fix M1: it was, after the free).
+  std::shared_ptr<ForkServerRegistry> registry = state_->registry;
+  std::optional<absl::MutexLock> listed;
+  if (registry != nullptr) {
+    listed.emplace(&registry->mu);
+    auto& v = registry->servers;
+    v.erase(std::remove(v.begin(), v.end(), state_.get()), v.end());
+  }
   absl::MutexLock lock(&state_->mu);
   if (state_->pid < 0) return;
   state_->socket.reset();  // the server exits on EOF; SIGKILL in case it is stuck
@@ -714,8 +772,22 @@ ForkServer::~ForkServer() {
   }
   // Its pre-made worker (slot 1), if any, is this process's child: ended and reaped, never
   // left as a zombie or a waiting process.
-  std::vector<UniqueFd> left = SlotChildren(*state_);
-  if (state_->kill_strays) state_->kill_strays(&left);
+  UniqueFd premade;
+  std::vector<UniqueFd> left = SlotChildren(*state_, &premade);
+  if (state_->kill_strays && registry != nullptr && !registry->gone) {
+    state_->kill_strays(&left);
+    state_->reap_exited(&premade);
+  }
+}
+
+void Broker::Impl::EndForkServers() {
+  absl::MutexLock lock(&fork_servers_->mu);
+  fork_servers_->gone = true;
+  for (ForkServer::State* s : fork_servers_->servers) {
+    absl::MutexLock server_lock(&s->mu);
+    EndServer(*s, "the broker shut down");
+  }
+  fork_servers_->servers.clear();
 }
 
 pid_t ForkServer::pid() const {
@@ -780,19 +852,51 @@ void Broker::Impl::KillStrays(std::vector<UniqueFd>* fds) {
   fds->clear();
 }
 
-// Pidfds of the pids in slots 0 and 1 of a dead server's slot page (each once).
-std::vector<UniqueFd> SlotChildren(ForkServer::State& s) {
+// Pidfds of the pids in slot 0 of a dead server's slot page, and in `*premade` slot 1's
+// (unless it is slot 0's).
+std::vector<UniqueFd> SlotChildren(ForkServer::State& s, UniqueFd* premade) {
   std::vector<UniqueFd> out;
   int32_t slot_pid[2] = {0, 0};
   if (!s.slot.valid() ||
       pread(s.slot.get(), slot_pid, sizeof(slot_pid), 0) != static_cast<ssize_t>(sizeof(slot_pid))) {
     return out;
   }
-  for (int i = 0; i < 2; ++i) {
-    if (slot_pid[i] <= 0 || (i == 1 && slot_pid[1] == slot_pid[0])) continue;
-    out.emplace_back(static_cast<int>(syscall(SYS_pidfd_open, slot_pid[i], 0)));
+  if (slot_pid[0] > 0) out.emplace_back(static_cast<int>(syscall(SYS_pidfd_open, slot_pid[0], 0)));
+  if (slot_pid[1] > 0 && slot_pid[1] != slot_pid[0]) {
+    premade->reset(static_cast<int>(syscall(SYS_pidfd_open, slot_pid[1], 0)));
   }
   return out;
+}
+
+// Slot 1 of a dead server: its pre-made worker exits by itself once the server is gone (its
+// recvmsg reads EOF), so it is never signalled, only reaped once it has exited (waited for
+// up to kPremadeExitWait): slot 1 may name a pid that is no longer the worker (it died
+// while waiting, an embedder that reaps with waitpid(-1) took it, and the pid went to
+// another child of this process), which must not be killed (review fix M3). A pre-made
+// worker stopped by someone (SIGSTOP) is left (README Known limits).
+void Broker::Impl::ReapExitedPremade(UniqueFd* fd) {
+  if (!fd->valid()) return;
+  absl::StatusOr<pid_t> child = ChildOfPidfd(fd->get());
+  if (!child.ok() || IsWorkerPid(*child)) {
+    fd->reset();
+    return;
+  }
+  struct pollfd p = {fd->get(), POLLIN, 0};
+  const absl::Time deadline = MonotonicNow() + kPremadeExitWait;
+  for (;;) {
+    const int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - MonotonicNow()));
+    if (ms <= 0) break;
+    const int rc = poll(&p, 1, ms);
+    if (rc > 0 || (rc < 0 && errno != EINTR)) break;
+  }
+  siginfo_t si;
+  memset(&si, 0, sizeof(si));
+  if (waitid(P_PIDFD, static_cast<id_t>(fd->get()), &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+      si.si_pid == *child) {
+    while (waitid(P_PIDFD, static_cast<id_t>(fd->get()), &si, WEXITED) != 0 && errno == EINTR) {
+    }
+  }
+  fd->reset();
 }
 
 // Ends the server (it no longer serves) and every unregistered child it left in flight.
@@ -809,7 +913,8 @@ void Broker::Impl::EndServer(ForkServer::State& s, const std::string& reason) {
   // reaped (it is this process's unregistered child), and it is ended with the strays.
   // Slot 1: the pre-made worker not yet handed over (it exits when the server's end of its
   // hand-off socket closes, but it is this process's child: ended and reaped here).
-  std::vector<UniqueFd> unreported = SlotChildren(s);
+  UniqueFd premade;
+  std::vector<UniqueFd> unreported = SlotChildren(s, &premade);
   // Dead now: whatever it sent and the broker did not take is read here, and any worker
   // in it is ended.
   for (;;) {
@@ -823,6 +928,7 @@ void Broker::Impl::EndServer(ForkServer::State& s, const std::string& reason) {
     if (!st.ok()) break;
   }
   KillStrays(&unreported);
+  ReapExitedPremade(&premade);
   AuditEntry entry;
   entry.pid = s.pid;
   entry.request = "fork server";
@@ -867,6 +973,7 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   spec.keep_stdio[2] = options.stderr_fd >= 0;
   spec.hello_len = HelloBytes(spec.needs_listener, s->hello, sizeof(s->hello));
   s->kill_strays = [this](std::vector<UniqueFd>* fds) { KillStrays(fds); };
+  s->reap_exited = [this](UniqueFd* fd) { ReapExitedPremade(fd); };
   // A worker made ahead of its request (README "Spawn, round 5"): not when the policy's
   // fd limit is too low for the hand-off (it cannot be raised under the filter).
   // The hand-off runs under the filter: recvmsg, dup3 and close are stdio's (every policy
@@ -947,6 +1054,18 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   return s;
 }
 
+absl::Status Broker::Impl::ListForkServer(ForkServer::State& s) {
+  absl::MutexLock listed(&fork_servers_->mu);
+  absl::MutexLock lock(&s.mu);
+  if (fork_servers_->gone) {
+    EndServer(s, "the broker shut down");
+    return absl::UnavailableError("fork server: the broker shut down");
+  }
+  fork_servers_->servers.push_back(&s);
+  s.registry = fork_servers_;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
                                                  const SpawnOptions& options,
                                                  absl::Duration timeout) {
@@ -978,8 +1097,10 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
 }
 
 // Reaps the dead pre-made worker the server named in slot 0 (after a kFsPremade failure
-// reply), then clears the slot. The pid is this process's unreaped child (or nothing of
-// its own: KillStrays checks), so it cannot have been reused.
+// reply; the server ended it and waited for its exit), then clears the slot. Only an
+// unregistered child of this process that has already exited is reaped, and nothing is
+// signalled: a lying server cannot get a live child of this process killed this way
+// (review fix M2). A dead child's pid cannot have been reused while it is unreaped.
 void Broker::Impl::ReapSlotZero(ForkServer::State& s) {
   int32_t slot_pid = 0;
   if (!s.slot.valid() || pread(s.slot.get(), &slot_pid, sizeof(slot_pid), 0) !=
@@ -987,9 +1108,18 @@ void Broker::Impl::ReapSlotZero(ForkServer::State& s) {
       slot_pid <= 0) {
     return;
   }
-  std::vector<UniqueFd> dead;
-  dead.emplace_back(static_cast<int>(syscall(SYS_pidfd_open, slot_pid, 0)));
-  KillStrays(&dead);
+  UniqueFd dead(static_cast<int>(syscall(SYS_pidfd_open, slot_pid, 0)));
+  absl::StatusOr<pid_t> child = ChildOfPidfd(dead.get());
+  if (child.ok() && !IsWorkerPid(*child)) {
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    if (waitid(P_PIDFD, static_cast<id_t>(dead.get()), &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        si.si_pid == *child) {
+      while (waitid(P_PIDFD, static_cast<id_t>(dead.get()), &si, WEXITED) != 0 &&
+             errno == EINTR) {
+      }
+    }
+  }
   const int32_t none = 0;
   (void)pwrite(s.slot.get(), &none, sizeof(none), 0);
 }
@@ -1088,6 +1218,7 @@ absl::StatusOr<std::unique_ptr<ForkServer>> Broker::StartForkServer(
     std::shared_ptr<const PreparedPolicy> policy, WorkerMain main, const SpawnOptions& options) {
   ASSIGN_OR_RETURN(std::unique_ptr<ForkServer::State> state,
                    impl_->StartForkServer(std::move(policy), std::move(main), options));
+  RETURN_IF_ERROR(impl_->ListForkServer(*state));
   return std::unique_ptr<ForkServer>(new ForkServer(std::move(state)));
 }
 

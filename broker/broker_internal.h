@@ -38,6 +38,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -139,6 +140,17 @@ absl::StatusOr<UniqueFd> ConnectForWorker(pid_t pid, const PreparedPolicy& polic
 struct BrokerLife {
   absl::Mutex mu;
   bool gone ABSL_GUARDED_BY(mu) = false;
+};
+
+// The broker's fork servers (broker_fork_server.cc), shared with each server's state so
+// that either may go first: Shutdown (and so the broker's destructor) sets `gone` and ends
+// every server still listed, under `mu`; ~ForkServer unlists its server under `mu` and
+// uses the broker (KillStrays) only while `gone` is false. Lock order: `mu`, then a
+// server's State::mu, then the broker's mu_ (README "Spawn, round 5", review fix M1).
+struct ForkServerRegistry {
+  absl::Mutex mu;
+  bool gone ABSL_GUARDED_BY(mu) = false;
+  std::vector<ForkServer::State*> servers ABSL_GUARDED_BY(mu);
 };
 
 // The wire format of the answers (broker_wire.cc; requests are decoded by DecodeRequest
@@ -309,6 +321,10 @@ class Broker::Impl {
                                           const SpawnOptions& options,
                                           const std::vector<std::string>* argv);
   // The fork server (broker_fork_server.cc).
+  // Ends every listed server (Shutdown).
+  void EndForkServers();
+  // Lists a started server (or ends it: the broker is shut down).
+  absl::Status ListForkServer(ForkServer::State& s);
   absl::StatusOr<std::unique_ptr<ForkServer::State>> StartForkServer(
       std::shared_ptr<const PreparedPolicy> policy, WorkerMain main, const SpawnOptions& options);
   absl::StatusOr<WorkerId> SpawnFrom(ForkServer::State& server, const SpawnOptions& options,
@@ -322,6 +338,8 @@ class Broker::Impl {
   // Ends the server (`reason` becomes its failure, audited) and any unregistered child it
   // left in flight. Called with server.mu held.
   void EndServer(ForkServer::State& server, const std::string& reason);
+  // Reaps slot 1's pre-made worker of a dead server once it has exited (never signals it).
+  void ReapExitedPremade(UniqueFd* pidfd);
   // SIGKILLs and reaps every fd in `fds` that is a pidfd of an unregistered child.
   void KillStrays(std::vector<UniqueFd>* fds);
   // True if `pid` is a registered worker not yet reaped.
@@ -438,6 +456,8 @@ class Broker::Impl {
   AuditLog* audit_;
   // See BrokerLife; captured by each pool task.
   std::shared_ptr<BrokerLife> life_ = std::make_shared<BrokerLife>();
+  // See ForkServerRegistry.
+  std::shared_ptr<ForkServerRegistry> fork_servers_ = std::make_shared<ForkServerRegistry>();
   std::unique_ptr<PathHandler> paths_;
   std::unique_ptr<TaskPool> pool_;
   std::atomic<int> calls_in_flight_{0};

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "base/unique_fd.h"
 
 namespace vow {
@@ -72,6 +73,9 @@ struct ForkServerHandoff {
 inline constexpr int kPremadeNone = EAGAIN;
 inline constexpr int kPremadeStopped = EOPNOTSUPP;
 inline constexpr int kPremadeMaxDeaths = 3;
+// How long the broker waits for a dead server's pre-made worker to exit by itself (it
+// reads EOF) before it leaves it unreaped (review fix M3: it is never signalled).
+inline constexpr absl::Duration kPremadeExitWait = absl::Seconds(2);
 // A policy whose RLIMIT_NOFILE is below this gets no pre-made worker: it holds fds 0-3, its
 // listener and up to four received fds when the hand-off comes, and under its filter it
 // cannot raise the limit.
@@ -91,6 +95,13 @@ struct ForkServerReply {
 bool ForkServerRequestValid(const ForkServerRequest& req, size_t bytes, int msg_flags,
                             int nfds);
 
+// The pre-made worker's check of its hand-off (README "Spawn, round 5"; pure, run under its
+// filter): `bytes` and `msg_flags` as recvmsg returned them, `want` the fd bits it must
+// get, `fds`/`nfds` the fds that came (each must be above 3: it is dup3'd onto 0-3, which
+// are taken, so an fd on 0-3 would be overwritten or closed before it is placed).
+bool HandoffValid(const ForkServerHandoff& h, size_t bytes, int msg_flags, uint32_t want,
+                  const int* fds, int nfds);
+
 // The pid of the process `pidfd` refers to, if it is a pidfd (PIDFD_GET_INFO, Linux 6.13)
 // of a child of this process that has not been reaped (waitid(P_PIDFD) accepts it); otherwise an error saying which.
 absl::StatusOr<pid_t> ChildOfPidfd(int pidfd);
@@ -98,6 +109,10 @@ absl::StatusOr<pid_t> ChildOfPidfd(int pidfd);
 // Tests only: fork servers started while `keep` is set do not clear their slot page after a
 // reply (as one killed between its reply and that store would not).
 void SetForkServerKeepsSlotForTesting(bool keep);
+
+// Tests only: fork servers started while `pid` is > 0 answer every kFsPremade request with
+// kPremadeNone and `pid` in slot 0, as a lying server could (the broker must not signal it).
+void SetForkServerSlotLieForTesting(pid_t pid);
 
 // Whether fork servers started from now on make each worker ahead of its request (README
 // "Spawn, round 5"; default on). Off: every worker is cloned when it is asked for.

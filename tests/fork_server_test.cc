@@ -584,10 +584,19 @@ TEST(ForkServerPremadeTest, ItIsLockedWhileItWaitsAndHoldsNothingOfTheServersAft
     if (fd > 2 && target != "/dev/null") server_targets.insert(target);
   }
   // The request: it gets the pre-made worker.
+  const std::string given = FdLinks(getpid())[sv[1]];
   auto second = f.broker->SpawnFrom(**server, options);
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_EQ((*server)->premade_spawns(), 1u);
   EXPECT_EQ(f.broker->pid(*second), pm);
+  // The server kept no copy of the fds it handed over, nor of the namespace pair it gave
+  // the next pre-made worker (review: untested).
+  usleep(100000);
+  for (const auto& [fd, target] : FdLinks(server_pid)) {
+    EXPECT_NE(target, given) << "the server still holds a handed-over fd: " << fd;
+    EXPECT_FALSE(absl::StartsWith(target, "net:[")) << fd;
+    EXPECT_FALSE(absl::StartsWith(target, "ipc:[")) << fd;
+  }
   close(sv[1]);
   std::map<int, std::string> worker_fds;
   for (int i = 0; i < 200; ++i) {
@@ -651,6 +660,194 @@ TEST(ForkServerPremadeTest, PremadeWorkersServeLikeFreshOnes) {
 
 // The server dies (or is ended) while its pre-made worker waits: that worker is ended and
 // reaped, by the next SpawnFrom's EndServer or by the ForkServer's destructor.
+ino_t NsInode(pid_t pid, const char* type) {
+  struct stat st;
+  if (stat(("/proc/" + std::to_string(pid) + "/ns/" + type).c_str(), &st) != 0) return 0;
+  return st.st_ino;
+}
+
+// The namespaces of `type` this process holds as fds (the broker's stock), less its own.
+std::set<ino_t> StockedNamespaces(const char* type) {
+  std::set<ino_t> held;
+  const std::string prefix = std::string(type) + ":[";
+  for (const auto& [fd, link] : FdLinks(getpid())) {
+    if (link.rfind(prefix, 0) != 0) continue;
+    struct stat st;
+    if (stat(("/proc/self/fd/" + std::to_string(fd)).c_str(), &st) == 0) held.insert(st.st_ino);
+  }
+  held.erase(NsInode(getpid(), type));
+  return held;
+}
+
+// Waits until the stock holds `n` pairs; the net and ipc inodes held then.
+void WaitForStock(size_t n, std::set<ino_t>* net, std::set<ino_t>* ipc) {
+  for (int i = 0; i < 1000; ++i) {
+    *net = StockedNamespaces("net");
+    *ipc = StockedNamespaces("ipc");
+    if (net->size() >= n && ipc->size() >= n) return;
+    usleep(10000);
+  }
+}
+
+// Two consecutive pre-made workers are locked down as a fresh one is: same identity,
+// filter, limits, and the same namespaces shared or not with the broker; and each runs in
+// network and IPC namespaces of the broker's stock (made once, at Create: the pairs that
+// came with the requests, README "Spawn, round 5"), never a pair another worker has
+// (review M4: a pre-made worker that unshared its own would fail here).
+TEST(ForkServerPremadeTest, PremadeWorkersAreLockedLikeFreshOnesInStockedNamespaces) {
+  BrokerOptions options;
+  options.namespace_stock = 4;
+  options.namespace_stock_once = true;
+  Fixture f;
+  f.broker = std::move(*Broker::Create(options));
+  f.policy = *f.broker->Prepare(Policy{});
+  std::set<ino_t> net1, ipc1;
+  WaitForStock(4, &net1, &ipc1);
+  ASSERT_EQ(net1.size(), 4u);
+  ASSERT_EQ(ipc1.size(), 4u);
+  const std::set<ino_t> net2 = net1, ipc2 = ipc1;
+  auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto first = f.broker->SpawnFrom(**server);  // fresh: no pre-made worker yet
+  ASSERT_TRUE(first.ok()) << first.status();
+  const pid_t fresh = f.broker->pid(*first);
+  const pid_t pm1 = WaitForPremade(**server);
+  ASSERT_GT(pm1, 0);
+  EXPECT_EQ((*server)->fresh_spawns(), 1u);
+  auto second = f.broker->SpawnFrom(**server);  // gets pm1
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(f.broker->pid(*second), pm1);
+  const pid_t pm2 = WaitForPremade(**server);
+  ASSERT_GT(pm2, 0);
+  ASSERT_NE(pm2, pm1);
+  usleep(100000);  // pm2's lock-down done (its filter is attached before it waits)
+  for (const pid_t pm : {pm1, pm2}) {
+    for (const char* field : {"Uid", "Gid", "Groups", "Seccomp", "NoNewPrivs", "CapEff",
+                              "CapPrm", "CapBnd", "CapInh", "CapAmb"}) {
+      EXPECT_EQ(StatusField(pm, field), StatusField(fresh, field)) << field << " of " << pm;
+    }
+    EXPECT_EQ(ReadFile("/proc/" + std::to_string(pm) + "/limits"),
+              ReadFile("/proc/" + std::to_string(fresh) + "/limits"));
+    for (const char* ns : {"user", "mnt", "net", "ipc", "uts", "pid", "cgroup", "time"}) {
+      EXPECT_EQ(NsInode(pm, ns) == NsInode(getpid(), ns),
+                NsInode(fresh, ns) == NsInode(getpid(), ns))
+          << ns << " of " << pm;
+      EXPECT_NE(NsInode(pm, ns), 0u) << ns;
+    }
+  }
+  // The pair that came with each request (taken from the stock as it was just before).
+  EXPECT_TRUE(net1.count(NsInode(pm1, "net"))) << "pm1's net namespace is not a stocked one";
+  EXPECT_TRUE(ipc1.count(NsInode(pm1, "ipc"))) << "pm1's ipc namespace is not a stocked one";
+  EXPECT_TRUE(net2.count(NsInode(pm2, "net"))) << "pm2's net namespace is not a stocked one";
+  EXPECT_TRUE(ipc2.count(NsInode(pm2, "ipc"))) << "pm2's ipc namespace is not a stocked one";
+  for (const char* ns : {"net", "ipc"}) {
+    const std::set<ino_t> all = {NsInode(fresh, ns), NsInode(pm1, ns), NsInode(pm2, ns),
+                                 NsInode(getpid(), ns)};
+    EXPECT_EQ(all.size(), 4u) << ns << ": a pair used twice";
+    EXPECT_TRUE((std::string(ns) == "net" ? net1 : ipc1).count(NsInode(fresh, ns))) << ns;
+  }
+  for (const WorkerId id : {*first, *second}) {
+    f.broker->Kill(id);
+    ASSERT_TRUE(f.broker->Wait(id, absl::Seconds(10)).ok());
+  }
+}
+
+// A pool whose workers keep the stderr they are given: while its pre-made worker waits,
+// its 0-2 are /dev/null, not the server's 2 (the broker's stderr) (review fix L1).
+TEST(ForkServerPremadeTest, AWaitingPremadeWorkerHoldsNoneOfTheBrokersStdio) {
+  Fixture f = Make();
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  SpawnOptions options;
+  options.stderr_fd = sv[1];
+  auto server = f.broker->StartForkServer(f.policy, SleepWorker, options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto first = f.broker->SpawnFrom(**server, options);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const pid_t pm = WaitForPremade(**server);
+  ASSERT_GT(pm, 0);
+  std::string seccomp;
+  for (int i = 0; i < 500 && seccomp != "2"; ++i) {
+    seccomp = StatusField(pm, "Seccomp");
+    if (seccomp != "2") usleep(10000);
+  }
+  std::map<int, std::string> waiting = FdLinks(pm);
+  for (int fd = 0; fd < 3; ++fd) EXPECT_EQ(waiting[fd], "/dev/null") << fd;
+  f.broker->Kill(*first);
+  ASSERT_TRUE(f.broker->Wait(*first, absl::Seconds(10)).ok());
+  close(sv[0]);
+  close(sv[1]);
+}
+
+// A server that answers "no pre-made worker" and names another child of the broker in
+// slot 0 (here one the test forked, alive) does not get it killed: the broker only reaps
+// an exited child from there, and never signals it (review fix M2). Nor at the server's
+// end when slot 1 names it (a stale pid: review fix M3): the broker waits for slot 1's
+// process to exit by itself (kPremadeExitWait) and never signals it.
+TEST(ForkServerPremadeTest, ALyingSlotZeroKillsNoLiveChild) {
+  const pid_t q = fork();
+  ASSERT_GE(q, 0);
+  if (q == 0) {
+    for (;;) pause();
+  }
+  Fixture f = Make();
+  SetForkServerSlotLieForTesting(q);
+  auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+  SetForkServerSlotLieForTesting(0);
+  ASSERT_TRUE(server.ok()) << server.status();
+  for (int i = 0; i < 3; ++i) {
+    auto id = f.broker->SpawnFrom(**server, {}, absl::Seconds(10));
+    ASSERT_TRUE(id.ok()) << id.status();
+    f.broker->Kill(*id);
+    ASSERT_TRUE(f.broker->Wait(*id, absl::Seconds(10)).ok());
+  }
+  server->reset();
+  siginfo_t si;
+  memset(&si, 0, sizeof(si));
+  EXPECT_EQ(waitid(P_PID, static_cast<id_t>(q), &si, WEXITED | WNOHANG | WNOWAIT), 0);
+  EXPECT_EQ(si.si_pid, 0) << "the unrelated child was killed (or reaped)";
+  kill(q, SIGKILL);
+  waitpid(q, nullptr, 0);
+}
+
+// A ForkServer may outlive its Broker: the broker ends it (and its pre-made worker) when
+// it shuts down, and the ForkServer's destructor does not touch the freed broker (review
+// fix M1; the ASan run of this test sees a use after free).
+TEST(ForkServerPremadeTest, ABrokerDestroyedBeforeItsServerEndsItAndItsPremadeWorker) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    Fixture f = Make();
+    auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+    if (!server.ok()) _exit(2);
+    auto id = f.broker->SpawnFrom(**server);
+    if (!id.ok()) _exit(3);
+    const pid_t pm = WaitForPremade(**server);
+    if (pm <= 0) _exit(4);
+    const pid_t server_pid = (*server)->pid();
+    f.broker.reset();
+    // Ended and reaped by the broker's end, before the ForkServer goes.
+    siginfo_t si;
+    if (waitid(P_PID, static_cast<id_t>(server_pid), &si, WEXITED | WNOHANG | WNOWAIT) !=
+            -1 ||
+        errno != ECHILD) {
+      _exit(5);
+    }
+    if (waitid(P_PID, static_cast<id_t>(pm), &si, WEXITED | WNOHANG | WNOWAIT) != -1 ||
+        errno != ECHILD) {
+      _exit(6);
+    }
+    if ((*server)->pid() != -1) _exit(7);
+    server->reset();
+    pid_t left = 0;
+    if (!NoChildLeft(&left)) _exit(8);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
 TEST(ForkServerPremadeTest, AServerKilledWhileItsPremadeWorkerWaitsLeavesNoChild) {
   Fixture f = Make();
   for (int round = 0; round < 3; ++round) {
@@ -870,6 +1067,31 @@ TEST(ForkServerReplyTest, EveryLieIsRefused) {
   absl::Status honest = Check(bad, {}, sizeof(good), 0, 1, &fault);
   EXPECT_FALSE(honest.ok());
   EXPECT_FALSE(fault) << honest;
+}
+
+// Review L5: each check of the pre-made worker's hand-off, one at a time.
+TEST(ForkServerHandoffTest, OnlyAWellFormedHandoffIsTaken) {
+  ForkServerHandoff good;
+  const uint32_t want = kFsChannel | kFsStdout;
+  good.fds = want;
+  const int fds[2] = {7, 8};
+  EXPECT_TRUE(HandoffValid(good, sizeof(good), 0, want, fds, 2));
+  EXPECT_FALSE(HandoffValid(good, sizeof(good) - 1, 0, want, fds, 2));
+  EXPECT_FALSE(HandoffValid(good, sizeof(good), MSG_CTRUNC, want, fds, 2));
+  EXPECT_FALSE(HandoffValid(good, sizeof(good), MSG_TRUNC, want, fds, 2));
+  EXPECT_FALSE(HandoffValid(good, sizeof(good), 0, want, fds, 1));  // fewer fds than bits
+  ForkServerHandoff bad = good;
+  bad.magic = 0;
+  EXPECT_FALSE(HandoffValid(bad, sizeof(bad), 0, want, fds, 2));
+  bad = good;
+  bad.fds = kFsChannel | kFsStdin;  // as many fds, but not the ones it must get
+  EXPECT_FALSE(HandoffValid(bad, sizeof(bad), 0, want, fds, 2));
+  const int low[2] = {7, 3};  // an fd on 0-3
+  EXPECT_FALSE(HandoffValid(good, sizeof(good), 0, want, low, 2));
+  const int lowest[2] = {2, 9};
+  EXPECT_FALSE(HandoffValid(good, sizeof(good), 0, want, lowest, 2));
+  const int four[2] = {4, 9};
+  EXPECT_TRUE(HandoffValid(good, sizeof(good), 0, want, four, 2));
 }
 
 TEST(ForkServerRequestTest, OnlyAWellFormedRequestIsServed) {
