@@ -383,10 +383,10 @@ int ProbeTidOffset(size_t* offset) {
   return 0;
 }
 
-// The worker, made by the server's clone3. Async-signal-safe until LockDown has returned.
-[[noreturn]] void WorkerChild(ForkServer::State& s, const int sources[kChildFdSources]) {
-  VOW_TRACE(kTrWorkerStart);
-  // The robust-futex list, which the kernel does not copy (glibc's fork does the same).
+// What every worker the server clones does first: registers the robust-futex list again
+// (the kernel does not copy it; glibc's fork does the same) and takes its LockdownSpec
+// from the server's.
+LockdownSpec ServerWorkerSpec(ForkServer::State& s) {
   if (syscall(SYS_set_robust_list, s.robust_head, s.robust_len) != 0) {
     _exit(kLockdownFailedExit);
   }
@@ -394,7 +394,13 @@ int ProbeTidOffset(size_t* offset) {
   spec.program = s.program.data();
   spec.hello = s.hello;
   spec.null_fd = s.null_fd;
-  RunForkedWorker(spec, s.layers, sources, s.main);
+  return spec;
+}
+
+// The worker, made by the server's clone3. Async-signal-safe until LockDown has returned.
+[[noreturn]] void WorkerChild(ForkServer::State& s, const int sources[kChildFdSources]) {
+  VOW_TRACE(kTrWorkerStart);
+  RunForkedWorker(ServerWorkerSpec(s), s.layers, sources, s.main);
 }
 
 // The pre-made worker: clones like WorkerChild, with the server's end of a hand-off
@@ -406,13 +412,7 @@ int ProbeTidOffset(size_t* offset) {
 // end closes) before a hand-off, the recvmsg reads EOF and the worker exits.
 [[noreturn]] void PremadeWorkerChild(ForkServer::State& s,
                                      const int sources[kChildFdSources]) {
-  if (syscall(SYS_set_robust_list, s.robust_head, s.robust_len) != 0) {
-    _exit(kLockdownFailedExit);
-  }
-  LockdownSpec spec = s.spec;
-  spec.program = s.program.data();
-  spec.hello = s.hello;
-  spec.null_fd = s.null_fd;
+  LockdownSpec spec = ServerWorkerSpec(s);
   int listener = -1;
   spec.listener_out = &listener;
   LayerSpec layers = s.layers;
