@@ -1177,6 +1177,11 @@ void Broker::Shutdown() {
 }
 
 absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
+  // None of the broker's fds may land on a closed 0-2: its messages to stderr would go
+  // into it, and a worker given the embedder's fd 0-2 would get it.
+  if (!FillClosedStdio()) {
+    return absl::InternalError("cannot open /dev/null for a closed fd 0, 1 or 2");
+  }
   const bool stock_now = options.namespace_stock_once;
   const size_t pool_threads = options.pool_threads_at_create;
   std::unique_ptr<Broker> broker(new Broker(std::move(options)));
