@@ -401,6 +401,27 @@ TEST(ForkServerTest, AServerKilledBetweenItsCloneAndItsReplyLeavesNoChild) {
   EXPECT_TRUE(rc == -1 && errno == ECHILD) << "a child is left: pid " << si.si_pid;
 }
 
+// The server's end ends its unregistered workers only: a registered one, alive and in
+// the server's session, lives on (it is the broker's, not a stray).
+TEST(ForkServerTest, ARegisteredWorkerOutlivesItsServersEnd) {
+  Fixture f = Make();
+  auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto id = f.broker->SpawnFrom(**server);
+  ASSERT_TRUE(id.ok()) << id.status();
+  const pid_t worker = f.broker->pid(*id);
+  ASSERT_EQ(getsid(worker), (*server)->pid());
+  ASSERT_EQ(kill((*server)->pid(), SIGKILL), 0);
+  auto next = f.broker->SpawnFrom(**server, {}, absl::Seconds(5));
+  ASSERT_FALSE(next.ok());
+  EXPECT_EQ((*server)->pid(), -1);  // ended
+  usleep(100000);
+  EXPECT_FALSE(Gone(worker));
+  EXPECT_EQ(f.broker->live_workers(), 1u);
+  f.broker->Kill(*id);
+  ASSERT_TRUE(f.broker->Wait(*id, absl::Seconds(10)).ok());
+}
+
 TEST(ForkServerTest, AServerKilledMidSpawnFailsTheSpawnPromptly) {
   Fixture f = Make();
   auto server = f.broker->StartForkServer(f.policy, SleepWorker);
