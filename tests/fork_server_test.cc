@@ -1001,7 +1001,12 @@ TEST(ForkServerPremadeTest, AWorkerThatNeverSaysHelloIsEndedAtItsDeadline) {
   EXPECT_THAT(result->reason, ::testing::HasSubstr("no hello")) << result->ToString();
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   EXPECT_TRUE(Gone(pm));
-  // A worker that does say hello is not ended by the deadline: the next one lives on.
+  // A worker that does say hello is not ended by the deadline: the next one lives on (taken
+  // once it is locked and waiting, so that its hello follows its hand-off at once).
+  const pid_t pm2 = WaitForPremade(**server);
+  ASSERT_GT(pm2, 0);
+  for (int i = 0; i < 500 && StatusField(pm2, "Seccomp") != "2"; ++i) usleep(10000);
+  usleep(50000);  // past the filter, in its recvmsg
   auto next = f.broker->SpawnFrom(**server, {}, absl::Seconds(10));
   ASSERT_TRUE(next.ok()) << next.status();
   usleep(600000);
