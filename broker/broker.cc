@@ -988,6 +988,14 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, nullptr);
     close(gate_write.get());
+    // Another thread's child forked meanwhile may hold a copy of this gate's write end
+    // (and this child one of its gate's) until its lock-down closes it: a broker that
+    // died before either got its byte would leave both waiting. Tied to the broker
+    // first, as LockDown does again (step 2).
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 ||
+        (spec.broker_pid != 0 && getppid() != spec.broker_pid)) {
+      _exit(kLockdownFailedExit);
+    }
     char go = 0;
     ssize_t got;
     while ((got = read(gate_read.get(), &go, 1)) < 0 && errno == EINTR) {
