@@ -277,6 +277,7 @@ constexpr absl::Duration kExecChildKillGrace = absl::Seconds(2);
 constexpr absl::Duration kExecChildAbandonGrace = absl::Seconds(2);
 
 std::atomic<void (*)(pid_t)> g_exec_child_hook{nullptr};
+std::atomic<void (*)(pid_t)> g_fork_child_hook{nullptr};
 
 // What a child that has not exec'd is doing, from /proc/<pid>/stat's state letter.
 std::string ExecChildState(pid_t pid) {
@@ -306,6 +307,7 @@ std::string ExecChildState(pid_t pid) {
 }  // namespace
 
 void SetExecChildHookForTesting(void (*hook)(pid_t)) { g_exec_child_hook.store(hook); }
+void SetForkChildHookForTesting(void (*hook)(pid_t)) { g_fork_child_hook.store(hook); }
 
 // SpawnExec's child, cloned with CLONE_VM instead of forked: no copy of the broker's page
 // tables, no copy-on-write faults (each a TLB shoot-down in a multithreaded broker) and no
@@ -933,6 +935,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   spec.hello = hello;
   // Destroyed before everything above, which its child reads until it has exec'd.
   ExecChild exec_child;
+  UniqueFd gate_read, gate_write;  // a forked worker's start (below)
   pid_t pid;
   // Output this process buffered goes out before the worker's (and a forked child would
   // flush it a second time).
@@ -954,6 +957,16 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     // for this one fork (the child is its pid 1) and set back to this process's own right
     // after (by the parent only: the child cannot enter an ancestor's namespace). Per
     // thread: other threads' forks are not affected.
+    // The child waits for one byte on `gate` before anything else: until the pidfd below
+    // is open it must not end. Otherwise a worker that ends at once (a crash, a main that
+    // returns) can be reaped by the kernel before pidfd_open in a process that ignores
+    // SIGCHLD or reaps with waitpid(-1) (the spawn then failed with ESRCH, seen under
+    // load), and its pid can go to another process, whose pidfd the broker would then
+    // hold and signal. EOF (this process died, or failed to open the pidfd): it exits.
+    int gate_fds[2];
+    if (pipe2(gate_fds, O_CLOEXEC) != 0) return ErrnoStatus(errno, "spawn: pipe2(gate)");
+    gate_read.reset(gate_fds[0]);
+    gate_write.reset(gate_fds[1]);
     UniqueFd own_pidns;
     if (layers.pidns) {
       own_pidns.reset(open("/proc/thread-self/ns/pid", O_RDONLY | O_CLOEXEC));
@@ -978,17 +991,46 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, nullptr);
+    close(gate_write.get());
+    // Another thread's child forked meanwhile may hold a copy of this gate's write end
+    // (and this child one of its gate's) until its lock-down closes it: a broker that
+    // died before either got its byte would leave both waiting. Tied to the broker
+    // first, as LockDown does again (step 2).
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 ||
+        (spec.broker_pid != 0 && getppid() != spec.broker_pid)) {
+      _exit(kLockdownFailedExit);
+    }
+    char go = 0;
+    ssize_t got;
+    while ((got = read(gate_read.get(), &go, 1)) < 0 && errno == EINTR) {
+    }
+    if (got != 1) _exit(kLockdownFailedExit);
+    close(gate_read.get());
     RunForkedWorker(spec, layers, sources, *main);
   }
 
   theirs = Channel();  // close the child's end here
   fresh = NamespaceStock::Fresh();  // the namespaces are the child's alone now
+  if (void (*hook)(pid_t) = g_fork_child_hook.load(); hook != nullptr && !exec) hook(pid);
   long pidfd = syscall(SYS_pidfd_open, pid, 0);
   if (pidfd < 0) {
     int err = errno;
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
     return ErrnoStatus(err, "pidfd_open");
+  }
+  if (!exec) {
+    // The pidfd is open: the child may start (and end) now.
+    gate_read.reset();
+    if (write(gate_write.get(), "g", 1) != 1) {
+      const int err = errno;
+      syscall(SYS_pidfd_send_signal, static_cast<int>(pidfd), SIGKILL, nullptr, 0);
+      siginfo_t info;
+      waitid(P_PIDFD, static_cast<int>(pidfd), &info, WEXITED);
+      close(static_cast<int>(pidfd));
+      return ErrnoStatus(err, "spawn: write(gate)");
+    }
+    gate_write.reset();
   }
   // execpromises: the tracer seizes the child before its first execve (it waits for
   // Release(), so it cannot have happened yet).

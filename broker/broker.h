@@ -82,6 +82,11 @@ struct SpawnOptions {
 // do to that child what a terminal or a debugger might (SIGSTOP it before its execve).
 void SetExecChildHookForTesting(void (*hook)(pid_t));
 
+// Test only: `hook` (null: none) is called by every later Spawn of a forked worker with
+// its pid after the fork and before the broker opens the worker's pidfd, so a test can
+// hold the broker there as a loaded machine may (the worker must not end meanwhile).
+void SetForkChildHookForTesting(void (*hook)(pid_t));
+
 // A syscall that no promise of the worker allowed.
 struct Violation {
   int nr = -1;

@@ -826,12 +826,33 @@ TEST(BrokerEmbedderTest, WorkersEndWhenTheProcessIgnoresSigchld) {
     if (!broker.ok()) _exit(2);
     for (int i = 0; i < 3; ++i) {
       auto id = (*broker)->Spawn(Policy{}, [](Client&) { return 7; });
-      if (!id.ok()) _exit(3);
+      if (!id.ok()) {
+        fprintf(stderr, "spawn %d: %s\n", i, std::string(id.status().message()).c_str());
+        _exit(3);
+      }
       auto result = (*broker)->Wait(*id, absl::Seconds(10));
       if (!result.ok()) _exit(4);
       if (result->kind != WorkerResult::Kind::kStatusLost) _exit(5);
       if (!absl::StrContains(result->ToString(), "SIGCHLD")) _exit(6);
     }
+    // A worker that ends before the broker has its pidfd (the broker's thread held
+    // between the fork and pidfd_open, as a loaded machine may hold it): the kernel would
+    // reap it and free its pid at once, and the spawn failed (ESRCH; 2 runs in 30 under
+    // load) or the broker took whatever process got the pid next. The worker waits for
+    // the broker's go; here the hook waits up to 1 s for it to be gone.
+    SetForkChildHookForTesting([](pid_t pid) {
+      const absl::Time until = absl::Now() + absl::Seconds(1);
+      while (kill(pid, 0) == 0 && absl::Now() < until) absl::SleepFor(absl::Milliseconds(5));
+    });
+    auto held = (*broker)->Spawn(Policy{}, [](Client&) { return 7; });
+    SetForkChildHookForTesting(nullptr);
+    if (!held.ok()) {
+      fprintf(stderr, "held spawn: %s\n", std::string(held.status().message()).c_str());
+      _exit(8);
+    }
+    auto held_result = (*broker)->Wait(*held, absl::Seconds(10));
+    if (!held_result.ok()) _exit(4);
+    if (held_result->kind != WorkerResult::Kind::kStatusLost) _exit(5);
     // Nothing left to serve: the broker's threads sleep.
     struct rusage before, after;
     getrusage(RUSAGE_SELF, &before);
@@ -849,7 +870,7 @@ TEST(BrokerEmbedderTest, WorkersEndWhenTheProcessIgnoresSigchld) {
   ASSERT_TRUE(WIFEXITED(status)) << "the test's child was killed: " << status;
   EXPECT_EQ(WEXITSTATUS(status), 0)
       << "2: no broker, 3: spawn failed, 4: Wait timed out, 5: wrong kind, 6: no reason, "
-         "7: the broker spun after the workers ended";
+         "7: the broker spun after the workers ended, 8: a held spawn failed";
 }
 
 // `rpath` with a read rule for /etc.

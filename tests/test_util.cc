@@ -73,6 +73,27 @@ std::set<int> OpenFds(pid_t pid) {
   return fds;
 }
 
+std::vector<std::string> FdsBeyond(const std::set<int>& before, absl::Duration within) {
+  const absl::Time deadline = absl::Now() + within;
+  std::vector<int> extra;
+  for (;;) {
+    extra.clear();
+    for (int fd : OpenFds(getpid())) {
+      if (before.count(fd) == 0) extra.push_back(fd);
+    }
+    if (extra.empty() || absl::Now() >= deadline) break;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  std::vector<std::string> named;
+  for (int fd : extra) {
+    char target[256] = {};
+    const std::string link = absl::StrCat("/proc/self/fd/", fd);
+    if (readlink(link.c_str(), target, sizeof(target) - 1) < 0) snprintf(target, sizeof(target), "?");
+    named.push_back(absl::StrCat(fd, "->", target));
+  }
+  return named;
+}
+
 std::string ReadAll(int fd) {
   std::string out;
   char buf[4096];

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace vow::testing {
 
@@ -32,6 +33,15 @@ class TempDir {
 // their number and slots change between two looks. That the broker keeps no namespace it
 // handed out is spawn_test's FreshNamespacesFromTheStockAreNeverShared.
 std::set<int> OpenFds(pid_t pid);
+
+// The fds of this process (as OpenFds) that are not in `before`, each as "fd->target",
+// once there are none or `within` has passed. For a fd-leak check right after a worker
+// ended: the broker thread that answered the worker's last call (a path call or an
+// open/connect request on the task pool) closes its copies of the answer's fd, of the
+// channel and of the listener only after the answer is out, so the worker can end and
+// Wait() return first. Those closes are owed at once; a leaked fd never closes, so a
+// check that this is empty still fails on one.
+std::vector<std::string> FdsBeyond(const std::set<int>& before, absl::Duration within);
 
 // Reads everything from `fd` until EOF.
 std::string ReadAll(int fd);
