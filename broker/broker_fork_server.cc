@@ -86,6 +86,7 @@ constexpr long kPidfsMagic = 0x50494446;
 constexpr size_t kTidScanBytes = 1024;
 constexpr int kMaxProbeHits = 64;
 constexpr size_t kSlotBytes = 4096;
+constexpr size_t kProgramPage = 4096;  // the program copy's alignment (State::program)
 
 }  // namespace
 
@@ -220,7 +221,15 @@ struct ForkServer::State {
   std::shared_ptr<const PreparedPolicy> policy;
   std::shared_ptr<const BpfProgram> compiled;
   WorkerMain main;
-  std::vector<sock_filter> program;  // each worker patches its own copy
+  // Each worker patches its own copy (PatchSelfPid, PatchStatTrampoline): a copy-on-write
+  // fault per page it writes, so the copy starts on a page of its own and a program of up to
+  // 512 instructions is one page, not two (README "2026-12-05, spawn: where a worker's CPU
+  // goes").
+  struct FreeProgram {
+    void operator()(sock_filter* p) const { free(p); }
+  };
+  std::unique_ptr<sock_filter[], FreeProgram> program;
+  size_t program_len = 0;
   unsigned char hello[256];  // the framed hello every worker sends (LockdownSpec::hello)
   LayerSpec layers;
   LockdownSpec spec;
@@ -391,7 +400,7 @@ LockdownSpec ServerWorkerSpec(ForkServer::State& s) {
     _exit(kLockdownFailedExit);
   }
   LockdownSpec spec = s.spec;
-  spec.program = s.program.data();
+  spec.program = s.program.get();
   spec.hello = s.hello;
   spec.null_fd = s.null_fd;
   return spec;
@@ -954,14 +963,22 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   }
   auto s = std::make_unique<ForkServer::State>();
   ASSIGN_OR_RETURN(s->compiled, ProgramFor(*filters_, policy->policy, false, true));
-  s->program = s->compiled->code;
+  {
+    const size_t bytes = s->compiled->code.size() * sizeof(sock_filter);
+    const size_t rounded = (bytes + kProgramPage - 1) / kProgramPage * kProgramPage;
+    void* copy = rounded == 0 ? nullptr : aligned_alloc(kProgramPage, rounded);
+    if (copy == nullptr) return absl::ResourceExhaustedError("fork server: program copy");
+    memcpy(copy, s->compiled->code.data(), bytes);
+    s->program.reset(static_cast<sock_filter*>(copy));
+    s->program_len = s->compiled->code.size();
+  }
   s->layers = policy->layers;
   ASSIGN_OR_RETURN(s->shared_root, SharedRootFor(*policy));
   s->broker_pid = getpid();
   LockdownSpec& spec = s->spec;
   spec.channel_fd = kWorkerChannelFd;
   spec.broker_pid = s->broker_pid;
-  spec.program_len = s->program.size();
+  spec.program_len = s->program_len;
   spec.needs_listener = s->compiled->needs_listener();
   spec.trap_reporter = policy->policy.penalty == Penalty::kTrap;
   spec.max_open_fds = policy->policy.limits.max_open_fds;
