@@ -34,6 +34,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/rseq.h>
 #include <sys/socket.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -664,6 +665,20 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
   if (s.null_fd < 0) _exit(1);
   if (null_fd > 2) close(null_fd);
   CloseAllExcept(sock, s.shared_root, s.null_fd);
+  // No rseq area for the server, so none for its workers: the kernel writes a process's
+  // rseq area (the cpu id) on its first return to user space, and in a fresh worker that
+  // write is a copy-on-write fault of a TLS page that nothing else of its lock-down writes
+  // (~80 us of CPU per worker on this VM: README "2026-12-05, spawn: where a worker's CPU
+  // goes"). glibc then does what it does on a kernel without rseq (sched_getcpu: the vDSO);
+  // threads a worker starts register their own. Best effort: a failure changes nothing.
+  // The kernel wants the length it was registered with: glibc 2.35-2.39 registers 32 bytes
+  // and reports the feature size (20) in __rseq_size; a later glibc may register that.
+  if (__rseq_size > 0) {
+    void* area = static_cast<char*>(__builtin_thread_pointer()) + __rseq_offset;
+    if (syscall(SYS_rseq, area, 32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) != 0 && __rseq_size != 32) {
+      (void)syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
+    }
+  }
 
   ForkServerReply ready;
   ready.pid = getpid();
