@@ -1,5 +1,7 @@
 #include "base/unique_fd.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace vow {
@@ -20,6 +22,19 @@ void CloseBoth(UniqueFd& a, UniqueFd& b) {
   }
   a.reset();
   b.reset();
+}
+
+bool FillClosedStdio() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+    // The lowest free fd is this one: 0..fd-1 are open (checked or filled above).
+    const int null_fd = open("/dev/null", O_RDWR);
+    if (null_fd != fd) {
+      if (null_fd >= 0) close(null_fd);
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace vow

@@ -40,6 +40,12 @@ class UniqueFd {
 // Both are invalid afterwards. Async-signal-safe.
 void CloseBoth(UniqueFd& a, UniqueFd& b);
 
+// Opens /dev/null onto each of fds 0, 1 and 2 that is closed. Run before a process opens
+// anything else: otherwise its first fds (a broker's epoll, eventfd, socketpairs) land on
+// 0-2, where writes meant for stderr and a worker's inherited stdio would reach them.
+// False when one could not be filled (then the caller must not go on).
+bool FillClosedStdio();
+
 }  // namespace vow
 
 #endif  // VOW_BASE_UNIQUE_FD_H_

@@ -698,6 +698,10 @@ void Broker::Impl::Reap(Worker& w) {
   }
   w.phase = Phase::kEnded;
   if (w.deadline != absl::InfiniteFuture()) --timed_workers_;
+  if (w.hello_deadline != absl::InfiniteFuture()) {
+    w.hello_deadline = absl::InfiniteFuture();
+    --hello_waits_;
+  }
   if (lost) {
     if (!w.ending) {
       w.result.kind = WorkerResult::Kind::kStatusLost;
@@ -1043,7 +1047,8 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
 absl::StatusOr<WorkerId> Broker::Impl::RegisterWorker(
     pid_t pid, UniqueFd pidfd, Channel ours, std::shared_ptr<const PreparedPolicy> policy,
     std::shared_ptr<const ExecTracer> tracer, bool exec, std::string script_path,
-    UniqueFd script_fd, const SpawnOptions& options, const std::vector<std::string>* argv) {
+    UniqueFd script_fd, const SpawnOptions& options, const std::vector<std::string>* argv,
+    absl::Duration hello_within) {
   auto w = std::make_unique<Worker>();
   w->pid = pid;
   w->policy = policy;
@@ -1074,6 +1079,7 @@ absl::StatusOr<WorkerId> Broker::Impl::RegisterWorker(
   if (policy->policy.limits.wall_time > absl::ZeroDuration()) {
     w->deadline = MonotonicNow() + policy->policy.limits.wall_time;
   }
+  if (hello_within != absl::InfiniteDuration()) w->hello_deadline = MonotonicNow() + hello_within;
   absl::ReleasableMutexLock lock(&mu_);
   WorkerId id = next_id_++;
   w->id = id;
@@ -1097,6 +1103,7 @@ absl::StatusOr<WorkerId> Broker::Impl::RegisterWorker(
     return ErrnoStatus(err, "epoll_ctl(worker)");
   }
   if (ref.deadline != absl::InfiniteFuture()) ++timed_workers_;
+  if (ref.hello_deadline != absl::InfiniteFuture()) ++hello_waits_;
   ref.result.layers = policy->layers_text;
   Audit(ref, absl::StrCat("spawn", options.name.empty() ? "" : " ", options.name,
                           argv != nullptr ? absl::StrCat(" exec ", (*argv)[0]) : ""),
@@ -1191,6 +1198,11 @@ void Broker::Shutdown() {
 }
 
 absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
+  // None of the broker's fds may land on a closed 0-2: its messages to stderr would go
+  // into it, and a worker given the embedder's fd 0-2 would get it.
+  if (!FillClosedStdio()) {
+    return absl::InternalError("cannot open /dev/null for a closed fd 0, 1 or 2");
+  }
   const bool stock_now = options.namespace_stock_once;
   const size_t pool_threads = options.pool_threads_at_create;
   std::unique_ptr<Broker> broker(new Broker(std::move(options)));

@@ -211,9 +211,8 @@ class ForkServer {
   pid_t pid() const;
   // Why the server was ended ("" while it serves). After a failure every SpawnFrom fails.
   std::string failure() const;
-  // The pid in the server's slot page (0: none; -1: no page), for tests.
-  pid_t slot_pid_for_testing() const;
-  // The pid in the slot page's slot 1: the pre-made worker waiting for a request (0: none).
+  // The pre-made worker waiting for a request (0: none; -1: the server was ended), for
+  // tests: the server's one unregistered worker, found as EndServer finds its strays.
   pid_t premade_pid_for_testing() const;
   // How many SpawnFrom calls got the worker the server had made ahead of the request
   // (README "Spawn, round 5"), and how many a worker cloned for the request.

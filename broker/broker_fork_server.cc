@@ -20,8 +20,8 @@
 //    child), as glibc's fork does;
 //  - CLONE_CHILD_CLEARTID on the same word, as glibc's fork sets it.
 // What is not done: pthread_atfork child handlers do not run in the worker (the server
-// itself is a glibc fork(), so they ran once, in the server). rseq is inherited (no
-// CLONE_VM). The server is single-threaded and idle in recvmsg when it clones, so no lock
+// itself is a glibc fork(), so they ran once, in the server). rseq: the server unregisters
+// its area at start (ServerMain), so its workers have none. The server is single-threaded and idle in recvmsg when it clones, so no lock
 // of malloc or stdio can be held in the child.
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +40,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <dirent.h>
 
 #include <algorithm>
 #include <atomic>
@@ -86,24 +88,27 @@ constexpr long kPidfsMagic = 0x50494446;
 // x86-64 keeps it at 720 of a ~2.3 KiB struct pthread).
 constexpr size_t kTidScanBytes = 1024;
 constexpr int kMaxProbeHits = 64;
-constexpr size_t kSlotBytes = 4096;
 constexpr size_t kProgramPage = 4096;  // the program copy's alignment (State::program)
 
 }  // namespace
 
 namespace {
-// Test hook (SetForkServerKeepsSlotForTesting): servers forked while it is set leave the
-// slot's pid after their reply, as a server killed right after its reply would.
-std::atomic<bool> g_server_keeps_slot{false};
+// Test hooks; a server reads its copy (made at its fork), so each holds for the servers
+// started while it is set.
+std::atomic<pid_t> g_pidfd_lie{0};            // SetForkServerPidfdLieForTesting
+std::atomic<bool> g_pidfd_lie_premade_only{false};
+std::atomic<bool> g_stop_after_clone{false};  // SetForkServerStopAfterCloneForTesting
+std::atomic<int64_t> g_hello_deadline_ms{0};  // SetForkServerHelloDeadlineForTesting
 }  // namespace
 
-void SetForkServerKeepsSlotForTesting(bool keep) { g_server_keeps_slot.store(keep); }
-
-namespace {
-std::atomic<pid_t> g_slot_lie{0};  // SetForkServerSlotLieForTesting
-}  // namespace
-
-void SetForkServerSlotLieForTesting(pid_t pid) { g_slot_lie.store(pid); }
+void SetForkServerPidfdLieForTesting(pid_t pid, bool premade_only) {
+  g_pidfd_lie.store(pid);
+  g_pidfd_lie_premade_only.store(premade_only);
+}
+void SetForkServerStopAfterCloneForTesting(bool stop) { g_stop_after_clone.store(stop); }
+void SetForkServerHelloDeadlineForTesting(absl::Duration d) {
+  g_hello_deadline_ms.store(d == absl::InfiniteDuration() ? 0 : absl::ToInt64Milliseconds(d));
+}
 
 namespace {
 std::atomic<bool> g_premade{true};
@@ -137,6 +142,33 @@ absl::StatusOr<pid_t> ChildOfPidfd(int pidfd) {
   return static_cast<pid_t>(info.pid);
 }
 
+absl::StatusOr<pid_t> ServerChildOfPidfd(int pidfd, int server_pidfd, pid_t server_pid) {
+  ASSIGN_OR_RETURN(pid_t child, ChildOfPidfd(pidfd));
+  if (child == server_pid) {
+    return absl::PermissionDeniedError("fork server: sent its own pidfd as a worker's");
+  }
+  const pid_t sid = getsid(child);
+  siginfo_t si;
+  // Still an unreaped child after getsid: `child` named this process when getsid ran (an
+  // unreaped child's pid is not reused).
+  memset(&si, 0, sizeof(si));
+  if (waitid(P_PIDFD, static_cast<id_t>(pidfd), &si, WEXITED | WNOHANG | WNOWAIT) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("fork server: pid ", child, " was reaped meanwhile"));
+  }
+  // The server unreaped: its pid, the session's id, is still its own.
+  memset(&si, 0, sizeof(si));
+  if (waitid(P_PIDFD, static_cast<id_t>(server_pidfd), &si, WEXITED | WNOHANG | WNOWAIT) != 0) {
+    return ErrnoStatus(errno, "fork server: the server itself was reaped (its session id may "
+                              "name another session)");
+  }
+  if (sid != server_pid) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("fork server: pid ", child, " is not in the server's session (", sid,
+                     ", not ", server_pid, "): not a process the server made"));
+  }
+  return child;
+}
+
 bool ForkServerRequestValid(const ForkServerRequest& req, size_t bytes, int msg_flags,
                             int nfds) {
   if (bytes != sizeof(req)) return false;
@@ -167,6 +199,7 @@ bool HandoffValid(const ForkServerHandoff& h, size_t bytes, int msg_flags, uint3
 absl::StatusOr<UniqueFd> CheckForkServerReply(const ForkServerReply& reply, size_t bytes,
                                               int msg_flags, std::vector<UniqueFd>* fds,
                                               uint64_t seq, pid_t server_pid,
+                                              int server_pidfd,
                                               const std::function<bool(pid_t)>& registered,
                                               pid_t* pid, bool* server_fault) {
   *server_fault = true;
@@ -196,13 +229,10 @@ absl::StatusOr<UniqueFd> CheckForkServerReply(const ForkServerReply& reply, size
     return absl::DataLossError(
         absl::StrCat("fork server: a success reply with ", fds->size(), " fds, not 1"));
   }
-  ASSIGN_OR_RETURN(pid_t child, ChildOfPidfd((*fds)[0].get()));
+  ASSIGN_OR_RETURN(pid_t child, ServerChildOfPidfd((*fds)[0].get(), server_pidfd, server_pid));
   if (child != reply.pid) {
     return absl::PermissionDeniedError(absl::StrCat(
         "fork server: reply names pid ", reply.pid, " but its pidfd is pid ", child));
-  }
-  if (child == server_pid) {
-    return absl::PermissionDeniedError("fork server: sent its own pidfd as a worker's");
   }
   // A registered worker adopted twice would be reaped once and waited for forever.
   if (registered(child)) {
@@ -214,8 +244,6 @@ absl::StatusOr<UniqueFd> CheckForkServerReply(const ForkServerReply& reply, size
   fds->clear();
   return out;
 }
-
-std::vector<UniqueFd> SlotChildren(ForkServer::State& s, UniqueFd* premade);
 
 struct ForkServer::State {
   // Made in the broker before the fork; the server and every worker have their copies.
@@ -241,11 +269,6 @@ struct ForkServer::State {
   size_t tid_offset = 0;
   void* robust_head = nullptr;
   size_t robust_len = 0;
-  // The slot page (a memfd mapped shared, MADV_DONTFORK: no worker has it), where the
-  // kernel stores each worker's pid during clone3 (CLONE_PARENT_SETTID) and the server
-  // clears it once the reply is sent: non-zero only while a worker exists that the
-  // broker may not have heard of. Meaningful in the server only.
-  int32_t* slot_page = nullptr;
   // The pre-made worker (README "Spawn, round 5"), server only: its pid, pidfd and the
   // server's end of its hand-off socket (-1: none), and how many died in a row before
   // their hand-off.
@@ -255,16 +278,15 @@ struct ForkServer::State {
   int premade_sock = -1;
   int premade_deaths = 0;
   // The broker's side.
-  // Broker::Impl::KillStrays, for ~ForkServer's reaping: used only while the broker is
-  // there (`registry`: its Shutdown ends every listed server first).
-  std::function<void(std::vector<UniqueFd>*)> kill_strays;
-  std::function<void(UniqueFd*)> reap_exited;  // Broker::Impl::ReapExitedPremade
+  // Broker::Impl::IsWorkerPid, for EndStrays: used only while the broker is there
+  // (`registry`: its Shutdown ends every listed server first).
+  std::function<bool(pid_t)> is_worker;
+  absl::Duration hello_deadline = kForkServerHelloDeadline;
   std::shared_ptr<ForkServerRegistry> registry;
   mutable absl::Mutex mu;
   pid_t pid ABSL_GUARDED_BY(mu) = -1;
   UniqueFd pidfd ABSL_GUARDED_BY(mu);
   UniqueFd socket ABSL_GUARDED_BY(mu);
-  UniqueFd slot ABSL_GUARDED_BY(mu);  // the slot page's memfd (read with pread)
   uint64_t seq ABSL_GUARDED_BY(mu) = 0;
   std::string failure ABSL_GUARDED_BY(mu);
   bool ask_premade ABSL_GUARDED_BY(mu) = false;  // send kFsPremade requests
@@ -475,8 +497,9 @@ LockdownSpec ServerWorkerSpec(ForkServer::State& s) {
   RunWorkerFunction(s.main);
 }
 
-// Makes the next pre-made worker with the namespace fds `net` and `ipc` (-1: none); its
-// pid goes to slot 1 (CLONE_PARENT_SETTID, before it can run). No worker on failure.
+// Makes the next pre-made worker with the namespace fds `net` and `ipc` (-1: none). No
+// worker on failure. It is born in the server's session: the broker finds it there if the
+// server is ended before its hand-off (EndStrays).
 void MakePremade(ForkServer::State& s, int net, int ipc) {
   if (!s.premade || s.premade_pid > 0 || s.premade_deaths >= kPremadeMaxDeaths) return;
   int sv[2];
@@ -489,10 +512,8 @@ void MakePremade(ForkServer::State& s, int net, int ipc) {
   int pidfd = -1;
   struct clone_args args;
   memset(&args, 0, sizeof(args));
-  args.flags = CLONE_PARENT | CLONE_PIDFD | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID |
-               CLONE_PARENT_SETTID;
+  args.flags = CLONE_PARENT | CLONE_PIDFD | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID;
   args.pidfd = reinterpret_cast<uintptr_t>(&pidfd);
-  args.parent_tid = reinterpret_cast<uintptr_t>(s.slot_page + 1);
   args.child_tid = reinterpret_cast<uintptr_t>(
       reinterpret_cast<unsigned char*>(pthread_self()) + s.tid_offset);
   const long pid = syscall(SYS_clone3, &args, sizeof(args));
@@ -508,13 +529,22 @@ void MakePremade(ForkServer::State& s, int net, int ipc) {
   s.premade_sock = sv[0];
 }
 
-// Forgets the pre-made worker (its pid stays where the caller put it).
+// Forgets the pre-made worker.
 void DropPremade(ForkServer::State& s) {
   if (s.premade_pidfd >= 0) close(s.premade_pidfd);
   if (s.premade_sock >= 0) close(s.premade_sock);
   s.premade_pid = -1;
   s.premade_pidfd = -1;
   s.premade_sock = -1;
+}
+
+// Test hook (SetForkServerPidfdLieForTesting): a success reply names another process.
+void LieForTesting(ForkServerReply* reply, int* pidfd, bool premade) {
+  const pid_t lie = g_pidfd_lie.load();
+  if (lie <= 0 || *pidfd < 0 || (g_pidfd_lie_premade_only.load() && !premade)) return;
+  close(*pidfd);
+  *pidfd = static_cast<int>(syscall(SYS_pidfd_open, lie, 0));
+  reply->pid = lie;
 }
 
 // A kFsPremade request (already checked): hands the fds to the pre-made worker and answers
@@ -537,19 +567,7 @@ void ServePremade(ForkServer::State& s, int sock, const ForkServerRequest& req,
     }
   }
   int pidfd = -1;
-  bool keep_slot0 = false;
-  if (const pid_t lie = g_slot_lie.load(); lie > 0) {
-    // Both slots name it; no pre-made worker is ever made (slot 1 keeps the lie).
-    __atomic_store_n(s.slot_page, lie, __ATOMIC_SEQ_CST);
-    __atomic_store_n(s.slot_page + 1, lie, __ATOMIC_SEQ_CST);
-    SetStep(&reply, kPremadeNone, "no pre-made worker (a test's lie)");
-    for (int i = 0; i < nhandoff; ++i) close(handoff[i]);
-    for (int fd : ns) {
-      if (fd >= 0) close(fd);
-    }
-    SendReply(sock, reply, -1);
-    return;
-  } else if (s.premade_pid <= 0) {
+  if (s.premade_pid <= 0) {
     if (s.premade && s.premade_deaths < kPremadeMaxDeaths) {
       SetStep(&reply, kPremadeNone, "no pre-made worker");
     } else {
@@ -564,10 +582,6 @@ void ServePremade(ForkServer::State& s, int sock, const ForkServerRequest& req,
       alive = SendWithFds(s.premade_sock, &h, sizeof(h), handoff, nhandoff, MSG_DONTWAIT);
     }
     VOW_TRACE(kTrServerHandedOff);
-    // Slot 0 names it before slot 1 forgets it: a server killed in between leaves it in
-    // one or both.
-    __atomic_store_n(s.slot_page, s.premade_pid, __ATOMIC_SEQ_CST);
-    __atomic_store_n(s.slot_page + 1, 0, __ATOMIC_SEQ_CST);
     if (alive) {
       reply.pid = s.premade_pid;
       pidfd = s.premade_pidfd;
@@ -575,14 +589,15 @@ void ServePremade(ForkServer::State& s, int sock, const ForkServerRequest& req,
       s.premade_deaths = 0;
     } else {
       // Died before its hand-off, or it cannot take it: ended here, through the server's
-      // own pidfd, and waited for (its pidfd reads at its exit), so that the broker only
-      // ever reaps an exited child from slot 0 and never signals one (review fix M2); it
-      // is the broker's child. This spawn is made afresh.
+      // own pidfd, and waited for (its pidfd reads at its exit), so that the broker, told
+      // by reply.pid != 0 that one is left, only reaps exited children of the server's
+      // (EndStrays without kill) and signals none (review fix M2); it is the broker's
+      // child. This spawn is made afresh.
       syscall(SYS_pidfd_send_signal, s.premade_pidfd, SIGKILL, nullptr, 0);
       struct pollfd dead = {s.premade_pidfd, POLLIN, 0};
       while (poll(&dead, 1, 5000) < 0 && errno == EINTR) {
       }
-      keep_slot0 = true;
+      reply.pid = s.premade_pid;
       ++s.premade_deaths;
       SetStep(&reply, s.premade_deaths < kPremadeMaxDeaths ? kPremadeNone : kPremadeStopped,
               "the pre-made worker died");
@@ -590,9 +605,8 @@ void ServePremade(ForkServer::State& s, int sock, const ForkServerRequest& req,
     DropPremade(s);
   }
   for (int i = 0; i < nhandoff; ++i) close(handoff[i]);
-  if (SendReply(sock, reply, pidfd) && !keep_slot0 && !g_server_keeps_slot.load()) {
-    __atomic_store_n(s.slot_page, 0, __ATOMIC_SEQ_CST);
-  }
+  LieForTesting(&reply, &pidfd, true);
+  SendReply(sock, reply, pidfd);
   VOW_TRACE(kTrServerReplied);
   if (pidfd >= 0) close(pidfd);
   MakePremade(s, ns[0], ns[1]);
@@ -622,12 +636,10 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
     }
     struct clone_args args;
     memset(&args, 0, sizeof(args));
-    args.flags = CLONE_PARENT | CLONE_PIDFD | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID |
-                 CLONE_PARENT_SETTID;
+    args.flags = CLONE_PARENT | CLONE_PIDFD | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID;
     args.pidfd = reinterpret_cast<uintptr_t>(&pidfd);
-    // Written by the kernel before the child can run: a server killed before its reply
-    // still leaves the worker's pid where the broker finds it (EndServer).
-    args.parent_tid = reinterpret_cast<uintptr_t>(s.slot_page);
+    // The worker is born in the server's session: a server killed before its reply leaves
+    // it where the broker finds it (EndStrays), with no pid written anywhere.
     args.child_tid = reinterpret_cast<uintptr_t>(
         reinterpret_cast<unsigned char*>(pthread_self()) + s.tid_offset);
     // exit_signal stays 0: with CLONE_PARENT the kernel takes the server's (SIGCHLD).
@@ -638,13 +650,13 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
       SetStep(&reply, errno, "clone3");
     } else {
       reply.pid = static_cast<int32_t>(pid);
+      if (g_stop_after_clone.load()) raise(SIGSTOP);
     }
   }
   for (int i = 0; i < nfds; ++i) close(fds[i]);
+  LieForTesting(&reply, &pidfd, false);
   // A broker gone meanwhile: the next recvmsg sees it.
-  if (SendReply(sock, reply, pidfd) && !g_server_keeps_slot.load()) {
-    __atomic_store_n(s.slot_page, 0, __ATOMIC_SEQ_CST);
-  }
+  SendReply(sock, reply, pidfd);
   VOW_TRACE(kTrServerReplied);
   if (pidfd >= 0) close(pidfd);
 }
@@ -652,6 +664,11 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
 [[noreturn]] void ServerMain(ForkServer::State& s, int sock) {
   // Dies with the thread that forked it, and refuses to start if that already happened.
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != s.broker_pid) _exit(1);
+  // A session of its own: every process it clones is born in it and none can be moved in,
+  // which is how the broker tells the server's workers from its other children (the file
+  // comment of fork_server.h). No controlling terminal: its workers get no terminal signal
+  // (they die with the broker: PR_SET_PDEATHSIG).
+  if (setsid() != getpid()) _exit(1);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -682,16 +699,7 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
 
   ForkServerReply ready;
   ready.pid = getpid();
-  const int slot_fd = memfd_create("vow-fork-server-slot", MFD_CLOEXEC);
-  void* page = MAP_FAILED;
-  if (slot_fd < 0 || ftruncate(slot_fd, kSlotBytes) != 0 ||
-      (page = mmap(nullptr, kSlotBytes, PROT_READ | PROT_WRITE, MAP_SHARED, slot_fd, 0)) ==
-          MAP_FAILED ||
-      madvise(page, kSlotBytes, MADV_DONTFORK) != 0) {
-    SetStep(&ready, errno, "slot page");
-  } else if (const int rc = (s.slot_page = static_cast<int32_t*>(page),
-                             ProbeTidOffset(&s.tid_offset));
-             rc != 0) {
+  if (const int rc = ProbeTidOffset(&s.tid_offset); rc != 0) {
     SetStep(&ready, -rc, "probe of glibc's cached tid");
   } else if (syscall(SYS_get_robust_list, 0, &s.robust_head, &s.robust_len) != 0 ||
              s.robust_head == nullptr) {
@@ -705,8 +713,7 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
       SetStep(&ready, EIO, "address space size");
     }
   }
-  if (!SendReply(sock, ready, ready.err == 0 ? slot_fd : -1) || ready.err != 0) _exit(0);
-  close(slot_fd);
+  if (!SendReply(sock, ready, -1) || ready.err != 0) _exit(0);
 
   for (;;) {
     ForkServerRequest req;
@@ -772,13 +779,103 @@ absl::Status ReceiveReply(int sock, absl::Time deadline,
   }
 }
 
+// The unregistered workers of the server `s` among this process's children, as pidfds:
+// each pid of /proc/self/task/*/children (the kernel's list; a worker's parent is the
+// thread that forked the server) is opened and kept only if it is the server's
+// (ServerChildOfPidfd: in its session, while it is unreaped) and not a registered worker.
+// No pid the server wrote is used. Caller holds s.mu; the broker must be there (is_worker).
+std::vector<std::pair<pid_t, UniqueFd>> ServerStrays(ForkServer::State& s)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+  std::vector<std::pair<pid_t, UniqueFd>> out;
+  if (!s.pidfd.valid() || !s.is_worker) return out;
+  DIR* tasks = opendir("/proc/self/task");
+  if (tasks == nullptr) return out;
+  std::vector<pid_t> pids;
+  while (struct dirent* e = readdir(tasks)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string path = absl::StrCat("/proc/self/task/", e->d_name, "/children");
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    std::string text;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) text.append(buf, static_cast<size_t>(n));
+    close(fd);
+    const char* p = text.c_str();
+    while (*p != '\0') {
+      char* end = nullptr;
+      const long v = strtol(p, &end, 10);
+      if (end == p) break;
+      if (v > 0) pids.push_back(static_cast<pid_t>(v));
+      p = end;
+      while (*p == ' ' || *p == '\n') ++p;
+    }
+  }
+  closedir(tasks);
+  for (pid_t pid : pids) {
+    UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+    if (!fd.valid()) continue;
+    absl::StatusOr<pid_t> child = ServerChildOfPidfd(fd.get(), s.pidfd.get(), s.pid);
+    if (!child.ok() || s.is_worker(*child)) continue;
+    out.emplace_back(*child, std::move(fd));
+  }
+  return out;
+}
+
+// Ends the server's unregistered workers (ServerStrays): with `kill_live`, each is killed
+// through its pidfd and reaped (the wait is the kernel's exit of a SIGKILLed process, a
+// stopped one included: never the worker's own doing); without, only those that have
+// already exited are reaped and none is signalled.
+void EndStrays(ForkServer::State& s, bool kill_live) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+  for (auto& [pid, fd] : ServerStrays(s)) {
+    siginfo_t si;
+    if (kill_live) {
+      syscall(SYS_pidfd_send_signal, fd.get(), SIGKILL, nullptr, 0);
+    } else {
+      memset(&si, 0, sizeof(si));
+      if (waitid(P_PIDFD, static_cast<id_t>(fd.get()), &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+          si.si_pid != pid) {
+        continue;
+      }
+    }
+    while (waitid(P_PIDFD, static_cast<id_t>(fd.get()), &si, WEXITED) != 0 && errno == EINTR) {
+    }
+  }
+}
+
+// Kills the server, then (with `strays`: the broker is there) ends its unregistered
+// workers while it is dead but not yet reaped (its pid still names its session), then
+// reaps it. Whatever is left in its socket is closed (any worker in it is a stray).
+void EndServerProcess(ForkServer::State& s, bool strays) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+  syscall(SYS_pidfd_send_signal, s.pidfd.get(), SIGKILL, nullptr, 0);
+  siginfo_t si;
+  while (waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &si, WEXITED | WNOWAIT) != 0 &&
+         errno == EINTR) {
+  }
+  if (s.socket.valid()) {
+    for (;;) {
+      ForkServerReply reply;
+      size_t bytes = 0;
+      int flags = 0;
+      std::vector<UniqueFd> fds;
+      if (!ReceiveReply(s.socket.get(), MonotonicNow(), &reply, &bytes, &flags, &fds).ok()) {
+        break;
+      }
+    }
+  }
+  if (strays) EndStrays(s, /*kill_live=*/true);
+  while (waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &si, WEXITED) != 0 &&
+         errno == EINTR) {
+  }
+}
+
 }  // namespace
 
 ForkServer::ForkServer(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
 ForkServer::~ForkServer() {
   // Unlisted first; a broker gone (or shut down) already ended this server (pid -1), and
-  // its KillStrays is not used once `gone` is set (review fix M1: it was, after the free).
+  // the broker is not used once `gone` is set (review fix M1: it was, after the free).
   std::shared_ptr<ForkServerRegistry> registry = state_->registry;
   std::optional<absl::MutexLock> listed;
   if (registry != nullptr) {
@@ -789,19 +886,11 @@ ForkServer::~ForkServer() {
   absl::MutexLock lock(&state_->mu);
   if (state_->pid < 0) return;
   state_->socket.reset();  // the server exits on EOF; SIGKILL in case it is stuck
-  syscall(SYS_pidfd_send_signal, state_->pidfd.get(), SIGKILL, nullptr, 0);
-  siginfo_t si;
-  while (waitid(P_PIDFD, static_cast<id_t>(state_->pidfd.get()), &si, WEXITED) != 0 &&
-         errno == EINTR) {
-  }
-  // Its pre-made worker (slot 1), if any, is this process's child: ended and reaped, never
-  // left as a zombie or a waiting process.
-  UniqueFd premade;
-  std::vector<UniqueFd> left = SlotChildren(*state_, &premade);
-  if (state_->kill_strays && registry != nullptr && !registry->gone) {
-    state_->kill_strays(&left);
-    state_->reap_exited(&premade);
-  }
+  // Its pre-made worker, if any, is this process's child: ended and reaped, never left as
+  // a zombie or a waiting process.
+  EndServerProcess(*state_, registry != nullptr && !registry->gone);
+  state_->pidfd.reset();
+  state_->pid = -1;
 }
 
 void Broker::Impl::EndForkServers() {
@@ -836,22 +925,10 @@ uint64_t ForkServer::fresh_spawns() const {
 
 pid_t ForkServer::premade_pid_for_testing() const {
   absl::MutexLock lock(&state_->mu);
-  int32_t pid = -1;
-  if (!state_->slot.valid() || pread(state_->slot.get(), &pid, sizeof(pid), sizeof(pid)) !=
-                                   static_cast<ssize_t>(sizeof(pid))) {
-    return -1;
-  }
-  return pid;
-}
-
-pid_t ForkServer::slot_pid_for_testing() const {
-  absl::MutexLock lock(&state_->mu);
-  int32_t pid = -1;
-  if (!state_->slot.valid() ||
-      pread(state_->slot.get(), &pid, sizeof(pid), 0) != static_cast<ssize_t>(sizeof(pid))) {
-    return -1;
-  }
-  return pid;
+  if (state_->pid < 0) return -1;
+  // The server's one unregistered worker between spawns: its pre-made worker.
+  std::vector<std::pair<pid_t, UniqueFd>> strays = ServerStrays(*state_);
+  return strays.empty() ? 0 : strays[0].first;
 }
 
 bool Broker::Impl::IsWorkerPid(pid_t pid) const {
@@ -862,97 +939,11 @@ bool Broker::Impl::IsWorkerPid(pid_t pid) const {
   return false;
 }
 
-// Ends a child the broker never registered (a worker of a refused or late reply): the
-// fds that are not pidfds of unregistered children of this process are only closed.
-void Broker::Impl::KillStrays(std::vector<UniqueFd>* fds) {
-  for (UniqueFd& fd : *fds) {
-    absl::StatusOr<pid_t> pid = ChildOfPidfd(fd.get());
-    if (!pid.ok() || IsWorkerPid(*pid)) continue;
-    syscall(SYS_pidfd_send_signal, fd.get(), SIGKILL, nullptr, 0);
-    siginfo_t si;
-    while (waitid(P_PIDFD, static_cast<id_t>(fd.get()), &si, WEXITED) != 0 && errno == EINTR) {
-    }
-  }
-  fds->clear();
-}
-
-// Pidfds of the pids in slot 0 of a dead server's slot page, and in `*premade` slot 1's
-// (unless it is slot 0's).
-std::vector<UniqueFd> SlotChildren(ForkServer::State& s, UniqueFd* premade) {
-  std::vector<UniqueFd> out;
-  int32_t slot_pid[2] = {0, 0};
-  if (!s.slot.valid() ||
-      pread(s.slot.get(), slot_pid, sizeof(slot_pid), 0) != static_cast<ssize_t>(sizeof(slot_pid))) {
-    return out;
-  }
-  if (slot_pid[0] > 0) out.emplace_back(static_cast<int>(syscall(SYS_pidfd_open, slot_pid[0], 0)));
-  if (slot_pid[1] > 0 && slot_pid[1] != slot_pid[0]) {
-    premade->reset(static_cast<int>(syscall(SYS_pidfd_open, slot_pid[1], 0)));
-  }
-  return out;
-}
-
-// Slot 1 of a dead server: its pre-made worker exits by itself once the server is gone (its
-// recvmsg reads EOF), so it is never signalled, only reaped once it has exited (waited for
-// up to kPremadeExitWait): slot 1 may name a pid that is no longer the worker (it died
-// while waiting, an embedder that reaps with waitpid(-1) took it, and the pid went to
-// another child of this process), which must not be killed (review fix M3). A pre-made
-// worker stopped by someone (SIGSTOP) is left (README Known limits).
-void Broker::Impl::ReapExitedPremade(UniqueFd* fd) {
-  if (!fd->valid()) return;
-  absl::StatusOr<pid_t> child = ChildOfPidfd(fd->get());
-  if (!child.ok() || IsWorkerPid(*child)) {
-    fd->reset();
-    return;
-  }
-  struct pollfd p = {fd->get(), POLLIN, 0};
-  const absl::Time deadline = MonotonicNow() + kPremadeExitWait;
-  for (;;) {
-    const int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - MonotonicNow()));
-    if (ms <= 0) break;
-    const int rc = poll(&p, 1, ms);
-    if (rc > 0 || (rc < 0 && errno != EINTR)) break;
-  }
-  siginfo_t si;
-  memset(&si, 0, sizeof(si));
-  if (waitid(P_PIDFD, static_cast<id_t>(fd->get()), &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-      si.si_pid == *child) {
-    while (waitid(P_PIDFD, static_cast<id_t>(fd->get()), &si, WEXITED) != 0 && errno == EINTR) {
-    }
-  }
-  fd->reset();
-}
-
-// Ends the server (it no longer serves) and every unregistered child it left in flight.
+// Ends the server (it no longer serves) and every unregistered worker it made.
 void Broker::Impl::EndServer(ForkServer::State& s, const std::string& reason) {
   if (s.pid < 0) return;
   s.failure = reason;
-  syscall(SYS_pidfd_send_signal, s.pidfd.get(), SIGKILL, nullptr, 0);
-  siginfo_t si;
-  while (waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &si, WEXITED) != 0 &&
-         errno == EINTR) {
-  }
-  // A worker it made but did not report (killed between its clone3 and its reply): the
-  // pid the kernel left in the slot page. Its pidfd is taken now, while it cannot have been
-  // reaped (it is this process's unregistered child), and it is ended with the strays.
-  // Slot 1: the pre-made worker not yet handed over (it exits when the server's end of its
-  // hand-off socket closes, but it is this process's child: ended and reaped here).
-  UniqueFd premade;
-  std::vector<UniqueFd> unreported = SlotChildren(s, &premade);
-  // Dead now: whatever it sent and the broker did not take is read here, and any worker
-  // in it is ended.
-  for (;;) {
-    ForkServerReply reply;
-    size_t bytes = 0;
-    int flags = 0;
-    std::vector<UniqueFd> fds;
-    const absl::Status st = ReceiveReply(s.socket.get(), MonotonicNow(), &reply, &bytes,
-                                         &flags, &fds);
-    KillStrays(&fds);
-    if (!st.ok()) break;
-  }
-  KillStrays(&unreported);
-  ReapExitedPremade(&premade);
+  EndServerProcess(s, /*strays=*/true);
   AuditEntry entry;
   entry.pid = s.pid;
   entry.request = "fork server";
@@ -960,7 +951,6 @@ void Broker::Impl::EndServer(ForkServer::State& s, const std::string& reason) {
   entry.reason = absl::StrCat("ended: ", reason);
   audit_->Record(std::move(entry));
   s.socket.reset();
-  s.slot.reset();
   s.pidfd.reset();
   s.pid = -1;
 }
@@ -1004,8 +994,10 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   spec.keep_stdio[1] = options.stdout_fd >= 0;
   spec.keep_stdio[2] = options.stderr_fd >= 0;
   spec.hello_len = HelloBytes(spec.needs_listener, s->hello, sizeof(s->hello));
-  s->kill_strays = [this](std::vector<UniqueFd>* fds) { KillStrays(fds); };
-  s->reap_exited = [this](UniqueFd* fd) { ReapExitedPremade(fd); };
+  s->is_worker = [this](pid_t pid) { return IsWorkerPid(pid); };
+  if (const int64_t ms = g_hello_deadline_ms.load(); ms > 0) {
+    s->hello_deadline = absl::Milliseconds(ms);
+  }
   // A worker made ahead of its request (README "Spawn, round 5"): not when the policy's
   // fd limit is too low for the hand-off (it cannot be raised under the filter).
   // The hand-off runs under the filter: recvmsg, dup3 and close are stdio's (every policy
@@ -1064,22 +1056,17 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   if (st.ok()) {
     if (bytes != sizeof(ready) || (flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
         ready.magic != kForkServerMagic || ready.seq != 0 || ready.pid != pid ||
-        fds.size() != (ready.err == 0 ? 1u : 0u)) {
+        !fds.empty()) {
       st = absl::DataLossError("fork server: a malformed ready message");
     } else if (ready.err != 0) {
       char step[sizeof(ready.step) + 1];
       memcpy(step, ready.step, sizeof(ready.step));
       step[sizeof(ready.step)] = '\0';
       st = ErrnoStatus(ready.err, absl::StrCat("fork server: ", step));
-    } else {
-      // The slot page. Only ever read with pread, and every pid read from it is checked as
-      // a reply's would be (KillStrays), so a wrong fd here can do no more than a lie.
-      s->slot = std::move(fds[0]);
-      fds.clear();
     }
   }
   if (!st.ok()) {
-    KillStrays(&fds);
+    fds.clear();
     EndServer(*s, std::string(st.message()));
     return absl::Status(st.code(), absl::StrCat("fork server did not start: ", st.message()));
   }
@@ -1126,34 +1113,6 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFrom(ForkServer::State& s,
   absl::StatusOr<WorkerId> id = SpawnFromOnce(s, options, deadline, false, nullptr);
   if (id.ok()) ++s.fresh_spawns;
   return id;
-}
-
-// Reaps the dead pre-made worker the server named in slot 0 (after a kFsPremade failure
-// reply; the server ended it and waited for its exit), then clears the slot. Only an
-// unregistered child of this process that has already exited is reaped, and nothing is
-// signalled: a lying server cannot get a live child of this process killed this way
-// (review fix M2). A dead child's pid cannot have been reused while it is unreaped.
-void Broker::Impl::ReapSlotZero(ForkServer::State& s) {
-  int32_t slot_pid = 0;
-  if (!s.slot.valid() || pread(s.slot.get(), &slot_pid, sizeof(slot_pid), 0) !=
-                             static_cast<ssize_t>(sizeof(slot_pid)) ||
-      slot_pid <= 0) {
-    return;
-  }
-  UniqueFd dead(static_cast<int>(syscall(SYS_pidfd_open, slot_pid, 0)));
-  absl::StatusOr<pid_t> child = ChildOfPidfd(dead.get());
-  if (child.ok() && !IsWorkerPid(*child)) {
-    siginfo_t si;
-    memset(&si, 0, sizeof(si));
-    if (waitid(P_PIDFD, static_cast<id_t>(dead.get()), &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-        si.si_pid == *child) {
-      while (waitid(P_PIDFD, static_cast<id_t>(dead.get()), &si, WEXITED) != 0 &&
-             errno == EINTR) {
-      }
-    }
-  }
-  const int32_t none = 0;
-  (void)pwrite(s.slot.get(), &none, sizeof(none), 0);
 }
 
 absl::StatusOr<WorkerId> Broker::Impl::SpawnFromOnce(ForkServer::State& s,
@@ -1206,42 +1165,29 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFromOnce(ForkServer::State& s,
   pid_t pid = -1;
   bool fault = true;
   absl::StatusOr<UniqueFd> pidfd =
-      st.ok() ? CheckForkServerReply(reply, bytes, flags, &fds, req.seq, s.pid,
+      st.ok() ? CheckForkServerReply(reply, bytes, flags, &fds, req.seq, s.pid, s.pidfd.get(),
                                      [this](pid_t p) { return IsWorkerPid(p); }, &pid, &fault)
               : absl::StatusOr<UniqueFd>(st);
   if (!pidfd.ok()) {
     if (!fault && premade) {
-      // No pre-made worker (or a dead one, to reap): this spawn is made afresh.
-      ReapSlotZero(s);
+      // No pre-made worker (or a dead one, reply.pid != 0: the server ended it and waited
+      // for its exit; the broker reaps the server's exited strays, signals none): this spawn
+      // is made afresh.
+      if (reply.pid != 0) EndStrays(s, /*kill_live=*/false);
       if (reply.err == kPremadeStopped) s.ask_premade = false;
       *none = true;
       return pidfd.status();
     }
     if (!fault) return pidfd.status();  // the server's own honest failure (clone3)
-    KillStrays(&fds);
+    fds.clear();  // any worker in them is one of the server's strays: EndServer ends it
     EndServer(s, std::string(pidfd.status().message()));
     return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));
   }
   VOW_TRACE(kTrBrokerChecked);
-  // The reply is taken: the slot's pid is a worker's now, and the broker clears it itself.
-  // The server clears it too, after its reply, but one killed in between would leave it,
-  // and EndServer would later take it for an unreported worker: by then the pid may have
-  // been reaped and reused by another child of this process (found by review).
-  if (s.slot.valid()) {
-    const int32_t none = 0;
-    if (pwrite(s.slot.get(), &none, sizeof(none), 0) != static_cast<ssize_t>(sizeof(none))) {
-      const std::string why = absl::StrCat("fork server: clearing the slot page: ",
-                                           strerror(errno));
-      syscall(SYS_pidfd_send_signal, pidfd->get(), SIGKILL, nullptr, 0);
-      siginfo_t si;
-      waitid(P_PIDFD, static_cast<id_t>(pidfd->get()), &si, WEXITED);
-      EndServer(s, why);
-      return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));
-    }
-  }
   VOW_TRACE(kTrBrokerSlot);
+  // A worker that does not say hello in time (stopped, or hostile) is ended (review L4).
   auto id = RegisterWorker(pid, *std::move(pidfd), std::move(ours), s.policy, nullptr, false,
-                           "", UniqueFd(), options, nullptr);
+                           "", UniqueFd(), options, nullptr, s.hello_deadline);
   VOW_TRACE(kTrBrokerRegistered);
   return id;
 }

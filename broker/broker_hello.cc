@@ -37,6 +37,10 @@ bool Broker::Impl::HandleHello(Worker& w, const DecodedRequest& request, UniqueF
   // The phase changes before the answer is sent: a worker that exits before reading
   // it (it does not wait for it) has still said hello.
   w.phase = Phase::kServing;
+  if (w.hello_deadline != absl::InfiniteFuture()) {
+    w.hello_deadline = absl::InfiniteFuture();
+    --hello_waits_;
+  }
   Audit(w, "hello", true, "locked; seccomp listener received");
   int rc = SendHelloReply(w.channel, request.id);
   if (rc != 0) return SendFailed(w, rc, "the answer to hello");

@@ -251,6 +251,9 @@ struct Worker {
   double tokens = 0;
   absl::Time last_refill;
   absl::Time deadline = absl::InfiniteFuture();
+  // Until its hello: a fork server's worker that has not said hello by then is ended
+  // (review L4). InfiniteFuture once it has, or for other workers.
+  absl::Time hello_deadline = absl::InfiniteFuture();
   // The refusal throttle (kRefusalBurst). `throttled`: the channel and the listener are
   // out of epoll until `throttled_until`. An episode lasts until the bucket is full again
   // and is audited once.
@@ -314,12 +317,14 @@ class Broker::Impl {
                                        const SpawnOptions& options);
   // The second half of a spawn: registers a started child (the channel's broker end
   // `ours`, its pidfd) with the serving loop. On failure the child is killed and reaped.
+  // `hello_within` (finite: a fork server's worker): ended if no hello comes in time.
   absl::StatusOr<WorkerId> RegisterWorker(pid_t pid, UniqueFd pidfd, Channel ours,
                                           std::shared_ptr<const PreparedPolicy> policy,
                                           std::shared_ptr<const ExecTracer> tracer, bool exec,
                                           std::string script_path, UniqueFd script_fd,
                                           const SpawnOptions& options,
-                                          const std::vector<std::string>* argv);
+                                          const std::vector<std::string>* argv,
+                                          absl::Duration hello_within = absl::InfiniteDuration());
   // The fork server (broker_fork_server.cc).
   // Ends every listed server (Shutdown).
   void EndForkServers();
@@ -333,15 +338,9 @@ class Broker::Impl {
   // pre-made worker: nothing was spawned, the caller asks afresh) or kFsFresh.
   absl::StatusOr<WorkerId> SpawnFromOnce(ForkServer::State& server, const SpawnOptions& options,
                                          absl::Time deadline, bool premade, bool* none);
-  // After a kFsPremade failure reply: reaps the dead pre-made worker slot 0 names, clears it.
-  void ReapSlotZero(ForkServer::State& server);
-  // Ends the server (`reason` becomes its failure, audited) and any unregistered child it
-  // left in flight. Called with server.mu held.
+  // Ends the server (`reason` becomes its failure, audited) and every unregistered worker
+  // it made (found in its session, not by a pid it wrote). Called with server.mu held.
   void EndServer(ForkServer::State& server, const std::string& reason);
-  // Reaps slot 1's pre-made worker of a dead server once it has exited (never signals it).
-  void ReapExitedPremade(UniqueFd* pidfd);
-  // SIGKILLs and reaps every fd in `fds` that is a pidfd of an unregistered child.
-  void KillStrays(std::vector<UniqueFd>* fds);
   // True if `pid` is a registered worker not yet reaped.
   bool IsWorkerPid(pid_t pid) const;
   absl::StatusOr<WorkerResult> Wait(WorkerId id, absl::Duration timeout);
@@ -474,6 +473,8 @@ class Broker::Impl {
   WorkerId next_id_ ABSL_GUARDED_BY(mu_) = 1;
   // Live workers with a wall-time limit.
   size_t timed_workers_ ABSL_GUARDED_BY(mu_) = 0;
+  // Live workers with a hello deadline that have not said hello yet (Worker::hello_deadline).
+  size_t hello_waits_ ABSL_GUARDED_BY(mu_) = 0;
   // Throttled workers, and the earliest time one of them is due back (Unix ns; read by
   // the loop before it takes mu_, to choose its epoll timeout).
   size_t throttled_workers_ ABSL_GUARDED_BY(mu_) = 0;

@@ -450,12 +450,16 @@ void Broker::Impl::Loop() {
     }
     // Wall-time limits and brokered-call deadlines: scanned only while some live worker
     // has one, so a broker without them pays nothing per wake-up.
-    if (timed_workers_ == 0 && calls_in_flight_.load() == 0) continue;
+    if (timed_workers_ == 0 && hello_waits_ == 0 && calls_in_flight_.load() == 0) continue;
     absl::Time now = MonotonicNow();
     for (auto& [id, w] : workers_) {
       if (w->reaped || w->ending) continue;
       if (now >= w->deadline) {
         End(*w, WorkerResult::Kind::kLimitExceeded, "wall time limit");
+      } else if (now >= w->hello_deadline) {
+        End(*w, WorkerResult::Kind::kLockdownFailed,
+            "no hello by its deadline (a fork server's worker stopped or stuck before its "
+            "lock-down finished)");
       } else if ((w->path_call_in_flight && now - w->path_call_started > kBrokeredCallDeadline) ||
                  (w->channel_call_in_flight &&
                   now - w->channel_call_started > kBrokeredCallDeadline)) {

@@ -8,19 +8,25 @@
 // the same binary):
 //   broker -> server  ForkServerRequest, with SCM_RIGHTS: the fds whose bits are set in
 //                     `fds`, in bit order (stdin, stdout, stderr, channel, net ns, ipc ns).
-//   server -> broker  ForkServerReply: first one "ready" (seq 0, pid = the server's own,
-//                     with one fd, its slot page, a 4 KiB memfd where the kernel stores
-//                     each new worker's pid until the reply for it is sent; err != 0: no
-//                     fd, the server cannot serve, `step` says why), then one
+//   server -> broker  ForkServerReply: first one "ready" (seq 0, pid = the server's own, no
+//                     fd; err != 0: the server cannot serve, `step` says why), then one
 //                     per request with the same seq: err 0 and exactly one fd, the
 //                     worker's pidfd (CLONE_PIDFD); or err != 0 and no fd.
 // Two kinds of request (README "Spawn, round 5"): kFsFresh, the server clones a worker for
 // it (the net/IPC pair is this worker's); kFsPremade, the server hands the stdio and
 // channel fds to the worker it made and locked down ahead (its reply names that worker),
 // and the net/IPC pair is for the NEXT pre-made worker, which it makes after replying. With
-// no live pre-made worker the reply to kFsPremade is an honest failure (no fd); if one had
-// died, its pid is in slot 0 of the slot page for the broker to reap. Slot page: int32
-// [0], the worker of the reply in flight; [1], the pre-made worker not yet handed over.
+// no live pre-made worker the reply to kFsPremade is an honest failure (no fd; pid != 0 if
+// one died and is left for the broker to reap).
+//
+// Who is a worker of the server (README "Fork server: a worker's identity", h48): the server
+// calls setsid() at its start, and every process it clones is born in its session; no
+// process can be moved into a session (setsid makes a new one, setpgid stays within its
+// own), so an unreaped child of the broker whose session is the server's, while the server
+// itself is unreaped (its pid is the session's), can only be one the server (or one of its
+// workers) made. The broker learns pids only from pidfds: a reply's, or one it opens for a
+// pid of /proc/self/task/*/children (the kernel's list of its children) and then checks so;
+// nothing it signals or reaps comes from a pid the server wrote.
 #ifndef VOW_BROKER_FORK_SERVER_H_
 #define VOW_BROKER_FORK_SERVER_H_
 
@@ -73,9 +79,9 @@ struct ForkServerHandoff {
 inline constexpr int kPremadeNone = EAGAIN;
 inline constexpr int kPremadeStopped = EOPNOTSUPP;
 inline constexpr int kPremadeMaxDeaths = 3;
-// How long the broker waits for a dead server's pre-made worker to exit by itself (it
-// reads EOF) before it leaves it unreaped (review fix M3: it is never signalled).
-inline constexpr absl::Duration kPremadeExitWait = absl::Seconds(2);
+// How long a worker made by a fork server may take from its registration to its hello
+// before the broker ends it (review L4: a worker stopped or hostile before its hello).
+inline constexpr absl::Duration kForkServerHelloDeadline = absl::Seconds(10);
 // A policy whose RLIMIT_NOFILE is below this gets no pre-made worker: it holds fds 0-3, its
 // listener and up to four received fds when the hand-off comes, and under its filter it
 // cannot raise the limit.
@@ -106,19 +112,33 @@ bool HandoffValid(const ForkServerHandoff& h, size_t bytes, int msg_flags, uint3
 // of a child of this process that has not been reaped (waitid(P_PIDFD) accepts it); otherwise an error saying which.
 absl::StatusOr<pid_t> ChildOfPidfd(int pidfd);
 
-// Tests only: fork servers started while `keep` is set do not clear their slot page after a
-// reply (as one killed between its reply and that store would not).
-void SetForkServerKeepsSlotForTesting(bool keep);
+// The pid of the process `pidfd` refers to, if it is a worker of the fork server
+// `server_pid` (`server_pidfd` its pidfd): an unreaped child of this process (ChildOfPidfd)
+// in the server's session, not the server itself, while the server is unreaped (see the
+// file comment); otherwise an error saying which.
+absl::StatusOr<pid_t> ServerChildOfPidfd(int pidfd, int server_pidfd, pid_t server_pid);
 
-// Tests only: fork servers started while `pid` is > 0 answer every kFsPremade request with
-// kPremadeNone and `pid` in slot 0, as a lying server could (the broker must not signal it).
-void SetForkServerSlotLieForTesting(pid_t pid);
+// Tests only: fork servers started while `pid` is > 0 send a pidfd of `pid` instead of
+// their worker's with every success reply (`premade_only`: only with a pre-made worker's
+// hand-off), as a lying server could (the broker must refuse it and never signal or reap
+// `pid`; the worker the server did make is ended as unreported).
+void SetForkServerPidfdLieForTesting(pid_t pid, bool premade_only);
+
+// Tests only: fork servers started while `stop` is set stop themselves (SIGSTOP) right
+// after each fresh worker's clone3, before replying (a server killed there leaves a worker
+// the broker never heard of).
+void SetForkServerStopAfterCloneForTesting(bool stop);
+
+// Tests only: the hello deadline (kForkServerHelloDeadline) of servers started from now on;
+// InfiniteDuration (or zero) restores the default.
+void SetForkServerHelloDeadlineForTesting(absl::Duration d);
 
 // Whether fork servers started from now on make each worker ahead of its request (README
 // "Spawn, round 5"; default on). Off: every worker is cloned when it is asked for.
 void SetForkServerPremade(bool on);
 
-// Checks one reply to request `seq` from the server `server_pid`: `bytes` and `msg_flags`
+// Checks one reply to request `seq` from the server `server_pid` (`server_pidfd` its
+// pidfd; the worker must be the server's: ServerChildOfPidfd): `bytes` and `msg_flags`
 // as recvmsg returned them, `fds` what came with it; `registered` says whether a pid is a
 // worker the broker has already registered (refused: that worker is left alone). Returns the worker's pidfd (taken from
 // `fds`) and sets *pid; an error says what was wrong (and leaves `fds` to the caller, who
@@ -128,6 +148,7 @@ void SetForkServerPremade(bool on);
 absl::StatusOr<UniqueFd> CheckForkServerReply(const ForkServerReply& reply, size_t bytes,
                                               int msg_flags, std::vector<UniqueFd>* fds,
                                               uint64_t seq, pid_t server_pid,
+                                              int server_pidfd,
                                               const std::function<bool(pid_t)>& registered,
                                               pid_t* pid, bool* server_fault);
 

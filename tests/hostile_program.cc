@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -133,6 +134,40 @@ int AbstractSocket(const char* name) {
   return 0;
 }
 
+// Looks at fds 0-2 for an fd of the broker's (vow run gives the program vow's own 0-2):
+// a socket or an anonymous inode (epoll, eventfd, pidfd) there is one; an epoll fd would
+// even take the program's own fds into the broker's event loop.
+int StdioFds() {
+  bool escaped = false;
+  for (int fd = 0; fd <= 2; ++fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+      printf("fd %d: %s\n", fd, strerror(errno));
+      continue;
+    }
+    const unsigned type = st.st_mode & S_IFMT;
+    if (type == S_IFSOCK || type == 0) {
+      escaped = true;
+      printf("escaped: fd %d is %s\n", fd, type == 0 ? "an anonymous inode" : "a socket");
+      // A readable pipe of its own, with data the broker's loop would take for a pointer.
+      int p[2];
+      if (pipe(p) == 0 && write(p[1], "x", 1) == 1) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = 0x4141414141414141ull;
+        if (epoll_ctl(fd, EPOLL_CTL_ADD, p[0], &ev) == 0) {
+          printf("escaped: a pipe of its own added to the epoll instance at fd %d\n", fd);
+        }
+      }
+    } else {
+      printf("fd %d: file type %o\n", fd, type >> 12);
+    }
+  }
+  if (escaped) return 0;
+  printf("contained\n");
+  return 3;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -146,7 +181,8 @@ int main(int argc, char** argv) {
   if (act == "escape_mountns" && argc == 3) return EscapeMountNs(argv[2]);
   if (act == "abstract_socket" && argc == 3) return AbstractSocket(argv[2]);
   if (act == "read" && argc == 3) return TryRead(argv[2]) == 0 ? 0 : 3;
+  if (act == "stdio_fds") return StdioFds();
   fprintf(stderr, "usage: %s exec|anon_exec|anon_mprotect_exec|map_library LIB|"
-                  "escape_mountns DIR|abstract_socket NAME|read FILE\n", argv[0]);
+                  "escape_mountns DIR|abstract_socket NAME|read FILE|stdio_fds\n", argv[0]);
   return 2;
 }

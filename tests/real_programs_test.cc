@@ -705,6 +705,21 @@ TEST_F(HostileProgramTest, MountNamespaceNotEscaped) {
   EXPECT_THAT(r.err, HasSubstr(absl::StrCat("openat(\"", jail, "/passwd_link\", O_RDONLY) refused")));
 }
 
+// vow started with stdin and stderr closed gives the program /dev/null there, never an fd
+// of the broker's that took their place: before Broker::Create filled them
+// (FillClosedStdio), the program got the broker's epoll fd, an eventfd or a socketpair
+// end as its stdin, and could add pipes of its own to the broker's event loop.
+TEST_F(HostileProgramTest, ClosedStdioOfVowGivesNoBrokerFd) {
+  std::vector<std::string> cmd = {"run", "-p", "stdio", "--", Runfile("tests/hostile_program"),
+                                  "stdio_fds"};
+  VowRun r = RunVow(cmd, "/dev/null", /*closed_stdio=*/(1 << 0) | (1 << 2));
+  EXPECT_EQ(r.code(), 3) << Describe(r);
+  EXPECT_THAT(r.out, Not(HasSubstr("escaped")));
+  EXPECT_THAT(r.out, HasSubstr("fd 0: file type 2\n"));  // S_IFCHR: /dev/null
+  EXPECT_THAT(r.out, HasSubstr("fd 2: file type 2\n"));
+  EXPECT_THAT(r.out, HasSubstr("contained"));
+}
+
 TEST_F(HostileProgramTest, HostAbstractSocketOutOfReach) {
   const std::string name = absl::StrCat("vow-real-programs-test-", getpid());
   int listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <set>
@@ -90,6 +92,32 @@ class SpawnTest : public ::testing::Test {
   }
   std::unique_ptr<Broker> broker_;
 };
+
+// A broker created in a process whose fds 0 and 2 are closed fills them with /dev/null
+// first (FillClosedStdio): none of its own fds (epoll, eventfd, socketpairs) sits there,
+// where its messages to stderr and a worker given the embedder's 0-2 would reach it.
+// In a child: the test process keeps its own 0-2.
+TEST(BrokerCreateTest, ClosedStdioIsFilledBeforeTheBrokerOpensAnything) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(0);
+    close(2);
+    auto broker = Broker::Create();
+    if (!broker.ok()) _exit(10);
+    for (int fd : {0, 2}) {
+      struct stat st;
+      if (fstat(fd, &st) != 0) _exit(11);
+      if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) _exit(12 + fd);
+    }
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "10: Create failed; 11: fd closed; 12/14: fd 0/2 is not /dev/null";
+}
 
 // A stdio fd the spawn did not give is /dev/null in the worker (the broker's one open
 // /dev/null, LockdownSpec::null_fd), not the broker's own: here stderr.

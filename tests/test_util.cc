@@ -101,7 +101,8 @@ int VowRun::code() const {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-VowRun RunVow(const std::vector<std::string>& args, const std::string& stdin_file) {
+VowRun RunVow(const std::vector<std::string>& args, const std::string& stdin_file,
+              int closed_stdio) {
   TempDir io;
   const std::string out_path = io.path() + "/stdout";
   const std::string err_path = io.path() + "/stderr";
@@ -118,6 +119,9 @@ VowRun RunVow(const std::vector<std::string>& args, const std::string& stdin_fil
     dup2(in, 0);
     dup2(out, 1);
     dup2(err, 2);
+    for (int fd = 0; fd <= 2; ++fd) {
+      if ((closed_stdio & (1 << fd)) != 0) close(fd);
+    }
     std::vector<char*> argv;
     for (std::string& a : argv_s) argv.push_back(a.data());
     argv.push_back(nullptr);
