@@ -20,8 +20,8 @@
 //    child), as glibc's fork does;
 //  - CLONE_CHILD_CLEARTID on the same word, as glibc's fork sets it.
 // What is not done: pthread_atfork child handlers do not run in the worker (the server
-// itself is a glibc fork(), so they ran once, in the server). rseq is inherited (no
-// CLONE_VM). The server is single-threaded and idle in recvmsg when it clones, so no lock
+// itself is a glibc fork(), so they ran once, in the server). rseq: the server unregisters
+// its area at start (ServerMain), so its workers have none. The server is single-threaded and idle in recvmsg when it clones, so no lock
 // of malloc or stdio can be held in the child.
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +34,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/rseq.h>
 #include <sys/socket.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -87,6 +88,7 @@ constexpr long kPidfsMagic = 0x50494446;
 // x86-64 keeps it at 720 of a ~2.3 KiB struct pthread).
 constexpr size_t kTidScanBytes = 1024;
 constexpr int kMaxProbeHits = 64;
+constexpr size_t kProgramPage = 4096;  // the program copy's alignment (State::program)
 
 }  // namespace
 
@@ -248,7 +250,15 @@ struct ForkServer::State {
   std::shared_ptr<const PreparedPolicy> policy;
   std::shared_ptr<const BpfProgram> compiled;
   WorkerMain main;
-  std::vector<sock_filter> program;  // each worker patches its own copy
+  // Each worker patches its own copy (PatchSelfPid, PatchStatTrampoline): a copy-on-write
+  // fault per page it writes, so the copy starts on a page of its own and a program of up to
+  // 512 instructions is one page, not two (README "2026-12-05, spawn: where a worker's CPU
+  // goes").
+  struct FreeProgram {
+    void operator()(sock_filter* p) const { free(p); }
+  };
+  std::unique_ptr<sock_filter[], FreeProgram> program;
+  size_t program_len = 0;
   unsigned char hello[256];  // the framed hello every worker sends (LockdownSpec::hello)
   LayerSpec layers;
   LockdownSpec spec;
@@ -413,7 +423,7 @@ LockdownSpec ServerWorkerSpec(ForkServer::State& s) {
     _exit(kLockdownFailedExit);
   }
   LockdownSpec spec = s.spec;
-  spec.program = s.program.data();
+  spec.program = s.program.get();
   spec.hello = s.hello;
   spec.null_fd = s.null_fd;
   return spec;
@@ -672,6 +682,20 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
   if (s.null_fd < 0) _exit(1);
   if (null_fd > 2) close(null_fd);
   CloseAllExcept(sock, s.shared_root, s.null_fd);
+  // No rseq area for the server, so none for its workers: the kernel writes a process's
+  // rseq area (the cpu id) on its first return to user space, and in a fresh worker that
+  // write is a copy-on-write fault of a TLS page that nothing else of its lock-down writes
+  // (~80 us of CPU per worker on this VM: README "2026-12-05, spawn: where a worker's CPU
+  // goes"). glibc then does what it does on a kernel without rseq (sched_getcpu: the vDSO);
+  // threads a worker starts register their own. Best effort: a failure changes nothing.
+  // The kernel wants the length it was registered with: glibc 2.35-2.39 registers 32 bytes
+  // and reports the feature size (20) in __rseq_size; a later glibc may register that.
+  if (__rseq_size > 0) {
+    void* area = static_cast<char*>(__builtin_thread_pointer()) + __rseq_offset;
+    if (syscall(SYS_rseq, area, 32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) != 0 && __rseq_size != 32) {
+      (void)syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
+    }
+  }
 
   ForkServerReply ready;
   ready.pid = getpid();
@@ -944,14 +968,22 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   }
   auto s = std::make_unique<ForkServer::State>();
   ASSIGN_OR_RETURN(s->compiled, ProgramFor(*filters_, policy->policy, false, true));
-  s->program = s->compiled->code;
+  {
+    const size_t bytes = s->compiled->code.size() * sizeof(sock_filter);
+    const size_t rounded = (bytes + kProgramPage - 1) / kProgramPage * kProgramPage;
+    void* copy = rounded == 0 ? nullptr : aligned_alloc(kProgramPage, rounded);
+    if (copy == nullptr) return absl::ResourceExhaustedError("fork server: program copy");
+    memcpy(copy, s->compiled->code.data(), bytes);
+    s->program.reset(static_cast<sock_filter*>(copy));
+    s->program_len = s->compiled->code.size();
+  }
   s->layers = policy->layers;
   ASSIGN_OR_RETURN(s->shared_root, SharedRootFor(*policy));
   s->broker_pid = getpid();
   LockdownSpec& spec = s->spec;
   spec.channel_fd = kWorkerChannelFd;
   spec.broker_pid = s->broker_pid;
-  spec.program_len = s->program.size();
+  spec.program_len = s->program_len;
   spec.needs_listener = s->compiled->needs_listener();
   spec.trap_reporter = policy->policy.penalty == Penalty::kTrap;
   spec.max_open_fds = policy->policy.limits.max_open_fds;

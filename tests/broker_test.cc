@@ -267,6 +267,34 @@ TEST_F(BrokerTest, FirstPrintfToPipeAndFileAndMalloc) {
   close(in);
 }
 
+// A worker's buffered stdio is flushed when its function returns (RunWorkerFunction
+// flushes only a stream with output pending): stdout to a pipe is fully buffered, and a
+// stderr the worker made buffered must not lose its line either.
+TEST_F(BrokerTest, BufferedStdoutAndStderrAreFlushedWhenTheFunctionReturns) {
+  int out[2], err[2];
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(err, O_CLOEXEC), 0);
+  auto body = [](Client&) {
+    static char buf[256];
+    if (setvbuf(stderr, buf, _IOFBF, sizeof(buf)) != 0) return 2;
+    printf("to stdout");
+    fprintf(stderr, "to stderr");
+    return 0;
+  };
+  SpawnOptions options;
+  options.stdout_fd = out[1];
+  options.stderr_fd = err[1];
+  WorkerResult result = Run(Policy{}, body, options);
+  close(out[1]);
+  close(err[1]);
+  EXPECT_EQ(result.kind, Kind::kExited) << result.ToString();
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(testing::ReadAll(out[0]), "to stdout");
+  EXPECT_EQ(testing::ReadAll(err[0]), "to stderr");
+  close(out[0]);
+  close(err[0]);
+}
+
 TEST_F(BrokerTest, WorkerHoldsOnlyChannelAndStdio) {
   int gate[2], out[2];
   ASSERT_EQ(pipe2(gate, O_CLOEXEC), 0);

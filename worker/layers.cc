@@ -22,6 +22,7 @@
 #include <mutex>
 #include <string>
 
+#include "base/raw_syscall.h"
 #include "base/spawn_trace.h"
 
 namespace vow {
@@ -169,11 +170,15 @@ int EnterEmptyRoot(const LayerSpec& spec, const FdList& files, const char** step
 }
 
 // Empties the bounding set (needs CAP_SETPCAP in the current user namespace).
+// Inline system calls (base/raw_syscall.h) here and in the other prctl calls of the
+// identity drop: libc's prctl and errno are each a page of code a fresh worker would fault
+// in for these calls only.
 int DropBoundingSet() {
   for (int cap = 0; cap < 64; ++cap) {
-    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
-      if (errno == EINVAL) return cap > 0 ? 0 : -EINVAL;  // past CAP_LAST_CAP
-      return -Errno();
+    const long rc = RawSyscall(SYS_prctl, PR_CAPBSET_DROP, cap);
+    if (rc != 0) {
+      if (rc == -EINVAL) return cap > 0 ? 0 : -EINVAL;  // past CAP_LAST_CAP
+      return static_cast<int>(rc);
     }
   }
   return 0;
@@ -183,14 +188,18 @@ int DropBoundingSet() {
 // or setuid can hand capabilities back. Needs CAP_SETPCAP.
 int DropCapabilityInheritance(const char** step) {
   *step = "identity: clear the ambient capabilities";
-  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) return -Errno();
+  if (const long rc = RawSyscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL); rc != 0) {
+    return static_cast<int>(rc);
+  }
   *step = "identity: empty the capability bounding set";
   if (const int r = DropBoundingSet(); r != 0) return r;
   *step = "identity: lock the securebits";
   const unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED |
                              SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
                              SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
-  if (prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) != 0) return -Errno();
+  if (const long rc = RawSyscall(SYS_prctl, PR_SET_SECUREBITS, static_cast<long>(bits)); rc != 0) {
+    return static_cast<int>(rc);
+  }
   return 0;
 }
 
@@ -238,7 +247,7 @@ int DropIdentity(const LayerSpec& spec, const char** step) {
   for (const __user_cap_data_struct& d : data) {
     if (d.effective != 0 || d.permitted != 0 || d.inheritable != 0) return -EPERM;
   }
-  if (prctl(PR_CAPBSET_READ, 0, 0, 0, 0) != 0) return -EPERM;
+  if (RawSyscall(SYS_prctl, PR_CAPBSET_READ, 0) != 0) return -EPERM;
   uid_t r = 0, e = 0, s = 0;
   *step = "identity: check the uid";
   if (syscall(SYS_getresuid, &r, &e, &s) != 0) return -Errno();
@@ -323,7 +332,9 @@ int ApplyLayers(const LayerSpec& spec, const char** failed_step) {
   }
 
   *step = "layers: PR_SET_NO_NEW_PRIVS";
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -Errno();
+  if (const long rc = RawSyscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1); rc != 0) {
+    return static_cast<int>(rc);
+  }
   VOW_TRACE(kTrLyChecks);
 
   // 2.
