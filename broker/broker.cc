@@ -977,8 +977,13 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     // SIGCHLD or reaps with waitpid(-1) (the spawn then failed with ESRCH, seen under
     // load), and its pid can go to another process, whose pidfd the broker would then
     // hold and signal. EOF (this process died, or failed to open the pidfd): it exits.
+    // A socket, not a pipe: the byte goes with MSG_NOSIGNAL, so a child killed before it
+    // (no other copy of its end left) fails this spawn instead of raising SIGPIPE in the
+    // embedder's thread.
     int gate_fds[2];
-    if (pipe2(gate_fds, O_CLOEXEC) != 0) return ErrnoStatus(errno, "spawn: pipe2(gate)");
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, gate_fds) != 0) {
+      return ErrnoStatus(errno, "spawn: socketpair(gate)");
+    }
     gate_read.reset(gate_fds[0]);
     gate_write.reset(gate_fds[1]);
     UniqueFd own_pidns;
@@ -1029,20 +1034,24 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   long pidfd = syscall(SYS_pidfd_open, pid, 0);
   if (pidfd < 0) {
     int err = errno;
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
+    // ESRCH: the child is already reaped (killed from outside, in a process that ignores
+    // SIGCHLD or reaps with waitpid(-1)); its pid may name another process now.
+    if (err != ESRCH) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
     return ErrnoStatus(err, "pidfd_open");
   }
   if (!exec) {
     // The pidfd is open: the child may start (and end) now.
     gate_read.reset();
-    if (write(gate_write.get(), "g", 1) != 1) {
+    if (send(gate_write.get(), "g", 1, MSG_NOSIGNAL) != 1) {
       const int err = errno;
       syscall(SYS_pidfd_send_signal, static_cast<int>(pidfd), SIGKILL, nullptr, 0);
       siginfo_t info;
       waitid(P_PIDFD, static_cast<int>(pidfd), &info, WEXITED);
       close(static_cast<int>(pidfd));
-      return ErrnoStatus(err, "spawn: write(gate)");
+      return ErrnoStatus(err, "spawn: send(gate)");
     }
     gate_write.reset();
   }

@@ -22,6 +22,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "base/unique_fd.h"
 #include "broker/broker.h"
 #include "broker/learn.h"
 #include "broker/policy_check.h"
@@ -482,6 +483,13 @@ int Help(int argc, char** argv) {
 }  // namespace vow
 
 int main(int argc, char** argv) {
+  // Before any thread: `vow run` compiles on a thread started before Broker::Create (which
+  // fills closed 0-2 too), and an fd it opens first would otherwise sit on a closed 0-2
+  // there, be taken for stdio and handed to the program (review h49 L3).
+  if (!vow::FillClosedStdio()) {
+    fputs("vow: cannot open /dev/null for a closed fd 0, 1 or 2\n", stderr);
+    return vow::kExitVowError;
+  }
   // Debian's Abseil is built without NDEBUG, so every absl::Mutex lock of the broker runs
   // Abseil's debug-build deadlock detector (a lock-order graph, ~0.4 ms of a `vow run`).
   // An optimized build of Abseil has it off; so does the command. The tests keep it.

@@ -350,9 +350,11 @@ std::vector<PromiseEntry> BuildTable() {
                             "priorities and limits")
           .Allow({"fork", "vfork"})
           .AllowIf("clone",
-                   {Masked(0, kCloneNewAll | CLONE_THREAD | CLONE_PTRACE | CLONE_UNTRACED,
+                   {Masked(0,
+                           kCloneNewAll | CLONE_THREAD | CLONE_PTRACE | CLONE_UNTRACED |
+                               CLONE_PARENT,
                            0, "flags lack CLONE_NEW*, CLONE_THREAD, CLONE_PTRACE, "
-                              "CLONE_UNTRACED")})
+                              "CLONE_UNTRACED, CLONE_PARENT")})
           .Allow({"wait4", "waitid", "kill", "tgkill", "tkill", "rt_sigqueueinfo",
                   "rt_tgsigqueueinfo", "setpgid", "getpgid", "setsid", "getsid",
                   "getpriority", "setpriority", "prlimit64", "setrlimit",

@@ -142,6 +142,8 @@ TEST(PromiseAllowingTest, HandPickedCalls) {
                           CLONE_THREAD | CLONE_NEWUSER}),
        std::nullopt},
       {Event(__NR_clone, {CLONE_NEWNET | SIGCHLD}), std::nullopt},
+      // A child of the worker's parent (the broker), which would never reap it.
+      {Event(__NR_clone, {CLONE_PARENT | SIGCHLD}), std::nullopt},
       {Event(__NR_socket, {AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0}), Promise::kInet},
       {Event(__NR_socket, {AF_INET6, SOCK_DGRAM, 0}), Promise::kInet},
       {Event(__NR_socket, {AF_INET, SOCK_RAW, 0}), std::nullopt},

@@ -901,6 +901,47 @@ TEST(BrokerEmbedderTest, WorkersEndWhenTheProcessIgnoresSigchld) {
          "7: the broker spun after the workers ended, 8: a held spawn failed";
 }
 
+// A forked worker killed from outside before the broker sends its go byte: the spawn fails
+// with an error, and the embedder is not killed by SIGPIPE (the gate is a socket and the
+// byte goes with MSG_NOSIGNAL; a pipe's write raised SIGPIPE in the spawning thread).
+// Runs in a child process (SIGPIPE's default action would end the test binary).
+TEST(BrokerEmbedderTest, AWorkerKilledBeforeItsGoFailsTheSpawnWithoutSigpipe) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    alarm(60);
+    signal(SIGPIPE, SIG_DFL);
+    auto broker = Broker::Create();
+    if (!broker.ok()) _exit(2);
+    // Between the fork and pidfd_open: the worker is killed and left a zombie (this
+    // process reaps nothing), so pidfd_open succeeds and the go byte finds no reader.
+    SetForkChildHookForTesting([](pid_t pid) {
+      kill(pid, SIGKILL);
+      siginfo_t info;
+      waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT);
+    });
+    auto id = (*broker)->Spawn(Policy{}, [](Client&) { return 0; });
+    SetForkChildHookForTesting(nullptr);
+    if (id.ok()) _exit(3);
+    if (!absl::StrContains(id.status().message(), "gate")) {
+      fprintf(stderr, "spawn: %s\n", std::string(id.status().message()).c_str());
+      _exit(4);
+    }
+    // The broker goes on: the next spawn works.
+    auto next = (*broker)->Spawn(Policy{}, [](Client&) { return 7; });
+    if (!next.ok()) _exit(5);
+    auto result = (*broker)->Wait(*next, absl::Seconds(10));
+    if (!result.ok() || result->exit_code != 7) _exit(6);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "the test's child was killed by signal "
+                                 << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "2: no broker, 3: the spawn succeeded, 4: not the gate's error, 5/6: next spawn";
+}
+
 // `rpath` with a read rule for /etc.
 Policy ReadEtcPolicy() {
   Policy policy;
