@@ -838,26 +838,21 @@ OpenFixture& Fixture() {
 // Counters of where each batch ended: same_cpu = the share of batches that ended with
 // the worker and its server on the same CPU (the cross-CPU wake-ups of a round trip
 // cost more than the broker's checks on this VM: README, "Open, round 4").
-void BM_OpenFloorScmRights(benchmark::State& state) {
+// Batches of `which` ('f': the floor, 'b': through the broker), one per iteration.
+void OpenBatches(benchmark::State& state, char which) {
   int same = 0, known = 0;
   for (auto _ : state) {
-    state.SetIterationTime(Fixture().Batch('f') / 1e9 / kBatch);
+    state.SetIterationTime(Fixture().Batch(which) / 1e9 / kBatch);
     const int s = Fixture().last_batch_same_cpu();
     if (s >= 0) ++known, same += s;
   }
   if (known > 0) state.counters["same_cpu"] = static_cast<double>(same) / known;
 }
+
+void BM_OpenFloorScmRights(benchmark::State& state) { OpenBatches(state, 'f'); }
 BENCHMARK(BM_OpenFloorScmRights)->UseManualTime()->Iterations(3000);
 
-void BM_OpenThroughBroker(benchmark::State& state) {
-  int same = 0, known = 0;
-  for (auto _ : state) {
-    state.SetIterationTime(Fixture().Batch('b') / 1e9 / kBatch);
-    const int s = Fixture().last_batch_same_cpu();
-    if (s >= 0) ++known, same += s;
-  }
-  if (known > 0) state.counters["same_cpu"] = static_cast<double>(same) / known;
-}
+void BM_OpenThroughBroker(benchmark::State& state) { OpenBatches(state, 'b'); }
 BENCHMARK(BM_OpenThroughBroker)->UseManualTime()->Iterations(3000);
 
 // The ratio itself, from interleaved batches (floor, broker, floor, broker, ...), so both

@@ -632,7 +632,7 @@ TEST_F(RealProgramsTest, ShellBuiltins) {
 class HostileProgramTest : public RealProgramsTest {
  protected:
   VowRun Hostile(const std::string& promises, std::vector<std::string> rules,
-              std::vector<std::string> args) {
+              std::vector<std::string> args, int closed_stdio = 0) {
     std::vector<std::string> cmd = {"run", "-p", promises};
     for (std::string& r : rules) {
       cmd.push_back("-v");
@@ -641,7 +641,7 @@ class HostileProgramTest : public RealProgramsTest {
     cmd.push_back("--");
     cmd.push_back(Runfile("tests/hostile_program"));
     cmd.insert(cmd.end(), args.begin(), args.end());
-    return RunVow(cmd);
+    return RunVow(cmd, "/dev/null", closed_stdio);
   }
 };
 
@@ -710,9 +710,7 @@ TEST_F(HostileProgramTest, MountNamespaceNotEscaped) {
 // (FillClosedStdio), the program got the broker's epoll fd, an eventfd or a socketpair
 // end as its stdin, and could add pipes of its own to the broker's event loop.
 TEST_F(HostileProgramTest, ClosedStdioOfVowGivesNoBrokerFd) {
-  std::vector<std::string> cmd = {"run", "-p", "stdio", "--", Runfile("tests/hostile_program"),
-                                  "stdio_fds"};
-  VowRun r = RunVow(cmd, "/dev/null", /*closed_stdio=*/(1 << 0) | (1 << 2));
+  VowRun r = Hostile("stdio", {}, {"stdio_fds"}, /*closed_stdio=*/(1 << 0) | (1 << 2));
   EXPECT_EQ(r.code(), 3) << Describe(r);
   EXPECT_THAT(r.out, Not(HasSubstr("escaped")));
   EXPECT_THAT(r.out, HasSubstr("fd 0: file type 2\n"));  // S_IFCHR: /dev/null
