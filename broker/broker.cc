@@ -4,8 +4,6 @@
 // The serving loop is in broker_loop.cc; see broker_internal.h for the map of the files.
 #include "broker/broker.h"
 
-#include "base/raw_syscall.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/seccomp.h>
@@ -35,6 +33,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "base/raw_syscall.h"
 #include "base/spawn_trace.h"
 #include "base/status_macros.h"
 #include "base/syscall.h"
@@ -1015,8 +1014,10 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     // (and this child one of its gate's) until its lock-down closes it: a broker that
     // died before either got its byte would leave both waiting. Tied to the broker
     // first, as LockDown does again (step 2).
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 ||
-        (spec.broker_pid != 0 && getppid() != spec.broker_pid)) {
+    // Inline system calls, as LockDown's (base/raw_syscall.h): no page of libc code
+    // faulted in for these two.
+    if (RawSyscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL) != 0 ||
+        (spec.broker_pid != 0 && RawSyscall(SYS_getppid) != spec.broker_pid)) {
       _exit(kLockdownFailedExit);
     }
     char go = 0;
