@@ -373,10 +373,12 @@ void Broker::Impl::Loop() {
     // workers that have used less than half their refusal burst are served before those
     // that have used more (a flooder still in its burst waits behind an innocent worker,
     // never the other way round). Decided before serving anything, so each event is
-    // served once.
-    const absl::Time turn = MonotonicNow();
+    // served once. A lone event has no order to decide (the synchronous round trip: one
+    // worker's request), so it skips the lookup and the clock.
+    const absl::Time turn = n > 1 ? MonotonicNow() : absl::InfinitePast();
     bool late[kMaxEvents];
-    for (int i = 0; i < n; ++i) {
+    if (n == 1) late[0] = false;
+    for (int i = 0; n > 1 && i < n; ++i) {
       late[i] = false;
       const uint64_t key = events[i].data.u64;
       if (key == ~0ull || static_cast<Source>(key & 3) == kPidfd) continue;
