@@ -300,24 +300,16 @@ void Oracle::NoteColocatedExchange(WorkerId id, int cpu) {
       delay >= window.start_delay_ns) {
     const double waited = static_cast<double>(delay - window.start_delay_ns) /
                           static_cast<double>(now - window.start_ns);
-    // What each CPU's last window showed, older figures fading (so that a CPU left
-    // long ago is tried again); a CPU never measured counts as free.
-    for (auto& [other, share] : wait_share_) share *= kShareFade;
-    wait_share_[cpu] = waited;
     if (waited >= kContendedShare && have_default_cpus_) {
-      // The least contended other CPU the process may use, if clearly less contended than
-      // this one (moving back and forth between two busy CPUs gains nothing).
-      int best = -1;
-      double best_share = waited * 0.5;
-      for (int other = 0; other < CPU_SETSIZE; ++other) {
-        if (other == cpu || !CPU_ISSET(other, &default_cpus_)) continue;
-        auto it = wait_share_.find(other);
-        const double share = it == wait_share_.end() ? 0 : it->second;
-        if (share < best_share) best = other, best_share = share;
-      }
-      if (best >= 0) {
-        pair_cpu_.store(best, std::memory_order_relaxed);
-        ++pair_moves_;
+      // The next CPU the process may use, after this one (wrapping round).
+      for (int step = 1; step < CPU_SETSIZE; ++step) {
+        const int next = (cpu + step) % CPU_SETSIZE;
+        if (next == cpu) break;
+        if (CPU_ISSET(next, &default_cpus_)) {
+          pair_cpu_.store(next, std::memory_order_relaxed);
+          ++pair_moves_;
+          break;
+        }
       }
     }
   }

@@ -125,7 +125,7 @@ class Oracle {
   // such exchanges it reads how long the worker waited for its CPU (schedstat); waiting
   // kContendedShare of the window's time or more means another task shares that CPU
   // (the pair is pinned there and cannot leave it by itself), so the pair moves to the
-  // least contended other CPU the process may use (pair_cpu_), if clearly less so.
+  // next CPU the process may use (pair_cpu_).
   void NoteColocatedExchange(WorkerId id, int cpu);
 
   OracleOptions options_;
@@ -157,10 +157,6 @@ class Oracle {
   std::atomic<int> pair_cpu_{-1};
   std::atomic<uint64_t> pair_moves_{0};
   Contention contention_ ABSL_GUARDED_BY(mu_);
-  // The share of its window the worker waited for each CPU (the last window there),
-  // multiplied by kShareFade after every later window.
-  static constexpr double kShareFade = 0.8;
-  std::map<int, double> wait_share_ ABSL_GUARDED_BY(mu_);
   cpu_set_t default_cpus_;  // the affinity of the thread that called Create
   bool have_default_cpus_ = false;
 };
