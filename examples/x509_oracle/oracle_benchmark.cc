@@ -329,9 +329,5 @@ int main(int argc, char** argv) {
   ratio("pool:1/threads:1", "in-process + switch/threads:1");
   ratio("fresh/threads:2", "in-process/threads:2");
   printf("target (DESIGN.md): pool / in-process >= 0.90x at the same client concurrency\n");
-  // How often a lone caller and its worker left a CPU another task kept busy.
-  printf("colocation moves: pool:1 %llu, pool:2 %llu\n",
-         static_cast<unsigned long long>(oracles["pool:1"]->colocation_moves()),
-         static_cast<unsigned long long>(oracles["pool:2"]->colocation_moves()));
   return 0;
 }
