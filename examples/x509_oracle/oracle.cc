@@ -1,14 +1,11 @@
 #include "examples/x509_oracle/oracle.h"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -93,19 +90,14 @@ class CallerPin {
   CallerPin& operator=(const CallerPin&) = delete;
   ~CallerPin() { Restore(); }
 
-  // The CPU the caller is now pinned to, or -1 (nothing changed): `preferred` when it is
-  // one the caller may run on (the pair's CPU after a move off a contended one), else the
-  // CPU it is on. A caller already pinned to one CPU stays there.
-  int PinToCpu(int preferred) {
+  // The CPU the caller is now pinned to, or -1 (nothing changed).
+  int PinToCurrentCpu() {
     int cpu = sched_getcpu();
     if (cpu < 0 || cpu >= CPU_SETSIZE) return -1;
     if (sched_getaffinity(0, sizeof(saved_), &saved_) != 0 || !CPU_ISSET(cpu, &saved_)) {
       return -1;
     }
     if (CPU_COUNT(&saved_) == 1) return cpu;
-    if (preferred >= 0 && preferred < CPU_SETSIZE && CPU_ISSET(preferred, &saved_)) {
-      cpu = preferred;
-    }
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
@@ -124,23 +116,6 @@ class CallerPin {
   cpu_set_t saved_;
   bool restore_ = false;
 };
-
-// colocate_single_caller: the worker's time spent runnable but not running (the second
-// field of /proc/PID/schedstat, ns), i.e. waiting for the CPU it is pinned to.
-bool RunDelayNs(pid_t pid, uint64_t* out) {
-  char path[64];
-  snprintf(path, sizeof(path), "/proc/%d/schedstat", static_cast<int>(pid));
-  UniqueFd fd(open(path, O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return false;
-  char text[128];
-  const ssize_t n = read(fd.get(), text, sizeof(text) - 1);
-  if (n <= 0) return false;
-  text[n] = '\0';
-  unsigned long long run = 0, delay = 0;
-  if (sscanf(text, "%llu %llu", &run, &delay) != 2) return false;
-  *out = delay;
-  return true;
-}
 
 // Counts a request in the pool path for as long as it lives.
 class InFlight {
@@ -283,39 +258,6 @@ void Oracle::PinWorker(WorkerId id, int cpu) {
   }
 }
 
-void Oracle::NoteColocatedExchange(WorkerId id, int cpu) {
-  absl::MutexLock lock(&mu_);
-  Contention& window = contention_;
-  if (++window.requests < kContentionWindow && window.pid > 0) return;
-  const pid_t pid = broker_->pid(id);
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  const int64_t now = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-  uint64_t delay = 0;
-  if (pid <= 0 || !RunDelayNs(pid, &delay)) {
-    window = Contention();
-    return;
-  }
-  if (window.pid == pid && window.cpu == cpu && now > window.start_ns &&
-      delay >= window.start_delay_ns) {
-    const double waited = static_cast<double>(delay - window.start_delay_ns) /
-                          static_cast<double>(now - window.start_ns);
-    if (waited >= kContendedShare && have_default_cpus_) {
-      // The next CPU the process may use, after this one (wrapping round).
-      for (int step = 1; step < CPU_SETSIZE; ++step) {
-        const int next = (cpu + step) % CPU_SETSIZE;
-        if (next == cpu) break;
-        if (CPU_ISSET(next, &default_cpus_)) {
-          pair_cpu_.store(next, std::memory_order_relaxed);
-          ++pair_moves_;
-          break;
-        }
-      }
-    }
-  }
-  window = Contention{pid, cpu, now, delay, 0};
-}
-
 std::string Oracle::VerifyInPool(absl::string_view payload, Verdict* verdict) {
   absl::Time deadline = absl::Now() + options_.timeout;
   InFlight in_flight(in_flight_);
@@ -341,14 +283,11 @@ std::string Oracle::VerifyInPool(absl::string_view payload, Verdict* verdict) {
   // otherwise the worker may run anywhere the oracle's process may.
   CallerPin caller_pin;
   int cpu = -1;
-  if (options_.colocate_single_caller && in_flight.alone()) {
-    cpu = caller_pin.PinToCpu(pair_cpu_.load(std::memory_order_relaxed));
-  }
+  if (options_.colocate_single_caller && in_flight.alone()) cpu = caller_pin.PinToCurrentCpu();
   PinWorker(lease->id(), cpu);
   absl::StatusOr<std::string> json = Exchange(lease->fd(), payload, deadline, verdict);
   caller_pin.Restore();
   if (json.ok()) {
-    if (cpu >= 0) NoteColocatedExchange(lease->id(), cpu);
     pool_->Release(*std::move(lease), /*healthy=*/true);
     return *std::move(json);
   }

@@ -106,9 +106,6 @@ class Oracle {
   uint64_t retried_requests() const;
   // Pool mode: idle workers right now (0 in fresh mode).
   size_t idle_workers() const;
-  // colocate_single_caller: how often a lone caller and its worker were moved off a CPU
-  // another task was using (NoteColocatedExchange).
-  uint64_t colocation_moves() const { return pair_moves_.load(); }
   Broker& broker() { return *broker_; }
   const std::string& bundle_path() const { return bundle_path_; }
 
@@ -121,12 +118,6 @@ class Oracle {
   // colocate_single_caller: pins the leased worker `id` to `cpu` (-1: back to
   // default_cpus_) unless it is pinned so already.
   void PinWorker(WorkerId id, int cpu);
-  // colocate_single_caller: after a colocated exchange on `cpu`. Every kContentionWindow
-  // such exchanges it reads how long the worker waited for its CPU (schedstat); waiting
-  // kContendedShare of the window's time or more means another task shares that CPU
-  // (the pair is pinned there and cannot leave it by itself), so the pair moves to the
-  // next CPU the process may use (pair_cpu_).
-  void NoteColocatedExchange(WorkerId id, int cpu);
 
   OracleOptions options_;
   std::string bundle_path_;
@@ -143,20 +134,6 @@ class Oracle {
   // pinned CPU (-1 or absent: default_cpus_).
   std::atomic<int> in_flight_{0};
   std::map<WorkerId, int> pinned_cpu_ ABSL_GUARDED_BY(mu_);
-  // colocate_single_caller: the CPU a lone caller and its worker are put on (-1: the
-  // caller's own), moved off a contended one; the moves made; the current window.
-  static constexpr int kContentionWindow = 16;
-  static constexpr double kContendedShare = 0.25;
-  struct Contention {
-    pid_t pid = -1;
-    int cpu = -1;
-    int64_t start_ns = 0;
-    uint64_t start_delay_ns = 0;
-    int requests = 0;
-  };
-  std::atomic<int> pair_cpu_{-1};
-  std::atomic<uint64_t> pair_moves_{0};
-  Contention contention_ ABSL_GUARDED_BY(mu_);
   cpu_set_t default_cpus_;  // the affinity of the thread that called Create
   bool have_default_cpus_ = false;
 };

@@ -6,7 +6,6 @@
 
 #include <sched.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -731,55 +730,6 @@ TEST(OraclePoolTest, ConcurrentCallersKeepTheirAffinity) {
     pinned += CPU_COUNT(&cpus) == 1;
   }
   EXPECT_GE(pinned, 1) << "a serial call after concurrent ones did not pin its worker";
-}
-
-// A lone caller and its worker are pinned together for each call, so the pair cannot
-// leave a CPU another task keeps busy by itself (an unpinned caller would be moved by the
-// scheduler): the oracle sees the worker waiting for its CPU and moves the pair to the
-// next CPU. Here every call starts on the busy CPU, as a caller woken there does.
-TEST(OraclePoolTest, ALoneCallerAndItsWorkerLeaveABusyCpu) {
-  ASSERT_TRUE(WarmUpOpenSsl());
-  const cpu_set_t all = AllCpus();
-  if (CPU_COUNT(&all) < 2) GTEST_SKIP() << "one CPU: nothing to co-locate";
-  ValidChainPems pems = MakeValidChain();
-  std::unique_ptr<Oracle> oracle = MakeOracle(Options(OracleOptions::Workers::kPool, 1));
-  ASSERT_NE(oracle, nullptr);
-  VerifyRequest r = testing::ValidRequest(pems);
-  int busy = -1;
-  for (int c = 0; c < CPU_SETSIZE && busy < 0; ++c) {
-    if (CPU_ISSET(c, &all)) busy = c;
-  }
-  cpu_set_t busy_only;
-  CPU_ZERO(&busy_only);
-  CPU_SET(busy, &busy_only);
-  // An ordinary task that never sleeps, on that CPU only.
-  pid_t hog = fork();
-  ASSERT_GE(hog, 0);
-  if (hog == 0) {
-    (void)sched_setaffinity(0, sizeof(busy_only), &busy_only);
-    for (;;) {
-    }
-  }
-  auto on_busy_cpu = [&] {
-    // Moved there, then free again: the thread stays on the CPU it is running on.
-    EXPECT_EQ(sched_setaffinity(0, sizeof(busy_only), &busy_only), 0);
-    EXPECT_EQ(sched_setaffinity(0, sizeof(all), &all), 0);
-  };
-  int calls = 0;
-  for (; calls < 400 && oracle->colocation_moves() == 0; ++calls) {
-    on_busy_cpu();
-    EXPECT_TRUE(oracle->Verify(r).valid);
-  }
-  EXPECT_GE(oracle->colocation_moves(), 1u) << "after " << calls << " calls";
-  // The next call runs the pair on another CPU, though it starts on the busy one.
-  on_busy_cpu();
-  EXPECT_TRUE(oracle->Verify(r).valid);
-  const cpu_set_t worker_cpus = AffinityOf(TheIdleWorker(*oracle));
-  EXPECT_EQ(CPU_COUNT(&worker_cpus), 1) << CpuList(worker_cpus);
-  EXPECT_FALSE(CPU_ISSET(busy, &worker_cpus)) << "the worker is still on CPU " << busy;
-  EXPECT_EQ(CpuList(AffinityOf(0)), CpuList(all)) << "the caller's affinity was not restored";
-  kill(hog, SIGKILL);
-  waitpid(hog, nullptr, 0);
 }
 
 }  // namespace
