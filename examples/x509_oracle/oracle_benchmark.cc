@@ -234,10 +234,12 @@ int main(int argc, char** argv) {
   // Oracles are created (workers forked) before any benchmark thread runs OpenSSL.
   std::map<std::string, std::unique_ptr<Oracle>> owned;
   std::map<std::string, Oracle*> oracles;
-  auto make = [&](const std::string& name, OracleOptions::Workers w, size_t size) {
+  auto make = [&](const std::string& name, OracleOptions::Workers w, size_t size,
+                  bool colocate = true) {
     OracleOptions o;
     o.workers = w;
     o.pool_size = size;
+    o.colocate_single_caller = colocate;
     o.stderr_fd = 2;
     auto oracle = Oracle::Create(o);
     if (!oracle.ok()) {
@@ -249,6 +251,9 @@ int main(int argc, char** argv) {
   };
   make("pool:1", OracleOptions::Workers::kPool, 1);
   make("pool:2", OracleOptions::Workers::kPool, 2);
+  // Diagnostic (not a target): the 1x1 pool without colocate_single_caller, to price the
+  // pinning where other tasks use the CPUs (README, "Open, round 5").
+  make("pool:1 unpinned", OracleOptions::Workers::kPool, 1, /*colocate=*/false);
   make("fresh", OracleOptions::Workers::kFresh, 0);
   g_oracles = &oracles;
   {
@@ -281,6 +286,9 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("in_process_decoded", BM_InProcessDecoded)->Threads(2)
       ->Iterations(kN)->UseRealTime();
   benchmark::RegisterBenchmark("pool_1_worker", BM_Sandboxed, std::string("pool:1"))
+      ->Threads(1)->Iterations(kN)->UseRealTime();
+  benchmark::RegisterBenchmark("pool_1_worker_unpinned", BM_Sandboxed,
+                               std::string("pool:1 unpinned"))
       ->Threads(1)->Iterations(kN)->UseRealTime();
   benchmark::RegisterBenchmark("pool_1_worker_empty_job", BM_PoolFloor)
       ->Threads(1)->Iterations(kN)->UseRealTime();
@@ -323,6 +331,7 @@ int main(int argc, char** argv) {
   };
   ratio("pool:2/threads:2", "in-process/threads:2");
   ratio("pool:1/threads:1", "in-process/threads:1");
+  ratio("pool:1 unpinned/threads:1", "in-process/threads:1");
   ratio("pool:2/threads:2", "in-process decoded/threads:2");
   ratio("pool:1/threads:1", "in-process decoded/threads:1");
   ratio("in-process + switch/threads:1", "in-process/threads:1");
