@@ -24,7 +24,12 @@
 namespace vow {
 namespace {
 
-constexpr int kRounds = 10;
+constexpr int kRounds = 20;
+// Rounds that may end elsewhere: a worker preempted between queueing its notification
+// and going to sleep is still on A's run queue when the answer comes, and is only marked
+// running there (seen with 8 copies of this test at once, whose spinning workers keep A
+// busy). Without the flag nearly every round ends on A (its CPU, idle).
+constexpr int kMaxElsewhere = 4;
 
 // Shared between the test's child and the worker (an anonymous MAP_SHARED mapping made
 // before the spawn).
@@ -103,7 +108,7 @@ int RunChild(int cpu_a, int cpu_b, Shared* shared) {
   if (!result.ok() || result->kind != WorkerResult::Kind::kExited || result->exit_code != 0) {
     return 17;
   }
-  return failures == 0 ? 0 : 20 + failures;
+  return failures <= kMaxElsewhere ? 0 : 20 + failures;
 }
 
 TEST(SyncWakeupTest, AnsweredWorkerRunsOnTheAnsweringThreadsCpu) {
@@ -128,7 +133,8 @@ TEST(SyncWakeupTest, AnsweredWorkerRunsOnTheAnsweringThreadsCpu) {
   ASSERT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 0)
       << "10-17: set-up failed; 20+N: N of " << kRounds
-      << " rounds woke the worker elsewhere than on the answering thread's CPU";
+      << " rounds woke the worker elsewhere than on the answering thread's CPU (at most "
+      << kMaxElsewhere << " may)";
   munmap(mem, sizeof(Shared));
 }
 
