@@ -145,6 +145,13 @@ struct BrokerOptions {
   // calls of an exec'd program) started at Create instead of at the first call, which
   // would wait for its thread's start: `vow run` starts one while the broker starts.
   size_t pool_threads_at_create = 0;
+  // Create returns once those threads are created, not once they wait for a task
+  // (TaskPool::PrestartAsync; a call that comes first waits for them rather than starting
+  // another): they start and warm on another CPU while Create's caller goes on. Only for a
+  // broker that forks nothing (`vow run`: its only child is SpawnExec's CLONE_VM child,
+  // async-signal-safe until its execve): a fork() while a thread starts copies whatever
+  // lock that thread holds.
+  bool pool_threads_at_create_async = false;
   // Empty roots for exec'd workers made ahead of time (PrepareExecRoot): a SpawnExec whose
   // worker's root would bind exactly the files one of them binds enters it instead of
   // building its own in the spawn's child. Null: every exec'd worker builds its own.

@@ -322,6 +322,9 @@ TEST_F(HardTargetTest, WorkerIsUid65534WithNoCapabilities) {
 // Through a brokered unix connection the worker claims pid 1 / uid 0 in SCM_CREDENTIALS:
 // the kernel refuses the send; and what the service reads (SO_PASSCRED) is the worker's
 // real pid and uid 65534.
+// The worker of the next test, as its spawn forked it (SetForkChildHookForTesting).
+std::atomic<pid_t> g_forged_creds_worker{-1};
+
 TEST_F(HardTargetTest, ForgedCredentialsOverABrokeredUnixConnectionAreRefused) {
   char templ[] = "/tmp/vowcred.XXXXXX";  // sun_path holds 107 bytes
   ASSERT_NE(mkdtemp(templ), nullptr);
@@ -340,6 +343,8 @@ TEST_F(HardTargetTest, ForgedCredentialsOverABrokeredUnixConnectionAreRefused) {
   rule.transport = ConnectRule::Transport::kUnix;
   rule.unix_path = path;
   policy.connects.push_back(rule);
+  g_forged_creds_worker.store(-1);
+  SetForkChildHookForTesting([](pid_t p) { g_forged_creds_worker.store(p); });
   auto id = broker_->Spawn(policy, [&](Client& client) {
     auto fd = client.ConnectUnix(path);
     if (!fd.ok()) return 1;
@@ -364,8 +369,11 @@ TEST_F(HardTargetTest, ForgedCredentialsOverABrokeredUnixConnectionAreRefused) {
     if (write(fd->get(), &byte, 1) != 1) return 3;
     return 100 + err;
   });
+  SetForkChildHookForTesting(nullptr);
   ASSERT_TRUE(id.ok()) << id.status();
-  const pid_t pid = broker_->pid(*id);
+  // The pid from the spawn itself: broker_->pid() says -1 once the worker is reaped, which
+  // under load can happen before this thread runs again (seen once, h52).
+  const pid_t pid = g_forged_creds_worker.load();
   struct pollfd pf = {server, POLLIN, 0};
   ASSERT_EQ(poll(&pf, 1, 30000), 1) << "the worker never connected";
   int conn = accept4(server, nullptr, nullptr, SOCK_CLOEXEC);
