@@ -448,14 +448,18 @@ LockdownSpec ServerWorkerSpec(ForkServer::State& s) {
 }
 
 // What a server-made worker does between its hello and its function (review h49, M1):
-// waits for the broker's answer to its hello. The broker reads the worker's channel only
-// once it has checked the server's reply that names this worker (CheckForkServerReply: in
-// the server's session, among others) and registered it, so no code of the worker's own
-// runs before that check: a worker with the `proc` promise cannot leave the server's
-// session (setsid) before the broker has seen it there, which made the broker refuse the
-// reply, end the server and leave the worker running unregistered. Under the filter (stdio:
-// recvmsg); inline, as the rest of the lock-down's late calls. EOF (the broker refused the
-// reply, or is gone) or an error: the worker exits, its function never run.
+// waits for the broker's first message on its channel, which the broker sends only once it
+// has checked the server's reply that names this worker (CheckForkServerReply: in the
+// server's session, among others; SpawnFromOnce), so no code of the worker's own runs
+// before that check: a worker with the `proc` promise cannot leave the server's session
+// (setsid) before the broker has seen it there, which made the broker refuse the reply, end
+// the server and leave the worker running unregistered. The message is a hello answer (id
+// 0, which the Client skips as stale; the serving loop's own answer to the hello comes
+// later and is skipped too); sent by the spawning thread right after its check, it is
+// usually queued before the worker's lock-down ends, so the wait costs no round trip
+// through the serving loop. Under the filter (stdio: recvmsg); inline, as the lock-down's
+// late calls. EOF (the broker refused the reply, or is gone) or an error: the worker exits,
+// its function never run.
 void AwaitBrokerAcceptance() {
   alignas(8) unsigned char answer[256];
   struct iovec iov = {answer, sizeof(answer)};
@@ -1283,6 +1287,10 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFromOnce(ForkServer::State& s,
     return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));
   }
   VOW_TRACE(kTrBrokerChecked);
+  // The worker's go (AwaitBrokerAcceptance): only now, after the check, may it run its own
+  // code. A worker already gone fails the send (MSG_NOSIGNAL): its pidfd reports its end.
+  // If the registration below fails, it kills the worker.
+  (void)SendHelloReply(ours, 0);
   VOW_TRACE(kTrBrokerSlot);
   // A worker that does not say hello in time (stopped, or hostile) is ended (review L4).
   auto id = RegisterWorker(pid, *std::move(pidfd), std::move(ours), s.policy, nullptr, false,
