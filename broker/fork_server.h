@@ -27,6 +27,13 @@
 // workers) made. The broker learns pids only from pidfds: a reply's, or one it opens for a
 // pid of /proc/self/task/*/children (the kernel's list of its children) and then checks so;
 // nothing it signals or reaps comes from a pid the server wrote.
+//
+// A server-made worker runs none of its own code before the broker has accepted the reply
+// that names it (README "Spawn, round 7", review h49 M1): after its hello it waits for the
+// broker's go on its channel (an id-0 hello answer), which the broker sends only after
+// CheckForkServerReply, so it cannot leave the server's session (setsid) before the check.
+// The broker waits at most kForkServerReplyWait for a reply, and the server's own start
+// has a gate (it runs once the broker holds its pidfd), as a forked worker's.
 #ifndef VOW_BROKER_FORK_SERVER_H_
 #define VOW_BROKER_FORK_SERVER_H_
 
