@@ -644,8 +644,12 @@ void ServePremade(ForkServer::State& s, int sock, const ForkServerRequest& req,
       // (EndStrays without kill) and signals none (review fix M2); it is the broker's
       // child. This spawn is made afresh.
       syscall(SYS_pidfd_send_signal, s.premade_pidfd, SIGKILL, nullptr, 0);
+      // At most 1 s (it was 5 s), well within the broker's wait for this reply
+      // (kForkServerReplyWait, 2 s: past it the broker ends the server): a SIGKILLed
+      // worker's exit takes milliseconds; one not gone by then stays a stray of the server
+      // (not reaped here: the broker reaps only exited ones; swept at the server's end).
       struct pollfd dead = {s.premade_pidfd, POLLIN, 0};
-      while (poll(&dead, 1, 5000) < 0 && errno == EINTR) {
+      while (poll(&dead, 1, 1000) < 0 && errno == EINTR) {
       }
       reply.pid = s.premade_pid;
       ++s.premade_deaths;
