@@ -977,7 +977,13 @@ TEST(ForkServerPremadeTest, AServerKilledWhileItsPremadeWorkerWaitsLeavesNoChild
 // reaped, and after kPremadeMaxDeaths in a row the server makes no more.
 TEST(ForkServerPremadeTest, APremadeWorkerThatDiesIsReapedAndTheSpawnMadeAfresh) {
   Fixture f = Make();
+  // The broker held 100 ms before it checks each reply: the server has made its next
+  // pre-made worker (after its "died" reply) when the broker reaps the exited strays, so
+  // a reap that waited for live ones would hang here every time, not only when the
+  // server's clone3 wins the race (h50: the mutation of that condition was MISSED once).
+  SetForkServerReplyCheckDelayForTesting(absl::Milliseconds(100));
   auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+  SetForkServerReplyCheckDelayForTesting(absl::ZeroDuration());
   ASSERT_TRUE(server.ok()) << server.status();
   auto id = f.broker->SpawnFrom(**server);
   ASSERT_TRUE(id.ok()) << id.status();
