@@ -52,6 +52,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/spawn_trace.h"
 #include "base/status_macros.h"
+#include "base/raw_syscall.h"
 #include "base/syscall.h"
 #include "broker/broker_internal.h"
 #include "broker/fork_server.h"
@@ -99,6 +100,11 @@ std::atomic<pid_t> g_pidfd_lie{0};            // SetForkServerPidfdLieForTesting
 std::atomic<bool> g_pidfd_lie_premade_only{false};
 std::atomic<bool> g_stop_after_clone{false};  // SetForkServerStopAfterCloneForTesting
 std::atomic<int64_t> g_hello_deadline_ms{0};  // SetForkServerHelloDeadlineForTesting
+std::atomic<int64_t> g_reply_wait_ms{0};      // SetForkServerReplyWaitForTesting
+std::atomic<int64_t> g_reply_check_delay_ms{0};  // SetForkServerReplyCheckDelayForTesting
+std::atomic<void (*)(pid_t)> g_server_fork_hook{nullptr};  // SetForkServerForkHookForTesting
+std::atomic<bool> g_fail_start{false};        // SetForkServerFailStartForTesting
+std::atomic<const char*> g_children_probe{nullptr};  // SetForkServerChildrenProbeForTesting
 }  // namespace
 
 void SetForkServerPidfdLieForTesting(pid_t pid, bool premade_only) {
@@ -109,6 +115,16 @@ void SetForkServerStopAfterCloneForTesting(bool stop) { g_stop_after_clone.store
 void SetForkServerHelloDeadlineForTesting(absl::Duration d) {
   g_hello_deadline_ms.store(d == absl::InfiniteDuration() ? 0 : absl::ToInt64Milliseconds(d));
 }
+void SetForkServerReplyWaitForTesting(absl::Duration d) {
+  g_reply_wait_ms.store(d == absl::InfiniteDuration() ? 0 : absl::ToInt64Milliseconds(d));
+}
+void SetForkServerReplyCheckDelayForTesting(absl::Duration d) {
+  g_reply_check_delay_ms.store(d == absl::InfiniteDuration() ? 0
+                                                            : absl::ToInt64Milliseconds(d));
+}
+void SetForkServerForkHookForTesting(void (*hook)(pid_t)) { g_server_fork_hook.store(hook); }
+void SetForkServerFailStartForTesting(bool fail) { g_fail_start.store(fail); }
+void SetForkServerChildrenProbeForTesting(const char* path) { g_children_probe.store(path); }
 
 namespace {
 std::atomic<bool> g_premade{true};
@@ -282,6 +298,8 @@ struct ForkServer::State {
   // (`registry`: its Shutdown ends every listed server first).
   std::function<bool(pid_t)> is_worker;
   absl::Duration hello_deadline = kForkServerHelloDeadline;
+  absl::Duration reply_wait = kForkServerReplyWait;
+  absl::Duration reply_check_delay = absl::ZeroDuration();  // tests only
   std::shared_ptr<ForkServerRegistry> registry;
   mutable absl::Mutex mu;
   pid_t pid ABSL_GUARDED_BY(mu) = -1;
@@ -429,10 +447,41 @@ LockdownSpec ServerWorkerSpec(ForkServer::State& s) {
   return spec;
 }
 
+// What a server-made worker does between its hello and its function (review h49, M1):
+// waits for the broker's first message on its channel, which the broker sends only once it
+// has checked the server's reply that names this worker (CheckForkServerReply: in the
+// server's session, among others; SpawnFromOnce), so no code of the worker's own runs
+// before that check: a worker with the `proc` promise cannot leave the server's session
+// (setsid) before the broker has seen it there, which made the broker refuse the reply, end
+// the server and leave the worker running unregistered. The message is a hello answer (id
+// 0, which the Client skips as stale; the serving loop's own answer to the hello comes
+// later and is skipped too); sent by the spawning thread right after its check, it is
+// usually queued before the worker's lock-down ends, so the wait costs no round trip
+// through the serving loop. Under the filter (stdio: recvmsg); inline, as the lock-down's
+// late calls. EOF (the broker refused the reply, or is gone) or an error: the worker exits,
+// its function never run.
+void AwaitBrokerAcceptance() {
+  alignas(8) unsigned char answer[256];
+  struct iovec iov = {answer, sizeof(answer)};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  long n;
+  while ((n = RawSyscall(SYS_recvmsg, kWorkerChannelFd, reinterpret_cast<long>(&msg), 0)) ==
+         -EINTR) {
+  }
+  if (n <= 0) _exit(kLockdownFailedExit);
+  VOW_TRACE(kTrWorkerAccepted);
+}
+
 // The worker, made by the server's clone3. Async-signal-safe until LockDown has returned.
 [[noreturn]] void WorkerChild(ForkServer::State& s, const int sources[kChildFdSources]) {
   VOW_TRACE(kTrWorkerStart);
-  RunForkedWorker(ServerWorkerSpec(s), s.layers, sources, s.main);
+  LockdownSpec spec = ServerWorkerSpec(s);
+  LayerSpec layers = s.layers;
+  LockDownForkedWorker(spec, layers, sources);
+  AwaitBrokerAcceptance();
+  RunWorkerFunction(s.main);
 }
 
 // The pre-made worker: clones like WorkerChild, with the server's end of a hand-off
@@ -494,6 +543,7 @@ LockdownSpec ServerWorkerSpec(ForkServer::State& s) {
     ChildError("worker lock-down failed at ", "hello", -rc);
     _exit(kLockdownFailedExit);
   }
+  AwaitBrokerAcceptance();
   RunWorkerFunction(s.main);
 }
 
@@ -594,8 +644,12 @@ void ServePremade(ForkServer::State& s, int sock, const ForkServerRequest& req,
       // (EndStrays without kill) and signals none (review fix M2); it is the broker's
       // child. This spawn is made afresh.
       syscall(SYS_pidfd_send_signal, s.premade_pidfd, SIGKILL, nullptr, 0);
+      // At most 1 s (it was 5 s), well within the broker's wait for this reply
+      // (kForkServerReplyWait, 2 s: past it the broker ends the server): a SIGKILLed
+      // worker's exit takes milliseconds; one not gone by then stays a stray of the server
+      // (not reaped here: the broker reaps only exited ones; swept at the server's end).
       struct pollfd dead = {s.premade_pidfd, POLLIN, 0};
-      while (poll(&dead, 1, 5000) < 0 && errno == EINTR) {
+      while (poll(&dead, 1, 1000) < 0 && errno == EINTR) {
       }
       reply.pid = s.premade_pid;
       ++s.premade_deaths;
@@ -661,9 +715,22 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
   if (pidfd >= 0) close(pidfd);
 }
 
-[[noreturn]] void ServerMain(ForkServer::State& s, int sock) {
+[[noreturn]] void ServerMain(ForkServer::State& s, int sock, int gate) {
   // Dies with the thread that forked it, and refuses to start if that already happened.
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != s.broker_pid) _exit(1);
+  // The gate (as a forked worker's, Broker::Impl::SpawnCommon): nothing more, and no exit of
+  // its own, until the broker holds its pidfd; otherwise a server that ends at once (a
+  // failed start) could be reaped by the embedder (waitpid(-1), SIGCHLD ignored) before
+  // the broker's pidfd_open, and its pid given to another process, whose pidfd the broker
+  // would then hold and signal. EOF (the broker failed to open the pidfd): it exits.
+  {
+    char go = 0;
+    ssize_t got;
+    while ((got = read(gate, &go, 1)) < 0 && errno == EINTR) {
+    }
+    if (got != 1) _exit(1);
+    close(gate);
+  }
   // A session of its own: every process it clones is born in it and none can be moved in,
   // which is how the broker tells the server's workers from its other children (the file
   // comment of fork_server.h). No controlling terminal: its workers get no terminal signal
@@ -699,7 +766,9 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
 
   ForkServerReply ready;
   ready.pid = getpid();
-  if (const int rc = ProbeTidOffset(&s.tid_offset); rc != 0) {
+  if (g_fail_start.load()) {
+    SetStep(&ready, ECANCELED, "start refused (test)");
+  } else if (const int rc = ProbeTidOffset(&s.tid_offset); rc != 0) {
     SetStep(&ready, -rc, "probe of glibc's cached tid");
   } else if (syscall(SYS_get_robust_list, 0, &s.robust_head, &s.robust_len) != 0 ||
              s.robust_head == nullptr) {
@@ -845,24 +914,17 @@ void EndStrays(ForkServer::State& s, bool kill_live) ABSL_EXCLUSIVE_LOCKS_REQUIR
 
 // Kills the server, then (with `strays`: the broker is there) ends its unregistered
 // workers while it is dead but not yet reaped (its pid still names its session), then
-// reaps it. Whatever is left in its socket is closed (any worker in it is a stray).
+// reaps it. Its socket is closed first: the kernel drops whatever is queued in it (any
+// worker named there is a stray, found by the sweep). Not read until empty, as before
+// (review h49, L5): a process that holds the server's end (one a compromised server
+// forked) could keep it from ever being empty, under the server's lock.
 void EndServerProcess(ForkServer::State& s, bool strays) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
   syscall(SYS_pidfd_send_signal, s.pidfd.get(), SIGKILL, nullptr, 0);
   siginfo_t si;
   while (waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &si, WEXITED | WNOWAIT) != 0 &&
          errno == EINTR) {
   }
-  if (s.socket.valid()) {
-    for (;;) {
-      ForkServerReply reply;
-      size_t bytes = 0;
-      int flags = 0;
-      std::vector<UniqueFd> fds;
-      if (!ReceiveReply(s.socket.get(), MonotonicNow(), &reply, &bytes, &flags, &fds).ok()) {
-        break;
-      }
-    }
-  }
+  s.socket.reset();
   if (strays) EndStrays(s, /*kill_live=*/true);
   while (waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &si, WEXITED) != 0 &&
          errno == EINTR) {
@@ -998,6 +1060,8 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   if (const int64_t ms = g_hello_deadline_ms.load(); ms > 0) {
     s->hello_deadline = absl::Milliseconds(ms);
   }
+  if (const int64_t ms = g_reply_wait_ms.load(); ms > 0) s->reply_wait = absl::Milliseconds(ms);
+  s->reply_check_delay = absl::Milliseconds(g_reply_check_delay_ms.load());
   // A worker made ahead of its request (README "Spawn, round 5"): not when the policy's
   // fd limit is too low for the hand-off (it cannot be raised under the filter).
   // The hand-off runs under the filter: recvmsg, dup3 and close are stdio's (every policy
@@ -1023,30 +1087,69 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
       return ErrnoStatus(errno, "fork server: PIDFD_GET_INFO unavailable");
     }
   }
+  {
+    // A server's strays (its workers the broker never registered) are found in the
+    // kernel's lists of this process's children (ServerStrays), which only a kernel built
+    // with CONFIG_PROC_CHILDREN has: without them a server killed before its reply, or one
+    // that lies, would leave its workers running unseen. Fail closed: no server (a pool
+    // goes on with Spawn).
+    const char* probe = g_children_probe.load();
+    if (probe == nullptr) probe = "/proc/thread-self/children";
+    UniqueFd children(open(probe, O_RDONLY | O_CLOEXEC));
+    if (!children.valid()) {
+      return ErrnoStatus(errno, absl::StrCat("fork server: ", probe, " unavailable (a kernel "
+                                             "without CONFIG_PROC_CHILDREN?): its strays "
+                                             "could not be found"));
+    }
+  }
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
     return ErrnoStatus(errno, "fork server: socketpair");
   }
+  UniqueFd server_socket(sv[1]);
+  UniqueFd socket(sv[0]);
+  // The server's gate (ServerMain): one byte, sent once its pidfd is open. A socket, not a
+  // pipe: sent with MSG_NOSIGNAL, a server killed meanwhile fails the start instead of
+  // raising SIGPIPE in the embedder's thread.
+  int gate_fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, gate_fds) != 0) {
+    return ErrnoStatus(errno, "fork server: socketpair(gate)");
+  }
+  UniqueFd gate_write(gate_fds[0]);
+  UniqueFd gate_read(gate_fds[1]);
   fflush(nullptr);
   const pid_t pid = fork();
-  if (pid < 0) {
-    const int err = errno;
-    close(sv[0]);
-    close(sv[1]);
-    return ErrnoStatus(err, "fork server: fork");
+  if (pid < 0) return ErrnoStatus(errno, "fork server: fork");
+  if (pid == 0) {
+    close(gate_write.get());
+    ServerMain(*s, server_socket.get(), gate_read.get());
   }
-  if (pid == 0) ServerMain(*s, sv[1]);
-  close(sv[1]);
-  absl::MutexLock lock(&s->mu);
-  s->pid = pid;
-  s->socket.reset(sv[0]);
-  s->pidfd.reset(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
-  if (!s->pidfd.valid()) {
+  server_socket.reset();
+  gate_read.reset();
+  if (void (*hook)(pid_t) = g_server_fork_hook.load(); hook != nullptr) hook(pid);
+  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd.valid()) {
     const int err = errno;
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
+    // ESRCH: reaped by someone else already (killed from outside); its pid may name
+    // another process now. Otherwise it waits at its gate: ended by the gate's EOF.
+    if (err != ESRCH) {
+      gate_write.reset();
+      waitpid(pid, nullptr, 0);
+    }
     return ErrnoStatus(err, "fork server: pidfd_open");
   }
+  if (send(gate_write.get(), "g", 1, MSG_NOSIGNAL) != 1) {
+    const int err = errno;
+    syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+    siginfo_t info;
+    waitid(P_PIDFD, static_cast<id_t>(pidfd.get()), &info, WEXITED);
+    return ErrnoStatus(err, "fork server: send(gate)");
+  }
+  gate_write.reset();
+  absl::MutexLock lock(&s->mu);
+  s->pid = pid;
+  s->socket = std::move(socket);
+  s->pidfd = std::move(pidfd);
   ForkServerReply ready;
   size_t bytes = 0;
   int flags = 0;
@@ -1160,8 +1263,12 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFromOnce(ForkServer::State& s,
   size_t bytes = 0;
   int flags = 0;
   std::vector<UniqueFd> fds;
-  absl::Status st = ReceiveReply(s.socket.get(), deadline, &reply, &bytes, &flags, &fds);
+  // Never longer than the reply wait, whatever the caller's deadline (review h49, L5: the
+  // server's lock is held here); past it the server is ended below.
+  absl::Status st = ReceiveReply(s.socket.get(), std::min(deadline, MonotonicNow() + s.reply_wait),
+                                 &reply, &bytes, &flags, &fds);
   VOW_TRACE(kTrBrokerReply);
+  if (s.reply_check_delay > absl::ZeroDuration()) absl::SleepFor(s.reply_check_delay);
   pid_t pid = -1;
   bool fault = true;
   absl::StatusOr<UniqueFd> pidfd =
@@ -1184,6 +1291,10 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFromOnce(ForkServer::State& s,
     return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));
   }
   VOW_TRACE(kTrBrokerChecked);
+  // The worker's go (AwaitBrokerAcceptance): only now, after the check, may it run its own
+  // code. A worker already gone fails the send (MSG_NOSIGNAL): its pidfd reports its end.
+  // If the registration below fails, it kills the worker.
+  (void)SendHelloReply(ours, 0);
   VOW_TRACE(kTrBrokerSlot);
   // A worker that does not say hello in time (stopped, or hostile) is ended (review L4).
   auto id = RegisterWorker(pid, *std::move(pidfd), std::move(ours), s.policy, nullptr, false,

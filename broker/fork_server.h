@@ -27,6 +27,13 @@
 // workers) made. The broker learns pids only from pidfds: a reply's, or one it opens for a
 // pid of /proc/self/task/*/children (the kernel's list of its children) and then checks so;
 // nothing it signals or reaps comes from a pid the server wrote.
+//
+// A server-made worker runs none of its own code before the broker has accepted the reply
+// that names it (README "Spawn, round 7", review h49 M1): after its hello it waits for the
+// broker's go on its channel (an id-0 hello answer), which the broker sends only after
+// CheckForkServerReply, so it cannot leave the server's session (setsid) before the check.
+// The broker waits at most kForkServerReplyWait for a reply, and the server's own start
+// has a gate (it runs once the broker holds its pidfd), as a forked worker's.
 #ifndef VOW_BROKER_FORK_SERVER_H_
 #define VOW_BROKER_FORK_SERVER_H_
 
@@ -82,6 +89,12 @@ inline constexpr int kPremadeMaxDeaths = 3;
 // How long a worker made by a fork server may take from its registration to its hello
 // before the broker ends it (review L4: a worker stopped or hostile before its hello).
 inline constexpr absl::Duration kForkServerHelloDeadline = absl::Seconds(10);
+// How long the broker waits for the server's reply to one request, whatever the caller's
+// timeout (review h49, L5): it waits holding the server's lock, which Shutdown and the
+// ForkServer's destructor take too, so a stopped or compromised server could otherwise hold
+// them for as long as the caller allowed (forever). Past it the server is ended as
+// misbehaving (the pool goes on with Spawn). An honest reply takes a clone3 (~1 ms).
+inline constexpr absl::Duration kForkServerReplyWait = absl::Seconds(2);
 // A policy whose RLIMIT_NOFILE is below this gets no pre-made worker: it holds fds 0-3, its
 // listener and up to four received fds when the hand-off comes, and under its filter it
 // cannot raise the limit.
@@ -132,6 +145,28 @@ void SetForkServerStopAfterCloneForTesting(bool stop);
 // Tests only: the hello deadline (kForkServerHelloDeadline) of servers started from now on;
 // InfiniteDuration (or zero) restores the default.
 void SetForkServerHelloDeadlineForTesting(absl::Duration d);
+
+// Tests only: the reply wait (kForkServerReplyWait) of servers started from now on;
+// InfiniteDuration (or zero) restores the default.
+void SetForkServerReplyWaitForTesting(absl::Duration d);
+
+// Tests only: the broker sleeps `d` after it has received a server's reply and before it
+// checks it (a loaded machine's delay, made certain), for servers started from now on.
+void SetForkServerReplyCheckDelayForTesting(absl::Duration d);
+
+// Tests only: called in the broker with the pid of a fork server it has just forked, before
+// it opens the server's pidfd (as SetForkChildHookForTesting for forked workers); nullptr:
+// none.
+void SetForkServerForkHookForTesting(void (*hook)(pid_t));
+
+// Tests only: fork servers started while `fail` is set refuse to start right after their
+// gate (a ready message with an error; then they exit), as a failed start-up probe would.
+void SetForkServerFailStartForTesting(bool fail);
+
+// Tests only: the file whose presence StartForkServer checks for the kernel's children
+// lists (CONFIG_PROC_CHILDREN; default "/proc/thread-self/children"); nullptr: the default.
+// The string must outlive its use.
+void SetForkServerChildrenProbeForTesting(const char* path);
 
 // Whether fork servers started from now on make each worker ahead of its request (README
 // "Spawn, round 5"; default on). Off: every worker is cloned when it is asked for.

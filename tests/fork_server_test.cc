@@ -977,7 +977,13 @@ TEST(ForkServerPremadeTest, AServerKilledWhileItsPremadeWorkerWaitsLeavesNoChild
 // reaped, and after kPremadeMaxDeaths in a row the server makes no more.
 TEST(ForkServerPremadeTest, APremadeWorkerThatDiesIsReapedAndTheSpawnMadeAfresh) {
   Fixture f = Make();
+  // The broker held 100 ms before it checks each reply: the server has made its next
+  // pre-made worker (after its "died" reply) when the broker reaps the exited strays, so
+  // a reap that waited for live ones would hang here every time, not only when the
+  // server's clone3 wins the race (h50: the mutation of that condition was MISSED once).
+  SetForkServerReplyCheckDelayForTesting(absl::Milliseconds(100));
   auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+  SetForkServerReplyCheckDelayForTesting(absl::ZeroDuration());
   ASSERT_TRUE(server.ok()) << server.status();
   auto id = f.broker->SpawnFrom(**server);
   ASSERT_TRUE(id.ok()) << id.status();
@@ -1318,6 +1324,178 @@ TEST(ForkServerRequestTest, OnlyAWellFormedRequestIsServed) {
   bad = good;
   bad.reserved = 1;
   EXPECT_FALSE(ForkServerRequestValid(bad, sizeof(bad), 0, 3));
+}
+
+// ---- Review h49 follow-ups (README "Spawn, round 7").
+
+// A worker that leaves the server's session as its first act (it has `proc`: setsid is
+// allowed) while the broker has not yet checked the reply that names it (a loaded machine's
+// delay, made certain by a hook): before, the check found it outside the server's session,
+// refused the reply as a lie, ended the server, and the worker ran on unregistered (no
+// limits; Kill and Shutdown did not reach it). Now a server-made worker runs no code of its
+// own before the broker has accepted it (it waits for the answer to its hello): the check
+// passes, the worker is registered, then it calls setsid, and Kill ends it. Fresh (the
+// first spawn) and pre-made (the second) alike; the server serves on.
+int SetsidFirstWorker(Client&) {
+  if (setsid() < 0) return 2;
+  for (;;) pause();
+}
+
+TEST(ForkServerHardTest, AWorkerThatLeavesTheSessionFirstIsStillSupervised) {
+  Policy policy;
+  policy.promises.insert(Promise::kProc);
+  Fixture f = Make(policy);
+  SetForkServerReplyCheckDelayForTesting(absl::Milliseconds(300));
+  auto server = f.broker->StartForkServer(f.policy, SetsidFirstWorker);
+  SetForkServerReplyCheckDelayForTesting(absl::ZeroDuration());
+  ASSERT_TRUE(server.ok()) << server.status();
+  const pid_t server_pid = (*server)->pid();
+  for (int round = 0; round < 2; ++round) {
+    auto id = f.broker->SpawnFrom(**server, {}, absl::Seconds(20));
+    ASSERT_TRUE(id.ok()) << "round " << round << ": " << id.status();
+    const pid_t pid = f.broker->pid(*id);
+    ASSERT_GT(pid, 0);
+    // Its function ran (it leads a session of its own now), after the broker's check.
+    bool left = false;
+    for (int i = 0; i < 500 && !left; ++i) {
+      left = getsid(pid) == pid;
+      if (!left) usleep(10000);
+    }
+    EXPECT_TRUE(left) << "round " << round << ": the worker's function did not run";
+    EXPECT_EQ((*server)->pid(), server_pid) << (*server)->failure();
+    EXPECT_EQ((*server)->failure(), "");
+    // Supervised: Kill reaches it and the broker reaps it.
+    f.broker->Kill(*id);
+    auto result = f.broker->Wait(*id, absl::Seconds(10));
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->kind, WorkerResult::Kind::kSignaled) << result->ToString();
+    EXPECT_TRUE(Gone(pid));
+  }
+  EXPECT_EQ((*server)->fresh_spawns(), 1u);
+  EXPECT_EQ((*server)->premade_spawns(), 1u);
+  EXPECT_EQ(f.broker->live_workers(), 0u);
+}
+
+// A server stopped (or compromised) while the broker waits for its reply held the server's
+// lock for the caller's whole timeout, and Shutdown, which takes it, with it: here forever.
+// Now the wait is bounded (kForkServerReplyWait): the spawn fails, the server is ended,
+// and Shutdown returns. In a child process (a hang is ended by alarm).
+TEST(ForkServerHardTest, AStoppedServerCannotHoldShutdown) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    alarm(30);
+    Fixture f = Make();
+    auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+    if (!server.ok()) _exit(2);
+    const pid_t server_pid = (*server)->pid();
+    if (kill(server_pid, SIGSTOP) != 0) _exit(3);
+    absl::Status spawned;
+    std::thread spawner([&] {
+      spawned = f.broker->SpawnFrom(**server, {}, absl::InfiniteDuration()).status();
+    });
+    usleep(200 * 1000);  // the spawner waits for the reply, holding the server's lock
+    const absl::Time start = absl::Now();
+    f.broker->Shutdown();
+    const absl::Duration took = absl::Now() - start;
+    spawner.join();
+    if (took > kForkServerReplyWait + absl::Seconds(3)) {
+      fprintf(stderr, "Shutdown took %s\n", absl::FormatDuration(took).c_str());
+      _exit(4);
+    }
+    if (spawned.ok() || !absl::StrContains(spawned.message(), "no reply in time")) {
+      fprintf(stderr, "spawn: %s\n", spawned.ToString().c_str());
+      _exit(5);
+    }
+    if (!Gone(server_pid)) _exit(6);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "the test's child was killed (a hang?): " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "2: no server, 3: kill, 4: Shutdown took too long, 5: wrong spawn status, "
+         "6: the server is alive";
+}
+
+// The fork server's own start has a gate, as a forked worker's: it runs (and can end)
+// only once the broker holds its pidfd. Here its start fails at once (a hook) and this
+// process reaps it the moment it ends, as an embedder reaping with waitpid(-1) would,
+// between the fork and the broker's pidfd_open (a hook held there, up to 1 s). Before, the
+// server could end and be reaped there (and its pid be given to another process, whose
+// pidfd the broker would then hold); now it waits at its gate: nothing is reaped by the
+// hook, and the start fails with the server's own reason. In a child process.
+std::atomic<bool> g_reaped_by_hook{false};
+
+TEST(ForkServerHardTest, TheServerRunsOnlyOnceTheBrokerHoldsItsPidfd) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    alarm(30);
+    Fixture f = Make();
+    SetForkServerFailStartForTesting(true);
+    SetForkServerForkHookForTesting([](pid_t pid) {
+      const absl::Time until = absl::Now() + absl::Seconds(1);
+      while (absl::Now() < until) {
+        if (waitpid(pid, nullptr, WNOHANG) == pid) {
+          g_reaped_by_hook = true;
+          return;
+        }
+        usleep(5000);
+      }
+    });
+    auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+    SetForkServerForkHookForTesting(nullptr);
+    SetForkServerFailStartForTesting(false);
+    if (g_reaped_by_hook) _exit(2);
+    if (server.ok()) _exit(3);
+    if (!absl::StrContains(server.status().message(), "start refused (test)")) {
+      fprintf(stderr, "start: %s\n", server.status().ToString().c_str());
+      _exit(4);
+    }
+    pid_t left = 0;
+    if (!NoChildLeft(&left)) _exit(5);
+    // The next server starts and serves.
+    auto next = f.broker->StartForkServer(f.policy, SleepWorker);
+    if (!next.ok()) _exit(6);
+    auto id = f.broker->SpawnFrom(**next, {}, absl::Seconds(20));
+    if (!id.ok()) _exit(7);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "the test's child was killed: " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "2: the server ended and was reaped before the broker's pidfd_open, 3: it started, "
+         "4: another reason, 5: a child is left, 6: the next server did not start, "
+         "7: its spawn failed";
+}
+
+// Strays are found in /proc/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN). Without
+// that file (a hook names a missing one) no server is started (fail closed), with a reason,
+// and a pool goes on with Spawn.
+TEST(ForkServerHardTest, NoServerWithoutTheKernelsChildrenLists) {
+  Fixture f = Make();
+  SetForkServerChildrenProbeForTesting("/proc/thread-self/no-such-children-list");
+  auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+  ASSERT_FALSE(server.ok());
+  EXPECT_TRUE(absl::StrContains(server.status().message(), "CONFIG_PROC_CHILDREN"))
+      << server.status();
+  WorkerPool::Options options;
+  options.size = 1;
+  auto pool = WorkerPool::Create(f.broker.get(), f.policy, EchoWorker, options);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  auto lease = (*pool)->Acquire(absl::Seconds(20));
+  SetForkServerChildrenProbeForTesting(nullptr);
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  EXPECT_EQ(Ask(lease->fd(), "ping"), "ping");
+  EXPECT_LE((*pool)->fork_server_pid(), 0);
+  EXPECT_TRUE(absl::StrContains((*pool)->fork_server_note(), "CONFIG_PROC_CHILDREN"))
+      << (*pool)->fork_server_note();
+  (*pool)->Release(std::move(*lease), true);
+  // The real kernel has the lists: a server starts.
+  auto real = f.broker->StartForkServer(f.policy, SleepWorker);
+  EXPECT_TRUE(real.ok()) << real.status();
 }
 
 }  // namespace

@@ -154,7 +154,9 @@ int InstallSigsysHandler() {
 // The hello (with the listener, if any). The worker does not wait for the broker's
 // HelloReply: it is already locked, a broker that refuses the hello kills it, and the
 // Client skips the reply (id 0) when it reads its first answer. Saves a round trip on
-// every spawn.
+// every spawn. (A fork server's worker does wait, after this, for the broker's go, an id-0
+// answer sent once the server's reply naming it is checked: AwaitBrokerAcceptance in
+// broker/broker_fork_server.cc, README "Spawn, round 7".)
 void BuildHello(capnp::MessageBuilder& builder, bool listener_attached) {
   auto request = builder.initRoot<wire::Request>();
   request.setId(0);
