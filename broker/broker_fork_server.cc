@@ -736,6 +736,18 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
   // comment of fork_server.h). No controlling terminal: its workers get no terminal signal
   // (they die with the broker: PR_SET_PDEATHSIG).
   if (setsid() != getpid()) _exit(1);
+  // The embedder's signal handlers back to the default before anything is unblocked (as
+  // ExecChildMain does): a `proc` worker knows the server's pid (getsid) and may signal it,
+  // and a handler of the embedder's would then run inside the server at a time of the
+  // worker's choosing. Ignored signals stay ignored (no code runs for them).
+  for (int sig = 1; sig < NSIG; ++sig) {
+    struct sigaction sa;
+    if (sigaction(sig, nullptr, &sa) != 0) continue;
+    if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) continue;
+    sa.sa_handler = SIG_DFL;
+    sa.sa_flags = 0;
+    if (sigaction(sig, &sa, nullptr) != 0) _exit(1);
+  }
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -1471,6 +1471,63 @@ TEST(ForkServerHardTest, TheServerRunsOnlyOnceTheBrokerHoldsItsPidfd) {
          "7: its spawn failed";
 }
 
+// The state letter of /proc/<pid>/stat ('\0': no such process).
+char ProcState(pid_t pid) {
+  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  const size_t close_paren = stat.rfind(')');
+  if (close_paren == std::string::npos || close_paren + 2 >= stat.size()) return '\0';
+  return stat[close_paren + 2];
+}
+
+// A signal handler of the embedder's does not run in the server: a `proc` worker knows the
+// server's pid (getsid) and may signal it, and the handler would then run the embedder's
+// code inside the server at the worker's chosen time. The server resets every handler to
+// the default before it unblocks signals: SIGUSR1 ends it, and the handler (which marks a
+// shared page with its pid) never ran there. In a child process (it installs a handler).
+volatile pid_t* g_handler_ran_in = nullptr;
+
+TEST(ForkServerHardTest, TheEmbeddersSignalHandlersDoNotRunInTheServer) {
+  void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(page, MAP_FAILED);
+  g_handler_ran_in = static_cast<volatile pid_t*>(page);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    alarm(30);
+    struct sigaction sa = {};
+    sa.sa_handler = [](int) { *g_handler_ran_in = static_cast<pid_t>(syscall(SYS_getpid)); };
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGUSR1, &sa, nullptr) != 0) _exit(2);
+    Fixture f = Make();
+    auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+    if (!server.ok()) _exit(3);
+    const pid_t server_pid = (*server)->pid();
+    if (kill(server_pid, SIGUSR1) != 0) _exit(4);
+    // Dead (a zombie until the broker reaps it), within 5 s.
+    bool dead = false;
+    for (int i = 0; i < 500 && !dead; ++i) {
+      const char state = ProcState(server_pid);
+      dead = state == 'Z' || state == '\0';
+      if (!dead) usleep(10000);
+    }
+    if (*g_handler_ran_in != 0) {
+      fprintf(stderr, "the handler ran in pid %d (server %d)\n", *g_handler_ran_in, server_pid);
+      _exit(5);
+    }
+    if (!dead) _exit(6);
+    // The broker sees its server gone: the next spawn fails, and no child is left behind.
+    if (f.broker->SpawnFrom(**server, {}, absl::Seconds(5)).ok()) _exit(7);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  munmap(page, 4096);
+  ASSERT_TRUE(WIFEXITED(status)) << "the test's child was killed: " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "2: sigaction, 3: no server, 4: kill, 5: the embedder's handler ran in the server, "
+         "6: the server is alive, 7: a spawn from a dead server succeeded";
+}
+
 // Strays are found in /proc/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN). Without
 // that file (a hook names a missing one) no server is started (fail closed), with a reason,
 // and a pool goes on with Spawn.
