@@ -105,6 +105,7 @@ std::atomic<int64_t> g_reply_check_delay_ms{0};  // SetForkServerReplyCheckDelay
 std::atomic<void (*)(pid_t)> g_server_fork_hook{nullptr};  // SetForkServerForkHookForTesting
 std::atomic<bool> g_fail_start{false};        // SetForkServerFailStartForTesting
 std::atomic<const char*> g_children_probe{nullptr};  // SetForkServerChildrenProbeForTesting
+std::atomic<int (*)(int, int)> g_end_signal{nullptr};  // SetForkServerEndSignalForTesting
 }  // namespace
 
 void SetForkServerPidfdLieForTesting(pid_t pid, bool premade_only) {
@@ -125,6 +126,9 @@ void SetForkServerReplyCheckDelayForTesting(absl::Duration d) {
 void SetForkServerForkHookForTesting(void (*hook)(pid_t)) { g_server_fork_hook.store(hook); }
 void SetForkServerFailStartForTesting(bool fail) { g_fail_start.store(fail); }
 void SetForkServerChildrenProbeForTesting(const char* path) { g_children_probe.store(path); }
+void SetForkServerEndSignalForTesting(int (*send)(int pidfd, int sig)) {
+  g_end_signal.store(send);
+}
 
 namespace {
 std::atomic<bool> g_premade{true};
@@ -903,15 +907,40 @@ std::vector<std::pair<pid_t, UniqueFd>> ServerStrays(ForkServer::State& s)
   return out;
 }
 
+// SIGKILLs the process of `pidfd` and waits until it has exited (not reaped), at most
+// kEndWait: a SIGKILLed process exits by the kernel's doing, a stopped one included, but
+// not while in an uninterruptible sleep (a FUSE request never answered), and one the
+// broker may not signal (EPERM: a setuid exec) never does. Either is said on stderr and
+// left (review h58, M-A: the wait was unbounded, under the server's lock and the
+// registry's, and held Shutdown forever). Returns whether it has exited.
+constexpr int kEndWaitMs = 2000;
+
+bool KillAndAwaitExit(int pidfd, pid_t pid, const char* what) {
+  int (*send)(int, int) = g_end_signal.load();
+  const int rc = send != nullptr
+                     ? send(pidfd, SIGKILL)
+                     : static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0));
+  const int err = rc == 0 ? 0 : errno;
+  // ESRCH: it has exited already (a zombie): the poll below sees it at once.
+  struct pollfd p = {pidfd, POLLIN, 0};
+  int ready;
+  const int wait_ms = err == 0 || err == ESRCH ? kEndWaitMs : 0;
+  while ((ready = poll(&p, 1, wait_ms)) < 0 && errno == EINTR) {
+  }
+  if (ready == 1 && (p.revents & POLLIN) != 0) return true;
+  fprintf(stderr, "vow: fork server: %s %d not dead after SIGKILL (%s), left\n", what,
+          static_cast<int>(pid), err == 0 ? "sent" : strerror(err));
+  return false;
+}
+
 // Ends the server's unregistered workers (ServerStrays): with `kill_live`, each is killed
-// through its pidfd and reaped (the wait is the kernel's exit of a SIGKILLed process, a
-// stopped one included: never the worker's own doing); without, only those that have
-// already exited are reaped and none is signalled.
+// through its pidfd and reaped (KillAndAwaitExit: bounded; one that does not die is left);
+// without, only those that have already exited are reaped and none is signalled.
 void EndStrays(ForkServer::State& s, bool kill_live) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
   for (auto& [pid, fd] : ServerStrays(s)) {
     siginfo_t si;
     if (kill_live) {
-      syscall(SYS_pidfd_send_signal, fd.get(), SIGKILL, nullptr, 0);
+      if (!KillAndAwaitExit(fd.get(), pid, "stray worker")) continue;
     } else {
       memset(&si, 0, sizeof(si));
       if (waitid(P_PIDFD, static_cast<id_t>(fd.get()), &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
@@ -930,14 +959,14 @@ void EndStrays(ForkServer::State& s, bool kill_live) ABSL_EXCLUSIVE_LOCKS_REQUIR
 // worker named there is a stray, found by the sweep). Not read until empty, as before
 // (review h49, L5): a process that holds the server's end (one a compromised server
 // forked) could keep it from ever being empty, under the server's lock.
+// A server that does not die (KillAndAwaitExit) is left unreaped; its strays are still
+// swept (alive, its pid still names its session).
 void EndServerProcess(ForkServer::State& s, bool strays) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-  syscall(SYS_pidfd_send_signal, s.pidfd.get(), SIGKILL, nullptr, 0);
-  siginfo_t si;
-  while (waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &si, WEXITED | WNOWAIT) != 0 &&
-         errno == EINTR) {
-  }
+  const bool dead = KillAndAwaitExit(s.pidfd.get(), s.pid, "server");
   s.socket.reset();
   if (strays) EndStrays(s, /*kill_live=*/true);
+  if (!dead) return;
+  siginfo_t si;
   while (waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &si, WEXITED) != 0 &&
          errno == EINTR) {
   }
@@ -1152,9 +1181,10 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   }
   if (send(gate_write.get(), "g", 1, MSG_NOSIGNAL) != 1) {
     const int err = errno;
-    syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
-    siginfo_t info;
-    waitid(P_PIDFD, static_cast<id_t>(pidfd.get()), &info, WEXITED);
+    if (KillAndAwaitExit(pidfd.get(), pid, "server")) {
+      siginfo_t info;
+      waitid(P_PIDFD, static_cast<id_t>(pidfd.get()), &info, WEXITED);
+    }
     return ErrnoStatus(err, "fork server: send(gate)");
   }
   gate_write.reset();

@@ -168,6 +168,11 @@ void SetForkServerFailStartForTesting(bool fail);
 // The string must outlive its use.
 void SetForkServerChildrenProbeForTesting(const char* path);
 
+// Tests only: replaces the broker's SIGKILL of a fork server or of its stray worker when
+// it ends them (pidfd_send_signal; returns 0 or -1 with errno set), as for a process that
+// cannot be killed or signalled; nullptr: the real one.
+void SetForkServerEndSignalForTesting(int (*send)(int pidfd, int sig));
+
 // Whether fork servers started from now on make each worker ahead of its request (README
 // "Spawn, round 5"; default on). Off: every worker is cloned when it is asked for.
 void SetForkServerPremade(bool on);

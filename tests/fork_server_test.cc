@@ -1528,6 +1528,43 @@ TEST(ForkServerHardTest, TheEmbeddersSignalHandlersDoNotRunInTheServer) {
          "6: the server is alive, 7: a spawn from a dead server succeeded";
 }
 
+// A server that does not die of the broker's SIGKILL (in an uninterruptible sleep: a FUSE
+// request never answered; or one the broker may not signal: a hook makes the kill a
+// no-op here) held Shutdown forever: the wait for its exit had no bound (under the
+// server's lock and the registry's). Now the wait is bounded: Shutdown returns, and says
+// on stderr that the server was left. In a child process (a hang is ended by alarm).
+TEST(ForkServerHardTest, AServerThatDoesNotDieCannotHoldShutdown) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    alarm(30);
+    const int err = memfd_create("vow-fork-server-stderr", 0);
+    if (err < 0 || dup2(err, 2) != 2) _exit(2);
+    Fixture f = Make();
+    auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+    if (!server.ok()) _exit(3);
+    const pid_t server_pid = (*server)->pid();
+    SetForkServerEndSignalForTesting([](int, int) { return 0; });
+    const absl::Time start = absl::Now();
+    f.broker->Shutdown();
+    const absl::Duration took = absl::Now() - start;
+    SetForkServerEndSignalForTesting(nullptr);
+    if (took > absl::Seconds(8)) _exit(4);
+    if (Gone(server_pid)) _exit(5);  // the hook did not hold: nothing was tested
+    char text[4096] = {};
+    const ssize_t n = pread(err, text, sizeof(text) - 1, 0);
+    if (n <= 0 || strstr(text, "not dead after SIGKILL") == nullptr) _exit(6);
+    kill(server_pid, SIGKILL);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "the test's child was killed (a hang?): " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "2: memfd, 3: no server, 4: Shutdown took too long, 5: the server died anyway, "
+         "6: no line on stderr";
+}
+
 // Strays are found in /proc/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN). Without
 // that file (a hook names a missing one) no server is started (fail closed), with a reason,
 // and a pool goes on with Spawn.
