@@ -130,6 +130,12 @@ void SetForkServerEndSignalForTesting(int (*send)(int pidfd, int sig)) {
   g_end_signal.store(send);
 }
 
+int ForkServerPollSliceMs(absl::Duration left) {
+  // An infinite duration converts to INT64_MAX milliseconds: compare before adding.
+  return left >= absl::Seconds(1) ? 1000
+                                  : static_cast<int>(absl::ToInt64Milliseconds(left) + 1);
+}
+
 namespace {
 std::atomic<bool> g_premade{true};
 }  // namespace
@@ -854,11 +860,7 @@ absl::Status ReceiveReply(int sock, absl::Time deadline,
       return absl::DeadlineExceededError("fork server: no reply in time");
     }
     struct pollfd p = {sock, POLLIN, 0};
-    // Slices of at most 1 s; an infinite deadline (SpawnFrom's timeout may be
-    // InfiniteDuration) converts to INT64_MAX milliseconds: compare before adding.
-    const int ms = left >= absl::Seconds(1)
-                       ? 1000
-                       : static_cast<int>(absl::ToInt64Milliseconds(left) + 1);
+    const int ms = ForkServerPollSliceMs(left);
     if (poll(&p, 1, ms) < 0 && errno != EINTR) return ErrnoStatus(errno, "fork server: poll");
     // POLLHUP: the next recvmsg reads what is left, then EOF.
   }

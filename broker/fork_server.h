@@ -168,6 +168,11 @@ void SetForkServerFailStartForTesting(bool fail);
 // The string must outlive its use.
 void SetForkServerChildrenProbeForTesting(const char* path);
 
+// The broker's poll slice (milliseconds) while it waits for a reply with `left` to go:
+// at most 1 s, at least 1 ms for any positive `left`, InfiniteDuration included (its
+// milliseconds are INT64_MAX: an addition there overflowed into poll(0) and spun).
+int ForkServerPollSliceMs(absl::Duration left);
+
 // Tests only: replaces the broker's SIGKILL of a fork server or of its stray worker when
 // it ends them (pidfd_send_signal; returns 0 or -1 with errno set), as for a process that
 // cannot be killed or signalled; nullptr: the real one.

@@ -375,31 +375,50 @@ TEST(ForkServerTest, AStoppedServerTimesOutAndIsEnded) {
   EXPECT_EQ(f.broker->live_workers(), 0u);
 }
 
-// No timeout at all: the wait for a stopped server sleeps in slices instead of spinning
-// (an infinite deadline once overflowed into poll(0) and pinned a CPU), and a server killed
-// meanwhile still fails the spawn.
-TEST(ForkServerTest, AnUnboundedWaitForAStoppedServerSleeps) {
+// The reply wait's poll slices: at most 1 s, an infinite wait included (its milliseconds
+// once overflowed into poll(0), which spun), and never 0 while time is left.
+TEST(ForkServerTest, TheReplyWaitPollsInSlicesOfAtMostASecond) {
+  EXPECT_EQ(ForkServerPollSliceMs(absl::InfiniteDuration()), 1000);
+  EXPECT_EQ(ForkServerPollSliceMs(absl::Hours(1)), 1000);
+  EXPECT_EQ(ForkServerPollSliceMs(absl::Seconds(1)), 1000);
+  EXPECT_EQ(ForkServerPollSliceMs(absl::Milliseconds(300)), 301);
+  EXPECT_EQ(ForkServerPollSliceMs(absl::Microseconds(10)), 1);
+}
+
+// No timeout at all (SpawnFrom's InfiniteDuration): the wait for a stopped server still
+// ends at the reply wait (here set to 300 ms), the spawn fails and the server is ended,
+// sleeping meanwhile (no spin). If it did not end by itself within 10 s, the server is
+// killed to free the spawner and the test fails.
+TEST(ForkServerTest, AnUnboundedSpawnFromAStoppedServerEndsAtTheReplyWait) {
   Fixture f = Make();
+  SetForkServerReplyWaitForTesting(absl::Milliseconds(300));
   auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+  SetForkServerReplyWaitForTesting(absl::InfiniteDuration());
   ASSERT_TRUE(server.ok()) << server.status();
   const pid_t server_pid = (*server)->pid();
   ASSERT_EQ(kill(server_pid, SIGSTOP), 0);
   absl::Status spawned;
   double cpu_seconds = -1;
+  std::atomic<bool> done{false};
+  const absl::Time start = absl::Now();
   std::thread spawner([&] {
     spawned = f.broker->SpawnFrom(**server, {}, absl::InfiniteDuration()).status();
     struct rusage usage = {};
     getrusage(RUSAGE_THREAD, &usage);
     cpu_seconds = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
                   (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+    done = true;
   });
-  usleep(600 * 1000);
-  ASSERT_EQ(kill(server_pid, SIGKILL), 0);
+  while (!done && absl::Now() - start < absl::Seconds(10)) usleep(10000);
+  const bool ended_by_itself = done;
+  if (!ended_by_itself) kill(server_pid, SIGKILL);
   spawner.join();
+  EXPECT_TRUE(ended_by_itself) << "the wait did not end at the reply wait";
   EXPECT_FALSE(spawned.ok());
-  EXPECT_TRUE(absl::IsUnavailable(spawned)) << spawned;
-  // A spinning wait uses ~0.6 s of CPU here; sleeping, a few ms.
+  EXPECT_TRUE(absl::StrContains(spawned.message(), "no reply in time")) << spawned;
   EXPECT_LT(cpu_seconds, 0.2) << "the wait spun";
+  EXPECT_EQ((*server)->pid(), -1);
+  EXPECT_TRUE(Gone(server_pid));
   EXPECT_EQ(f.broker->live_workers(), 0u);
 }
 
