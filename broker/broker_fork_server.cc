@@ -106,6 +106,7 @@ std::atomic<void (*)(pid_t)> g_server_fork_hook{nullptr};  // SetForkServerForkH
 std::atomic<bool> g_fail_start{false};        // SetForkServerFailStartForTesting
 std::atomic<const char*> g_children_probe{nullptr};  // SetForkServerChildrenProbeForTesting
 std::atomic<int (*)(int, int)> g_end_signal{nullptr};  // SetForkServerEndSignalForTesting
+std::atomic<void (*)(pid_t)> g_reply_check_hook{nullptr};  // SetForkServerReplyCheckHookForTesting
 }  // namespace
 
 void SetForkServerPidfdLieForTesting(pid_t pid, bool premade_only) {
@@ -126,6 +127,9 @@ void SetForkServerReplyCheckDelayForTesting(absl::Duration d) {
 void SetForkServerForkHookForTesting(void (*hook)(pid_t)) { g_server_fork_hook.store(hook); }
 void SetForkServerFailStartForTesting(bool fail) { g_fail_start.store(fail); }
 void SetForkServerChildrenProbeForTesting(const char* path) { g_children_probe.store(path); }
+void SetForkServerReplyCheckHookForTesting(void (*hook)(pid_t worker)) {
+  g_reply_check_hook.store(hook);
+}
 void SetForkServerEndSignalForTesting(int (*send)(int pidfd, int sig)) {
   g_end_signal.store(send);
 }
@@ -1313,6 +1317,8 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFromOnce(ForkServer::State& s,
                                  &reply, &bytes, &flags, &fds);
   VOW_TRACE(kTrBrokerReply);
   if (s.reply_check_delay > absl::ZeroDuration()) absl::SleepFor(s.reply_check_delay);
+  void (*check_hook)(pid_t) = g_reply_check_hook.load();
+  if (check_hook != nullptr && st.ok() && reply.pid > 0) check_hook(reply.pid);
   pid_t pid = -1;
   bool fault = true;
   absl::StatusOr<UniqueFd> pidfd =

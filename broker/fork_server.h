@@ -154,6 +154,10 @@ void SetForkServerReplyWaitForTesting(absl::Duration d);
 // checks it (a loaded machine's delay, made certain), for servers started from now on.
 void SetForkServerReplyCheckDelayForTesting(absl::Duration d);
 
+// Tests only: called in the broker with the worker pid a server's reply names (as the
+// server wrote it), after the reply is received and before it is checked; nullptr: none.
+void SetForkServerReplyCheckHookForTesting(void (*hook)(pid_t worker));
+
 // Tests only: called in the broker with the pid of a fork server it has just forked, before
 // it opens the server's pidfd (as SetForkChildHookForTesting for forked workers); nullptr:
 // none.

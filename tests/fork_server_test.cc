@@ -72,6 +72,14 @@ std::map<int, std::string> FdLinks(pid_t pid) {
 
 bool Gone(pid_t pid) { return kill(pid, 0) != 0 && errno == ESRCH; }
 
+// The state letter of /proc/<pid>/stat ('\0': no such process).
+char ProcState(pid_t pid) {
+  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  const size_t close_paren = stat.rfind(')');
+  if (close_paren == std::string::npos || close_paren + 2 >= stat.size()) return '\0';
+  return stat[close_paren + 2];
+}
+
 using testing::Ask;
 using testing::EchoWorker;
 
@@ -1352,23 +1360,43 @@ TEST(ForkServerRequestTest, OnlyAWellFormedRequestIsServed) {
 // delay, made certain by a hook): before, the check found it outside the server's session,
 // refused the reply as a lie, ended the server, and the worker ran on unregistered (no
 // limits; Kill and Shutdown did not reach it). Now a server-made worker runs no code of its
-// own before the broker has accepted it (it waits for the answer to its hello): the check
-// passes, the worker is registered, then it calls setsid, and Kill ends it. Fresh (the
-// first spawn) and pre-made (the second) alike; the server serves on.
+// own before the broker has accepted it (it waits for the go the spawning thread sends
+// after its check): the check passes, the worker is registered, then it calls setsid, and
+// Kill ends it. Fresh (the first spawn) and pre-made (the second) alike; the server serves
+// on. The hook holds the check until the worker has either left the session (what a go
+// sent too early lets it do) or sleeps in recvmsg waiting for its go (/proc/<pid>/syscall,
+// state 'S'; the hand-off of a pre-made worker is queued before the reply, so its wait for
+// that is never seen asleep here), at most 5 s.
 int SetsidFirstWorker(Client&) {
   if (setsid() < 0) return 2;
   for (;;) pause();
+}
+
+void HoldTheCheckUntilTheWorkerWaitsOrLeft(pid_t worker) {
+  const std::string proc = "/proc/" + std::to_string(worker);
+  const std::string waiting = std::to_string(SYS_recvmsg) + " ";
+  for (int i = 0; i < 500; ++i) {
+    if (ProcState(worker) == '\0') return;  // no such process (a failure reply)
+    if (getsid(worker) == worker) return;  // left the server's session
+    if (ProcState(worker) == 'S' && absl::StartsWith(ReadFile(proc + "/syscall"), waiting)) {
+      usleep(20000);  // and still there: the go has not come
+      if (getsid(worker) != worker && ProcState(worker) == 'S') return;
+    }
+    usleep(10000);
+  }
 }
 
 TEST(ForkServerHardTest, AWorkerThatLeavesTheSessionFirstIsStillSupervised) {
   Policy policy;
   policy.promises.insert(Promise::kProc);
   Fixture f = Make(policy);
-  SetForkServerReplyCheckDelayForTesting(absl::Milliseconds(300));
   auto server = f.broker->StartForkServer(f.policy, SetsidFirstWorker);
-  SetForkServerReplyCheckDelayForTesting(absl::ZeroDuration());
   ASSERT_TRUE(server.ok()) << server.status();
   const pid_t server_pid = (*server)->pid();
+  SetForkServerReplyCheckHookForTesting(HoldTheCheckUntilTheWorkerWaitsOrLeft);
+  struct Unhook {
+    ~Unhook() { SetForkServerReplyCheckHookForTesting(nullptr); }
+  } unhook;
   for (int round = 0; round < 2; ++round) {
     auto id = f.broker->SpawnFrom(**server, {}, absl::Seconds(20));
     ASSERT_TRUE(id.ok()) << "round " << round << ": " << id.status();
@@ -1488,14 +1516,6 @@ TEST(ForkServerHardTest, TheServerRunsOnlyOnceTheBrokerHoldsItsPidfd) {
       << "2: the server ended and was reaped before the broker's pidfd_open, 3: it started, "
          "4: another reason, 5: a child is left, 6: the next server did not start, "
          "7: its spawn failed";
-}
-
-// The state letter of /proc/<pid>/stat ('\0': no such process).
-char ProcState(pid_t pid) {
-  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  const size_t close_paren = stat.rfind(')');
-  if (close_paren == std::string::npos || close_paren + 2 >= stat.size()) return '\0';
-  return stat[close_paren + 2];
 }
 
 // A signal handler of the embedder's does not run in the server: a `proc` worker knows the
