@@ -1164,6 +1164,11 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   }
   UniqueFd gate_write(gate_fds[0]);
   UniqueFd gate_read(gate_fds[1]);
+  // One fd held for the server's pidfd, freed just before pidfd_open: that call cannot
+  // fail for want of an fd (EMFILE) after the fork, when the only way back would be to
+  // reap the server by its pid (review h58, L-4).
+  UniqueFd reserved(open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!reserved.valid()) return ErrnoStatus(errno, "fork server: an fd for its pidfd");
   fflush(nullptr);
   const pid_t pid = fork();
   if (pid < 0) return ErrnoStatus(errno, "fork server: fork");
@@ -1174,14 +1179,19 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   server_socket.reset();
   gate_read.reset();
   if (void (*hook)(pid_t) = g_server_fork_hook.load(); hook != nullptr) hook(pid);
+  reserved.reset();
   UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
   if (!pidfd.valid()) {
     const int err = errno;
     // ESRCH: reaped by someone else already (killed from outside); its pid may name
-    // another process now. Otherwise it waits at its gate: ended by the gate's EOF.
+    // another process now. Otherwise (ENOMEM; EMFILE only if another thread took the
+    // reserved fd) it waits at its gate: ended by the gate's EOF, and not reaped here (by
+    // its pid, that could reap another child of this process that got the pid after the
+    // embedder reaped the server): a zombie until the embedder reaps its children.
     if (err != ESRCH) {
       gate_write.reset();
-      waitpid(pid, nullptr, 0);
+      fprintf(stderr, "vow: fork server %d ended unreaped (pidfd_open: %s)\n",
+              static_cast<int>(pid), strerror(err));
     }
     return ErrnoStatus(err, "fork server: pidfd_open");
   }
