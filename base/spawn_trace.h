@@ -50,7 +50,7 @@ namespace vow {
   X(kTrLdPatch, "lockdown: SIGSYS handler")                                        \
   X(kTrLdFilter, "lockdown: filter attach")                                        \
   X(kTrLdHello, "lockdown: hello sent")                                            \
-  X(kTrWorkerAccepted, "worker: the broker's answer to its hello read")            \
+  X(kTrWorkerAccepted, "worker: the broker's go (after its check) read")           \
   X(kTrWorkerMain, "worker: calls the worker function")                            \
   X(kTrBrokerReply, "broker: reply received")                                      \
   X(kTrBrokerChecked, "broker: reply checked")                                     \

@@ -278,10 +278,12 @@ class Broker {
   absl::StatusOr<std::unique_ptr<ForkServer>> StartForkServer(
       std::shared_ptr<const PreparedPolicy> policy, WorkerMain main,
       const SpawnOptions& options = {});
-  // Spawns a worker through `server`. Waits at most `timeout` for the server; a server
-  // that does not answer in time, dies or sends anything but a pidfd of a new child of
-  // this process is ended (ForkServer::failure says why) and the spawn fails with
-  // Unavailable: the caller may Spawn instead.
+  // Spawns a worker through `server`. Waits at most `timeout` for the server, and never
+  // longer than kForkServerReplyWait (2 s, broker/fork_server.h) whatever `timeout` says:
+  // the wait holds the server's lock, which Shutdown takes. A server that does not answer
+  // in time, dies or sends anything but a pidfd of a new child of this process is ended
+  // (ForkServer::failure says why) and the spawn fails with Unavailable: the caller may
+  // Spawn instead.
   absl::StatusOr<WorkerId> SpawnFrom(ForkServer& server, const SpawnOptions& options = {},
                                      absl::Duration timeout = absl::Seconds(5));
 
