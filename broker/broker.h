@@ -279,8 +279,9 @@ class Broker {
       std::shared_ptr<const PreparedPolicy> policy, WorkerMain main,
       const SpawnOptions& options = {});
   // Spawns a worker through `server`. Waits at most `timeout` for the server, and never
-  // longer than kForkServerReplyWait (2 s, broker/fork_server.h) whatever `timeout` says:
-  // the wait holds the server's lock, which Shutdown takes. A server that does not answer
+  // longer than kForkServerReplyWait (10 s, broker/fork_server.h) whatever `timeout` says
+  // (the wait holds the server's lock); Shutdown from another thread interrupts the wait
+  // (the spawn fails, the server is ended). A server that does not answer
   // in time, dies or sends anything but a pidfd of a new child of this process is ended
   // (ForkServer::failure says why) and the spawn fails with Unavailable: the caller may
   // Spawn instead.

@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -314,6 +315,10 @@ struct ForkServer::State {
   absl::Duration hello_deadline = kForkServerHelloDeadline;
   absl::Duration reply_wait = kForkServerReplyWait;
   absl::Duration reply_check_delay = absl::ZeroDuration();  // tests only
+  // Made readable by EndForkServers (Shutdown) before it takes `mu`: a spawn waiting for a
+  // reply (ReceiveReply, holding `mu`) stops waiting and ends the server, so Shutdown is
+  // not held for the reply wait (review h58, L-1). Set at the start, never changed.
+  UniqueFd interrupt;
   std::shared_ptr<ForkServerRegistry> registry;
   mutable absl::Mutex mu;
   pid_t pid ABSL_GUARDED_BY(mu) = -1;
@@ -659,7 +664,7 @@ void ServePremade(ForkServer::State& s, int sock, const ForkServerRequest& req,
       // child. This spawn is made afresh.
       syscall(SYS_pidfd_send_signal, s.premade_pidfd, SIGKILL, nullptr, 0);
       // At most 1 s (it was 5 s), well within the broker's wait for this reply
-      // (kForkServerReplyWait, 2 s: past it the broker ends the server): a SIGKILLed
+      // (kForkServerReplyWait, 10 s: past it the broker ends the server): a SIGKILLed
       // worker's exit takes milliseconds; one not gone by then stays a stray of the server
       // (not reaped here: the broker reaps only exited ones; swept at the server's end).
       struct pollfd dead = {s.premade_pidfd, POLLIN, 0};
@@ -833,7 +838,7 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
 // Waits (until `deadline`; a deadline in the past: only what is queued) for one reply;
 // fills what recvmsg returned. A dead server's socket reads as closed (or reset), once
 // what it sent has been read.
-absl::Status ReceiveReply(int sock, absl::Time deadline,
+absl::Status ReceiveReply(int sock, int interrupt, absl::Time deadline,
                           ForkServerReply* reply, size_t* bytes, int* flags,
                           std::vector<UniqueFd>* fds) {
   for (;;) {
@@ -863,9 +868,12 @@ absl::Status ReceiveReply(int sock, absl::Time deadline,
     if (left <= absl::ZeroDuration()) {
       return absl::DeadlineExceededError("fork server: no reply in time");
     }
-    struct pollfd p = {sock, POLLIN, 0};
+    struct pollfd p[2] = {{sock, POLLIN, 0}, {interrupt, POLLIN, 0}};
     const int ms = ForkServerPollSliceMs(left);
-    if (poll(&p, 1, ms) < 0 && errno != EINTR) return ErrnoStatus(errno, "fork server: poll");
+    if (poll(p, 2, ms) < 0 && errno != EINTR) return ErrnoStatus(errno, "fork server: poll");
+    if ((p[1].revents & POLLIN) != 0) {
+      return absl::CancelledError("fork server: the broker is shutting down");
+    }
     // POLLHUP: the next recvmsg reads what is left, then EOF.
   }
 }
@@ -1005,6 +1013,11 @@ ForkServer::~ForkServer() {
 void Broker::Impl::EndForkServers() {
   absl::MutexLock lock(&fork_servers_->mu);
   fork_servers_->gone = true;
+  // First, without their locks: a spawn waiting for a reply stops (State::interrupt).
+  for (ForkServer::State* s : fork_servers_->servers) {
+    const uint64_t one = 1;
+    (void)!write(s->interrupt.get(), &one, sizeof(one));
+  }
   for (ForkServer::State* s : fork_servers_->servers) {
     absl::MutexLock server_lock(&s->mu);
     EndServer(*s, "the broker shut down");
@@ -1149,6 +1162,8 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
                                              "could not be found"));
     }
   }
+  s->interrupt = UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!s->interrupt.valid()) return ErrnoStatus(errno, "fork server: eventfd");
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
     return ErrnoStatus(errno, "fork server: socketpair");
@@ -1212,7 +1227,7 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   size_t bytes = 0;
   int flags = 0;
   std::vector<UniqueFd> fds;
-  absl::Status st = ReceiveReply(s->socket.get(), MonotonicNow() + absl::Seconds(5),
+  absl::Status st = ReceiveReply(s->socket.get(), s->interrupt.get(), MonotonicNow() + absl::Seconds(5),
                                  &ready, &bytes, &flags, &fds);
   if (st.ok()) {
     if (bytes != sizeof(ready) || (flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
@@ -1323,7 +1338,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFromOnce(ForkServer::State& s,
   std::vector<UniqueFd> fds;
   // Never longer than the reply wait, whatever the caller's deadline (review h49, L5: the
   // server's lock is held here); past it the server is ended below.
-  absl::Status st = ReceiveReply(s.socket.get(), std::min(deadline, MonotonicNow() + s.reply_wait),
+  absl::Status st = ReceiveReply(s.socket.get(), s.interrupt.get(), std::min(deadline, MonotonicNow() + s.reply_wait),
                                  &reply, &bytes, &flags, &fds);
   VOW_TRACE(kTrBrokerReply);
   if (s.reply_check_delay > absl::ZeroDuration()) absl::SleepFor(s.reply_check_delay);

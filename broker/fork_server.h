@@ -93,8 +93,11 @@ inline constexpr absl::Duration kForkServerHelloDeadline = absl::Seconds(10);
 // timeout (review h49, L5): it waits holding the server's lock, which Shutdown and the
 // ForkServer's destructor take too, so a stopped or compromised server could otherwise hold
 // them for as long as the caller allowed (forever). Past it the server is ended as
-// misbehaving (the pool goes on with Spawn). An honest reply takes a clone3 (~1 ms).
-inline constexpr absl::Duration kForkServerReplyWait = absl::Seconds(2);
+// misbehaving (the pool goes on with Spawn). An honest reply takes a clone3 (~1 ms); the
+// bound is generous (an overloaded machine must not end an honest server; it was 2 s until
+// h59) because Shutdown does not wait for it: it interrupts the wait (an eventfd polled
+// with the reply), and the spawn fails and ends the server.
+inline constexpr absl::Duration kForkServerReplyWait = absl::Seconds(10);
 // A policy whose RLIMIT_NOFILE is below this gets no pre-made worker: it holds fds 0-3, its
 // listener and up to four received fds when the hand-off comes, and under its filter it
 // cannot raise the limit.

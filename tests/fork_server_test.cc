@@ -1425,8 +1425,9 @@ TEST(ForkServerHardTest, AWorkerThatLeavesTheSessionFirstIsStillSupervised) {
 
 // A server stopped (or compromised) while the broker waits for its reply held the server's
 // lock for the caller's whole timeout, and Shutdown, which takes it, with it: here forever.
-// Now the wait is bounded (kForkServerReplyWait): the spawn fails, the server is ended,
-// and Shutdown returns. In a child process (a hang is ended by alarm).
+// Now the wait is bounded (kForkServerReplyWait, 10 s), and Shutdown does not wait even
+// for that: it interrupts the wait (h59), the spawn fails ("shutting down"), the server is
+// ended, and Shutdown returns within 3 s. In a child process (a hang is ended by alarm).
 TEST(ForkServerHardTest, AStoppedServerCannotHoldShutdown) {
   const pid_t child = fork();
   ASSERT_GE(child, 0);
@@ -1446,11 +1447,11 @@ TEST(ForkServerHardTest, AStoppedServerCannotHoldShutdown) {
     f.broker->Shutdown();
     const absl::Duration took = absl::Now() - start;
     spawner.join();
-    if (took > kForkServerReplyWait + absl::Seconds(3)) {
+    if (took > absl::Seconds(3)) {
       fprintf(stderr, "Shutdown took %s\n", absl::FormatDuration(took).c_str());
       _exit(4);
     }
-    if (spawned.ok() || !absl::StrContains(spawned.message(), "no reply in time")) {
+    if (spawned.ok() || !absl::StrContains(spawned.message(), "shutting down")) {
       fprintf(stderr, "spawn: %s\n", spawned.ToString().c_str());
       _exit(5);
     }
