@@ -107,6 +107,7 @@ std::atomic<void (*)(pid_t)> g_server_fork_hook{nullptr};  // SetForkServerForkH
 std::atomic<bool> g_fail_start{false};        // SetForkServerFailStartForTesting
 std::atomic<const char*> g_children_probe{nullptr};  // SetForkServerChildrenProbeForTesting
 std::atomic<int (*)(int, int)> g_end_signal{nullptr};  // SetForkServerEndSignalForTesting
+std::atomic<int> g_send_error{0};  // SetForkServerSendErrorForTesting
 std::atomic<void (*)(pid_t)> g_reply_check_hook{nullptr};  // SetForkServerReplyCheckHookForTesting
 }  // namespace
 
@@ -131,6 +132,7 @@ void SetForkServerChildrenProbeForTesting(const char* path) { g_children_probe.s
 void SetForkServerReplyCheckHookForTesting(void (*hook)(pid_t worker)) {
   g_reply_check_hook.store(hook);
 }
+void SetForkServerSendErrorForTesting(int err) { g_send_error.store(err); }
 void SetForkServerEndSignalForTesting(int (*send)(int pidfd, int sig)) {
   g_end_signal.store(send);
 }
@@ -1323,8 +1325,17 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFromOnce(ForkServer::State& s,
   add(theirs.fd(), kFsChannel);
   add(s.layers.netns ? fresh.net.get() : -1, kFsNet);
   add(s.layers.ipcns ? fresh.ipc.get() : -1, kFsIpc);
-  if (!SendWithFds(s.socket.get(), &req, sizeof(req), send_fds, nfds, MSG_DONTWAIT)) {
+  const int forced = g_send_error.load();
+  if (forced != 0) errno = forced;
+  if (forced != 0 ||
+      !SendWithFds(s.socket.get(), &req, sizeof(req), send_fds, nfds, MSG_DONTWAIT)) {
     const int err = errno;
+    // The kernel refused the fds or the memory (too many fds in flight for this user, see
+    // SendFdOrError): the broker's own limit, not the server's fault; nothing was queued.
+    // The spawn fails, the server serves on (review h58, L-6: it was ended).
+    if (err == ETOOMANYREFS || err == ENOBUFS || err == ENOMEM) {
+      return ErrnoStatus(err, "fork server: send of the request");
+    }
     EndServer(s, absl::StrCat("send: ", strerror(err)));
     return absl::UnavailableError(absl::StrCat("fork server ended: ", s.failure));
   }

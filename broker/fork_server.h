@@ -180,6 +180,10 @@ void SetForkServerChildrenProbeForTesting(const char* path);
 // milliseconds are INT64_MAX: an addition there overflowed into poll(0) and spun).
 int ForkServerPollSliceMs(absl::Duration left);
 
+// Tests only: while `err` is not 0, the broker's send of each request to a fork server
+// fails with it (nothing is sent), as the kernel's ETOOMANYREFS or ENOBUFS would.
+void SetForkServerSendErrorForTesting(int err);
+
 // Tests only: replaces the broker's SIGKILL of a fork server or of its stray worker when
 // it ends them (pidfd_send_signal; returns 0 or -1 with errno set), as for a process that
 // cannot be killed or signalled; nullptr: the real one.

@@ -1605,6 +1605,30 @@ TEST(ForkServerHardTest, AServerThatDoesNotDieCannotHoldShutdown) {
          "6: no line on stderr";
 }
 
+// The broker's own send of a request failing for want of kernel resources (ETOOMANYREFS:
+// too many fds in flight for its user; ENOBUFS) is not the server's fault: the spawn fails
+// with that error and the server serves on (it was ended). A hook makes the send fail.
+TEST(ForkServerHardTest, ABrokerSideSendFailureDoesNotEndTheServer) {
+  Fixture f = Make();
+  auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const pid_t server_pid = (*server)->pid();
+  for (int err : {ETOOMANYREFS, ENOBUFS}) {
+    SetForkServerSendErrorForTesting(err);
+    auto id = f.broker->SpawnFrom(**server, {}, absl::Seconds(20));
+    SetForkServerSendErrorForTesting(0);
+    ASSERT_FALSE(id.ok());
+    EXPECT_TRUE(absl::StrContains(id.status().message(), strerror(err))) << id.status();
+    EXPECT_EQ((*server)->pid(), server_pid) << (*server)->failure();
+    EXPECT_EQ((*server)->failure(), "");
+  }
+  auto id = f.broker->SpawnFrom(**server, {}, absl::Seconds(20));
+  ASSERT_TRUE(id.ok()) << id.status();
+  f.broker->Kill(*id);
+  ASSERT_TRUE(f.broker->Wait(*id, absl::Seconds(10)).ok());
+  EXPECT_EQ(f.broker->live_workers(), 0u);
+}
+
 // Strays are found in /proc/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN). Without
 // that file (a hook names a missing one) no server is started (fail closed), with a reason,
 // and a pool goes on with Spawn.
