@@ -871,6 +871,12 @@ TEST(ForkServerPremadeTest, WorkersOfANoSocketPolicyShareThePolicysPair) {
     if (i < 2) ASSERT_GT(WaitForPremade(**server), 0);
   }
   EXPECT_GE((*server)->premade_spawns(), 1u);
+  // A pre-made worker handed over before its lock-down ended finishes it first (its
+  // namespaces are entered before the filter): wait until each is under its filter.
+  for (const pid_t pid : pids) {
+    for (int i = 0; i < 500 && StatusField(pid, "Seccomp") != "2"; ++i) usleep(10000);
+    ASSERT_EQ(StatusField(pid, "Seccomp"), "2") << "worker " << pid;
+  }
   for (const char* ns : {"net", "ipc"}) {
     SCOPED_TRACE(ns);
     const ino_t shared = NsInode(pids[0], ns);
