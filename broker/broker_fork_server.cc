@@ -1126,7 +1126,8 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFromOnce(ForkServer::State& s,
   // The policy's shared pair if it has one (README "Spawn, round 7"; sent as a fresh
   // pair is, the server and the worker close their copies), else a fresh pair.
   const NetIpcFds shared_ns = SharedNetIpcFor(*s.policy, namespaces_);
-  const bool fresh_ns = (s.layers.netns || s.layers.ipcns) && shared_ns.net < 0 && shared_ns.ipc < 0;
+  const bool fresh_ns =
+      (s.layers.netns || s.layers.ipcns) && shared_ns.net < 0 && shared_ns.ipc < 0;
   NamespaceStock::Fresh fresh;
   if (fresh_ns) fresh = namespaces_.Take();
   absl::Cleanup refill = [&] {
