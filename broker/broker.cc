@@ -90,6 +90,12 @@ std::string NetIpcSharingRefusal(const Policy& policy, const LayerSpec& layers,
   if (!layers.netns && !layers.ipcns) return "no network or IPC namespace";
   if (!layers.drop_identity) return "the identity is kept (capabilities over the namespace)";
   if (policy.penalty == Penalty::kLog) return "penalty log lets a refused call run";
+  // A layer asked for by name (`layers +netns`) is one namespace per worker, as written:
+  // sharing is only what `auto` may do (review h60, M1).
+  if ((layers.netns && policy.layers[Layer::kNetns] == LayerMode::kOn) ||
+      (layers.ipcns && policy.layers[Layer::kIpcns] == LayerMode::kOn)) {
+    return "+netns or +ipcns asks for one namespace per worker";
+  }
   if (layers.netns && PromisesReachNetns(policy.promises, PromiseTable())) {
     return "a promise allows sockets with an address or options";
   }
@@ -1324,6 +1330,11 @@ absl::StatusOr<std::shared_ptr<const PreparedPolicy>> Broker::Prepare(const Poli
       NetIpcSharingRefusal(policy, prepared->layers,
                            prepared->fs.has_value() ? &*prepared->fs : nullptr)
           .empty();
+  // Said wherever the layers are reported (each result, the spawn's audit line).
+  if (prepared->share_net_ipc) {
+    absl::StrAppend(&prepared->layers_text,
+                    "; netns/ipcns: one pair shared by this policy's workers");
+  }
   if (!policy.connects.empty()) {
     ASSIGN_OR_RETURN(NetPolicy net, NetPolicy::Create(policy.connects));
     prepared->net.emplace(std::move(net));

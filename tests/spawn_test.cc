@@ -396,6 +396,13 @@ TEST_F(SpawnTest, WorkersOfAPolicyThatReachesTheNamespacesGetAPairEach) {
   rule.read = true;
   proc.paths.push_back(rule);
   variants.push_back({"a /proc rule", proc});
+  // A layer asked for by name is one namespace per worker (review h60, M1).
+  Policy plus_netns;
+  plus_netns.layers[Layer::kNetns] = LayerMode::kOn;
+  variants.push_back({"+netns", plus_netns});
+  Policy plus_ipcns;
+  plus_ipcns.layers[Layer::kIpcns] = LayerMode::kOn;
+  variants.push_back({"+ipcns", plus_ipcns});
   // The same without the rule on /proc shares (so the rule is what decides).
   Policy rpath;
   rpath.promises = PromiseSet{Promise::kStdio, Promise::kRpath};
