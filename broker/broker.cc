@@ -1201,11 +1201,16 @@ absl::StatusOr<WorkerId> Broker::Impl::RegisterWorker(
   }
   if (ref.deadline != absl::InfiniteFuture()) ++timed_workers_;
   if (ref.hello_deadline != absl::InfiniteFuture()) ++hello_waits_;
-  ref.result.layers = policy->layers_text;
+  // A forked worker of a sharing policy says so in its result and spawn audit line
+  // (exec'd workers never share: SpawnExec takes a pair each).
+  ref.result.layers =
+      argv == nullptr && policy->share_net_ipc
+          ? absl::StrCat(policy->layers_text, "; netns/ipcns: shared by this policy's workers")
+          : policy->layers_text;
   Audit(ref, absl::StrCat("spawn", options.name.empty() ? "" : " ", options.name,
                           argv != nullptr ? absl::StrCat(" exec ", (*argv)[0]) : ""),
         true, absl::StrCat("promises: ", policy->policy.promises.ToString(), "; ",
-                           policy->layers_text));
+                           ref.result.layers));
   lock.Release();
   return id;
 }
@@ -1330,11 +1335,6 @@ absl::StatusOr<std::shared_ptr<const PreparedPolicy>> Broker::Prepare(const Poli
       NetIpcSharingRefusal(policy, prepared->layers,
                            prepared->fs.has_value() ? &*prepared->fs : nullptr)
           .empty();
-  // Said wherever the layers are reported (each result, the spawn's audit line).
-  if (prepared->share_net_ipc) {
-    absl::StrAppend(&prepared->layers_text,
-                    "; netns/ipcns: one pair shared by this policy's workers");
-  }
   if (!policy.connects.empty()) {
     ASSIGN_OR_RETURN(NetPolicy net, NetPolicy::Create(policy.connects));
     prepared->net.emplace(std::move(net));

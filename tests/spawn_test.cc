@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "broker/broker.h"
@@ -370,6 +371,23 @@ TEST_F(SpawnTest, WorkersOfANoSocketPolicyShareOneNetworkAndIpcNamespace) {
 // identity kept (capabilities over the namespace), a rule on /proc (/proc/self/net/unix
 // would list a sibling's sockets). The stock is full before each, so a shared pair would
 // be there to take.
+// A forked worker of a sharing policy says so in its result's layers; one of a policy
+// that gets a pair per worker does not.
+TEST_F(SpawnTest, TheResultSaysWhenThePolicysWorkersShareTheirPair) {
+  for (const bool shares : {true, false}) {
+    SCOPED_TRACE(shares ? "Policy{}" : "unix");
+    auto policy = broker_->Prepare(shares ? Policy{} : SocketPolicy());
+    ASSERT_TRUE(policy.ok()) << policy.status();
+    auto id = broker_->Spawn(*policy, [](Client&) { return 0; });
+    ASSERT_TRUE(id.ok()) << id.status();
+    auto result = broker_->Wait(*id, absl::Seconds(30));
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(absl::StrContains(result->layers, "netns/ipcns: shared by this policy's workers"),
+              shares)
+        << result->layers;
+  }
+}
+
 TEST_F(SpawnTest, WorkersOfAPolicyThatReachesTheNamespacesGetAPairEach) {
   struct Variant {
     const char* name;
