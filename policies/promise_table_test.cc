@@ -256,7 +256,8 @@ ArgCondition Cond(int arg, uint64_t mask, uint64_t value) {
 TEST(PromisesReachTest, EachListedSyscallReachesItsNamespace) {
   const PromiseSet stdio{Promise::kStdio};
   for (const char* name : {"socket", "bind", "connect", "listen", "accept", "accept4",
-                           "setsockopt", "socketcall"}) {
+                           "setsockopt", "socketcall", "io_uring_setup", "io_uring_enter",
+                           "io_uring_register"}) {
     SCOPED_TRACE(name);
     EXPECT_TRUE(PromisesReachNetns(stdio, OneRuleTable(Rule(name))));
     EXPECT_FALSE(PromisesReachIpcns(stdio, OneRuleTable(Rule(name))));
