@@ -50,6 +50,7 @@
 #include "capnp/serialize.h"
 #include "ipc/channel.h"
 #include "policies/promise_compiler.h"
+#include "policies/promise_table.h"
 #include "worker/client.h"
 #include "worker/layers.h"
 #include "worker/lockdown.h"
@@ -82,6 +83,40 @@ absl::StatusOr<int> SharedRootFor(const PreparedPolicy& policy) {
     policy.shared_root.reset(fd);
   }
   return policy.shared_root.get();
+}
+
+std::string NetIpcSharingRefusal(const Policy& policy, const LayerSpec& layers,
+                                 const FsPolicy* fs) {
+  if (!layers.netns && !layers.ipcns) return "no network or IPC namespace";
+  if (!layers.drop_identity) return "the identity is kept (capabilities over the namespace)";
+  if (policy.penalty == Penalty::kLog) return "penalty log lets a refused call run";
+  // A layer asked for by name (`layers +netns`) is one namespace per worker, as written:
+  // sharing is only what `auto` may do (review h60, M1).
+  if ((layers.netns && policy.layers[Layer::kNetns] == LayerMode::kOn) ||
+      (layers.ipcns && policy.layers[Layer::kIpcns] == LayerMode::kOn)) {
+    return "+netns or +ipcns asks for one namespace per worker";
+  }
+  if (layers.netns && PromisesReachNetns(policy.promises, PromiseTable())) {
+    return "a promise allows sockets with an address or options";
+  }
+  if (layers.ipcns && PromisesReachIpcns(policy.promises, PromiseTable())) {
+    return "a promise allows System V IPC or message queues";
+  }
+  if (fs != nullptr && fs->HasProcRule()) return "a rule on /proc shows a worker its namespace";
+  return "";
+}
+
+NetIpcFds SharedNetIpcFor(const PreparedPolicy& policy, NamespaceStock& stock) {
+  if (!policy.share_net_ipc) return {};
+  absl::MutexLock lock(&policy.shared_net_ipc_mu);
+  if (!policy.shared_net_ipc.net.valid()) {
+    NamespaceStock::Fresh pair = stock.Take();
+    stock.Done();
+    if (!pair.net.valid() || !pair.ipc.valid()) return {};
+    policy.shared_net_ipc = std::move(pair);
+  }
+  return {policy.layers.netns ? policy.shared_net_ipc.net.get() : -1,
+          policy.layers.ipcns ? policy.shared_net_ipc.ipc.get() : -1};
 }
 
 // The seccomp program a spawn loads, compiled on first use and then shared (the cache
@@ -928,15 +963,19 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
   // The worker's network and IPC namespaces: fresh ones from the stock, made ahead of
   // time (invalid when it is empty: the child then unshares its own). Closed here right
   // after the fork or clone: the child's copies are the only ones left.
+  // A forked worker of a policy that shares its pair (README "Spawn, round 7") enters
+  // the policy's (its fds are the policy's: only the child's copies are closed).
+  const NetIpcFds shared_ns = exec ? NetIpcFds() : SharedNetIpcFor(*policy, namespaces_);
+  const bool take_fresh = (layers.netns || layers.ipcns) && shared_ns.net < 0 && shared_ns.ipc < 0;
   NamespaceStock::Fresh fresh;
-  if (layers.netns || layers.ipcns) fresh = namespaces_.Take();
+  if (take_fresh) fresh = namespaces_.Take();
   // The stock makes the replacement only once this spawn's fork and registration are done
   // (an exec spawn's: once its child has exec'd).
   absl::Cleanup refill = [&] {
-    if (layers.netns || layers.ipcns) namespaces_.Done();
+    if (take_fresh) namespaces_.Done();
   };
-  const int fresh_net = layers.netns ? fresh.net.get() : -1;
-  const int fresh_ipc = layers.ipcns ? fresh.ipc.get() : -1;
+  const int fresh_net = !layers.netns ? -1 : take_fresh ? fresh.net.get() : shared_ns.net;
+  const int fresh_ipc = !layers.ipcns ? -1 : take_fresh ? fresh.ipc.get() : shared_ns.ipc;
 
   // The fifth fd: the program (exec), or the shared root (kept through LockDown's
   // close_range as keep_fd; ApplyLayers closes it once entered). The sixth and seventh:
@@ -1162,11 +1201,16 @@ absl::StatusOr<WorkerId> Broker::Impl::RegisterWorker(
   }
   if (ref.deadline != absl::InfiniteFuture()) ++timed_workers_;
   if (ref.hello_deadline != absl::InfiniteFuture()) ++hello_waits_;
-  ref.result.layers = policy->layers_text;
+  // A forked worker of a sharing policy says so in its result and spawn audit line
+  // (exec'd workers never share: SpawnExec takes a pair each).
+  ref.result.layers =
+      argv == nullptr && policy->share_net_ipc
+          ? absl::StrCat(policy->layers_text, "; netns/ipcns: shared by this policy's workers")
+          : policy->layers_text;
   Audit(ref, absl::StrCat("spawn", options.name.empty() ? "" : " ", options.name,
                           argv != nullptr ? absl::StrCat(" exec ", (*argv)[0]) : ""),
         true, absl::StrCat("promises: ", policy->policy.promises.ToString(), "; ",
-                           policy->layers_text));
+                           ref.result.layers));
   lock.Release();
   return id;
 }
@@ -1287,6 +1331,10 @@ absl::StatusOr<std::shared_ptr<const PreparedPolicy>> Broker::Prepare(const Poli
     ASSIGN_OR_RETURN(FsPolicy fs, FsPolicy::Create(policy.paths));
     prepared->fs.emplace(std::move(fs));
   }
+  prepared->share_net_ipc =
+      NetIpcSharingRefusal(policy, prepared->layers,
+                           prepared->fs.has_value() ? &*prepared->fs : nullptr)
+          .empty();
   if (!policy.connects.empty()) {
     ASSIGN_OR_RETURN(NetPolicy net, NetPolicy::Create(policy.connects));
     prepared->net.emplace(std::move(net));

@@ -1301,7 +1301,11 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFromOnce(ForkServer::State& s,
   ASSIGN_OR_RETURN(auto pair, WorkerChannelPair());
   Channel& ours = pair.first;
   Channel& theirs = pair.second;
-  const bool fresh_ns = s.layers.netns || s.layers.ipcns;
+  // The policy's shared pair if it has one (README "Spawn, round 7"; sent as a fresh
+  // pair is, the server and the worker close their copies), else a fresh pair.
+  const NetIpcFds shared_ns = SharedNetIpcFor(*s.policy, namespaces_);
+  const bool fresh_ns =
+      (s.layers.netns || s.layers.ipcns) && shared_ns.net < 0 && shared_ns.ipc < 0;
   NamespaceStock::Fresh fresh;
   if (fresh_ns) fresh = namespaces_.Take();
   absl::Cleanup refill = [&] {
@@ -1323,8 +1327,8 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFromOnce(ForkServer::State& s,
   add(stdio[1], kFsStdout);
   add(stdio[2], kFsStderr);
   add(theirs.fd(), kFsChannel);
-  add(s.layers.netns ? fresh.net.get() : -1, kFsNet);
-  add(s.layers.ipcns ? fresh.ipc.get() : -1, kFsIpc);
+  add(!s.layers.netns ? -1 : fresh_ns ? fresh.net.get() : shared_ns.net, kFsNet);
+  add(!s.layers.ipcns ? -1 : fresh_ns ? fresh.ipc.get() : shared_ns.ipc, kFsIpc);
   const int forced = g_send_error.load();
   if (forced != 0) errno = forced;
   if (forced != 0 ||

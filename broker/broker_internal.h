@@ -93,7 +93,40 @@ class PreparedPolicy {
   // by SharedRootFor (broker.cc), then kept for the policy's lifetime.
   mutable absl::Mutex shared_root_mu;
   mutable UniqueFd shared_root ABSL_GUARDED_BY(shared_root_mu);
+  // Whether the forked workers of this policy share one network + IPC namespace pair
+  // instead of a fresh pair each: decided at Prepare (NetIpcSharingRefusal, from the
+  // promises, the penalty, the identity and the filesystem rules; README "Spawn, round 7").
+  bool share_net_ipc = false;
+  // That pair: taken from the broker's stock by SharedNetIpcFor at the first forked spawn
+  // that finds one there, then kept for the policy's lifetime.
+  mutable absl::Mutex shared_net_ipc_mu;
+  mutable NamespaceStock::Fresh shared_net_ipc ABSL_GUARDED_BY(shared_net_ipc_mu);
 };
+
+// Why the forked workers of `policy` (with `layers` resolved, `fs` its rules or null) must
+// each get a network and IPC namespace of their own, or "" when they may share one pair.
+// They may when nothing they can do reaches into those namespaces (README "Spawn, round
+// 7"): a namespace layer is on, the identity is dropped (no capability over a namespace
+// the broker's user namespace owns), the penalty is not kLog (which lets a refused call
+// run), no held promise creates an addressable socket or sets a socket's options
+// (PromisesReachNetns: stdio's anonymous AF_UNIX pairs only) nor makes a System V IPC or
+// message-queue call (PromisesReachIpcns), and no rule lies on /proc (where a worker would
+// read its /proc/<pid>/net, e.g. the unix sockets of its namespace).
+std::string NetIpcSharingRefusal(const Policy& policy, const LayerSpec& layers,
+                                 const FsPolicy* fs);
+
+// A forked worker's network and IPC namespace fds (LayerSpec::fresh_net_fd, fresh_ipc_fd;
+// -1: none given).
+struct NetIpcFds {
+  int net = -1;
+  int ipc = -1;
+};
+// The pair `policy`'s forked workers share (PreparedPolicy::share_net_ipc), owned by the
+// policy (valid while the caller holds it); made from `stock` on first use (Take, then
+// Done at once: one pair per policy, not per spawn). {-1, -1} when the policy does not
+// share, or when the stock had no pair yet: that spawn then takes a fresh pair as before
+// (its worker gets a namespace of its own, never less).
+NetIpcFds SharedNetIpcFor(const PreparedPolicy& policy, NamespaceStock& stock);
 
 // Where a worker is in the protocol (see the dispatch table in broker.h).
 enum class Phase { kAwaitHello, kServing, kEnded };

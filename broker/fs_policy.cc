@@ -236,6 +236,13 @@ uint32_t AllowedOpenFlags() { return kAllowedOpenFlags; }
 
 const char FsPolicy::kNoRule[] = "no rule covers the path";
 
+bool FsPolicy::HasProcRule() const {
+  for (const Rule& rule : rules_) {
+    if (rule.fs_type == PROC_SUPER_MAGIC) return true;
+  }
+  return false;
+}
+
 absl::Status CheckRulePathSyntax(absl::string_view path) {
   if (path.empty()) return absl::InvalidArgumentError("the path is empty");
   if (path.find('\0') != absl::string_view::npos) {

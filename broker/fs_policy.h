@@ -166,6 +166,11 @@ class FsPolicy {
   absl::StatusOr<PathRule> RuleFor(absl::string_view path) const;
   // The reason text of a refusal because no rule covers a path.
   static const char kNoRule[];
+  // True if a rule lies on a proc file system: beneath it a worker reads its own
+  // /proc/<pid> (net/unix, net/sockstat, ...: what its network namespace holds). The
+  // broker lets a policy's workers share a network and IPC namespace only without one
+  // (README "Spawn, round 7").
+  bool HasProcRule() const;
 
   // kInline above: Open()'s decision when it can be made without waiting (a refusal by
   // the string checks, or a cached direct open); nullopt otherwise (call Open()). When a

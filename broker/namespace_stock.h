@@ -6,7 +6,10 @@
 // What it promises (and what spawn_test checks):
 //  - every namespace is made by unshare() in the stock's own thread, for one worker: it is
 //    handed out once by Take() and the stock keeps no copy of its fd; the spawn closes its
-//    fd once forked. Nothing is shared between workers or reused;
+//    fd once forked. Nothing is shared between workers or reused, with one exception the
+//    broker makes (not the stock): a policy whose promises reach nothing in a network or
+//    IPC namespace keeps one pair taken here for all its forked workers
+//    (PreparedPolicy::share_net_ipc, README "Spawn, round 7");
 //  - a namespace made here is owned by the broker's user namespace, exactly like one a
 //    forked child makes with unshare() as root before it drops its identity: a worker
 //    that dropped its identity and entered its own user namespace has no capability over

@@ -537,6 +537,60 @@ bool IsBrokeredSyscall(absl::string_view name) {
   return false;
 }
 
+namespace {
+
+// A socketpair rule that admits only an anonymous connected AF_UNIX pair (stdio's): domain
+// exactly AF_UNIX and type & 0xf exactly SOCK_STREAM or SOCK_SEQPACKET. Such a pair has no
+// address (bind, connect and setsockopt, whose SO_PASSCRED would autobind one, are checked
+// apart), is connected only to itself and is reached only through its fds.
+bool AnonymousPairOnly(const SyscallRule& rule) {
+  bool unix_domain = false;
+  bool connected_type = false;
+  for (const ArgCondition& c : rule.conditions) {
+    if (c.self_pid || c.width != ArgCondition::Width::kLow32) continue;
+    if (c.arg == 0 && c.mask == 0xffffffffu && c.value == AF_UNIX) unix_domain = true;
+    if (c.arg == 1 && (c.mask & 0xf) == 0xf && (c.value & ~c.mask) == 0 &&
+        ((c.value & 0xf) == SOCK_STREAM || (c.value & 0xf) == SOCK_SEQPACKET)) {
+      connected_type = true;
+    }
+  }
+  return unix_domain && connected_type;
+}
+
+bool AnyHeldRule(PromiseSet promises, const std::vector<PromiseEntry>& table,
+                 const std::vector<absl::string_view>& names, bool (*also)(const SyscallRule&)) {
+  for (const PromiseEntry& entry : table) {
+    if (!promises.contains(entry.promise)) continue;
+    for (const SyscallRule& rule : entry.rules) {
+      for (absl::string_view name : names) {
+        if (rule.syscall == name) return true;
+      }
+      if (also != nullptr && also(rule)) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+bool PromisesReachNetns(PromiseSet promises, const std::vector<PromiseEntry>& table) {
+  static const std::vector<absl::string_view>* const names = new std::vector<absl::string_view>{
+      "socket", "bind", "connect", "listen", "accept", "accept4", "setsockopt", "socketcall",
+      // io_uring's socket, connect and accept operations get past any filter (review h60).
+      "io_uring_setup", "io_uring_enter", "io_uring_register"};
+  return AnyHeldRule(promises, table, *names, [](const SyscallRule& rule) {
+    return rule.syscall == "socketpair" && !AnonymousPairOnly(rule);
+  });
+}
+
+bool PromisesReachIpcns(PromiseSet promises, const std::vector<PromiseEntry>& table) {
+  static const std::vector<absl::string_view>* const names = new std::vector<absl::string_view>{
+      "msgget", "msgsnd", "msgrcv", "msgctl", "semget", "semop", "semtimedop", "semctl",
+      "shmget", "shmat", "shmdt", "shmctl", "mq_open", "mq_unlink", "mq_timedsend",
+      "mq_timedreceive", "mq_notify", "mq_getsetattr", "ipc"};
+  return AnyHeldRule(promises, table, *names, nullptr);
+}
+
 const std::vector<std::string>& ExecStartupSyscalls() {
   static const std::vector<std::string>* const list = new std::vector<std::string>{
       "arch_prctl", "set_tid_address", "set_robust_list"};

@@ -87,6 +87,19 @@ const std::vector<std::string>& ExecStartupSyscalls();
 const std::vector<PromiseEntry>& PromiseTable();
 const PromiseEntry& PromiseTableEntry(Promise p);
 const std::vector<EnosysEntry>& EnosysSyscalls();
+// What a set of promises lets a worker reach in its own network / IPC namespace: whether
+// any held promise's rule names a syscall that creates a socket other than an anonymous
+// connected AF_UNIX pair, or gives a socket an address, a connection or an option
+// (socket, socketpair of another domain or type, bind, connect, listen, accept, accept4,
+// setsockopt, socketcall), resp. any System V IPC or POSIX message queue syscall.
+// When neither holds, a worker cannot name, create or find anything in those namespaces
+// (README "Spawn, round 7"), so the broker may let the workers of one policy share one
+// pair (PreparedPolicy::share_net_ipc, which also looks at the penalty, the identity and
+// the filesystem rules). Table lookups only; true errs on the side of a fresh pair.
+// `table`: PromiseTable() (tests pass their own).
+bool PromisesReachNetns(PromiseSet promises, const std::vector<PromiseEntry>& table);
+bool PromisesReachIpcns(PromiseSet promises, const std::vector<PromiseEntry>& table);
+
 // Syscalls that no promise allows, ever (always the penalty). Listed for documentation
 // and checked by tests against the table.
 const std::vector<std::string>& AlwaysDeniedSyscalls();

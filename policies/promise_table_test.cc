@@ -213,5 +213,81 @@ TEST(MinimalPromisesTest, NamesTheEventNoPromiseAllows) {
   EXPECT_THAT(std::string(got.status().message()), testing::HasSubstr("ioctl(0x0, 0x5412"));
 }
 
+// README "Spawn, round 7": which promise sets reach into a network or IPC namespace.
+TEST(PromisesReachTest, OnlyTheSocketPromisesReachTheNetworkNamespaceAndNoneTheIpcOne) {
+  const std::set<Promise> net = {Promise::kInet, Promise::kUnix, Promise::kDns};
+  for (int i = 0; i < kPromiseCount; ++i) {
+    const Promise p = static_cast<Promise>(i);
+    SCOPED_TRACE(PromiseName(p));
+    const PromiseSet set{Promise::kStdio, p};
+    EXPECT_EQ(PromisesReachNetns(set, PromiseTable()), net.count(p) == 1);
+    EXPECT_FALSE(PromisesReachIpcns(set, PromiseTable()));
+  }
+  EXPECT_FALSE(PromisesReachNetns(PromiseSet{Promise::kStdio}, PromiseTable()));
+  EXPECT_TRUE(PromisesReachNetns(PromiseSet{Promise::kStdio, Promise::kRpath, Promise::kUnix},
+                                 PromiseTable()));
+}
+
+// A table of one promise (stdio's slot) holding `rule`.
+std::vector<PromiseEntry> OneRuleTable(SyscallRule rule) {
+  PromiseEntry entry;
+  entry.promise = Promise::kStdio;
+  entry.rules.push_back(std::move(rule));
+  return {entry};
+}
+
+SyscallRule Rule(const char* name, std::vector<ArgCondition> conditions = {}) {
+  SyscallRule r;
+  r.syscall = name;
+  r.conditions = std::move(conditions);
+  return r;
+}
+
+ArgCondition Cond(int arg, uint64_t mask, uint64_t value) {
+  ArgCondition c;
+  c.arg = arg;
+  c.mask = mask;
+  c.value = value;
+  return c;
+}
+
+// Each syscall of the lists reaches, with any arguments; a socketpair reaches unless its
+// rule pins an anonymous connected AF_UNIX pair; a promise not held reaches nothing.
+TEST(PromisesReachTest, EachListedSyscallReachesItsNamespace) {
+  const PromiseSet stdio{Promise::kStdio};
+  for (const char* name : {"socket", "bind", "connect", "listen", "accept", "accept4",
+                           "setsockopt", "socketcall", "io_uring_setup", "io_uring_enter",
+                           "io_uring_register"}) {
+    SCOPED_TRACE(name);
+    EXPECT_TRUE(PromisesReachNetns(stdio, OneRuleTable(Rule(name))));
+    EXPECT_FALSE(PromisesReachIpcns(stdio, OneRuleTable(Rule(name))));
+    EXPECT_FALSE(PromisesReachNetns(PromiseSet{Promise::kRpath}, OneRuleTable(Rule(name))));
+  }
+  for (const char* name : {"msgget", "msgsnd", "msgrcv", "msgctl", "semget", "semop",
+                           "semtimedop", "semctl", "shmget", "shmat", "shmdt", "shmctl",
+                           "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive",
+                           "mq_notify", "mq_getsetattr", "ipc"}) {
+    SCOPED_TRACE(name);
+    EXPECT_TRUE(PromisesReachIpcns(stdio, OneRuleTable(Rule(name))));
+    EXPECT_FALSE(PromisesReachNetns(stdio, OneRuleTable(Rule(name))));
+  }
+  const ArgCondition unix_domain = Cond(0, 0xffffffffu, AF_UNIX);
+  EXPECT_FALSE(PromisesReachNetns(
+      stdio, OneRuleTable(Rule("socketpair", {unix_domain, Cond(1, 0xf, SOCK_STREAM)}))));
+  EXPECT_FALSE(PromisesReachNetns(
+      stdio, OneRuleTable(Rule("socketpair", {unix_domain, Cond(1, 0xf, SOCK_SEQPACKET)}))));
+  EXPECT_TRUE(PromisesReachNetns(
+      stdio, OneRuleTable(Rule("socketpair", {unix_domain, Cond(1, 0xf, SOCK_DGRAM)}))));
+  EXPECT_TRUE(PromisesReachNetns(stdio, OneRuleTable(Rule("socketpair", {unix_domain}))));
+  EXPECT_TRUE(PromisesReachNetns(
+      stdio, OneRuleTable(Rule("socketpair", {Cond(1, 0xf, SOCK_STREAM)}))));
+  EXPECT_TRUE(PromisesReachNetns(
+      stdio, OneRuleTable(Rule("socketpair", {Cond(0, 0xffffffffu, AF_INET),
+                                              Cond(1, 0xf, SOCK_STREAM)}))));
+  // A type mask that leaves a type bit free admits SOCK_DGRAM (2 = STREAM | 2).
+  EXPECT_TRUE(PromisesReachNetns(
+      stdio, OneRuleTable(Rule("socketpair", {unix_domain, Cond(1, 0xd, SOCK_STREAM)}))));
+}
+
 }  // namespace
 }  // namespace vow

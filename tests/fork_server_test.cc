@@ -800,18 +800,27 @@ void WaitForStock(size_t n, std::set<ino_t>* net, std::set<ino_t>* ipc) {
   }
 }
 
+// A policy whose workers may create sockets (`unix`): each worker gets a network and IPC
+// namespace pair of its own (README "Spawn, round 7").
+Policy SocketPolicy() {
+  Policy p;
+  p.promises = PromiseSet{Promise::kStdio, Promise::kUnix};
+  return p;
+}
+
 // Two consecutive pre-made workers are locked down as a fresh one is: same identity,
 // filter, limits, and the same namespaces shared or not with the broker; and each runs in
 // network and IPC namespaces of the broker's stock (made once, at Create: the pairs that
 // came with the requests, README "Spawn, round 5"), never a pair another worker has
-// (review M4: a pre-made worker that unshared its own would fail here).
+// (review M4: a pre-made worker that unshared its own would fail here). A policy that
+// allows sockets: one without shares one pair (the next test).
 TEST(ForkServerPremadeTest, PremadeWorkersAreLockedLikeFreshOnesInStockedNamespaces) {
   BrokerOptions options;
   options.namespace_stock = 4;
   options.namespace_stock_once = true;
   Fixture f;
   f.broker = std::move(*Broker::Create(options));
-  f.policy = *f.broker->Prepare(Policy{});
+  f.policy = *f.broker->Prepare(SocketPolicy());
   std::set<ino_t> net1, ipc1;
   WaitForStock(4, &net1, &ipc1);
   ASSERT_EQ(net1.size(), 4u);
@@ -858,6 +867,57 @@ TEST(ForkServerPremadeTest, PremadeWorkersAreLockedLikeFreshOnesInStockedNamespa
     EXPECT_TRUE((std::string(ns) == "net" ? net1 : ipc1).count(NsInode(fresh, ns))) << ns;
   }
   for (const WorkerId id : {*first, *second}) {
+    f.broker->Kill(id);
+    ASSERT_TRUE(f.broker->Wait(id, absl::Seconds(10)).ok());
+  }
+}
+
+// A policy whose promises reach nothing in a network or IPC namespace (Policy{}: stdio)
+// gives its server's workers, fresh and pre-made, one pair: the policy's, taken from the
+// stock once, never the broker's own (README "Spawn, round 7").
+TEST(ForkServerPremadeTest, WorkersOfANoSocketPolicyShareThePolicysPair) {
+  BrokerOptions options;
+  options.namespace_stock = 4;
+  options.namespace_stock_once = true;
+  Fixture f;
+  f.broker = std::move(*Broker::Create(options));
+  f.policy = *f.broker->Prepare(Policy{});
+  std::set<ino_t> net, ipc;
+  WaitForStock(4, &net, &ipc);
+  ASSERT_EQ(net.size(), 4u);
+  ASSERT_EQ(ipc.size(), 4u);
+  auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::vector<WorkerId> ids;
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 3; ++i) {
+    auto id = f.broker->SpawnFrom(**server);
+    ASSERT_TRUE(id.ok()) << id.status();
+    ids.push_back(*id);
+    pids.push_back(f.broker->pid(*id));
+    if (i < 2) ASSERT_GT(WaitForPremade(**server), 0);
+  }
+  EXPECT_GE((*server)->premade_spawns(), 1u);
+  // A pre-made worker handed over before its lock-down ended finishes it first (its
+  // namespaces are entered before the filter): wait until each is under its filter.
+  for (const pid_t pid : pids) {
+    for (int i = 0; i < 500 && StatusField(pid, "Seccomp") != "2"; ++i) usleep(10000);
+    ASSERT_EQ(StatusField(pid, "Seccomp"), "2") << "worker " << pid;
+  }
+  for (const char* ns : {"net", "ipc"}) {
+    SCOPED_TRACE(ns);
+    const ino_t shared = NsInode(pids[0], ns);
+    ASSERT_NE(shared, 0u);
+    EXPECT_NE(shared, NsInode(getpid(), ns)) << "a worker in the broker's namespace";
+    EXPECT_EQ((std::string(ns) == "net" ? net : ipc).count(shared), 1u)
+        << "not a pair of the stock";
+    for (const pid_t pid : pids) EXPECT_EQ(NsInode(pid, ns), shared) << "worker " << pid;
+  }
+  // The rest stays one per worker.
+  for (const char* ns : {"user", "uts"}) {
+    EXPECT_NE(NsInode(pids[0], ns), NsInode(pids[1], ns)) << ns;
+  }
+  for (const WorkerId id : ids) {
     f.broker->Kill(id);
     ASSERT_TRUE(f.broker->Wait(id, absl::Seconds(10)).ok());
   }

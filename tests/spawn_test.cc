@@ -3,10 +3,15 @@
 // namespace, and nothing else; workers that keep the broker's identity never share one.
 // The test process is the broker; it looks at its workers' namespaces in /proc.
 #include <dirent.h>
+#include <stddef.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <fcntl.h>
+#include <sys/ipc.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -16,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "broker/broker.h"
@@ -83,6 +89,14 @@ class Parked {
   std::vector<WorkerId> ids_;
 };
 
+// A policy whose workers may create sockets (`unix`): each worker gets a network and IPC
+// namespace pair of its own (README "Spawn, round 7").
+Policy SocketPolicy() {
+  Policy p;
+  p.promises = PromiseSet{Promise::kStdio, Promise::kUnix};
+  return p;
+}
+
 class SpawnTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -136,10 +150,13 @@ TEST_F(SpawnTest, AStdioFdNotGivenIsDevNull) {
   EXPECT_STRNE(mine, "/dev/null") << "the test's own stderr must differ for this to mean anything";
 }
 
+// A policy whose workers may create sockets (`unix`): they share the root and nothing
+// else. (A policy without shares its network and IPC namespaces too: README "Spawn,
+// round 7", WorkersOfANoSocketPolicyShareOneNetworkAndIpcNamespace.)
 TEST_F(SpawnTest, WorkersOfOnePolicyShareOnlyTheRoot) {
-  auto policy = broker_->Prepare(Policy{});
+  auto policy = broker_->Prepare(SocketPolicy());
   ASSERT_TRUE(policy.ok()) << policy.status();
-  auto other = broker_->Prepare(Policy{});
+  auto other = broker_->Prepare(SocketPolicy());
   ASSERT_TRUE(other.ok()) << other.status();
   Parked parked(*broker_);
   const pid_t a = parked.Spawn(*policy);
@@ -241,7 +258,7 @@ std::set<ino_t> HeldNamespaces(const char* type) {
 // each worker its own (never one another worker has, never the broker's), and the broker
 // keeps no fd of a namespace it handed out.
 TEST_F(SpawnTest, FreshNamespacesFromTheStockAreNeverShared) {
-  auto policy = broker_->Prepare(Policy{});
+  auto policy = broker_->Prepare(SocketPolicy());
   ASSERT_TRUE(policy.ok()) << policy.status();
   {
     Parked first(*broker_);  // starts the stock (this one makes its own)
@@ -281,6 +298,261 @@ TEST_F(SpawnTest, FreshNamespacesFromTheStockAreNeverShared) {
     }
     EXPECT_GE(from_stock, 1) << "no worker got a namespace from the stock";
   }
+}
+
+// ---- README "Spawn, round 7": one network + IPC namespace pair per policy whose
+// promises reach nothing in it. ----
+
+// The network and IPC namespaces this process holds as fds (the stock's pairs, a policy's
+// shared pair), less its own.
+std::set<ino_t> HeldOtherNamespaces(const char* type) {
+  std::set<ino_t> held = HeldNamespaces(type);
+  held.erase(NsInode(getpid(), type));
+  return held;
+}
+
+// Starts the broker's stock (a spawn that takes a pair) and waits until it holds 4 pairs
+// again, so that the spawns after it find pairs there.
+void FillStock(Broker& broker, const std::set<ino_t>& not_stock = {}) {
+  auto warm = broker.Prepare(SocketPolicy());
+  ASSERT_TRUE(warm.ok()) << warm.status();
+  {
+    Parked parked(broker);
+    ASSERT_GT(parked.Spawn(*warm), 0);
+  }
+  for (int i = 0; i < 1000; ++i) {
+    size_t net = 0, ipc = 0;
+    for (ino_t ino : HeldOtherNamespaces("net")) net += not_stock.count(ino) == 0;
+    for (ino_t ino : HeldOtherNamespaces("ipc")) ipc += not_stock.count(ino) == 0;
+    if (net >= 4 && ipc >= 4) return;
+    usleep(10000);
+  }
+  ADD_FAILURE() << "the stock did not fill";
+}
+
+// Policy{} (stdio: no socket but an anonymous AF_UNIX pair, no System V IPC or message
+// queue): its forked workers share one network and one IPC namespace, the policy's, which
+// is not the broker's; another policy's workers another pair; UTS and user stay per worker.
+TEST_F(SpawnTest, WorkersOfANoSocketPolicyShareOneNetworkAndIpcNamespace) {
+  FillStock(*broker_);
+  auto policy = broker_->Prepare(Policy{});
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  auto other = broker_->Prepare(Policy{});
+  ASSERT_TRUE(other.ok()) << other.status();
+  Parked parked(*broker_);
+  const pid_t a = parked.Spawn(*policy);
+  const pid_t b = parked.Spawn(*policy);
+  const pid_t c = parked.Spawn(*policy);
+  const pid_t d = parked.Spawn(*other);
+  ASSERT_GT(a, 0);
+  ASSERT_GT(b, 0);
+  ASSERT_GT(c, 0);
+  ASSERT_GT(d, 0);
+  for (const char* type : {"net", "ipc"}) {
+    SCOPED_TRACE(type);
+    const ino_t shared = NsInode(a, type);
+    ASSERT_NE(shared, 0u);
+    EXPECT_NE(shared, NsInode(getpid(), type)) << "a worker in the broker's namespace";
+    EXPECT_EQ(NsInode(b, type), shared) << "one policy, one pair";
+    EXPECT_EQ(NsInode(c, type), shared) << "one policy, one pair";
+    EXPECT_NE(NsInode(d, type), shared) << "another policy, another pair";
+    EXPECT_NE(NsInode(d, type), NsInode(getpid(), type));
+    // The policy holds its pair (the broker's copy); the worker holds no fd of it.
+    EXPECT_EQ(HeldOtherNamespaces(type).count(shared), 1u);
+  }
+  for (const char* type : {"uts", "user"}) {
+    SCOPED_TRACE(type);
+    EXPECT_NE(NsInode(a, type), NsInode(b, type));
+  }
+}
+
+// A policy whose workers could reach into their network or IPC namespace gets a pair per
+// worker: sockets (unix, inet, dns), penalty log (a refused call runs), the broker's
+// identity kept (capabilities over the namespace), a rule on /proc (/proc/self/net/unix
+// would list a sibling's sockets). The stock is full before each, so a shared pair would
+// be there to take.
+// A forked worker of a sharing policy says so in its result's layers; one of a policy
+// that gets a pair per worker does not.
+TEST_F(SpawnTest, TheResultSaysWhenThePolicysWorkersShareTheirPair) {
+  for (const bool shares : {true, false}) {
+    SCOPED_TRACE(shares ? "Policy{}" : "unix");
+    auto policy = broker_->Prepare(shares ? Policy{} : SocketPolicy());
+    ASSERT_TRUE(policy.ok()) << policy.status();
+    auto id = broker_->Spawn(*policy, [](Client&) { return 0; });
+    ASSERT_TRUE(id.ok()) << id.status();
+    auto result = broker_->Wait(*id, absl::Seconds(30));
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(absl::StrContains(result->layers, "netns/ipcns: shared by this policy's workers"),
+              shares)
+        << result->layers;
+  }
+}
+
+TEST_F(SpawnTest, WorkersOfAPolicyThatReachesTheNamespacesGetAPairEach) {
+  struct Variant {
+    const char* name;
+    Policy policy;
+  };
+  std::vector<Variant> variants;
+  variants.push_back({"unix", SocketPolicy()});
+  Policy inet;
+  inet.promises = PromiseSet{Promise::kStdio, Promise::kInet};
+  variants.push_back({"inet", inet});
+  Policy dns;
+  dns.promises = PromiseSet{Promise::kStdio, Promise::kDns};
+  variants.push_back({"dns", dns});
+  Policy log;
+  log.penalty = Penalty::kLog;
+  variants.push_back({"penalty log", log});
+  Policy keep;
+  keep.identity.kind = Identity::Kind::kKeep;
+  variants.push_back({"identity keep", keep});
+  Policy proc;
+  proc.promises = PromiseSet{Promise::kStdio, Promise::kRpath};
+  PathRule rule;
+  rule.path = "/proc";
+  rule.read = true;
+  proc.paths.push_back(rule);
+  variants.push_back({"a /proc rule", proc});
+  // A layer asked for by name is one namespace per worker (review h60, M1).
+  Policy plus_netns;
+  plus_netns.layers[Layer::kNetns] = LayerMode::kOn;
+  variants.push_back({"+netns", plus_netns});
+  Policy plus_ipcns;
+  plus_ipcns.layers[Layer::kIpcns] = LayerMode::kOn;
+  variants.push_back({"+ipcns", plus_ipcns});
+  // The same without the rule on /proc shares (so the rule is what decides).
+  Policy rpath;
+  rpath.promises = PromiseSet{Promise::kStdio, Promise::kRpath};
+  PathRule etc;
+  etc.path = "/etc";
+  etc.read = true;
+  rpath.paths.push_back(etc);
+  for (const Variant& v : variants) {
+    SCOPED_TRACE(v.name);
+    FillStock(*broker_);
+    auto policy = broker_->Prepare(v.policy);
+    ASSERT_TRUE(policy.ok()) << policy.status();
+    Parked parked(*broker_);
+    const pid_t a = parked.Spawn(*policy);
+    const pid_t b = parked.Spawn(*policy);
+    ASSERT_GT(a, 0);
+    ASSERT_GT(b, 0);
+    for (const char* type : {"net", "ipc"}) {
+      SCOPED_TRACE(type);
+      EXPECT_NE(NsInode(a, type), NsInode(b, type));
+      EXPECT_NE(NsInode(a, type), NsInode(getpid(), type));
+    }
+  }
+  FillStock(*broker_);
+  auto policy = broker_->Prepare(rpath);
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  Parked parked(*broker_);
+  const pid_t a = parked.Spawn(*policy);
+  const pid_t b = parked.Spawn(*policy);
+  ASSERT_GT(a, 0);
+  ASSERT_GT(b, 0);
+  EXPECT_EQ(NsInode(a, "net"), NsInode(b, "net")) << "rpath with a rule on /etc";
+}
+
+// Hostile: a worker of a policy whose workers share a network and IPC namespace tries to
+// make something there that a sibling could find: every socket, an anonymous pair then an
+// abstract address, SO_PASSCRED (which would autobind one), listen, connect, System V
+// message queues, shared memory, semaphores and a POSIX message queue. Each is refused
+// (penalty errno, so it carries on and says so); its sibling's /proc/<pid>/net/unix (read
+// by the test, outside) lists no socket with an address.
+TEST_F(SpawnTest, AWorkerOfASharedPairCreatesNothingASiblingCouldReach) {
+  FillStock(*broker_);
+  Policy errno_policy;
+  errno_policy.penalty = Penalty::kErrno;
+  auto policy = broker_->Prepare(errno_policy);
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  Parked parked(*broker_);
+  const pid_t sibling = parked.Spawn(*policy);
+  ASSERT_GT(sibling, 0);
+  int out[2];
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  int hold[2];
+  ASSERT_EQ(pipe2(hold, O_CLOEXEC), 0);
+  SpawnOptions options;
+  options.stdin_fd = hold[0];
+  options.stdout_fd = out[1];
+  auto id = broker_->Spawn(*policy, [](Client&) {
+    uint32_t made = 0;  // bit i: attempt i succeeded
+    auto attempt = [&made](int bit, long rc) {
+      if (rc >= 0) made |= 1u << bit;
+    };
+    attempt(0, syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0));
+    attempt(1, syscall(SYS_socket, AF_UNIX, SOCK_DGRAM, 0));
+    attempt(2, syscall(SYS_socket, AF_INET, SOCK_DGRAM, 0));
+    attempt(3, syscall(SYS_socket, AF_INET6, SOCK_STREAM, 0));
+    attempt(4, syscall(SYS_socket, AF_NETLINK, SOCK_RAW, 0));
+    int dgram[2];
+    attempt(5, syscall(SYS_socketpair, AF_UNIX, SOCK_DGRAM, 0, dgram));
+    int sv[2];
+    // stdio's anonymous pair: allowed (bit 6 says it was NOT made, so that the address
+    // attempts below are on a real socket).
+    if (syscall(SYS_socketpair, AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0) {
+      made |= 1u << 6;
+      sv[0] = sv[1] = -1;
+    }
+    struct sockaddr_un addr = {};
+    addr.sun_family = AF_UNIX;
+    memcpy(addr.sun_path, "\0vow-h51-abstract", 18);
+    const socklen_t len = offsetof(struct sockaddr_un, sun_path) + 18;
+    attempt(7, syscall(SYS_bind, sv[0], &addr, len));
+    const int one = 1;
+    attempt(8, syscall(SYS_setsockopt, sv[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)));
+    attempt(9, syscall(SYS_listen, sv[0], 1));
+    attempt(10, syscall(SYS_connect, sv[1], &addr, len));
+    attempt(11, syscall(SYS_msgget, IPC_PRIVATE, IPC_CREAT | 0600));
+    attempt(12, syscall(SYS_shmget, IPC_PRIVATE, 4096, IPC_CREAT | 0600));
+    attempt(13, syscall(SYS_semget, IPC_PRIVATE, 1, IPC_CREAT | 0600));
+    attempt(14, syscall(SYS_mq_open, "vow-h51", O_RDWR | O_CREAT, 0600, nullptr));
+    (void)!write(1, &made, sizeof(made));
+    char c;
+    (void)!read(0, &c, 1);  // EOF when the test lets it go
+    return 0;
+  }, options);
+  close(out[1]);
+  close(hold[0]);
+  ASSERT_TRUE(id.ok()) << id.status();
+  uint32_t made = ~0u;
+  ASSERT_EQ(read(out[0], &made, sizeof(made)), static_cast<ssize_t>(sizeof(made)));
+  EXPECT_EQ(made, 0u) << "bit i: attempt i succeeded (bit 6: stdio's pair was refused)";
+  const pid_t pid = broker_->pid(*id);
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(NsInode(pid, "net"), NsInode(sibling, "net")) << "not in the shared namespace";
+  EXPECT_EQ(NsInode(pid, "ipc"), NsInode(sibling, "ipc")) << "not in the shared namespace";
+  EXPECT_NE(NsInode(pid, "net"), NsInode(getpid(), "net"));
+  // What the shared namespace holds: no unix socket with an address (the pair is there,
+  // unnamed: a line with no path).
+  std::string unix_sockets;
+  {
+    FILE* f = fopen(absl::StrCat("/proc/", sibling, "/net/unix").c_str(), "r");
+    ASSERT_NE(f, nullptr);
+    char line[512];
+    int lines = 0;
+    while (fgets(line, sizeof(line), f) != nullptr) {
+      if (lines++ == 0) continue;  // the header
+      unix_sockets += line;
+      // Num RefCount Protocol Flags Type St Inode [Path]: 7 fields without an address.
+      int fields = 0;
+      bool in_field = false;
+      for (const char* p = line; *p != '\0'; ++p) {
+        const bool space = *p == ' ' || *p == '\n';
+        if (!space && !in_field) ++fields;
+        in_field = !space;
+      }
+      EXPECT_EQ(fields, 7) << "a socket with an address: " << line;
+    }
+    fclose(f);
+  }
+  close(hold[1]);
+  auto result = broker_->Wait(*id, absl::Seconds(30));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->kind, Kind::kExited) << result->ToString();
+  close(out[0]);
 }
 
 // An exec'd worker (vow run's) takes its network and IPC namespaces from the stock too: a

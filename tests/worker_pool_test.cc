@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "tests/echo_worker.h"
 #include "worker/client.h"
@@ -23,10 +25,20 @@ TEST(WorkerPoolTest, ServesReplacesAndEndsEveryWorker) {
   auto policy = (*broker)->Prepare(Policy{});
   ASSERT_TRUE(policy.ok());
   std::atomic<int> crashed{0};
+  absl::Mutex exits_mu;
+  std::string exits;  // every exit the pool reported, for a failure's message
   WorkerPool::Options options;
   options.size = 2;
   options.on_exit = [&](WorkerId, const WorkerResult& r) {
+    {
+      absl::MutexLock lock(&exits_mu);
+      absl::StrAppend(&exits, r.ToString(), "\n");
+    }
     if (r.kind == WorkerResult::Kind::kSignaled && r.signal == SIGABRT) ++crashed;
+  };
+  auto reported = [&] {
+    absl::MutexLock lock(&exits_mu);
+    return exits;
   };
   {
     auto pool = WorkerPool::Create(broker->get(), *policy, EchoWorker, options);
@@ -43,7 +55,7 @@ TEST(WorkerPoolTest, ServesReplacesAndEndsEveryWorker) {
     EXPECT_EQ(Ask(b->fd(), "boom"), "");
     (*pool)->Release(std::move(*b), false);
     for (int i = 0; i < 500 && (crashed.load() == 0 || (*pool)->idle() < 2); ++i) usleep(10000);
-    EXPECT_EQ(crashed.load(), 1);
+    EXPECT_EQ(crashed.load(), 1) << "exits reported:\n" << reported();
     EXPECT_EQ((*pool)->idle(), 2u);
     for (int i = 0; i < 10; ++i) {
       auto c = (*pool)->Acquire();

@@ -87,7 +87,9 @@ struct LayerSpec {
   // time by the broker (its NamespaceStock, broker/namespace_stock.h), entered with
   // setns() instead of unshare() (step 2 then costs a setns: the ~0.4 ms of making a
   // network namespace is off the spawn path). ApplyLayers closes it once entered. Each
-  // is given to exactly one worker and never reused (the broker's side of the promise);
+  // is given to exactly one worker and never reused (the broker's side of the promise),
+  // except the pair a policy whose workers cannot reach into it shares (README "Spawn,
+  // round 7");
   // like an unshare()d one it is owned by the broker's user namespace, where a worker that
   // dropped its identity has no capability. -1: unshare() a new one here.
   int fresh_net_fd = -1;
@@ -112,8 +114,10 @@ int ApplyLayers(const LayerSpec& spec, const char** failed_step);
 // dropped its identity (no capabilities, then its own user namespace) never has, and the
 // tmpfs and every bind mount are read-only: no worker can change what another sees, or
 // leave anything in it. A spec that keeps the broker's identity (root, every capability)
-// could remount it, so it is refused here (-EINVAL). The other namespaces (net, IPC, UTS,
-// user, PID) stay one per worker.
+// could remount it, so it is refused here (-EINVAL). The other namespaces (UTS, user,
+// PID) stay one per worker; net and IPC too, unless the broker decided that the policy's
+// workers cannot reach into them (README "Spawn, round 7": then they share one pair,
+// given to ApplyLayers as fresh_net_fd / fresh_ipc_fd).
 int MakeSharedRoot(const LayerSpec& spec, const char** failed_step);
 
 // Clone flags the broker must pass when it creates the child for `spec` (CLONE_NEWPID

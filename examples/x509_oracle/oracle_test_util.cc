@@ -12,7 +12,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "base/syscall.h"
 
 namespace vow::x509::testing {
@@ -101,12 +103,19 @@ absl::StatusOr<UniqueFd> ConnectUnix(const std::string& path) {
   return owned;
 }
 
-int CountOpenFds() {
+int CountOpenFds(bool skip_namespaces) {
   DIR* d = opendir("/proc/self/fd");
   if (d == nullptr) return -1;
   int n = 0;
   while (struct dirent* e = readdir(d)) {
-    if (e->d_name[0] != '.') ++n;
+    if (e->d_name[0] == '.') continue;
+    if (skip_namespaces) {
+      char link[64];
+      const ssize_t len = readlinkat(dirfd(d), e->d_name, link, sizeof(link) - 1);
+      const absl::string_view target(link, len > 0 ? len : 0);
+      if (absl::StartsWith(target, "net:[") || absl::StartsWith(target, "ipc:[")) continue;
+    }
+    ++n;
   }
   closedir(d);
   return n - 1;  // the directory's own fd
