@@ -703,6 +703,12 @@ bool Broker::Impl::ProtocolError(Worker& w, std::string reason) {
 }
 
 void Broker::Impl::Reap(Worker& w) {
+  // Reaped already, by another thread (Kill or Wait) after the serving loop's epoll_wait
+  // returned this worker's pidfd event and before the loop took mu_: that event is stale
+  // (EPOLL_CTL_DEL does not take back what epoll_wait has returned). A second waitid
+  // would find no child (ECHILD) and the worker's result would become "status lost", its
+  // real exit overwritten (seen: a pool's crashed worker, WorkerPoolTest, ~1 run in 24).
+  if (w.reaped) return;
   siginfo_t info;
   memset(&info, 0, sizeof(info));
   // ECHILD: the worker has ended (its pidfd is readable) but is no longer a child to wait

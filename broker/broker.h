@@ -87,6 +87,11 @@ void SetExecChildHookForTesting(void (*hook)(pid_t));
 // hold the broker there as a loaded machine may (the worker must not end meanwhile).
 void SetForkChildHookForTesting(void (*hook)(pid_t));
 
+// Test only: `hook` (null: none) is called by the serving loop after an epoll_wait that
+// returned a worker's pidfd event and before the loop takes the broker's lock to serve it,
+// so a test can reap that worker from another path (Kill, Wait) meanwhile.
+void SetLoopPidfdEventHookForTesting(void (*hook)());
+
 // A syscall that no promise of the worker allowed.
 struct Violation {
   int nr = -1;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
 #include <thread>
 
@@ -37,6 +38,11 @@
 #include "policies/promise_compiler.h"
 
 namespace vow {
+
+std::atomic<void (*)()> g_loop_pidfd_event_hook{nullptr};
+
+void SetLoopPidfdEventHookForTesting(void (*hook)()) { g_loop_pidfd_event_hook.store(hook); }
+
 namespace {
 
 // Messages handled per worker per wake-up, so one flooding worker cannot starve others.
@@ -366,6 +372,15 @@ void Broker::Impl::Loop() {
     }
     int n = epoll_wait(epoll_.get(), events, kMaxEvents, timeout_ms);
     if (n < 0 && errno != EINTR) break;
+    if (void (*hook)() = g_loop_pidfd_event_hook.load(); hook != nullptr) {
+      for (int i = 0; i < n; ++i) {
+        const uint64_t key = events[i].data.u64;
+        if (key != ~0ull && static_cast<Source>(key & 3) == kPidfd) {
+          hook();
+          break;
+        }
+      }
+    }
     absl::MutexLock lock(&mu_);
     // Shutdown: nothing more is served once it has set stop_ and held mu_.
     if (stop_) break;
