@@ -648,8 +648,12 @@ void Broker::Impl::Shutdown() {
   absl::MutexLock lock(&mu_);
   for (auto& [id, w] : workers_) {
     if (!w->reaped && w->pid > 0) {
+      // Until it has exited, then reaped by Reap, which records its status: a Wait after
+      // (or during) Shutdown gets the worker's real end, not "status lost" (review h62, M2).
       siginfo_t info;
-      waitid(P_PIDFD, w->pidfd.get(), &info, WEXITED);
+      while (waitid(P_PIDFD, w->pidfd.get(), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR) {
+      }
+      Reap(*w);
     }
   }
 }
@@ -1184,6 +1188,16 @@ absl::StatusOr<WorkerId> Broker::Impl::RegisterWorker(
   }
   if (hello_within != absl::InfiniteDuration()) w->hello_deadline = MonotonicNow() + hello_within;
   absl::ReleasableMutexLock lock(&mu_);
+  if (stop_) {
+    // Shut down meanwhile (a pool's fallback Spawn racing Shutdown): registered after its
+    // kill pass, this child would never be killed, and Shutdown's last wait would hang on
+    // it. It is ended here instead (review h62, M1).
+    syscall(SYS_pidfd_send_signal, w->pidfd.get(), SIGKILL, nullptr, 0);
+    siginfo_t info;
+    while (waitid(P_PIDFD, w->pidfd.get(), &info, WEXITED) != 0 && errno == EINTR) {
+    }
+    return absl::UnavailableError("spawn: the broker has shut down");
+  }
   WorkerId id = next_id_++;
   w->id = id;
   w->shared->id = id;

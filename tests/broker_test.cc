@@ -1046,5 +1046,38 @@ TEST(BrokerShutdownTest, KillsAndReapsWorkersAndWritesEveryAuditLine) {
   broker->reset();
 }
 
+// A worker that Shutdown ended keeps its real end for a later Wait (review h62, M2: it was
+// "status lost", Shutdown having reaped it behind the broker's back). A spawn after
+// Shutdown (a pool's fallback racing it) gets an error and leaves no child: registered
+// after Shutdown's kill pass, it would never be killed and Shutdown's wait would hang (M1).
+TEST(BrokerShutdownTest, WaitAfterShutdownGetsTheRealEndAndALaterSpawnLeavesNoChild) {
+  auto broker = Broker::Create();
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  auto policy = (*broker)->Prepare(Policy{});
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  auto sleeper = (*broker)->Spawn(*policy, [](Client&) {
+    pause();
+    return 0;
+  });
+  ASSERT_TRUE(sleeper.ok()) << sleeper.status();
+  (*broker)->Shutdown();
+  auto result = (*broker)->Wait(*sleeper, absl::Seconds(5));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->kind, WorkerResult::Kind::kSignaled) << result->ToString();
+  EXPECT_EQ(result->signal, SIGKILL) << result->ToString();
+
+  auto late = (*broker)->Spawn(*policy, [](Client&) {
+    pause();
+    return 0;
+  });
+  EXPECT_FALSE(late.ok());
+  EXPECT_EQ((*broker)->live_workers(), 0u);
+  // No child of this process is left (the late spawn's child was killed and reaped).
+  errno = 0;
+  EXPECT_EQ(waitpid(-1, nullptr, WNOHANG), -1);
+  EXPECT_EQ(errno, ECHILD);
+  broker->reset();
+}
+
 }  // namespace
 }  // namespace vow

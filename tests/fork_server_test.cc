@@ -1499,15 +1499,31 @@ TEST(ForkServerHardTest, AStoppedServerCannotHoldShutdown) {
     const pid_t server_pid = (*server)->pid();
     if (kill(server_pid, SIGSTOP) != 0) _exit(3);
     absl::Status spawned;
+    std::atomic<pid_t> spawner_tid{0};
     std::thread spawner([&] {
+      spawner_tid = static_cast<pid_t>(syscall(SYS_gettid));
       spawned = f.broker->SpawnFrom(**server, {}, absl::InfiniteDuration()).status();
     });
-    usleep(200 * 1000);  // the spawner waits for the reply, holding the server's lock
+    // Until the spawner waits for the reply (in poll, holding the server's lock), read
+    // from /proc rather than slept for (a loaded machine may not have run it yet).
+    const absl::Time waiting_by = absl::Now() + absl::Seconds(10);
+    for (;;) {
+      std::string call;
+      if (spawner_tid.load() != 0 &&
+          !(call = ReadFile(absl::StrCat("/proc/self/task/", spawner_tid.load(), "/syscall")))
+                   .empty() &&
+          (absl::StartsWith(call, "7 ") || absl::StartsWith(call, "271 "))) {
+        break;
+      }
+      if (absl::Now() > waiting_by) _exit(7);
+      usleep(1000);
+    }
     const absl::Time start = absl::Now();
     f.broker->Shutdown();
     const absl::Duration took = absl::Now() - start;
     spawner.join();
-    if (took > absl::Seconds(3)) {
+    // The reply wait is 10 s: a Shutdown that waited for it takes about that long.
+    if (took > absl::Seconds(7)) {
       fprintf(stderr, "Shutdown took %s\n", absl::FormatDuration(took).c_str());
       _exit(4);
     }
@@ -1523,7 +1539,7 @@ TEST(ForkServerHardTest, AStoppedServerCannotHoldShutdown) {
   ASSERT_TRUE(WIFEXITED(status)) << "the test's child was killed (a hang?): " << status;
   EXPECT_EQ(WEXITSTATUS(status), 0)
       << "2: no server, 3: kill, 4: Shutdown took too long, 5: wrong spawn status, "
-         "6: the server is alive";
+         "6: the server is alive, 7: the spawner never waited in poll";
 }
 
 // The fork server's own start has a gate, as a forked worker's: it runs (and can end)
