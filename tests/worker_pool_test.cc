@@ -117,6 +117,10 @@ TEST(WorkerPoolTest, ACrashReapedByKillKeepsItsSignalWhenTheLoopHasItsExitEventA
     if (g_hook_calls.load() == 0) g_hook_broker.load()->Kill(g_hook_kill_id.load());
     ++g_hook_calls;
   });
+  // Unhooked on every way out (an ASSERT below included): the hook points at this broker.
+  struct Unhook {
+    ~Unhook() { SetLoopPidfdEventHookForTesting(nullptr); }
+  } unhook;
   EXPECT_EQ(Ask(a[0], "boom"), "");
   for (int i = 0; i < 1000 && g_hook_calls.load() == 0; ++i) usleep(10000);
   ASSERT_GE(g_hook_calls.load(), 1);
