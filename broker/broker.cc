@@ -150,6 +150,18 @@ absl::StatusOr<uint64_t> AddressSpaceBytes() {
 // broker, or a clone that shares its memory). ----
 
 // Writes "vow: <what><detail>: <error>" to stderr (best effort: it may be /dev/null).
+bool ResetCaughtSignals() {
+  for (int sig = 1; sig < NSIG; ++sig) {
+    struct sigaction sa;
+    if (sigaction(sig, nullptr, &sa) != 0) continue;
+    if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) continue;
+    sa.sa_handler = SIG_DFL;
+    sa.sa_flags = 0;
+    if (sigaction(sig, &sa, nullptr) != 0) return false;
+  }
+  return true;
+}
+
 void ChildError(const char* what, const char* detail, int err) {
   char line[160];
   const int len = snprintf(line, sizeof(line), "vow: %s%s: %s\n", what, detail,
@@ -254,14 +266,7 @@ int ExecChildMain(void* arg) {
   syscall(SYS_close, a.go_read);
   // The broker's signal handlers would run on the broker's own memory here: back to the
   // default (exec would reset them anyway), then the worker's mask starts empty.
-  for (int sig = 1; sig < NSIG; ++sig) {
-    struct sigaction sa;
-    if (sigaction(sig, nullptr, &sa) != 0) continue;
-    if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) continue;
-    sa.sa_handler = SIG_DFL;
-    sa.sa_flags = 0;
-    if (sigaction(sig, &sa, nullptr) != 0) _exit(kLockdownFailedExit);
-  }
+  if (!ResetCaughtSignals()) _exit(kLockdownFailedExit);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);

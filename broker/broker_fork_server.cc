@@ -761,14 +761,7 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
   // ExecChildMain does): a `proc` worker knows the server's pid (getsid) and may signal it,
   // and a handler of the embedder's would then run inside the server at a time of the
   // worker's choosing. Ignored signals stay ignored (no code runs for them).
-  for (int sig = 1; sig < NSIG; ++sig) {
-    struct sigaction sa;
-    if (sigaction(sig, nullptr, &sa) != 0) continue;
-    if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) continue;
-    sa.sa_handler = SIG_DFL;
-    sa.sa_flags = 0;
-    if (sigaction(sig, &sa, nullptr) != 0) _exit(1);
-  }
+  if (!ResetCaughtSignals()) _exit(1);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);

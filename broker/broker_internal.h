@@ -309,6 +309,10 @@ absl::StatusOr<std::shared_ptr<const BpfProgram>> ProgramFor(FilterCache& filter
 absl::StatusOr<uint64_t> AddressSpaceBytes();
 // In a spawn's child (async-signal-safe): "vow: <what><detail>: <error>" to stderr.
 void ChildError(const char* what, const char* detail, int err);
+// In a spawn's child or a fork server (async-signal-safe): every caught signal back to
+// SIG_DFL (the broker's or embedder's handlers must not run there); ignored signals stay
+// ignored. False if a handler could not be reset.
+bool ResetCaughtSignals();
 // The fds a spawn's child is given: stdio (3), the channel, the program or the shared
 // root, the fresh network and IPC namespaces.
 inline constexpr int kChildFdSources = 7;
