@@ -7,7 +7,6 @@
 #include <linux/seccomp.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 
 #include <string>
 
@@ -15,14 +14,6 @@
 #include "absl/strings/str_cat.h"
 #include "broker/broker_internal.h"
 #include "broker/request.h"
-
-// Linux 6.6 (the C library's headers may predate it).
-#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
-#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
-#endif
-#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
-#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
-#endif
 
 namespace vow {
 
@@ -35,13 +26,6 @@ bool Broker::Impl::HandleHello(Worker& w, const DecodedRequest& request, UniqueF
   {
     int flags = fcntl(attached[0].get(), F_GETFL);
     fcntl(attached[0].get(), F_SETFL, flags | O_NONBLOCK);
-    // Synchronous wake-ups (Linux 6.6): an answer sent with SECCOMP_IOCTL_NOTIF_SEND wakes
-    // the blocked worker thread on the answering thread's CPU (WF_CURRENT_CPU) instead of
-    // wherever the scheduler would put it: the worker waits for exactly that answer, and
-    // the answering thread goes to sleep right after. Speed only, nothing depends on it:
-    // an older kernel's EINVAL leaves the ordinary wake-ups.
-    (void)ioctl(attached[0].get(), SECCOMP_IOCTL_NOTIF_SET_FLAGS,
-                SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
     w.shared->listener = std::move(attached[0]);
     struct epoll_event e = {};
     e.events = EPOLLIN;
