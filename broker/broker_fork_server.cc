@@ -882,14 +882,27 @@ std::vector<std::pair<pid_t, UniqueFd>> ServerStrays(ForkServer::State& s)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
   std::vector<std::pair<pid_t, UniqueFd>> out;
   if (!s.pidfd.valid() || !s.is_worker) return out;
+  // A sweep that cannot look (EMFILE, /proc unmounted since the server's start) leaves
+  // the strays it would have found; that is said, never silent (review h58, L-5). A
+  // thread that ended meanwhile (ENOENT) and a child that exited (ESRCH) are not failures.
   DIR* tasks = opendir("/proc/self/task");
-  if (tasks == nullptr) return out;
+  if (tasks == nullptr) {
+    fprintf(stderr, "vow: fork server: cannot look for server %d's strays: /proc/self/task: %s\n",
+            static_cast<int>(s.pid), strerror(errno));
+    return out;
+  }
   std::vector<pid_t> pids;
   while (struct dirent* e = readdir(tasks)) {
     if (e->d_name[0] == '.') continue;
     const std::string path = absl::StrCat("/proc/self/task/", e->d_name, "/children");
     const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
+    if (fd < 0) {
+      if (errno != ENOENT) {
+        fprintf(stderr, "vow: fork server: cannot look for server %d's strays: %s: %s\n",
+                static_cast<int>(s.pid), path.c_str(), strerror(errno));
+      }
+      continue;
+    }
     std::string text;
     char buf[4096];
     ssize_t n;
@@ -908,7 +921,13 @@ std::vector<std::pair<pid_t, UniqueFd>> ServerStrays(ForkServer::State& s)
   closedir(tasks);
   for (pid_t pid : pids) {
     UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
-    if (!fd.valid()) continue;
+    if (!fd.valid()) {
+      if (errno != ESRCH) {
+        fprintf(stderr, "vow: fork server: cannot look at child %d for server %d's strays: %s\n",
+                static_cast<int>(pid), static_cast<int>(s.pid), strerror(errno));
+      }
+      continue;
+    }
     absl::StatusOr<pid_t> child = ServerChildOfPidfd(fd.get(), s.pidfd.get(), s.pid);
     if (!child.ok() || s.is_worker(*child)) continue;
     out.emplace_back(*child, std::move(fd));
@@ -931,10 +950,17 @@ bool KillAndAwaitExit(int pidfd, pid_t pid, const char* what) {
                      : static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0));
   const int err = rc == 0 ? 0 : errno;
   // ESRCH: it has exited already (a zombie): the poll below sees it at once.
+  // The bound is a deadline: a signal (EINTR) does not restart the wait in full (review
+  // h62, L2: a signal every < 2 s held Shutdown forever).
   struct pollfd p = {pidfd, POLLIN, 0};
   int ready;
-  const int wait_ms = err == 0 || err == ESRCH ? kEndWaitMs : 0;
-  while ((ready = poll(&p, 1, wait_ms)) < 0 && errno == EINTR) {
+  const absl::Time deadline =
+      MonotonicNow() + absl::Milliseconds(err == 0 || err == ESRCH ? kEndWaitMs : 0);
+  for (;;) {
+    const int64_t left_ms =
+        std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - MonotonicNow()));
+    ready = poll(&p, 1, static_cast<int>(left_ms));
+    if (ready >= 0 || errno != EINTR) break;
   }
   if (ready == 1 && (p.revents & POLLIN) != 0) return true;
   fprintf(stderr, "vow: fork server: %s %d not dead after SIGKILL (%s), left\n", what,

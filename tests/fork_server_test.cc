@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -23,6 +24,7 @@
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "broker/broker.h"
 #include "broker/fork_server.h"
@@ -1679,6 +1681,98 @@ TEST(ForkServerHardTest, AServerThatDoesNotDieCannotHoldShutdown) {
   EXPECT_EQ(WEXITSTATUS(status), 0)
       << "2: memfd, 3: no server, 4: Shutdown took too long, 5: the server died anyway, "
          "6: no line on stderr";
+}
+
+// The same, with a signal every 50 ms on the thread that waits (review h62, L2): the
+// bounded wait restarted in full on each EINTR, so a signal more often than every 2 s held
+// Shutdown forever. Now the bound is a deadline. In a child process (a hang is ended by
+// alarm, which the test reads as a failure).
+void CountSignal(int) {}
+
+TEST(ForkServerHardTest, SignalsDoNotStretchTheWaitForAServerThatDoesNotDie) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    alarm(30);
+    const int err = memfd_create("vow-fork-server-stderr", 0);
+    if (err < 0 || dup2(err, 2) != 2) _exit(2);
+    Fixture f = Make();
+    auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+    if (!server.ok()) _exit(3);
+    const pid_t server_pid = (*server)->pid();
+    struct sigaction sa = {};
+    sa.sa_handler = CountSignal;  // no SA_RESTART (poll is never restarted anyway)
+    if (sigaction(SIGUSR1, &sa, nullptr) != 0) _exit(2);
+    struct sigevent ev = {};
+    ev.sigev_notify = SIGEV_THREAD_ID;
+    ev.sigev_signo = SIGUSR1;
+    ev._sigev_un._tid = static_cast<pid_t>(syscall(SYS_gettid));
+    timer_t timer;
+    if (timer_create(CLOCK_MONOTONIC, &ev, &timer) != 0) _exit(2);
+    struct itimerspec every = {};
+    every.it_interval.tv_nsec = 50 * 1000 * 1000;
+    every.it_value.tv_nsec = 50 * 1000 * 1000;
+    if (timer_settime(timer, 0, &every, nullptr) != 0) _exit(2);
+    SetForkServerEndSignalForTesting([](int, int) { return 0; });
+    const absl::Time start = absl::Now();
+    f.broker->Shutdown();
+    const absl::Duration took = absl::Now() - start;
+    SetForkServerEndSignalForTesting(nullptr);
+    timer_delete(timer);
+    if (took > absl::Seconds(8)) _exit(4);
+    if (Gone(server_pid)) _exit(5);
+    char text[4096] = {};
+    const ssize_t n = pread(err, text, sizeof(text) - 1, 0);
+    if (n <= 0 || strstr(text, "not dead after SIGKILL") == nullptr) _exit(6);
+    kill(server_pid, SIGKILL);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "the test's child was killed (a hang?): " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "2: set-up, 3: no server, 4: Shutdown took too long, 5: the server died anyway, "
+         "6: no line on stderr";
+}
+
+// A sweep for a server's strays that cannot look (here: no fd left, EMFILE, for
+// /proc/self/task) was silent (review h58, L-5): unregistered workers could be left with
+// nothing said. Now it says so on stderr. In a child process.
+TEST(ForkServerHardTest, ASweepThatCannotLookSaysSo) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    alarm(30);
+    const int err = memfd_create("vow-fork-server-stderr", 0);
+    if (err < 0 || dup2(err, 2) != 2) _exit(2);
+    Fixture f = Make();
+    auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+    if (!server.ok()) _exit(3);
+    const pid_t server_pid = (*server)->pid();
+    // No new fd (a limit of 1 with fd 0 open; fds already open stay): the sweep's opendir
+    // fails with EMFILE. (A limit at the lowest free number is not enough: Shutdown closes
+    // the server's socket before the sweep, and the sweep reuses its number; a limit of 0
+    // makes the end wait's poll of one fd fail with EINVAL.)
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(2);
+    rl.rlim_cur = 1;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(2);
+    f.broker->Shutdown();
+    char text[4096] = {};
+    const ssize_t n = pread(err, text, sizeof(text) - 1, 0);
+    if (n <= 0) _exit(4);
+    const std::string want = absl::StrCat("cannot look for server ", server_pid,
+                                          "'s strays: /proc/self/task: ", strerror(EMFILE));
+    if (strstr(text, want.c_str()) == nullptr) _exit(5);
+    if (!Gone(server_pid)) _exit(6);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "the test's child was killed (a hang?): " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "2: set-up, 3: no server, 4: nothing on stderr, 5: no line naming the sweep and "
+         "EMFILE, 6: the server is still there";
 }
 
 // The broker's own send of a request failing for want of kernel resources (ETOOMANYREFS:
