@@ -450,8 +450,9 @@ TEST_F(SpawnTest, WorkersOfAPolicyThatReachesTheNamespacesGetAPairEach) {
 
 // Hostile: a worker of a policy whose workers share a network and IPC namespace tries to
 // make something there that a sibling could find: every socket, an anonymous pair then an
-// abstract address, SO_PASSCRED (which would autobind one), listen, connect, System V
-// message queues, shared memory, semaphores and a POSIX message queue. Each is refused
+// abstract address, SO_PASSCRED (which would autobind one), listen, connect, a datagram
+// sent to an abstract address, System V message queues, shared memory, semaphores and a
+// POSIX message queue. Each is refused
 // (penalty errno, so it carries on and says so); its sibling's /proc/<pid>/net/unix (read
 // by the test, outside) lists no socket with an address.
 TEST_F(SpawnTest, AWorkerOfASharedPairCreatesNothingASiblingCouldReach) {
@@ -502,6 +503,9 @@ TEST_F(SpawnTest, AWorkerOfASharedPairCreatesNothingASiblingCouldReach) {
     attempt(12, syscall(SYS_shmget, IPC_PRIVATE, 4096, IPC_CREAT | 0600));
     attempt(13, syscall(SYS_semget, IPC_PRIVATE, 1, IPC_CREAT | 0600));
     attempt(14, syscall(SYS_mq_open, "vow-h51", O_RDWR | O_CREAT, 0600, nullptr));
+    // A datagram to an abstract address (review h60, L3): refused by the filter (a
+    // destination needs unix/inet), not by the kernel's EISCONN on the connected pair.
+    attempt(15, syscall(SYS_sendto, sv[1], "x", 1, 0, &addr, len));
     (void)!write(1, &made, sizeof(made));
     char c;
     (void)!read(0, &c, 1);  // EOF when the test lets it go
@@ -545,6 +549,10 @@ TEST_F(SpawnTest, AWorkerOfASharedPairCreatesNothingASiblingCouldReach) {
   auto result = broker_->Wait(*id, absl::Seconds(30));
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->kind, Kind::kExited) << result->ToString();
+  bool sendto_refused = false;
+  for (const Violation& v : result->violations) sendto_refused |= v.syscall == "sendto";
+  EXPECT_TRUE(sendto_refused) << "the sendto with an address was not refused by the filter: "
+                              << result->ToString();
   close(out[0]);
 }
 
