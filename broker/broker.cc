@@ -149,7 +149,8 @@ absl::StatusOr<uint64_t> AddressSpaceBytes() {
 // ---- The spawn child: async-signal-safe and heap-free (a fork of the multithreaded
 // broker, or a clone that shares its memory). ----
 
-// Writes "vow: <what><detail>: <error>" to stderr (best effort: it may be /dev/null).
+// Every caught signal back to its default action (ignored ones stay ignored): for a child
+// that will run none of the embedder's code (the exec child, the fork server).
 bool ResetCaughtSignals() {
   for (int sig = 1; sig < NSIG; ++sig) {
     struct sigaction sa;
@@ -162,6 +163,7 @@ bool ResetCaughtSignals() {
   return true;
 }
 
+// Writes "vow: <what><detail>: <error>" to stderr (best effort: it may be /dev/null).
 void ChildError(const char* what, const char* detail, int err) {
   char line[160];
   const int len = snprintf(line, sizeof(line), "vow: %s%s: %s\n", what, detail,

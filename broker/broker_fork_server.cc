@@ -761,7 +761,18 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
   // ExecChildMain does): a `proc` worker knows the server's pid (getsid) and may signal it,
   // and a handler of the embedder's would then run inside the server at a time of the
   // worker's choosing. Ignored signals stay ignored (no code runs for them).
+  // Every signal has been blocked since the fork (StartForkServer; review h62, L3: before,
+  // one that came before this reset ran the embedder's handler here). One that came
+  // meanwhile is dropped, not delivered with the default action: it was meant for a copy
+  // of the embedder, and the server is ended by its socket's EOF and PR_SET_PDEATHSIG.
   if (!ResetCaughtSignals()) _exit(1);
+  {
+    sigset_t all;
+    sigfillset(&all);
+    const struct timespec zero = {0, 0};
+    while (sigtimedwait(&all, nullptr, &zero) > 0) {
+    }
+  }
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -1206,12 +1217,20 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   UniqueFd reserved(open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!reserved.valid()) return ErrnoStatus(errno, "fork server: an fd for its pidfd");
   fflush(nullptr);
+  // Every signal blocked across the fork: the server runs no handler of the embedder's
+  // before ServerMain has reset them (review h62, L3).
+  sigset_t all_signals;
+  sigset_t old_mask;
+  sigfillset(&all_signals);
+  pthread_sigmask(SIG_SETMASK, &all_signals, &old_mask);
   const pid_t pid = fork();
-  if (pid < 0) return ErrnoStatus(errno, "fork server: fork");
   if (pid == 0) {
     close(gate_write.get());
     ServerMain(*s, server_socket.get(), gate_read.get());
   }
+  const int fork_err = errno;
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  if (pid < 0) return ErrnoStatus(fork_err, "fork server: fork");
   server_socket.reset();
   gate_read.reset();
   if (void (*hook)(pid_t) = g_server_fork_hook.load(); hook != nullptr) hook(pid);

@@ -1646,6 +1646,53 @@ TEST(ForkServerHardTest, TheEmbeddersSignalHandlersDoNotRunInTheServer) {
          "6: the server is alive, 7: a spawn from a dead server succeeded";
 }
 
+// The same before the reset (review h62, L3): a signal that reaches the server between its
+// fork and its reset (here: sent by the fork hook while it waits at its gate) ran the
+// embedder's handler in the server, because signals were not blocked across the fork. Now
+// they are, and one that came meanwhile is dropped: the handler never ran there, and the
+// server starts and serves. In a child process.
+volatile pid_t* g_early_handler_ran_in = nullptr;
+
+TEST(ForkServerHardTest, ASignalBeforeTheServersResetRunsNoHandlerOfTheEmbedders) {
+  void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(page, MAP_FAILED);
+  g_early_handler_ran_in = static_cast<volatile pid_t*>(page);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    alarm(30);
+    struct sigaction sa = {};
+    sa.sa_handler = [](int) {
+      *g_early_handler_ran_in = static_cast<pid_t>(syscall(SYS_getpid));
+    };
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGUSR1, &sa, nullptr) != 0) _exit(2);
+    Fixture f = Make();
+    // The server waits at its gate until the hook has returned: it has not reset yet.
+    SetForkServerForkHookForTesting([](pid_t pid) {
+      kill(pid, SIGUSR1);
+      usleep(100 * 1000);  // time for a delivery, were the signal not blocked
+    });
+    auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+    SetForkServerForkHookForTesting(nullptr);
+    if (*g_early_handler_ran_in != 0) {
+      fprintf(stderr, "the handler ran in pid %d\n", *g_early_handler_ran_in);
+      _exit(4);
+    }
+    if (!server.ok()) _exit(3);
+    auto id = f.broker->SpawnFrom(**server, {}, absl::Seconds(20));
+    if (!id.ok()) _exit(5);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  munmap(page, 4096);
+  ASSERT_TRUE(WIFEXITED(status)) << "the test's child was killed: " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "2: sigaction, 3: no server, 4: the embedder's handler ran in the server, "
+         "5: its spawn failed";
+}
+
 // A server that does not die of the broker's SIGKILL (in an uninterruptible sleep: a FUSE
 // request never answered; or one the broker may not signal: a hook makes the kill a
 // no-op here) held Shutdown forever: the wait for its exit had no bound (under the
