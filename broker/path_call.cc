@@ -48,7 +48,10 @@ Promise PathCall::NeededPromise() const {
       return Promise::kWpath;
     case Op::kChmod:
     case Op::kUtimes:
+    case Op::kFchmod:
       return Promise::kFattr;
+    case Op::kFchown:
+      return Promise::kChown;
     case Op::kUnsupported:
       return Promise::kCpath;
   }
@@ -161,6 +164,10 @@ std::optional<PathCall> DecodePathCall(Arch arch, int nr, const uint64_t args[6]
     c.at_flags = U32(args[3]), c.path_may_be_null = true;
   } else if (name == "statfs") {
     c.op = Op::kStatfs, c.path = args[0], c.buf = args[1];
+  } else if (name == "fchmod") {
+    c.op = Op::kFchmod, c.dirfd = Int(args[0]), c.mode = U32(args[1]);
+  } else if (name == "fchown") {
+    c.op = Op::kFchown, c.dirfd = Int(args[0]);
   } else if (name == "setxattr" || name == "lsetxattr" || name == "removexattr" ||
              name == "lremovexattr" || name == "utime" || name == "utimes" ||
              name == "futimesat" || name == "chown" || name == "lchown" ||
@@ -192,6 +199,7 @@ std::string DescribePathCall(const PathCall& call, const std::string& path,
   };
   std::string args;
   if (call.dirfd != AT_FDCWD && call.op != Op::kFchdir && call.op != Op::kMmapExec &&
+      call.op != Op::kFchmod && call.op != Op::kFchown &&
       call.op != Op::kConnect && !path.empty() && path[0] != '/') {
     absl::StrAppend(&args, "fd ", call.dirfd, ", ");
   }
@@ -226,6 +234,12 @@ std::string DescribePathCall(const PathCall& call, const std::string& path,
     case Op::kFchdir:
     case Op::kMmapExec:
       absl::StrAppend(&args, "fd ", call.dirfd);
+      break;
+    case Op::kFchmod:
+      absl::StrAppend(&args, "fd ", call.dirfd, ", ", absl::StrFormat("%04o", call.mode & 07777));
+      break;
+    case Op::kFchown:
+      absl::StrAppend(&args, "fd ", call.dirfd, ", ", Int(call.args[1]), ", ", Int(call.args[2]));
       break;
     case Op::kConnect:
       // `path` is the address as the handler read it (a unix path is worker bytes).

@@ -39,6 +39,8 @@ struct PathCall {
     kChmod,     // chmod/fchmodat: mode
     kUtimes,    // utimensat: buf = times (or 0), path may be NULL (the fd)
     kStatfs,    // statfs: buf
+    kFchmod,    // fchmod: dirfd is the fd, mode
+    kFchown,    // fchown: dirfd is the fd, args[1] the uid, args[2] the gid
     kUnsupported,  // a path call the broker does not perform (refused, fail closed)
   };
   Op op = Op::kUnsupported;

@@ -116,6 +116,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     want = Op::kUtimes;
   } else if (name == "statfs") {
     want = Op::kStatfs;
+  } else if (name == "fchmod") {
+    want = Op::kFchmod;
+  } else if (name == "fchown") {
+    want = Op::kFchown;
   } else {
     // The rest of the table is refused by the broker (fail closed).
     want = Op::kUnsupported;
@@ -128,7 +132,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (c.dirfd != AT_FDCWD || c.dirfd2 != AT_FDCWD)) {
     Fail("a non-*at call got a directory fd", name);
   }
-  if ((c.op == Op::kFchdir || c.op == Op::kGetcwd || c.op == Op::kMmapExec) && c.path != 0) {
+  if ((c.op == Op::kFchdir || c.op == Op::kGetcwd || c.op == Op::kMmapExec ||
+       c.op == Op::kFchmod || c.op == Op::kFchown) &&
+      c.path != 0) {
     Fail("a call without a path got one", name);
   }
   if (c.op != Op::kRename && c.path2 != 0) Fail("path2 outside rename", name);

@@ -194,8 +194,9 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
   std::string path, path2;
   bool null_path = false;
   if (call.op == Op::kConnect) return Connect(w, req, call, described);
+  const bool fd_attr = call.op == Op::kFchmod || call.op == Op::kFchown;
   const bool wants_path = call.op != Op::kFchdir && call.op != Op::kGetcwd &&
-                          call.op != Op::kMmapExec;
+                          call.op != Op::kMmapExec && !fd_attr;
   if (wants_path) {
     if (call.path == 0 && call.path_may_be_null) {
       null_path = true;
@@ -352,7 +353,20 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
 
   // 3. An absolute path, resolved the way the broker sees the worker's directories.
   std::string abs;
-  if (call.op == Op::kFchdir) {
+  // fchmod/fchown: the worker's fd (a copy), acted on in step 5 once the rules agree for
+  // the file it names.
+  UniqueFd attr_fd;
+  if (fd_attr) {
+    int fd = WorkerFd(w, req, call.dirfd);
+    if (fd < 0) return Answer::Error(-fd, "not an open fd of the worker");
+    attr_fd.reset(fd);
+    abs = FdTarget(fd);
+    // A pipe, a socket, an anonymous file, a file deleted since ("... (deleted)" is then
+    // looked up as a name and not found): no file the rules can name.
+    if (abs.empty() || abs[0] != '/') {
+      return Answer::Error(EPERM, "the fd names no file the broker can find");
+    }
+  } else if (call.op == Op::kFchdir) {
     int fd = WorkerFd(w, req, call.dirfd);
     if (fd < 0) return Answer::Error(-fd, "fchdir: not an open fd of the worker");
     UniqueFd copy(fd);
@@ -466,8 +480,11 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
     return a;
   }
   if (fs == nullptr) {
-    Answer a = Answer::Error(ENOENT, w.fs == nullptr ? "the policy has no filesystem rules"
-                                                     : "no rule covers the path");
+    // fchmod/fchown of a file the worker was given outside its rules (its stdout
+    // redirected to a file): refused as the kernel would refuse a stranger (EPERM).
+    Answer a = Answer::Error(fd_attr ? EPERM : ENOENT,
+                             w.fs == nullptr ? "the policy has no filesystem rules"
+                                             : "no rule covers the path");
     a.path = abs;
     a.refused = true;
     return a;
@@ -632,6 +649,48 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
         b.refused = false;
         return b;
       }
+      return a;
+    }
+    case Op::kFchmod:
+    case Op::kFchown: {
+      // The file the fd names now, looked up beneath the rules without following a final
+      // symlink, must be the fd's own file (not renamed away, not replaced), under a `w`
+      // rule, and the fd open for writing: the worker may already change that file's
+      // contents, and nothing it was handed read-only or outside its rules.
+      absl::StatusOr<FsPolicy::Lookup> found = fs->LookupPath(abs, /*follow=*/false, ctx);
+      if (!found.ok()) {
+        return Answer::Error(EPERM, absl::StrCat("the fd's file: ", found.status().message()));
+      }
+      if (!found->rule.write) return Answer::Error(EPERM, "changing a file needs 'w'");
+      struct stat named, held;
+      if (fstat(found->fd.get(), &named) != 0 || fstat(attr_fd.get(), &held) != 0 ||
+          named.st_dev != held.st_dev || named.st_ino != held.st_ino) {
+        return Answer::Error(EPERM, "the fd's file is no longer the one at its path");
+      }
+      const int fl = fcntl(attr_fd.get(), F_GETFL);
+      if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY || (fl & O_PATH) != 0) {
+        return Answer::Error(EPERM, "an fd not open for writing");
+      }
+      Answer a;
+      a.reason = origin;
+      if (call.op == Op::kFchmod) {
+        if (fchmod(attr_fd.get(), call.mode & 0777) != 0) {  // never setuid, setgid or sticky
+          Answer b = Answer::Error(errno, "fchmod");
+          b.refused = false;
+          return b;
+        }
+        return a;
+      }
+      // fchown: the broker changes no owner (the worker is nobody; a file the broker made
+      // is its own). Asked for what the file already has (or -1: unchanged), as programs
+      // that copy a file's attributes do, it succeeds without doing anything.
+      const uint32_t uid = static_cast<uint32_t>(call.args[1]);
+      const uint32_t gid = static_cast<uint32_t>(call.args[2]);
+      if ((uid != 0xffffffffu && uid != held.st_uid) ||
+          (gid != 0xffffffffu && gid != held.st_gid)) {
+        return Answer::Error(EPERM, "fchown to another owner or group (the worker is nobody)");
+      }
+      a.reason = absl::StrCat(origin, "; the owner and group it already has: nothing to do");
       return a;
     }
     default:

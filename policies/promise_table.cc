@@ -506,6 +506,10 @@ const std::vector<BrokeredEntry>& BrokeredSyscalls() {
       {"truncate", "truncating a path (wpath, a `w` rule)"},
       {"chmod", "changing a mode (fattr, a `w` rule; setuid/setgid/sticky bits dropped)"},
       {"fchmodat", "as chmod"},
+      {"fchmod", "changing the mode of an fd open for writing whose file is under a `w` rule "
+                 "(fattr; setuid/setgid/sticky bits dropped)"},
+      {"fchown", "an fd open for writing whose file is under a `w` rule (chown): only to "
+                 "the owner and group it has (nothing to do), else EPERM"},
       {"utimensat", "changing times (fattr, a `w` rule); with a NULL path, of the fd"},
       {"utime", "refused (EACCES): not brokered"},
       {"utimes", "refused (EACCES): not brokered"},

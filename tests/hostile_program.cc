@@ -168,6 +168,76 @@ int StdioFds() {
   return 3;
 }
 
+// fchmod and fchown, which the broker answers for an fd whose file is under a `w` rule
+// and open for writing (README "Files the broker creates"). `path` is such a file. Each
+// attempt that does more than the broker allows prints "escaped".
+int FileAttributes(const char* path) {
+  bool escaped = false;
+  auto mode_of = [](int fd) {
+    struct stat st;
+    return fstat(fd, &st) == 0 ? static_cast<unsigned>(st.st_mode & 07777) : 07777u;
+  };
+  int rw = open(path, O_RDWR);
+  if (rw < 0) return Refused(path);
+  // Allowed, without the setuid/setgid/sticky bits (the broker is root: a setuid file of
+  // the worker's making would be a way out for anyone).
+  if (fchmod(rw, 06755 | S_ISVTX) != 0) return Refused("fchmod of its own file");
+  printf("mode after fchmod 07755: %04o\n", mode_of(rw));
+  if ((mode_of(rw) & 07000) != 0) escaped = true, printf("escaped: a setuid/setgid/sticky bit\n");
+  // The same file read-only: refused.
+  const int ro = open(path, O_RDONLY);
+  if (ro < 0) return Refused(path);
+  if (fchmod(ro, 0666) == 0) escaped = true, printf("escaped: fchmod of a read-only fd\n");
+  else printf("refused: fchmod of a read-only fd: %s\n", strerror(errno));
+  // Its stdout, a file it was given outside its rules (open for writing): refused, and
+  // its mode stays as it was.
+  const unsigned before = mode_of(1);
+  if (fchmod(1, 0666) == 0) escaped = true, printf("escaped: fchmod of stdout\n");
+  else printf("refused: fchmod of stdout: %s\n", strerror(errno));
+  if (mode_of(1) != before) escaped = true, printf("escaped: stdout's mode changed\n");
+  // A pipe: no file.
+  int p[2];
+  if (pipe(p) == 0) {
+    if (fchmod(p[1], 0777) == 0) escaped = true, printf("escaped: fchmod of a pipe\n");
+    else printf("refused: fchmod of a pipe: %s\n", strerror(errno));
+  }
+  // A file it no longer names: `path` unlinked while held, and a new file made with the
+  // name the kernel then gives the held one ("PATH (deleted)"): refused, for the broker
+  // would check the rules for the new file and change the held one. Needs cpath.
+  const int gone = open(path, O_RDWR);
+  const std::string decoy = std::string(path) + " (deleted)";
+  if (gone < 0 || unlink(path) != 0) return Refused("unlink of its own file");
+  const int made = open(decoy.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+  if (made < 0) return Refused("create the decoy");
+  if (fchmod(gone, 0644) == 0) {
+    escaped = true, printf("escaped: fchmod of a file its name no longer names\n");
+  } else {
+    printf("refused: fchmod of a file its name no longer names: %s\n", strerror(errno));
+  }
+  // Put `path` back (the test checks its mode from outside): a new file with rw's mode.
+  const int back = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+  if (back < 0 || fchmod(back, mode_of(rw)) != 0) return Refused("recreate the file");
+  rw = back;
+  // fchown: to what the file has, nothing to do (allowed); to anyone else, refused.
+  struct stat st;
+  if (fstat(rw, &st) != 0) return Refused("fstat");
+  if (fchown(rw, st.st_uid, st.st_gid) != 0) return Refused("fchown to its own owner");
+  printf("fchown to its own owner and group: ok\n");
+  if (fchown(rw, st.st_uid + 1000, static_cast<gid_t>(-1)) == 0) {
+    escaped = true, printf("escaped: fchown to another owner\n");
+  } else {
+    printf("refused: fchown to another owner: %s\n", strerror(errno));
+  }
+  if (fchown(rw, static_cast<uid_t>(-1), st.st_gid + 1000) == 0) {
+    escaped = true, printf("escaped: fchown to another group\n");
+  } else {
+    printf("refused: fchown to another group: %s\n", strerror(errno));
+  }
+  if (escaped) return 0;
+  printf("contained\n");
+  return 3;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -182,7 +252,9 @@ int main(int argc, char** argv) {
   if (act == "abstract_socket" && argc == 3) return AbstractSocket(argv[2]);
   if (act == "read" && argc == 3) return TryRead(argv[2]) == 0 ? 0 : 3;
   if (act == "stdio_fds") return StdioFds();
+  if (act == "fattr" && argc == 3) return FileAttributes(argv[2]);
   fprintf(stderr, "usage: %s exec|anon_exec|anon_mprotect_exec|map_library LIB|"
-                  "escape_mountns DIR|abstract_socket NAME|read FILE|stdio_fds\n", argv[0]);
+                  "escape_mountns DIR|abstract_socket NAME|read FILE|stdio_fds|fattr FILE\n",
+          argv[0]);
   return 2;
 }

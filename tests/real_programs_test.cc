@@ -138,9 +138,8 @@ TEST_F(RealProgramsTest, GzipAndBack) {
 // gzip, then Debian's gunzip, a `#!/bin/sh` script that ends in `exec gzip -d "$@"`: the
 // broker runs /bin/sh by fd with the script's path as its argument and serves the
 // script's read itself (README "Scripts"); the script's own execve of gzip needs `exec`
-// and an `x` rule like any second program. In place (`gzip FILE`) is not used: the
-// broker creates files as root and gzip's fchmod() of the new file as uid 65534 fails
-// with EPERM (exit 2), so the output is written with a shell redirection.
+// and an `x` rule like any second program. The output is written with a shell
+// redirection (in place: GzipAndGunzipInPlace).
 TEST_F(RealProgramsTest, GzipThenGunzipScriptInRwcDirectory) {
   ASSERT_EQ(setenv("PATH", "/usr/bin:/bin", 1), 0);  // dash searches it for gzip
   char magic[2] = {};
@@ -191,6 +190,36 @@ TEST_F(RealProgramsTest, GzipThenGunzipScriptInRwcDirectory) {
   EXPECT_EQ(no_rule.out, "");
   EXPECT_THAT(no_rule.err, HasSubstr(absl::StrCat("\"", gz, "\"")));
   EXPECT_THAT(no_rule.err, HasSubstr("refused (ENOENT)"));
+}
+
+// gzip and gzip -d in place: a new file, its mode copied from the old one (fchmod, which
+// the broker answers for the worker: the file is the broker's, the worker is nobody), its
+// owner and group "copied" (fchown to what it has: nothing to do), the old one removed.
+// Without `fattr` the mode cannot be copied: gzip says so and exits 2 (a warning).
+TEST_F(RealProgramsTest, GzipAndGunzipInPlace) {
+  const std::string dir = dir_.MakeDir("inplace");
+  const std::string txt = dir_.WriteFile("inplace/fruit.txt", "pear\napple\nfig\n");
+  ASSERT_EQ(chmod(txt.c_str(), 0640), 0);
+  const std::string gz = txt + ".gz";
+  const std::string p = "stdio rpath wpath cpath fattr chown";
+  VowRun zipped = RunVow({"run", "-p", p, "-v", "rwc:" + dir, "--", "gzip", txt});
+  EXPECT_EQ(zipped.code(), 0) << Describe(zipped);
+  EXPECT_EQ(access(txt.c_str(), F_OK), -1);
+  struct stat st;
+  ASSERT_EQ(stat(gz.c_str(), &st), 0) << Describe(zipped);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  EXPECT_EQ(ReadFile(gz).substr(0, 2), "\x1f\x8b");
+
+  VowRun unzipped = RunVow({"run", "-p", p, "-v", "rwc:" + dir, "--", "gzip", "-d", gz});
+  EXPECT_EQ(unzipped.code(), 0) << Describe(unzipped);
+  EXPECT_EQ(ReadFile(txt), "pear\napple\nfig\n");
+  ASSERT_EQ(stat(txt.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+
+  VowRun no_fattr = RunVow({"run", "-p", "stdio rpath wpath cpath chown", "-v", "rwc:" + dir,
+                            "--", "gzip", txt});
+  EXPECT_EQ(no_fattr.code(), 2) << Describe(no_fattr);
+  EXPECT_THAT(no_fattr.err, HasSubstr("refused (EACCES); promise fattr would allow it"));
 }
 
 // Scripts of our own: the interpreter's argument, $0, and what the broker refuses.
@@ -632,7 +661,8 @@ TEST_F(RealProgramsTest, ShellBuiltins) {
 class HostileProgramTest : public RealProgramsTest {
  protected:
   VowRun Hostile(const std::string& promises, std::vector<std::string> rules,
-              std::vector<std::string> args, int closed_stdio = 0) {
+              std::vector<std::string> args, int closed_stdio = 0,
+              const std::string& stdout_file = "") {
     std::vector<std::string> cmd = {"run", "-p", promises};
     for (std::string& r : rules) {
       cmd.push_back("-v");
@@ -641,7 +671,7 @@ class HostileProgramTest : public RealProgramsTest {
     cmd.push_back("--");
     cmd.push_back(Runfile("tests/hostile_program"));
     cmd.insert(cmd.end(), args.begin(), args.end());
-    return RunVow(cmd, "/dev/null", closed_stdio);
+    return RunVow(cmd, "/dev/null", closed_stdio, stdout_file);
   }
 };
 
@@ -703,6 +733,61 @@ TEST_F(HostileProgramTest, MountNamespaceNotEscaped) {
     EXPECT_THAT(r.err, HasSubstr(refusal));
   }
   EXPECT_THAT(r.err, HasSubstr(absl::StrCat("openat(\"", jail, "/passwd_link\", O_RDONLY) refused")));
+}
+
+// fchmod/fchown, answered by the broker (root): never a setuid, setgid or sticky bit,
+// never an fd open read-only, a pipe, a file outside the rules (its stdout, a file of the
+// test's) or under a rule without `w` (its stdout again, in a directory it may only
+// read), never a file the fd's path no longer names, never another owner or group. The
+// modes are checked from outside.
+TEST_F(HostileProgramTest, FileAttributesOnlyWithinTheRules) {
+  const std::string file = dir_.WriteFile("rw/own.txt", "mine\n");
+  const std::string rw = dir_.path() + "/rw";
+  const std::string ro_out = dir_.WriteFile("ro/out.txt", "");
+  ASSERT_EQ(chmod(ro_out.c_str(), 0600), 0);
+  const std::string p = "stdio rpath wpath cpath fattr chown";
+  for (bool stdout_in_ro : {false, true}) {
+    SCOPED_TRACE(stdout_in_ro ? "stdout under an r rule" : "stdout outside the rules");
+    ASSERT_EQ(chmod(file.c_str(), 0600), 0);
+    unlink((file + " (deleted)").c_str());
+    VowRun r = stdout_in_ro ? Hostile(p, {"rwc:" + rw, "r:" + dir_.path() + "/ro"},
+                                      {"fattr", file}, 0, ro_out)
+                            : Hostile(p, {"rwc:" + rw}, {"fattr", file});
+    const std::string out = stdout_in_ro ? ReadFile(ro_out) : r.out;
+    if (stdout_in_ro) ASSERT_EQ(truncate(ro_out.c_str(), 0), 0);
+    EXPECT_EQ(r.code(), 3) << Describe(r) << out;
+    EXPECT_THAT(out, Not(HasSubstr("escaped")));
+    EXPECT_THAT(out, HasSubstr("mode after fchmod 07755: 0755"));
+    EXPECT_THAT(out, HasSubstr("refused: fchmod of a read-only fd: Operation not permitted"));
+    EXPECT_THAT(out, HasSubstr("refused: fchmod of stdout: Operation not permitted"));
+    EXPECT_THAT(out, HasSubstr("refused: fchmod of a pipe: Operation not permitted"));
+    EXPECT_THAT(out, HasSubstr("refused: fchmod of a file its name no longer names: "
+                               "Operation not permitted"));
+    EXPECT_THAT(out, HasSubstr("fchown to its own owner and group: ok"));
+    EXPECT_THAT(out, HasSubstr("refused: fchown to another owner: Operation not permitted"));
+    EXPECT_THAT(out, HasSubstr("refused: fchown to another group: Operation not permitted"));
+    EXPECT_THAT(out, HasSubstr("contained"));
+    EXPECT_THAT(r.err, HasSubstr("fchmod(fd 1, 0666) refused (EPERM)"));
+    EXPECT_THAT(r.err, HasSubstr(stdout_in_ro ? "changing a file needs 'w'"
+                                              : "no rule covers the path"));
+    EXPECT_THAT(r.err, HasSubstr("the fd names no file the broker can find"));
+    EXPECT_THAT(r.err, HasSubstr("the fd's file is no longer the one at its path"));
+    struct stat st;
+    ASSERT_EQ(stat(file.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0755u);
+    ASSERT_EQ(stat((file + " (deleted)").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+  }
+  struct stat st;
+  ASSERT_EQ(stat(ro_out.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  // Without the promises, the same calls are refused and named.
+  ASSERT_EQ(chmod(file.c_str(), 0600), 0);
+  VowRun no_fattr = Hostile("stdio rpath wpath", {"rw:" + rw}, {"fattr", file});
+  EXPECT_EQ(no_fattr.code(), 3) << Describe(no_fattr);
+  EXPECT_THAT(no_fattr.err, HasSubstr("promise fattr would allow it"));
+  ASSERT_EQ(stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
 }
 
 // vow started with stdin and stderr closed gives the program /dev/null there, never an fd

@@ -123,7 +123,7 @@ int VowRun::code() const {
 }
 
 VowRun RunVow(const std::vector<std::string>& args, const std::string& stdin_file,
-              int closed_stdio) {
+              int closed_stdio, const std::string& stdout_file) {
   TempDir io;
   const std::string out_path = io.path() + "/stdout";
   const std::string err_path = io.path() + "/stderr";
@@ -132,7 +132,9 @@ VowRun RunVow(const std::vector<std::string>& args, const std::string& stdin_fil
   pid_t pid = fork();
   if (pid == 0) {
     int in = open(stdin_file.c_str(), O_RDONLY);
-    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int out = stdout_file.empty()
+                  ? open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600)
+                  : open(stdout_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (in < 0 || out < 0 || err < 0) _exit(121);
     setenv("HOME", io.path().c_str(), 1);

@@ -63,9 +63,10 @@ struct VowRun {
 // Runs `vow ARGS` (the //broker:vow data dependency; no shell in between), stdin from
 // `stdin_file`, with $HOME set to a directory no rule names (as in a login session) and
 // PATH=/usr/bin:/bin. Bit N of `closed_stdio` (0-2) starts vow with fd N closed (then
-// `out` or `err` stays empty).
+// `out` or `err` stays empty). A `stdout_file` (opened O_WRONLY|O_CREAT|O_APPEND, 0644)
+// takes the place of the captured stdout (`out` stays empty).
 VowRun RunVow(const std::vector<std::string>& args, const std::string& stdin_file = "/dev/null",
-              int closed_stdio = 0);
+              int closed_stdio = 0, const std::string& stdout_file = "");
 
 // A run's exit code, stdout and stderr, for a failure message.
 std::string Describe(const VowRun& run);
