@@ -968,8 +968,8 @@ bool KillAndAwaitExit(int pidfd, pid_t pid, const char* what) {
   const absl::Time deadline =
       MonotonicNow() + absl::Milliseconds(err == 0 || err == ESRCH ? kEndWaitMs : 0);
   for (;;) {
-    const int64_t left_ms =
-        std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - MonotonicNow()));
+    const int64_t left_ms = std::max<int64_t>(
+        0, absl::ToInt64Milliseconds(absl::Ceil(deadline - MonotonicNow(), absl::Milliseconds(1))));
     ready = poll(&p, 1, static_cast<int>(left_ms));
     if (ready >= 0 || errno != EINTR) break;
   }

@@ -73,6 +73,9 @@
 
 namespace vow {
 
+// How often a worker whose reap is pending (Worker::reap_pending) is tried again.
+constexpr int kReapRetryMs = 5;
+
 class ExecTracer;
 
 // What a policy becomes once checked: the opened rules and the resolved layers. Its
@@ -280,6 +283,14 @@ struct Worker {
   bool draining = false;
   WorkerResult result;
   bool reaped = false;
+  // Kill() ended it: if it turns out to have exited by itself (CLD_EXITED), that is its
+  // result, not the kill (review h65, M1).
+  bool killed_by_kill = false;
+  // It has exited (its pidfd is readable) but is not reapable yet: a traced zombie is
+  // shown to its tracer first (an exec'd worker under execpromises, until the tracer
+  // helper has waited for it). Its pidfd is out of epoll meanwhile (the level-triggered
+  // event would spin the loop) and the loop retries the reap every kReapRetryMs.
+  bool reap_pending = false;
   // Token bucket for requests_per_second.
   double tokens = 0;
   absl::Time last_refill;
@@ -511,6 +522,8 @@ class Broker::Impl {
   // Live workers with a wall-time limit.
   size_t timed_workers_ ABSL_GUARDED_BY(mu_) = 0;
   // Live workers with a hello deadline that have not said hello yet (Worker::hello_deadline).
+  // Workers with reap_pending set (changed under mu_; read by the loop before its wait).
+  std::atomic<size_t> reap_pendings_{0};
   size_t hello_waits_ ABSL_GUARDED_BY(mu_) = 0;
   // Throttled workers, and the earliest time one of them is due back (Unix ns; read by
   // the loop before it takes mu_, to choose its epoll timeout).

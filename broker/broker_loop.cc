@@ -370,6 +370,7 @@ void Broker::Impl::Loop() {
                                 : static_cast<int>(
                                       std::min<int64_t>(100, (left_ns + 999999) / 1000000));
     }
+    if (reap_pendings_.load() != 0) timeout_ms = std::min(timeout_ms, kReapRetryMs);
     int n = epoll_wait(epoll_.get(), events, kMaxEvents, timeout_ms);
     if (n < 0 && errno != EINTR) break;
     if (void (*hook)() = g_loop_pidfd_event_hook.load(); hook != nullptr) {
@@ -446,6 +447,12 @@ void Broker::Impl::Loop() {
             Reap(w);
             break;
         }
+      }
+    }
+    // Workers that have exited but were not reapable yet (a traced zombie): tried again.
+    if (reap_pendings_.load() != 0) {
+      for (auto& [id, w] : workers_) {
+        if (w->reap_pending && !w->reaped) Reap(*w);
       }
     }
     // Throttled workers whose bucket has a token again go back into epoll.

@@ -1514,7 +1514,11 @@ TEST(ForkServerHardTest, AStoppedServerCannotHoldShutdown) {
       if (spawner_tid.load() != 0 &&
           !(call = ReadFile(absl::StrCat("/proc/self/task/", spawner_tid.load(), "/syscall")))
                    .empty() &&
-          (absl::StartsWith(call, "7 ") || absl::StartsWith(call, "271 "))) {
+          (absl::StartsWith(call, absl::StrCat(SYS_ppoll, " ")) ||
+#ifdef SYS_poll
+           absl::StartsWith(call, absl::StrCat(SYS_poll, " ")) ||
+#endif
+           false)) {
         break;
       }
       if (absl::Now() > waiting_by) _exit(7);
