@@ -1333,7 +1333,9 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
   const bool stock_now = options.namespace_stock_once;
   const size_t pool_threads = options.pool_threads_at_create;
   const bool pool_threads_async = options.pool_threads_at_create_async;
+  const bool listener_in_place = options.listener_in_place;
   std::unique_ptr<Broker> broker(new Broker(std::move(options)));
+  broker->impl_->listener_in_place_ = listener_in_place;
   // The pairs of a one-worker broker, made here on the calling thread (vow run: while
   // its other thread compiles the filter).
   if (stock_now) RETURN_IF_ERROR(broker->impl_->namespaces_.Start());

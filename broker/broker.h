@@ -157,6 +157,13 @@ struct BrokerOptions {
   // async-signal-safe until its execve): a fork() while a thread starts copies whatever
   // lock that thread holds.
   bool pool_threads_at_create_async = false;
+  // Each worker's seccomp listener is watched by a pool thread of its own for the worker's
+  // life (at most 4 workers at once; the others' by the serving loop as usual), which
+  // answers the worker's path calls itself: one wake-up less per call than the loop's
+  // hand-off to the pool (worker -> loop -> pool thread -> worker). Decisions, audit and
+  // deadlines are the same; a slow call holds only its own worker's thread, as on the
+  // pool. For a broker with few workers (`vow run`: one).
+  bool listener_in_place = false;
   // Empty roots for exec'd workers made ahead of time (PrepareExecRoot): a SpawnExec whose
   // worker's root would bind exactly the files one of them binds enters it instead of
   // building its own in the spawn's child. Null: every exec'd worker builds its own.

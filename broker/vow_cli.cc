@@ -260,6 +260,8 @@ absl::StatusOr<WorkerResult> RunProgram(const Policy& policy, const std::vector<
   // loader's first call is ~1 ms away). Only when this broker forks nothing: with
   // execpromises its spawn forks the exec tracer's helper.
   options.pool_threads_at_create_async = !policy.exec_promises.has_value();
+  // Its one worker's calls answered by that thread, without the serving loop's hand-off.
+  options.listener_in_place = true;
   absl::StatusOr<std::unique_ptr<Broker>> broker = Broker::Create(options);
   if (!broker.ok()) return broker.status();
   // Prepare compiles the execpromises' program itself: not while the other compile runs.
