@@ -1396,4 +1396,6 @@ pid_t Broker::pid(WorkerId id) const { return impl_->pid(id); }
 
 size_t Broker::live_workers() const { return impl_->live(); }
 
+int Broker::InPlaceListenersForTesting() const { return impl_->InPlaceListeners(); }
+
 }  // namespace vow

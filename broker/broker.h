@@ -313,6 +313,10 @@ class Broker {
   // How many workers are alive (spawned and not yet reaped).
   size_t live_workers() const;
 
+  // For tests: the workers whose listener a pool thread of their own serves now
+  // (BrokerOptions::listener_in_place).
+  int InPlaceListenersForTesting() const;
+
   AuditLog& audit() { return audit_; }
 
   // For a process about to exit without destroying the broker (`vow run` ends with

@@ -388,6 +388,10 @@ class Broker::Impl {
   void Kill(WorkerId id);
   pid_t pid(WorkerId id) const;
   size_t live() const;
+  int InPlaceListeners() const {
+    absl::MutexLock lock(&mu_);
+    return in_place_listeners_;
+  }
 
   const std::shared_ptr<FilterCache> filters_;  // BrokerOptions::filters, or its own
   // Fresh network and IPC namespaces for workers (SpawnCommon); its thread starts at the
