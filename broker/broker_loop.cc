@@ -101,20 +101,15 @@ void Broker::Impl::ServeListenerInPlace(std::shared_ptr<WorkerShared> shared, Wo
       absl::MutexLock lock(&mu_);
       if (stop_) return;
       auto it = workers_.find(id);
-      Worker* w = it == workers_.end() ? nullptr : it->second.get();
-      if (w == nullptr || w->reaped || w->ending || w->draining) {
-        --in_place_listeners_;
-        return;
-      }
-      if (w->throttled) {
+      // Reaped: the loop no longer serves such a worker either (Unregister).
+      if (it == workers_.end() || it->second->reaped) break;
+      Worker& w = *it->second;
+      if (w.throttled) {
         // Its calls wait in the kernel until the loop unthrottles it (NoteRefusal).
         throttled = true;
       } else if (ready > 0) {
-        const Received got = ReceiveNotification(*w, &req, &call);
-        if (got == Received::kListenerDead) {
-          --in_place_listeners_;
-          return;
-        }
+        const Received got = ReceiveNotification(w, &req, &call);
+        if (got == Received::kListenerDead) break;
         if (got == Received::kPathCall) paths = paths_.get();
       }
     }
@@ -126,6 +121,7 @@ void Broker::Impl::ServeListenerInPlace(std::shared_ptr<WorkerShared> shared, Wo
     // handler rather than free it under this call.
     if (paths != nullptr) ServePathCall(shared, id, req, *std::move(call), paths, life);
   }
+  // The worker's thread is given back (the cap counts only live workers).
   absl::ReaderMutexLock alive(&life->mu);
   if (life->gone) return;
   absl::MutexLock lock(&mu_);

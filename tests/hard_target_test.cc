@@ -1007,7 +1007,8 @@ TEST_F(InPlaceListenerTest, AStalledPathCallHoldsOnlyItsOwnWorker) {
   ASSERT_TRUE(ReadExactly(innocent.out, quiet, sizeof(quiet)));
 
   Policy busy_policy;
-  busy_policy.promises = {Promise::kThread, Promise::kWpath};
+  busy_policy.promises.insert(Promise::kThread);
+  busy_policy.promises.insert(Promise::kWpath);
   PathRule write_rule;
   write_rule.path = dir.path() + "/rw";
   write_rule.write = true;
