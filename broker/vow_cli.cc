@@ -256,10 +256,6 @@ absl::StatusOr<WorkerResult> RunProgram(const Policy& policy, const std::vector<
   options.namespace_stock_once = true;
   // The thread that answers the loader's calls, started now rather than at its execve.
   options.pool_threads_at_create = 1;
-  // Not waited for: it starts and warms on the other CPU while this thread goes on (the
-  // loader's first call is ~1 ms away). Only when this broker forks nothing: with
-  // execpromises its spawn forks the exec tracer's helper.
-  options.pool_threads_at_create_async = !policy.exec_promises.has_value();
   // Its one worker's calls answered by that thread, without the serving loop's hand-off.
   options.listener_in_place = true;
   absl::StatusOr<std::unique_ptr<Broker>> broker = Broker::Create(options);
