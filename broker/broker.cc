@@ -579,7 +579,7 @@ std::string WorkerResult::ToString() const {
   return "?";
 }
 
-absl::Status Broker::Impl::Start(size_t pool_threads, bool pool_threads_async) {
+absl::Status Broker::Impl::Start(size_t pool_threads) {
   ASSIGN_OR_RETURN(long ep, Syscall("epoll_create1", [] { return epoll_create1(EPOLL_CLOEXEC); }));
   epoll_.reset(static_cast<int>(ep));
   ASSIGN_OR_RETURN(long ev, Syscall("eventfd", [] { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }));
@@ -603,13 +603,7 @@ absl::Status Broker::Impl::Start(size_t pool_threads, bool pool_threads_async) {
   }
   ASSIGN_OR_RETURN(paths_, PathHandler::Create(audit_));
   pool_ = std::make_unique<TaskPool>(2, 64);
-  if (pool_threads > 0) {
-    if (pool_threads_async) {
-      pool_->PrestartAsync(pool_threads);
-    } else {
-      pool_->Prestart(pool_threads);
-    }
-  }
+  if (pool_threads > 0) pool_->Prestart(pool_threads);
   thread_ = std::thread([this] { Loop(); });
   return absl::OkStatus();
 }
@@ -1361,12 +1355,13 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
   }
   const bool stock_now = options.namespace_stock_once;
   const size_t pool_threads = options.pool_threads_at_create;
-  const bool pool_threads_async = options.pool_threads_at_create_async;
+  const bool listener_in_place = options.listener_in_place;
   std::unique_ptr<Broker> broker(new Broker(std::move(options)));
+  broker->impl_->listener_in_place_ = listener_in_place;
   // The pairs of a one-worker broker, made here on the calling thread (vow run: while
   // its other thread compiles the filter).
   if (stock_now) RETURN_IF_ERROR(broker->impl_->namespaces_.Start());
-  RETURN_IF_ERROR(broker->impl_->Start(pool_threads, pool_threads_async));
+  RETURN_IF_ERROR(broker->impl_->Start(pool_threads));
   return broker;
 }
 
@@ -1422,5 +1417,7 @@ void Broker::Kill(WorkerId id) { impl_->Kill(id); }
 pid_t Broker::pid(WorkerId id) const { return impl_->pid(id); }
 
 size_t Broker::live_workers() const { return impl_->live(); }
+
+int Broker::InPlaceListenersForTesting() const { return impl_->InPlaceListeners(); }
 
 }  // namespace vow

@@ -150,13 +150,13 @@ struct BrokerOptions {
   // calls of an exec'd program) started at Create instead of at the first call, which
   // would wait for its thread's start: `vow run` starts one while the broker starts.
   size_t pool_threads_at_create = 0;
-  // Create returns once those threads are created, not once they wait for a task
-  // (TaskPool::PrestartAsync; a call that comes first waits for them rather than starting
-  // another): they start and warm on another CPU while Create's caller goes on. Only for a
-  // broker that forks nothing (`vow run`: its only child is SpawnExec's CLONE_VM child,
-  // async-signal-safe until its execve): a fork() while a thread starts copies whatever
-  // lock that thread holds.
-  bool pool_threads_at_create_async = false;
+  // Each worker's seccomp listener is watched by a pool thread of its own for the worker's
+  // life (at most 4 workers at once; the others' by the serving loop as usual), which
+  // answers the worker's path calls itself: one wake-up less per call than the loop's
+  // hand-off to the pool (worker -> loop -> pool thread -> worker). Decisions, audit and
+  // deadlines are the same; a slow call holds only its own worker's thread, as on the
+  // pool. For a broker with few workers (`vow run`: one).
+  bool listener_in_place = false;
   // Empty roots for exec'd workers made ahead of time (PrepareExecRoot): a SpawnExec whose
   // worker's root would bind exactly the files one of them binds enters it instead of
   // building its own in the spawn's child. Null: every exec'd worker builds its own.
@@ -305,6 +305,10 @@ class Broker {
 
   // How many workers are alive (spawned and not yet reaped).
   size_t live_workers() const;
+
+  // For tests: the workers whose listener a pool thread of their own serves now
+  // (BrokerOptions::listener_in_place).
+  int InPlaceListenersForTesting() const;
 
   AuditLog& audit() { return audit_; }
 

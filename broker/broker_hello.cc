@@ -27,6 +27,15 @@ bool Broker::Impl::HandleHello(Worker& w, const DecodedRequest& request, UniqueF
     int flags = fcntl(attached[0].get(), F_GETFL);
     fcntl(attached[0].get(), F_SETFL, flags | O_NONBLOCK);
     w.shared->listener = std::move(attached[0]);
+    if (listener_in_place_ && in_place_listeners_ < kMaxInPlaceListeners) {
+      // Served by a pool thread of its own (BrokerOptions::listener_in_place): it waits for
+      // the listener and answers each call itself, without the loop's hand-off.
+      ++in_place_listeners_;
+      pool_->Submit([this, shared = w.shared, id = w.id, life = life_] {
+        ServeListenerInPlace(shared, id, life);
+      });
+      return FinishHello(w, request);
+    }
     struct epoll_event e = {};
     e.events = EPOLLIN;
     e.data.u64 = Key(w.id, kListener);
@@ -35,6 +44,10 @@ bool Broker::Impl::HandleHello(Worker& w, const DecodedRequest& request, UniqueF
     }
     w.listener_registered = true;
   }
+  return FinishHello(w, request);
+}
+
+bool Broker::Impl::FinishHello(Worker& w, const DecodedRequest& request) {
   // The phase changes before the answer is sent: a worker that exits before reading
   // it (it does not wait for it) has still said hello.
   w.phase = Phase::kServing;

@@ -231,6 +231,10 @@ absl::StatusOr<std::pair<Channel, Channel>> WorkerChannelPair();
 // at most 21 x (live workers) in all: a broker that is not root keeps its RLIMIT_NOFILE
 // above that.
 inline constexpr int kMaxUnreadAnswerBytes = 16 * 1024;
+// BrokerOptions::listener_in_place: at most this many workers at once are served by a
+// pool thread of their own; the others' listeners go to the serving loop as usual, so
+// the pool (64 threads) always has threads for brokered calls.
+inline constexpr int kMaxInPlaceListeners = 4;
 // How a worker ended for kAnswersUnread says it.
 std::string UnreadAnswersReason();
 
@@ -353,7 +357,7 @@ class Broker::Impl {
         audit_(audit) {}
   ~Impl();
 
-  absl::Status Start(size_t pool_threads, bool pool_threads_async);
+  absl::Status Start(size_t pool_threads);
   // What the destructor does first (Broker::Shutdown): every worker not yet reaped is
   // SIGKILLed, the serving thread stopped, the pool ended, tasks that still touch the
   // broker waited for, the path handler detached from the audit log, the workers reaped.
@@ -395,11 +399,17 @@ class Broker::Impl {
   void Kill(WorkerId id);
   pid_t pid(WorkerId id) const;
   size_t live() const;
+  int InPlaceListeners() const {
+    absl::MutexLock lock(&mu_);
+    return in_place_listeners_;
+  }
 
   const std::shared_ptr<FilterCache> filters_;  // BrokerOptions::filters, or its own
   // Fresh network and IPC namespaces for workers (SpawnCommon); its thread starts at the
   // first spawn that asks for either, or at Create (BrokerOptions).
   NamespaceStock namespaces_;
+  // BrokerOptions::listener_in_place; set by Create before Start, read-only afterwards.
+  bool listener_in_place_ = false;
   // BrokerOptions::exec_roots (may be null).
   const std::shared_ptr<ExecRoots> exec_roots_;
 
@@ -431,6 +441,8 @@ class Broker::Impl {
   // broker_hello.cc: takes the seccomp listener, moves the worker to kServing.
   bool HandleHello(Worker& w, const DecodedRequest& request, UniqueFd* attached, int nfds)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The rest of HandleHello once the listener is watched: the phase, the audit line, the reply.
+  bool FinishHello(Worker& w, const DecodedRequest& request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // broker_files.cc: an explicit open: answered here when FsPolicy::OpenWithoutBlocking
   // decides it (kInline in fs_policy.h), else on the pool (see OpenForWorker).
   bool HandleOpen(Worker& w, const DecodedRequest& request, UniqueFd* attached, int nfds)
@@ -457,6 +469,18 @@ class Broker::Impl {
   void Loop();
   void HandleChannel(Worker& w, int max_messages) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleNotification(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Receives one notification of the worker's listener. A path call is returned (`*req`,
+  // `*call`; the worker's path_call_in_flight set and counted in calls_in_flight_), for the
+  // caller to serve with ServePathCall; anything else is answered here (a refusal, the
+  // worker ended for a violation).
+  enum class Received { kNothing, kPathCall, kListenerDead };
+  Received ReceiveNotification(Worker& w, struct seccomp_notif* req,
+                               std::optional<PathCall>* call) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // BrokerOptions::listener_in_place: runs on a pool thread for the worker's life, waits
+  // for its listener and serves each path call itself (no hand-off from the loop). Ends
+  // when the worker ends, the broker stops, or `life` is gone.
+  void ServeListenerInPlace(std::shared_ptr<WorkerShared> shared, WorkerId id,
+                            std::shared_ptr<BrokerLife> life);
   void ArmListener(WorkerShared& shared, WorkerId id, bool on);
   void ArmChannel(Worker& w, bool on) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands `call` to the pool (one channel call per worker at a time: its channel is not
@@ -508,6 +532,9 @@ class Broker::Impl {
   std::unique_ptr<PathHandler> paths_;
   std::unique_ptr<TaskPool> pool_;
   std::atomic<int> calls_in_flight_{0};
+  // The workers served by ServeListenerInPlace (each holds a pool thread for its life), at
+  // most kMaxInPlaceListeners.
+  int in_place_listeners_ ABSL_GUARDED_BY(mu_) = 0;
   UniqueFd epoll_;
   UniqueFd wake_;
   UniqueFd dev_null_;  // the forked workers' stdio (LockdownSpec::null_fd)

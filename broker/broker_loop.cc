@@ -59,6 +59,77 @@ constexpr absl::Duration kBrokeredCallDeadline = absl::Seconds(10);
 }  // namespace
 
 void Broker::Impl::HandleNotification(Worker& w) {
+  struct seccomp_notif req;
+  std::optional<PathCall> call;
+  switch (ReceiveNotification(w, &req, &call)) {
+    case Received::kNothing:
+      return;
+    case Received::kListenerDead:
+      // The listener is dead (worker gone): stop watching it.
+      epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.shared->listener.get(), nullptr);
+      w.listener_registered = false;
+      return;
+    case Received::kPathCall:
+      break;
+  }
+  // Off the loop: the open may block (a FIFO, a hung mount). One call per worker at a
+  // time: its listener is not watched until this one is answered.
+  ArmListener(*w.shared, w.id, false);
+  pool_->Submit([this, shared = w.shared, id = w.id, r = req, c = *std::move(call),
+                 paths = paths_.get(), life = life_]() mutable {
+    ServePathCall(std::move(shared), id, r, std::move(c), paths, std::move(life));
+  });
+}
+
+void Broker::Impl::ServeListenerInPlace(std::shared_ptr<WorkerShared> shared, WorkerId id,
+                                        std::shared_ptr<BrokerLife> life) {
+  const int listener = shared->listener.get();
+  for (;;) {
+    // The worker's next call, or its end (the filter has no task left: POLLHUP). The
+    // timeout only bounds how long a broker that is gone keeps this thread.
+    struct pollfd p = {listener, POLLIN, 0};
+    const int ready = poll(&p, 1, 100);
+    if (ready < 0 && errno != EINTR) break;
+    if (ready > 0 && (p.revents & POLLIN) == 0) break;  // POLLHUP, POLLERR, POLLNVAL
+    struct seccomp_notif req;
+    std::optional<PathCall> call;
+    PathHandler* paths = nullptr;
+    bool throttled = false;
+    {
+      absl::ReaderMutexLock alive(&life->mu);
+      if (life->gone) return;  // `this` may be gone
+      absl::MutexLock lock(&mu_);
+      if (stop_) return;
+      auto it = workers_.find(id);
+      // Reaped: the loop no longer serves such a worker either (Unregister).
+      if (it == workers_.end() || it->second->reaped) break;
+      Worker& w = *it->second;
+      if (w.throttled) {
+        // Its calls wait in the kernel until the loop unthrottles it (NoteRefusal).
+        throttled = true;
+      } else if (ready > 0) {
+        const Received got = ReceiveNotification(w, &req, &call);
+        if (got == Received::kListenerDead) break;
+        if (got == Received::kPathCall) paths = paths_.get();
+      }
+    }
+    if (throttled) {
+      absl::SleepFor(absl::Milliseconds(5));
+      continue;
+    }
+    // Counted in calls_in_flight_ (under life->mu, before `gone`): Shutdown leaks the
+    // handler rather than free it under this call.
+    if (paths != nullptr) ServePathCall(shared, id, req, *std::move(call), paths, life);
+  }
+  // The worker's thread is given back (the cap counts only live workers).
+  absl::ReaderMutexLock alive(&life->mu);
+  if (life->gone) return;
+  absl::MutexLock lock(&mu_);
+  --in_place_listeners_;
+}
+
+Broker::Impl::Received Broker::Impl::ReceiveNotification(Worker& w, struct seccomp_notif* out,
+                                                         std::optional<PathCall>* call_out) {
   // The kernel tells us which syscall a worker thread is blocked in. Sizes come from the
   // kernel (SECCOMP_GET_NOTIF_SIZES); the buffers are at least as large as our headers.
   alignas(8) char req_buf[512];
@@ -66,17 +137,14 @@ void Broker::Impl::HandleNotification(Worker& w) {
   if (notif_sizes_.seccomp_notif > sizeof(req_buf) ||
       notif_sizes_.seccomp_notif_resp > sizeof(resp_buf)) {
     End(w, WorkerResult::Kind::kProtocolError, "seccomp notification too large");
-    return;
+    return Received::kNothing;
   }
   memset(req_buf, 0, sizeof(req_buf));
   auto* req = reinterpret_cast<struct seccomp_notif*>(req_buf);
   const int listener = w.shared->listener.get();
   if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, req) != 0) {
-    if (errno == EINTR || errno == ENOENT || errno == EAGAIN) return;  // interrupted/died
-    // The listener is dead (worker gone): stop watching it.
-    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listener, nullptr);
-    w.listener_registered = false;
-    return;
+    if (errno == EINTR || errno == ENOENT || errno == EAGAIN) return Received::kNothing;
+    return Received::kListenerDead;
   }
   {
     const Arch call_arch = req->data.arch == AUDIT_ARCH_AARCH64 ? Arch::kAarch64 : Arch::kX86_64;
@@ -86,17 +154,12 @@ void Broker::Impl::HandleNotification(Worker& w) {
                              reinterpret_cast<const uint64_t*>(req->data.args))
             : std::nullopt;
     if (call.has_value()) {
-      // Off the loop: the open may block (a FIFO, a hung mount). One call per worker at a
-      // time: its listener is not watched until this one is answered.
       w.path_call_in_flight = true;
       w.path_call_started = MonotonicNow();
-      ArmListener(*w.shared, w.id, false);
       ++calls_in_flight_;
-      pool_->Submit([this, shared = w.shared, id = w.id, r = *req, c = *std::move(call),
-                     paths = paths_.get(), life = life_]() mutable {
-        ServePathCall(std::move(shared), id, r, std::move(c), paths, std::move(life));
-      });
-      return;
+      *out = *req;
+      *call_out = std::move(call);
+      return Received::kPathCall;
     }
   }
   Violation v;
@@ -133,10 +196,11 @@ void Broker::Impl::HandleNotification(Worker& w) {
     // Kill first, so the refused thread never runs again.
     w.result.violation = v;
     End(w, WorkerResult::Kind::kViolation, v.ToString());
-    return;
+    return Received::kNothing;
   }
   // ENOENT: the thread was killed meanwhile; nothing to answer.
   ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, resp);
+  return Received::kNothing;
 }
 
 void Broker::Impl::ArmChannel(Worker& w, bool on) {

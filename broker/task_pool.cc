@@ -17,8 +17,6 @@ struct TaskPool::State {
   size_t threads ABSL_GUARDED_BY(mu) = 0;
   size_t idle ABSL_GUARDED_BY(mu) = 0;
   size_t running ABSL_GUARDED_BY(mu) = 0;
-  // Threads of PrestartAsync not yet idle: Submit counts them as idle.
-  size_t starting ABSL_GUARDED_BY(mu) = 0;
   bool stop ABSL_GUARDED_BY(mu) = false;
   size_t min_threads = 0;
   size_t max_threads = 0;
@@ -42,13 +40,13 @@ void TaskPool::Submit(std::function<void()> task) {
     absl::MutexLock lock(&state_->mu);
     if (state_->stop) return;
     state_->queue.push_back(std::move(task));
-    if (state_->idle + state_->starting < state_->queue.size() &&
+    if (state_->idle < state_->queue.size() &&
         state_->threads < state_->max_threads) {
       ++state_->threads;
       start = true;
     }
   }
-  if (start) StartThread(/*warm=*/false, /*counted_starting=*/false);
+  if (start) StartThread(/*warm=*/false);
 }
 
 namespace {
@@ -71,32 +69,26 @@ __attribute__((noinline)) void WarmThread() {
 
 }  // namespace
 
-void TaskPool::StartThread(bool warm, bool counted_starting) {
+void TaskPool::StartThread(bool warm) {
   // Threads of the broker never take SIGPIPE (a worker that went away is an errno).
   sigset_t block, old;
   sigemptyset(&block);
   sigaddset(&block, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &block, &old);
-  std::thread(Run, state_, warm, counted_starting).detach();
+  std::thread(Run, state_, warm).detach();
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
-size_t TaskPool::StartPrestarted(size_t n, bool count_starting) {
+void TaskPool::Prestart(size_t n) {
   size_t start = 0;
   {
     absl::MutexLock lock(&state_->mu);
     if (n > state_->max_threads) n = state_->max_threads;
-    if (state_->stop || state_->threads >= n) return n;
+    if (state_->stop || state_->threads >= n) return;
     start = n - state_->threads;
     state_->threads = n;
-    if (count_starting) state_->starting += start;
   }
-  for (size_t i = 0; i < start; ++i) StartThread(/*warm=*/true, count_starting);
-  return n;
-}
-
-void TaskPool::Prestart(size_t n) {
-  n = StartPrestarted(n, /*count_starting=*/false);
+  for (size_t i = 0; i < start; ++i) StartThread(/*warm=*/true);
   absl::MutexLock lock(&state_->mu);
   auto idle = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     return state_->stop || state_->idle >= n;
@@ -104,24 +96,18 @@ void TaskPool::Prestart(size_t n) {
   state_->mu.Await(absl::Condition(&idle));
 }
 
-void TaskPool::PrestartAsync(size_t n) { (void)StartPrestarted(n, /*count_starting=*/true); }
-
 size_t TaskPool::ThreadsForTesting() {
   absl::MutexLock lock(&state_->mu);
   return state_->threads;
 }
 
-void TaskPool::Run(std::shared_ptr<State> state, bool warm, bool counted_starting) {
+void TaskPool::Run(std::shared_ptr<State> state, bool warm) {
   if (warm) WarmThread();
   for (;;) {
     std::function<void()> task;
     {
       absl::MutexLock lock(&state->mu);
       ++state->idle;
-      if (counted_starting) {
-        --state->starting;  // idle now: counted as such from here on
-        counted_starting = false;
-      }
       auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) {
         return state->stop || !state->queue.empty();
       };

@@ -39,21 +39,13 @@ class TaskPool {
   // the first task pays neither.
   void Prestart(size_t n);
 
-  // The same threads (warmed the same way), without waiting for them: returns once they
-  // are created. Until a thread is idle it counts as one for Submit, so a task submitted
-  // meanwhile waits for it instead of starting another thread. Only for a caller that
-  // forks nothing while they start (vow run: its broker's only child is SpawnExec's
-  // CLONE_VM child, which runs async-signal-safe code and execs).
-  void PrestartAsync(size_t n);
-
   // For tests: the threads the pool has (started and not ended).
   size_t ThreadsForTesting();
 
  private:
   struct State;
-  static void Run(std::shared_ptr<State> state, bool warm, bool counted_starting);
-  void StartThread(bool warm, bool counted_starting);
-  size_t StartPrestarted(size_t n, bool count_starting);
+  static void Run(std::shared_ptr<State> state, bool warm);
+  void StartThread(bool warm);
   std::shared_ptr<State> state_;
 };
 

@@ -176,19 +176,19 @@ int ExplainRun(const Policy& policy, const RunFlags& flags) {
 // The exec image's seccomp program, compiled on a thread of its own while the broker
 // starts (Broker::Create resolves the libc set, Prepare opens the rules): the compile is
 // the largest piece of `vow run`'s own work (README "Start-up"). No fork happens while
-// it runs (Create and Prepare start threads, fork nothing; the root's child, made by the
-// main thread meanwhile, is a CLONE_VM | CLONE_VFORK child that copies nothing; the
-// spawn's child is cloned after Wait), and nothing else compiles meanwhile (CompileExecProgram). An error is not
+// it runs (Create and Prepare start threads, fork nothing; the spawn's child is cloned
+// after Wait), and nothing else compiles meanwhile (CompileExecProgram). An error is not
 // reported here: the spawn then compiles again and reports it.
 //
 // The worker's empty root (PrepareExecRoot: a mount namespace the spawn's child enters
 // with setns instead of copying the host's mount tree, building the root and detaching
-// the old one, README "Start-up, round 6") is made once, by whichever of the two threads
-// is free first (README "Start-up, round 7"): the compile thread after the compile, or
-// the main thread after Prepare (MakeRootUnlessClaimed). Its detaching unmount sleeps in
-// the kernel (an expedited RCU grace period), which then overlaps the other thread's work
-// instead of the child's lock-down. An error is not reported either: the child then
-// builds its own root, and fails there if it cannot.
+// the old one, README "Start-up, round 6") is made by the compile thread after the
+// compile (its child is a CLONE_VM | CLONE_VFORK child that copies nothing). Its
+// detaching unmount sleeps in the kernel (an expedited RCU grace period), which then
+// overlaps the main thread's work instead of the child's lock-down. h52 let the main
+// thread make it when it was free first; no gain was measured (README "Start-up, round
+// 8"), so that was removed. An error is not reported either: the child then builds its
+// own root, and fails there if it cannot.
 class BackgroundCompile {
  public:
   BackgroundCompile(const Policy& policy, SpawnOptions::ExecChannel channel,
@@ -198,7 +198,7 @@ class BackgroundCompile {
         state_(std::make_shared<State>()),
         thread_([filters = filters_, roots = roots_, state = state_, policy, channel, program] {
           (void)CompileExecProgram(*filters, policy, channel);
-          MakeRootOnce(*state, *roots, policy, program);
+          (void)PrepareExecRoot(*roots, policy, program);
           // Before the thread's own exit (its stack's madvise, its arena's release): the
           // spawn waits for this, not for the join.
           state->done.Notify();
@@ -209,11 +209,7 @@ class BackgroundCompile {
 
   const std::shared_ptr<FilterCache>& filters() const { return filters_; }
   const std::shared_ptr<ExecRoots>& roots() const { return roots_; }
-  // Makes the root on the calling thread unless the compile thread has begun it.
-  void MakeRootUnlessClaimed(const Policy& policy, const std::string& program) {
-    MakeRootOnce(*state_, *roots_, policy, program);
-  }
-  // Returns once the compile is done, and the root if that thread made it.
+  // Returns once the compile and the root are done.
   void Wait() { state_->done.WaitForNotification(); }
   void Join() {
     if (thread_.joinable()) thread_.join();
@@ -221,13 +217,8 @@ class BackgroundCompile {
 
  private:
   struct State {
-    std::atomic<bool> root_claimed{false};
     absl::Notification done;
   };
-  static void MakeRootOnce(State& state, ExecRoots& roots, const Policy& policy,
-                           const std::string& program) {
-    if (!state.root_claimed.exchange(true)) (void)PrepareExecRoot(roots, policy, program);
-  }
 
   std::shared_ptr<FilterCache> filters_;
   std::shared_ptr<ExecRoots> roots_;
@@ -256,17 +247,14 @@ absl::StatusOr<WorkerResult> RunProgram(const Policy& policy, const std::vector<
   options.namespace_stock_once = true;
   // The thread that answers the loader's calls, started now rather than at its execve.
   options.pool_threads_at_create = 1;
-  // Not waited for: it starts and warms on the other CPU while this thread goes on (the
-  // loader's first call is ~1 ms away). Only when this broker forks nothing: with
-  // execpromises its spawn forks the exec tracer's helper.
-  options.pool_threads_at_create_async = !policy.exec_promises.has_value();
+  // Its one worker's calls answered by that thread, without the serving loop's hand-off.
+  options.listener_in_place = true;
   absl::StatusOr<std::unique_ptr<Broker>> broker = Broker::Create(options);
   if (!broker.ok()) return broker.status();
   // Prepare compiles the execpromises' program itself: not while the other compile runs.
   if (policy.exec_promises.has_value()) compile.Join();
   auto prepared = (*broker)->Prepare(policy);
   if (!prepared.ok()) return prepared.status();
-  compile.MakeRootUnlessClaimed(policy, argv[0]);
   compile.Wait();
   SpawnOptions spawn;
   spawn.stdin_fd = STDIN_FILENO;

@@ -346,5 +346,92 @@ TEST(CallDeadlineTest, TheBrokerGoesWhileCallsAreStuck) {
   EXPECT_EQ(result->exit_code, 3) << result->ToString();
 }
 
+// BrokerOptions::listener_in_place (README "Start-up, round 8"): the path call is served
+// by the worker's own listener thread, and the deadline still ends the worker; its second
+// thread's call, queued meanwhile, is not received (the thread is in the stuck call, not
+// watching the listener), and the broker does not spin.
+TEST(CallDeadlineTest, StalledPathCallServedInPlaceEndsItsWorker) {
+  testing::TempDir dir;
+  const std::string file = dir.WriteFile("locked", "contents");
+  BrokerOptions options;
+  options.listener_in_place = true;
+  auto broker = Broker::Create(options);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  StuckWriter stuck(file);
+  ASSERT_EQ(stuck.error(), "");
+  Policy policy;
+  policy.promises.insert(Promise::kWpath);
+  policy.promises.insert(Promise::kThread);
+  PathRule rule;
+  rule.path = dir.path();
+  rule.write = true;
+  policy.paths.push_back(rule);
+  const absl::Time start = absl::Now();
+  auto id = (*broker)->Spawn(policy, [file](Client&) {
+    std::thread([file] {
+      usleep(300000);
+      (void)open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    }).detach();
+    int fd = open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    return fd >= 0 ? 20 : 21;
+  });
+  ASSERT_TRUE(id.ok()) << id.status();
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_EQ((*broker)->InPlaceListenersForTesting(), 1);
+  struct timespec cpu0, cpu1;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
+  absl::SleepFor(absl::Seconds(5));
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+  const absl::Duration cpu = absl::DurationFromTimespec(cpu1) - absl::DurationFromTimespec(cpu0);
+  auto result = (*broker)->Wait(*id, absl::Seconds(40));
+  const absl::Duration took = absl::Now() - start;
+  stuck.Release();
+  ASSERT_TRUE(result.ok()) << "the worker whose open() path call stalled in place was not "
+                              "ended within 40 s: "
+                           << result.status();
+  EXPECT_EQ(result->kind, Kind::kLimitExceeded) << result->reason;
+  EXPECT_THAT(result->reason, HasSubstr("a brokered call did not finish within 10s"));
+  EXPECT_GE(took, absl::Seconds(10));
+  EXPECT_LT(cpu, absl::Milliseconds(300)) << "the broker used " << cpu << " of CPU in 5 s";
+}
+
+// TheBrokerGoesWhileCallsAreStuck with the path call served in place: the broker is
+// destroyed while its worker's listener thread is in the stuck call; released afterwards,
+// that thread finishes the call and leaves without touching the broker (ASan, in
+// ./test.sh, would see a use after free).
+TEST(CallDeadlineTest, TheBrokerGoesWhileAPathCallIsStuckInPlace) {
+  testing::TempDir dir;
+  const std::string file = dir.WriteFile("locked", "contents");
+  StuckWriter stuck(file);  // outlives the broker
+  ASSERT_EQ(stuck.error(), "");
+  BrokerOptions options;
+  options.listener_in_place = true;
+  auto broker = Broker::Create(options);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  Policy policy;
+  policy.promises.insert(Promise::kWpath);
+  PathRule rule;
+  rule.path = dir.path();
+  rule.write = true;
+  policy.paths.push_back(rule);
+  auto id = (*broker)->Spawn(policy, [file](Client&) {
+    return open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC) >= 0 ? 20 : 21;
+  });
+  ASSERT_TRUE(id.ok()) << id.status();
+  absl::SleepFor(absl::Milliseconds(500));  // the call is stuck by now
+  EXPECT_EQ((*broker)->InPlaceListenersForTesting(), 1);
+  broker->reset();
+  stuck.Release();
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(stuck.write_result(), static_cast<ssize_t>(sysconf(_SC_PAGESIZE)));
+  auto again = Broker::Create(options);
+  ASSERT_TRUE(again.ok()) << again.status();
+  auto next = (*again)->Spawn(Policy{}, [](Client&) { return 3; });
+  ASSERT_TRUE(next.ok()) << next.status();
+  auto result = (*again)->Wait(*next, absl::Seconds(10));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 3) << result->ToString();
+}
+
 }  // namespace
 }  // namespace vow

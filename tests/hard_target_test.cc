@@ -935,5 +935,216 @@ TEST_F(HardTargetTest, LearningModeIsNotThrottled) {
   EXPECT_EQ(watch.Episodes(*id), 0) << "200 refusals in learning mode were throttled";
 }
 
+// ---- BrokerOptions::listener_in_place (README "Start-up, round 8") ----
+
+// The broker's cap (broker_internal.h, kMaxInPlaceListeners).
+constexpr int kMaxInPlaceListeners = 4;
+
+// A broker whose workers' listeners are each served by a pool thread of their own.
+class InPlaceListenerTest : public HardTargetTest {
+ protected:
+  void SetUp() override {
+    BrokerOptions options;
+    options.listener_in_place = true;
+    auto broker = Broker::Create(options);
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    broker_ = std::move(*broker);
+  }
+
+  // Waits up to 5 s for the broker's count of in-place listeners to be `want`.
+  int AwaitInPlace(int want) {
+    const uint64_t start = MonotonicNs();
+    int n = broker_->InPlaceListenersForTesting();
+    while (n != want && MonotonicNs() - start < 5'000'000'000ull) {
+      usleep(2000);
+      n = broker_->InPlaceListenersForTesting();
+    }
+    return n;
+  }
+};
+
+// Latencies (ns) of `n` open()s of `path` (path calls), sorted; empty on a failure.
+std::vector<uint64_t> TimePathCallOpens(const std::string& path, int n) {
+  std::vector<uint64_t> out;
+  for (int i = 0; i < n; ++i) {
+    uint64_t t0 = MonotonicNs();
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    uint64_t t = MonotonicNs() - t0;
+    if (fd < 0) return {};
+    close(fd);
+    out.push_back(t);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// StalledCallDoesNotStallAnotherWorkerAndKillIsPrompt with path calls served in place: the
+// busy worker's O_TRUNC open()s wait behind its other thread's 128 MiB pwrites on its own
+// listener's thread, and the innocent worker's open()s, on theirs, keep their latency
+// (worst under max(300 ms, 100 x quiet p50)). Both are served in place.
+TEST_F(InPlaceListenerTest, AStalledPathCallHoldsOnlyItsOwnWorker) {
+  testing::TempDir dir;
+  std::string small = dir.WriteFile("ro/small", "x");
+  std::string big = dir.WriteFile("rw/big", "");
+  constexpr int kOpens = 200;
+  Policy innocent_policy;
+  innocent_policy.promises.insert(Promise::kRpath);
+  innocent_policy.paths.push_back(PathRule{dir.path() + "/ro", /*read=*/true});
+  Counted innocent = SpawnCounted(*broker_, innocent_policy, [&](Client&) {
+    std::vector<uint64_t> quiet = TimePathCallOpens(small, kOpens);
+    if (quiet.empty()) return 1;
+    uint64_t q[2] = {quiet[kOpens / 2], quiet.back()};
+    if (write(1, q, sizeof(q)) != sizeof(q)) return 2;
+    char go;
+    if (read(0, &go, 1) != 1) return 3;
+    std::vector<uint64_t> loaded = TimePathCallOpens(small, kOpens);
+    if (loaded.empty()) return 4;
+    uint64_t l[2] = {loaded[kOpens / 2], loaded.back()};
+    return write(1, l, sizeof(l)) == sizeof(l) ? 0 : 5;
+  });
+  ASSERT_TRUE(innocent.id.ok()) << innocent.id.status();
+  uint64_t quiet[2] = {0, 0};
+  ASSERT_TRUE(ReadExactly(innocent.out, quiet, sizeof(quiet)));
+
+  Policy busy_policy;
+  busy_policy.promises.insert(Promise::kThread);
+  busy_policy.promises.insert(Promise::kWpath);
+  PathRule write_rule;
+  write_rule.path = dir.path() + "/rw";
+  write_rule.write = true;
+  busy_policy.paths.push_back(write_rule);
+  Counted busy = SpawnCounted(*broker_, busy_policy, [&](Client&) {
+    int out = open(big.c_str(), O_WRONLY | O_CLOEXEC);
+    if (out < 0) return 1;
+    constexpr size_t kChunk = size_t{128} << 20;
+    void* zeros = mmap(nullptr, kChunk, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                       -1, 0);
+    if (zeros == MAP_FAILED) return 2;
+    std::thread writer([&] {
+      for (;;) {
+        if (pwrite(out, zeros, kChunk, 0) < 0) _exit(3);
+      }
+    });
+    writer.detach();
+    int first = open(big.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (first < 0) return 4;
+    close(first);
+    if (write(1, "b", 1) != 1) return 5;
+    for (;;) {
+      int t = open(big.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+      if (t < 0) return 6;
+      close(t);
+    }
+  });
+  ASSERT_TRUE(busy.id.ok()) << busy.id.status();
+  char started;
+  if (!ReadExactly(busy.out, &started, 1)) {
+    broker_->Kill(*busy.id);
+    broker_->Kill(*innocent.id);
+    FAIL() << "the busy worker did not start: " << Await(busy.id).ToString();
+  }
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(broker_->InPlaceListenersForTesting(), 2);
+
+  ASSERT_EQ(write(innocent.go, "g", 1), 1);
+  uint64_t loaded[2] = {0, 0};
+  const bool got = ReadExactly(innocent.out, loaded, sizeof(loaded));
+  broker_->Kill(*busy.id);
+  WorkerResult busy_result = Await(busy.id, absl::Seconds(10));
+  WorkerResult innocent_result = Await(innocent.id);
+  ASSERT_TRUE(got) << "the innocent worker did not report its loaded latencies";
+  EXPECT_EQ(innocent_result.kind, Kind::kExited) << innocent_result.ToString();
+  EXPECT_EQ(innocent_result.exit_code, 0) << innocent_result.ToString();
+  EXPECT_EQ(busy_result.kind, Kind::kSignaled) << busy_result.ToString();
+  const uint64_t bound = std::max<uint64_t>(300'000'000, 100 * quiet[0]);
+  printf("innocent open()s in place: quiet p50 %lu us, max %lu us; beside a stalled worker "
+         "p50 %lu us, max %lu us\n",
+         quiet[0] / 1000, quiet[1] / 1000, loaded[0] / 1000, loaded[1] / 1000);
+  EXPECT_LT(loaded[1], bound) << "quiet p50 " << quiet[0] / 1000 << " us; with a stalled "
+                              << "worker p50 " << loaded[0] / 1000 << " us, max "
+                              << loaded[1] / 1000 << " us";
+  for (const Counted* c : {&busy, &innocent}) {
+    close(c->go);
+    close(c->out);
+  }
+}
+
+// At most kMaxInPlaceListeners workers hold a pool thread at once; the others are served
+// by the loop (their calls are answered all the same). A worker's thread is given back
+// when it ends, so the next worker is served in place again.
+TEST_F(InPlaceListenerTest, AtMostFourWorkersAreServedInPlaceAndTheirThreadsComeBack) {
+  testing::TempDir dir;
+  const std::string small = dir.WriteFile("small", "x");
+  Policy policy;
+  policy.promises.insert(Promise::kRpath);
+  policy.paths.push_back(PathRule{dir.path(), /*read=*/true});
+  auto main = [&](Client&) {
+    char c;
+    if (read(0, &c, 1) != 1) return 1;
+    return access(small.c_str(), R_OK) == 0 ? 0 : 2;
+  };
+  std::vector<Counted> workers;
+  for (int i = 0; i < 6; ++i) {
+    workers.push_back(SpawnCounted(*broker_, policy, main));
+    ASSERT_TRUE(workers.back().id.ok()) << workers.back().id.status();
+  }
+  EXPECT_EQ(AwaitInPlace(kMaxInPlaceListeners), kMaxInPlaceListeners);
+  absl::SleepFor(absl::Milliseconds(200));  // every hello is in by now
+  EXPECT_EQ(broker_->InPlaceListenersForTesting(), kMaxInPlaceListeners);
+  for (Counted& c : workers) ASSERT_EQ(write(c.go, "g", 1), 1);
+  for (Counted& c : workers) {
+    WorkerResult r = Await(c.id);
+    EXPECT_EQ(r.kind, Kind::kExited) << r.ToString();
+    EXPECT_EQ(r.exit_code, 0) << r.ToString();
+    close(c.go);
+    close(c.out);
+  }
+  EXPECT_EQ(AwaitInPlace(0), 0) << "the ended workers' threads were not given back";
+  Counted next = SpawnCounted(*broker_, policy, main);
+  ASSERT_TRUE(next.id.ok()) << next.id.status();
+  EXPECT_EQ(AwaitInPlace(1), 1);
+  ASSERT_EQ(write(next.go, "g", 1), 1);
+  WorkerResult r = Await(next.id);
+  EXPECT_EQ(r.exit_code, 0) << r.ToString();
+  close(next.go);
+  close(next.out);
+}
+
+// The refusal throttle holds for a worker served in place: a flood of refused open()s
+// for 1.5 s gets at most the burst plus the rate, in one audited episode.
+TEST_F(InPlaceListenerTest, AFloodOfRefusalsServedInPlaceIsThrottled) {
+  Policy policy;
+  policy.promises.insert(Promise::kRpath);
+  constexpr uint64_t kWindowNs = 1'500'000'000ull;
+  Counted flooder = SpawnCounted(*broker_, policy, [&](Client&) {
+    char c;
+    if (read(0, &c, 1) != 1) return 1;
+    const uint64_t t0 = MonotonicNs();
+    uint64_t count = 0;
+    while (MonotonicNs() - t0 < kWindowNs) {
+      if (open("/etc/shadow", O_RDONLY | O_CLOEXEC) >= 0 || errno != ENOENT) return 2;
+      ++count;
+    }
+    uint64_t out[2] = {count, MonotonicNs() - t0};
+    return write(1, out, sizeof(out)) == sizeof(out) ? 0 : 3;
+  });
+  ASSERT_TRUE(flooder.id.ok()) << flooder.id.status();
+  EXPECT_EQ(AwaitInPlace(1), 1);
+  ASSERT_EQ(write(flooder.go, "g", 1), 1);
+  ThrottleWatch watch(*broker_);
+  uint64_t got[2] = {0, 0};
+  ASSERT_TRUE(ReadExactly(flooder.out, got, sizeof(got)));
+  WorkerResult r = Await(flooder.id);
+  EXPECT_EQ(r.exit_code, 0) << r.ToString();
+  watch.Poll();
+  const double seconds = static_cast<double>(got[1]) / 1e9;
+  EXPECT_LE(static_cast<double>(got[0]), kRefusalBurst + kRefusalsPerSecond * seconds + 2)
+      << got[0] << " refusals in " << seconds << " s: not throttled";
+  EXPECT_GE(got[0], static_cast<uint64_t>(kRefusalBurst)) << "the burst was not served";
+  EXPECT_EQ(watch.Episodes(*flooder.id), 1) << "one throttle episode, audited once";
+  close(flooder.go);
+  close(flooder.out);
+}
+
 }  // namespace
 }  // namespace vow

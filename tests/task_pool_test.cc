@@ -96,28 +96,6 @@ TEST(TaskPoolTest, PrestartedThreadsHaveTheirArenaAndStackBeforeTheFirstTask) {
   EXPECT_EQ(FaultsOfTheFirstTask(/*prestart=*/true), 0);
 }
 
-// PrestartAsync does not wait for its thread, and a task submitted before that thread is
-// idle (it is still starting and warming: tens of microseconds) waits for it instead of
-// starting a second one. Twenty fresh pools, each task submitted right after
-// PrestartAsync: the pool never has more than the one thread.
-TEST(TaskPoolTest, AsyncPrestartedThreadTakesATaskSubmittedWhileItStarts) {
-  const int before = Threads();
-  for (int round = 0; round < 20; ++round) {
-    {
-      TaskPool pool(1, 8);
-      pool.PrestartAsync(1);
-      std::atomic<int> ran{0};
-      pool.Submit([&ran] { ++ran; });
-      for (int i = 0; i < 200 && ran.load() == 0; ++i) usleep(10000);
-      ASSERT_EQ(ran.load(), 1);
-      ASSERT_EQ(pool.ThreadsForTesting(), 1u) << "round " << round;
-    }
-    // The thread ends after the pool (its destructor does not wait): gone before the
-    // next round, and before the next test counts threads.
-    ASSERT_EQ(ThreadsSettleAt(before), before);
-  }
-}
-
 TEST(TaskPoolTest, BrokerStartsItsPoolThreadsAtCreateWhenAsked) {
   const int before = Threads();
   {
@@ -133,15 +111,6 @@ TEST(TaskPoolTest, BrokerStartsItsPoolThreadsAtCreateWhenAsked) {
     auto broker = Broker::Create(options);
     ASSERT_TRUE(broker.ok()) << broker.status();
     // The serving thread and one pool thread, waiting for the first call.
-    EXPECT_EQ(ThreadsSettleAt(before + 2), before + 2);
-  }
-  ASSERT_EQ(ThreadsSettleAt(before), before);
-  {
-    BrokerOptions options;
-    options.pool_threads_at_create = 1;
-    options.pool_threads_at_create_async = true;
-    auto broker = Broker::Create(options);
-    ASSERT_TRUE(broker.ok()) << broker.status();
     EXPECT_EQ(ThreadsSettleAt(before + 2), before + 2);
   }
   EXPECT_EQ(ThreadsSettleAt(before), before);
