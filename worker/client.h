@@ -83,7 +83,7 @@ class Client {
   // The broker's answer to a granted open or connect, Response{id, fd}, framed as
   // Channel::Send frames it: every word but fd_answer_id_word_ is the same in every such
   // answer. An answer equal to it, with the id asked for, is decoded by comparing words
-  // (no reader: ~0.2 us less on every brokered open, README "Open, round 6"); anything
+  // (no reader: ~0.1 us less on every brokered open, README "Open, round 6"); anything
   // else (an error, a time, a stale id, another layout) takes the reader as before.
   // fd_answer_words_ == 0: not learnt, every answer takes the reader.
   static constexpr size_t kFdAnswerMaxWords = 8;
