@@ -13,14 +13,76 @@
 #include "ipc/protocol.capnp.h"
 
 namespace vow {
+namespace {
+
+// Response{id, fd} as the broker builds it (SendFdOrError, broker/broker_wire.cc) and
+// frames it (Channel::Send: one segment, a one-word table), into `out`. Returns its words,
+// or 0 if it does not fit or capnp refuses.
+size_t FrameFdAnswer(uint64_t id, capnp::word* out, size_t max_words) {
+  size_t words = 0;
+  KJ_IF_MAYBE(exception, kj::runCatchingExceptions([&] {
+    capnp::word space[8] = {};  // a first segment must be zeroed
+    capnp::MallocMessageBuilder builder(kj::arrayPtr(space, 8));
+    auto response = builder.initRoot<wire::Response>();
+    response.setId(id);
+    response.setFd();
+    auto segments = builder.getSegmentsForOutput();
+    if (segments.size() != 1 || segments[0].size() + 1 > max_words) return;
+    const uint32_t table[2] = {0, static_cast<uint32_t>(segments[0].size())};
+    memcpy(out, table, sizeof(table));
+    memcpy(out + 1, segments[0].begin(), segments[0].size() * sizeof(capnp::word));
+    words = segments[0].size() + 1;
+  })) {
+    (void)exception;
+    return 0;
+  }
+  return words;
+}
+
+}  // namespace
 
 Client::Client(int channel_fd) : channel_fd_(channel_fd), channel_(UniqueFd(channel_fd)) {
   reason_[0] = '\0';
+  LearnFdAnswer();
 }
 
 Client::Client(int channel_fd, MessageArena::OnZeroMemory zero)
     : channel_fd_(channel_fd), channel_(UniqueFd(channel_fd)), arena_(zero) {
   reason_[0] = '\0';
+  LearnFdAnswer();
+}
+
+void Client::LearnFdAnswer() {
+  // Two answers that differ only in their id: the id must be exactly one word, the rest
+  // is the fixed part.
+  capnp::word low[kFdAnswerMaxWords], high[kFdAnswerMaxWords];
+  const size_t words = FrameFdAnswer(0, low, kFdAnswerMaxWords);
+  if (words == 0 || FrameFdAnswer(~uint64_t{0}, high, kFdAnswerMaxWords) != words) return;
+  size_t differing = 0, at = 0;
+  for (size_t i = 0; i < words; ++i) {
+    if (memcmp(&low[i], &high[i], sizeof(capnp::word)) != 0) ++differing, at = i;
+  }
+  uint64_t all_ones;
+  memcpy(&all_ones, &high[at], sizeof(all_ones));
+  if (differing != 1 || all_ones != ~uint64_t{0}) return;
+  memcpy(fd_answer_, low, words * sizeof(capnp::word));
+  fd_answer_id_word_ = at;
+  fd_answer_words_ = words;
+}
+
+bool Client::IsFdAnswerTo(uint64_t id) const {
+  // The first word is the framing, which gives the length; CheckFraming has matched it to
+  // the bytes received, so equal words mean an equal message.
+  if (fd_answer_words_ == 0) return false;
+  for (size_t i = 0; i < fd_answer_words_; ++i) {
+    if (i != fd_answer_id_word_ &&
+        memcmp(&receive_buffer_[i], &fd_answer_[i], sizeof(capnp::word)) != 0) {
+      return false;
+    }
+  }
+  uint64_t got;
+  memcpy(&got, &receive_buffer_[fd_answer_id_word_], sizeof(got));
+  return got == id;  // else a stale answer, which the reader path skips
 }
 
 Client::~Client() { (void)channel_.release(); }
@@ -42,6 +104,11 @@ int Client::Exchange(capnp::MessageBuilder& request, uint64_t id, int64_t* secon
     if (CheckFraming(receive_buffer_, n) != 0) {
       if (attached >= 0) ::close(attached);
       return -EBADMSG;
+    }
+    if (IsFdAnswerTo(id)) {
+      // What the reader below would conclude for this message.
+      ++fd_answers_without_reader_;
+      return attached >= 0 ? attached : -EPROTO;
     }
     int result = -EBADMSG;
     bool matched = false;
