@@ -295,13 +295,7 @@ struct ForkServer::State {
   unsigned char hello[256];  // the framed hello every worker sends (LockdownSpec::hello)
   LayerSpec layers;
   LockdownSpec spec;
-  int shared_root = -1;  // owned by `policy`; -1 in the server once it has entered it
-  // The policy's shared network + IPC pair (README "Spawn, round 7"), owned by `policy`,
-  // when it had one at the server's start: the server enters it once (EnterPolicyNamespaces)
-  // and its requests carry no namespace fds. Set before the fork, never changed.
-  int shared_net = -1;
-  int shared_ipc = -1;
-  bool net_ipc_in_server = false;
+  int shared_root = -1;  // owned by `policy`
   int null_fd = -1;      // the server's /dev/null (LockdownSpec::null_fd); server only
   pid_t broker_pid = -1;
   // Found by the server at start-up (ServerMain); meaningful in the server only.
@@ -398,11 +392,11 @@ bool SendReply(int sock, const ForkServerReply& reply, int fd) {
 }
 
 // Closes every fd from 3 up except `a`, `b` and `c` (-1: none).
-void CloseAllExcept(int* keep, int n) {
-  std::sort(keep, keep + n);
+void CloseAllExcept(int a, int b, int c) {
+  int keep[3] = {a, b, c};
+  std::sort(keep, keep + 3);
   unsigned next = 3;
-  for (int i = 0; i < n; ++i) {
-    const int fd = keep[i];
+  for (int fd : keep) {
     if (fd < 3) continue;
     if (static_cast<unsigned>(fd) > next) syscall(SYS_close_range, next, fd - 1, 0);
     next = static_cast<unsigned>(fd) + 1;
@@ -742,42 +736,6 @@ void ServeOne(ForkServer::State& s, int sock, const ForkServerRequest& req, ssiz
   if (pidfd >= 0) close(pidfd);
 }
 
-// The parts of a worker's lock-down that are the same for every worker of the policy and
-// that a clone3 (no CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWIPC, CLONE_FS) inherits, done once
-// here instead of in each worker (README "Spawn, round 8"): the policy's shared root (its
-// mount namespace; setns sets the root and working directory to its root, chdir("/") says
-// so) and the policy's shared network + IPC pair. Every clone then starts in them, as it
-// would be after its own setns; the layers are told (shared_root_entered,
-// shared_net_ipc_entered) and skip those steps. The server loses nothing it uses: after this
-// it opens no path (its probes are done) and makes only unix socket pairs, which work in
-// any network namespace. The fds are closed: neither the server nor a worker holds them.
-// 0, or -errno and *step.
-int EnterPolicyNamespaces(ForkServer::State& s, const char** step) {
-  if (s.shared_net >= 0) {
-    *step = "setns(the policy's network namespace)";
-    if (syscall(SYS_setns, s.shared_net, CLONE_NEWNET) != 0) return -errno;
-    close(s.shared_net);
-    s.shared_net = -1;
-  }
-  if (s.shared_ipc >= 0) {
-    *step = "setns(the policy's IPC namespace)";
-    if (syscall(SYS_setns, s.shared_ipc, CLONE_NEWIPC) != 0) return -errno;
-    close(s.shared_ipc);
-    s.shared_ipc = -1;
-  }
-  s.layers.shared_net_ipc_entered = s.net_ipc_in_server;
-  if (s.shared_root >= 0) {
-    *step = "setns(the policy's shared root)";
-    if (syscall(SYS_setns, s.shared_root, CLONE_NEWNS) != 0) return -errno;
-    *step = "chdir / in the shared root";
-    if (chdir("/") != 0) return -errno;
-    close(s.shared_root);
-    s.shared_root = -1;
-    s.layers.shared_root_entered = true;
-  }
-  return 0;
-}
-
 [[noreturn]] void ServerMain(ForkServer::State& s, int sock, int gate) {
   // Dies with the thread that forked it, and refuses to start if that already happened.
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != s.broker_pid) _exit(1);
@@ -827,10 +785,7 @@ int EnterPolicyNamespaces(ForkServer::State& s, const char** step) {
   s.null_fd = fcntl(null_fd, F_DUPFD_CLOEXEC, 10);
   if (s.null_fd < 0) _exit(1);
   if (null_fd > 2) close(null_fd);
-  {
-    int keep[5] = {sock, s.shared_root, s.null_fd, s.shared_net, s.shared_ipc};
-    CloseAllExcept(keep, 5);
-  }
+  CloseAllExcept(sock, s.shared_root, s.null_fd);
   // No rseq area for the server, so none for its workers: the kernel writes a process's
   // rseq area (the cpu id) on its first return to user space, and in a fresh worker that
   // write is a copy-on-write fault of a TLS page that nothing else of its lock-down writes
@@ -863,10 +818,6 @@ int EnterPolicyNamespaces(ForkServer::State& s, const char** step) {
     } else {
       SetStep(&ready, EIO, "address space size");
     }
-  }
-  if (ready.err == 0) {
-    const char* step = nullptr;
-    if (const int rc = EnterPolicyNamespaces(s, &step); rc != 0) SetStep(&ready, -rc, step);
   }
   if (!SendReply(sock, ready, -1) || ready.err != 0) _exit(0);
 
@@ -1182,16 +1133,6 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   }
   s->layers = policy->layers;
   ASSIGN_OR_RETURN(s->shared_root, SharedRootFor(*policy));
-  {
-    // The policy's shared pair, if it has (or can now take) one: the server enters it once
-    // (EnterPolicyNamespaces). Otherwise each request carries a pair, as before.
-    const NetIpcFds shared_ns = SharedNetIpcFor(*policy, namespaces_);
-    if (shared_ns.net >= 0 || shared_ns.ipc >= 0) {
-      s->shared_net = shared_ns.net;
-      s->shared_ipc = shared_ns.ipc;
-      s->net_ipc_in_server = true;
-    }
-  }
   s->broker_pid = getpid();
   LockdownSpec& spec = s->spec;
   spec.channel_fd = kWorkerChannelFd;
@@ -1400,11 +1341,9 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnFromOnce(ForkServer::State& s,
   Channel& theirs = pair.second;
   // The policy's shared pair if it has one (README "Spawn, round 7"; sent as a fresh
   // pair is, the server and the worker close their copies), else a fresh pair.
-  // None if the server is in the policy's pair already (EnterPolicyNamespaces).
-  const NetIpcFds shared_ns =
-      s.net_ipc_in_server ? NetIpcFds() : SharedNetIpcFor(*s.policy, namespaces_);
-  const bool fresh_ns = !s.net_ipc_in_server && (s.layers.netns || s.layers.ipcns) &&
-                        shared_ns.net < 0 && shared_ns.ipc < 0;
+  const NetIpcFds shared_ns = SharedNetIpcFor(*s.policy, namespaces_);
+  const bool fresh_ns =
+      (s.layers.netns || s.layers.ipcns) && shared_ns.net < 0 && shared_ns.ipc < 0;
   NamespaceStock::Fresh fresh;
   if (fresh_ns) fresh = namespaces_.Take();
   absl::Cleanup refill = [&] {

@@ -933,14 +933,13 @@ std::pair<dev_t, ino_t> DirId(pid_t pid, const char* link) {
   return {st.st_dev, st.st_ino};
 }
 
-// The server enters the policy's shared root and (for a policy that shares one) its network
-// + IPC pair once, and its workers skip those steps (README "Spawn, round 8"): a fresh and
-// a pre-made server-made worker end up exactly as a Spawn()ed worker of the same prepared
-// policy: identity, capability sets (bounding and ambient too), securebits' effect, filter,
-// no_new_privs, limits, the same mount namespace, root and working directory, the same
-// net/ipc (the policy's pair) or, for a policy with a pair per worker, a pair of its own;
-// user and UTS namespaces of its own. A worker that made its own mount namespace, or stayed
-// in the server's (the broker's) one, or unshared its own net/ipc, fails here.
+// A fresh and a pre-made server-made worker end up exactly as a Spawn()ed worker of the
+// same prepared policy (README "Spawn, round 8"): identity, capability sets (bounding and
+// ambient too), filter, no_new_privs, limits, the same mount namespace, root and working
+// directory (the policy's shared root), the same net/ipc (the policy's pair) or, for a
+// policy with a pair per worker, a pair of its own; user and UTS namespaces of its own. A
+// server-made worker that made its own mount namespace, stayed in the broker's, or
+// unshared its own net/ipc fails here.
 TEST(ForkServerPremadeTest, ServerMadeWorkersAreLockedLikeSpawnedOnesOfThePolicy) {
   for (const bool shares : {true, false}) {
     SCOPED_TRACE(shares ? "Policy{} (one net/ipc pair per policy)" : "unix (a pair each)");

@@ -354,21 +354,11 @@ int ApplyLayers(const LayerSpec& spec, const char** failed_step) {
        "ipcns: setns(fresh namespace)", "ipcns: close the fresh namespace's fd"},
       {spec.utsns, CLONE_NEWUTS, "utsns: unshare(CLONE_NEWUTS)", -1, nullptr, nullptr},
   };
-  // Already in the policy's namespaces (a fork server's clone): nothing to enter; a fd
-  // given as well is a caller's mistake (which one would it be in?).
-  *step = "layers: namespaces entered by the fork server and an fd to enter as well";
-  if ((spec.shared_root_entered && spec.shared_root_fd >= 0) ||
-      (spec.shared_net_ipc_entered && (spec.fresh_net_fd >= 0 || spec.fresh_ipc_fd >= 0))) {
-    return -EINVAL;
-  }
-  const bool shared_root =
-      spec.mountns && (spec.shared_root_fd >= 0 || spec.shared_root_entered);
+  const bool shared_root = spec.mountns && spec.shared_root_fd >= 0;
   if (shared_root) {
     // A shared root could be changed by a worker that kept the broker's capabilities.
     *step = "mountns: a shared root needs the identity drop";
     if (!spec.drop_identity) return -EINVAL;
-  }
-  if (shared_root && !spec.shared_root_entered) {
     // setns refuses an fd that is not a mount namespace (EINVAL); it sets the root and
     // the working directory to that namespace's root, the empty one.
     *step = "mountns: setns(shared root)";
@@ -381,9 +371,6 @@ int ApplyLayers(const LayerSpec& spec, const char** failed_step) {
   }
   for (const Namespace& ns : namespaces) {
     if (!ns.wanted || (shared_root && ns.flag == CLONE_NEWNS)) continue;
-    if (spec.shared_net_ipc_entered && (ns.flag == CLONE_NEWNET || ns.flag == CLONE_NEWIPC)) {
-      continue;
-    }
     if (ns.fresh_fd >= 0) {
       // setns refuses an fd of another namespace type (EINVAL).
       *step = ns.setns_step;

@@ -94,16 +94,6 @@ struct LayerSpec {
   // dropped its identity has no capability. -1: unshare() a new one here.
   int fresh_net_fd = -1;
   int fresh_ipc_fd = -1;
-  // Set only by a fork server for its clones (README "Spawn, round 8"): the server has
-  // entered the policy's shared root (MakeSharedRoot's namespace) once, with setns and
-  // chdir("/"), before it serves; a clone3 without CLONE_NEWNS/CLONE_FS shares that mount
-  // namespace and copies its root and working directory, so step 3 has nothing left to do.
-  // Only with mountns and drop_identity, and with shared_root_fd -1 (else -EINVAL).
-  bool shared_root_entered = false;
-  // Likewise for the policy's shared network + IPC pair (README "Spawn, round 7"): the
-  // server is in it, and its clones are; the wanted ones of netns / ipcns are neither
-  // unshared nor entered here. With fresh_net_fd / fresh_ipc_fd -1 (else -EINVAL).
-  bool shared_net_ipc_entered = false;
 };
 
 // Steps 1-5 of the file comment. 0 or -errno; `*failed_step` names the failed step.

@@ -804,37 +804,5 @@ TEST(LayersTest, FreshNamespaceOfTheWrongKindFails) {
   close(ipc);
 }
 
-// Namespaces said to be entered already (a fork server's clone, README "Spawn, round 8")
-// and an fd to enter as well: refused before anything changes (which one would the worker
-// be in?), for the shared root and for each of the net/ipc fds.
-TEST(LayersTest, EnteredNamespacesWithAnFdToEnterAreRefused) {
-  int net = -1, ipc = -1;
-  MakeFresh(&net, &ipc);
-  ASSERT_GE(net, 0);
-  ASSERT_GE(ipc, 0);
-  for (int which = 0; which < 3; ++which) {
-    SCOPED_TRACE(which);
-    EXPECT_EQ(InChild([&] {
-                LayerSpec spec;
-                if (which == 0) {
-                  spec.shared_root_entered = true;
-                  spec.shared_root_fd = net;  // any open fd: refused before it is used
-                } else {
-                  spec.shared_net_ipc_entered = true;
-                  (which == 1 ? spec.fresh_net_fd : spec.fresh_ipc_fd) = which == 1 ? net : ipc;
-                }
-                const char* failed = nullptr;
-                if (ApplyLayers(spec, &failed) != -EINVAL) return Fail(1, "not refused");
-                if (failed == nullptr || strstr(failed, "entered by the fork server") == nullptr) {
-                  return Fail(2, "the step does not say why");
-                }
-                return 0;
-              }),
-              0);
-  }
-  close(net);
-  close(ipc);
-}
-
 }  // namespace
 }  // namespace vow
