@@ -925,6 +925,102 @@ TEST(ForkServerPremadeTest, WorkersOfANoSocketPolicyShareThePolicysPair) {
   }
 }
 
+// (st_dev, st_ino) of /proc/<pid>/<link>/ (its root or working directory); {0, 0} if it
+// cannot be read.
+std::pair<dev_t, ino_t> DirId(pid_t pid, const char* link) {
+  struct stat st;
+  if (stat(("/proc/" + std::to_string(pid) + "/" + link + "/").c_str(), &st) != 0) return {0, 0};
+  return {st.st_dev, st.st_ino};
+}
+
+// A fresh and a pre-made server-made worker end up exactly as a Spawn()ed worker of the
+// same prepared policy (README "Spawn, round 8"): identity, capability sets (bounding and
+// ambient too), filter, no_new_privs, limits, the same mount namespace, root and working
+// directory (the policy's shared root), the same net/ipc (the policy's pair) or, for a
+// policy with a pair per worker, a pair of its own; user and UTS namespaces of its own. A
+// server-made worker that made its own mount namespace, stayed in the broker's, or
+// unshared its own net/ipc fails here.
+TEST(ForkServerPremadeTest, ServerMadeWorkersAreLockedLikeSpawnedOnesOfThePolicy) {
+  for (const bool shares : {true, false}) {
+    SCOPED_TRACE(shares ? "Policy{} (one net/ipc pair per policy)" : "unix (a pair each)");
+    BrokerOptions options;
+    options.namespace_stock = 4;
+    options.namespace_stock_once = true;
+    Fixture f;
+    f.broker = std::move(*Broker::Create(options));
+    f.policy = *f.broker->Prepare(shares ? Policy{} : SocketPolicy());
+    std::set<ino_t> net, ipc;
+    WaitForStock(4, &net, &ipc);
+    ASSERT_EQ(net.size(), 4u);
+    auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+    ASSERT_TRUE(server.ok()) << server.status();
+    std::vector<WorkerId> ids;
+    auto fresh = f.broker->SpawnFrom(**server);  // fresh: no pre-made worker yet
+    ASSERT_TRUE(fresh.ok()) << fresh.status();
+    ids.push_back(*fresh);
+    ASSERT_GT(WaitForPremade(**server), 0);
+    auto premade = f.broker->SpawnFrom(**server);
+    ASSERT_TRUE(premade.ok()) << premade.status();
+    ids.push_back(*premade);
+    EXPECT_EQ((*server)->premade_spawns(), 1u);
+    auto spawned = f.broker->Spawn(f.policy, SleepWorker);
+    ASSERT_TRUE(spawned.ok()) << spawned.status();
+    ids.push_back(*spawned);
+    std::vector<pid_t> pids;
+    for (const WorkerId id : ids) {
+      const pid_t pid = f.broker->pid(id);
+      ASSERT_GT(pid, 0);
+      for (int i = 0; i < 500 && StatusField(pid, "Seccomp") != "2"; ++i) usleep(10000);
+      ASSERT_EQ(StatusField(pid, "Seccomp"), "2") << "worker " << pid;
+      pids.push_back(pid);
+    }
+    const pid_t ref = pids[2];  // the Spawn()ed one
+    // Not vacuous: the reference is locked as the policy says.
+    EXPECT_EQ(StatusField(ref, "NoNewPrivs"), "1");
+    EXPECT_EQ(StatusField(ref, "CapBnd"), "0000000000000000");
+    EXPECT_EQ(StatusField(ref, "CapAmb"), "0000000000000000");
+    EXPECT_EQ(StatusField(ref, "CapPrm"), "0000000000000000");
+    EXPECT_TRUE(absl::StartsWith(StatusField(ref, "Uid"), "65534")) << StatusField(ref, "Uid");
+    EXPECT_NE(NsInode(ref, "mnt"), NsInode(getpid(), "mnt"));
+    for (int w = 0; w < 2; ++w) {
+      const pid_t pid = pids[w];
+      SCOPED_TRACE(w == 0 ? "fresh server-made worker" : "pre-made server-made worker");
+      for (const char* field : {"Uid", "Gid", "Groups", "Seccomp", "Seccomp_filters",
+                                "NoNewPrivs", "CapEff", "CapPrm", "CapBnd", "CapInh",
+                                "CapAmb"}) {
+        EXPECT_EQ(StatusField(pid, field), StatusField(ref, field)) << field;
+      }
+      EXPECT_EQ(ReadFile("/proc/" + std::to_string(pid) + "/limits"),
+                ReadFile("/proc/" + std::to_string(ref) + "/limits"));
+      // The policy's shared root, entered, at its root.
+      EXPECT_EQ(NsInode(pid, "mnt"), NsInode(ref, "mnt"));
+      EXPECT_EQ(DirId(pid, "root"), DirId(ref, "root"));
+      EXPECT_EQ(DirId(pid, "cwd"), DirId(ref, "cwd"));
+      EXPECT_NE(DirId(pid, "root"), DirId(getpid(), "root"));
+      for (const char* ns : {"net", "ipc"}) {
+        EXPECT_NE(NsInode(pid, ns), NsInode(getpid(), ns)) << ns;
+        if (shares) {
+          EXPECT_EQ(NsInode(pid, ns), NsInode(ref, ns)) << ns << ": not the policy's pair";
+        } else {
+          EXPECT_NE(NsInode(pid, ns), NsInode(ref, ns)) << ns << ": a pair used twice";
+        }
+      }
+      for (const char* ns : {"user", "uts"}) {
+        EXPECT_NE(NsInode(pid, ns), NsInode(ref, ns)) << ns;
+        EXPECT_NE(NsInode(pid, ns), NsInode(getpid(), ns)) << ns;
+      }
+      for (const char* ns : {"pid", "cgroup", "time"}) {
+        EXPECT_EQ(NsInode(pid, ns), NsInode(ref, ns)) << ns;
+      }
+    }
+    EXPECT_NE(NsInode(pids[0], "net") == NsInode(pids[1], "net"), !shares);
+    for (const WorkerId id : ids) {
+      f.broker->Kill(id);
+      ASSERT_TRUE(f.broker->Wait(id, absl::Seconds(10)).ok());
+    }
+  }
+}
+
 // A pool whose workers keep the stderr they are given: while its pre-made worker waits,
 // its 0-2 are /dev/null, not the server's 2 (the broker's stderr) (review fix L1).
 TEST(ForkServerPremadeTest, AWaitingPremadeWorkerHoldsNoneOfTheBrokersStdio) {
