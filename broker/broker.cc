@@ -792,6 +792,12 @@ void Broker::Impl::Reap(Worker& w) {
     }
   } else {
     w.result.signal = info.si_status;
+    // Killed by Kill() just as it died of a signal of its own (SIGSEGV, SIGSYS): that is
+    // its result (review h67, L1).
+    if (w.killed_by_kill && info.si_status != SIGKILL) {
+      w.ending = false;
+      w.result.reason.clear();
+    }
     if (!w.ending) {
       w.result.kind = WorkerResult::Kind::kSignaled;
       if (info.si_status == SIGSYS) {
@@ -1310,6 +1316,9 @@ void Broker::Impl::Kill(WorkerId id) {
     Reap(w);
     return;
   }
+  // Already ended by the broker (a violation, a limit): that verdict stands (review h67,
+  // M2: the override below would have let the worker's own exit replace it).
+  if (w.ending) return;
   w.killed_by_kill = true;
   End(w, WorkerResult::Kind::kSignaled, "killed by the broker");
 }

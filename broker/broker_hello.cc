@@ -27,7 +27,10 @@ bool Broker::Impl::HandleHello(Worker& w, const DecodedRequest& request, UniqueF
     int flags = fcntl(attached[0].get(), F_GETFL);
     fcntl(attached[0].get(), F_SETFL, flags | O_NONBLOCK);
     w.shared->listener = std::move(attached[0]);
-    if (listener_in_place_ && in_place_listeners_ < kMaxInPlaceListeners) {
+    // Not for a hello read while draining an ended worker, or after Shutdown has freed the
+    // pool (review h67, M1: Shutdown's reap reads what a worker sent last).
+    if (listener_in_place_ && !w.draining && !stop_ && pool_ != nullptr &&
+        in_place_listeners_ < kMaxInPlaceListeners) {
       // Served by a pool thread of its own (BrokerOptions::listener_in_place): it waits for
       // the listener and answers each call itself, without the loop's hand-off.
       ++in_place_listeners_;

@@ -84,13 +84,23 @@ void Broker::Impl::HandleNotification(Worker& w) {
 void Broker::Impl::ServeListenerInPlace(std::shared_ptr<WorkerShared> shared, WorkerId id,
                                         std::shared_ptr<BrokerLife> life) {
   const int listener = shared->listener.get();
+  // Set when this thread stops serving a worker that is still there for a reason other
+  // than its end: the worker is then ended (its calls would wait in the kernel forever,
+  // with no deadline: review h67, L3).
+  const char* failed = nullptr;
   for (;;) {
     // The worker's next call, or its end (the filter has no task left: POLLHUP). The
     // timeout only bounds how long a broker that is gone keeps this thread.
     struct pollfd p = {listener, POLLIN, 0};
     const int ready = poll(&p, 1, 100);
-    if (ready < 0 && errno != EINTR) break;
-    if (ready > 0 && (p.revents & POLLIN) == 0) break;  // POLLHUP, POLLERR, POLLNVAL
+    if (ready < 0 && errno != EINTR) {
+      failed = "poll of its listener failed";
+      break;
+    }
+    if (ready > 0 && (p.revents & POLLIN) == 0) {  // POLLHUP, POLLERR, POLLNVAL
+      if ((p.revents & POLLHUP) == 0) failed = "its listener reported an error";
+      break;
+    }
     struct seccomp_notif req;
     std::optional<PathCall> call;
     PathHandler* paths = nullptr;
@@ -101,15 +111,19 @@ void Broker::Impl::ServeListenerInPlace(std::shared_ptr<WorkerShared> shared, Wo
       absl::MutexLock lock(&mu_);
       if (stop_) return;
       auto it = workers_.find(id);
-      // Reaped: the loop no longer serves such a worker either (Unregister).
-      if (it == workers_.end() || it->second->reaped) break;
+      // Reaped, or ended by the broker: the loop no longer serves such a worker either
+      // (Unregister; review h67, L2).
+      if (it == workers_.end() || it->second->reaped || it->second->ending) break;
       Worker& w = *it->second;
       if (w.throttled) {
         // Its calls wait in the kernel until the loop unthrottles it (NoteRefusal).
         throttled = true;
       } else if (ready > 0) {
         const Received got = ReceiveNotification(w, &req, &call);
-        if (got == Received::kListenerDead) break;
+        if (got == Received::kListenerDead) {
+          failed = "its listener could not be read";
+          break;
+        }
         if (got == Received::kPathCall) paths = paths_.get();
       }
     }
@@ -126,6 +140,16 @@ void Broker::Impl::ServeListenerInPlace(std::shared_ptr<WorkerShared> shared, Wo
   if (life->gone) return;
   absl::MutexLock lock(&mu_);
   --in_place_listeners_;
+  if (failed != nullptr) {
+    auto it = workers_.find(id);
+    // Not one that has exited meanwhile (its own end, not this thread's failure).
+    struct pollfd exited = {it != workers_.end() ? it->second->pidfd.get() : -1, POLLIN, 0};
+    if (it != workers_.end() && !it->second->reaped && !it->second->ending &&
+        poll(&exited, 1, 0) == 0) {
+      End(*it->second, WorkerResult::Kind::kProtocolError,
+          absl::StrCat("the broker stopped serving its path calls: ", failed));
+    }
+  }
 }
 
 Broker::Impl::Received Broker::Impl::ReceiveNotification(Worker& w, struct seccomp_notif* out,
