@@ -1048,6 +1048,21 @@ TEST(BrokerShutdownTest, KillsAndReapsWorkersAndWritesEveryAuditLine) {
   broker->reset();
 }
 
+// A spawn during or after Shutdown fails, and no child of this process is left (its child
+// was killed and reaped, not left running unregistered).
+void ExpectALateSpawnFailsAndLeavesNoChild(Broker* broker,
+                                          std::shared_ptr<const PreparedPolicy> policy) {
+  auto late = broker->Spawn(std::move(policy), [](Client&) {
+    pause();
+    return 0;
+  });
+  EXPECT_FALSE(late.ok());
+  EXPECT_EQ(broker->live_workers(), 0u);
+  errno = 0;
+  EXPECT_EQ(waitpid(-1, nullptr, WNOHANG), -1);
+  EXPECT_EQ(errno, ECHILD);
+}
+
 // A worker that Shutdown ended keeps its real end for a later Wait (review h62, M2: it was
 // "status lost", Shutdown having reaped it behind the broker's back). A spawn after
 // Shutdown (a pool's fallback racing it) gets an error and leaves no child: registered
@@ -1068,16 +1083,7 @@ TEST(BrokerShutdownTest, WaitAfterShutdownGetsTheRealEndAndALaterSpawnLeavesNoCh
   EXPECT_EQ(result->kind, WorkerResult::Kind::kSignaled) << result->ToString();
   EXPECT_EQ(result->signal, SIGKILL) << result->ToString();
 
-  auto late = (*broker)->Spawn(*policy, [](Client&) {
-    pause();
-    return 0;
-  });
-  EXPECT_FALSE(late.ok());
-  EXPECT_EQ((*broker)->live_workers(), 0u);
-  // No child of this process is left (the late spawn's child was killed and reaped).
-  errno = 0;
-  EXPECT_EQ(waitpid(-1, nullptr, WNOHANG), -1);
-  EXPECT_EQ(errno, ECHILD);
+  ExpectALateSpawnFailsAndLeavesNoChild(broker->get(), *policy);
   broker->reset();
 }
 
@@ -1192,16 +1198,8 @@ TEST(BrokerShutdownTest, ASpawnForkedBeforeShutdownAndRegisteredAfterLeavesNoChi
   ASSERT_TRUE(policy.ok()) << policy.status();
   g_straddling_broker.store(broker->get());
   SetForkChildHookForTesting([](pid_t) { g_straddling_broker.load()->Shutdown(); });
-  auto late = (*broker)->Spawn(*policy, [](Client&) {
-    pause();
-    return 0;
-  });
+  ExpectALateSpawnFailsAndLeavesNoChild(broker->get(), *policy);
   SetForkChildHookForTesting(nullptr);
-  EXPECT_FALSE(late.ok());
-  EXPECT_EQ((*broker)->live_workers(), 0u);
-  errno = 0;
-  EXPECT_EQ(waitpid(-1, nullptr, WNOHANG), -1);
-  EXPECT_EQ(errno, ECHILD);
   broker->reset();
 }
 

@@ -142,6 +142,19 @@ class StuckWriter {
   ssize_t write_result_ = -2;
 };
 
+// A worker whose open() of `file` (a path call) stalls in the broker; 300 ms later a
+// second thread queues another. Exits 20 if the open succeeded, 21 if not.
+WorkerMain StalledPathCallWorker(const std::string& file) {
+  return [file](Client&) {
+    std::thread([file] {
+      usleep(300000);
+      (void)open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    }).detach();
+    int fd = open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    return fd >= 0 ? 20 : 21;
+  };
+}
+
 TEST(CallDeadlineTest, StalledChannelRequestAndPathCallEachEndTheirWorker) {
   testing::TempDir dir;
   const std::string file = dir.WriteFile("locked", "contents");
@@ -171,14 +184,7 @@ TEST(CallDeadlineTest, StalledChannelRequestAndPathCallEachEndTheirWorker) {
     return fd.ok() ? 10 : 11;
   });
   ASSERT_TRUE(by_request.ok()) << by_request.status();
-  auto by_path_call = (*broker)->Spawn(policy, [file](Client&) {
-    std::thread([file] {
-      usleep(300000);
-      (void)open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
-    }).detach();
-    int fd = open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
-    return fd >= 0 ? 20 : 21;
-  });
+  auto by_path_call = (*broker)->Spawn(policy, StalledPathCallWorker(file));
   ASSERT_TRUE(by_path_call.ok()) << by_path_call.status();
 
   // The broker's CPU time (this process: every other thread here sleeps) over 7 s of
@@ -367,14 +373,7 @@ TEST(CallDeadlineTest, StalledPathCallServedInPlaceEndsItsWorker) {
   rule.write = true;
   policy.paths.push_back(rule);
   const absl::Time start = absl::Now();
-  auto id = (*broker)->Spawn(policy, [file](Client&) {
-    std::thread([file] {
-      usleep(300000);
-      (void)open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
-    }).detach();
-    int fd = open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
-    return fd >= 0 ? 20 : 21;
-  });
+  auto id = (*broker)->Spawn(policy, StalledPathCallWorker(file));
   ASSERT_TRUE(id.ok()) << id.status();
   absl::SleepFor(absl::Seconds(1));
   EXPECT_EQ((*broker)->InPlaceListenersForTesting(), 1);

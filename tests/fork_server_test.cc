@@ -74,6 +74,28 @@ std::map<int, std::string> FdLinks(pid_t pid) {
 
 bool Gone(pid_t pid) { return kill(pid, 0) != 0 && errno == ESRCH; }
 
+// Waits for a test's child process and expects it to exit 0; `codes` says what its other
+// exit codes mean.
+void ExpectChildExitsZero(pid_t child, const char* codes) {
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "the test's child was killed (a hang?): " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << codes;
+}
+
+// In a test's child process: stderr to a memfd (returned; -1 on failure), read back with
+// MemfdText, for the lines the broker writes there.
+int StderrToMemfd() {
+  const int fd = memfd_create("vow-fork-server-stderr", 0);
+  return fd >= 0 && dup2(fd, 2) == 2 ? fd : -1;
+}
+
+std::string MemfdText(int fd) {
+  char text[4096] = {};
+  const ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+  return n > 0 ? std::string(text, static_cast<size_t>(n)) : std::string();
+}
+
 // The state letter of /proc/<pid>/stat ('\0': no such process).
 char ProcState(pid_t pid) {
   const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
@@ -1636,12 +1658,8 @@ TEST(ForkServerHardTest, AStoppedServerCannotHoldShutdown) {
     if (!Gone(server_pid)) _exit(6);
     _exit(0);
   }
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status)) << "the test's child was killed (a hang?): " << status;
-  EXPECT_EQ(WEXITSTATUS(status), 0)
-      << "2: no server, 3: kill, 4: Shutdown took too long, 5: wrong spawn status, "
-         "6: the server is alive, 7: the spawner never waited in poll";
+  ExpectChildExitsZero(child, "2: no server, 3: kill, 4: Shutdown took too long, 5: wrong spawn status, "
+         "6: the server is alive, 7: the spawner never waited in poll");
 }
 
 // The fork server's own start has a gate, as a forked worker's: it runs (and can end)
@@ -1688,13 +1706,9 @@ TEST(ForkServerHardTest, TheServerRunsOnlyOnceTheBrokerHoldsItsPidfd) {
     if (!id.ok()) _exit(7);
     _exit(0);
   }
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status)) << "the test's child was killed: " << status;
-  EXPECT_EQ(WEXITSTATUS(status), 0)
-      << "2: the server ended and was reaped before the broker's pidfd_open, 3: it started, "
+  ExpectChildExitsZero(child, "2: the server ended and was reaped before the broker's pidfd_open, 3: it started, "
          "4: another reason, 5: a child is left, 6: the next server did not start, "
-         "7: its spawn failed";
+         "7: its spawn failed");
 }
 
 // A signal handler of the embedder's does not run in the server: a `proc` worker knows the
@@ -1743,13 +1757,9 @@ TEST(ForkServerHardTest, TheEmbeddersSignalHandlersDoNotRunInTheServer) {
     if (f.broker->SpawnFrom(**server, {}, absl::Seconds(5)).ok()) _exit(7);
     _exit(0);
   }
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ExpectChildExitsZero(child, "2: sigaction, 3: no server, 4: kill, 5: the embedder's handler ran in the server, "
+         "6: the server is alive, 7: a spawn from a dead server succeeded");
   munmap(page, 4096);
-  ASSERT_TRUE(WIFEXITED(status)) << "the test's child was killed: " << status;
-  EXPECT_EQ(WEXITSTATUS(status), 0)
-      << "2: sigaction, 3: no server, 4: kill, 5: the embedder's handler ran in the server, "
-         "6: the server is alive, 7: a spawn from a dead server succeeded";
 }
 
 // The same before the reset (review h62, L3): a signal that reaches the server between its
@@ -1783,13 +1793,9 @@ TEST(ForkServerHardTest, ASignalBeforeTheServersResetRunsNoHandlerOfTheEmbedders
     if (!id.ok()) _exit(5);
     _exit(0);
   }
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ExpectChildExitsZero(child, "2: sigaction, 3: no server, 4: the embedder's handler ran in the server, "
+         "5: its spawn failed");
   munmap(page, 4096);
-  ASSERT_TRUE(WIFEXITED(status)) << "the test's child was killed: " << status;
-  EXPECT_EQ(WEXITSTATUS(status), 0)
-      << "2: sigaction, 3: no server, 4: the embedder's handler ran in the server, "
-         "5: its spawn failed";
 }
 
 // A server that does not die of the broker's SIGKILL (in an uninterruptible sleep: a FUSE
@@ -1807,8 +1813,8 @@ void ExpectShutdownLeavesAServerThatDoesNotDie(bool signals) {
   ASSERT_GE(child, 0);
   if (child == 0) {
     alarm(30);
-    const int err = memfd_create("vow-fork-server-stderr", 0);
-    if (err < 0 || dup2(err, 2) != 2) _exit(2);
+    const int err = StderrToMemfd();
+    if (err < 0) _exit(2);
     Fixture f = Make();
     auto server = f.broker->StartForkServer(f.policy, SleepWorker);
     if (!server.ok()) _exit(3);
@@ -1836,18 +1842,12 @@ void ExpectShutdownLeavesAServerThatDoesNotDie(bool signals) {
     if (signals) timer_delete(timer);
     if (took > absl::Seconds(8)) _exit(4);
     if (Gone(server_pid)) _exit(5);  // the hook did not hold: nothing was tested
-    char text[4096] = {};
-    const ssize_t n = pread(err, text, sizeof(text) - 1, 0);
-    if (n <= 0 || strstr(text, "not dead after SIGKILL") == nullptr) _exit(6);
+    if (!absl::StrContains(MemfdText(err), "not dead after SIGKILL")) _exit(6);
     kill(server_pid, SIGKILL);
     _exit(0);
   }
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status)) << "the test's child was killed (a hang?): " << status;
-  EXPECT_EQ(WEXITSTATUS(status), 0)
-      << "2: set-up, 3: no server, 4: Shutdown took too long, 5: the server died anyway, "
-         "6: no line on stderr";
+  ExpectChildExitsZero(child, "2: set-up, 3: no server, 4: Shutdown took too long, 5: the server died anyway, "
+         "6: no line on stderr");
 }
 
 TEST(ForkServerHardTest, AServerThatDoesNotDieCannotHoldShutdown) {
@@ -1866,8 +1866,8 @@ TEST(ForkServerHardTest, ASweepThatCannotLookSaysSo) {
   ASSERT_GE(child, 0);
   if (child == 0) {
     alarm(30);
-    const int err = memfd_create("vow-fork-server-stderr", 0);
-    if (err < 0 || dup2(err, 2) != 2) _exit(2);
+    const int err = StderrToMemfd();
+    if (err < 0) _exit(2);
     Fixture f = Make();
     auto server = f.broker->StartForkServer(f.policy, SleepWorker);
     if (!server.ok()) _exit(3);
@@ -1881,21 +1881,18 @@ TEST(ForkServerHardTest, ASweepThatCannotLookSaysSo) {
     rl.rlim_cur = 1;
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(2);
     f.broker->Shutdown();
-    char text[4096] = {};
-    const ssize_t n = pread(err, text, sizeof(text) - 1, 0);
-    if (n <= 0) _exit(4);
-    const std::string want = absl::StrCat("cannot look for server ", server_pid,
-                                          "'s strays: /proc/self/task: ", strerror(EMFILE));
-    if (strstr(text, want.c_str()) == nullptr) _exit(5);
+    const std::string text = MemfdText(err);
+    if (text.empty()) _exit(4);
+    if (!absl::StrContains(text, absl::StrCat("cannot look for server ", server_pid,
+                                              "'s strays: /proc/self/task: ",
+                                              strerror(EMFILE)))) {
+      _exit(5);
+    }
     if (!Gone(server_pid)) _exit(6);
     _exit(0);
   }
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status)) << "the test's child was killed (a hang?): " << status;
-  EXPECT_EQ(WEXITSTATUS(status), 0)
-      << "2: set-up, 3: no server, 4: nothing on stderr, 5: no line naming the sweep and "
-         "EMFILE, 6: the server is still there";
+  ExpectChildExitsZero(child, "2: set-up, 3: no server, 4: nothing on stderr, 5: no line naming the sweep and "
+         "EMFILE, 6: the server is still there");
 }
 
 // The broker's own send of a request failing for want of kernel resources (ETOOMANYREFS:
