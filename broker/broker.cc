@@ -895,6 +895,7 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
 
   // Everything the child needs is prepared here: after fork it may only make raw syscalls.
   const bool exec = main == nullptr;
+  if (!exec) PrepareClientForFork();  // the worker's Client then learns nothing itself
   const bool keep_channel = !exec || options.exec_channel == SpawnOptions::ExecChannel::kKeep;
   ASSIGN_OR_RETURN(std::shared_ptr<const BpfProgram> compiled,
                    ProgramFor(*filters_, policy->policy, exec, keep_channel));

@@ -1217,6 +1217,7 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   UniqueFd reserved(open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!reserved.valid()) return ErrnoStatus(errno, "fork server: an fd for its pidfd");
   fflush(nullptr);
+  PrepareClientForFork();  // its workers' Clients then learn nothing themselves
   // Every signal blocked across the fork: the server runs no handler of the embedder's
   // before ServerMain has reset them (review h62, L3).
   sigset_t all_signals;

@@ -39,49 +39,70 @@ size_t FrameFdAnswer(uint64_t id, capnp::word* out, size_t max_words) {
   return words;
 }
 
-}  // namespace
+// The broker's answer to a granted open or connect, Response{id, fd}, framed as
+// Channel::Send frames it: every word but `id_word` is the same in every such answer.
+// `words == 0`: not learnt (the encoding is not one fixed message whose id is one whole
+// word), and every answer takes the reader.
+struct FdAnswer {
+  static constexpr size_t kMaxWords = 8;
+  capnp::word fixed[kMaxWords] = {};
+  size_t words = 0;
+  size_t id_word = 0;
+};
 
-Client::Client(int channel_fd) : channel_fd_(channel_fd), channel_(UniqueFd(channel_fd)) {
-  reason_[0] = '\0';
-  LearnFdAnswer();
-}
-
-Client::Client(int channel_fd, MessageArena::OnZeroMemory zero)
-    : channel_fd_(channel_fd), channel_(UniqueFd(channel_fd)), arena_(zero) {
-  reason_[0] = '\0';
-  LearnFdAnswer();
-}
-
-void Client::LearnFdAnswer() {
-  // Two answers that differ only in their id: the id must be exactly one word, the rest
-  // is the fixed part.
-  capnp::word low[kFdAnswerMaxWords], high[kFdAnswerMaxWords];
-  const size_t words = FrameFdAnswer(0, low, kFdAnswerMaxWords);
-  if (words == 0 || FrameFdAnswer(~uint64_t{0}, high, kFdAnswerMaxWords) != words) return;
+// Learnt from Cap'n Proto itself: two answers that differ only in their id.
+FdAnswer LearnFdAnswer() {
+  FdAnswer a;
+  capnp::word low[FdAnswer::kMaxWords], high[FdAnswer::kMaxWords];
+  const size_t words = FrameFdAnswer(0, low, FdAnswer::kMaxWords);
+  if (words == 0 || FrameFdAnswer(~uint64_t{0}, high, FdAnswer::kMaxWords) != words) return a;
   size_t differing = 0, at = 0;
   for (size_t i = 0; i < words; ++i) {
     if (memcmp(&low[i], &high[i], sizeof(capnp::word)) != 0) ++differing, at = i;
   }
   uint64_t all_ones;
   memcpy(&all_ones, &high[at], sizeof(all_ones));
-  if (differing != 1 || all_ones != ~uint64_t{0}) return;
-  memcpy(fd_answer_, low, words * sizeof(capnp::word));
-  fd_answer_id_word_ = at;
-  fd_answer_words_ = words;
+  if (differing != 1 || all_ones != ~uint64_t{0}) return a;
+  memcpy(a.fixed, low, words * sizeof(capnp::word));
+  a.id_word = at;
+  a.words = words;
+  return a;
+}
+
+// Once per process, on first use: the broker learns it before it forks a worker
+// (PrepareClientForFork), so a forked worker inherits it and builds no message of its own
+// (each Client used to learn it again, in every new worker, before its first call).
+const FdAnswer& TheFdAnswer() {
+  static const FdAnswer answer = LearnFdAnswer();
+  return answer;
+}
+
+}  // namespace
+
+void PrepareClientForFork() { (void)TheFdAnswer(); }
+
+Client::Client(int channel_fd) : channel_fd_(channel_fd), channel_(UniqueFd(channel_fd)) {
+  reason_[0] = '\0';
+}
+
+Client::Client(int channel_fd, MessageArena::OnZeroMemory zero)
+    : channel_fd_(channel_fd), channel_(UniqueFd(channel_fd)), arena_(zero) {
+  reason_[0] = '\0';
 }
 
 bool Client::IsFdAnswerTo(uint64_t id) const {
   // The first word is the framing, which gives the length; CheckFraming has matched it to
   // the bytes received, so equal words mean an equal message.
-  if (fd_answer_words_ == 0) return false;
-  for (size_t i = 0; i < fd_answer_words_; ++i) {
-    if (i != fd_answer_id_word_ &&
-        memcmp(&receive_buffer_[i], &fd_answer_[i], sizeof(capnp::word)) != 0) {
+  const FdAnswer& answer = TheFdAnswer();
+  if (answer.words == 0) return false;
+  for (size_t i = 0; i < answer.words; ++i) {
+    if (i != answer.id_word &&
+        memcmp(&receive_buffer_[i], &answer.fixed[i], sizeof(capnp::word)) != 0) {
       return false;
     }
   }
   uint64_t got;
-  memcpy(&got, &receive_buffer_[fd_answer_id_word_], sizeof(got));
+  memcpy(&got, &receive_buffer_[answer.id_word], sizeof(got));
   return got == id;  // else a stale answer, which the reader path skips
 }
 

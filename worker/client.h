@@ -22,6 +22,11 @@
 
 namespace vow {
 
+// Learns, in this process, what a Client learns once per process (the broker's fd answer,
+// client.cc), so that the workers it then forks inherit it. The broker calls it before it
+// forks a worker or a fork server; nothing else needs to.
+void PrepareClientForFork();
+
 class Client {
  public:
   // Uses (does not own) the channel socket `channel_fd`.
@@ -67,10 +72,10 @@ class Client {
   // Starts a request in `builder` (built on arena_, which the caller has Reset()).
   wire::Request::Builder NewRequest(capnp::MessageBuilder& builder, uint64_t* id);
   absl::StatusOr<UniqueFd> ConnectInet(bool udp, absl::string_view address, uint16_t port);
-  // Learns fd_answer_ (below) from Cap'n Proto itself; leaves it empty if the encoding is
-  // not one fixed message whose id is one whole word.
-  void LearnFdAnswer();
-  // Whether the answer in receive_buffer_ (framing checked) is exactly Response{id, fd}.
+  // Whether the answer in receive_buffer_ (framing checked) is exactly Response{id, fd}
+  // (learnt once per process from Cap'n Proto itself, client.cc): decoded by comparing
+  // words, no reader (~0.1 us less on every brokered open, README "Open, round 6");
+  // anything else (an error, a time, a stale id, another layout) takes the reader.
   bool IsFdAnswerTo(uint64_t id) const;
 
   int channel_fd_;
@@ -80,16 +85,6 @@ class Client {
   size_t reason_len_ = 0;
   MessageArena arena_;
   alignas(8) capnp::word receive_buffer_[kMaxMessageWords];
-  // The broker's answer to a granted open or connect, Response{id, fd}, framed as
-  // Channel::Send frames it: every word but fd_answer_id_word_ is the same in every such
-  // answer. An answer equal to it, with the id asked for, is decoded by comparing words
-  // (no reader: ~0.1 us less on every brokered open, README "Open, round 6"); anything
-  // else (an error, a time, a stale id, another layout) takes the reader as before.
-  // fd_answer_words_ == 0: not learnt, every answer takes the reader.
-  static constexpr size_t kFdAnswerMaxWords = 8;
-  capnp::word fd_answer_[kFdAnswerMaxWords];
-  size_t fd_answer_words_ = 0;
-  size_t fd_answer_id_word_ = 0;
   uint64_t fd_answers_without_reader_ = 0;
 
  public:
