@@ -50,31 +50,34 @@ struct FdAnswer {
   size_t id_word = 0;
 };
 
-// Learnt from Cap'n Proto itself: two answers that differ only in their id.
-FdAnswer LearnFdAnswer() {
-  FdAnswer a;
+// Learnt from Cap'n Proto itself: two answers that differ only in their id. (Filled in
+// place: capnp::word cannot be copied.)
+void LearnFdAnswer(FdAnswer& a) {
   capnp::word low[FdAnswer::kMaxWords], high[FdAnswer::kMaxWords];
   const size_t words = FrameFdAnswer(0, low, FdAnswer::kMaxWords);
-  if (words == 0 || FrameFdAnswer(~uint64_t{0}, high, FdAnswer::kMaxWords) != words) return a;
+  if (words == 0 || FrameFdAnswer(~uint64_t{0}, high, FdAnswer::kMaxWords) != words) return;
   size_t differing = 0, at = 0;
   for (size_t i = 0; i < words; ++i) {
     if (memcmp(&low[i], &high[i], sizeof(capnp::word)) != 0) ++differing, at = i;
   }
   uint64_t all_ones;
   memcpy(&all_ones, &high[at], sizeof(all_ones));
-  if (differing != 1 || all_ones != ~uint64_t{0}) return a;
+  if (differing != 1 || all_ones != ~uint64_t{0}) return;
   memcpy(a.fixed, low, words * sizeof(capnp::word));
   a.id_word = at;
   a.words = words;
-  return a;
 }
 
 // Once per process, on first use: the broker learns it before it forks a worker
 // (PrepareClientForFork), so a forked worker inherits it and builds no message of its own
 // (each Client used to learn it again, in every new worker, before its first call).
 const FdAnswer& TheFdAnswer() {
-  static const FdAnswer answer = LearnFdAnswer();
-  return answer;
+  static const FdAnswer* const answer = [] {
+    auto* a = new FdAnswer();  // kept for the process's life
+    LearnFdAnswer(*a);
+    return a;
+  }();
+  return *answer;
 }
 
 }  // namespace
