@@ -41,6 +41,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -109,6 +110,17 @@ enum class BodyBackend : uint8_t { kDefault, kLibseccomp, kNative };
 // them to the broker, which applies the caller's promises; a syscall only the narrower
 // set refuses gets KILL_PROCESS (penalty kill), ERRNO(EPERM) (errno, trap: an unmodified
 // program runs no reporter) or LOG (learning).
+// The syscall numbers libseccomp can name on an arch: the highest, and the holes
+// (inclusive ranges) below it. Every number outside them gets ENOSYS from the prologue.
+struct NumberSpace {
+  int max_known = -1;
+  std::vector<std::pair<int, int>> holes;
+};
+// The table written at build time (//policies:number_space_gen).
+const NumberSpace& NumberSpaceFor(Arch arch);
+// The same, scanned from the linked libseccomp now (tests compare the two).
+NumberSpace ScanNumberSpaceForTesting(Arch arch);
+
 // CompilePromises() with the body written by `backend` (tests).
 [[nodiscard]] absl::StatusOr<BpfProgram> CompilePromisesWithBodyForTesting(
     PromiseSet promises, Penalty penalty, Arch arch, ProgramVariant variant,
