@@ -580,7 +580,7 @@ std::string WorkerResult::ToString() const {
   return "?";
 }
 
-absl::Status Broker::Impl::Start(size_t pool_threads) {
+absl::Status Broker::Impl::Start(size_t pool_threads, bool stock_now) {
   ASSIGN_OR_RETURN(long ep, Syscall("epoll_create1", [] { return epoll_create1(EPOLL_CLOEXEC); }));
   epoll_.reset(static_cast<int>(ep));
   ASSIGN_OR_RETURN(long ev, Syscall("eventfd", [] { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }));
@@ -604,6 +604,7 @@ absl::Status Broker::Impl::Start(size_t pool_threads) {
   }
   pool_ = std::make_unique<TaskPool>(2, 64);
   if (pool_threads == 0) {
+    if (stock_now) RETURN_IF_ERROR(namespaces_.Start());
     ASSIGN_OR_RETURN(paths_, PathHandler::Create(audit_));
     thread_ = std::thread([this] { Loop(); });
     return absl::OkStatus();
@@ -612,14 +613,18 @@ absl::Status Broker::Impl::Start(size_t pool_threads) {
   // loader sets: ~200 stats, readlinks and opens, 0.5-0.65 ms) while this thread starts
   // the serving loop, and is warm for the first call afterwards. The loop reads paths_
   // only for a registered worker; none can be before this returns.
+  // The network + IPC pair of a one-worker broker (vow run) is made meanwhile on this
+  // thread (an unshare per thread: the pool's thread stays in the broker's own).
   absl::Notification made;
   absl::StatusOr<std::unique_ptr<PathHandler>> handler;
   pool_->Submit([&] {
     handler = PathHandler::Create(audit_);
     made.Notify();
   });
-  thread_ = std::thread([this] { Loop(); });
-  made.WaitForNotification();
+  absl::Status stocked = stock_now ? namespaces_.Start() : absl::OkStatus();
+  if (stocked.ok()) thread_ = std::thread([this] { Loop(); });
+  made.WaitForNotification();  // the task uses this frame
+  RETURN_IF_ERROR(stocked);
   if (!handler.ok()) return handler.status();
   paths_ = *std::move(handler);
   pool_->Prestart(pool_threads);
@@ -1386,10 +1391,9 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
   const bool listener_in_place = options.listener_in_place;
   std::unique_ptr<Broker> broker(new Broker(std::move(options)));
   broker->impl_->listener_in_place_ = listener_in_place;
-  // The pairs of a one-worker broker, made here on the calling thread (vow run: while
-  // its other thread compiles the filter).
-  if (stock_now) RETURN_IF_ERROR(broker->impl_->namespaces_.Start());
-  RETURN_IF_ERROR(broker->impl_->Start(pool_threads));
+  // The pairs of a one-worker broker are made by Start on the calling thread (vow run:
+  // while its other thread compiles the filter, and the pool's makes the path handler).
+  RETURN_IF_ERROR(broker->impl_->Start(pool_threads, stock_now));
   return broker;
 }
 
