@@ -1,40 +1,21 @@
 // Writes, at build time, the syscall numbers libseccomp can name for each arch the
-// compiler targets: the highest one and the holes below it. The compiler's prologue
-// returns ENOSYS for the others. Run by //policies:number_space (a genrule), so the table
-// is that of the libseccomp archive this build links; a `vow` process no longer scans
-// libseccomp's tables at its first compile (1024 linear look-ups per arch, ~0.16 ms of
-// CPU in every `vow run`). //policies:promise_compiler_test compares the two.
+// compiler targets (policies/number_space.h). Run by //policies:number_space (a genrule),
+// so the table is that of the libseccomp archive this build links; a `vow` process no
+// longer scans libseccomp's tables at its first compile (~0.5 ms of a `vow run`, README
+// "Start-up, round 9"). //policies:promise_compiler_test compares the two.
 #include <seccomp.h>
 #include <stdio.h>
-#include <stdlib.h>
+
+#include "policies/number_space.h"
 
 namespace {
 
-constexpr int kScanLimit = 1024;  // libseccomp's tables reach a few hundred
-
 void Emit(const char* name, uint32_t arch) {
-  bool known[kScanLimit] = {};
-  int max_known = -1;
-  for (int nr = 0; nr < kScanLimit; ++nr) {
-    char* s = seccomp_syscall_resolve_num_arch(arch, nr);
-    if (s != nullptr) {
-      known[nr] = true;
-      max_known = nr;
-      free(s);
-    }
-  }
-  printf("inline constexpr int k%sMaxKnown = %d;\n", name, max_known);
+  const vow::NumberSpace ns = vow::ScanNumberSpace(arch);
+  printf("inline constexpr int k%sMaxKnown = %d;\n", name, ns.max_known);
   printf("inline constexpr std::pair<int, int> k%sHoles[] = {\n", name);
-  int holes = 0;
-  for (int nr = 0; nr <= max_known; ++nr) {
-    if (known[nr]) continue;
-    int end = nr;
-    while (end + 1 <= max_known && !known[end + 1]) ++end;
-    printf("    {%d, %d},\n", nr, end);
-    ++holes;
-    nr = end;
-  }
-  if (holes == 0) printf("    {-1, -1},  // none (an empty array is not allowed)\n");
+  for (const auto& [lo, hi] : ns.holes) printf("    {%d, %d},\n", lo, hi);
+  if (ns.holes.empty()) printf("    {-1, -1},  // none (an empty array is not allowed)\n");
   printf("};\n");
 }
 

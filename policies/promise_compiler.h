@@ -47,6 +47,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "policies/number_space.h"
 #include "policies/policy.h"
 #include "policies/promises.h"
 
@@ -110,13 +111,8 @@ enum class BodyBackend : uint8_t { kDefault, kLibseccomp, kNative };
 // them to the broker, which applies the caller's promises; a syscall only the narrower
 // set refuses gets KILL_PROCESS (penalty kill), ERRNO(EPERM) (errno, trap: an unmodified
 // program runs no reporter) or LOG (learning).
-// The syscall numbers libseccomp can name on an arch: the highest, and the holes
-// (inclusive ranges) below it. Every number outside them gets ENOSYS from the prologue.
-struct NumberSpace {
-  int max_known = -1;
-  std::vector<std::pair<int, int>> holes;
-};
-// The table written at build time (//policies:number_space_gen).
+// The prologue's table of the syscall numbers libseccomp knows (number_space.h),
+// written at build time (//policies:number_space_gen).
 const NumberSpace& NumberSpaceFor(Arch arch);
 // The same, scanned from the linked libseccomp now (tests compare the two).
 NumberSpace ScanNumberSpaceForTesting(Arch arch);
