@@ -43,6 +43,10 @@ std::atomic<void (*)()> g_loop_pidfd_event_hook{nullptr};
 
 void SetLoopPidfdEventHookForTesting(void (*hook)()) { g_loop_pidfd_event_hook.store(hook); }
 
+std::atomic<int> g_in_place_poll_error{0};  // SetInPlacePollErrorForTesting
+
+void SetInPlacePollErrorForTesting(int err) { g_in_place_poll_error.store(err); }
+
 namespace {
 
 // Messages handled per worker per wake-up, so one flooding worker cannot starve others.
@@ -92,7 +96,11 @@ void Broker::Impl::ServeListenerInPlace(std::shared_ptr<WorkerShared> shared, Wo
     // The worker's next call, or its end (the filter has no task left: POLLHUP). The
     // timeout only bounds how long a broker that is gone keeps this thread.
     struct pollfd p = {listener, POLLIN, 0};
-    const int ready = poll(&p, 1, 100);
+    int ready = poll(&p, 1, 100);
+    if (const int forced = g_in_place_poll_error.load(std::memory_order_relaxed); forced != 0) {
+      ready = -1;
+      errno = forced;
+    }
     if (ready < 0 && errno != EINTR) {
       failed = "poll of its listener failed";
       break;
