@@ -100,7 +100,8 @@ void SetLoopPidfdEventHookForTesting(void (*hook)());
 void SetEndSignalForTesting(int (*send)(int pidfd, int sig));
 
 // Test only: while `err` is not 0, every poll of a worker's listener by its in-place
-// thread (BrokerOptions::listener_in_place) fails with it, as the kernel's ENOMEM would.
+// thread (BrokerOptions::listener_in_place) that reports something (a call, a hang-up)
+// fails with it instead, as the kernel's ENOMEM would.
 void SetInPlacePollErrorForTesting(int err);
 
 // A syscall that no promise of the worker allowed.

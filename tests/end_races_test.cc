@@ -306,5 +306,44 @@ TEST(EndRacesTest, AHelloReadByShutdownsReapIsNotServedInPlace) {
   EXPECT_EQ(first_result->kind, Kind::kExited) << first_result->ToString();
 }
 
+// L3's exception: a worker that exits by itself as its in-place thread's poll fails (the
+// failure comes with the hang-up) keeps its own exit; the thread's failure is not its
+// fault. The loop is held, so the zombie is not reaped before the thread decides. The
+// kernel hangs the listener up before it makes the worker's pidfd readable, so the
+// decision must look at the listener: by the pidfd alone it ended 27 of 30 such workers
+// (hence three in a row here).
+TEST(EndRacesTest, AWorkerThatExitsAsItsInPlaceThreadFailsKeepsItsExit) {
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(round);
+    std::unique_ptr<Broker> broker = InPlaceBroker();
+    ASSERT_NE(broker, nullptr);
+    g_loop_holds.store(0);
+    g_loop_released.store(false);
+    SetLoopPidfdEventHookForTesting(&HoldTheLoop);
+    struct Release {
+      ~Release() {
+        SetInPlacePollErrorForTesting(0);
+        g_loop_released.store(true);
+        SetLoopPidfdEventHookForTesting(nullptr);
+      }
+    } release;
+    Piped w;
+    ASSERT_NO_FATAL_FAILURE(SpawnPiped(*broker, Policy{}, &ExitSevenWhenTold, &w));
+    ASSERT_EQ(ReadByte(w.out, 10000), 'r');
+    ASSERT_TRUE(Eventually([&] { return broker->InPlaceListenersForTesting() == 1; }));
+    SetInPlacePollErrorForTesting(ENOMEM);  // it makes no call: nothing fails before its end
+    ASSERT_EQ(write(w.go, "g", 1), 1);
+    EXPECT_TRUE(Eventually([&] { return broker->InPlaceListenersForTesting() == 0; }))
+        << "the in-place thread did not leave";
+    ASSERT_TRUE(Eventually([] { return g_loop_holds.load() >= 1; }))
+        << "the worker's end did not reach the loop within 10 s";
+    g_loop_released.store(true);
+    auto result = broker->Wait(*w.id, absl::Seconds(10));
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->kind, Kind::kExited) << result->ToString();
+    EXPECT_EQ(result->exit_code, 7) << result->ToString();
+  }
+}
+
 }  // namespace
 }  // namespace vow
