@@ -7,13 +7,15 @@
 //   M2  Kill of a worker the broker has already ended keeps that verdict;
 //   L1  a worker that dies of a signal of its own as Kill ends it keeps that signal;
 //   L2  the in-place listener thread stops serving a worker the broker has ended;
-//   L3  the in-place thread ends a worker whose listener it stops serving for an error.
+//   L3  the in-place thread ends a worker whose listener it stops serving for an error,
+//       but not one that exits as the error comes (its listener hangs up before its
+//       pidfd is readable; h68).
 //
 // M2, L1 and L2 hold open the time between the broker's verdict and the worker's death
 // with SetEndSignalForTesting: the broker's SIGKILL is withheld, as it is in effect for a
 // worker already on its way out (a SIGKILL does not change an exit or a death by another
 // signal under way), and the worker ends by itself when the test lets it. L3 makes the
-// in-place thread's poll fail (SetInPlacePollErrorForTesting).
+// in-place thread's poll fail when it reports something (SetInPlacePollErrorForTesting).
 //
 // The test process is the broker; the workers (forked children) are the sandboxed side.
 #include <errno.h>
