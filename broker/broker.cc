@@ -334,6 +334,7 @@ constexpr absl::Duration kExecChildAbandonGrace = absl::Seconds(2);
 
 std::atomic<void (*)(pid_t)> g_exec_child_hook{nullptr};
 std::atomic<void (*)(pid_t)> g_fork_child_hook{nullptr};
+std::atomic<int (*)(int, int)> g_worker_end_signal{nullptr};  // SetEndSignalForTesting
 
 // What a child that has not exec'd is doing, from /proc/<pid>/stat's state letter.
 std::string ExecChildState(pid_t pid) {
@@ -364,6 +365,7 @@ std::string ExecChildState(pid_t pid) {
 
 void SetExecChildHookForTesting(void (*hook)(pid_t)) { g_exec_child_hook.store(hook); }
 void SetForkChildHookForTesting(void (*hook)(pid_t)) { g_fork_child_hook.store(hook); }
+void SetEndSignalForTesting(int (*send)(int pidfd, int sig)) { g_worker_end_signal.store(send); }
 
 // SpawnExec's child, cloned with CLONE_VM instead of forked: no copy of the broker's page
 // tables, no copy-on-write faults (each a TLB shoot-down in a multithreaded broker) and no
@@ -720,7 +722,11 @@ void Broker::Impl::End(Worker& w, WorkerResult::Kind kind, std::string reason) {
   w.result.kind = kind;
   w.result.reason = reason;
   Audit(w, "end", false, reason);
-  syscall(SYS_pidfd_send_signal, w.pidfd.get(), SIGKILL, nullptr, 0);
+  if (int (*send)(int, int) = g_worker_end_signal.load(); send != nullptr) {
+    (void)send(w.pidfd.get(), SIGKILL);
+  } else {
+    syscall(SYS_pidfd_send_signal, w.pidfd.get(), SIGKILL, nullptr, 0);
+  }
   // Stop reading from it: whatever else it sent is not served.
   Unregister(w);
 }
