@@ -617,18 +617,25 @@ absl::Status Broker::Impl::Start(size_t pool_threads, bool stock_now) {
   // only for a registered worker; none can be before this returns.
   // The network + IPC pair of a one-worker broker (vow run) is made meanwhile on this
   // thread (an unshare per thread: the pool's thread stays in the broker's own).
-  absl::Notification made;
-  absl::StatusOr<std::unique_ptr<PathHandler>> handler;
-  pool_->Submit([&] {
-    handler = PathHandler::Create(audit_);
-    made.Notify();
+  // The task owns what it writes: an exception thrown here meanwhile (std::thread's
+  // system_error) unwinds this frame without leaving it a dangling reference (review h70,
+  // L-1).
+  struct Made {
+    absl::Notification done;
+    absl::StatusOr<std::unique_ptr<PathHandler>> handler;
+  };
+  auto made = std::make_shared<Made>();
+  pool_->Submit([made, audit = audit_] {
+    made->handler = PathHandler::Create(audit);
+    made->done.Notify();
   });
   absl::Status stocked = stock_now ? namespaces_.Start() : absl::OkStatus();
   if (stocked.ok()) thread_ = std::thread([this] { Loop(); });
-  made.WaitForNotification();  // the task uses this frame
+  made->done.WaitForNotification();
   RETURN_IF_ERROR(stocked);
-  if (!handler.ok()) return handler.status();
-  paths_ = *std::move(handler);
+  if (!made->handler.ok()) return made->handler.status();
+  paths_ = *std::move(made->handler);
+  // The pool's thread is there already (Submit started it): this only makes sure.
   pool_->Prestart(pool_threads);
   return absl::OkStatus();
 }

@@ -152,9 +152,10 @@ void Broker::Impl::ServeListenerInPlace(std::shared_ptr<WorkerShared> shared, Wo
   if (failed != nullptr) {
     auto it = workers_.find(id);
     // Not one that has exited meanwhile (its own end, not this thread's failure): its
-    // pidfd is readable, or its listener has hung up (no task of it is left). The kernel
-    // hangs the listener up before it makes the pidfd readable: a failure that came as
-    // the worker exited found the pidfd not yet readable in 27 of 30 runs (h68).
+    // pidfd is readable, or its listener has hung up (no task of it is left). Since
+    // Linux 6.11 the kernel hangs the listener up (at do_exit) before it makes the pidfd
+    // readable: a failure that came as the worker exited found the pidfd not yet
+    // readable in 27 of 30 runs (h68). Before 6.11 the hang-up comes at the reap.
     struct pollfd exited[2] = {
         {it != workers_.end() ? it->second->pidfd.get() : -1, POLLIN, 0}, {listener, 0, 0}};
     const bool gone = poll(exited, 2, 0) > 0 && ((exited[0].revents & POLLIN) != 0 ||

@@ -22,7 +22,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/mman.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -314,7 +316,21 @@ TEST(EndRacesTest, AHelloReadByShutdownsReapIsNotServedInPlace) {
 // kernel hangs the listener up before it makes the worker's pidfd readable, so the
 // decision must look at the listener: by the pidfd alone it ended 27 of 30 such workers
 // (hence three in a row here).
+// Linux 6.11 moved the release of an exiting task's filters from its reap to do_exit
+// ("seccomp: release task filters when the task exits"): only since then does the
+// listener hang up while the zombie is unreaped, which this test holds.
+bool ListenerHangsUpBeforeTheReap() {
+  struct utsname u;
+  int major = 0, minor = 0;
+  if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
+  return major > 6 || (major == 6 && minor >= 11);
+}
+
 TEST(EndRacesTest, AWorkerThatExitsAsItsInPlaceThreadFailsKeepsItsExit) {
+  if (!ListenerHangsUpBeforeTheReap()) {
+    GTEST_SKIP() << "this kernel releases an exiting task's filters only at its reap "
+                    "(before Linux 6.11): the held loop would keep the listener open";
+  }
   for (int round = 0; round < 3; ++round) {
     SCOPED_TRACE(round);
     std::unique_ptr<Broker> broker = InPlaceBroker();
