@@ -693,7 +693,7 @@ void Broker::Impl::ReapAfterShutdown() {
             polls.push_back({dup.get(), POLLIN, 0});
             fds.push_back(std::move(dup));
           } else {
-            retry_soon = true;
+            retry_soon = true;  // no fd for its poll (EMFILE): looked at every kReapRetryMs
           }
         }
       }
