@@ -33,6 +33,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "base/raw_syscall.h"
 #include "base/spawn_trace.h"
 #include "base/status_macros.h"
@@ -336,6 +337,7 @@ constexpr absl::Duration kExecChildAbandonGrace = absl::Seconds(2);
 
 std::atomic<void (*)(pid_t)> g_exec_child_hook{nullptr};
 std::atomic<void (*)(pid_t)> g_fork_child_hook{nullptr};
+std::atomic<int (*)(int, int)> g_worker_end_signal{nullptr};  // SetEndSignalForTesting
 
 // What a child that has not exec'd is doing, from /proc/<pid>/stat's state letter.
 std::string ExecChildState(pid_t pid) {
@@ -366,6 +368,7 @@ std::string ExecChildState(pid_t pid) {
 
 void SetExecChildHookForTesting(void (*hook)(pid_t)) { g_exec_child_hook.store(hook); }
 void SetForkChildHookForTesting(void (*hook)(pid_t)) { g_fork_child_hook.store(hook); }
+void SetEndSignalForTesting(int (*send)(int pidfd, int sig)) { g_worker_end_signal.store(send); }
 
 // SpawnExec's child, cloned with CLONE_VM instead of forked: no copy of the broker's page
 // tables, no copy-on-write faults (each a TLB shoot-down in a multithreaded broker) and no
@@ -582,7 +585,7 @@ std::string WorkerResult::ToString() const {
   return "?";
 }
 
-absl::Status Broker::Impl::Start(size_t pool_threads) {
+absl::Status Broker::Impl::Start(size_t pool_threads, bool stock_now) {
   ASSIGN_OR_RETURN(long ep, Syscall("epoll_create1", [] { return epoll_create1(EPOLL_CLOEXEC); }));
   epoll_.reset(static_cast<int>(ep));
   ASSIGN_OR_RETURN(long ev, Syscall("eventfd", [] { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }));
@@ -604,10 +607,32 @@ absl::Status Broker::Impl::Start(size_t pool_threads) {
   if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &notif_sizes_) != 0) {
     return ErrnoStatus(errno, "seccomp(SECCOMP_GET_NOTIF_SIZES): user notifications unavailable");
   }
-  ASSIGN_OR_RETURN(paths_, PathHandler::Create(audit_));
   pool_ = std::make_unique<TaskPool>(2, 64);
-  if (pool_threads > 0) pool_->Prestart(pool_threads);
-  thread_ = std::thread([this] { Loop(); });
+  if (pool_threads == 0) {
+    if (stock_now) RETURN_IF_ERROR(namespaces_.Start());
+    ASSIGN_OR_RETURN(paths_, PathHandler::Create(audit_));
+    thread_ = std::thread([this] { Loop(); });
+    return absl::OkStatus();
+  }
+  // A pool started now (vow run): its first thread makes the path handler (the libc and
+  // loader sets: ~200 stats, readlinks and opens, 0.5-0.65 ms) while this thread starts
+  // the serving loop, and is warm for the first call afterwards. The loop reads paths_
+  // only for a registered worker; none can be before this returns.
+  // The network + IPC pair of a one-worker broker (vow run) is made meanwhile on this
+  // thread (an unshare per thread: the pool's thread stays in the broker's own).
+  absl::Notification made;
+  absl::StatusOr<std::unique_ptr<PathHandler>> handler;
+  pool_->Submit([&] {
+    handler = PathHandler::Create(audit_);
+    made.Notify();
+  });
+  absl::Status stocked = stock_now ? namespaces_.Start() : absl::OkStatus();
+  if (stocked.ok()) thread_ = std::thread([this] { Loop(); });
+  made.WaitForNotification();  // the task uses this frame
+  RETURN_IF_ERROR(stocked);
+  if (!handler.ok()) return handler.status();
+  paths_ = *std::move(handler);
+  pool_->Prestart(pool_threads);
   return absl::OkStatus();
 }
 
@@ -749,7 +774,11 @@ void Broker::Impl::End(Worker& w, WorkerResult::Kind kind, std::string reason) {
   w.result.kind = kind;
   w.result.reason = reason;
   Audit(w, "end", false, reason);
-  syscall(SYS_pidfd_send_signal, w.pidfd.get(), SIGKILL, nullptr, 0);
+  if (int (*send)(int, int) = g_worker_end_signal.load(); send != nullptr) {
+    (void)send(w.pidfd.get(), SIGKILL);
+  } else {
+    syscall(SYS_pidfd_send_signal, w.pidfd.get(), SIGKILL, nullptr, 0);
+  }
   // Stop reading from it: whatever else it sent is not served.
   Unregister(w);
 }
@@ -1420,10 +1449,9 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
   const bool listener_in_place = options.listener_in_place;
   std::unique_ptr<Broker> broker(new Broker(std::move(options)));
   broker->impl_->listener_in_place_ = listener_in_place;
-  // The pairs of a one-worker broker, made here on the calling thread (vow run: while
-  // its other thread compiles the filter).
-  if (stock_now) RETURN_IF_ERROR(broker->impl_->namespaces_.Start());
-  RETURN_IF_ERROR(broker->impl_->Start(pool_threads));
+  // The pairs of a one-worker broker are made by Start on the calling thread (vow run:
+  // while its other thread compiles the filter, and the pool's makes the path handler).
+  RETURN_IF_ERROR(broker->impl_->Start(pool_threads, stock_now));
   return broker;
 }
 

@@ -92,6 +92,18 @@ void SetForkChildHookForTesting(void (*hook)(pid_t));
 // so a test can reap that worker from another path (Kill, Wait) meanwhile.
 void SetLoopPidfdEventHookForTesting(void (*hook)());
 
+// Test only: `send` (null: the real pidfd_send_signal) takes the place of the SIGKILL with
+// which the broker ends a worker (a violation, a limit, Kill; returns 0 or -1 with errno
+// set), so a test can hold open the time between the broker's verdict and the worker's
+// death, in which the worker may still end by itself: one already exiting, or dying of a
+// signal of its own, is not changed by a SIGKILL (review h67). Shutdown's are not replaced.
+void SetEndSignalForTesting(int (*send)(int pidfd, int sig));
+
+// Test only: while `err` is not 0, every poll of a worker's listener by its in-place
+// thread (BrokerOptions::listener_in_place) that reports something (a call, a hang-up)
+// fails with it instead, as the kernel's ENOMEM would.
+void SetInPlacePollErrorForTesting(int err);
+
 // A syscall that no promise of the worker allowed.
 struct Violation {
   int nr = -1;

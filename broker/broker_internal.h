@@ -357,7 +357,7 @@ class Broker::Impl {
         audit_(audit) {}
   ~Impl();
 
-  absl::Status Start(size_t pool_threads);
+  absl::Status Start(size_t pool_threads, bool stock_now);
   // What the destructor does first (Broker::Shutdown): every worker not yet reaped is
   // SIGKILLed, the serving thread stopped, the pool ended, tasks that still touch the
   // broker waited for, the path handler detached from the audit log, the workers reaped.

@@ -32,52 +32,45 @@ namespace {
 
 constexpr uint32_t kX32SyscallBit = 0x40000000;
 constexpr uint32_t kRetEnosys = SECCOMP_RET_ERRNO | ENOSYS;
-// libseccomp's tables reach a few hundred; this bounds the scan for the highest one.
-constexpr int kScanLimit = 1024;
 
 uint32_t ScmpArch(Arch arch) {
   return arch == Arch::kX86_64 ? SCMP_ARCH_X86_64 : SCMP_ARCH_AARCH64;
 }
 
-// What libseccomp knows about an arch's numbering: the highest number it can name, and
-// the holes (inclusive ranges) below it.
-struct NumberSpace {
-  int max_known = -1;
-  std::vector<std::pair<int, int>> holes;
-};
+}  // namespace
 
-NumberSpace ScanNumberSpace(Arch arch) {
+NumberSpace ScanNumberSpaceForTesting(Arch arch) { return ScanNumberSpace(ScmpArch(arch)); }
+
+namespace {
+
+#include "policies/number_space.inc"
+
+template <size_t N>
+NumberSpace Built(int max_known, const std::pair<int, int> (&holes)[N]) {
   NumberSpace ns;
-  std::vector<bool> known(kScanLimit, false);
-  for (int nr = 0; nr < kScanLimit; ++nr) {
-    char* name = seccomp_syscall_resolve_num_arch(ScmpArch(arch), nr);
-    if (name != nullptr) {
-      known[nr] = true;
-      ns.max_known = nr;
-      free(name);
-    }
-  }
-  for (int nr = 0; nr <= ns.max_known; ++nr) {
-    if (known[nr]) continue;
-    int end = nr;
-    while (end + 1 <= ns.max_known && !known[end + 1]) ++end;
-    ns.holes.emplace_back(nr, end);
-    nr = end;
+  ns.max_known = max_known;
+  for (const auto& h : holes) {
+    if (h.first >= 0) ns.holes.push_back(h);
   }
   return ns;
 }
 
-// Scanned once per arch, on the first compile for that arch: each scan resolves kScanLimit
-// numbers through libseccomp's linear table search (~0.16 ms of CPU here), and a broker
-// normally compiles for its own arch only.
+}  // namespace
+
+// From the table written at build time by //policies:number_space_gen (the same scan,
+// run once by the build instead of at every process's first compile: ~0.5 ms of a `vow
+// run` with the page faults of reading libseccomp's tables, README "Start-up, round 9").
 const NumberSpace& NumberSpaceFor(Arch arch) {
   if (arch == Arch::kX86_64) {
-    static const NumberSpace* const x86_64 = new NumberSpace(ScanNumberSpace(Arch::kX86_64));
+    static const NumberSpace* const x86_64 = new NumberSpace(Built(kX86_64MaxKnown, kX86_64Holes));
     return *x86_64;
   }
-  static const NumberSpace* const aarch64 = new NumberSpace(ScanNumberSpace(Arch::kAarch64));
+  static const NumberSpace* const aarch64 =
+      new NumberSpace(Built(kAarch64MaxKnown, kAarch64Holes));
   return *aarch64;
 }
+
+namespace {
 
 // A tiny BPF assembler with forward labels, for the hand-written prologue.
 class Asm {

@@ -41,11 +41,13 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "policies/number_space.h"
 #include "policies/policy.h"
 #include "policies/promises.h"
 
@@ -109,6 +111,12 @@ enum class BodyBackend : uint8_t { kDefault, kLibseccomp, kNative };
 // them to the broker, which applies the caller's promises; a syscall only the narrower
 // set refuses gets KILL_PROCESS (penalty kill), ERRNO(EPERM) (errno, trap: an unmodified
 // program runs no reporter) or LOG (learning).
+// The prologue's table of the syscall numbers libseccomp knows (number_space.h),
+// written at build time (//policies:number_space_gen).
+const NumberSpace& NumberSpaceFor(Arch arch);
+// The same, scanned from the linked libseccomp now (tests compare the two).
+NumberSpace ScanNumberSpaceForTesting(Arch arch);
+
 // CompilePromises() with the body written by `backend` (tests).
 [[nodiscard]] absl::StatusOr<BpfProgram> CompilePromisesWithBodyForTesting(
     PromiseSet promises, Penalty penalty, Arch arch, ProgramVariant variant,

@@ -81,6 +81,19 @@ TEST(PromiseCompilerTest, ArchSpecificResolution) {
   EXPECT_EQ(SyscallName(Arch::kX86_64, 999), "syscall_999");
 }
 
+// The prologue's table of known numbers is written at build time; it must be what the
+// linked libseccomp knows (a table from another libseccomp would send real syscalls to
+// ENOSYS, or leave holes unguarded).
+TEST(PromiseCompilerTest, BuildTimeNumberSpaceIsTheLinkedLibseccomps) {
+  for (Arch arch : {Arch::kX86_64, Arch::kAarch64}) {
+    const NumberSpace& built = NumberSpaceFor(arch);
+    const NumberSpace scanned = ScanNumberSpaceForTesting(arch);
+    EXPECT_GT(built.max_known, 400);
+    EXPECT_EQ(built.max_known, scanned.max_known);
+    EXPECT_EQ(built.holes, scanned.holes);
+  }
+}
+
 // Checks the prologue the compiler prepends and the first instructions libseccomp
 // emits for the program's arch.
 void ExpectShape(const BpfProgram& p, Arch arch) {
