@@ -64,6 +64,9 @@ namespace {
 
 // What a worker sent before it exited is read up to this many messages.
 constexpr int kMaxDrainMessages = 4096;
+// Shutdown's wait for the workers it SIGKILLed (ReapAfterShutdown): a deadline, as the
+// fork server's end wait (kEndWaitMs in broker_fork_server.cc).
+constexpr absl::Duration kShutdownEndWait = absl::Seconds(2);
 
 }  // namespace
 
@@ -678,16 +681,65 @@ void Broker::Impl::Shutdown() {
   }
   if (paths_ != nullptr) paths_->DetachAudit();
   if (calls_in_flight_.load() != 0) (void)paths_.release();
-  absl::MutexLock lock(&mu_);
-  for (auto& [id, w] : workers_) {
-    if (!w->reaped && w->pid > 0) {
-      // Until it has exited, then reaped by Reap, which records its status: a Wait after
-      // (or during) Shutdown gets the worker's real end, not "status lost" (review h62, M2).
-      siginfo_t info;
-      while (waitid(P_PIDFD, w->pidfd.get(), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR) {
+  ReapAfterShutdown();
+}
+
+void Broker::Impl::ReapAfterShutdown() {
+  // Each worker is waited for until it has exited, then reaped by Reap, which records its
+  // status: a Wait after (or during) Shutdown gets the worker's real end, not "status
+  // lost" (review h62, M2). The wait is bounded and runs without mu_ (review h65, L1: it
+  // had no bound and held mu_, so a worker that no SIGKILL ends, in an uninterruptible
+  // sleep or a zombie whose tracer does not release it, froze Shutdown and every other
+  // call of the broker). The bound is a deadline (a signal does not restart it), as the
+  // fork server's end wait (h62, L2). A worker still there at the deadline is said on
+  // stderr and left: still listed (live_workers counts it, Kill and Wait still work), but
+  // never reaped by the broker once it is destroyed.
+  const absl::Time deadline = MonotonicNow() + kShutdownEndWait;
+  for (;;) {
+    // Under mu_: each worker not reaped yet that has exited is reaped; the pidfds of the
+    // others are duplicated for the poll below (a Wait in another thread may reap and
+    // erase a worker, closing its pidfd, meanwhile).
+    std::vector<UniqueFd> fds;
+    std::vector<struct pollfd> polls;
+    bool retry_soon = false;  // a reap pending, or a pidfd not duplicated (EMFILE)
+    bool late = false;
+    std::string left;
+    {
+      absl::MutexLock lock(&mu_);
+      late = MonotonicNow() >= deadline;
+      for (auto& [id, w] : workers_) {
+        if (w->reaped || w->pid <= 0) continue;
+        Reap(*w);
+        if (w->reaped) continue;
+        if (late) {
+          absl::StrAppend(&left, "vow: broker: worker ", id, " (pid ", w->pid, ") ",
+                          w->reap_pending ? "exited but not released by its tracer"
+                                          : "not dead",
+                          " ", absl::ToInt64Milliseconds(kShutdownEndWait),
+                          " ms after Shutdown's SIGKILL, left\n");
+        } else if (w->reap_pending) {
+          retry_soon = true;  // its pidfd is readable already: retried every kReapRetryMs
+        } else {
+          UniqueFd dup(fcntl(w->pidfd.get(), F_DUPFD_CLOEXEC, 3));
+          if (dup.valid()) {
+            polls.push_back({dup.get(), POLLIN, 0});
+            fds.push_back(std::move(dup));
+          } else {
+            retry_soon = true;  // no fd for its poll (EMFILE): looked at every kReapRetryMs
+          }
+        }
       }
-      Reap(*w);
     }
+    if (late) {
+      if (!left.empty()) fputs(left.c_str(), stderr);
+      return;
+    }
+    if (polls.empty() && !retry_soon) return;
+    const int64_t left_ms = std::max<int64_t>(
+        0, absl::ToInt64Milliseconds(absl::Ceil(deadline - MonotonicNow(), absl::Milliseconds(1))));
+    const int ms = static_cast<int>(retry_soon ? std::min<int64_t>(left_ms, kReapRetryMs) : left_ms);
+    // EINTR: the next round recomputes what is left of the deadline.
+    (void)poll(polls.data(), polls.size(), ms);
   }
 }
 

@@ -326,11 +326,16 @@ class Broker {
 
   // For a process about to exit without destroying the broker (`vow run` ends with
   // _exit once its program's result is known): does what the destructor does before it
-  // frees anything. Every worker not yet reaped is ended with SIGKILL and reaped, the
-  // serving thread and the pool are stopped (no task touches the broker afterwards), and
-  // every audit line recorded is written to the fd or dropped (waits at most
-  // AuditLog::kStopDrainTimeout, as the destructor). Afterwards the broker serves nothing
-  // and may only be destroyed; what it still holds (fds, memory, the audit writer's
+  // frees anything. Every worker not yet reaped is ended with SIGKILL and reaped; the
+  // wait for their exits is at most 2 s in all and does not hold the broker's lock (other
+  // threads' calls are answered meanwhile), and a worker still there then (in an
+  // uninterruptible sleep, or a zombie its tracer has not released) is said on stderr and
+  // left: it stays listed (live_workers, Kill, Wait), and is never reaped by a broker
+  // destroyed before it ends. The serving thread and the pool are stopped (no task
+  // touches the broker afterwards), and every audit line recorded is written to the fd
+  // or dropped (waits at most AuditLog::kStopDrainTimeout, as the destructor).
+  // Afterwards the broker serves nothing (a Wait still gets a worker's end, a spawn
+  // fails) and may be destroyed; what it still holds (fds, memory, the audit writer's
   // thread) the process's exit releases. Call from the thread that owns the broker.
   void Shutdown();
 

@@ -50,6 +50,7 @@
 #include <optional>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "base/spawn_trace.h"
 #include "base/status_macros.h"
@@ -278,6 +279,10 @@ absl::StatusOr<UniqueFd> CheckForkServerReply(const ForkServerReply& reply, size
   return out;
 }
 
+// The fds a stray sweep (ForEachServerStray) holds at once: /proc/self/task and one
+// thread's children list, then one pidfd at a time.
+constexpr int kSweepFds = 2;
+
 struct ForkServer::State {
   // Made in the broker before the fork; the server and every worker have their copies.
   std::shared_ptr<const PreparedPolicy> policy;
@@ -323,6 +328,9 @@ struct ForkServer::State {
   UniqueFd interrupt;
   std::shared_ptr<ForkServerRegistry> registry;
   mutable absl::Mutex mu;
+  // Held for the stray sweep (ForEachServerStray frees them for its own opens, then takes
+  // them again): it can look when this process has no fd left (review h65, L5).
+  UniqueFd sweep_fds[kSweepFds] ABSL_GUARDED_BY(mu);
   pid_t pid ABSL_GUARDED_BY(mu) = -1;
   UniqueFd pidfd ABSL_GUARDED_BY(mu);
   UniqueFd socket ABSL_GUARDED_BY(mu);
@@ -884,15 +892,17 @@ absl::Status ReceiveReply(int sock, int interrupt, absl::Time deadline,
   }
 }
 
-// The unregistered workers of the server `s` among this process's children, as pidfds:
-// each pid of /proc/self/task/*/children (the kernel's list; a worker's parent is the
-// thread that forked the server) is opened and kept only if it is the server's
-// (ServerChildOfPidfd: in its session, while it is unreaped) and not a registered worker.
-// No pid the server wrote is used. Caller holds s.mu; the broker must be there (is_worker).
-std::vector<std::pair<pid_t, UniqueFd>> ServerStrays(ForkServer::State& s)
+// Takes (again) the fds held for the next sweep (State::sweep_fds); one that cannot be
+// opened (EMFILE: another thread took it meanwhile) is tried again after the next sweep.
+void ReserveSweepFds(ForkServer::State& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+  for (UniqueFd& fd : s.sweep_fds) {
+    if (!fd.valid()) fd.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
+  }
+}
+
+// ForEachServerStray's sweep, with its fds free (see there).
+void SweepServerStrays(ForkServer::State& s, absl::FunctionRef<bool(pid_t, int)> visit)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-  std::vector<std::pair<pid_t, UniqueFd>> out;
-  if (!s.pidfd.valid() || !s.is_worker) return out;
   // A sweep that cannot look (EMFILE, /proc unmounted since the server's start) leaves
   // the strays it would have found; that is said, never silent (review h58, L-5). A
   // thread that ended meanwhile (ENOENT) and a child that exited (ESRCH) are not failures.
@@ -900,7 +910,7 @@ std::vector<std::pair<pid_t, UniqueFd>> ServerStrays(ForkServer::State& s)
   if (tasks == nullptr) {
     fprintf(stderr, "vow: fork server: cannot look for server %d's strays: /proc/self/task: %s\n",
             static_cast<int>(s.pid), strerror(errno));
-    return out;
+    return;
   }
   std::vector<pid_t> pids;
   while (struct dirent* e = readdir(tasks)) {
@@ -930,6 +940,7 @@ std::vector<std::pair<pid_t, UniqueFd>> ServerStrays(ForkServer::State& s)
     }
   }
   closedir(tasks);
+  // One pidfd at a time: each stray is visited (ended) before the next is opened.
   for (pid_t pid : pids) {
     UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
     if (!fd.valid()) {
@@ -941,9 +952,26 @@ std::vector<std::pair<pid_t, UniqueFd>> ServerStrays(ForkServer::State& s)
     }
     absl::StatusOr<pid_t> child = ServerChildOfPidfd(fd.get(), s.pidfd.get(), s.pid);
     if (!child.ok() || s.is_worker(*child)) continue;
-    out.emplace_back(*child, std::move(fd));
+    if (!visit(*child, fd.get())) return;
   }
-  return out;
+}
+
+// Calls `visit` with each unregistered worker of the server `s` among this process's
+// children (its pid and a pidfd, closed after the call) until it returns false: each pid
+// of /proc/self/task/*/children (the kernel's list; a worker's parent is the thread that
+// forked the server) is opened and visited only if it is the server's
+// (ServerChildOfPidfd: in its session, while it is unreaped) and not a registered worker.
+// No pid the server wrote is used. Caller holds s.mu; the broker must be there (is_worker).
+// The fds the sweep needs are the server's, held since its start and freed here: it
+// looks even when this process has no fd left (EMFILE), which is when a server is
+// likeliest to be ended (review h65, L5). Another thread of this process opening fds
+// meanwhile may take them; the sweep then cannot look, and says so.
+void ForEachServerStray(ForkServer::State& s, absl::FunctionRef<bool(pid_t, int)> visit)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+  if (!s.pidfd.valid() || !s.is_worker) return;
+  for (UniqueFd& fd : s.sweep_fds) fd.reset();
+  SweepServerStrays(s, visit);
+  ReserveSweepFds(s);
 }
 
 // SIGKILLs the process of `pidfd` and waits until it has exited (not reaped), at most
@@ -979,24 +1007,25 @@ bool KillAndAwaitExit(int pidfd, pid_t pid, const char* what) {
   return false;
 }
 
-// Ends the server's unregistered workers (ServerStrays): with `kill_live`, each is killed
+// Ends the server's unregistered workers (ForEachServerStray): with `kill_live`, each is killed
 // through its pidfd and reaped (KillAndAwaitExit: bounded; one that does not die is left);
 // without, only those that have already exited are reaped and none is signalled.
 void EndStrays(ForkServer::State& s, bool kill_live) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-  for (auto& [pid, fd] : ServerStrays(s)) {
+  ForEachServerStray(s, [kill_live](pid_t pid, int fd) {
     siginfo_t si;
     if (kill_live) {
-      if (!KillAndAwaitExit(fd.get(), pid, "stray worker")) continue;
+      if (!KillAndAwaitExit(fd, pid, "stray worker")) return true;
     } else {
       memset(&si, 0, sizeof(si));
-      if (waitid(P_PIDFD, static_cast<id_t>(fd.get()), &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+      if (waitid(P_PIDFD, static_cast<id_t>(fd), &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
           si.si_pid != pid) {
-        continue;
+        return true;
       }
     }
-    while (waitid(P_PIDFD, static_cast<id_t>(fd.get()), &si, WEXITED) != 0 && errno == EINTR) {
+    while (waitid(P_PIDFD, static_cast<id_t>(fd), &si, WEXITED) != 0 && errno == EINTR) {
     }
-  }
+    return true;
+  });
 }
 
 // Kills the server, then (with `strays`: the broker is there) ends its unregistered
@@ -1081,8 +1110,12 @@ pid_t ForkServer::premade_pid_for_testing() const {
   absl::MutexLock lock(&state_->mu);
   if (state_->pid < 0) return -1;
   // The server's one unregistered worker between spawns: its pre-made worker.
-  std::vector<std::pair<pid_t, UniqueFd>> strays = ServerStrays(*state_);
-  return strays.empty() ? 0 : strays[0].first;
+  pid_t premade = 0;
+  ForEachServerStray(*state_, [&premade](pid_t pid, int) {
+    premade = pid;
+    return false;
+  });
+  return premade;
 }
 
 bool Broker::Impl::IsWorkerPid(pid_t pid) const {
@@ -1181,7 +1214,7 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   }
   {
     // A server's strays (its workers the broker never registered) are found in the
-    // kernel's lists of this process's children (ServerStrays), which only a kernel built
+    // kernel's lists of this process's children (ForEachServerStray), which only a kernel built
     // with CONFIG_PROC_CHILDREN has: without them a server killed before its reply, or one
     // that lies, would leave its workers running unseen. Fail closed: no server (a pool
     // goes on with Spawn).
@@ -1216,6 +1249,12 @@ absl::StatusOr<std::unique_ptr<ForkServer::State>> Broker::Impl::StartForkServer
   // reap the server by its pid (review h58, L-4).
   UniqueFd reserved(open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!reserved.valid()) return ErrnoStatus(errno, "fork server: an fd for its pidfd");
+  {
+    // The stray sweep's fds (State::sweep_fds), held from now on (review h65, L5). One
+    // that cannot be had now is tried again after each sweep.
+    absl::MutexLock lock(&s->mu);
+    ReserveSweepFds(*s);
+  }
   fflush(nullptr);
   PrepareClientForFork();  // its workers' Clients then learn nothing themselves
   // Every signal blocked across the fork: the server runs no handler of the embedder's

@@ -363,6 +363,9 @@ class Broker::Impl {
   // broker waited for, the path handler detached from the audit log, the workers reaped.
   // Once only; called by the owning thread.
   void Shutdown();
+  // Shutdown's last step: reaps the workers it killed, waiting at most kShutdownEndWait in
+  // all (without mu_); one still there then is said on stderr and left (review h65, L1).
+  void ReapAfterShutdown();
   absl::StatusOr<WorkerId> SpawnCommon(std::shared_ptr<const PreparedPolicy> policy,
                                        const WorkerMain* main,
                                        const std::vector<std::string>* argv,

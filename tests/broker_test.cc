@@ -1185,6 +1185,96 @@ TEST_F(BrokerTest, AnExecpromisesWorkerThatExitsIsNeitherSpunOnNorReportedAsKill
   EXPECT_EQ(result->exit_code, 3) << result->ToString();
 }
 
+// Review h65 L1 with a traced zombie: an execpromises worker that exits while its tracer
+// helper is stopped can be reaped only once the helper has waited for it. Shutdown's last
+// wait (a waitid with no bound, under the broker's lock) waited for the helper for ever;
+// now it tries the reap again every 5 ms for 2 s (the pidfd, readable, is not polled:
+// no spin), says on stderr that the zombie was not released, and returns. Once the
+// helper goes on, a Wait after Shutdown gets the worker's own exit. A hang is not waited
+// out: after 10 s the helper is resumed, which also ends an unbounded wait.
+TEST_F(BrokerTest, ShutdownLeavesAZombieItsStoppedTracerHoldsWithoutSpinning) {
+  Policy narrowed;
+  narrowed.promises = PromiseSet{Promise::kStdio, Promise::kExec};
+  narrowed.exec_promises = PromiseSet{Promise::kStdio};
+  auto prepared = broker_->Prepare(narrowed);
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  int in[2];
+  ASSERT_EQ(pipe2(in, O_CLOEXEC), 0);
+  SpawnOptions options;
+  options.stdin_fd = in[0];
+  auto id = broker_->SpawnExec(*prepared, {"/bin/sh", "-c", "read x; exit 3"}, options);
+  close(in[0]);
+  ASSERT_TRUE(id.ok()) << id.status();
+  const pid_t worker = broker_->pid(*id);
+  ASSERT_GT(worker, 0);
+  const pid_t helper = TracerPidOf(worker);
+  ASSERT_GT(helper, 0) << "no tracer on the execpromises worker";
+  for (int i = 0; i < 2500; ++i) {
+    const std::string call = testing::ReadFile(absl::StrCat("/proc/", worker, "/syscall"));
+    if (absl::StartsWith(call, "0 0x0 ") && StateOf(worker) == 'S') break;
+    usleep(2000);
+  }
+  ASSERT_TRUE(absl::StartsWith(testing::ReadFile(absl::StrCat("/proc/", worker, "/syscall")),
+                               "0 0x0 "));
+  struct Resume {
+    pid_t pid;
+    ~Resume() { kill(pid, SIGCONT); }
+  } resume{helper};
+  ASSERT_EQ(kill(helper, SIGSTOP), 0);
+  for (int i = 0; i < 500 && StateOf(helper) != 'T'; ++i) usleep(2000);
+  ASSERT_EQ(StateOf(helper), 'T');
+  ASSERT_EQ(write(in[1], "\n", 1), 1);  // the worker exits by itself (exit 3)
+  close(in[1]);
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, worker, 0));
+  ASSERT_GE(pidfd, 0);
+  struct pollfd p = {pidfd, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 10000), 1) << "the worker did not exit";
+  close(pidfd);
+
+  const int mem = memfd_create("vow-shutdown-stderr", MFD_CLOEXEC);
+  ASSERT_GE(mem, 0);
+  fflush(stderr);
+  const int saved_stderr = dup(2);
+  ASSERT_GE(saved_stderr, 0);
+  ASSERT_EQ(dup2(mem, 2), 2);
+  std::atomic<bool> returned{false};
+  const absl::Time start = absl::Now();
+  const double cpu0 = ProcessCpuSeconds();
+  absl::Duration took = absl::InfiniteDuration();
+  double cpu = -1;
+  std::thread shutdown([&] {
+    broker_->Shutdown();
+    took = absl::Now() - start;
+    cpu = ProcessCpuSeconds() - cpu0;
+    returned = true;
+  });
+  for (int i = 0; i < 1000 && !returned; ++i) usleep(10000);
+  const bool returned_in_time = returned.load();
+  ASSERT_EQ(kill(helper, SIGCONT), 0);  // the helper waits for the zombie: reapable now
+  shutdown.join();
+  fflush(stderr);
+  dup2(saved_stderr, 2);
+  close(saved_stderr);
+  char text[4096] = {};
+  const ssize_t n = pread(mem, text, sizeof(text) - 1, 0);
+  close(mem);
+  const std::string said = n > 0 ? std::string(text, static_cast<size_t>(n)) : "";
+
+  ASSERT_TRUE(returned_in_time) << "Shutdown did not return within 10 s";
+  EXPECT_GE(took, absl::Milliseconds(1900));
+  EXPECT_LT(took, absl::Seconds(5)) << "the bound is 2 s";
+  fprintf(stderr, "process CPU during Shutdown's %s wait: %.3f s\n",
+          absl::FormatDuration(took).c_str(), cpu);
+  EXPECT_LT(cpu, 0.3) << "Shutdown's wait spins on the readable pidfd";
+  EXPECT_THAT(said, HasSubstr(absl::StrCat("vow: broker: worker ", *id, " (pid ", worker,
+                                           ") exited but not released by its tracer 2000 ms "
+                                           "after Shutdown's SIGKILL, left")));
+  auto result = broker_->Wait(*id, absl::Seconds(30));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->kind, Kind::kExited) << result->ToString();
+  EXPECT_EQ(result->exit_code, 3) << result->ToString();
+}
+
 // Review h62 M1 as a race, deterministically: the spawn's child is forked before
 // Shutdown and registered after it (the fork hook runs Shutdown between the two). The
 // check under mu_ in RegisterWorker kills and refuses it; an unlocked early check (at the

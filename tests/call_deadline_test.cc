@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <sys/syscall.h>
@@ -30,9 +31,13 @@
 
 #include <time.h>
 
+#include <algorithm>
+#include <atomic>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "broker/broker.h"
@@ -50,6 +55,7 @@ namespace vow {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using Kind = WorkerResult::Kind;
 
 // A thread stuck in write(2) on `path` with the file's inode lock held, until Release().
@@ -430,6 +436,143 @@ TEST(CallDeadlineTest, TheBrokerGoesWhileAPathCallIsStuckInPlace) {
   auto result = (*again)->Wait(*next, absl::Seconds(10));
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->exit_code, 3) << result->ToString();
+}
+
+// ---- Review h65, L1: Shutdown and a worker that no SIGKILL ends ----
+
+// The state letter of /proc/<pid>/stat ('\0': no such process).
+char ProcState(pid_t pid) {
+  const std::string stat = testing::ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  const size_t paren = stat.rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat.size() ? '\0' : stat[paren + 2];
+}
+
+// A worker that no SIGKILL ends: it writes to its stdout, a file whose inode lock the
+// stuck writer holds, and sleeps in the kernel uninterruptibly (state D) until the writer
+// is released. Shutdown's last wait for it had no bound and held the broker's lock
+// (review h65, L1): Shutdown never returned, and every other call of the broker (here
+// live_workers, from another thread) waited with it. Now Shutdown waits 2 s, says on
+// stderr that it left the worker, and returns; the broker answers meanwhile. Once
+// released, the worker dies of the SIGKILL, and a Wait after Shutdown gets that end. A
+// hang is not waited out: after 10 s the writer is released, which also ends an
+// unbounded wait, and the test fails. With `no_fd_left`, every fd below RLIMIT_NOFILE is
+// taken while Shutdown runs: the wait cannot duplicate the pidfds it polls and looks
+// every 5 ms instead, for as long (it returned at once).
+void ExpectShutdownLeavesAStuckWorker(bool no_fd_left) {
+  testing::TempDir dir;
+  const std::string file = dir.WriteFile("locked", "contents");
+  auto broker = Broker::Create();
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  StuckWriter stuck(file);
+  ASSERT_EQ(stuck.error(), "");
+  const int out = open(file.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(out, 0);
+  SpawnOptions options;
+  options.stdout_fd = out;
+  auto stuck_id = (*broker)->Spawn(
+      Policy{}, [](Client&) { return write(1, "x", 1) == 1 ? 0 : 1; }, options);
+  close(out);
+  ASSERT_TRUE(stuck_id.ok()) << stuck_id.status();
+  // An ordinary worker beside it: killed and reaped by Shutdown as before. Not with
+  // `no_fd_left`: its reap closes its channel, which frees an fd.
+  absl::StatusOr<WorkerId> sleeper = absl::NotFoundError("none");
+  if (!no_fd_left) {
+    sleeper = (*broker)->Spawn(Policy{}, [](Client&) {
+      pause();
+      return 0;
+    });
+    ASSERT_TRUE(sleeper.ok()) << sleeper.status();
+  }
+  const pid_t pid = (*broker)->pid(*stuck_id);
+  ASSERT_GT(pid, 0);
+  for (int i = 0; i < 1000 && ProcState(pid) != 'D'; ++i) usleep(10000);
+  ASSERT_EQ(ProcState(pid), 'D') << "the worker is not asleep in its write";
+
+  // The broker's stderr to a memfd while Shutdown runs.
+  const int mem = memfd_create("vow-shutdown-stderr", MFD_CLOEXEC);
+  ASSERT_GE(mem, 0);
+  fflush(stderr);
+  const int saved_stderr = dup(2);
+  ASSERT_GE(saved_stderr, 0);
+  ASSERT_EQ(dup2(mem, 2), 2);
+  struct rlimit saved_limit;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved_limit), 0);
+  std::vector<int> fillers;
+  if (no_fd_left) {
+    struct rlimit low = saved_limit;
+    low.rlim_cur = std::min<rlim_t>(saved_limit.rlim_cur, 1024);
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+    for (int fd; (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) fillers.push_back(fd);
+    ASSERT_EQ(errno, EMFILE);
+  }
+  std::atomic<bool> returned{false};
+  const absl::Time start = absl::Now();
+  absl::Duration took = absl::InfiniteDuration();
+  std::thread shutdown([&] {
+    (*broker)->Shutdown();
+    took = absl::Now() - start;
+    returned = true;
+  });
+  absl::SleepFor(absl::Milliseconds(500));
+  // Another call of the broker while Shutdown waits for the worker: answered at once.
+  std::atomic<bool> answered{false};
+  bool returned_when_answered = true;
+  size_t live = 0;
+  std::thread probe([&] {
+    live = (*broker)->live_workers();
+    returned_when_answered = returned.load();
+    answered = true;
+  });
+  for (int i = 0; i < 100 && !answered; ++i) usleep(10000);
+  const bool answered_in_time = answered.load();
+  for (int i = 0; i < 950 && !returned; ++i) usleep(10000);
+  const bool returned_in_time = returned.load();
+  for (int fd : fillers) close(fd);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved_limit), 0);
+  const bool alive_after_shutdown = ProcState(pid) == 'D';
+  stuck.Release();  // the worker's write goes on, and the SIGKILL ends it
+  probe.join();
+  shutdown.join();
+  fflush(stderr);
+  dup2(saved_stderr, 2);
+  close(saved_stderr);
+  char text[4096] = {};
+  const ssize_t n = pread(mem, text, sizeof(text) - 1, 0);
+  close(mem);
+  const std::string said = n > 0 ? std::string(text, static_cast<size_t>(n)) : "";
+
+  EXPECT_TRUE(answered_in_time) << "live_workers waited for Shutdown's wait (the broker's lock)";
+  if (answered_in_time) {
+    EXPECT_FALSE(returned_when_answered) << "Shutdown did not wait for the worker";
+    EXPECT_EQ(live, 1u) << "a sleeper not reaped, or the stuck worker not counted";
+  }
+  ASSERT_TRUE(returned_in_time) << "Shutdown did not return within 10 s";
+  EXPECT_GE(took, absl::Milliseconds(1900));
+  EXPECT_LT(took, absl::Seconds(5)) << "the bound is 2 s";
+  EXPECT_TRUE(alive_after_shutdown) << "the worker was not left as it was";
+  EXPECT_THAT(said, HasSubstr(absl::StrCat("vow: broker: worker ", *stuck_id, " (pid ", pid,
+                                           ") not dead 2000 ms after Shutdown's SIGKILL, left")));
+  // A Wait after Shutdown gets each worker's real end, the left one's once it has died.
+  if (sleeper.ok()) {
+    EXPECT_THAT(said, Not(HasSubstr(absl::StrCat("worker ", *sleeper, " "))));
+    auto sleeper_result = (*broker)->Wait(*sleeper, absl::Seconds(1));
+    ASSERT_TRUE(sleeper_result.ok()) << sleeper_result.status();
+    EXPECT_EQ(sleeper_result->signal, SIGKILL) << sleeper_result->ToString();
+  }
+  auto result = (*broker)->Wait(*stuck_id, absl::Seconds(10));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->kind, Kind::kSignaled) << result->ToString();
+  EXPECT_EQ(result->signal, SIGKILL) << result->ToString();
+  EXPECT_EQ((*broker)->live_workers(), 0u);
+  broker->reset();
+}
+
+TEST(CallDeadlineTest, ShutdownLeavesAWorkerThatNoSigkillEnds) {
+  ExpectShutdownLeavesAStuckWorker(/*no_fd_left=*/false);
+}
+
+TEST(CallDeadlineTest, ShutdownWaitsForAStuckWorkerWithNoFdLeft) {
+  ExpectShutdownLeavesAStuckWorker(/*no_fd_left=*/true);
 }
 
 }  // namespace

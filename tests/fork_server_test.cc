@@ -1895,6 +1895,56 @@ TEST(ForkServerHardTest, ASweepThatCannotLookSaysSo) {
          "EMFILE, 6: the server is still there");
 }
 
+// The stray sweep at fd exhaustion (review h65, L5): its opens (/proc/self/task, a
+// thread's children list, a pidfd) failed with EMFILE, so it could not look (said since
+// h58 L-5, above) and the server's strays were left. Its fds are now held from the
+// server's start and freed for the sweep only. With every fd below RLIMIT_NOFILE taken,
+// the sweep finds the pre-made worker (an unregistered worker of the server) with the
+// server's socket open, gives its fds back (none is free after it), and Shutdown's sweep
+// ends and reaps that worker; nothing says a sweep could not look. In a child process.
+TEST(ForkServerHardTest, ASweepAtFdExhaustionStillFindsTheStrays) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    alarm(30);
+    const int err = StderrToMemfd();
+    if (err < 0) _exit(2);
+    Fixture f = Make();
+    auto server = f.broker->StartForkServer(f.policy, SleepWorker);
+    if (!server.ok()) _exit(3);
+    auto id = f.broker->SpawnFrom(**server);  // fresh; the server then makes a pre-made one
+    if (!id.ok()) _exit(3);
+    const pid_t premade = WaitForPremade(**server);
+    if (premade <= 0) _exit(3);
+    // Every fd below the limit taken (the limit lowered to 1024 if above: open fds stay).
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(2);
+    if (rl.rlim_cur > 1024) {
+      rl.rlim_cur = 1024;
+      if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(2);
+    }
+    auto fill = [] {
+      int opened = 0;
+      while (open("/dev/null", O_RDONLY | O_CLOEXEC) >= 0) ++opened;
+      return errno == EMFILE ? opened : -1;
+    };
+    if (fill() <= 0) _exit(2);
+    if ((*server)->premade_pid_for_testing() != premade) _exit(4);
+    if (fill() != 0) _exit(5);
+    f.broker->Shutdown();
+    if (!Gone(premade)) _exit(6);
+    if (absl::StrContains(MemfdText(err), "cannot look")) _exit(7);
+    // The registered worker: killed by Shutdown, its end kept for a Wait.
+    auto result = f.broker->Wait(*id, absl::Seconds(5));
+    if (!result.ok() || result->signal != SIGKILL) _exit(8);
+    _exit(0);
+  }
+  ExpectChildExitsZero(child, "2: set-up, 3: no server or no pre-made worker, 4: the sweep did "
+         "not find the pre-made worker at EMFILE, 5: the sweep did not take its fds back, "
+         "6: Shutdown's sweep left the pre-made worker, 7: a sweep said it could not look, "
+         "8: the registered worker's end");
+}
+
 // The broker's own send of a request failing for want of kernel resources (ETOOMANYREFS:
 // too many fds in flight for its user; ENOBUFS) is not the server's fault: the spawn fails
 // with that error and the server serves on (it was ended). A hook makes the send fail.
