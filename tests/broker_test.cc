@@ -1103,6 +1103,71 @@ char StateOf(pid_t pid) {
   return paren == std::string::npos || paren + 2 >= stat.size() ? '\0' : stat[paren + 2];
 }
 
+// An execpromises worker, `sh -c "read x; exit 3"`, traced by the tracer helper and asleep
+// in its read(0) (past the exec stop the helper must handle): its id, its pid, the
+// helper's pid and the write end of its stdin.
+// The helper is resumed (SIGCONT) when it goes, whatever the test did to it.
+struct TracedSh {
+  TracedSh() = default;
+  TracedSh(const TracedSh&) = delete;
+  TracedSh& operator=(const TracedSh&) = delete;
+  ~TracedSh() {
+    if (helper > 0) kill(helper, SIGCONT);
+    if (in_write >= 0) close(in_write);
+  }
+  WorkerId id = 0;
+  pid_t worker = -1;
+  pid_t helper = -1;
+  int in_write = -1;
+};
+
+void StartTracedShInRead(Broker& broker, TracedSh* sh) {
+  Policy narrowed;
+  narrowed.promises = PromiseSet{Promise::kStdio, Promise::kExec};
+  narrowed.exec_promises = PromiseSet{Promise::kStdio};
+  auto prepared = broker.Prepare(narrowed);
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  int in[2];
+  ASSERT_EQ(pipe2(in, O_CLOEXEC), 0);
+  sh->in_write = in[1];
+  SpawnOptions options;
+  options.stdin_fd = in[0];
+  options.stderr_fd = 2;
+  auto id = broker.SpawnExec(*prepared, {"/bin/sh", "-c", "read x; exit 3"}, options);
+  close(in[0]);
+  ASSERT_TRUE(id.ok()) << id.status();
+  sh->id = *id;
+  sh->worker = broker.pid(*id);
+  ASSERT_GT(sh->worker, 0);
+  sh->helper = TracerPidOf(sh->worker);
+  ASSERT_GT(sh->helper, 0) << "no tracer on the execpromises worker";
+  const std::string syscall_file = absl::StrCat("/proc/", sh->worker, "/syscall");
+  for (int i = 0; i < 2500; ++i) {
+    if (absl::StartsWith(testing::ReadFile(syscall_file), "0 0x0 ") &&
+        StateOf(sh->worker) == 'S') {
+      break;
+    }
+    usleep(2000);
+  }
+  ASSERT_TRUE(absl::StartsWith(testing::ReadFile(syscall_file), "0 0x0 "));
+}
+
+// Stops the tracer helper (until its state is T) and lets the worker exit by itself
+// (exit 3); returns once the worker's pidfd (`*pidfd`, the caller's to close) is
+// readable. The caller resumes the helper.
+void StopTracerAndLetShExit(TracedSh& sh, int* pidfd) {
+  ASSERT_EQ(kill(sh.helper, SIGSTOP), 0);
+  for (int i = 0; i < 500 && StateOf(sh.helper) != 'T'; ++i) usleep(2000);
+  ASSERT_EQ(StateOf(sh.helper), 'T');
+  ASSERT_EQ(write(sh.in_write, "\n", 1), 1);
+  close(sh.in_write);
+  sh.in_write = -1;
+  *pidfd = static_cast<int>(syscall(SYS_pidfd_open, sh.worker, 0));
+  ASSERT_GE(*pidfd, 0);
+  struct pollfd p = {*pidfd, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 10000), 1) << "the worker did not exit";
+}
+
 double ProcessCpuSeconds() {
   struct timespec ts;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -1119,51 +1184,17 @@ double ProcessCpuSeconds() {
 // is out of epoll until the reap can be done (retried every kReapRetryMs), Kill decides by
 // the pidfd's readability, and the real exit is the result.
 TEST_F(BrokerTest, AnExecpromisesWorkerThatExitsIsNeitherSpunOnNorReportedAsKilled) {
-  Policy narrowed;
-  narrowed.promises = PromiseSet{Promise::kStdio, Promise::kExec};
-  narrowed.exec_promises = PromiseSet{Promise::kStdio};
-  auto prepared = broker_->Prepare(narrowed);
-  ASSERT_TRUE(prepared.ok()) << prepared.status();
-  int in[2];
-  ASSERT_EQ(pipe2(in, O_CLOEXEC), 0);
-  SpawnOptions options;
-  options.stdin_fd = in[0];
-  options.stderr_fd = 2;
-  auto id = broker_->SpawnExec(*prepared, {"/bin/sh", "-c", "read x; exit 3"}, options);
-  close(in[0]);
-  ASSERT_TRUE(id.ok()) << id.status();
-  const pid_t worker = broker_->pid(*id);
-  ASSERT_GT(worker, 0);
-  const pid_t helper = TracerPidOf(worker);
-  ASSERT_GT(helper, 0) << "no tracer on the execpromises worker";
-  // Until sh sleeps in its read(0) (past the exec stop the helper must handle).
-  for (int i = 0; i < 2500; ++i) {
-    const std::string call = testing::ReadFile(absl::StrCat("/proc/", worker, "/syscall"));
-    if (absl::StartsWith(call, "0 0x0 ") && StateOf(worker) == 'S') break;
-    usleep(2000);
-  }
-  ASSERT_TRUE(absl::StartsWith(testing::ReadFile(absl::StrCat("/proc/", worker, "/syscall")),
-                               "0 0x0 "));
+  TracedSh sh;
+  ASSERT_NO_FATAL_FAILURE(StartTracedShInRead(*broker_, &sh));
+  const pid_t helper = sh.helper;
   {
     const double base0 = ProcessCpuSeconds();
     usleep(500 * 1000);
     fprintf(stderr, "process CPU in 0.5 s before the exit (baseline): %.3f s\n",
             ProcessCpuSeconds() - base0);
   }
-  struct Resume {
-    pid_t pid;
-    ~Resume() { kill(pid, SIGCONT); }
-  } resume{helper};
-  ASSERT_EQ(kill(helper, SIGSTOP), 0);
-  for (int i = 0; i < 500 && StateOf(helper) != 'T'; ++i) usleep(2000);
-  ASSERT_EQ(StateOf(helper), 'T');
-  // The worker exits by itself (exit 3).
-  ASSERT_EQ(write(in[1], "\n", 1), 1);
-  close(in[1]);
-  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, worker, 0));
-  ASSERT_GE(pidfd, 0);
-  struct pollfd p = {pidfd, POLLIN, 0};
-  ASSERT_EQ(poll(&p, 1, 10000), 1) << "the worker did not exit";
+  int pidfd = -1;
+  ASSERT_NO_FATAL_FAILURE(StopTracerAndLetShExit(sh, &pidfd));
   siginfo_t si = {};
   ASSERT_EQ(waitid(P_PIDFD, pidfd, &si, WEXITED | WNOHANG | WNOWAIT), 0);
   EXPECT_EQ(si.si_pid, 0) << "the zombie is visible to its real parent (no window)";
@@ -1174,12 +1205,12 @@ TEST_F(BrokerTest, AnExecpromisesWorkerThatExitsIsNeitherSpunOnNorReportedAsKill
   const double spun = ProcessCpuSeconds() - cpu0;
   fprintf(stderr, "process CPU while the exit was pending for 0.5 s: %.3f s\n", spun);
   EXPECT_LT(spun, 0.05) << "the serving loop spins on the readable pidfd";
-  broker_->Kill(*id);  // the embedder gives up on it (a pool's Release(false), a timeout)
+  broker_->Kill(sh.id);  // the embedder gives up on it (a pool's Release(false), a timeout)
   ASSERT_EQ(kill(helper, SIGCONT), 0);
   // Reaped by the serving loop's retry once the helper has released it, with no Wait.
   for (int i = 0; i < 1000 && broker_->live_workers() != 0; ++i) usleep(10000);
   EXPECT_EQ(broker_->live_workers(), 0u) << "the pending reap was not retried";
-  auto result = broker_->Wait(*id, absl::Seconds(30));
+  auto result = broker_->Wait(sh.id, absl::Seconds(30));
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->kind, Kind::kExited) << result->ToString();
   EXPECT_EQ(result->exit_code, 3) << result->ToString();
@@ -1193,50 +1224,16 @@ TEST_F(BrokerTest, AnExecpromisesWorkerThatExitsIsNeitherSpunOnNorReportedAsKill
 // helper goes on, a Wait after Shutdown gets the worker's own exit. A hang is not waited
 // out: after 10 s the helper is resumed, which also ends an unbounded wait.
 TEST_F(BrokerTest, ShutdownLeavesAZombieItsStoppedTracerHoldsWithoutSpinning) {
-  Policy narrowed;
-  narrowed.promises = PromiseSet{Promise::kStdio, Promise::kExec};
-  narrowed.exec_promises = PromiseSet{Promise::kStdio};
-  auto prepared = broker_->Prepare(narrowed);
-  ASSERT_TRUE(prepared.ok()) << prepared.status();
-  int in[2];
-  ASSERT_EQ(pipe2(in, O_CLOEXEC), 0);
-  SpawnOptions options;
-  options.stdin_fd = in[0];
-  auto id = broker_->SpawnExec(*prepared, {"/bin/sh", "-c", "read x; exit 3"}, options);
-  close(in[0]);
-  ASSERT_TRUE(id.ok()) << id.status();
-  const pid_t worker = broker_->pid(*id);
-  ASSERT_GT(worker, 0);
-  const pid_t helper = TracerPidOf(worker);
-  ASSERT_GT(helper, 0) << "no tracer on the execpromises worker";
-  for (int i = 0; i < 2500; ++i) {
-    const std::string call = testing::ReadFile(absl::StrCat("/proc/", worker, "/syscall"));
-    if (absl::StartsWith(call, "0 0x0 ") && StateOf(worker) == 'S') break;
-    usleep(2000);
-  }
-  ASSERT_TRUE(absl::StartsWith(testing::ReadFile(absl::StrCat("/proc/", worker, "/syscall")),
-                               "0 0x0 "));
-  struct Resume {
-    pid_t pid;
-    ~Resume() { kill(pid, SIGCONT); }
-  } resume{helper};
-  ASSERT_EQ(kill(helper, SIGSTOP), 0);
-  for (int i = 0; i < 500 && StateOf(helper) != 'T'; ++i) usleep(2000);
-  ASSERT_EQ(StateOf(helper), 'T');
-  ASSERT_EQ(write(in[1], "\n", 1), 1);  // the worker exits by itself (exit 3)
-  close(in[1]);
-  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, worker, 0));
-  ASSERT_GE(pidfd, 0);
-  struct pollfd p = {pidfd, POLLIN, 0};
-  ASSERT_EQ(poll(&p, 1, 10000), 1) << "the worker did not exit";
+  TracedSh sh;
+  ASSERT_NO_FATAL_FAILURE(StartTracedShInRead(*broker_, &sh));
+  const pid_t worker = sh.worker;
+  const pid_t helper = sh.helper;
+  int pidfd = -1;
+  ASSERT_NO_FATAL_FAILURE(StopTracerAndLetShExit(sh, &pidfd));
   close(pidfd);
 
-  const int mem = memfd_create("vow-shutdown-stderr", MFD_CLOEXEC);
-  ASSERT_GE(mem, 0);
-  fflush(stderr);
-  const int saved_stderr = dup(2);
-  ASSERT_GE(saved_stderr, 0);
-  ASSERT_EQ(dup2(mem, 2), 2);
+  testing::StderrCapture captured;
+  ASSERT_TRUE(captured.ok());
   std::atomic<bool> returned{false};
   const absl::Time start = absl::Now();
   const double cpu0 = ProcessCpuSeconds();
@@ -1252,13 +1249,7 @@ TEST_F(BrokerTest, ShutdownLeavesAZombieItsStoppedTracerHoldsWithoutSpinning) {
   const bool returned_in_time = returned.load();
   ASSERT_EQ(kill(helper, SIGCONT), 0);  // the helper waits for the zombie: reapable now
   shutdown.join();
-  fflush(stderr);
-  dup2(saved_stderr, 2);
-  close(saved_stderr);
-  char text[4096] = {};
-  const ssize_t n = pread(mem, text, sizeof(text) - 1, 0);
-  close(mem);
-  const std::string said = n > 0 ? std::string(text, static_cast<size_t>(n)) : "";
+  const std::string said = captured.Finish();
 
   ASSERT_TRUE(returned_in_time) << "Shutdown did not return within 10 s";
   EXPECT_GE(took, absl::Milliseconds(1900));
@@ -1266,10 +1257,10 @@ TEST_F(BrokerTest, ShutdownLeavesAZombieItsStoppedTracerHoldsWithoutSpinning) {
   fprintf(stderr, "process CPU during Shutdown's %s wait: %.3f s\n",
           absl::FormatDuration(took).c_str(), cpu);
   EXPECT_LT(cpu, 0.3) << "Shutdown's wait spins on the readable pidfd";
-  EXPECT_THAT(said, HasSubstr(absl::StrCat("vow: broker: worker ", *id, " (pid ", worker,
+  EXPECT_THAT(said, HasSubstr(absl::StrCat("vow: broker: worker ", sh.id, " (pid ", worker,
                                            ") exited but not released by its tracer 2000 ms "
                                            "after Shutdown's SIGKILL, left")));
-  auto result = broker_->Wait(*id, absl::Seconds(30));
+  auto result = broker_->Wait(sh.id, absl::Seconds(30));
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->kind, Kind::kExited) << result->ToString();
   EXPECT_EQ(result->exit_code, 3) << result->ToString();

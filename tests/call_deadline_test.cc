@@ -148,6 +148,40 @@ class StuckWriter {
   ssize_t write_result_ = -2;
 };
 
+// This process's CPU time while the calling thread sleeps for `d` (the broker's, when
+// every other thread of the test sleeps too).
+absl::Duration CpuWhileSleeping(absl::Duration d) {
+  struct timespec cpu0, cpu1;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
+  absl::SleepFor(d);
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+  return absl::DurationFromTimespec(cpu1) - absl::DurationFromTimespec(cpu0);
+}
+
+// A broker made with `options` spawns a worker and gets its exit (after another broker
+// went while calls of its workers were stuck).
+void ExpectANewBrokerWorks(const BrokerOptions& options) {
+  auto again = Broker::Create(options);
+  ASSERT_TRUE(again.ok()) << again.status();
+  auto id = (*again)->Spawn(Policy{}, [](Client&) { return 3; });
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto result = (*again)->Wait(*id, absl::Seconds(10));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 3) << result->ToString();
+}
+
+// Writing under `dir` (a `w` rule and wpath), with `thread` if asked.
+Policy WritesUnder(const std::string& dir, bool thread) {
+  Policy policy;
+  policy.promises.insert(Promise::kWpath);
+  if (thread) policy.promises.insert(Promise::kThread);
+  PathRule rule;
+  rule.path = dir;
+  rule.write = true;
+  policy.paths.push_back(rule);
+  return policy;
+}
+
 // A worker whose open() of `file` (a path call) stalls in the broker; 300 ms later a
 // second thread queues another. Exits 20 if the open succeeded, 21 if not.
 WorkerMain StalledPathCallWorker(const std::string& file) {
@@ -170,13 +204,8 @@ TEST(CallDeadlineTest, StalledChannelRequestAndPathCallEachEndTheirWorker) {
   StuckWriter stuck(file);
   ASSERT_EQ(stuck.error(), "");
 
-  Policy policy;
-  policy.promises.insert(Promise::kWpath);   // the open() path calls
-  policy.promises.insert(Promise::kThread);  // the second thread
-  PathRule rule;
-  rule.path = dir.path();
-  rule.write = true;
-  policy.paths.push_back(rule);
+  // wpath: the open() path calls; thread: the second thread.
+  const Policy policy = WritesUnder(dir.path(), /*thread=*/true);
   // One worker asks on the channel, the other through a path call; both wait for the
   // inode lock in the broker's openat and never get an answer. 300 ms later each queues
   // one more: a datagram on the channel, a second thread's path call.
@@ -196,11 +225,7 @@ TEST(CallDeadlineTest, StalledChannelRequestAndPathCallEachEndTheirWorker) {
   // The broker's CPU time (this process: every other thread here sleeps) over 7 s of
   // the stall, from 1 s in.
   absl::SleepFor(absl::Seconds(1));
-  struct timespec cpu0, cpu1;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
-  absl::SleepFor(absl::Seconds(7));
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
-  const absl::Duration cpu = absl::DurationFromTimespec(cpu1) - absl::DurationFromTimespec(cpu0);
+  const absl::Duration cpu = CpuWhileSleeping(absl::Seconds(7));
 
   auto request_result = (*broker)->Wait(*by_request, absl::Seconds(40));
   auto path_call_result = (*broker)->Wait(*by_path_call, absl::Seconds(40));
@@ -330,12 +355,7 @@ TEST(CallDeadlineTest, TheBrokerGoesWhileCallsAreStuck) {
   ASSERT_EQ(stuck.error(), "");
   auto broker = Broker::Create();
   ASSERT_TRUE(broker.ok()) << broker.status();
-  Policy policy;
-  policy.promises.insert(Promise::kWpath);
-  PathRule rule;
-  rule.path = dir.path();
-  rule.write = true;
-  policy.paths.push_back(rule);
+  const Policy policy = WritesUnder(dir.path(), /*thread=*/false);
   for (int i = 0; i < 2; ++i) {
     auto id = (*broker)->Spawn(policy, [file, i](Client& client) {
       if (i == 0) return client.Open(file, O_WRONLY | O_TRUNC).ok() ? 10 : 11;
@@ -349,13 +369,7 @@ TEST(CallDeadlineTest, TheBrokerGoesWhileCallsAreStuck) {
   absl::SleepFor(absl::Milliseconds(300));   // their tasks run to the end meanwhile
   EXPECT_EQ(stuck.write_result(), static_cast<ssize_t>(sysconf(_SC_PAGESIZE)));
   // A broker made afterwards works.
-  auto again = Broker::Create();
-  ASSERT_TRUE(again.ok()) << again.status();
-  auto id = (*again)->Spawn(Policy{}, [](Client&) { return 3; });
-  ASSERT_TRUE(id.ok()) << id.status();
-  auto result = (*again)->Wait(*id, absl::Seconds(10));
-  ASSERT_TRUE(result.ok()) << result.status();
-  EXPECT_EQ(result->exit_code, 3) << result->ToString();
+  ExpectANewBrokerWorks(BrokerOptions());
 }
 
 // BrokerOptions::listener_in_place (README "Start-up, round 8"): the path call is served
@@ -371,23 +385,13 @@ TEST(CallDeadlineTest, StalledPathCallServedInPlaceEndsItsWorker) {
   ASSERT_TRUE(broker.ok()) << broker.status();
   StuckWriter stuck(file);
   ASSERT_EQ(stuck.error(), "");
-  Policy policy;
-  policy.promises.insert(Promise::kWpath);
-  policy.promises.insert(Promise::kThread);
-  PathRule rule;
-  rule.path = dir.path();
-  rule.write = true;
-  policy.paths.push_back(rule);
+  const Policy policy = WritesUnder(dir.path(), /*thread=*/true);
   const absl::Time start = absl::Now();
   auto id = (*broker)->Spawn(policy, StalledPathCallWorker(file));
   ASSERT_TRUE(id.ok()) << id.status();
   absl::SleepFor(absl::Seconds(1));
   EXPECT_EQ((*broker)->InPlaceListenersForTesting(), 1);
-  struct timespec cpu0, cpu1;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
-  absl::SleepFor(absl::Seconds(5));
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
-  const absl::Duration cpu = absl::DurationFromTimespec(cpu1) - absl::DurationFromTimespec(cpu0);
+  const absl::Duration cpu = CpuWhileSleeping(absl::Seconds(5));
   auto result = (*broker)->Wait(*id, absl::Seconds(40));
   const absl::Duration took = absl::Now() - start;
   stuck.Release();
@@ -413,12 +417,7 @@ TEST(CallDeadlineTest, TheBrokerGoesWhileAPathCallIsStuckInPlace) {
   options.listener_in_place = true;
   auto broker = Broker::Create(options);
   ASSERT_TRUE(broker.ok()) << broker.status();
-  Policy policy;
-  policy.promises.insert(Promise::kWpath);
-  PathRule rule;
-  rule.path = dir.path();
-  rule.write = true;
-  policy.paths.push_back(rule);
+  const Policy policy = WritesUnder(dir.path(), /*thread=*/false);
   auto id = (*broker)->Spawn(policy, [file](Client&) {
     return open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC) >= 0 ? 20 : 21;
   });
@@ -429,13 +428,7 @@ TEST(CallDeadlineTest, TheBrokerGoesWhileAPathCallIsStuckInPlace) {
   stuck.Release();
   absl::SleepFor(absl::Milliseconds(300));
   EXPECT_EQ(stuck.write_result(), static_cast<ssize_t>(sysconf(_SC_PAGESIZE)));
-  auto again = Broker::Create(options);
-  ASSERT_TRUE(again.ok()) << again.status();
-  auto next = (*again)->Spawn(Policy{}, [](Client&) { return 3; });
-  ASSERT_TRUE(next.ok()) << next.status();
-  auto result = (*again)->Wait(*next, absl::Seconds(10));
-  ASSERT_TRUE(result.ok()) << result.status();
-  EXPECT_EQ(result->exit_code, 3) << result->ToString();
+  ExpectANewBrokerWorks(options);
 }
 
 // ---- Review h65, L1: Shutdown and a worker that no SIGKILL ends ----
@@ -489,12 +482,8 @@ void ExpectShutdownLeavesAStuckWorker(bool no_fd_left) {
   ASSERT_EQ(ProcState(pid), 'D') << "the worker is not asleep in its write";
 
   // The broker's stderr to a memfd while Shutdown runs.
-  const int mem = memfd_create("vow-shutdown-stderr", MFD_CLOEXEC);
-  ASSERT_GE(mem, 0);
-  fflush(stderr);
-  const int saved_stderr = dup(2);
-  ASSERT_GE(saved_stderr, 0);
-  ASSERT_EQ(dup2(mem, 2), 2);
+  testing::StderrCapture captured;
+  ASSERT_TRUE(captured.ok());
   struct rlimit saved_limit;
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved_limit), 0);
   std::vector<int> fillers;
@@ -533,13 +522,7 @@ void ExpectShutdownLeavesAStuckWorker(bool no_fd_left) {
   stuck.Release();  // the worker's write goes on, and the SIGKILL ends it
   probe.join();
   shutdown.join();
-  fflush(stderr);
-  dup2(saved_stderr, 2);
-  close(saved_stderr);
-  char text[4096] = {};
-  const ssize_t n = pread(mem, text, sizeof(text) - 1, 0);
-  close(mem);
-  const std::string said = n > 0 ? std::string(text, static_cast<size_t>(n)) : "";
+  const std::string said = captured.Finish();
 
   EXPECT_TRUE(answered_in_time) << "live_workers waited for Shutdown's wait (the broker's lock)";
   if (answered_in_time) {

@@ -274,6 +274,20 @@ void HoldTheLoop() {
   while (!g_loop_released.load() && absl::Now() < until) absl::SleepFor(absl::Milliseconds(1));
 }
 
+// The serving loop held at its first pidfd event (HoldTheLoop) from construction until
+// g_loop_released is set or the guard goes.
+struct LoopHeld {
+  LoopHeld() {
+    g_loop_holds.store(0);
+    g_loop_released.store(false);
+    SetLoopPidfdEventHookForTesting(&HoldTheLoop);
+  }
+  ~LoopHeld() {
+    g_loop_released.store(true);
+    SetLoopPidfdEventHookForTesting(nullptr);
+  }
+};
+
 // The loop is held while a second worker says hello and waits; its hello is unread when
 // Shutdown kills it and its reap reads what it sent last. That hello must not be given a
 // listener thread from the pool Shutdown has freed (a null pointer: this test process
@@ -281,15 +295,7 @@ void HoldTheLoop() {
 TEST(EndRacesTest, AHelloReadByShutdownsReapIsNotServedInPlace) {
   std::unique_ptr<Broker> broker = InPlaceBroker();
   ASSERT_NE(broker, nullptr);
-  g_loop_holds.store(0);
-  g_loop_released.store(false);
-  SetLoopPidfdEventHookForTesting(&HoldTheLoop);
-  struct Release {
-    ~Release() {
-      g_loop_released.store(true);
-      SetLoopPidfdEventHookForTesting(nullptr);
-    }
-  } release;
+  LoopHeld held;
   auto first = broker->Spawn(Policy{}, [](Client&) { return 0; });
   ASSERT_TRUE(first.ok()) << first.status();
   ASSERT_TRUE(Eventually([] { return g_loop_holds.load() >= 1; }))
@@ -335,16 +341,10 @@ TEST(EndRacesTest, AWorkerThatExitsAsItsInPlaceThreadFailsKeepsItsExit) {
     SCOPED_TRACE(round);
     std::unique_ptr<Broker> broker = InPlaceBroker();
     ASSERT_NE(broker, nullptr);
-    g_loop_holds.store(0);
-    g_loop_released.store(false);
-    SetLoopPidfdEventHookForTesting(&HoldTheLoop);
-    struct Release {
-      ~Release() {
-        SetInPlacePollErrorForTesting(0);
-        g_loop_released.store(true);
-        SetLoopPidfdEventHookForTesting(nullptr);
-      }
-    } release;
+    LoopHeld held;
+    struct NoPollError {
+      ~NoPollError() { SetInPlacePollErrorForTesting(0); }
+    } no_poll_error;
     Piped w;
     ASSERT_NO_FATAL_FAILURE(SpawnPiped(*broker, Policy{}, &ExitSevenWhenTold, &w));
     ASSERT_EQ(ReadByte(w.out, 10000), 'r');

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -163,6 +164,39 @@ VowRun RunVow(const std::vector<std::string>& args, const std::string& stdin_fil
 
 std::string Describe(const VowRun& r) {
   return absl::StrCat("exit ", r.code(), "\n--- stdout:\n", r.out, "\n--- stderr:\n", r.err);
+}
+
+StderrCapture::StderrCapture() {
+  mem_ = memfd_create("vow-test-stderr", MFD_CLOEXEC);
+  if (mem_ < 0) return;
+  fflush(stderr);
+  saved_ = dup(2);
+  if (saved_ >= 0 && dup2(mem_, 2) != 2) {
+    close(saved_);
+    saved_ = -1;
+  }
+}
+
+StderrCapture::~StderrCapture() {
+  (void)Finish();
+  if (mem_ >= 0) close(mem_);
+}
+
+std::string StderrCapture::Finish() {
+  if (saved_ < 0) return "";
+  fflush(stderr);
+  dup2(saved_, 2);
+  close(saved_);
+  saved_ = -1;
+  std::string text;
+  char buf[4096];
+  off_t at = 0;
+  ssize_t n;
+  while ((n = pread(mem_, buf, sizeof(buf), at)) > 0) {
+    text.append(buf, static_cast<size_t>(n));
+    at += n;
+  }
+  return text;
 }
 
 }  // namespace vow::testing

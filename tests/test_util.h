@@ -71,6 +71,23 @@ VowRun RunVow(const std::vector<std::string>& args, const std::string& stdin_fil
 // A run's exit code, stdout and stderr, for a failure message.
 std::string Describe(const VowRun& run);
 
+// This process's stderr (fd 2) sent into a memfd from construction until Finish(), which
+// puts fd 2 back and returns what was written there (the broker's stderr lines). ok()
+// says whether the redirection is in place.
+class StderrCapture {
+ public:
+  StderrCapture();
+  ~StderrCapture();
+  StderrCapture(const StderrCapture&) = delete;
+  StderrCapture& operator=(const StderrCapture&) = delete;
+  bool ok() const { return saved_ >= 0; }
+  std::string Finish();
+
+ private:
+  int mem_ = -1;
+  int saved_ = -1;
+};
+
 }  // namespace vow::testing
 
 #endif  // VOW_TESTS_TEST_UTIL_H_
