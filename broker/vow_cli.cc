@@ -24,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "base/placed_thread.h"
 #include "base/unique_fd.h"
 #include "broker/broker.h"
 #include "broker/learn.h"
@@ -175,9 +176,11 @@ int ExplainRun(const Policy& policy, const RunFlags& flags) {
 
 // The exec image's seccomp program, compiled on a thread of its own while the broker
 // starts (Broker::Create resolves the libc set, Prepare opens the rules): the compile is
-// the largest piece of `vow run`'s own work (README "Start-up"). No fork happens while
-// it runs (Create and Prepare start threads, fork nothing; the spawn's child is cloned
-// after Wait), and nothing else compiles meanwhile (CompileExecProgram). An error is not
+// the largest piece of `vow run`'s own work (README "Start-up"). It starts once the policy
+// and the program are known, before the layer probe (PrepareRun). No fork happens while
+// it runs but the probe's fallback child, which makes only raw syscalls (Create and
+// Prepare start threads, fork nothing; the spawn's child is cloned after Wait), and
+// nothing else compiles meanwhile (CompileExecProgram). An error is not
 // reported here: the spawn then compiles again and reports it.
 //
 // The worker's empty root (PrepareExecRoot: a mount namespace the spawn's child enters
@@ -193,7 +196,8 @@ class BackgroundCompile {
  public:
   BackgroundCompile(const Policy& policy, SpawnOptions::ExecChannel channel,
                     const std::string& program)
-      : filters_(std::make_shared<FilterCache>()),
+      : channel_(channel),
+        filters_(std::make_shared<FilterCache>()),
         roots_(std::make_shared<ExecRoots>()),
         state_(std::make_shared<State>()),
         thread_([filters = filters_, roots = roots_, state = state_, policy, channel, program] {
@@ -207,6 +211,7 @@ class BackgroundCompile {
   BackgroundCompile(const BackgroundCompile&) = delete;
   BackgroundCompile& operator=(const BackgroundCompile&) = delete;
 
+  SpawnOptions::ExecChannel channel() const { return channel_; }
   const std::shared_ptr<FilterCache>& filters() const { return filters_; }
   const std::shared_ptr<ExecRoots>& roots() const { return roots_; }
   // Returns once the compile and the root are done.
@@ -220,21 +225,21 @@ class BackgroundCompile {
     absl::Notification done;
   };
 
+  SpawnOptions::ExecChannel channel_;
   std::shared_ptr<FilterCache> filters_;
   std::shared_ptr<ExecRoots> roots_;
   std::shared_ptr<State> state_;
-  std::thread thread_;
+  // Started on the other CPU: the main thread goes on with the layer probe and
+  // Broker::Create meanwhile (base/placed_thread.h).
+  PlacedThread thread_;
 };
 
 // Runs the program under `policy` and returns how it ended. On success `*finished` is
 // the broker, already Shut down (every worker reaped, every audit line written): the
 // caller ends the process with ExitNow, which does not destroy it.
 absl::StatusOr<WorkerResult> RunProgram(const Policy& policy, const std::vector<std::string>& argv,
-                                        bool audit, bool vow_worker,
+                                        bool audit, BackgroundCompile& compile,
                                         std::unique_ptr<Broker>* finished) {
-  const SpawnOptions::ExecChannel channel =
-      vow_worker ? SpawnOptions::ExecChannel::kKeep : SpawnOptions::ExecChannel::kClose;
-  BackgroundCompile compile(policy, channel, argv[0]);
   BrokerOptions options;
   options.audit_fd = audit ? STDERR_FILENO : -1;
   options.filters = compile.filters();
@@ -261,7 +266,7 @@ absl::StatusOr<WorkerResult> RunProgram(const Policy& policy, const std::vector<
   spawn.stdout_fd = STDOUT_FILENO;
   spawn.stderr_fd = STDERR_FILENO;
   spawn.name = argv[0];
-  spawn.exec_channel = channel;
+  spawn.exec_channel = compile.channel();
   auto id = (*broker)->SpawnExec(*prepared, argv, spawn);
   if (!id.ok()) return id.status();
   absl::StatusOr<WorkerResult> result = (*broker)->Wait(*id);
@@ -285,9 +290,15 @@ struct Prepared {
   Policy policy;
   RunFlags flags;
   std::vector<std::string> argv;  // argv[0]: the program's absolute path
+  // Started as soon as the policy and the program are known, before the layer probe:
+  // the compile and the root are the longest chain before the spawn (README "Start-up,
+  // round 11"). Destroyed (joined) last if the run stops before its spawn.
+  std::unique_ptr<BackgroundCompile> compile;
 };
 
-int PrepareRun(const char* command, int argc, char** argv, Prepared* out, bool* done) {
+// `learning`: `vow learn` (the policy's penalty is kLog, set before the compile starts).
+int PrepareRun(const char* command, int argc, char** argv, bool learning, Prepared* out,
+               bool* done) {
   *done = true;
   absl::StatusOr<RunFlags> flags = ParseRunFlags(ArgsAfter(argc, argv, 2));
   if (!flags.ok()) return UsageError(command, std::string(flags.status().message()));
@@ -313,6 +324,14 @@ int PrepareRun(const char* command, int argc, char** argv, Prepared* out, bool* 
     return Fail(missing ? kExitNotFound : kExitNotExecutable,
                 std::string(program.status().message()));
   }
+  if (learning) policy->penalty = Penalty::kLog;
+  // The compile thread starts here, beside the layer probe below (its /proc/sys reads:
+  // 0.3 ms). A probe that forks (ProbeLayers' fallback) forks a child that only makes
+  // raw syscalls. On a refusal below, `out` joins the thread as it goes.
+  out->compile = std::make_unique<BackgroundCompile>(
+      *policy, flags->vow_worker ? SpawnOptions::ExecChannel::kKeep
+                                 : SpawnOptions::ExecChannel::kClose,
+      *program);
   // A required layer this kernel lacks refuses the run before anything starts.
   absl::StatusOr<LayerSpec> layers = ResolveLayers(*policy, ProbeLayers());
   if (!layers.ok()) return Fail(kExitVowError, std::string(layers.status().message()));
@@ -353,11 +372,11 @@ int ExitCodeOf(const std::string& program, const WorkerResult& result) {
 int Run(int argc, char** argv) {
   Prepared run;
   bool done = false;
-  const int code = PrepareRun("run", argc, argv, &run, &done);
+  const int code = PrepareRun("run", argc, argv, /*learning=*/false, &run, &done);
   if (done) return code;
   std::unique_ptr<Broker> finished;
   absl::StatusOr<WorkerResult> result =
-      RunProgram(run.policy, run.argv, run.flags.audit, run.flags.vow_worker, &finished);
+      RunProgram(run.policy, run.argv, run.flags.audit, *run.compile, &finished);
   if (!result.ok()) {
     return Fail(kExitVowError, absl::StrCat(run.flags.argv[0], ": ", result.status().message()));
   }
@@ -367,15 +386,14 @@ int Run(int argc, char** argv) {
 int Learn(int argc, char** argv) {
   Prepared run;
   bool done = false;
-  const int code = PrepareRun("learn", argc, argv, &run, &done);
+  const int code = PrepareRun("learn", argc, argv, /*learning=*/true, &run, &done);
   if (done) return code;
   const PromiseSet held = run.policy.promises;
-  run.policy.penalty = Penalty::kLog;
   fprintf(stderr, "vow: learning mode: refused syscalls are recorded and ALLOWED "
                   "(except those no promise allows)\n");
   std::unique_ptr<Broker> finished;
   absl::StatusOr<WorkerResult> result =
-      RunProgram(run.policy, run.argv, run.flags.audit, run.flags.vow_worker, &finished);
+      RunProgram(run.policy, run.argv, run.flags.audit, *run.compile, &finished);
   if (!result.ok()) {
     return Fail(kExitVowError, absl::StrCat(run.flags.argv[0], ": ", result.status().message()));
   }

@@ -55,4 +55,19 @@ expect 125 "conflicts with" run --policy "$dir/ok.policy" -v w:/etc -- true
 printf 'layers -netns\nlayers -netns\n' > "$dir/dup.policy"
 expect 1 "dup.policy:2:1: duplicate \"layers\" line" check "$dir/dup.policy"
 expect 125 "expected one policy file" check
+# A refusal that comes after `vow run` has started its compile thread (PrepareRun starts
+# it before the layer probe): as nobody, the identity drop cannot be made. vow must end
+# with 125 and the message, the thread joined (not SIGABRT from a joinable thread).
+nobody_dir="$(mktemp -d /tmp/vow_cli_test.XXXXXX)"
+cp "$VOW" "$nobody_dir/vow" && chmod 755 "$nobody_dir" "$nobody_dir/vow"
+for command in run learn; do
+  out="$(setpriv --reuid=65534 --regid=65534 --clear-groups "$nobody_dir/vow" "$command" -- /bin/true 2>&1)"
+  code=$?
+  if [[ "$code" != 125 ]] || [[ "$out" != *"needs root; run vow as root"* ]]; then
+    echo "FAIL: vow $command as nobody: exit $code (want 125), output:"
+    echo "$out"
+    fail=1
+  fi
+done
+rm -rf "$nobody_dir"
 exit $fail
