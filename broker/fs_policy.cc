@@ -499,6 +499,42 @@ absl::StatusOr<PathRule> FsPolicy::RuleFor(absl::string_view path) const {
   return target.rule->rule;
 }
 
+namespace {
+
+// The real path of the entry `name` of `dirfd`.
+absl::StatusOr<std::string> EntryPath(int dirfd, absl::string_view name) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != absl::string_view::npos) {
+    return ErrnoStatus(EINVAL, "not a final name");
+  }
+  absl::StatusOr<std::string> dir = FdPath(dirfd);
+  if (!dir.ok()) {
+    return ErrnoStatus(EACCES, absl::StrCat("cannot verify where the path led: ",
+                                            dir.status().message()));
+  }
+  return absl::StrCat(*dir == "/" ? "" : *dir, "/", name);
+}
+
+}  // namespace
+
+absl::StatusOr<PathRule> FsPolicy::RuleForEntry(int dirfd, absl::string_view name) const {
+  ASSIGN_OR_RETURN(std::string entry, EntryPath(dirfd, name));
+  const Rule* landed = MatchReal(entry);
+  if (landed == nullptr) return Refuse(EACCES, "the path led to a file that no rule covers");
+  return landed->rule;
+}
+
+absl::Status FsPolicy::CheckNoRuleBeneath(int dirfd, absl::string_view name) const {
+  ASSIGN_OR_RETURN(std::string entry, EntryPath(dirfd, name));
+  for (size_t i = 0; i < rules_.size(); ++i) {
+    const std::string& p = rules_[i].real_path;
+    if (p.size() > entry.size() && IsPathPrefix(entry, p)) {
+      return Refuse(EACCES, absl::StrCat(RuleName(i, rules_[i].rule), " lies beneath it: "
+                                         "renaming it would move what that rule decides"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status FsPolicy::CheckLanded(const Target& target, int fd, const struct stat& st,
                                    const OpenContext& context) const {
   const Rule* rule = target.rule;

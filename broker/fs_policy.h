@@ -164,6 +164,16 @@ class FsPolicy {
   bool Covers(absl::string_view path) const;
   // The rule that decides `path` (its letters), or the refusal Open() would give.
   absl::StatusOr<PathRule> RuleFor(absl::string_view path) const;
+  // The rule that decides the entry `name` of the directory `dirfd` (a LookupPath
+  // result) by where that directory really is: a parent spelled through a symlink is
+  // decided by the rule of the directory it led to, not by its spelling (review h71:
+  // `unlink("a/lnk/f")` with a/lnk -> sub, beneath a narrower rule for a/sub). EACCES
+  // when no rule covers it or its path cannot be read.
+  absl::StatusOr<PathRule> RuleForEntry(int dirfd, absl::string_view name) const;
+  // EACCES when a rule lies strictly beneath the entry `name` of `dirfd`: renaming it
+  // would carry what that rule decides to where another, wider rule decides (review h71:
+  // renaming a/b under `rwc a` moved a/b/private, denied by its own rule, out of it).
+  absl::Status CheckNoRuleBeneath(int dirfd, absl::string_view name) const;
   // The reason text of a refusal because no rule covers a path.
   static const char kNoRule[];
   // True if a rule lies on a proc file system: beneath it a worker reads its own

@@ -184,7 +184,7 @@ std::optional<PathCall> DecodePathCall(Arch arch, int nr, const uint64_t args[6]
     c.op = Op::kConnect, c.dirfd = Int(args[0]), c.buf = args[1], c.bufsize = U32(args[2]);
   } else if (name == "mmap") {
     if ((U32(args[2]) & PROT_EXEC) == 0 || U32(args[4]) == 0xffffffffu) return std::nullopt;
-    c.op = Op::kMmapExec, c.dirfd = Int(args[4]);
+    c.op = Op::kMmapExec, c.dirfd = Int(args[4]), c.mode = U32(args[2]), c.flags = U32(args[3]);
   } else {
     return std::nullopt;
   }
@@ -234,6 +234,8 @@ std::string DescribePathCall(const PathCall& call, const std::string& path,
     case Op::kFchdir:
     case Op::kMmapExec:
       absl::StrAppend(&args, "fd ", call.dirfd);
+      if ((call.mode & PROT_WRITE) != 0) absl::StrAppend(&args, ", PROT_WRITE|PROT_EXEC");
+      if ((call.flags & MAP_ANONYMOUS) != 0) absl::StrAppend(&args, ", MAP_ANONYMOUS");
       break;
     case Op::kFchmod:
       absl::StrAppend(&args, "fd ", call.dirfd, ", ", absl::StrFormat("%04o", call.mode & 07777));

@@ -32,7 +32,7 @@ struct PathCall {
     kFchdir,    // fchdir: dirfd is the fd
     kGetcwd,    // buf, bufsize
     kExec,      // execve/execveat
-    kMmapExec,  // mmap(PROT_EXEC) of a file: fd in dirfd
+    kMmapExec,  // mmap(PROT_EXEC) of a file: fd in dirfd, prot in mode, mmap flags in flags
     kConnect,   // connect(fd = dirfd, addr = buf, addrlen = bufsize)
     kXattrRead,  // getxattr family: EOPNOTSUPP, quietly
     kTruncate,  // truncate(path, length = bufsize)

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/mman.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -278,6 +279,17 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
     return Answer();
   }
   if (call.op == Op::kMmapExec) {
+    // The fd is only what the loader maps its libraries from: with MAP_ANONYMOUS the
+    // kernel ignores it (anonymous executable memory), and writable code is what
+    // prot_exec alone grants (review h71). The loader maps code read-only and private.
+    if ((call.flags & MAP_ANONYMOUS) != 0) {
+      return Answer::Error(EACCES, "mmap(PROT_EXEC, MAP_ANONYMOUS): anonymous executable memory "
+                                   "needs prot_exec, whatever the fd");
+    }
+    if ((call.mode & PROT_WRITE) != 0) {
+      return Answer::Error(EACCES, "mmap(PROT_WRITE|PROT_EXEC) of a file: writable code needs "
+                                   "prot_exec");
+    }
     int fd = WorkerFd(w, req, call.dirfd);
     if (fd < 0) return Answer::Error(-fd, "mmap(PROT_EXEC) of something that is not an fd");
     UniqueFd copy(fd);
@@ -717,6 +729,24 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
     int err = ErrnoOf(dir.status());
     return Answer::Error(err != 0 ? err : EACCES, std::string(dir.status().message()));
   }
+  // The rule where the parent really is decides too: a parent spelled through a
+  // symlink may have led beneath a narrower rule (review h71).
+  auto entry_rule = [&](int dirfd, const std::string& entry,
+                        const char* what) -> std::optional<Answer> {
+    absl::StatusOr<PathRule> landed = fs->RuleForEntry(dirfd, entry);
+    if (!landed.ok()) {
+      int err = ErrnoOf(landed.status());
+      return Answer::Error(err != 0 ? err : EACCES, std::string(landed.status().message()));
+    }
+    if (!landed->create) {
+      return Answer::Error(EACCES, absl::StrCat(what, " needs 'c' where the path really leads (",
+                                                landed->path, ")"));
+    }
+    return std::nullopt;
+  };
+  if (std::optional<Answer> no = entry_rule(dir->fd.get(), name, "creating or removing")) {
+    return *std::move(no);
+  }
   Answer a;
   a.reason = origin;
   int rc = 0;
@@ -750,6 +780,19 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
       }
       if ((call.flags & ~static_cast<uint32_t>(RENAME_NOREPLACE)) != 0) {
         return Answer::Error(EINVAL, "renameat2 flags other than RENAME_NOREPLACE");
+      }
+      if (std::optional<Answer> no = entry_rule(dir2->fd.get(), name2, "a rename target")) {
+        return *std::move(no);
+      }
+      // Neither end may hold a rule beneath it: a narrower rule (a deny rule, a read-only
+      // one) would stay at its path while its files moved under the wider one (h71).
+      for (const auto& [dirfd, entry] : {std::pair<int, const std::string*>{dir->fd.get(), &name},
+                                         std::pair<int, const std::string*>{dir2->fd.get(), &name2}}) {
+        absl::Status beneath = fs->CheckNoRuleBeneath(dirfd, *entry);
+        if (!beneath.ok()) {
+          int err = ErrnoOf(beneath);
+          return Answer::Error(err != 0 ? err : EACCES, std::string(beneath.message()));
+        }
       }
       rc = static_cast<int>(syscall(SYS_renameat2, dir->fd.get(), name.c_str(),
                                     dir2->fd.get(), name2.c_str(), call.flags));

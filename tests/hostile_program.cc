@@ -238,6 +238,71 @@ int FileAttributes(const char* path) {
   return 3;
 }
 
+// Renames FROM to TO (an ancestor of a narrower rule's path, allowed by a wider rule),
+// then reads FILE and appends to it under its new path (review h71).
+int RenameThenUse(const char* from, const char* to, const char* file) {
+  if (rename(from, to) != 0) return Refused("rename of the ancestor");
+  int rc = 3;
+  if (TryRead(file) == 0) rc = 0;
+  const int fd = open(file, O_WRONLY | O_APPEND);
+  if (fd >= 0 && write(fd, "PWNED\n", 6) == 6) {
+    printf("escaped: appended to %s\n", file);
+    rc = 0;
+  } else {
+    Refused("append after the rename");
+  }
+  if (fd >= 0) close(fd);
+  (void)rename(to, from);
+  return rc;
+}
+
+// Unlinks FILE and makes DIR, both spelled through a symlink in a wider rule that leads
+// into a narrower one (review h71). 0 if either succeeded.
+int ThroughSymlink(const char* file, const char* dir) {
+  int rc = 3;
+  if (unlink(file) == 0) printf("escaped: unlinked %s\n", file), rc = 0;
+  else Refused("unlink through the symlink");
+  if (mkdir(dir, 0755) == 0) printf("escaped: made %s\n", dir), rc = 0;
+  else Refused("mkdir through the symlink");
+  return rc;
+}
+
+// Executable memory through a loader-set fd the kernel ignores (MAP_ANONYMOUS), and a
+// writable and executable private mapping of the library itself (review h71).
+int ExecMemoryThroughAnFd(const char* lib) {
+  const int fd = open(lib, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Refused(lib);
+  int rc = 3;
+  void* anon = mmap(nullptr, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                    MAP_PRIVATE | MAP_ANONYMOUS, fd, 0);
+  if (anon != MAP_FAILED) {
+    static const unsigned char kRet42[] = {0xb8, 0x2a, 0x00, 0x00, 0x00, 0xc3};  // mov eax,42; ret
+    memcpy(anon, kRet42, sizeof(kRet42));
+    printf("escaped: ran anonymous code: %d\n", reinterpret_cast<int (*)()>(anon)());
+    rc = 0;
+  } else {
+    Refused("mmap(PROT_WRITE|PROT_EXEC, MAP_ANONYMOUS) with a library's fd");
+  }
+  // Read-only and executable: no code of its own in it, but still anonymous memory the
+  // kernel would make executable (the MAP_ANONYMOUS check alone refuses it).
+  void* rx = mmap(nullptr, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, fd, 0);
+  if (rx != MAP_FAILED) {
+    printf("escaped: anonymous executable memory\n");
+    rc = 0;
+  } else {
+    Refused("mmap(PROT_EXEC, MAP_ANONYMOUS) with a library's fd");
+  }
+  void* wx = mmap(nullptr, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE, fd, 0);
+  if (wx != MAP_FAILED) {
+    printf("escaped: a writable executable mapping of %s\n", lib);
+    rc = 0;
+  } else {
+    Refused("mmap(PROT_WRITE|PROT_EXEC) of a library");
+  }
+  close(fd);
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -253,8 +318,13 @@ int main(int argc, char** argv) {
   if (act == "read" && argc == 3) return TryRead(argv[2]) == 0 ? 0 : 3;
   if (act == "stdio_fds") return StdioFds();
   if (act == "fattr" && argc == 3) return FileAttributes(argv[2]);
+  if (act == "rename_then_use" && argc == 5) return RenameThenUse(argv[2], argv[3], argv[4]);
+  if (act == "through_symlink" && argc == 4) return ThroughSymlink(argv[2], argv[3]);
+  if (act == "exec_memory_through_fd" && argc == 3) return ExecMemoryThroughAnFd(argv[2]);
   fprintf(stderr, "usage: %s exec|anon_exec|anon_mprotect_exec|map_library LIB|"
-                  "escape_mountns DIR|abstract_socket NAME|read FILE|stdio_fds|fattr FILE\n",
+                  "escape_mountns DIR|abstract_socket NAME|read FILE|stdio_fds|fattr FILE|"
+                  "rename_then_use FROM TO FILE|through_symlink FILE DIR|"
+                  "exec_memory_through_fd LIB\n",
           argv[0]);
   return 2;
 }

@@ -711,6 +711,79 @@ TEST_F(HostileProgramTest, LibraryOutsideTheLoaderSetNotMappedExecutable) {
   }
 }
 
+// Review h71: a narrower rule (read-only, or a deny rule in a policy file) beneath a wider
+// rwc one stays where its files are: renaming an ancestor out from under it is refused,
+// so the files never come under the wider rule's letters. Control: the same rename of a
+// sibling without a rule beneath it succeeds.
+TEST_F(HostileProgramTest, ANarrowerRuleIsNotCarriedAwayByRenamingItsAncestor) {
+  const std::string secret = dir_.WriteFile("a/b/sub/secret", "secret\n");
+  dir_.WriteFile("a/free/file", "free\n");
+  const std::string a = dir_.path() + "/a";
+  const std::string p = "stdio rpath wpath cpath";
+  VowRun ro = Hostile(p, {"rwc:" + a, "r:" + a + "/b/sub"},
+                      {"rename_then_use", a + "/b", a + "/moved", a + "/moved/sub/secret"});
+  EXPECT_EQ(ro.code(), 3) << Describe(ro);
+  EXPECT_THAT(ro.out, Not(HasSubstr("escaped")));
+  EXPECT_THAT(ro.out, HasSubstr("refused: rename of the ancestor: Permission denied"));
+  EXPECT_THAT(ro.err, HasSubstr("lies beneath it: renaming it would move what that rule decides"));
+  EXPECT_EQ(ReadFile(secret), "secret\n");
+  EXPECT_EQ(access((a + "/b/sub/secret").c_str(), F_OK), 0);
+
+  const std::string key = dir_.WriteFile("a/b/private/key", "TOPSECRET\n");
+  const std::string policy = dir_.WriteFile(
+      "deny.policy", absl::StrCat("promises ", p, "\nunveil ", a, " rwc\nunveil ", a,
+                                  "/b/private none\n"));
+  VowRun deny = RunVow({"run", "--policy", policy, "--", Runfile("tests/hostile_program"),
+                        "rename_then_use", a + "/b", a + "/moved", a + "/moved/private/key"});
+  EXPECT_EQ(deny.code(), 3) << Describe(deny);
+  EXPECT_THAT(deny.out, Not(HasSubstr("TOPSECRET")));
+  EXPECT_THAT(deny.out, HasSubstr("refused: rename of the ancestor: Permission denied"));
+  EXPECT_EQ(ReadFile(key), "TOPSECRET\n");
+
+  // Control: a directory with no rule beneath it is renamed (and back) under the rwc rule.
+  VowRun control = Hostile(p, {"rwc:" + a, "r:" + a + "/b/sub"},
+                           {"rename_then_use", a + "/free", a + "/freed", a + "/freed/file"});
+  EXPECT_EQ(control.code(), 0) << Describe(control);
+  EXPECT_THAT(control.out, HasSubstr("read " + a + "/freed/file: free"));
+  EXPECT_EQ(ReadFile(a + "/free/file"), "free\nPWNED\n");
+}
+
+// Review h71: a path spelled through a symlink that a wider rule holds, leading into a
+// narrower read-only rule, is decided by where it leads: unlink and mkdir there refused.
+TEST_F(HostileProgramTest, CreatingOrRemovingThroughASymlinkObeysTheRuleItLeadsTo) {
+  const std::string kept = dir_.WriteFile("a/sub/file", "keep\n");
+  const std::string a = dir_.path() + "/a";
+  ASSERT_EQ(symlink("sub", (a + "/lnk").c_str()), 0);
+  VowRun r = Hostile("stdio rpath wpath cpath", {"rwc:" + a, "r:" + a + "/sub"},
+                     {"through_symlink", a + "/lnk/file", a + "/lnk/newdir"});
+  EXPECT_EQ(r.code(), 3) << Describe(r);
+  EXPECT_THAT(r.out, Not(HasSubstr("escaped")));
+  EXPECT_THAT(r.err, HasSubstr("needs 'c' where the path really leads (" + a + "/sub)"));
+  EXPECT_EQ(ReadFile(kept), "keep\n");
+  EXPECT_NE(access((a + "/sub/newdir").c_str(), F_OK), 0);
+  // Control: through a symlink to a directory of the wider rule itself, both succeed.
+  dir_.WriteFile("a/other/file", "gone\n");
+  ASSERT_EQ(symlink("other", (a + "/lnk2").c_str()), 0);
+  VowRun control = Hostile("stdio rpath wpath cpath", {"rwc:" + a, "r:" + a + "/sub"},
+                           {"through_symlink", a + "/lnk2/file", a + "/lnk2/newdir"});
+  EXPECT_EQ(control.code(), 0) << Describe(control);
+  EXPECT_NE(access((a + "/other/file").c_str(), F_OK), 0);
+  EXPECT_EQ(access((a + "/other/newdir").c_str(), F_OK), 0);
+}
+
+// Review h71: a loader-set library's fd gets no executable memory without prot_exec:
+// neither anonymous (MAP_ANONYMOUS, the kernel ignores the fd) nor writable.
+TEST_F(HostileProgramTest, NoWritableOrAnonymousCodeThroughALibrarysFd) {
+  const std::string libc = "/lib/x86_64-linux-gnu/libc.so.6";
+  ASSERT_EQ(access(libc.c_str(), R_OK), 0);
+  VowRun r = Hostile("stdio", {}, {"exec_memory_through_fd", libc});
+  EXPECT_EQ(r.code(), 3) << Describe(r);
+  EXPECT_THAT(r.out, Not(HasSubstr("escaped")));
+  EXPECT_THAT(r.err, HasSubstr("MAP_ANONYMOUS) refused (EACCES): mmap(PROT_EXEC, MAP_ANONYMOUS)"));
+  EXPECT_THAT(r.out, HasSubstr("refused: mmap(PROT_EXEC, MAP_ANONYMOUS) with a library's fd"));
+  EXPECT_THAT(r.err, HasSubstr("PROT_WRITE|PROT_EXEC) refused (EACCES): mmap(PROT_WRITE|PROT_EXEC)"));
+}
+
 TEST_F(HostileProgramTest, MountNamespaceNotEscaped) {
   const std::string inside = dir_.WriteFile("jail/inside.txt", "inside\n");
   const std::string jail = dir_.path() + "/jail";
