@@ -339,7 +339,16 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
       // `x` rules (bound read-only) and Landlock allows EXECUTE only there, so a string
       // changed after this check can name nothing else.
       std::string exe = path;
-      if (!exe.empty() && exe[0] != '/') exe = Join(w.cwd, exe);
+      // The kernel resolves a relative path against the worker's own directory (or
+      // execveat's fd), not against the directory the broker keeps for it: checked
+      // against the broker's, `lib64/ld-linux-x86-64.so.2` from an `x` directory ran the
+      // root's loader, and through it any program of the loader's directories (review
+      // h71). Only an absolute path names the same file for both.
+      if (exe.empty() || exe[0] != '/') {
+        return Answer::Error(EACCES, "execve of a relative path (the kernel would resolve it "
+                                     "elsewhere than the broker checks it): give the absolute "
+                                     "path");
+      }
       absl::StatusOr<PathRule> rule =
           w.fs != nullptr ? w.fs->RuleFor(exe) : absl::StatusOr<PathRule>(
                                                      absl::NotFoundError("no rules"));

@@ -303,6 +303,13 @@ int ExecMemoryThroughAnFd(const char* lib) {
   return rc;
 }
 
+// execv of PATH with PATH and the remaining arguments as its argv: the new image's exit
+// code if it ran, 3 (the errno printed) if the execv was refused.
+int ExecPath(int argc, char** argv) {
+  execv(argv[2], argv + 2);
+  return Refused("execv");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -321,10 +328,11 @@ int main(int argc, char** argv) {
   if (act == "rename_then_use" && argc == 5) return RenameThenUse(argv[2], argv[3], argv[4]);
   if (act == "through_symlink" && argc == 4) return ThroughSymlink(argv[2], argv[3]);
   if (act == "exec_memory_through_fd" && argc == 3) return ExecMemoryThroughAnFd(argv[2]);
+  if (act == "exec_path" && argc >= 3) return ExecPath(argc, argv);
   fprintf(stderr, "usage: %s exec|anon_exec|anon_mprotect_exec|map_library LIB|"
                   "escape_mountns DIR|abstract_socket NAME|read FILE|stdio_fds|fattr FILE|"
                   "rename_then_use FROM TO FILE|through_symlink FILE DIR|"
-                  "exec_memory_through_fd LIB\n",
+                  "exec_memory_through_fd LIB|exec_path PATH [ARGS]\n",
           argv[0]);
   return 2;
 }

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stddef.h>
@@ -782,6 +783,30 @@ TEST_F(HostileProgramTest, NoWritableOrAnonymousCodeThroughALibrarysFd) {
   EXPECT_THAT(r.err, HasSubstr("MAP_ANONYMOUS) refused (EACCES): mmap(PROT_EXEC, MAP_ANONYMOUS)"));
   EXPECT_THAT(r.out, HasSubstr("refused: mmap(PROT_EXEC, MAP_ANONYMOUS) with a library's fd"));
   EXPECT_THAT(r.err, HasSubstr("PROT_WRITE|PROT_EXEC) refused (EACCES): mmap(PROT_WRITE|PROT_EXEC)"));
+}
+
+// Review h71: a relative path to execve is resolved by the kernel against the worker's
+// own directory (the root of its empty root), not the one the broker keeps for it. From
+// an `x` directory, `lib64/ld-linux-x86-64.so.2` named no rule's file for the broker and
+// the root's loader for the kernel, which then ran anything of the loader's directories.
+// Relative paths are refused; the absolute one is decided by the rules (none here).
+TEST_F(HostileProgramTest, ARelativeExecvePathIsRefused) {
+  const std::string xdir = dir_.MakeDir("xb");
+  char old_cwd[PATH_MAX];
+  ASSERT_NE(getcwd(old_cwd, sizeof(old_cwd)), nullptr);
+  ASSERT_EQ(chdir(xdir.c_str()), 0);
+  VowRun relative = Hostile("stdio rpath exec", {"rx:" + xdir},
+                            {"exec_path", "lib64/ld-linux-x86-64.so.2", "--version"});
+  VowRun absolute = Hostile("stdio rpath exec", {"rx:" + xdir},
+                            {"exec_path", "/lib64/ld-linux-x86-64.so.2", "--version"});
+  ASSERT_EQ(chdir(old_cwd), 0);
+  EXPECT_EQ(relative.code(), 3) << Describe(relative);
+  EXPECT_THAT(relative.out, Not(HasSubstr("GLIBC")));
+  EXPECT_THAT(relative.out, HasSubstr("refused: execv: Permission denied"));
+  EXPECT_THAT(relative.err, HasSubstr("execve of a relative path"));
+  EXPECT_EQ(absolute.code(), 3) << Describe(absolute);
+  EXPECT_THAT(absolute.out, Not(HasSubstr("GLIBC")));
+  EXPECT_THAT(absolute.err, HasSubstr("executing needs an `x` rule for the program"));
 }
 
 TEST_F(HostileProgramTest, MountNamespaceNotEscaped) {
