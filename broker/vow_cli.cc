@@ -318,6 +318,15 @@ int PrepareRun(const char* command, int argc, char** argv, bool learning, Prepar
     return UsageError(command, absl::StrCat("no program given (vow ", command,
                                             " [OPTIONS] -- PROGRAM [ARGS...])"));
   }
+  // The clock rule is what the broker answers a vow worker's clock requests with; an
+  // unmodified program reads the kernel's clock (vDSO), which no rule changes. Refused
+  // rather than ignored (review h72: `clock fixed ...` ran `date` with today's date).
+  if (!flags->vow_worker && policy->clock.kind != ClockRule::Kind::kReal) {
+    return Fail(kExitVowError,
+                "the policy's clock rule applies to vow workers (--vow-worker) only: an "
+                "unmodified program reads the kernel's clock, which no rule changes; remove "
+                "the clock line");
+  }
   absl::StatusOr<std::string> program = FindProgram(flags->argv[0], getenv("PATH"), cwd);
   if (!program.ok()) {
     const bool missing = program.status().code() == absl::StatusCode::kNotFound;
@@ -496,7 +505,8 @@ int Explain(int argc, char** argv) {
 }
 
 int Help(int argc, char** argv) {
-  const std::string topic = argc > 2 ? argv[2] : "";
+  std::string topic = argc > 2 ? argv[2] : "";
+  if (topic == "--help" || topic == "-h") topic = "help";  // review h72: it pointed at itself
   if (topic == "run") {
     fputs(kRunHelp, stdout);
   } else if (topic == "learn") {

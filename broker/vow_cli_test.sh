@@ -25,6 +25,8 @@ expect 0 "127 when PROGRAM is not found" run --help
 expect 0 "usage: vow learn" learn --help
 expect 0 "usage: vow check" check --help
 expect 0 "usage: vow explain" explain --help
+expect 0 "usage: vow COMMAND" help --help
+expect 0 "usage: vow COMMAND" help -h
 expect 125 "unknown command" frobnicate
 expect 125 "usage: vow COMMAND"
 expect 125 "vow: run: unknown option --polcy; did you mean --policy?" run --polcy x -- true
@@ -55,6 +57,10 @@ expect 125 "conflicts with" run --policy "$dir/ok.policy" -v w:/etc -- true
 printf 'layers -netns\nlayers -netns\n' > "$dir/dup.policy"
 expect 1 "dup.policy:2:1: duplicate \"layers\" line" check "$dir/dup.policy"
 expect 125 "expected one policy file" check
+# A clock rule does nothing for an unmodified program (it reads the kernel's clock):
+# refused, not ignored (review h72).
+printf 'promises stdio\nclock fixed 2024-05-01T00:00:00Z\n' > "$dir/clock.policy"
+expect 125 "clock rule applies to vow workers (--vow-worker) only" run --policy "$dir/clock.policy" -- true
 # A refusal that comes after `vow run` has started its compile thread (PrepareRun starts
 # it before the layer probe): as nobody, the identity drop cannot be made. vow must end
 # with 125 and the message, the thread joined (not SIGABRT from a joinable thread).
