@@ -310,6 +310,21 @@ int ExecPath(int argc, char** argv) {
   return Refused("execv");
 }
 
+// Under umask 077, then 022: DIR/private and DIR/privdir, then DIR/public and
+// DIR/pubdir, each asked for with 0666/0777 (the test reads their modes).
+int UmaskCreate(const std::string& dir) {
+  umask(077);
+  int fd = open((dir + "/private").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0666);
+  if (fd < 0 || mkdir((dir + "/privdir").c_str(), 0777) != 0) return Refused("create under 077");
+  close(fd);
+  umask(022);
+  fd = open((dir + "/public").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0666);
+  if (fd < 0 || mkdir((dir + "/pubdir").c_str(), 0777) != 0) return Refused("create under 022");
+  close(fd);
+  printf("made\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -329,10 +344,11 @@ int main(int argc, char** argv) {
   if (act == "through_symlink" && argc == 4) return ThroughSymlink(argv[2], argv[3]);
   if (act == "exec_memory_through_fd" && argc == 3) return ExecMemoryThroughAnFd(argv[2]);
   if (act == "exec_path" && argc >= 3) return ExecPath(argc, argv);
+  if (act == "umask_create" && argc == 3) return UmaskCreate(argv[2]);
   fprintf(stderr, "usage: %s exec|anon_exec|anon_mprotect_exec|map_library LIB|"
                   "escape_mountns DIR|abstract_socket NAME|read FILE|stdio_fds|fattr FILE|"
                   "rename_then_use FROM TO FILE|through_symlink FILE DIR|"
-                  "exec_memory_through_fd LIB|exec_path PATH [ARGS]\n",
+                  "exec_memory_through_fd LIB|exec_path PATH [ARGS]|umask_create DIR\n",
           argv[0]);
   return 2;
 }

@@ -809,6 +809,26 @@ TEST_F(HostileProgramTest, ARelativeExecvePathIsRefused) {
   EXPECT_THAT(absolute.err, HasSubstr("executing needs an `x` rule for the program"));
 }
 
+// Review h72: the broker creates files and directories for the program with the
+// program's umask (read from its /proc status at each create), not only its own: a
+// program's `umask 077` gave world-readable files before. Not hostile: the modes are
+// checked from outside.
+TEST_F(HostileProgramTest, FilesAreCreatedWithTheProgramsUmask) {
+  const std::string out = dir_.MakeDir("out");
+  const mode_t old = umask(022);  // vow's own (the broker's), inherited by the program
+  VowRun r = Hostile("stdio rpath wpath cpath", {"rwc:" + out}, {"umask_create", out});
+  umask(old);
+  ASSERT_EQ(r.code(), 0) << Describe(r);
+  auto mode = [&](const char* name) {
+    struct stat st;
+    return stat((out + "/" + name).c_str(), &st) == 0 ? (st.st_mode & 07777) : 01000000u;
+  };
+  EXPECT_EQ(mode("private"), 0600u);
+  EXPECT_EQ(mode("privdir"), 0700u);
+  EXPECT_EQ(mode("public"), 0644u);
+  EXPECT_EQ(mode("pubdir"), 0755u);
+}
+
 TEST_F(HostileProgramTest, MountNamespaceNotEscaped) {
   const std::string inside = dir_.WriteFile("jail/inside.txt", "inside\n");
   const std::string jail = dir_.path() + "/jail";
