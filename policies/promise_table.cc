@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/seccomp.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -347,7 +348,7 @@ std::vector<PromiseEntry> BuildTable() {
   // ---- proc ---------------------------------------------------------------------------
   t.push_back(
       Entry(Promise::kProc, "fork, wait, signals to any process, process groups, "
-                            "priorities and limits")
+                            "its own priorities, limits and CPUs")
           .Allow({"fork", "vfork"})
           .AllowIf("clone",
                    {Masked(0,
@@ -357,9 +358,19 @@ std::vector<PromiseEntry> BuildTable() {
                               "CLONE_UNTRACED, CLONE_PARENT")})
           .Allow({"wait4", "waitid", "kill", "tgkill", "tkill", "rt_sigqueueinfo",
                   "rt_tgsigqueueinfo", "setpgid", "getpgid", "setsid", "getsid",
-                  "getpriority", "setpriority", "prlimit64", "setrlimit",
-                  "sched_setaffinity", "sched_getaffinity", "sched_setscheduler",
-                  "sched_getscheduler", "sched_setparam", "sched_getparam"})
+                  "getpriority", "setrlimit", "sched_getaffinity", "sched_getscheduler",
+                  "sched_getparam"})
+          // Changing a priority, a limit or a scheduling setting: its own only (pid 0, as
+          // glibc's setrlimit, nice and sched_* pass it). With any pid these reached every
+          // process of the worker's uid outside the sandbox, other workers included (review
+          // h71: prlimit64 set another worker's RLIMIT_NOFILE to 1, setpriority(PRIO_USER)
+          // reniced all of nobody's processes on the host); Landlock scopes signals, not these.
+          .AllowIf("prlimit64", {Eq(0, "pid", 0, "0 (itself)")})
+          .AllowIf("setpriority", {Eq(0, "which", PRIO_PROCESS, "PRIO_PROCESS"),
+                                   Eq(1, "who", 0, "0 (itself)")})
+          .AllowIf("sched_setaffinity", {Eq(0, "pid", 0, "0 (itself)")})
+          .AllowIf("sched_setscheduler", {Eq(0, "pid", 0, "0 (itself)")})
+          .AllowIf("sched_setparam", {Eq(0, "pid", 0, "0 (itself)")})
           .Build());
 
   // ---- thread -------------------------------------------------------------------------

@@ -7,9 +7,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -325,6 +327,27 @@ int UmaskCreate(const std::string& dir) {
   return 0;
 }
 
+// Under `proc`: its own RLIMIT_NOFILE may change (pid 0); then another process's
+// (PID: a process of the same uid outside the sandbox), and its priority (review h71).
+// `how`: "prlimit" or "nice" (the default penalty kills at the first refusal).
+int LimitOther(pid_t pid, const std::string& how) {
+  struct rlimit own = {64, 64};
+  if (prlimit(0, RLIMIT_NOFILE, &own, nullptr) != 0) return Refused("prlimit of itself");
+  if (setpriority(PRIO_PROCESS, 0, 1) != 0) return Refused("setpriority of itself");
+  printf("own limit and priority set\n");
+  if (how == "prlimit") {
+    struct rlimit one = {1, 1};
+    if (prlimit(pid, RLIMIT_NOFILE, &one, nullptr) != 0) return Refused("prlimit of another");
+    printf("escaped: set RLIMIT_NOFILE of %d\n", pid);
+    return 0;
+  }
+  if (setpriority(PRIO_PROCESS, static_cast<id_t>(pid), 19) != 0) {
+    return Refused("setpriority of another");
+  }
+  printf("escaped: reniced %d\n", pid);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -345,10 +368,11 @@ int main(int argc, char** argv) {
   if (act == "exec_memory_through_fd" && argc == 3) return ExecMemoryThroughAnFd(argv[2]);
   if (act == "exec_path" && argc >= 3) return ExecPath(argc, argv);
   if (act == "umask_create" && argc == 3) return UmaskCreate(argv[2]);
+  if (act == "limit_other" && argc == 4) return LimitOther(static_cast<pid_t>(atoi(argv[2])), argv[3]);
   fprintf(stderr, "usage: %s exec|anon_exec|anon_mprotect_exec|map_library LIB|"
                   "escape_mountns DIR|abstract_socket NAME|read FILE|stdio_fds|fattr FILE|"
                   "rename_then_use FROM TO FILE|through_symlink FILE DIR|"
-                  "exec_memory_through_fd LIB|exec_path PATH [ARGS]|umask_create DIR\n",
+                  "exec_memory_through_fd LIB|exec_path PATH [ARGS]|umask_create DIR|limit_other PID prlimit|nice\n",
           argv[0]);
   return 2;
 }

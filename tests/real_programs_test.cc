@@ -6,12 +6,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -827,6 +829,44 @@ TEST_F(HostileProgramTest, FilesAreCreatedWithTheProgramsUmask) {
   EXPECT_EQ(mode("privdir"), 0700u);
   EXPECT_EQ(mode("public"), 0644u);
   EXPECT_EQ(mode("pubdir"), 0755u);
+}
+
+// Review h71: `proc` changes its own limits and priority, not those of another process
+// of its uid outside the sandbox (here a `sleep` as nobody, as every worker is).
+TEST_F(HostileProgramTest, ProcChangesOnlyItsOwnLimitsAndPriority) {
+  const pid_t victim = fork();
+  ASSERT_GE(victim, 0);
+  if (victim == 0) {
+    if (setgroups(0, nullptr) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+        setresuid(65534, 65534, 65534) != 0) {
+      _exit(1);
+    }
+    execl("/bin/sleep", "sleep", "30", nullptr);
+    _exit(1);
+  }
+  auto nofile = [victim] {
+    std::ifstream limits("/proc/" + std::to_string(victim) + "/limits");
+    std::string line;
+    while (std::getline(limits, line)) {
+      if (line.rfind("Max open files", 0) == 0) return line;
+    }
+    return std::string("?");
+  };
+  usleep(100 * 1000);  // its exec done (the limits read below compare before and after)
+  const std::string before = nofile();
+  errno = 0;
+  const int nice_before = getpriority(PRIO_PROCESS, static_cast<id_t>(victim));
+  for (const char* how : {"prlimit", "nice"}) {
+    VowRun r = Hostile("stdio proc", {}, {"limit_other", std::to_string(victim), how});
+    EXPECT_THAT(r.out, HasSubstr("own limit and priority set")) << how << ": " << Describe(r);
+    EXPECT_THAT(r.out, Not(HasSubstr("escaped"))) << how << ": " << Describe(r);
+    EXPECT_NE(r.code(), 0) << how << ": " << Describe(r);
+    EXPECT_THAT(r.err, HasSubstr(std::string(how) == "prlimit" ? "prlimit64" : "setpriority"));
+  }
+  EXPECT_EQ(nofile(), before);
+  EXPECT_EQ(getpriority(PRIO_PROCESS, static_cast<id_t>(victim)), nice_before);
+  kill(victim, SIGKILL);
+  waitpid(victim, nullptr, 0);
 }
 
 TEST_F(HostileProgramTest, MountNamespaceNotEscaped) {
