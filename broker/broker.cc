@@ -563,6 +563,27 @@ std::string ElfInterpreter(int fd) {
   return "";
 }
 
+// True when an ELF program's PT_GNU_STACK asks for an executable stack (PF_X), which the
+// kernel grants at execve whatever the filter says (on x86-64 and aarch64 a program
+// without PT_GNU_STACK gets a non-executable one). Reads the trusted program file.
+bool ElfWantsExecutableStack(int fd) {
+  Elf64_Ehdr eh;
+  if (pread(fd, &eh, sizeof(eh), 0) != static_cast<ssize_t>(sizeof(eh))) return false;
+  if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+      eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 256) {
+    return false;
+  }
+  for (int i = 0; i < eh.e_phnum; ++i) {
+    Elf64_Phdr ph;
+    if (pread(fd, &ph, sizeof(ph), static_cast<off_t>(eh.e_phoff + i * sizeof(ph))) !=
+        static_cast<ssize_t>(sizeof(ph))) {
+      return false;
+    }
+    if (ph.p_type == PT_GNU_STACK) return (ph.p_flags & PF_X) != 0;
+  }
+  return false;
+}
+
 std::string WorkerResult::ToString() const {
   switch (kind) {
     case Kind::kExited:
@@ -1050,6 +1071,14 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
     }
     interpreter = ElfInterpreter(program_fd.get());
     if (!interpreter.empty()) layers.files[layers.file_count++] = interpreter.c_str();
+    // The kernel makes the stack executable for such a program before its first
+    // instruction, where no filter looks (review h71): executable memory is prot_exec's.
+    if (ElfWantsExecutableStack(program_fd.get()) &&
+        !policy->policy.promises.contains(Promise::kProtExec)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "SpawnExec: ", exec_argv[0], " asks for an executable stack (PT_GNU_STACK with PF_X), "
+          "which needs the prot_exec promise"));
+    }
   }
   if (exec) RETURN_IF_ERROR(AddExecRuleFiles(policy->policy, &layers));
   // An empty root made ahead of time for exactly these files (BrokerOptions::exec_roots):

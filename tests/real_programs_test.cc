@@ -869,6 +869,20 @@ TEST_F(HostileProgramTest, ProcChangesOnlyItsOwnLimitsAndPriority) {
   waitpid(victim, nullptr, 0);
 }
 
+// Review h71: a program whose PT_GNU_STACK asks for an executable stack gets one from the
+// kernel at execve, before any filter: refused without prot_exec, run with it.
+TEST_F(RealProgramsTest, AnExecutableStackNeedsProtExec) {
+  const std::string program = Runfile("tests/execstack_program");
+  VowRun refused = RunVow({"run", "-p", "stdio", "--", program});
+  EXPECT_EQ(refused.code(), 125) << Describe(refused);
+  EXPECT_EQ(refused.out, "");
+  EXPECT_THAT(refused.err, HasSubstr("asks for an executable stack (PT_GNU_STACK with PF_X), "
+                                     "which needs the prot_exec promise"));
+  VowRun ok = RunVow({"run", "-p", "stdio prot_exec", "--", program});
+  EXPECT_EQ(ok.code(), 0) << Describe(ok);
+  EXPECT_EQ(ok.out, "ran with an executable stack\n");
+}
+
 TEST_F(HostileProgramTest, MountNamespaceNotEscaped) {
   const std::string inside = dir_.WriteFile("jail/inside.txt", "inside\n");
   const std::string jail = dir_.path() + "/jail";
