@@ -61,6 +61,13 @@ absl::StatusOr<std::string> ExplainPromises(PromiseSet promises, Arch arch,
                                                              ": ENOSYS as unknown)")));
   }
   absl::StrAppend(&out,
+                  "\n[EOPNOTSUPP] ioctls answered EOPNOTSUPP under every promise set "
+                  "(reflinks and dedupes; cp copies by read/write instead)\n");
+  for (const UnsupportedIoctl& u : UnsupportedIoctls()) {
+    absl::StrAppend(&out, Line("ioctl", SyscallNumber(arch, "ioctl"),
+                               absl::StrCat("cmd == ", u.name)));
+  }
+  absl::StrAppend(&out,
                   "\n[unknown numbers] any number libseccomp cannot name on this arch: "
                   "ERRNO(ENOSYS)\n");
   absl::StrAppend(&out, "[foreign ABIs] any other audit arch",

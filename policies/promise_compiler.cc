@@ -463,6 +463,14 @@ std::vector<BodyRule> BodyRules(PromiseSet promises, Arch arch, ProgramVariant v
       r->a0_32 = true;
     }
   }
+  // After the held promises' ioctl rules (alternatives are tried in order), so a held
+  // cmd is never shadowed; these cmds are in no promise.
+  for (const UnsupportedIoctl& u : UnsupportedIoctls()) {
+    if (BodyRule* r = add("ioctl"); r != nullptr) {
+      r->conditions.push_back({1, {0xffffffffu, u.cmd}});
+      r->action = SECCOMP_RET_ERRNO | EOPNOTSUPP;
+    }
+  }
   if (variant == ProgramVariant::kExecImage) {
     for (const std::string& name : ExecStartupSyscalls()) (void)add(name);
   }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/seccomp.h>
 #include <sched.h>
+#include <linux/fs.h>
 #include <sys/resource.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -458,6 +459,12 @@ const std::vector<PromiseEntry>& PromiseTable() {
 
 const PromiseEntry& PromiseTableEntry(Promise p) {
   return PromiseTable()[static_cast<int>(p)];
+}
+
+const std::vector<UnsupportedIoctl>& UnsupportedIoctls() {
+  static const std::vector<UnsupportedIoctl>* const list = new std::vector<UnsupportedIoctl>{
+      {FICLONE, "FICLONE"}, {FICLONERANGE, "FICLONERANGE"}, {FIDEDUPERANGE, "FIDEDUPERANGE"}};
+  return *list;
 }
 
 const std::vector<EnosysEntry>& EnosysSyscalls() {

@@ -87,6 +87,15 @@ const std::vector<std::string>& ExecStartupSyscalls();
 const std::vector<PromiseEntry>& PromiseTable();
 const PromiseEntry& PromiseTableEntry(Promise p);
 const std::vector<EnosysEntry>& EnosysSyscalls();
+// ioctls answered EOPNOTSUPP under every promise set: a reflink (FICLONE*) or a dedupe
+// between two fds the worker holds. coreutils' cp (>= 9) tries FICLONE first and copies
+// with read/write when the file system cannot: killing it there left an empty copy
+// (review h72). Nothing is done: only the errno.
+struct UnsupportedIoctl {
+  uint32_t cmd;
+  const char* name;
+};
+const std::vector<UnsupportedIoctl>& UnsupportedIoctls();
 // What a set of promises lets a worker reach in its own network / IPC namespace: whether
 // any held promise's rule names a syscall that creates a socket other than an anonymous
 // connected AF_UNIX pair, or gives a socket an address, a connection or an option

@@ -88,6 +88,22 @@ TEST_F(RealProgramsTest, Sort) {
   EXPECT_THAT(wrong_rule.err, HasSubstr("refused (ENOENT)"));
 }
 
+// cp (coreutils 9) tries a reflink first: its FICLONE ioctl is answered EOPNOTSUPP under
+// every promise set (it was a kill, leaving an empty copy: review h72), and it copies.
+TEST_F(RealProgramsTest, CpFallsBackFromAReflinkAndCopies) {
+  const std::string out = dir_.MakeDir("out");
+  VowRun ok = RunVow({"run", "-p", "stdio rpath wpath cpath", "-v", "r:" + file_, "-v",
+                      "rwc:" + out, "--", "cp", file_, out + "/copy.txt"});
+  EXPECT_EQ(ok.code(), 0) << Describe(ok);
+  EXPECT_EQ(ReadFile(out + "/copy.txt"), "pear\napple\nfig\n");
+  // Without `c` where it writes, nothing is made.
+  VowRun no_c = RunVow({"run", "-p", "stdio rpath wpath cpath", "-v", "r:" + file_, "-v",
+                        "rw:" + out, "--", "cp", file_, out + "/copy2.txt"});
+  EXPECT_EQ(no_c.code(), 1) << Describe(no_c);
+  EXPECT_THAT(no_c.err, HasSubstr("copy2.txt\", O_WRONLY|O_CREAT"));
+  EXPECT_NE(access((out + "/copy2.txt").c_str(), F_OK), 0);
+}
+
 TEST_F(RealProgramsTest, Grep) {
   VowRun ok = RunVow(
       {"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "grep", "p", file_});
