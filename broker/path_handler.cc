@@ -797,10 +797,23 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
     case Op::kRename: {
       std::string abs2 = path2;
       if (abs2.empty()) return Answer::Error(ENOENT, "an empty path");
-      if (abs2[0] != '/') {
-        if (call.dirfd2 != AT_FDCWD) return Answer::Error(EACCES, "renameat relative to an fd");
+      if (abs2[0] != '/' && call.dirfd2 == AT_FDCWD) {
         absl::MutexLock lock(&w.mu);
         abs2 = Join(w.cwd, abs2);
+      } else if (abs2[0] != '/') {
+        // Relative to a directory fd of the worker (`mv FILE DIR/` opens DIR; review
+        // h72), named as the source's is: the rules then decide that path, and where it
+        // really leads (RuleForEntry below).
+        int fd2 = WorkerFd(w, req, call.dirfd2);
+        if (fd2 < 0) return Answer::Error(-fd2, "the target's directory fd is not an open fd of the worker");
+        UniqueFd copy2(fd2);
+        std::string dir2_path = FdTarget(copy2.get());
+        struct stat st2;
+        if (dir2_path.empty() || dir2_path[0] != '/' || fstat(copy2.get(), &st2) != 0 ||
+            !S_ISDIR(st2.st_mode)) {
+          return Answer::Error(ENOTDIR, "the target's directory fd is not a directory the broker can name");
+        }
+        abs2 = Join(dir2_path, abs2);
       }
       std::string parent2, name2;
       if (!split(abs2, &parent2, &name2)) return Answer::Error(EINVAL, "no final name");

@@ -104,6 +104,27 @@ TEST_F(RealProgramsTest, CpFallsBackFromAReflinkAndCopies) {
   EXPECT_NE(access((out + "/copy2.txt").c_str(), F_OK), 0);
 }
 
+// `mv FILE DIR/` renames relative to DIR's fd (renameat2 with a directory fd for the
+// target): named through that fd as a source's directory fd is, and decided by the rules
+// there (it was refused outright: review h72). Into a directory under an `r` rule: no.
+TEST_F(RealProgramsTest, MvIntoADirectory) {
+  const std::string out = dir_.MakeDir("out");
+  const std::string sub = dir_.MakeDir("out/sub");
+  const std::string ro = dir_.MakeDir("ro");
+  const std::string moved = dir_.WriteFile("out/m.txt", "m\n");
+  VowRun ok = RunVow({"run", "-p", "stdio rpath wpath cpath", "-v", "rwc:" + out, "--", "mv",
+                      moved, sub + "/"});
+  EXPECT_EQ(ok.code(), 0) << Describe(ok);
+  EXPECT_EQ(ReadFile(sub + "/m.txt"), "m\n");
+  EXPECT_NE(access(moved.c_str(), F_OK), 0);
+  VowRun into_ro = RunVow({"run", "-p", "stdio rpath wpath cpath", "-v", "rwc:" + out, "-v",
+                           "r:" + ro, "--", "mv", sub + "/m.txt", ro + "/"});
+  EXPECT_NE(into_ro.code(), 0) << Describe(into_ro);
+  EXPECT_THAT(into_ro.err, HasSubstr("rename target needs 'c'"));
+  EXPECT_EQ(ReadFile(sub + "/m.txt"), "m\n");
+  EXPECT_NE(access((ro + "/m.txt").c_str(), F_OK), 0);
+}
+
 TEST_F(RealProgramsTest, Grep) {
   VowRun ok = RunVow(
       {"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "grep", "p", file_});
