@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -91,8 +92,10 @@ constexpr char kLearnHelp[] =
     "usage: vow learn [OPTIONS] [--] PROGRAM [ARGS...]\n"
     "\n"
     "Runs PROGRAM with penalty `log`: a call its promises refuse is recorded and ALLOWED\n"
-    "(except what no promise could allow), then prints the smallest promise set that\n"
-    "covers what it did. Takes the options of `vow run` (-p, -v, --policy, --audit).\n"
+    "(except what no promise could allow), then prints on stdout, after the program's own\n"
+    "output, a policy file that would run it: the policy it ran under (-p, -v, --policy)\n"
+    "with the smallest promise set that covers what it did and the path rules its calls\n"
+    "needed. Takes the options of `vow run` (-p, -v, --policy, --audit).\n"
     "Exits with vow's codes as `vow run` does (see `vow run --help`).\n";
 
 constexpr char kCheckHelp[] =
@@ -294,6 +297,8 @@ struct Prepared {
   // the compile and the root are the longest chain before the spawn (README "Start-up,
   // round 11"). Destroyed (joined) last if the run stops before its spawn.
   std::unique_ptr<BackgroundCompile> compile;
+  // `vow learn`: the penalty the user's policy had before learning mode replaced it.
+  Penalty penalty_asked = Penalty::kKill;
 };
 
 // `learning`: `vow learn` (the policy's penalty is kLog, set before the compile starts).
@@ -333,6 +338,7 @@ int PrepareRun(const char* command, int argc, char** argv, bool learning, Prepar
     return Fail(missing ? kExitNotFound : kExitNotExecutable,
                 std::string(program.status().message()));
   }
+  out->penalty_asked = policy->penalty;
   if (learning) policy->penalty = Penalty::kLog;
   // The compile thread starts here, beside the layer probe below (its /proc/sys reads:
   // 0.3 ms). A probe that forks (ProbeLayers' fallback) forks a child that only makes
@@ -410,11 +416,25 @@ int Learn(int argc, char** argv) {
   absl::StatusOr<LearnedPromises> learned = LearnPromises(*result, held);
   if (!learned.ok()) ExitNow(Fail(kExitVowError, std::string(learned.status().message())));
   fputs(learned->report.c_str(), stderr);
-  printf("promises %s\n", learned->promises.ToString().c_str());
+  // The user's own policy (its rules, x rules, connect rules, limits, layers, penalty)
+  // with the learned promises and rules added, written as `vow check` writes a policy:
+  // paths quoted where they must be (review h72: a learned policy dropped the `-v`
+  // rules it ran with, and printed a path with a space unquoted).
+  Policy out = run.policy;
+  out.penalty = run.penalty_asked;
+  out.promises = learned->promises;
   for (const PathRule& r : learned->rules) {
-    printf("unveil %s %s%s%s\n", r.path.c_str(), r.read ? "r" : "", r.write ? "w" : "",
-           r.create ? "c" : "");
+    auto same = std::find_if(out.paths.begin(), out.paths.end(),
+                             [&r](const PathRule& p) { return p.path == r.path; });
+    if (same == out.paths.end()) {
+      out.paths.push_back(r);
+    } else {
+      same->read |= r.read;
+      same->write |= r.write;
+      same->create |= r.create;
+    }
   }
+  fputs(FormatPolicy(out).c_str(), stdout);
   if (result->kind == WorkerResult::Kind::kExited) ExitNow(result->exit_code);
   if (result->kind == WorkerResult::Kind::kSignaled) ExitNow(128 + result->signal);
   ExitNow(kExitVowError);

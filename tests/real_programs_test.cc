@@ -125,6 +125,27 @@ TEST_F(RealProgramsTest, MvIntoADirectory) {
   EXPECT_NE(access((ro + "/m.txt").c_str(), F_OK), 0);
 }
 
+// `vow learn` prints the user's own policy with what it learned added, as `vow check`
+// writes policies: a path with a space quoted, the `-v` rules it ran with kept (review
+// h72: both were lost). Fed back to `vow run --policy`, it runs the program again.
+TEST_F(RealProgramsTest, ALearnedPolicyRunsTheProgramAgain) {
+  const std::string spaced = dir_.WriteFile("sp ace/f.txt", "spaced\n");
+  const std::string other = dir_.WriteFile("other/g.txt", "other\n");
+  VowRun learned = RunVow({"learn", "-p", "stdio rpath", "-v", "r:" + dir_.path() + "/other",
+                           "--", "cat", spaced, other});
+  ASSERT_EQ(learned.code(), 0) << Describe(learned);
+  const size_t start = learned.out.find("promises ");
+  ASSERT_NE(start, std::string::npos) << Describe(learned);
+  EXPECT_EQ(learned.out.substr(0, start), "spaced\nother\n");
+  const std::string policy = learned.out.substr(start);
+  EXPECT_THAT(policy, HasSubstr("unveil \"" + dir_.path() + "/sp ace\" r\n"));
+  EXPECT_THAT(policy, HasSubstr("unveil " + dir_.path() + "/other r\n"));
+  const std::string file = dir_.WriteFile("learned.policy", policy);
+  VowRun again = RunVow({"run", "--policy", file, "--", "cat", spaced, other});
+  EXPECT_EQ(again.code(), 0) << Describe(again);
+  EXPECT_EQ(again.out, "spaced\nother\n");
+}
+
 TEST_F(RealProgramsTest, Grep) {
   VowRun ok = RunVow(
       {"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "grep", "p", file_});
