@@ -99,6 +99,28 @@ std::string Join(const std::string& dir, const std::string& rel) {
   return absl::StrCat(dir, "/", rel);
 }
 
+// `rel` relative to `real_dir`, a directory's physical path (the broker's FdTarget of it,
+// or the worker's cwd, kept as one): its leading `.` and `..` components are taken
+// against that path, as the kernel takes `..` of a directory (its physical parent; `/` is
+// its own). Only the leading ones: after a name, `..` would depend on whether the name
+// is a symlink, and the rules' lookup refuses it. fts (find, du, rm -r) opens `..` of
+// the directory it is in (review h72: they failed below a few levels).
+std::string JoinPhysical(const std::string& real_dir, absl::string_view rel) {
+  std::string dir = real_dir.empty() ? "/" : real_dir;
+  while (!rel.empty()) {
+    const size_t slash = rel.find('/');
+    const absl::string_view part = rel.substr(0, slash);
+    if (part == "..") {
+      const size_t last = dir.find_last_of('/');
+      dir = last == 0 || last == std::string::npos ? "/" : dir.substr(0, last);
+    } else if (part != "." && !part.empty()) {
+      break;
+    }
+    rel = slash == absl::string_view::npos ? absl::string_view() : rel.substr(slash + 1);
+  }
+  return rel.empty() ? dir : Join(dir, std::string(rel));
+}
+
 }  // namespace
 
 std::string Refusal::ToString() const {
@@ -424,7 +446,7 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
     abs = path;
   } else if (call.dirfd == AT_FDCWD) {
     absl::MutexLock lock(&w.mu);
-    abs = Join(w.cwd, path);
+    abs = JoinPhysical(w.cwd, path);
   } else {
     int fd = WorkerFd(w, req, call.dirfd);
     if (fd < 0) return Answer::Error(-fd, "the directory fd is not an open fd of the worker");
@@ -434,7 +456,7 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
     if (dir.empty() || dir[0] != '/' || fstat(copy.get(), &st) != 0 || !S_ISDIR(st.st_mode)) {
       return Answer::Error(ENOTDIR, "the directory fd is not a directory the broker can name");
     }
-    abs = Join(dir, path);
+    abs = JoinPhysical(dir, path);
   }
 
   if (call.op == Op::kUnsupported) {
@@ -799,7 +821,7 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
       if (abs2.empty()) return Answer::Error(ENOENT, "an empty path");
       if (abs2[0] != '/' && call.dirfd2 == AT_FDCWD) {
         absl::MutexLock lock(&w.mu);
-        abs2 = Join(w.cwd, abs2);
+        abs2 = JoinPhysical(w.cwd, abs2);
       } else if (abs2[0] != '/') {
         // Relative to a directory fd of the worker (`mv FILE DIR/` opens DIR; review
         // h72), named as the source's is: the rules then decide that path, and where it
@@ -813,7 +835,7 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
             !S_ISDIR(st2.st_mode)) {
           return Answer::Error(ENOTDIR, "the target's directory fd is not a directory the broker can name");
         }
-        abs2 = Join(dir2_path, abs2);
+        abs2 = JoinPhysical(dir2_path, abs2);
       }
       std::string parent2, name2;
       if (!split(abs2, &parent2, &name2)) return Answer::Error(EINVAL, "no final name");

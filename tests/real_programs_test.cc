@@ -146,6 +146,45 @@ TEST_F(RealProgramsTest, ALearnedPolicyRunsTheProgramAgain) {
   EXPECT_EQ(again.out, "spaced\nother\n");
 }
 
+// fts walkers open `..` of the directory they are in: a leading `..` is taken against
+// the directory's physical path before the rules decide (review h72: find and du failed
+// below a few levels). `cat ../file` from a subdirectory too; `..` after a name is still
+// refused (the rules' lookup never takes it).
+TEST_F(RealProgramsTest, FindAndDuWalkADeepTree) {
+  dir_.WriteFile("tree/1/2/3/4/5/6/7/f", "deep\n");
+  dir_.WriteFile("tree/1/other/g", "g\n");
+  const std::string tree = dir_.path() + "/tree";
+  char old_cwd[PATH_MAX];
+  ASSERT_NE(getcwd(old_cwd, sizeof(old_cwd)), nullptr);
+  // From the rule's directory (find goes back to where it started when done).
+  ASSERT_EQ(chdir(dir_.path().c_str()), 0);
+  VowRun find = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "find",
+                        "tree", "-type", "f"});
+  VowRun du = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "du", "-s",
+                      "tree"});
+  ASSERT_EQ(chdir((tree + "/1/other").c_str()), 0);
+  VowRun up = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + tree, "--", "cat", "../other/g"});
+  VowRun beyond = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + tree + "/1", "--", "cat",
+                          "../../../fruit.txt"});
+  VowRun inner = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + tree, "--", "cat", "./../g"});
+  VowRun after_name = RunVow({"run", "-p", "stdio rpath", "-v", "r:" + tree, "--", "cat",
+                              "../other/../other/g"});
+  ASSERT_EQ(chdir(old_cwd), 0);
+  EXPECT_EQ(find.code(), 0) << Describe(find);
+  EXPECT_THAT(find.out, HasSubstr("tree/1/2/3/4/5/6/7/f\n"));
+  EXPECT_THAT(find.out, HasSubstr("tree/1/other/g\n"));
+  EXPECT_EQ(du.code(), 0) << Describe(du);
+  EXPECT_THAT(du.out, HasSubstr("\ttree\n"));
+  EXPECT_EQ(up.code(), 0) << Describe(up);
+  EXPECT_EQ(up.out, "g\n");
+  // Out of the rule: refused as the absolute path would be.
+  EXPECT_EQ(beyond.code(), 1) << Describe(beyond);
+  EXPECT_THAT(beyond.err, HasSubstr("refused (ENOENT)"));
+  EXPECT_EQ(inner.code(), 1) << Describe(inner);  // ./../g is tree/1/g: no such file
+  EXPECT_EQ(after_name.code(), 1) << Describe(after_name);
+  EXPECT_THAT(after_name.err, HasSubstr("'..' component"));
+}
+
 TEST_F(RealProgramsTest, Grep) {
   VowRun ok = RunVow(
       {"run", "-p", "stdio rpath", "-v", "r:" + dir_.path(), "--", "grep", "p", file_});
