@@ -40,6 +40,7 @@
 #include "base/syscall.h"
 #include "base/unique_fd.h"
 #include "broker/broker_internal.h"
+#include "broker/elf_headers.h"
 #include "broker/exec_tracer.h"
 #include "broker/fs_policy.h"
 #include "broker/net_policy.h"
@@ -534,51 +535,6 @@ class ExecChild {
   std::atomic<int32_t>* tid_ = nullptr;
   static_assert(sizeof(std::atomic<int32_t>) == sizeof(pid_t));
 };
-
-// The program headers of a 64-bit ELF file of this machine, or false for anything else.
-// Reads the trusted program file (the caller chose it), never worker bytes.
-bool ProgramHeaders(int fd, std::vector<Elf64_Phdr>* out) {
-  Elf64_Ehdr eh;
-  if (pread(fd, &eh, sizeof(eh), 0) != static_cast<ssize_t>(sizeof(eh))) return false;
-  if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
-      eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 256) {
-    return false;
-  }
-  out->resize(eh.e_phnum);
-  const ssize_t bytes = static_cast<ssize_t>(eh.e_phnum * sizeof(Elf64_Phdr));
-  return pread(fd, out->data(), static_cast<size_t>(bytes), static_cast<off_t>(eh.e_phoff)) ==
-         bytes;
-}
-
-// The dynamic loader an ELF program names (PT_INTERP), or "" for a static program or
-// something that is not a 64-bit ELF file of this machine.
-std::string ElfInterpreter(int fd) {
-  std::vector<Elf64_Phdr> headers;
-  if (!ProgramHeaders(fd, &headers)) return "";
-  for (const Elf64_Phdr& ph : headers) {
-    if (ph.p_type != PT_INTERP || ph.p_filesz == 0 || ph.p_filesz > PATH_MAX) continue;
-    std::string path(ph.p_filesz, '\0');
-    if (pread(fd, path.data(), ph.p_filesz, static_cast<off_t>(ph.p_offset)) !=
-        static_cast<ssize_t>(ph.p_filesz)) {
-      return "";
-    }
-    path.resize(strnlen(path.c_str(), path.size()));
-    return path.empty() || path[0] != '/' ? "" : path;
-  }
-  return "";
-}
-
-// True when an ELF program's PT_GNU_STACK asks for an executable stack (PF_X), which the
-// kernel grants at execve whatever the filter says (on x86-64 and aarch64 a program
-// without PT_GNU_STACK gets a non-executable one).
-bool ElfWantsExecutableStack(int fd) {
-  std::vector<Elf64_Phdr> headers;
-  if (!ProgramHeaders(fd, &headers)) return false;
-  for (const Elf64_Phdr& ph : headers) {
-    if (ph.p_type == PT_GNU_STACK) return (ph.p_flags & PF_X) != 0;
-  }
-  return false;
-}
 
 std::string WorkerResult::ToString() const {
   switch (kind) {

@@ -536,7 +536,7 @@ absl::Status FsPolicy::CheckNoRuleBeneath(int dirfd, absl::string_view name) con
 }
 
 absl::Status FsPolicy::CheckLanded(const Target& target, int fd, const struct stat& st,
-                                   const OpenContext& context) const {
+                                   const OpenContext& context, uint32_t flags) const {
   const Rule* rule = target.rule;
   int64_t fs_type = rule->fs_type;
   if (st.st_dev != rule->st_dev) {  // another file system than the rule's: which one?
@@ -566,6 +566,10 @@ absl::Status FsPolicy::CheckLanded(const Target& target, int fd, const struct st
       return Refuse(EACCES, absl::StrCat("the path led into ", AuditLog::EscapeBytes(*real),
                                          ", a /proc directory of another process than the "
                                          "worker"));
+    }
+    if ((flags & O_ACCMODE) != O_RDONLY && absl::EndsWith(*real, "/mem")) {
+      return Refuse(EACCES, "writing a process's memory file (/proc/PID/mem) would change its "
+                            "code: refused under every rule");
     }
   }
   return absl::OkStatus();
@@ -712,7 +716,7 @@ std::optional<absl::StatusOr<UniqueFd>> FsPolicy::OpenWithoutBlocking(
   st.st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
   st.st_ino = sx.stx_ino;
   st.st_mode = sx.stx_mode;
-  if (!CheckLanded(*target, path_fd.get(), st, context).ok()) return std::nullopt;
+  if (!CheckLanded(*target, path_fd.get(), st, context, flags).ok()) return std::nullopt;
   // 3. That inode opened, through /proc/self/fd.
   const std::string number = absl::StrCat(path_fd.get());
   const int fd = openat(proc_fd_.get(), number.c_str(),
@@ -753,7 +757,7 @@ std::optional<absl::StatusOr<UniqueFd>> FsPolicy::OpenDirect(const Target& targe
   }
   // On the rule's own mount (RESOLVE_NO_XDEV), an ordinary file system: passes unless
   // st_dev says otherwise (then it asks fstatfs, as the lookup does).
-  absl::Status landed = CheckLanded(target, fd.get(), st, context);
+  absl::Status landed = CheckLanded(target, fd.get(), st, context, flags);
   if (!landed.ok()) return absl::StatusOr<UniqueFd>(landed);
   return Finish(std::move(fd), flags);
 }
@@ -817,7 +821,7 @@ absl::StatusOr<UniqueFd> FsPolicy::Open(absl::string_view path, uint32_t flags, 
     UniqueFd fd(static_cast<int>(*rc));
     struct stat st;
     RETURN_IF_ERROR(Syscall("fstat", [&] { return fstat(fd.get(), &st); }).status());
-    RETURN_IF_ERROR(CheckLanded(target, fd.get(), st, context));
+    RETURN_IF_ERROR(CheckLanded(target, fd.get(), st, context, flags));
     RETURN_IF_ERROR(RecheckNested(rule, fd.get(), flags, /*any_letter=*/false));
     return Finish(std::move(fd), flags);
   }
@@ -843,7 +847,7 @@ absl::StatusOr<UniqueFd> FsPolicy::Open(absl::string_view path, uint32_t flags, 
                                        " device, opened only through a rule that names it "
                                        "exactly, and ", rule_name(), " is a directory rule"));
   }
-  RETURN_IF_ERROR(CheckLanded(target, looked_up.get(), st, context));
+  RETURN_IF_ERROR(CheckLanded(target, looked_up.get(), st, context, flags));
   RETURN_IF_ERROR(RecheckNested(rule, looked_up.get(), flags, /*any_letter=*/false));
   if (path_only) return looked_up;
 

@@ -232,8 +232,11 @@ class FsPolicy {
   absl::StatusOr<Target> Resolve(absl::string_view path, const OpenContext& context) const;
   // After the lookup, before anything with a side effect: the file system of `fd` must
   // be the rule's or an ordinary one; beneath a proc rule, no other process's directory.
+  // `flags`: the open's (0 for a lookup). Beneath proc, a process's `mem` is never opened
+  // for writing: writing it patches the process's code, which is prot_exec's (review
+  // h73: a `w` rule on /proc let a program rewrite its own text).
   absl::Status CheckLanded(const Target& target, int fd, const struct stat& st,
-                           const OpenContext& context) const;
+                           const OpenContext& context, uint32_t flags = 0) const;
 
   // When `rule` has a narrower rule nested beneath it: the rule of the real path of `fd`
   // must allow `flags` too (any_letter: must grant any letter).

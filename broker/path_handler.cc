@@ -24,6 +24,7 @@
 #include "base/monotonic.h"
 #include "base/status_macros.h"
 #include "base/syscall.h"
+#include "broker/elf_headers.h"
 #include "broker/worker_memory.h"
 #include "policies/libc_set.h"
 #include "policies/promises.h"
@@ -398,6 +399,14 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
                                                      absl::NotFoundError("no rules"));
       if (!rule.ok() || !rule->exec) {
         return Answer::Error(EACCES, "executing needs an `x` rule for the program");
+      }
+      // The kernel makes the new image's stack executable if it asks (its own, or its #!
+      // interpreter's PT_GNU_STACK), before any filter looks: executable memory is
+      // prot_exec's, held by the image's promises (review h73).
+      const PromiseSet image_promises = w.tracer != nullptr ? w.exec_promises : w.promises;
+      if (!image_promises.contains(Promise::kProtExec) && ExecWantsExecutableStack(exe)) {
+        return Answer::Error(EACCES, "the program asks for an executable stack (PT_GNU_STACK "
+                                     "with PF_X), which needs prot_exec", "prot_exec");
       }
       Answer a;
       a.cont = true;

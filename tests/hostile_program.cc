@@ -348,6 +348,16 @@ int LimitOther(pid_t pid, const std::string& how) {
   return 0;
 }
 
+// Opens its own /proc/self/mem for writing (a `w` rule on /proc): writing there patches
+// its own code (review h73).
+int WriteOwnMem() {
+  const int fd = open("/proc/self/mem", O_RDWR);
+  if (fd < 0) return Refused("/proc/self/mem for writing");
+  printf("escaped: /proc/self/mem open for writing\n");
+  close(fd);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -368,11 +378,12 @@ int main(int argc, char** argv) {
   if (act == "exec_memory_through_fd" && argc == 3) return ExecMemoryThroughAnFd(argv[2]);
   if (act == "exec_path" && argc >= 3) return ExecPath(argc, argv);
   if (act == "umask_create" && argc == 3) return UmaskCreate(argv[2]);
+  if (act == "write_own_mem") return WriteOwnMem();
   if (act == "limit_other" && argc == 4) return LimitOther(static_cast<pid_t>(atoi(argv[2])), argv[3]);
   fprintf(stderr, "usage: %s exec|anon_exec|anon_mprotect_exec|map_library LIB|"
                   "escape_mountns DIR|abstract_socket NAME|read FILE|stdio_fds|fattr FILE|"
                   "rename_then_use FROM TO FILE|through_symlink FILE DIR|"
-                  "exec_memory_through_fd LIB|exec_path PATH [ARGS]|umask_create DIR|limit_other PID prlimit|nice\n",
+                  "exec_memory_through_fd LIB|exec_path PATH [ARGS]|umask_create DIR|limit_other PID prlimit|nice|write_own_mem\n",
           argv[0]);
   return 2;
 }

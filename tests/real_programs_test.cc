@@ -980,6 +980,35 @@ TEST_F(RealProgramsTest, AnExecutableStackNeedsProtExec) {
   EXPECT_EQ(ok.out, "ran with an executable stack\n");
 }
 
+// Review h73: a second program (an execve from inside) that asks for an executable stack,
+// itself or through its #! interpreter, is refused without prot_exec (the kernel would
+// grant it before any filter looks), and runs with it.
+TEST_F(HostileProgramTest, ASecondProgramsExecutableStackNeedsProtExec) {
+  const std::string es = Runfile("tests/execstack_program");
+  const std::string script = dir_.WriteFile("es.sh", "#!" + es + "\n");
+  ASSERT_EQ(chmod(script.c_str(), 0755), 0);
+  for (const std::string& target : {es, script}) {
+    SCOPED_TRACE(target);
+    VowRun refused = Hostile("stdio rpath exec", {"x:" + es, "x:" + script},
+                             {"exec_path", target});
+    EXPECT_EQ(refused.code(), 3) << Describe(refused);
+    EXPECT_THAT(refused.out, Not(HasSubstr("ran with an executable stack")));
+    EXPECT_THAT(refused.err, HasSubstr("asks for an executable stack (PT_GNU_STACK with PF_X)"));
+    VowRun ok = Hostile("stdio rpath exec prot_exec", {"x:" + es, "x:" + script},
+                        {"exec_path", target});
+    EXPECT_EQ(ok.code(), 0) << Describe(ok);
+    EXPECT_THAT(ok.out, HasSubstr("ran with an executable stack"));
+  }
+}
+
+// Review h73: even a `w` rule on /proc does not open a process's `mem` for writing.
+TEST_F(HostileProgramTest, ItsOwnMemoryFileIsNotOpenedForWriting) {
+  VowRun r = Hostile("stdio rpath wpath", {"rw:/proc"}, {"write_own_mem"});
+  EXPECT_EQ(r.code(), 3) << Describe(r);
+  EXPECT_THAT(r.out, Not(HasSubstr("escaped")));
+  EXPECT_THAT(r.err, HasSubstr("writing a process's memory file (/proc/PID/mem)"));
+}
+
 TEST_F(HostileProgramTest, MountNamespaceNotEscaped) {
   const std::string inside = dir_.WriteFile("jail/inside.txt", "inside\n");
   const std::string jail = dir_.path() + "/jail";
