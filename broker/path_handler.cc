@@ -20,7 +20,9 @@
 #include <fstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "base/monotonic.h"
 #include "base/status_macros.h"
 #include "base/syscall.h"
@@ -63,6 +65,19 @@ uint32_t WorkerUmask(pid_t tid) {
     return digits == 0 ? kUnknown : (mask & 0777);
   }
   return kUnknown;
+}
+
+// The number of threads of the process thread `tid` belongs to (its /proc status), or
+// -1 when it cannot be read.
+int ThreadCount(pid_t tid) {
+  std::ifstream status(absl::StrCat("/proc/", tid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (!absl::StartsWith(line, "Threads:")) continue;
+    int n = -1;
+    return absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(8)), &n) ? n : -1;
+  }
+  return -1;
 }
 
 bool IsReadOnlyOpen(uint32_t flags) {
@@ -345,6 +360,18 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
     }
     for (const std::string& dir : loader_real_dirs_) {
       if (absl::StartsWith(target, absl::StrCat(dir, "/"))) {
+        // The kernel looks the fd number up again after this check: another task of the
+        // same fd table could have put another file there meanwhile (review h73: a
+        // second thread's dup2 of a file it wrote mapped its own code). Only threads
+        // share a worker's fd table (`proc`'s clone takes no CLONE_FILES), and a process
+        // whose one thread waits here cannot make another: one thread, nothing can swap.
+        const int threads = ThreadCount(tid);
+        if (threads != 1) {
+          return Answer::Error(EACCES, absl::StrCat(
+              "mmap(PROT_EXEC) of a file in a process of ", threads < 0 ? "unknown" :
+              absl::StrCat(threads), " threads: another could swap the fd (prot_exec maps "
+              "code at any time)"), "prot_exec");
+        }
         Answer a;
         a.cont = true;
         a.reason = absl::StrCat("a library of the loader set: ", target);

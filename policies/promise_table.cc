@@ -354,9 +354,9 @@ std::vector<PromiseEntry> BuildTable() {
           .AllowIf("clone",
                    {Masked(0,
                            kCloneNewAll | CLONE_THREAD | CLONE_PTRACE | CLONE_UNTRACED |
-                               CLONE_PARENT,
+                               CLONE_PARENT | CLONE_FILES,
                            0, "flags lack CLONE_NEW*, CLONE_THREAD, CLONE_PTRACE, "
-                              "CLONE_UNTRACED, CLONE_PARENT")})
+                              "CLONE_UNTRACED, CLONE_PARENT, CLONE_FILES")})
           .Allow({"wait4", "waitid", "kill", "tgkill", "tkill", "rt_sigqueueinfo",
                   "rt_tgsigqueueinfo", "setpgid", "getpgid", "setsid", "getsid",
                   "getpriority", "setrlimit", "sched_getaffinity", "sched_getscheduler",

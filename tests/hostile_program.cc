@@ -6,6 +6,11 @@
 // sandbox kills it.
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <sys/syscall.h>
+#include <sched.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -358,6 +363,40 @@ int WriteOwnMem() {
   return 0;
 }
 
+// Maps a loader-set library PROT_EXEC while single-threaded (allowed: the loader's own
+// way), then again with a second thread alive (refused: that thread could swap the fd
+// number between the broker's check and the kernel's lookup; review h73).
+int MapLibraryThreaded(const char* lib) {
+  const int fd = open(lib, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Refused(lib);
+  void* one = mmap(nullptr, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+  if (one == MAP_FAILED) return Refused("mmap PROT_EXEC single-threaded");
+  printf("mapped single-threaded\n");
+  pthread_t t;
+  if (pthread_create(&t, nullptr, [](void*) -> void* { pause(); return nullptr; }, nullptr) !=
+      0) {
+    return Refused("pthread_create");
+  }
+  void* two = mmap(nullptr, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+  if (two != MAP_FAILED) {
+    printf("escaped: mapped with a second thread alive\n");
+    return 0;
+  }
+  return Refused("mmap PROT_EXEC with a second thread alive");
+}
+
+// A process sharing its fd table (clone with CLONE_FILES, no CLONE_THREAD) under `proc`:
+// it could swap an fd between the broker's check of a mapping and the kernel's lookup
+// (review h73). 0 if the clone was made.
+int CloneFiles() {
+  const long pid = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, nullptr, nullptr, 0);
+  if (pid < 0) return Refused("clone(CLONE_FILES)");
+  if (pid == 0) _exit(0);
+  waitpid(static_cast<pid_t>(pid), nullptr, 0);
+  printf("escaped: a process sharing the fd table\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -379,11 +418,13 @@ int main(int argc, char** argv) {
   if (act == "exec_path" && argc >= 3) return ExecPath(argc, argv);
   if (act == "umask_create" && argc == 3) return UmaskCreate(argv[2]);
   if (act == "write_own_mem") return WriteOwnMem();
+  if (act == "map_library_threaded" && argc == 3) return MapLibraryThreaded(argv[2]);
+  if (act == "clone_files") return CloneFiles();
   if (act == "limit_other" && argc == 4) return LimitOther(static_cast<pid_t>(atoi(argv[2])), argv[3]);
   fprintf(stderr, "usage: %s exec|anon_exec|anon_mprotect_exec|map_library LIB|"
                   "escape_mountns DIR|abstract_socket NAME|read FILE|stdio_fds|fattr FILE|"
                   "rename_then_use FROM TO FILE|through_symlink FILE DIR|"
-                  "exec_memory_through_fd LIB|exec_path PATH [ARGS]|umask_create DIR|limit_other PID prlimit|nice|write_own_mem\n",
+                  "exec_memory_through_fd LIB|exec_path PATH [ARGS]|umask_create DIR|limit_other PID prlimit|nice|write_own_mem|map_library_threaded LIB|clone_files\n",
           argv[0]);
   return 2;
 }

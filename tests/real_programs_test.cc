@@ -1009,6 +1009,24 @@ TEST_F(HostileProgramTest, ItsOwnMemoryFileIsNotOpenedForWriting) {
   EXPECT_THAT(r.err, HasSubstr("writing a process's memory file (/proc/PID/mem)"));
 }
 
+// Review h73: with a second thread alive, the fd number of a PROT_EXEC file mapping could
+// be swapped for a file the program wrote between the broker's check and the kernel's
+// lookup (shown: its own code ran). Such a mapping is refused then; single-threaded (the
+// loader, before main) it is the loader set's as before.
+TEST_F(HostileProgramTest, NoCodeMappingWhileAnotherThreadCouldSwapTheFd) {
+  const std::string libc = "/lib/x86_64-linux-gnu/libc.so.6";
+  VowRun r = Hostile("stdio thread", {}, {"map_library_threaded", libc});
+  EXPECT_EQ(r.code(), 3) << Describe(r);
+  EXPECT_THAT(r.out, HasSubstr("mapped single-threaded"));
+  EXPECT_THAT(r.out, Not(HasSubstr("escaped")));
+  EXPECT_THAT(r.err, HasSubstr("in a process of 2 threads: another could swap the fd"));
+  // Nor another process sharing the fd table: `proc` forks without CLONE_FILES.
+  VowRun shared = Hostile("stdio proc", {}, {"clone_files"});
+  EXPECT_THAT(shared.out, Not(HasSubstr("escaped"))) << Describe(shared);
+  EXPECT_NE(shared.code(), 0) << Describe(shared);
+  EXPECT_THAT(shared.err, HasSubstr("clone("));
+}
+
 TEST_F(HostileProgramTest, MountNamespaceNotEscaped) {
   const std::string inside = dir_.WriteFile("jail/inside.txt", "inside\n");
   const std::string jail = dir_.path() + "/jail";
