@@ -336,6 +336,12 @@ TEST_F(HardTargetTest, ForgedCredentialsOverABrokeredUnixConnectionAreRefused) {
   addr.sun_family = AF_UNIX;
   memcpy(addr.sun_path, path.data(), path.size());
   ASSERT_EQ(bind(server, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  // On the listening socket, before the worker can send: the accepted socket inherits it.
+  // Set only after accept(), a byte the worker sent in between carried no credentials,
+  // and its pid read as 0 (CI, 2026-12-05 12:20: the kernel attaches them at the send, for
+  // a receiver that asked by then or was not yet accepted).
+  int passcred = 1;
+  ASSERT_EQ(setsockopt(server, SOL_SOCKET, SO_PASSCRED, &passcred, sizeof(passcred)), 0);
   ASSERT_EQ(listen(server, 4), 0);
   Policy policy;
   policy.promises.insert(Promise::kUnix);
