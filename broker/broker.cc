@@ -929,7 +929,7 @@ absl::Status PrepareExecRoot(ExecRoots& roots, const Policy& policy, const std::
   if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("exec root: cannot open ", program));
   ASSIGN_OR_RETURN(std::optional<Shebang> shebang, ReadShebang(fd.get()));
   if (shebang.has_value()) fd = std::move(shebang->interpreter_fd);
-  const std::string interpreter = ElfInterpreter(fd.get());
+  const std::string interpreter = ReadElfInfo(fd.get()).interpreter;
   if (!interpreter.empty()) layers.files[layers.file_count++] = interpreter.c_str();
   RETURN_IF_ERROR(AddExecRuleFiles(policy, &layers));
   const std::string key = ExecRootKey(layers);
@@ -1021,11 +1021,12 @@ absl::StatusOr<WorkerId> Broker::Impl::SpawnCommon(std::shared_ptr<const Prepare
       script_fd = std::move(program_fd);
       program_fd = std::move(shebang->interpreter_fd);
     }
-    interpreter = ElfInterpreter(program_fd.get());
+    const ElfInfo elf = ReadElfInfo(program_fd.get());
+    interpreter = elf.interpreter;
     if (!interpreter.empty()) layers.files[layers.file_count++] = interpreter.c_str();
     // The kernel makes the stack executable for such a program before its first
     // instruction, where no filter looks (review h71): executable memory is prot_exec's.
-    if (ElfWantsExecutableStack(program_fd.get()) &&
+    if (elf.executable_stack &&
         !policy->policy.promises.contains(Promise::kProtExec)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "SpawnExec: ", exec_argv[0], " asks for an executable stack (PT_GNU_STACK with PF_X), "

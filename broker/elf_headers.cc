@@ -1,69 +1,57 @@
 #include "broker/elf_headers.h"
 
+#include <elf.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <optional>
+#include <vector>
+
 #include "base/unique_fd.h"
+#include "broker/script.h"
 
 namespace vow {
 
-bool ProgramHeaders(int fd, std::vector<Elf64_Phdr>* out) {
+ElfInfo ReadElfInfo(int fd) {
+  ElfInfo info;
   Elf64_Ehdr eh;
-  if (pread(fd, &eh, sizeof(eh), 0) != static_cast<ssize_t>(sizeof(eh))) return false;
+  if (pread(fd, &eh, sizeof(eh), 0) != static_cast<ssize_t>(sizeof(eh))) return info;
   if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
       eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 256) {
-    return false;
+    return info;
   }
-  out->resize(eh.e_phnum);
+  std::vector<Elf64_Phdr> headers(eh.e_phnum);
   const ssize_t bytes = static_cast<ssize_t>(eh.e_phnum * sizeof(Elf64_Phdr));
-  return pread(fd, out->data(), static_cast<size_t>(bytes), static_cast<off_t>(eh.e_phoff)) ==
-         bytes;
-}
-
-std::string ElfInterpreter(int fd) {
-  std::vector<Elf64_Phdr> headers;
-  if (!ProgramHeaders(fd, &headers)) return "";
+  if (pread(fd, headers.data(), static_cast<size_t>(bytes), static_cast<off_t>(eh.e_phoff)) !=
+      bytes) {
+    return info;
+  }
+  bool seen_interp = false;  // the kernel takes the first PT_INTERP
   for (const Elf64_Phdr& ph : headers) {
-    if (ph.p_type != PT_INTERP || ph.p_filesz == 0 || ph.p_filesz > PATH_MAX) continue;
+    if (ph.p_type == PT_GNU_STACK) info.executable_stack = (ph.p_flags & PF_X) != 0;
+    if (ph.p_type != PT_INTERP || seen_interp) continue;
+    seen_interp = true;
+    if (ph.p_filesz == 0 || ph.p_filesz > PATH_MAX) continue;
     std::string path(ph.p_filesz, '\0');
     if (pread(fd, path.data(), ph.p_filesz, static_cast<off_t>(ph.p_offset)) !=
         static_cast<ssize_t>(ph.p_filesz)) {
-      return "";
+      continue;
     }
     path.resize(strnlen(path.c_str(), path.size()));
-    return path.empty() || path[0] != '/' ? "" : path;
+    if (!path.empty() && path[0] == '/') info.interpreter = path;
   }
-  return "";
+  return info;
 }
 
-bool ElfWantsExecutableStack(int fd) {
-  std::vector<Elf64_Phdr> headers;
-  if (!ProgramHeaders(fd, &headers)) return false;
-  for (const Elf64_Phdr& ph : headers) {
-    if (ph.p_type == PT_GNU_STACK) return (ph.p_flags & PF_X) != 0;
-  }
-  return false;
-}
-
-bool ExecWantsExecutableStack(const std::string& path) {
-  std::string image = path;
-  for (int depth = 0; depth < 5; ++depth) {
-    UniqueFd fd(open(image.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-    if (!fd.valid()) return false;
-    char line[PATH_MAX + 3] = {};
-    const ssize_t n = pread(fd.get(), line, sizeof(line) - 1, 0);
-    if (n < 2 || line[0] != '#' || line[1] != '!') return ElfWantsExecutableStack(fd.get());
-    // "#!" [blanks] interpreter [blank arg]: the kernel runs the interpreter.
-    const char* p = line + 2;
-    while (*p == ' ' || *p == '\t') ++p;
-    const char* end = p;
-    while (*end != '\0' && *end != ' ' && *end != '\t' && *end != '\n') ++end;
-    if (end == p) return false;
-    image.assign(p, end);
-  }
-  return false;
+absl::StatusOr<bool> ExecWantsExecutableStack(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.valid()) return false;
+  absl::StatusOr<std::optional<Shebang>> shebang = ReadShebang(fd.get());
+  if (!shebang.ok()) return shebang.status();
+  return ReadElfInfo(shebang->has_value() ? (*shebang)->interpreter_fd.get() : fd.get())
+      .executable_stack;
 }
 
 }  // namespace vow

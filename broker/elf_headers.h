@@ -4,26 +4,29 @@
 #ifndef VOW_BROKER_ELF_HEADERS_H_
 #define VOW_BROKER_ELF_HEADERS_H_
 
-#include <elf.h>
-
 #include <string>
-#include <vector>
+
+#include "absl/status/statusor.h"
 
 namespace vow {
 
-// The program headers of a 64-bit ELF file of this machine, or false for anything else.
-bool ProgramHeaders(int fd, std::vector<Elf64_Phdr>* out);
-// The dynamic loader an ELF program names (PT_INTERP), or "" for a static program or
-// something that is not a 64-bit ELF file of this machine.
-std::string ElfInterpreter(int fd);
-// True when an ELF program's PT_GNU_STACK asks for an executable stack (PF_X), which the
-// kernel grants at execve whatever the filter says (on x86-64 and aarch64 a program
-// without PT_GNU_STACK gets a non-executable one).
-bool ElfWantsExecutableStack(int fd);
+struct ElfInfo {
+  // The dynamic loader it names (PT_INTERP), or "" for a static program or something that
+  // is not a 64-bit ELF file of this machine.
+  std::string interpreter;
+  // Its PT_GNU_STACK asks for an executable stack (PF_X), which the kernel grants at
+  // execve whatever the filter says (on x86-64 and aarch64 a program without
+  // PT_GNU_STACK gets a non-executable one).
+  bool executable_stack = false;
+};
+// One read of the program headers (positioned reads; the offset is not moved).
+ElfInfo ReadElfInfo(int fd);
+
 // For a path the kernel would execute: whether the image it runs (the file, or the
-// interpreter of its #! line, up to 4 deep as the kernel follows them) asks for an
-// executable stack. False when a file cannot be opened (the execve then fails there).
-bool ExecWantsExecutableStack(const std::string& path);
+// interpreter of its #! line, read as SpawnExec reads it: ReadShebang, one level) asks
+// for an executable stack. False when the file cannot be opened (the execve then fails
+// there); an error when its #! line is one SpawnExec would refuse.
+absl::StatusOr<bool> ExecWantsExecutableStack(const std::string& path);
 
 }  // namespace vow
 

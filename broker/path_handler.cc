@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -46,38 +47,40 @@ PromiseSet CallerPromises(const WorkerShared& w, pid_t tid) {
 }
 namespace {
 
+// The value of `key` ("Umask:", "Threads:") in thread `tid`'s /proc status, blanks
+// stripped, or nullopt when it cannot be read.
+std::optional<std::string> StatusField(pid_t tid, absl::string_view key) {
+  std::ifstream status(absl::StrCat("/proc/", tid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (absl::StartsWith(line, key)) {
+      return std::string(absl::StripAsciiWhitespace(absl::string_view(line).substr(key.size())));
+    }
+  }
+  return std::nullopt;
+}
+
 // The calling thread's umask (its /proc status, Linux >= 4.7): the broker creates files
 // and directories for it, and its own umask is not the program's (review h72: `umask 077;
 // echo secret > f` made f 0644). 077 when it cannot be read, the safe side.
 uint32_t WorkerUmask(pid_t tid) {
   constexpr uint32_t kUnknown = 077;
-  std::ifstream status(absl::StrCat("/proc/", tid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (!absl::StartsWith(line, "Umask:")) continue;
-    uint32_t mask = 0;
-    size_t digits = 0;
-    for (char c : absl::string_view(line).substr(6)) {
-      if (c == ' ' || c == '\t') continue;
-      if (c < '0' || c > '7' || ++digits > 4) return kUnknown;
-      mask = mask * 8 + static_cast<uint32_t>(c - '0');
-    }
-    return digits == 0 ? kUnknown : (mask & 0777);
+  const std::optional<std::string> field = StatusField(tid, "Umask:");
+  if (!field.has_value() || field->empty() || field->size() > 4) return kUnknown;
+  uint32_t mask = 0;
+  for (char c : *field) {
+    if (c < '0' || c > '7') return kUnknown;
+    mask = mask * 8 + static_cast<uint32_t>(c - '0');
   }
-  return kUnknown;
+  return mask & 0777;
 }
 
 // The number of threads of the process thread `tid` belongs to (its /proc status), or
 // -1 when it cannot be read.
 int ThreadCount(pid_t tid) {
-  std::ifstream status(absl::StrCat("/proc/", tid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (!absl::StartsWith(line, "Threads:")) continue;
-    int n = -1;
-    return absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(8)), &n) ? n : -1;
-  }
-  return -1;
+  const std::optional<std::string> field = StatusField(tid, "Threads:");
+  int n = -1;
+  return field.has_value() && absl::SimpleAtoi(*field, &n) ? n : -1;
 }
 
 bool IsReadOnlyOpen(uint32_t flags) {
@@ -431,9 +434,17 @@ PathHandler::Answer PathHandler::DecideInner(WorkerShared& w, const struct secco
       // interpreter's PT_GNU_STACK), before any filter looks: executable memory is
       // prot_exec's, held by the image's promises (review h73).
       const PromiseSet image_promises = w.tracer != nullptr ? w.exec_promises : w.promises;
-      if (!image_promises.contains(Promise::kProtExec) && ExecWantsExecutableStack(exe)) {
-        return Answer::Error(EACCES, "the program asks for an executable stack (PT_GNU_STACK "
-                                     "with PF_X), which needs prot_exec", "prot_exec");
+      if (!image_promises.contains(Promise::kProtExec)) {
+        absl::StatusOr<bool> stack = ExecWantsExecutableStack(exe);
+        if (!stack.ok()) {
+          // What SpawnExec refuses in a program, refused here too (a #! line it cannot
+          // follow): whether that image's stack would be executable is not known.
+          return Answer::Error(EACCES, absl::StrCat("the program: ", stack.status().message()));
+        }
+        if (*stack) {
+          return Answer::Error(EACCES, "the program asks for an executable stack (PT_GNU_STACK "
+                                       "with PF_X), which needs prot_exec", "prot_exec");
+        }
       }
       Answer a;
       a.cont = true;

@@ -999,6 +999,15 @@ TEST_F(HostileProgramTest, ASecondProgramsExecutableStackNeedsProtExec) {
     EXPECT_EQ(ok.code(), 0) << Describe(ok);
     EXPECT_THAT(ok.out, HasSubstr("ran with an executable stack"));
   }
+  // A #! script whose interpreter is itself a script: refused, as SpawnExec refuses it
+  // (its stack is not known without following the kernel further).
+  const std::string nested = dir_.WriteFile("nested.sh", "#!" + script + "\n");
+  ASSERT_EQ(chmod(nested.c_str(), 0755), 0);
+  VowRun refused = Hostile("stdio rpath exec", {"x:" + es, "x:" + script, "x:" + nested},
+                           {"exec_path", nested});
+  EXPECT_EQ(refused.code(), 3) << Describe(refused);
+  EXPECT_THAT(refused.out, Not(HasSubstr("ran with an executable stack")));
+  EXPECT_THAT(refused.err, HasSubstr("is itself a #! script (one level only)"));
 }
 
 // Review h73: even a `w` rule on /proc does not open a process's `mem` for writing.
